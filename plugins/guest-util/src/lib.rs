@@ -1,0 +1,256 @@
+//! What flowd's bundled connectors share: a reshaping spec (`from`, `select`, `fields`,
+//! `keep`, `rename`, `set`, `remove`) evaluated with JMESPath, and the config problems it
+//! reports as `(path, message)` pairs that each connector turns into its WIT type.
+
+use serde_json::{Map, Value};
+
+/// A problem in a config: where (dotted keys) and what.
+pub type Problem = (String, String);
+
+/// A compiled JMESPath expression with the text it came from.
+pub struct Expr {
+    text: String,
+    compiled: jmespath::Expression<'static>,
+}
+
+impl Expr {
+    pub fn compile(path: &str, text: &str, problems: &mut Vec<Problem>) -> Option<Expr> {
+        match jmespath::compile(text) {
+            Ok(compiled) => Some(Expr {
+                text: text.to_string(),
+                compiled,
+            }),
+            Err(err) => {
+                let reason = err.reason.to_string();
+                problems.push((
+                    path.to_string(),
+                    format!(
+                        "invalid JMESPath expression {text:?}: {reason} (at offset {})",
+                        err.offset
+                    ),
+                ));
+                None
+            }
+        }
+    }
+
+    pub fn search(&self, doc: &Value) -> Result<Value, String> {
+        let result = self
+            .compiled
+            .search(doc)
+            .map_err(|e| format!("evaluating {:?}: {}", self.text, e.reason))?;
+        serde_json::to_value(&*result).map_err(|e| format!("evaluating {:?}: {e}", self.text))
+    }
+
+    /// JMESPath truthiness: false, null, empty strings, arrays and objects are false.
+    pub fn truthy(&self, doc: &Value) -> Result<bool, String> {
+        let result = self
+            .compiled
+            .search(doc)
+            .map_err(|e| format!("evaluating {:?}: {}", self.text, e.reason))?;
+        Ok(result.is_truthy())
+    }
+}
+
+/// Parses config text into an object, or reports why not.
+pub fn config_object(config: &str) -> Result<Map<String, Value>, Vec<Problem>> {
+    match serde_json::from_str::<Value>(config) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(Value::Null) => Ok(Map::new()),
+        Ok(other) => Err(vec![(
+            String::new(),
+            format!("config must be a table, not {}", kind(&other)),
+        )]),
+        Err(e) => Err(vec![(String::new(), format!("config is not JSON: {e}"))]),
+    }
+}
+
+/// The JSON type name of a value, for error messages.
+pub fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "a table",
+    }
+}
+
+/// Reports keys that are not in `known`.
+pub fn unknown_keys(map: &Map<String, Value>, known: &[&str], problems: &mut Vec<Problem>) {
+    for key in map.keys() {
+        if !known.contains(&key.as_str()) {
+            problems.push((
+                key.clone(),
+                format!("unknown key; expected one of: {}", known.join(", ")),
+            ));
+        }
+    }
+}
+
+/// Reshapes a JSON document. Applied in this order: `from` picks the document, then
+/// `select` (one expression) or `fields` (one expression per output key, over `keep`'s
+/// copy of the document when set), then `rename`, `set` (literal values) and `remove`.
+#[derive(Default)]
+pub struct Spec {
+    from: Option<Expr>,
+    select: Option<Expr>,
+    fields: Vec<(String, Expr)>,
+    keep: bool,
+    rename: Vec<(String, String)>,
+    set: Vec<(String, Value)>,
+    remove: Vec<String>,
+}
+
+pub const SPEC_KEYS: &[&str] = &["from", "select", "fields", "keep", "rename", "set", "remove"];
+
+impl Spec {
+    /// Reads the spec's keys out of `map`, reporting every problem found.
+    pub fn parse(map: &Map<String, Value>, problems: &mut Vec<Problem>) -> Spec {
+        let mut spec = Spec::default();
+        let expr = |key: &str, problems: &mut Vec<Problem>| match map.get(key) {
+            None => None,
+            Some(Value::String(text)) => Expr::compile(key, text, problems),
+            Some(other) => {
+                problems.push((
+                    key.into(),
+                    format!("expected a JMESPath expression (a string), found {}", kind(other)),
+                ));
+                None
+            }
+        };
+        spec.from = expr("from", problems);
+        spec.select = expr("select", problems);
+        match map.get("fields") {
+            None => {}
+            Some(Value::Object(fields)) => {
+                for (name, value) in fields {
+                    let path = format!("fields.{name}");
+                    match value {
+                        Value::String(text) => {
+                            if let Some(e) = Expr::compile(&path, text, problems) {
+                                spec.fields.push((name.clone(), e));
+                            }
+                        }
+                        other => problems.push((
+                            path,
+                            format!("expected a JMESPath expression (a string), found {}", kind(other)),
+                        )),
+                    }
+                }
+            }
+            Some(other) => problems.push((
+                "fields".into(),
+                format!("expected a table of key = \"expression\", found {}", kind(other)),
+            )),
+        }
+        if spec.select.is_some() && map.contains_key("fields") {
+            problems.push((
+                "select".into(),
+                "`select` and `fields` cannot both be set: `select` produces the whole output".into(),
+            ));
+        }
+        match map.get("keep") {
+            None => {}
+            Some(Value::Bool(b)) => spec.keep = *b,
+            Some(other) => problems.push(("keep".into(), format!("expected a boolean, found {}", kind(other)))),
+        }
+        match map.get("rename") {
+            None => {}
+            Some(Value::Object(pairs)) => {
+                for (old, new) in pairs {
+                    match new {
+                        Value::String(new) if !new.is_empty() => spec.rename.push((old.clone(), new.clone())),
+                        other => problems.push((
+                            format!("rename.{old}"),
+                            format!("expected the new key name (a non-empty string), found {}", kind(other)),
+                        )),
+                    }
+                }
+            }
+            Some(other) => problems.push((
+                "rename".into(),
+                format!("expected a table of old = \"new\", found {}", kind(other)),
+            )),
+        }
+        match map.get("set") {
+            None => {}
+            Some(Value::Object(pairs)) => spec.set = pairs.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+            Some(other) => problems.push((
+                "set".into(),
+                format!("expected a table of key = value, found {}", kind(other)),
+            )),
+        }
+        match map.get("remove") {
+            None => {}
+            Some(Value::Array(keys)) => {
+                for (i, key) in keys.iter().enumerate() {
+                    match key {
+                        Value::String(k) => spec.remove.push(k.clone()),
+                        other => problems.push((
+                            format!("remove.{i}"),
+                            format!("expected a key name (a string), found {}", kind(other)),
+                        )),
+                    }
+                }
+            }
+            Some(other) => problems.push((
+                "remove".into(),
+                format!("expected an array of key names, found {}", kind(other)),
+            )),
+        }
+        spec
+    }
+
+    /// Applies the spec to `input`.
+    pub fn apply(&self, input: &Value) -> Result<Value, String> {
+        let doc = match &self.from {
+            Some(from) => from.search(input)?,
+            None => input.clone(),
+        };
+        let mut out = if let Some(select) = &self.select {
+            select.search(&doc)?
+        } else if !self.fields.is_empty() {
+            let mut map = if self.keep {
+                match &doc {
+                    Value::Object(m) => m.clone(),
+                    other => {
+                        return Err(format!(
+                            "`keep` needs the document to be an object, but it is {}",
+                            kind(other)
+                        ));
+                    }
+                }
+            } else {
+                Map::new()
+            };
+            for (name, expr) in &self.fields {
+                map.insert(name.clone(), expr.search(&doc)?);
+            }
+            Value::Object(map)
+        } else {
+            doc
+        };
+        if !self.rename.is_empty() || !self.set.is_empty() || !self.remove.is_empty() {
+            let Value::Object(map) = &mut out else {
+                return Err(format!(
+                    "`rename`, `set` and `remove` need an object, but the output is {}",
+                    kind(&out)
+                ));
+            };
+            for (old, new) in &self.rename {
+                if let Some(v) = map.shift_remove(old) {
+                    map.insert(new.clone(), v);
+                }
+            }
+            for (k, v) in &self.set {
+                map.insert(k.clone(), v.clone());
+            }
+            for k in &self.remove {
+                map.shift_remove(k);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,88 @@
+//! The `flowd` command line: flags parsed by clap into validated arguments, then one
+//! subcommand run on a tokio runtime. Exit codes: 0 success, 1 the thing checked or run
+//! did not succeed, 2 the invocation or its config was wrong.
+
+mod check;
+mod render;
+mod run;
+mod validate;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "flowd",
+    version,
+    about = "Runs automation flows whose triggers and actions are sandboxed WebAssembly components"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run one execution of a flow locally, without a daemon, and print its timeline.
+    Run(run::RunArgs),
+    /// Inspect connector components.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
+    /// Validate the daemon config and every flow, each step's config through its connector.
+    Validate(validate::ValidateArgs),
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Say which world a component implements, what it imports, whether this host can run
+    /// it, and how long it takes to compile.
+    Check(check::CheckArgs),
+}
+
+/// A `--config` flag's meaning, shared by subcommands.
+pub(crate) fn daemon_config(
+    path: Option<&PathBuf>,
+) -> Result<crate::config::DaemonConfig, crate::config::ConfigErrors> {
+    match path {
+        Some(p) => crate::config::DaemonConfig::load(p),
+        None => Ok(crate::config::DaemonConfig::builtin()),
+    }
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::WARN)
+        .with_target(false)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Run(args) => run::run(args).await,
+            Command::Plugin {
+                command: PluginCommand::Check(args),
+            } => check::check(args).await,
+            Command::Validate(args) => validate::validate(args).await,
+        }
+    });
+    ExitCode::from(code)
+}
+
+/// Prints every config error, one per line, then a count.
+pub(crate) fn print_errors(errors: &crate::config::ConfigErrors) {
+    for e in &errors.0 {
+        eprintln!("error: {e}");
+    }
+    let n = errors.len();
+    eprintln!("{n} error{}", if n == 1 { "" } else { "s" });
+}

@@ -1,0 +1,153 @@
+//! The human timeline of an execution: one block per step with status, duration, fuel,
+//! output and log lines.
+
+use crate::engine::{Call, ExecutionReport, ExecutionStatus, StepStatus};
+use serde_json::Value;
+use std::fmt::Write;
+use std::time::Duration;
+
+/// Output longer than this is cut in the timeline (`--json` shows it whole).
+const MAX_SHOWN: usize = 400;
+
+pub fn timeline(r: &ExecutionReport) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "flow {} (project {}, version {})  job {}  environment {}",
+        r.flow, r.project, r.flow_version, r.job_id, r.environment
+    );
+    let t = &r.trigger;
+    let _ = write!(o, "  trigger    {}", t.kind);
+    if let Some(c) = &t.connector {
+        let _ = write!(o, " via {} ({})", c.name, &c.sha256[..12]);
+    }
+    if t.dropped {
+        let _ = write!(o, "  dropped the event");
+    } else if let Some(p) = &t.payload {
+        let _ = write!(o, "  payload {}", shown(p));
+    }
+    o.push('\n');
+    if let Some(call) = &t.call {
+        call_lines(&mut o, call, false);
+    }
+    let width = r.steps.iter().map(|s| s.name.len()).max().unwrap_or(4).max(4);
+    for s in &r.steps {
+        let mark = match s.status {
+            StepStatus::Success => "ok",
+            StepStatus::Failed => "FAIL",
+            StepStatus::Skipped => "skip",
+            StepStatus::Paused => "pause",
+            StepStatus::Running => "run",
+            StepStatus::Pending => "-",
+        };
+        let what = match &s.connector {
+            Some(c) => c.name.as_str(),
+            None => s.kind,
+        };
+        let _ = write!(o, "  {mark:<5} {:<width$}  {what:<10} {:<8}", s.name, s.status.as_str());
+        if !matches!(s.status, StepStatus::Skipped | StepStatus::Pending) {
+            let _ = write!(o, " {:>9}", ms(s.duration));
+            if s.kind == "connector" {
+                let _ = write!(o, "  fuel {}", group(s.fuel_used));
+            }
+            if s.tries.len() > 1 {
+                let _ = write!(o, "  ({} tries)", s.tries.len());
+            }
+        }
+        o.push('\n');
+        if let Some(note) = &s.note {
+            let _ = writeln!(o, "        {note}");
+        }
+        let many = s.tries.len() > 1;
+        for (i, call) in s.tries.iter().enumerate() {
+            if many {
+                let _ = writeln!(
+                    o,
+                    "        try {}: {} fuel {}{}",
+                    i + 1,
+                    ms(call.duration),
+                    group(call.fuel_used),
+                    call.error.as_ref().map(|e| format!("  {}", e.kind)).unwrap_or_default()
+                );
+            }
+            call_lines(&mut o, call, true);
+        }
+        if let Some(out) = &s.output {
+            let _ = writeln!(o, "        output: {}", shown(out));
+        }
+        if let Some(e) = &s.error {
+            let _ = writeln!(o, "        error: {e}{}", if e.retryable { " (retryable)" } else { "" });
+        }
+    }
+    let verdict = match r.status {
+        ExecutionStatus::Success if r.trigger.dropped => "success (the event was dropped; nothing ran)".to_string(),
+        s => s.as_str().to_string(),
+    };
+    let _ = writeln!(
+        o,
+        "execution {verdict} in {} ({} of {} steps executed)",
+        ms(r.duration),
+        r.steps_executed(),
+        r.steps.len()
+    );
+    if let Some(resp) = &r.response {
+        let _ = writeln!(o, "response: {}", shown(resp));
+    }
+    o
+}
+
+fn call_lines(o: &mut String, call: &Call, _step: bool) {
+    for l in &call.logs {
+        let _ = writeln!(o, "        {:<5} {}: {}", l.level.as_str(), l.category, l.message);
+    }
+    if call.dropped_logs > 0 {
+        let _ = writeln!(
+            o,
+            "        ({} more log records dropped: over limits.max_log_records)",
+            call.dropped_logs
+        );
+    }
+}
+
+fn shown(v: &Value) -> String {
+    let s = v.to_string();
+    if s.len() <= MAX_SHOWN {
+        return s;
+    }
+    let cut = s.floor_char_boundary(MAX_SHOWN);
+    format!("{}… ({} bytes in all; --json shows everything)", &s[..cut], s.len())
+}
+
+fn ms(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.2} ms")
+    } else if ms < 10_000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.1} s", ms / 1000.0)
+    }
+}
+
+/// 1234567 → "1,234,567".
+fn group(n: u64) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn groups_thousands() {
+        assert_eq!(super::group(0), "0");
+        assert_eq!(super::group(1234), "1,234");
+        assert_eq!(super::group(1234567), "1,234,567");
+    }
+}

@@ -1,0 +1,525 @@
+//! The executor: turns a trigger event into a payload (through the flow's trigger
+//! connector, if any), then runs the flow's steps in order, resolving placeholders,
+//! enforcing limits and the flow's allocated time, retrying retryable failures with
+//! exponential backoff and jitter, and deciding every step's and the execution's status.
+
+use super::report::{Call, ConnectorUse, ExecutionReport, StepReport, TriggerReport};
+use super::status::{ExecutionStatus, StepStatus};
+use crate::config::units::format_duration;
+use crate::config::{Action, Flow, OnError, Pause, RetryPolicy, Step, TriggerKind};
+use crate::plugin::{CallContext, ErrorKind, Failure, Invocation, Registry, TriggerEvent, World};
+use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
+use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+pub struct Executor {
+    registry: Arc<Registry>,
+    environment: String,
+}
+
+/// The data steps read: the trigger payload and each successful step's output.
+struct Data {
+    trigger: Value,
+    outputs: Map<String, Value>,
+}
+
+impl Data {
+    fn input(&self) -> Value {
+        json!({ "trigger": self.trigger, "steps": self.outputs })
+    }
+}
+
+impl Executor {
+    pub fn new(registry: Arc<Registry>, environment: impl Into<String>) -> Executor {
+        Executor {
+            registry,
+            environment: environment.into(),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Runs one execution of `flow` for `event`, start to end.
+    pub async fn execute(&self, flow: &Flow, event: TriggerEvent) -> ExecutionReport {
+        let job_id = uuid::Uuid::now_v7().to_string();
+        let started_at = SystemTime::now();
+        let clock = Instant::now();
+        let deadline = clock + flow.timeout;
+        let mut report = ExecutionReport {
+            job_id: job_id.clone(),
+            project: flow.project.clone(),
+            flow: flow.name.clone(),
+            flow_version: flow.version.clone(),
+            trigger_kind: flow.trigger.kind.name(),
+            environment: self.environment.clone(),
+            attempt: 1,
+            status: ExecutionStatus::Running,
+            started_at,
+            finished_at: started_at,
+            duration: Duration::ZERO,
+            trigger: TriggerReport {
+                kind: flow.trigger.kind.name(),
+                payload: None,
+                dropped: false,
+                connector: None,
+                call: None,
+            },
+            steps: flow
+                .steps
+                .iter()
+                .map(|s| StepReport::new(&s.name, step_kind(s)))
+                .collect(),
+            response: None,
+        };
+        let ctx = |step: &str| CallContext {
+            job_id: job_id.clone(),
+            project: flow.project.clone(),
+            flow: flow.name.clone(),
+            step: step.to_string(),
+            attempt: 1,
+            environment: self.environment.clone(),
+        };
+
+        match self
+            .trigger_payload(flow, &event, &ctx("trigger"), &mut report.trigger)
+            .await
+        {
+            Ok(Some(payload)) => {
+                report.trigger.payload = Some(payload.clone());
+                let mut data = Data {
+                    trigger: payload,
+                    outputs: Map::new(),
+                };
+                report.status = self.run_steps(flow, &mut data, &mut report, deadline, &ctx).await;
+            }
+            Ok(None) => {
+                report.trigger.dropped = true;
+                report.status = ExecutionStatus::Success;
+                for s in &mut report.steps {
+                    s.status = StepStatus::Skipped;
+                    s.note = Some("the trigger connector dropped the event".into());
+                }
+            }
+            Err(failure) => {
+                report.status = ExecutionStatus::Failed;
+                for s in &mut report.steps {
+                    s.status = StepStatus::Skipped;
+                    s.note = Some(format!("the trigger failed: {failure}"));
+                }
+            }
+        }
+        report.finished_at = SystemTime::now();
+        report.duration = clock.elapsed();
+        report
+    }
+
+    /// The payload the flow starts with, or `None` when a trigger connector dropped it.
+    async fn trigger_payload(
+        &self,
+        flow: &Flow,
+        event: &TriggerEvent,
+        ctx: &CallContext,
+        report: &mut TriggerReport,
+    ) -> Result<Option<Value>, Failure> {
+        let max = self.registry.runtime.limits().max_payload;
+        let Some(call) = &flow.trigger.connector else {
+            let payload = default_payload(event);
+            let size = payload.to_string().len() as u64;
+            if size > max {
+                return Err(Failure::new(
+                    ErrorKind::InvalidOutput,
+                    format!("trigger payload is {size} bytes, over the {max}-byte limit (limits.max_payload)"),
+                ));
+            }
+            return Ok(Some(payload));
+        };
+        let connector = self.connector(&call.connector, World::Trigger)?;
+        report.connector = Some(ConnectorUse {
+            name: connector.name.clone(),
+            sha256: connector.info.sha256.clone(),
+        });
+        let limits = self.registry.runtime.limits().step;
+        let started_at = SystemTime::now();
+        let inv = connector
+            .accept(&self.registry.runtime, ctx, &call.config, event, &limits)
+            .await;
+        let (result, call) = split(inv, started_at);
+        report.call = Some(call);
+        result
+    }
+
+    fn connector(&self, name: &str, world: World) -> Result<Arc<crate::plugin::Connector>, Failure> {
+        let c = self
+            .registry
+            .get(name)
+            .ok_or_else(|| Failure::new(ErrorKind::Host, format!("connector \"{name}\" is not loaded")))?;
+        if c.world() != world {
+            return Err(Failure::new(
+                ErrorKind::Host,
+                format!("connector \"{name}\" does not implement {}", world.wit_name()),
+            ));
+        }
+        Ok(c.clone())
+    }
+
+    async fn run_steps(
+        &self,
+        flow: &Flow,
+        data: &mut Data,
+        report: &mut ExecutionReport,
+        deadline: Instant,
+        ctx: &dyn Fn(&str) -> CallContext,
+    ) -> ExecutionStatus {
+        // Steps whose output is not there, and why: dependents are skipped.
+        let mut unavailable: BTreeMap<String, &'static str> = BTreeMap::new();
+        let mut continued_past_failure = false;
+        for (i, step) in flow.steps.iter().enumerate() {
+            if Instant::now() >= deadline {
+                skip_rest(
+                    &mut report.steps[i..],
+                    &format!("the flow's timeout of {} was exceeded", format_duration(flow.timeout)),
+                );
+                return ExecutionStatus::Rejected;
+            }
+            if let Some((dep, why)) = step.needs.iter().find_map(|d| unavailable.get(d).map(|w| (d, *w))) {
+                let r = &mut report.steps[i];
+                r.status = StepStatus::Skipped;
+                r.note = Some(format!("needs steps.{dep}, which {why}"));
+                unavailable.insert(step.name.clone(), "was skipped");
+                continue;
+            }
+            let outcome = self
+                .run_step(flow, step, data, &mut report.steps[i], deadline, ctx)
+                .await;
+            match outcome {
+                StepOutcome::Done(output) => {
+                    if let Action::Respond { .. } = step.action {
+                        report.response = Some(output.clone());
+                    }
+                    data.outputs.insert(step.name.clone(), output);
+                }
+                StepOutcome::Failed => {
+                    unavailable.insert(step.name.clone(), "failed");
+                    if step.on_error == OnError::Fail {
+                        skip_rest(&mut report.steps[i + 1..], &format!("step \"{}\" failed", step.name));
+                        return ExecutionStatus::Failed;
+                    }
+                    continued_past_failure = true;
+                }
+                StepOutcome::OutOfTime => {
+                    skip_rest(
+                        &mut report.steps[i + 1..],
+                        &format!("the flow's timeout of {} was exceeded", format_duration(flow.timeout)),
+                    );
+                    return ExecutionStatus::Rejected;
+                }
+                StepOutcome::Paused => {
+                    for r in &mut report.steps[i + 1..] {
+                        r.note = Some(format!("waits for step \"{}\" to be resumed", step.name));
+                    }
+                    return ExecutionStatus::Paused;
+                }
+            }
+        }
+        if continued_past_failure {
+            ExecutionStatus::PartiallyExecuted
+        } else {
+            ExecutionStatus::Success
+        }
+    }
+
+    async fn run_step(
+        &self,
+        flow: &Flow,
+        step: &Step,
+        data: &Data,
+        r: &mut StepReport,
+        deadline: Instant,
+        ctx: &dyn Fn(&str) -> CallContext,
+    ) -> StepOutcome {
+        let clock = Instant::now();
+        r.started_at = Some(SystemTime::now());
+        r.status = StepStatus::Running;
+        let input = data.input();
+        let outcome = match &step.action {
+            Action::Connector { call, limits } => {
+                let config = match call.template.resolve(&input) {
+                    Ok(c) => c,
+                    Err(message) => {
+                        r.input = Some(input);
+                        return finish_failed(r, clock, Failure::new(ErrorKind::Template, message));
+                    }
+                };
+                let connector = match self.connector(&call.connector, World::Action) {
+                    Ok(c) => c,
+                    Err(f) => return finish_failed(r, clock, f),
+                };
+                r.connector = Some(ConnectorUse {
+                    name: connector.name.clone(),
+                    sha256: connector.info.sha256.clone(),
+                });
+                r.config = Some(config.clone());
+                let policy = step.retry.unwrap_or(RetryPolicy {
+                    attempts: 1,
+                    backoff: Duration::ZERO,
+                    max_backoff: Duration::ZERO,
+                });
+                let ctx = ctx(&step.name);
+                let mut try_no = 1;
+                let outcome = loop {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let flow_bound = remaining <= limits.timeout;
+                    let timeout = limits.timeout.min(remaining);
+                    let started_at = SystemTime::now();
+                    let inv = connector
+                        .run(&self.registry.runtime, &ctx, &config, &input, limits, timeout)
+                        .await;
+                    let (result, call) = split(inv, started_at);
+                    r.fuel_used += call.fuel_used;
+                    r.tries.push(call);
+                    match result {
+                        Ok(output) => break Ok(output),
+                        Err(f) if f.kind == ErrorKind::Timeout && flow_bound => {
+                            break Err((
+                                Failure::new(
+                                    ErrorKind::Timeout,
+                                    format!(
+                                        "interrupted: the flow's timeout of {} was exceeded",
+                                        format_duration(flow.timeout)
+                                    ),
+                                ),
+                                true,
+                            ));
+                        }
+                        Err(f) if f.retryable && try_no < policy.attempts => {
+                            let wait = backoff(&policy, try_no);
+                            if Instant::now() + wait >= deadline {
+                                break Err((f, false));
+                            }
+                            tokio::time::sleep(wait).await;
+                            try_no += 1;
+                        }
+                        Err(f) => break Err((f, false)),
+                    }
+                };
+                r.input = Some(input);
+                match outcome {
+                    Ok(output) => {
+                        r.output = Some(output.clone());
+                        r.status = StepStatus::Success;
+                        StepOutcome::Done(output)
+                    }
+                    Err((f, out_of_time)) => {
+                        let o = finish_failed(r, clock, f);
+                        if out_of_time { StepOutcome::OutOfTime } else { o }
+                    }
+                }
+            }
+            Action::Pause(Pause::For(d)) => {
+                r.status = StepStatus::Paused;
+                let remaining = deadline.saturating_duration_since(Instant::now());
+                if *d >= remaining {
+                    tokio::time::sleep(remaining).await;
+                    return finish_failed_as(
+                        r,
+                        clock,
+                        Failure::new(
+                            ErrorKind::Timeout,
+                            format!(
+                                "the flow's timeout of {} ran out during the pause",
+                                format_duration(flow.timeout)
+                            ),
+                        ),
+                        StepOutcome::OutOfTime,
+                    );
+                }
+                tokio::time::sleep(*d).await;
+                let out = json!({ "paused_for": format_duration(*d) });
+                r.output = Some(out.clone());
+                r.status = StepStatus::Success;
+                StepOutcome::Done(out)
+            }
+            Action::Pause(Pause::UntilResumed) => {
+                r.status = StepStatus::Paused;
+                r.note = Some("paused until resumed".into());
+                StepOutcome::Paused
+            }
+            Action::Respond { status, headers, body } => {
+                let resolved = body
+                    .resolve(&input)
+                    .and_then(|b| headers.resolve(&input).map(|h| (b, h)));
+                r.input = Some(input);
+                match resolved {
+                    Ok((body, headers)) => {
+                        // Header values are text: a placeholder that gave JSON is sent as its JSON text.
+                        let headers: Map<String, Value> = match headers {
+                            Value::Object(m) => m
+                                .into_iter()
+                                .map(|(k, v)| match v {
+                                    Value::String(_) => (k, v),
+                                    other => (k, Value::String(other.to_string())),
+                                })
+                                .collect(),
+                            _ => Map::new(),
+                        };
+                        let out = json!({ "status": status, "headers": headers, "body": body });
+                        r.output = Some(out.clone());
+                        r.status = StepStatus::Success;
+                        StepOutcome::Done(out)
+                    }
+                    Err(message) => finish_failed(r, clock, Failure::new(ErrorKind::Template, message)),
+                }
+            }
+        };
+        r.finished_at = Some(SystemTime::now());
+        r.duration = clock.elapsed();
+        outcome
+    }
+}
+
+enum StepOutcome {
+    Done(Value),
+    Failed,
+    /// The flow's allocated time ran out during this step.
+    OutOfTime,
+    Paused,
+}
+
+fn finish_failed(r: &mut StepReport, clock: Instant, f: Failure) -> StepOutcome {
+    finish_failed_as(r, clock, f, StepOutcome::Failed)
+}
+
+fn finish_failed_as(r: &mut StepReport, clock: Instant, f: Failure, outcome: StepOutcome) -> StepOutcome {
+    r.status = StepStatus::Failed;
+    r.error = Some(f);
+    r.finished_at = Some(SystemTime::now());
+    r.duration = clock.elapsed();
+    outcome
+}
+
+fn skip_rest(steps: &mut [StepReport], why: &str) {
+    for r in steps {
+        r.status = StepStatus::Skipped;
+        r.note = Some(why.to_string());
+    }
+}
+
+fn step_kind(s: &Step) -> &'static str {
+    match s.action {
+        Action::Connector { .. } => "connector",
+        Action::Pause(_) => "pause",
+        Action::Respond { .. } => "respond",
+    }
+}
+
+fn split<T>(inv: Invocation<T>, started_at: SystemTime) -> (Result<T, Failure>, Call) {
+    let call = Call {
+        started_at,
+        duration: inv.duration,
+        fuel_used: inv.fuel_used,
+        error: inv.result.as_ref().err().cloned(),
+        logs: inv.logs,
+        dropped_logs: inv.dropped_logs,
+    };
+    (inv.result, call)
+}
+
+/// Exponential backoff with "equal jitter": between half and all of
+/// `min(backoff · 2^(try-1), max_backoff)`.
+fn backoff(p: &RetryPolicy, try_no: u32) -> Duration {
+    let base = p
+        .backoff
+        .saturating_mul(1u32 << (try_no - 1).min(20))
+        .min(p.max_backoff);
+    let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish() as f64 / u64::MAX as f64;
+    base.mul_f64(0.5 + 0.5 * jitter)
+}
+
+/// The payload a flow starts with when it has no trigger connector.
+pub fn default_payload(event: &TriggerEvent) -> Value {
+    match event {
+        TriggerEvent::Http {
+            method,
+            path,
+            query,
+            headers,
+            body,
+        } => {
+            let query: Map<String, Value> = form_urlencoded::parse(query.as_bytes())
+                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
+                .collect();
+            let headers: Map<String, Value> = headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                .collect();
+            let body = if body.is_empty() {
+                Value::Null
+            } else {
+                match std::str::from_utf8(body) {
+                    Ok(t) => serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_string())),
+                    Err(_) => Value::String(String::from_utf8_lossy(body).into_owned()),
+                }
+            };
+            json!({ "kind": "http", "method": method, "path": path, "query": query, "headers": headers, "body": body })
+        }
+        TriggerEvent::Schedule { scheduled_at, fired_at } => {
+            json!({ "kind": "schedule", "scheduled_at": scheduled_at, "fired_at": fired_at })
+        }
+        TriggerEvent::Manual(body) => json!({ "kind": "manual", "body": body }),
+    }
+}
+
+/// The event a local run hands to the flow's trigger, built from the `--input` document.
+pub fn local_event(kind: &TriggerKind, input: Value) -> TriggerEvent {
+    match kind {
+        TriggerKind::Http { path, method } => TriggerEvent::Http {
+            method: method.clone(),
+            path: path.clone(),
+            query: String::new(),
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: if input.is_null() {
+                Vec::new()
+            } else {
+                input.to_string().into_bytes()
+            },
+        },
+        TriggerKind::Schedule { .. } => {
+            let now = crate::time_format::rfc3339(SystemTime::now());
+            TriggerEvent::Schedule {
+                scheduled_at: now.clone(),
+                fired_at: now,
+            }
+        }
+        TriggerKind::Manual => TriggerEvent::Manual(input),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            attempts: 5,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(3),
+        };
+        for _ in 0..50 {
+            let b1 = backoff(&p, 1);
+            assert!(
+                b1 >= Duration::from_millis(500) && b1 <= Duration::from_secs(1),
+                "{b1:?}"
+            );
+            let b3 = backoff(&p, 3);
+            assert!(
+                b3 >= Duration::from_millis(1500) && b3 <= Duration::from_secs(3),
+                "{b3:?}"
+            );
+        }
+    }
+}

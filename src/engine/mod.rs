@@ -1,0 +1,11 @@
+//! The engine: execution and step statuses, the executor that runs a flow's steps
+//! through connectors, and the report of what happened. It knows nothing of HTTP or of
+//! how executions are stored.
+
+mod executor;
+mod report;
+mod status;
+
+pub use executor::{Executor, default_payload, local_event};
+pub use report::{Call, ConnectorUse, ExecutionReport, StepReport, TriggerReport};
+pub use status::{ExecutionStatus, StepStatus};

@@ -1,0 +1,132 @@
+//! What one execution did: its trigger, each step with its tries, timing, fuel, payloads
+//! and log records. The CLI prints it; the store (a later layer) records it.
+
+use super::status::{ExecutionStatus, StepStatus};
+use crate::plugin::{Failure, LogRecord};
+use serde::Serialize;
+use serde_json::Value;
+use std::time::{Duration, SystemTime};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ExecutionReport {
+    pub job_id: String,
+    pub project: String,
+    pub flow: String,
+    pub flow_version: String,
+    pub trigger_kind: &'static str,
+    pub environment: String,
+    pub attempt: u32,
+    pub status: ExecutionStatus,
+    #[serde(with = "crate::time_format")]
+    pub started_at: SystemTime,
+    #[serde(with = "crate::time_format")]
+    pub finished_at: SystemTime,
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+    pub trigger: TriggerReport,
+    pub steps: Vec<StepReport>,
+    /// What a `respond` step answered, if one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response: Option<Value>,
+}
+
+impl ExecutionReport {
+    /// Steps that ran (not skipped, not pending).
+    pub fn steps_executed(&self) -> usize {
+        self.steps
+            .iter()
+            .filter(|s| !matches!(s.status, StepStatus::Skipped | StepStatus::Pending))
+            .count()
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TriggerReport {
+    pub kind: &'static str,
+    /// The payload the flow started with; `None` when the trigger connector dropped it
+    /// or failed.
+    pub payload: Option<Value>,
+    pub dropped: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector: Option<ConnectorUse>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub call: Option<Call>,
+}
+
+/// Which component ran: its name and content hash, so a changed plugin is visible.
+#[derive(Debug, Clone, Serialize)]
+pub struct ConnectorUse {
+    pub name: String,
+    pub sha256: String,
+}
+
+/// One invocation of a component (a step's try, or the trigger connector).
+#[derive(Debug, Clone, Serialize)]
+pub struct Call {
+    #[serde(with = "crate::time_format")]
+    pub started_at: SystemTime,
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+    pub fuel_used: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    pub logs: Vec<LogRecord>,
+    pub dropped_logs: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct StepReport {
+    pub name: String,
+    /// `connector`, `pause` or `respond`.
+    pub kind: &'static str,
+    pub status: StepStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector: Option<ConnectorUse>,
+    #[serde(with = "crate::time_format::option", skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<SystemTime>,
+    #[serde(with = "crate::time_format::option", skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<SystemTime>,
+    #[serde(serialize_with = "seconds")]
+    pub duration: Duration,
+    /// Fuel over all tries.
+    pub fuel_used: u64,
+    /// The step's config with placeholders resolved.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<Failure>,
+    /// Why it was skipped or paused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Every try of a connector step, the automatic retries included.
+    pub tries: Vec<Call>,
+}
+
+impl StepReport {
+    pub fn new(name: &str, kind: &'static str) -> StepReport {
+        StepReport {
+            name: name.to_string(),
+            kind,
+            status: StepStatus::Pending,
+            connector: None,
+            started_at: None,
+            finished_at: None,
+            duration: Duration::ZERO,
+            fuel_used: 0,
+            config: None,
+            input: None,
+            output: None,
+            error: None,
+            note: None,
+            tries: Vec::new(),
+        }
+    }
+}
+
+fn seconds<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64())
+}

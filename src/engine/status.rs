@@ -1,0 +1,84 @@
+//! Execution and step statuses, exactly as the contract names them.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExecutionStatus {
+    /// Accepted and stored, waiting for a worker (the flow has no throttle).
+    Pending,
+    /// Accepted and stored, waiting in the flow's throttle queue.
+    Queued,
+    Running,
+    /// A `pause` step holds it.
+    Paused,
+    Success,
+    /// Reached the end, but a step with `on_error = "continue"` failed.
+    PartiallyExecuted,
+    Failed,
+    /// Exceeded its allocated time (flow timeout, or the throttle's `max_wait`).
+    Rejected,
+}
+
+impl ExecutionStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExecutionStatus::Pending => "pending",
+            ExecutionStatus::Queued => "queued",
+            ExecutionStatus::Running => "running",
+            ExecutionStatus::Paused => "paused",
+            ExecutionStatus::Success => "success",
+            ExecutionStatus::PartiallyExecuted => "partially_executed",
+            ExecutionStatus::Failed => "failed",
+            ExecutionStatus::Rejected => "rejected",
+        }
+    }
+
+    /// No further transition happens on its own.
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            ExecutionStatus::Success
+                | ExecutionStatus::PartiallyExecuted
+                | ExecutionStatus::Failed
+                | ExecutionStatus::Rejected
+        )
+    }
+}
+
+impl fmt::Display for ExecutionStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    Success,
+    Failed,
+    Skipped,
+    Paused,
+}
+
+impl StepStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StepStatus::Pending => "pending",
+            StepStatus::Running => "running",
+            StepStatus::Success => "success",
+            StepStatus::Failed => "failed",
+            StepStatus::Skipped => "skipped",
+            StepStatus::Paused => "paused",
+        }
+    }
+}
+
+impl fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

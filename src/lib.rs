@@ -1,0 +1,18 @@
+//! flowd runs automation flows whose triggers and actions are sandboxed WebAssembly
+//! components.
+//!
+//! - [`config`]: the daemon config and flow files, parsed and validated (with
+//!   `file:line:column`) into resolved types before anything runs.
+//! - [`plugin`]: the wasmtime engine, compiled-component cache, linker and sandbox policy;
+//!   one bounded store (fuel, epoch deadline, memory limiter) per invocation.
+//! - [`engine`]: the executor and the execution/step status machine.
+//! - [`loader`]: loads a daemon config's connectors and flows, validating each step's
+//!   config through its connector.
+//! - [`cli`]: the `flowd` command line.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod loader;
+pub mod plugin;
+pub(crate) mod time_format;

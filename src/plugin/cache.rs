@@ -1,0 +1,85 @@
+//! The on-disk cache of compiled components, keyed by the component's content hash and
+//! the engine's compatibility hash, so a second start loads machine code instead of
+//! compiling again.
+//!
+//! Invariant: a cache file is written to a temporary name and renamed into place, so a
+//! reader sees a whole artifact or none. Loading trusts the file's contents (it is
+//! native code): the directory is created private to the user running flowd.
+
+use anyhow::Context as _;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+pub struct Cache {
+    dir: PathBuf,
+    engine_key: String,
+}
+
+/// Where a component came from, for `flowd plugin check` and the load log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Compiled,
+    Cached,
+}
+
+impl Cache {
+    pub fn open(dir: &Path, engine: &Engine) -> anyhow::Result<Cache> {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating the component cache {}", dir.display()))?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+        }
+        let mut h = DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut h);
+        Ok(Cache {
+            dir: dir.to_path_buf(),
+            engine_key: format!("{:016x}", h.finish()),
+        })
+    }
+
+    fn path_for(&self, content_hash: &str) -> PathBuf {
+        self.dir.join(format!("{content_hash}-{}.cwasm", self.engine_key))
+    }
+
+    /// The compiled component for `bytes`, from the cache when it holds a usable one.
+    pub fn load_or_compile(
+        &self,
+        engine: &Engine,
+        bytes: &[u8],
+        content_hash: &str,
+    ) -> anyhow::Result<(Component, Origin)> {
+        let path = self.path_for(content_hash);
+        if path.is_file() {
+            // SAFETY: the file was produced by `Engine::precompile_component` for an engine
+            // with this compatibility hash and written atomically into a private directory.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(c) => return Ok((c, Origin::Cached)),
+                Err(e) => tracing::warn!(path = %path.display(), error = %e, "unusable cache entry; compiling again"),
+            }
+        }
+        let component = compile(engine, bytes)?;
+        if let Err(e) = self.store(&component, &path) {
+            tracing::warn!(path = %path.display(), error = %e, "could not write the component cache");
+        }
+        Ok((component, Origin::Compiled))
+    }
+
+    fn store(&self, component: &Component, path: &Path) -> anyhow::Result<()> {
+        let bytes = component.serialize().map_err(anyhow::Error::from)?;
+        // Unique per process and call: concurrent writers never share a temporary file.
+        static NEXT: AtomicU64 = AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
+        std::fs::write(&tmp, bytes)?;
+        std::fs::rename(&tmp, path)?;
+        Ok(())
+    }
+}
+
+pub fn compile(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Component> {
+    Component::new(engine, bytes).map_err(anyhow::Error::from)
+}

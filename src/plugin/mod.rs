@@ -1,0 +1,623 @@
+//! The connector runtime: one wasmtime engine and linker, one `InstancePre` per connector
+//! (compiled once, cached on disk), and a fresh bounded store per invocation: fuel, an
+//! epoch deadline and a memory limiter, with overruns reported as the contract's kinds.
+
+pub mod bindings;
+pub mod bundled;
+mod cache;
+mod engine;
+mod failure;
+mod host;
+pub mod imports;
+
+pub use cache::Origin;
+pub use failure::{ErrorKind, Failure};
+pub use host::{Level, LogRecord};
+pub use imports::{Import, Verdict};
+
+use crate::config::units::format_bytes;
+use crate::config::{ConnectorConfig, ConnectorSource, DaemonConfig, Grants, Limits, StepLimits};
+use anyhow::{Context as _, anyhow};
+use bindings::action::{ActionConnector, ActionConnectorPre};
+use bindings::trigger::exports::flowd::connector::trigger as wit_trigger;
+use bindings::trigger::{TriggerConnector, TriggerConnectorPre};
+use host::HostState;
+use serde::Serialize;
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
+use wasmtime::{Engine, Store, Trap, UpdateDeadline};
+
+const ACTION_EXPORT: &str = "flowd:connector/action@0.1.0";
+const TRIGGER_EXPORT: &str = "flowd:connector/trigger@0.1.0";
+
+/// Which contract a component implements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum World {
+    Action,
+    Trigger,
+}
+
+impl World {
+    pub fn wit_name(self) -> &'static str {
+        match self {
+            World::Action => "flowd:connector/action-connector",
+            World::Trigger => "flowd:connector/trigger-connector",
+        }
+    }
+}
+
+/// The engine, linker and epoch ticker shared by every connector.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: Option<cache::Cache>,
+    limits: Limits,
+    /// One permit per pool slot: an invocation waits for a slot rather than failing.
+    slots: Arc<tokio::sync::Semaphore>,
+    _ticker: engine::EpochTicker,
+}
+
+/// Why a component cannot be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("not a valid WebAssembly component: {0}")]
+    Compile(String),
+    #[error("implements neither flowd world: it exports no `{ACTION_EXPORT}` nor `{TRIGGER_EXPORT}`")]
+    NoWorld,
+    #[error("imports what this host does not offer: {}", .0.join("; "))]
+    Refused(Vec<String>),
+    #[error("cannot be linked: {0}")]
+    Link(String),
+}
+
+/// What is known of a component after inspecting it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    pub world: Option<World>,
+    pub imports: Vec<Import>,
+    pub exports: Vec<String>,
+    /// Hex SHA-256 of the component bytes.
+    pub sha256: String,
+    pub size: u64,
+    pub origin: Origin,
+    #[serde(serialize_with = "ser_millis")]
+    pub load_time: Duration,
+}
+
+fn ser_millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64(d.as_secs_f64() * 1000.0)
+}
+
+impl Serialize for Origin {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(match self {
+            Origin::Compiled => "compiled",
+            Origin::Cached => "cache",
+        })
+    }
+}
+
+enum Pre {
+    Action(ActionConnectorPre<HostState>),
+    Trigger(TriggerConnectorPre<HostState>),
+}
+
+/// A loaded connector, ready to instantiate.
+pub struct Connector {
+    pub name: String,
+    pub info: Inspection,
+    grants: Grants,
+    pre: Pre,
+}
+
+/// The result of one invocation, whatever it was.
+#[derive(Debug)]
+pub struct Invocation<T> {
+    pub result: Result<T, Failure>,
+    pub fuel_used: u64,
+    pub duration: Duration,
+    pub logs: Vec<LogRecord>,
+    /// Log records past the cap, counted but not kept.
+    pub dropped_logs: u64,
+}
+
+/// Who is calling, passed to the component.
+#[derive(Debug, Clone, Serialize)]
+pub struct CallContext {
+    pub job_id: String,
+    pub project: String,
+    pub flow: String,
+    pub step: String,
+    pub attempt: u32,
+    pub environment: String,
+}
+
+/// An event handed to a trigger connector.
+#[derive(Debug, Clone)]
+pub enum TriggerEvent {
+    Http {
+        method: String,
+        path: String,
+        query: String,
+        headers: Vec<(String, String)>,
+        body: Vec<u8>,
+    },
+    Schedule {
+        scheduled_at: String,
+        fired_at: String,
+    },
+    Manual(Value),
+}
+
+/// A problem a connector found in a config.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConfigProblem {
+    pub path: String,
+    pub message: String,
+}
+
+impl Runtime {
+    pub fn new(config: &DaemonConfig) -> anyhow::Result<Runtime> {
+        let engine = engine::build(&config.limits)?;
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        bindings::log_iface::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
+            .map_err(anyhow::Error::from)?;
+        let cache = match &config.cache_dir {
+            Some(dir) => match cache::Cache::open(dir, &engine) {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::warn!(error = %format!("{e:#}"), "component cache disabled");
+                    None
+                }
+            },
+            None => None,
+        };
+        let ticker = engine::EpochTicker::start(engine.clone());
+        let slots = Arc::new(tokio::sync::Semaphore::new(config.limits.instances as usize));
+        Ok(Runtime {
+            engine,
+            linker,
+            cache,
+            limits: config.limits,
+            slots,
+            _ticker: ticker,
+        })
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The bytes of a connector named in the daemon config.
+    pub fn read_source(source: &ConnectorSource) -> Result<(Vec<u8>, Option<PathBuf>), LoadError> {
+        match source {
+            ConnectorSource::Bundled(name) => bundled::bytes(name)
+                .map(|b| (b.to_vec(), None))
+                .ok_or_else(|| LoadError::Compile(format!("no bundled connector named \"{name}\""))),
+            ConnectorSource::File(path) => {
+                std::fs::read(path)
+                    .map(|b| (b, Some(path.clone())))
+                    .map_err(|source| LoadError::Read {
+                        path: path.clone(),
+                        source,
+                    })
+            }
+        }
+    }
+
+    /// Compiles (or loads from cache) and inspects a component, without linking it.
+    pub fn inspect(&self, bytes: &[u8], grants: &Grants) -> Result<(Component, Inspection), LoadError> {
+        let start = Instant::now();
+        let sha256: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
+        let (component, origin) = match &self.cache {
+            Some(c) => c.load_or_compile(&self.engine, bytes, &sha256),
+            None => cache::compile(&self.engine, bytes).map(|c| (c, Origin::Compiled)),
+        }
+        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let load_time = start.elapsed();
+        let ty = component.component_type();
+        let imports = ty
+            .imports(&self.engine)
+            .map(|(name, _)| Import {
+                name: name.to_string(),
+                verdict: imports::classify(name, grants),
+            })
+            .collect();
+        let exports: Vec<String> = ty
+            .exports(&self.engine)
+            .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
+            .map(|(name, _)| name.to_string())
+            .collect();
+        let world = if exports.iter().any(|e| e == ACTION_EXPORT) {
+            Some(World::Action)
+        } else if exports.iter().any(|e| e == TRIGGER_EXPORT) {
+            Some(World::Trigger)
+        } else {
+            None
+        };
+        let info = Inspection {
+            world,
+            imports,
+            exports,
+            sha256,
+            size: bytes.len() as u64,
+            origin,
+            load_time,
+        };
+        Ok((component, info))
+    }
+
+    /// Loads a connector: compile, check every import against the sandbox policy, link.
+    pub fn load(&self, name: &str, bytes: &[u8], grants: &Grants) -> Result<Connector, LoadError> {
+        let (component, info) = self.inspect(bytes, grants)?;
+        let refused = imports::refused(&info.imports);
+        if !refused.is_empty() {
+            return Err(LoadError::Refused(
+                refused.iter().map(|i| format!("{} ({})", i.name, i.verdict)).collect(),
+            ));
+        }
+        let link = |e: wasmtime::Error| LoadError::Link(format!("{e:#}"));
+        let instance_pre = self.linker.instantiate_pre(&component).map_err(link)?;
+        let pre = match info.world {
+            Some(World::Action) => Pre::Action(ActionConnectorPre::new(instance_pre).map_err(link)?),
+            Some(World::Trigger) => Pre::Trigger(TriggerConnectorPre::new(instance_pre).map_err(link)?),
+            None => return Err(LoadError::NoWorld),
+        };
+        Ok(Connector {
+            name: name.to_string(),
+            info,
+            grants: grants.clone(),
+            pre,
+        })
+    }
+
+    /// Loads a connector named in the daemon config.
+    pub fn load_configured(&self, c: &ConnectorConfig) -> anyhow::Result<Connector> {
+        let (bytes, _) = Self::read_source(&c.source).map_err(|e| anyhow!("connector \"{}\": {e}", c.name))?;
+        self.load(&c.name, &bytes, &c.grants)
+            .map_err(|e| anyhow!("connector \"{}\": {e}", c.name))
+    }
+
+    fn new_store(&self, grants: &Grants, limits: &StepLimits, deadline: Instant) -> anyhow::Result<Store<HostState>> {
+        let state = HostState::new(grants, limits.memory, self.limits.max_log_records)?;
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_fuel(limits.fuel).map_err(anyhow::Error::from)?;
+        store.set_epoch_deadline(1);
+        // Each tick, a running component either yields to the async runtime (so it never
+        // holds a worker thread) or, past its deadline, is interrupted.
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Ok(UpdateDeadline::Interrupt)
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+        Ok(store)
+    }
+}
+
+/// Runs `call` in a fresh store bounded by `limits` and `timeout`, and reports it.
+async fn invoke<T, F>(rt: &Runtime, grants: &Grants, limits: &StepLimits, timeout: Duration, call: F) -> Invocation<T>
+where
+    F: AsyncFnOnce(&mut Store<HostState>) -> Result<Result<T, Failure>, wasmtime::Error>,
+{
+    let _slot = rt.slots.acquire().await.expect("the slot semaphore is never closed");
+    let start = Instant::now();
+    let deadline = start + timeout;
+    let mut store = match rt.new_store(grants, limits, deadline) {
+        Ok(s) => s,
+        Err(e) => {
+            return Invocation {
+                result: Err(Failure::new(
+                    ErrorKind::Host,
+                    format!("cannot prepare the sandbox: {e:#}"),
+                )),
+                fuel_used: 0,
+                duration: start.elapsed(),
+                logs: Vec::new(),
+                dropped_logs: 0,
+            };
+        }
+    };
+    // Epoch interruption stops WebAssembly code; this also bounds time spent in host calls.
+    let outcome = tokio::time::timeout(timeout + engine::TICK * 10, call(&mut store)).await;
+    let duration = start.elapsed();
+    let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
+    let state = store.data();
+    let mut log = state.log.lock().expect("log buffer lock");
+    log.finish();
+    let result = match outcome {
+        Err(_elapsed) => Err(timeout_failure(timeout)),
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => Err(classify_trap(
+            &e,
+            state.limiter.refused,
+            limits,
+            timeout,
+            log.trap_context().as_deref(),
+        )),
+    };
+    let logs = std::mem::take(&mut log.records);
+    let dropped_logs = log.dropped;
+    Invocation {
+        result,
+        fuel_used,
+        duration,
+        logs,
+        dropped_logs,
+    }
+}
+
+fn timeout_failure(timeout: Duration) -> Failure {
+    Failure::new(
+        ErrorKind::Timeout,
+        format!(
+            "did not finish within {}",
+            crate::config::units::format_duration(timeout)
+        ),
+    )
+}
+
+fn classify_trap(
+    e: &wasmtime::Error,
+    refused_memory: Option<u64>,
+    limits: &StepLimits,
+    timeout: Duration,
+    stderr: Option<&str>,
+) -> Failure {
+    if let Some(asked) = refused_memory {
+        return Failure::new(
+            ErrorKind::MemoryLimit,
+            format!(
+                "memory limit of {} reached (the component asked to grow to {})",
+                format_bytes(limits.memory),
+                format_bytes(asked)
+            ),
+        );
+    }
+    match e.downcast_ref::<Trap>() {
+        Some(Trap::OutOfFuel) => Failure::new(
+            ErrorKind::FuelExhausted,
+            format!("used all of its fuel ({} units)", limits.fuel),
+        ),
+        Some(Trap::Interrupt) => timeout_failure(timeout),
+        Some(trap) => {
+            let mut message = format!("wasm trap: {trap}");
+            if let Some(line) = stderr {
+                message.push_str(&format!("; stderr: {line}"));
+            }
+            Failure::new(ErrorKind::Trap, message)
+        }
+        None => Failure::new(ErrorKind::Host, format!("{e:#}")),
+    }
+}
+
+/// Checks an output's size and that it is JSON.
+fn check_output(text: String, max: u64) -> Result<Value, Failure> {
+    if text.len() as u64 > max {
+        return Err(Failure::new(
+            ErrorKind::InvalidOutput,
+            format!(
+                "output is {}, over the {} payload limit (limits.max_payload)",
+                format_bytes(text.len() as u64),
+                format_bytes(max)
+            ),
+        ));
+    }
+    serde_json::from_str(&text).map_err(|e| {
+        let head: String = text.chars().take(60).collect();
+        Failure::new(
+            ErrorKind::InvalidOutput,
+            format!("output is not JSON ({e}); it starts with {head:?}"),
+        )
+    })
+}
+
+fn connector_failure(e: bindings::types::StepError) -> Failure {
+    Failure {
+        kind: ErrorKind::Connector,
+        code: Some(e.code),
+        message: e.message,
+        retryable: e.retryable,
+    }
+}
+
+fn wit_context(ctx: &CallContext) -> bindings::types::Context {
+    bindings::types::Context {
+        job_id: ctx.job_id.clone(),
+        project: ctx.project.clone(),
+        flow: ctx.flow.clone(),
+        step: ctx.step.clone(),
+        attempt: ctx.attempt,
+        environment: ctx.environment.clone(),
+    }
+}
+
+impl Connector {
+    pub fn world(&self) -> World {
+        match self.pre {
+            Pre::Action(_) => World::Action,
+            Pre::Trigger(_) => World::Trigger,
+        }
+    }
+
+    /// Asks the component to check a config; `Ok(problems)` lists what it rejected.
+    pub async fn validate(&self, rt: &Runtime, config: &Value) -> Result<Vec<ConfigProblem>, Failure> {
+        let limits = rt.limits.step;
+        let text = config.to_string();
+        let inv = match &self.pre {
+            Pre::Action(pre) => {
+                invoke(rt, &self.grants, &limits, limits.timeout, async |store| {
+                    let inst: ActionConnector = pre.instantiate_async(&mut *store).await?;
+                    let r = inst.flowd_connector_action().call_validate(&mut *store, &text).await?;
+                    Ok(Ok(r))
+                })
+                .await
+            }
+            Pre::Trigger(pre) => {
+                invoke(rt, &self.grants, &limits, limits.timeout, async |store| {
+                    let inst: TriggerConnector = pre.instantiate_async(&mut *store).await?;
+                    let r = inst.flowd_connector_trigger().call_validate(&mut *store, &text).await?;
+                    Ok(Ok(r))
+                })
+                .await
+            }
+        };
+        match inv.result? {
+            Ok(()) => Ok(Vec::new()),
+            Err(errors) => Ok(errors
+                .into_iter()
+                .map(|e| ConfigProblem {
+                    path: e.path,
+                    message: e.message,
+                })
+                .collect()),
+        }
+    }
+
+    /// Runs an action step. `timeout` may be shorter than the step's (the flow's time
+    /// running out).
+    pub async fn run(
+        &self,
+        rt: &Runtime,
+        ctx: &CallContext,
+        config: &Value,
+        input: &Value,
+        limits: &StepLimits,
+        timeout: Duration,
+    ) -> Invocation<Value> {
+        let Pre::Action(pre) = &self.pre else {
+            return not_this_world(World::Action);
+        };
+        let (ctx, config, input) = (wit_context(ctx), config.to_string(), input.to_string());
+        let max = rt.limits.max_payload;
+        invoke(rt, &self.grants, limits, timeout, async |store| {
+            let inst: ActionConnector = pre.instantiate_async(&mut *store).await?;
+            let r = inst
+                .flowd_connector_action()
+                .call_run(&mut *store, &ctx, &config, &input)
+                .await?;
+            Ok(match r {
+                Ok(text) => check_output(text, max),
+                Err(e) => Err(connector_failure(e)),
+            })
+        })
+        .await
+    }
+
+    /// Hands an event to a trigger connector: `Ok(None)` means the event is dropped.
+    pub async fn accept(
+        &self,
+        rt: &Runtime,
+        ctx: &CallContext,
+        config: &Value,
+        event: &TriggerEvent,
+        limits: &StepLimits,
+    ) -> Invocation<Option<Value>> {
+        let Pre::Trigger(pre) = &self.pre else {
+            return not_this_world(World::Trigger);
+        };
+        let (ctx, config) = (wit_context(ctx), config.to_string());
+        let event = match event {
+            TriggerEvent::Http {
+                method,
+                path,
+                query,
+                headers,
+                body,
+            } => wit_trigger::Event::Http(wit_trigger::HttpRequest {
+                method: method.clone(),
+                path: path.clone(),
+                query: query.clone(),
+                headers: headers.clone(),
+                body: body.clone(),
+            }),
+            TriggerEvent::Schedule { scheduled_at, fired_at } => {
+                wit_trigger::Event::Schedule(wit_trigger::ScheduleTick {
+                    scheduled_at: scheduled_at.clone(),
+                    fired_at: fired_at.clone(),
+                })
+            }
+            TriggerEvent::Manual(v) => wit_trigger::Event::Manual(v.to_string()),
+        };
+        let max = rt.limits.max_payload;
+        invoke(rt, &self.grants, limits, limits.timeout, async |store| {
+            let inst: TriggerConnector = pre.instantiate_async(&mut *store).await?;
+            let r = inst
+                .flowd_connector_trigger()
+                .call_accept(&mut *store, &ctx, &config, &event)
+                .await?;
+            Ok(match r {
+                Ok(Some(text)) => check_output(text, max).map(Some),
+                Ok(None) => Ok(None),
+                Err(e) => Err(connector_failure(e)),
+            })
+        })
+        .await
+    }
+}
+
+fn not_this_world<T>(wanted: World) -> Invocation<T> {
+    Invocation {
+        result: Err(Failure::new(
+            ErrorKind::Host,
+            format!("the component does not implement {}", wanted.wit_name()),
+        )),
+        fuel_used: 0,
+        duration: Duration::ZERO,
+        logs: Vec::new(),
+        dropped_logs: 0,
+    }
+}
+
+/// Connectors loaded for a daemon config, by name.
+pub struct Registry {
+    pub runtime: Arc<Runtime>,
+    connectors: std::collections::BTreeMap<String, Arc<Connector>>,
+}
+
+impl Registry {
+    /// Loads every connector the daemon config names; returns the registry and, per
+    /// connector that failed, why.
+    pub fn load(runtime: Arc<Runtime>, config: &DaemonConfig) -> (Registry, Vec<(String, anyhow::Error)>) {
+        let mut connectors = std::collections::BTreeMap::new();
+        let mut failed = Vec::new();
+        for (name, c) in &config.connectors {
+            match runtime.load_configured(c) {
+                Ok(conn) => {
+                    connectors.insert(name.clone(), Arc::new(conn));
+                }
+                Err(e) => failed.push((name.clone(), e)),
+            }
+        }
+        (Registry { runtime, connectors }, failed)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Connector>> {
+        self.connectors.get(name)
+    }
+
+    /// Adds (or replaces) a connector loaded from a file, for `flowd run --connector`.
+    pub fn insert_file(&mut self, name: &str, path: &Path) -> anyhow::Result<()> {
+        let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+        let c = self
+            .runtime
+            .load(name, &bytes, &Grants::default())
+            .map_err(|e| anyhow!("connector \"{name}\" ({}): {e}", path.display()))?;
+        self.connectors.insert(name.to_string(), Arc::new(c));
+        Ok(())
+    }
+}

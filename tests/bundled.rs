@@ -1,0 +1,149 @@
+//! The bundled connectors (`log`, `transform`, `reshape`) and the bundled example config,
+//! run through the real binary exactly as the README says.
+
+mod support;
+
+use serde_json::json;
+use std::path::Path;
+use support::{Setup, step};
+
+#[test]
+fn the_readme_example_runs_and_prints_its_timeline() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = support::flowd()
+        .current_dir(root)
+        .args([
+            "run",
+            "config/flows/order-intake.toml",
+            "--config",
+            "config/flowd.toml",
+            "--input",
+            "config/examples/order.json",
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("ok    normalize  transform  success"), "{text}");
+    assert!(
+        text.contains("info  orders: order A-1001 from ada@example.com: 2 items, 16.5 EUR"),
+        "{text}"
+    );
+    assert!(text.contains("execution success in"), "{text}");
+    assert!(text.contains(r#"response: {"status":200,"headers":{"content-type":"application/json"},"body":{"accepted":"A-1001","total":16.5}}"#), "{text}");
+}
+
+#[test]
+fn transform_computes_renames_sets_and_removes() {
+    let setup = Setup::new("");
+    let flow = setup.flow(
+        "t",
+        &support::one_step(
+            "transform",
+            r#"{ from = "trigger.body", fields = { name = "user.name", n = "length(tags)", first = "tags[0]", secret = "token" }, keep = false, rename = { name = "user" }, set = { source = "test" }, remove = ["secret"] }"#,
+            "",
+        ),
+    );
+    let (code, r) = setup.run(
+        &flow,
+        Some(&json!({"user": {"name": "ada"}, "tags": ["x", "y"], "token": "t0p"})),
+    );
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(
+        step(&r, "only")["output"],
+        json!({"n": 2, "first": "x", "user": "ada", "source": "test"})
+    );
+
+    let flow = setup.flow(
+        "s",
+        &support::one_step(
+            "transform",
+            r#"{ select = "trigger.body.items[?price > `10`].sku" }"#,
+            "",
+        ),
+    );
+    let (_, r) = setup.run(
+        &flow,
+        Some(&json!({"items": [{"sku": "a", "price": 5}, {"sku": "b", "price": 20}]})),
+    );
+    assert_eq!(step(&r, "only")["output"], json!(["b"]));
+}
+
+#[test]
+fn transform_errors_at_run_time_are_connector_errors() {
+    let setup = Setup::new("");
+    let flow = setup.flow(
+        "t",
+        &support::one_step("transform", r#"{ select = "trigger.body", set = { a = 1 } }"#, ""),
+    );
+    let (code, r) = setup.run(&flow, Some(&json!([1, 2])));
+    assert_eq!(code, 1);
+    let e = &step(&r, "only")["error"];
+    assert_eq!(e["kind"], "connector");
+    assert_eq!(e["code"], "expression");
+    assert_eq!(
+        e["message"],
+        "`rename`, `set` and `remove` need an object, but the output is an array"
+    );
+}
+
+#[test]
+fn log_writes_records_with_its_level_and_category() {
+    let setup = Setup::new("");
+    let flow = setup.flow(
+        "t",
+        &support::one_step(
+            "log",
+            r#"{ level = "warn", category = "billing", message = "late: {{ trigger.body.id }}" }"#,
+            "",
+        ),
+    );
+    let (code, r) = setup.run(&flow, Some(&json!({"id": 7})));
+    assert_eq!(code, 0);
+    let s = step(&r, "only");
+    let log = &s["tries"][0]["logs"][0];
+    assert_eq!(
+        (log["level"].as_str(), log["category"].as_str(), log["message"].as_str()),
+        (Some("warn"), Some("billing"), Some("late: 7"))
+    );
+    assert!(log["time"].as_str().unwrap().ends_with('Z'));
+}
+
+fn reshape_flow(setup: &Setup) -> std::path::PathBuf {
+    setup.flow(
+        "hook",
+        r#"
+[flow]
+name = "hook"
+[trigger.http]
+path = "/hook"
+[trigger]
+connector = "reshape"
+config = { filter = "body.event == 'paid'", fields = { id = "body.id", via = "method" } }
+
+[[steps]]
+name = "see"
+connector = "echo"
+"#,
+    )
+}
+
+#[test]
+fn reshape_filters_and_reshapes_the_event() {
+    let setup = Setup::new("");
+    let flow = reshape_flow(&setup);
+    let (code, r) = setup.run(&flow, Some(&json!({"event": "paid", "id": "p1"})));
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(r["trigger"]["payload"], json!({"id": "p1", "via": "POST"}));
+    assert_eq!(r["trigger"]["connector"]["name"], "reshape");
+    assert_eq!(
+        step(&r, "see")["output"]["input"]["trigger"],
+        json!({"id": "p1", "via": "POST"})
+    );
+
+    let (code, r) = setup.run(&flow, Some(&json!({"event": "refunded", "id": "p2"})));
+    assert_eq!(code, 0, "a dropped event is not a failure");
+    assert_eq!(r["trigger"]["dropped"], true);
+    assert_eq!(step(&r, "see")["status"], "skipped");
+    assert_eq!(r["trigger"]["call"]["logs"][0]["message"], "event dropped by filter");
+}

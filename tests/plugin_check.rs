@@ -1,0 +1,142 @@
+//! `flowd plugin check` on real components: the world, each import and the host's
+//! verdict on it, whether it can run, and the compiled-component cache across starts.
+
+mod support;
+
+use std::path::Path;
+use std::process::Output;
+
+fn check(file: &Path, cache: Option<&Path>) -> (i32, String) {
+    let mut cmd = support::flowd();
+    if let Some(c) = cache {
+        cmd.env("XDG_CACHE_HOME", c);
+    }
+    let out: Output = cmd.arg("plugin").arg("check").arg(file).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap(), text)
+}
+
+/// The verdict printed for the first import whose name starts with `prefix`.
+fn verdict<'a>(text: &'a str, prefix: &str) -> &'a str {
+    text.lines()
+        .map(str::trim)
+        .find(|l| l.starts_with(prefix))
+        .unwrap_or_else(|| panic!("no import {prefix}… in\n{text}"))
+}
+
+#[test]
+fn an_action_connector_can_run() {
+    let (code, text) = check(&support::fixture("echo"), None);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("world:    flowd:connector/action-connector"), "{text}");
+    assert!(
+        verdict(&text, "flowd:connector/log@0.1.0").ends_with("offered"),
+        "{text}"
+    );
+    assert!(verdict(&text, "wasi:cli/stderr@0.2").ends_with("offered"), "{text}");
+    assert!(text.contains("can run:  yes"), "{text}");
+}
+
+#[test]
+fn a_trigger_connector_is_recognised() {
+    let (code, text) = check(&support::fixture("trigger-echo"), None);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("world:    flowd:connector/trigger-connector"), "{text}");
+}
+
+#[test]
+fn sockets_are_named_and_denied_without_a_grant() {
+    let (code, text) = check(&support::fixture("sockets"), None);
+    assert_eq!(code, 0, "linked but denied: it can still be loaded\n{text}");
+    let line = verdict(&text, "wasi:sockets/tcp@0.2");
+    assert!(
+        line.contains("denied: no socket addresses are granted (grants.sockets)"),
+        "{line}"
+    );
+    assert!(text.contains("imports denied until granted)"), "{text}");
+}
+
+#[test]
+fn outbound_http_is_refused_at_load_and_named() {
+    let (code, text) = check(&support::fixture("http"), None);
+    assert_eq!(code, 1, "{text}");
+    let line = verdict(&text, "wasi:http/outgoing-handler@0.2");
+    assert!(
+        line.contains("not offered: outbound HTTP (wasi:http) is not available"),
+        "{line}"
+    );
+    let can_run = text.lines().find(|l| l.starts_with("can run:")).unwrap();
+    assert!(
+        can_run.starts_with("can run:  no: imports what this host does not offer: wasi:http/"),
+        "{can_run}"
+    );
+}
+
+#[test]
+fn an_unknown_import_is_named() {
+    let (code, text) = check(&support::fixture("unknown-import"), None);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        verdict(&text, "acme:vault/secrets@1.0.0").contains("not offered: this host does not provide it"),
+        "{text}"
+    );
+}
+
+#[test]
+fn malformed_components_are_refused_with_a_reason() {
+    let (code, text) = check(&support::fixture("core-module"), None);
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("can run:  no: not a valid WebAssembly component"),
+        "{text}"
+    );
+
+    let (code, text) = check(&support::fixture("no-exports"), None);
+    assert_eq!(code, 1);
+    assert!(text.contains("implements neither flowd world"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"\0asm\x0d\0\x01\0garbage").unwrap();
+    let (code, text) = check(&junk, Some(dir.path()));
+    assert_eq!(code, 1);
+    assert!(
+        text.contains("can run:  no: not a valid WebAssembly component"),
+        "{text}"
+    );
+
+    let (code, text) = check(&dir.path().join("absent.wasm"), Some(dir.path()));
+    assert_eq!(code, 2);
+    assert!(text.contains("cannot read"), "{text}");
+}
+
+#[test]
+fn a_second_start_loads_the_compiled_component_from_the_cache() {
+    let cache = tempfile::tempdir().unwrap();
+    let echo = support::fixture("echo");
+    let (code, first) = check(&echo, Some(cache.path()));
+    assert_eq!(code, 0, "{first}");
+    assert!(first.contains("compile:  compiled in"), "{first}");
+    let (_, second) = check(&echo, Some(cache.path()));
+    assert!(
+        second.contains("compile:  loaded from the compiled-component cache in"),
+        "{second}"
+    );
+
+    // A damaged cache entry is not trusted blindly: it is compiled again and replaced.
+    let entries: Vec<_> = std::fs::read_dir(cache.path().join("flowd"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    std::fs::write(&entries[0], b"not machine code").unwrap();
+    let (code, third) = check(&echo, Some(cache.path()));
+    assert_eq!(code, 0, "{third}");
+    assert!(third.contains("compile:  compiled in"), "{third}");
+    let (_, fourth) = check(&echo, Some(cache.path()));
+    assert!(fourth.contains("loaded from the compiled-component cache"), "{fourth}");
+}

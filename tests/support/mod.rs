@@ -1,0 +1,123 @@
+//! Shared by the integration tests: a scratch setup (daemon config naming the fixture
+//! connectors, a flows directory) and a way to run the real `flowd` binary against it.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// Every test shares one compiled-component cache, so each fixture compiles once per run.
+pub fn cache_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("component-cache")
+}
+
+/// The `flowd` binary, with the shared cache.
+pub fn flowd() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_flowd"));
+    c.env("XDG_CACHE_HOME", cache_dir()).stdin(Stdio::null());
+    c
+}
+
+pub fn fixture(name: &str) -> PathBuf {
+    flowd_fixtures::wasm(name)
+}
+
+/// The action fixtures, usable as connectors under their own names.
+pub const ACTION_FIXTURES: &[&str] = &[
+    "echo",
+    "fail",
+    "looper",
+    "membomb",
+    "recursion",
+    "panic",
+    "huge-output",
+    "not-json",
+    "log-flood",
+    "stdout-writer",
+    "sockets",
+];
+
+/// A scratch directory with a daemon config (`flowd.toml`) and a `flows/` directory.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+}
+
+impl Setup {
+    /// Bundled connectors plus every action fixture and `trigger-echo`, with `limits`
+    /// (TOML lines for the `[limits]` table) on top of the defaults.
+    pub fn new(limits: &str) -> Setup {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut toml = String::from("environment = \"test\"\nflows = \"flows\"\n");
+        toml.push_str(&format!(
+            "cache_dir = {:?}\n\n[limits]\n{limits}\n\n",
+            cache_dir().join("flowd").display().to_string()
+        ));
+        for b in ["log", "transform", "reshape"] {
+            toml.push_str(&format!("[connectors.{b}]\nbundled = \"{b}\"\n\n"));
+        }
+        for f in ACTION_FIXTURES.iter().chain(&["trigger-echo"]) {
+            toml.push_str(&format!(
+                "[connectors.{f}]\npath = {:?}\n\n",
+                fixture(f).display().to_string()
+            ));
+        }
+        std::fs::write(dir.path().join("flowd.toml"), toml).unwrap();
+        std::fs::create_dir(dir.path().join("flows")).unwrap();
+        Setup { dir }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    pub fn config(&self) -> PathBuf {
+        self.path("flowd.toml")
+    }
+
+    /// Writes `flows/<name>.toml` and returns its path.
+    pub fn flow(&self, name: &str, toml: &str) -> PathBuf {
+        let p = self.path(&format!("flows/{name}.toml"));
+        std::fs::write(&p, toml).unwrap();
+        p
+    }
+
+    /// `flowd run --json` of a flow with `input`; the exit code and the report.
+    pub fn run(&self, flow: &Path, input: Option<&Value>) -> (i32, Value) {
+        let out = self.run_raw(flow, input, &["--json"]);
+        let code = out.status.code().expect("flowd exited normally");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+            panic!(
+                "flowd run printed no JSON report ({e}); exit {code}\nstdout:\n{stdout}\nstderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (code, report)
+    }
+
+    pub fn run_raw(&self, flow: &Path, input: Option<&Value>, extra: &[&str]) -> Output {
+        let mut cmd = flowd();
+        cmd.arg("run").arg(flow).arg("--config").arg(self.config()).args(extra);
+        if let Some(input) = input {
+            let p = self.path("input.json");
+            std::fs::write(&p, input.to_string()).unwrap();
+            cmd.arg("--input").arg(p);
+        }
+        cmd.output().expect("running flowd")
+    }
+}
+
+/// A one-step flow calling `connector` with `config` (TOML inline table) and step keys.
+pub fn one_step(connector: &str, config: &str, step_keys: &str) -> String {
+    format!(
+        "[flow]\nname = \"t\"\n\n[trigger.manual]\n\n[[steps]]\nname = \"only\"\nconnector = \"{connector}\"\nconfig = {config}\n{step_keys}\n"
+    )
+}
+
+pub fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
+    report["steps"]
+        .as_array()
+        .and_then(|s| s.iter().find(|s| s["name"] == name))
+        .unwrap_or_else(|| panic!("no step {name} in {report:#}"))
+}
