@@ -84,7 +84,7 @@ async fn raw_call(engine: &Engine, pre: &ActionConnectorPre<Raw>, config: &str, 
     );
     if bounded {
         store.set_fuel(u64::MAX).unwrap();
-        store.set_epoch_deadline(u64::MAX);
+        store.set_epoch_deadline(u64::MAX / 2);
     }
     let inst: ActionConnector = pre.instantiate_async(&mut store).await.unwrap();
     let out = inst
