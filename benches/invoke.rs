@@ -190,7 +190,10 @@ fn main() {
                                 assert!(inv.result.is_ok());
                             }
                             _ => {
-                                let r = executor.execute(&flow, TriggerEvent::Manual(json!({"n": 1}))).await;
+                                let r = executor
+                                    .execute(&flow, TriggerEvent::Manual(json!({"n": 1})))
+                                    .await
+                                    .unwrap();
                                 assert_eq!(r.status, flowd::engine::ExecutionStatus::Success);
                             }
                         }

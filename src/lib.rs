@@ -15,4 +15,5 @@ pub mod config;
 pub mod engine;
 pub mod loader;
 pub mod plugin;
+pub mod store;
 pub(crate) mod time_format;

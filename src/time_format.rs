@@ -29,4 +29,15 @@ pub mod option {
             None => s.serialize_none(),
         }
     }
+
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<SystemTime>, D::Error> {
+        let text: Option<String> = serde::Deserialize::deserialize(d)?;
+        match text {
+            None => Ok(None),
+            Some(text) => {
+                let ts: jiff::Timestamp = text.parse().map_err(serde::de::Error::custom)?;
+                Ok(Some(SystemTime::from(ts)))
+            }
+        }
+    }
 }

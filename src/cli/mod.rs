@@ -3,6 +3,7 @@
 //! did not succeed, 2 the invocation or its config was wrong.
 
 mod check;
+mod executions;
 mod render;
 mod run;
 mod validate;
@@ -33,6 +34,13 @@ enum Command {
     },
     /// Validate the daemon config and every flow, each step's config through its connector.
     Validate(validate::ValidateArgs),
+    /// Recorded executions in a data directory.
+    Executions {
+        #[command(subcommand)]
+        command: executions::ExecutionsCommand,
+    },
+    /// Recorded log records in a data directory, oldest first.
+    Logs(executions::LogsArgs),
 }
 
 #[derive(Subcommand)]
@@ -73,6 +81,8 @@ pub fn main() -> ExitCode {
                 command: PluginCommand::Check(args),
             } => check::check(args).await,
             Command::Validate(args) => validate::validate(args).await,
+            Command::Executions { command } => executions::executions(command),
+            Command::Logs(args) => executions::logs(args),
         }
     });
     ExitCode::from(code)

@@ -3,6 +3,7 @@
 use crate::config::{ConfigError, ConfigErrors, ConnectorConfig, ConnectorSource, Flow, Grants};
 use crate::engine::{ExecutionStatus, Executor, local_event};
 use crate::loader;
+use crate::store::RedbStore;
 use clap::Args;
 use serde_json::Value;
 use std::io::Read;
@@ -23,6 +24,9 @@ pub struct RunArgs {
     /// Use a component file as connector NAME (repeatable), with no grants.
     #[arg(long = "connector", value_name = "NAME=FILE.wasm", value_parser = parse_connector)]
     connectors: Vec<(String, PathBuf)>,
+    /// Record the execution (steps, payloads, log records) in this data directory.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
     /// Print the execution as JSON instead of a timeline.
     #[arg(long)]
     json: bool,
@@ -119,9 +123,24 @@ pub async fn run(args: RunArgs) -> u8 {
         print_run_errors(errors, &args);
         return 2;
     }
-    let executor = Executor::new(Arc::new(registry), config.environment.clone());
+    let mut executor = Executor::new(Arc::new(registry), config.environment.clone());
+    if let Some(dir) = &args.data_dir {
+        match RedbStore::open(dir, config.limits.max_payload as usize) {
+            Ok(store) => executor = executor.with_store(Arc::new(store)),
+            Err(e) => {
+                eprintln!("error: --data-dir: {e}");
+                return 2;
+            }
+        }
+    }
     let event = local_event(&flow.trigger.kind, input);
-    let report = executor.execute(&flow, event).await;
+    let report = match executor.execute(&flow, event).await {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: the execution could not be recorded, so it stopped: {e}");
+            return 1;
+        }
+    };
     if args.json {
         println!(
             "{}",

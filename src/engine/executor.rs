@@ -3,11 +3,13 @@
 //! enforcing limits and the flow's allocated time, retrying retryable failures with
 //! exponential backoff and jitter, and deciding every step's and the execution's status.
 
+use super::record::Recorder;
 use super::report::{Call, ConnectorUse, ExecutionReport, StepReport, TriggerReport};
 use super::status::{ExecutionStatus, StepStatus};
 use crate::config::units::format_duration;
 use crate::config::{Action, Flow, OnError, Pause, RetryPolicy, Step, TriggerKind};
 use crate::plugin::{CallContext, ErrorKind, Failure, Invocation, Registry, TriggerEvent, World};
+use crate::store::{JobId, Store, StoreError};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 pub struct Executor {
     registry: Arc<Registry>,
     environment: String,
+    store: Option<Arc<dyn Store>>,
 }
 
 /// The data steps read: the trigger payload and each successful step's output.
@@ -36,17 +39,32 @@ impl Executor {
         Executor {
             registry,
             environment: environment.into(),
+            store: None,
         }
+    }
+
+    /// Records every execution in `store`, each transition before it is acted upon.
+    pub fn with_store(mut self, store: Arc<dyn Store>) -> Executor {
+        self.store = Some(store);
+        self
     }
 
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
-    /// Runs one execution of `flow` for `event`, start to end.
-    pub async fn execute(&self, flow: &Flow, event: TriggerEvent) -> ExecutionReport {
-        let job_id = uuid::Uuid::now_v7().to_string();
+    /// Runs one execution of `flow` for `event`, start to end. Fails only when the store
+    /// cannot record a transition: the execution then stops where it was.
+    pub async fn execute(&self, flow: &Flow, event: TriggerEvent) -> Result<ExecutionReport, StoreError> {
+        let id = JobId::new();
+        let job_id = id.to_string();
         let started_at = SystemTime::now();
+        let recorder = Recorder {
+            store: self.store.clone(),
+            job_id: id,
+            trigger_fingerprint: flow.trigger_fingerprint.clone(),
+            created_at: started_at,
+        };
         let clock = Instant::now();
         let deadline = clock + flow.timeout;
         let mut report = ExecutionReport {
@@ -90,13 +108,25 @@ impl Executor {
         {
             Ok(Some(payload)) => {
                 report.trigger.payload = Some(payload.clone());
+                report.status = ExecutionStatus::Pending;
+                recorder.accepted(&report).await?;
+                report.status = ExecutionStatus::Running;
+                recorder.status(&report).await?;
                 let mut data = Data {
                     trigger: payload,
                     outputs: Map::new(),
                 };
-                report.status = self.run_steps(flow, &mut data, &mut report, deadline, &ctx).await;
+                let (status, written) = self
+                    .run_steps(flow, &mut data, &mut report, deadline, &ctx, &recorder)
+                    .await?;
+                report.status = status;
+                report.finished_at = SystemTime::now();
+                report.duration = clock.elapsed();
+                recorder.finished(&report, written).await?;
+                return Ok(report);
             }
             Ok(None) => {
+                // Nothing is recorded for a dropped event: it never became an execution.
                 report.trigger.dropped = true;
                 report.status = ExecutionStatus::Success;
                 for s in &mut report.steps {
@@ -105,16 +135,22 @@ impl Executor {
                 }
             }
             Err(failure) => {
+                report.status = ExecutionStatus::Pending;
+                recorder.accepted(&report).await?;
                 report.status = ExecutionStatus::Failed;
                 for s in &mut report.steps {
                     s.status = StepStatus::Skipped;
                     s.note = Some(format!("the trigger failed: {failure}"));
                 }
+                report.finished_at = SystemTime::now();
+                report.duration = clock.elapsed();
+                recorder.finished(&report, 0).await?;
+                return Ok(report);
             }
         }
         report.finished_at = SystemTime::now();
         report.duration = clock.elapsed();
-        report
+        Ok(report)
     }
 
     /// The payload the flow starts with, or `None` when a trigger connector dropped it.
@@ -173,7 +209,8 @@ impl Executor {
         report: &mut ExecutionReport,
         deadline: Instant,
         ctx: &dyn Fn(&str) -> CallContext,
-    ) -> ExecutionStatus {
+        recorder: &Recorder,
+    ) -> Result<(ExecutionStatus, usize), StoreError> {
         // Steps whose output is not there, and why: dependents are skipped.
         let mut unavailable: BTreeMap<String, &'static str> = BTreeMap::new();
         let mut continued_past_failure = false;
@@ -183,18 +220,23 @@ impl Executor {
                     &mut report.steps[i..],
                     &format!("the flow's timeout of {} was exceeded", format_duration(flow.timeout)),
                 );
-                return ExecutionStatus::Rejected;
+                return Ok((ExecutionStatus::Rejected, i));
             }
             if let Some((dep, why)) = step.needs.iter().find_map(|d| unavailable.get(d).map(|w| (d, *w))) {
                 let r = &mut report.steps[i];
                 r.status = StepStatus::Skipped;
                 r.note = Some(format!("needs steps.{dep}, which {why}"));
                 unavailable.insert(step.name.clone(), "was skipped");
+                recorder.step_finished(report, i).await?;
                 continue;
             }
+            report.steps[i].started_at = Some(SystemTime::now());
+            report.steps[i].status = StepStatus::Running;
+            recorder.step_started(report, i).await?;
             let outcome = self
                 .run_step(flow, step, data, &mut report.steps[i], deadline, ctx)
                 .await;
+            recorder.step_finished(report, i).await?;
             match outcome {
                 StepOutcome::Done(output) => {
                     if let Action::Respond { .. } = step.action {
@@ -206,7 +248,7 @@ impl Executor {
                     unavailable.insert(step.name.clone(), "failed");
                     if step.on_error == OnError::Fail {
                         skip_rest(&mut report.steps[i + 1..], &format!("step \"{}\" failed", step.name));
-                        return ExecutionStatus::Failed;
+                        return Ok((ExecutionStatus::Failed, i + 1));
                     }
                     continued_past_failure = true;
                 }
@@ -215,21 +257,22 @@ impl Executor {
                         &mut report.steps[i + 1..],
                         &format!("the flow's timeout of {} was exceeded", format_duration(flow.timeout)),
                     );
-                    return ExecutionStatus::Rejected;
+                    return Ok((ExecutionStatus::Rejected, i + 1));
                 }
                 StepOutcome::Paused => {
                     for r in &mut report.steps[i + 1..] {
                         r.note = Some(format!("waits for step \"{}\" to be resumed", step.name));
                     }
-                    return ExecutionStatus::Paused;
+                    return Ok((ExecutionStatus::Paused, i + 1));
                 }
             }
         }
-        if continued_past_failure {
+        let status = if continued_past_failure {
             ExecutionStatus::PartiallyExecuted
         } else {
             ExecutionStatus::Success
-        }
+        };
+        Ok((status, flow.steps.len()))
     }
 
     async fn run_step(
@@ -242,8 +285,6 @@ impl Executor {
         ctx: &dyn Fn(&str) -> CallContext,
     ) -> StepOutcome {
         let clock = Instant::now();
-        r.started_at = Some(SystemTime::now());
-        r.status = StepStatus::Running;
         let input = data.input();
         let outcome = match &step.action {
             Action::Connector { call, limits } => {

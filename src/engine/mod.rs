@@ -3,6 +3,7 @@
 //! how executions are stored.
 
 mod executor;
+mod record;
 mod report;
 mod status;
 

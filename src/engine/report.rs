@@ -54,7 +54,7 @@ pub struct TriggerReport {
 }
 
 /// Which component ran: its name and content hash, so a changed plugin is visible.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ConnectorUse {
     pub name: String,
     pub sha256: String,

@@ -1,0 +1,299 @@
+//! `flowd executions list|show` and `flowd logs`: read a data directory directly, for
+//! use without a daemon (the admin API serves the same views later).
+
+use crate::engine::ExecutionStatus;
+use crate::plugin::Level;
+use crate::store::{Execution, JobId, ListQuery, LogQuery, PayloadKey, PayloadKind, RedbStore, Store};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum ExecutionsCommand {
+    /// Executions, newest first.
+    List(ListArgs),
+    /// One execution: each attempt's steps with status, timing, fuel, error and payloads.
+    Show(ShowArgs),
+}
+
+#[derive(Args)]
+pub struct DataDir {
+    /// The data directory (`flowd run --data-dir`).
+    #[arg(long, value_name = "DIR", env = "FLOWD_DATA_DIR")]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    #[arg(long)]
+    flow: Option<String>,
+    #[arg(long)]
+    project: Option<String>,
+    /// pending, queued, running, paused, success, partially_executed, failed, rejected.
+    #[arg(long, value_parser = parse_status)]
+    status: Option<ExecutionStatus>,
+    /// Only executions older than this job id (the last one of the previous page).
+    #[arg(long, value_name = "JOB_ID")]
+    before: Option<JobId>,
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct ShowArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    job_id: JobId,
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub struct LogsArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    #[arg(long, value_name = "JOB_ID")]
+    job: Option<JobId>,
+    #[arg(long)]
+    flow: Option<String>,
+    #[arg(long)]
+    step: Option<String>,
+    /// The lowest level shown: trace, debug, info, warn or error.
+    #[arg(long, value_parser = parse_level)]
+    level: Option<Level>,
+    #[arg(long)]
+    category: Option<String>,
+    /// Only records whose message contains this text.
+    #[arg(long)]
+    contains: Option<String>,
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+    /// One JSON object per line.
+    #[arg(long)]
+    json: bool,
+}
+
+fn parse_status(s: &str) -> Result<ExecutionStatus, String> {
+    serde_json::from_value(Value::String(s.to_string())).map_err(|_| {
+        format!("unknown status {s:?}; expected pending, queued, running, paused, success, partially_executed, failed or rejected")
+    })
+}
+
+fn parse_level(s: &str) -> Result<Level, String> {
+    serde_json::from_value(Value::String(s.to_string()))
+        .map_err(|_| format!("unknown level {s:?}; expected trace, debug, info, warn or error"))
+}
+
+fn open(dir: &DataDir) -> Result<RedbStore, u8> {
+    if !dir.data_dir.join("flowd.redb").is_file() {
+        eprintln!("error: --data-dir {}: no flowd database there", dir.data_dir.display());
+        return Err(2);
+    }
+    RedbStore::open(&dir.data_dir, usize::MAX).map_err(|e| {
+        eprintln!("error: --data-dir: {e}");
+        2
+    })
+}
+
+pub fn executions(cmd: ExecutionsCommand) -> u8 {
+    match cmd {
+        ExecutionsCommand::List(a) => list(a),
+        ExecutionsCommand::Show(a) => show(a),
+    }
+}
+
+fn list(a: ListArgs) -> u8 {
+    let store = match open(&a.dir) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let q = ListQuery {
+        flow: a.flow,
+        project: a.project,
+        status: a.status,
+        before: a.before,
+        limit: a.limit,
+        ..ListQuery::default()
+    };
+    let rows = match store.list(&q) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&rows).expect("serializes"));
+        return 0;
+    }
+    println!(
+        "{:<36}  {:<20}  {:<18}  {:>9}  {:>5}  {:>3}  time",
+        "job id", "flow", "status", "duration", "steps", "try"
+    );
+    for e in &rows {
+        println!(
+            "{:<36}  {:<20}  {:<18}  {:>9}  {:>5}  {:>3}  {}",
+            e.job_id.to_string(),
+            e.flow,
+            e.status.as_str(),
+            duration(e).map_or("-".into(), |d| format!("{d:.3}s")),
+            format!("{}/{}", e.steps_executed, e.steps_total),
+            e.attempt,
+            crate::time_format::rfc3339(e.created_at),
+        );
+    }
+    0
+}
+
+fn duration(e: &Execution) -> Option<f64> {
+    let (s, f) = (e.started_at?, e.finished_at?);
+    f.duration_since(s).ok().map(|d| d.as_secs_f64())
+}
+
+fn show(a: ShowArgs) -> u8 {
+    let store = match open(&a.dir) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let detail = (|| -> Result<Option<Value>, crate::store::StoreError> {
+        let Some(e) = store.execution(a.job_id)? else {
+            return Ok(None);
+        };
+        let trigger = store.payload(PayloadKey::trigger(a.job_id))?;
+        let mut steps = Vec::new();
+        // A step's input is the trigger payload and the outputs of the steps before it.
+        let mut outputs = serde_json::Map::new();
+        let mut attempt = 0;
+        for row in store.steps(a.job_id)? {
+            if row.attempt != attempt {
+                attempt = row.attempt;
+                outputs.clear();
+            }
+            let key = |kind| PayloadKey {
+                job_id: a.job_id,
+                attempt: row.attempt,
+                step: row.index,
+                kind,
+            };
+            let mut v = serde_json::to_value(&row).expect("serializes");
+            let ran = !matches!(
+                row.status,
+                crate::engine::StepStatus::Skipped | crate::engine::StepStatus::Pending
+            );
+            v["input"] = if ran {
+                json!({ "trigger": trigger, "steps": outputs })
+            } else {
+                Value::Null
+            };
+            v["config"] = store.payload(key(PayloadKind::Config))?.unwrap_or(Value::Null);
+            let output = store.payload(key(PayloadKind::Output))?;
+            if let Some(o) = &output {
+                outputs.insert(row.name.clone(), o.clone());
+            }
+            v["output"] = output.unwrap_or(Value::Null);
+            steps.push(v);
+        }
+        Ok(Some(
+            json!({ "execution": e, "duration": duration(&e), "trigger": trigger, "steps": steps }),
+        ))
+    })();
+    let detail = match detail {
+        Ok(Some(d)) => d,
+        Ok(None) => {
+            eprintln!("error: no execution {} in {}", a.job_id, a.dir.data_dir.display());
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&detail).expect("serializes"));
+        return 0;
+    }
+    let e = &detail["execution"];
+    println!(
+        "job {}  flow {} (project {}, version {})  {}  attempt {}",
+        e["job_id"].as_str().unwrap_or(""),
+        e["flow"].as_str().unwrap_or(""),
+        e["project"].as_str().unwrap_or(""),
+        e["flow_version"].as_str().unwrap_or(""),
+        e["status"].as_str().unwrap_or(""),
+        e["attempt"]
+    );
+    println!(
+        "  trigger {}  payload {}",
+        e["trigger_kind"].as_str().unwrap_or(""),
+        detail["trigger"]
+    );
+    for s in detail["steps"].as_array().into_iter().flatten() {
+        println!(
+            "  [{}] {:<16} {:<9} {:>9.3} ms  fuel {}",
+            s["attempt"],
+            s["name"].as_str().unwrap_or(""),
+            s["status"].as_str().unwrap_or(""),
+            s["duration"].as_f64().unwrap_or(0.0) * 1000.0,
+            s["fuel_used"]
+        );
+        if !s["error"].is_null() {
+            println!(
+                "        error: {}: {}",
+                s["error"]["kind"].as_str().unwrap_or(""),
+                s["error"]["message"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(note) = s["note"].as_str() {
+            println!("        {note}");
+        }
+        if !s["output"].is_null() {
+            println!("        output: {}", s["output"]);
+        }
+    }
+    0
+}
+
+pub fn logs(a: LogsArgs) -> u8 {
+    let store = match open(&a.dir) {
+        Ok(s) => s,
+        Err(c) => return c,
+    };
+    let q = LogQuery {
+        job_id: a.job,
+        flow: a.flow,
+        step: a.step,
+        level: a.level,
+        category: a.category,
+        contains: a.contains,
+        limit: a.limit,
+        ..LogQuery::default()
+    };
+    let rows = match store.logs(&q) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    for l in rows {
+        if a.json {
+            println!("{}", serde_json::to_string(&l).expect("serializes"));
+        } else {
+            println!(
+                "{} {:<5} {} {}/{} {}: {}",
+                crate::time_format::rfc3339(l.time),
+                l.level.as_str(),
+                l.job_id,
+                l.flow,
+                l.step.as_deref().unwrap_or("trigger"),
+                l.category,
+                l.message
+            );
+        }
+    }
+    0
+}

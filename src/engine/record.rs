@@ -1,0 +1,196 @@
+//! Writes each transition of an execution to the store before the executor acts on it:
+//! accepted (pending, with the trigger payload), running, each step started and finished
+//! (with its payloads and log records), and the final status with any skipped steps.
+
+use super::report::{Call, ExecutionReport, StepReport};
+use super::status::StepStatus;
+use crate::plugin::LogRecord;
+use crate::store::{Execution, JobId, LogRow, PayloadKey, PayloadKind, StepRow, Store, StoreError, TryRow, Write};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// Records one execution; without a store it records nothing.
+pub(crate) struct Recorder {
+    pub(crate) store: Option<Arc<dyn Store>>,
+    pub(crate) job_id: JobId,
+    pub(crate) trigger_fingerprint: String,
+    pub(crate) created_at: SystemTime,
+}
+
+impl Recorder {
+    async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
+        match &self.store {
+            Some(s) => s.write(writes).await,
+            None => Ok(()),
+        }
+    }
+
+    fn execution(&self, r: &ExecutionReport) -> Execution {
+        let running = !matches!(
+            r.status,
+            super::ExecutionStatus::Pending | super::ExecutionStatus::Queued
+        );
+        Execution {
+            job_id: self.job_id,
+            project: r.project.clone(),
+            flow: r.flow.clone(),
+            flow_version: r.flow_version.clone(),
+            trigger_kind: r.trigger_kind.to_string(),
+            trigger_fingerprint: self.trigger_fingerprint.clone(),
+            environment: r.environment.clone(),
+            status: r.status,
+            attempt: r.attempt,
+            created_at: self.created_at,
+            started_at: running.then_some(r.started_at),
+            finished_at: r.status.is_final().then_some(r.finished_at),
+            steps_total: r.steps.len() as u32,
+            steps_executed: r.steps_executed() as u32,
+            resume_at: None,
+        }
+    }
+
+    fn logs(
+        &self,
+        r: &ExecutionReport,
+        step: Option<&str>,
+        connector: Option<&str>,
+        action: &str,
+        logs: &[LogRecord],
+    ) -> Write {
+        Write::Logs(
+            logs.iter()
+                .map(|l| LogRow {
+                    time: l.time,
+                    level: l.level,
+                    job_id: self.job_id,
+                    project: r.project.clone(),
+                    flow: r.flow.clone(),
+                    flow_version: r.flow_version.clone(),
+                    attempt: r.attempt,
+                    step: step.map(str::to_string),
+                    connector: connector.map(str::to_string),
+                    action: action.to_string(),
+                    category: l.category.clone(),
+                    environment: r.environment.clone(),
+                    message: l.message.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The execution is accepted: stored as pending with its trigger payload.
+    pub(crate) async fn accepted(&self, r: &ExecutionReport) -> Result<(), StoreError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let mut writes = vec![Write::Execution(self.execution(r))];
+        if let Some(p) = &r.trigger.payload {
+            writes.push(Write::Payload {
+                key: PayloadKey::trigger(self.job_id),
+                value: p.clone(),
+            });
+        }
+        if let Some(call) = &r.trigger.call {
+            let connector = r.trigger.connector.as_ref().map(|c| c.name.as_str());
+            writes.push(self.logs(r, None, connector, "accept", &call.logs));
+        }
+        self.write(writes).await
+    }
+
+    pub(crate) async fn status(&self, r: &ExecutionReport) -> Result<(), StoreError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        self.write(vec![Write::Execution(self.execution(r))]).await
+    }
+
+    fn row(&self, r: &ExecutionReport, index: usize) -> StepRow {
+        let s: &StepReport = &r.steps[index];
+        StepRow {
+            attempt: r.attempt,
+            index: index as u32,
+            name: s.name.clone(),
+            kind: s.kind.to_string(),
+            status: s.status,
+            connector: s.connector.clone(),
+            started_at: s.started_at,
+            finished_at: s.finished_at,
+            duration: s.duration.as_secs_f64(),
+            fuel_used: s.fuel_used,
+            error: s.error.clone(),
+            note: s.note.clone(),
+            tries: s.tries.iter().map(try_row).collect(),
+        }
+    }
+
+    pub(crate) async fn step_started(&self, r: &ExecutionReport, index: usize) -> Result<(), StoreError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        self.write(vec![Write::Step {
+            job_id: self.job_id,
+            row: self.row(r, index),
+        }])
+        .await
+    }
+
+    /// A step ended (or paused): its row, payloads and log records.
+    pub(crate) async fn step_finished(&self, r: &ExecutionReport, index: usize) -> Result<(), StoreError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let s = &r.steps[index];
+        let mut writes = vec![Write::Step {
+            job_id: self.job_id,
+            row: self.row(r, index),
+        }];
+        let key = |kind| PayloadKey {
+            job_id: self.job_id,
+            attempt: r.attempt,
+            step: index as u32,
+            kind,
+        };
+        // The input is not stored: it is the trigger payload plus earlier outputs, each
+        // stored once, and is rebuilt from them when shown.
+        for (kind, value) in [(PayloadKind::Config, &s.config), (PayloadKind::Output, &s.output)] {
+            if let Some(v) = value {
+                writes.push(Write::Payload {
+                    key: key(kind),
+                    value: v.clone(),
+                });
+            }
+        }
+        let connector = s.connector.as_ref().map(|c| c.name.as_str());
+        let logs: Vec<LogRecord> = s.tries.iter().flat_map(|t| t.logs.iter().cloned()).collect();
+        if !logs.is_empty() {
+            writes.push(self.logs(r, Some(&s.name), connector, "run", &logs));
+        }
+        self.write(writes).await
+    }
+
+    /// The execution reached a final status (or paused): steps not yet written and the row.
+    pub(crate) async fn finished(&self, r: &ExecutionReport, written: usize) -> Result<(), StoreError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let mut writes: Vec<Write> = (written..r.steps.len())
+            .filter(|i| r.steps[*i].status != StepStatus::Pending || r.steps[*i].note.is_some())
+            .map(|i| Write::Step {
+                job_id: self.job_id,
+                row: self.row(r, i),
+            })
+            .collect();
+        writes.push(Write::Execution(self.execution(r)));
+        self.write(writes).await
+    }
+}
+
+fn try_row(c: &Call) -> TryRow {
+    TryRow {
+        started_at: c.started_at,
+        duration: c.duration.as_secs_f64(),
+        fuel_used: c.fuel_used,
+        error: c.error.clone(),
+        dropped_logs: c.dropped_logs,
+    }
+}

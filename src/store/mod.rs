@@ -1,0 +1,50 @@
+//! Durable executions: the [`Store`] the executor writes every transition to before it
+//! acts on it, and its redb implementation. The executor sees only the trait, so another
+//! backend (PostgreSQL, for several nodes) can be added without touching it.
+
+mod model;
+mod redb_store;
+mod tables;
+
+pub use model::{Execution, JobId, ListQuery, LogQuery, LogRow, PayloadKey, PayloadKind, StepRow, TryRow, Write};
+pub use redb_store::{RedbStore, WriterStats};
+
+use serde_json::Value;
+use std::future::Future;
+use std::pin::Pin;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}: {message}")]
+    Open { path: String, message: String },
+    #[error("database error: {0}")]
+    Db(String),
+    #[error("a {kind} payload of {size} bytes is over the {max}-byte limit (limits.max_payload)")]
+    PayloadTooLarge {
+        kind: &'static str,
+        size: usize,
+        max: usize,
+    },
+    #[error("the store's writer has stopped")]
+    Closed,
+    #[error("unreadable {table} record: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+}
+
+pub type WriteFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+
+/// Where executions are recorded.
+pub trait Store: Send + Sync + 'static {
+    /// Applies `writes` in one transaction; resolves once they are durable.
+    fn write(&self, writes: Vec<Write>) -> WriteFuture<'_>;
+    fn execution(&self, id: JobId) -> Result<Option<Execution>, StoreError>;
+    /// Every step row of every attempt, by attempt then index.
+    fn steps(&self, id: JobId) -> Result<Vec<StepRow>, StoreError>;
+    fn payload(&self, key: PayloadKey) -> Result<Option<Value>, StoreError>;
+    /// Executions matching `q`, newest first.
+    fn list(&self, q: &ListQuery) -> Result<Vec<Execution>, StoreError>;
+    /// Log records matching `q`, oldest first.
+    fn logs(&self, q: &LogQuery) -> Result<Vec<LogRow>, StoreError>;
+    /// Executions not in a final status, oldest first: what recovery picks up.
+    fn unfinished(&self) -> Result<Vec<Execution>, StoreError>;
+}

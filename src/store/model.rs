@@ -1,0 +1,230 @@
+//! What the store keeps, independent of any backend: executions, the steps of each
+//! attempt, payloads, and log records, plus the queries the CLI and API ask.
+
+use crate::engine::{ConnectorUse, ExecutionStatus, StepStatus};
+use crate::plugin::{Failure, Level};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+use std::str::FromStr;
+use std::time::SystemTime;
+
+/// A job id: a UUIDv7, so ids sort by creation time and "newest first" is a reverse scan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub u128);
+
+impl JobId {
+    pub fn new() -> JobId {
+        JobId(uuid::Uuid::now_v7().as_u128())
+    }
+
+    /// The smallest id created at or after `t` (UUIDv7 holds Unix milliseconds on top).
+    pub fn lower_bound(t: SystemTime) -> JobId {
+        let ms = t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+        JobId(ms.min((1 << 48) - 1) << 80)
+    }
+}
+
+impl Default for JobId {
+    fn default() -> Self {
+        JobId::new()
+    }
+}
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&uuid::Uuid::from_u128(self.0).hyphenated(), f)
+    }
+}
+
+impl FromStr for JobId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<JobId, String> {
+        uuid::Uuid::parse_str(s)
+            .map(|u| JobId(u.as_u128()))
+            .map_err(|e| format!("invalid job id {s:?}: {e}"))
+    }
+}
+
+impl Serialize for JobId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for JobId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<JobId, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// One execution (a job): the row of the execution list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub job_id: JobId,
+    pub project: String,
+    pub flow: String,
+    pub flow_version: String,
+    pub trigger_kind: String,
+    /// A stored trigger payload fits the flow while this is unchanged.
+    pub trigger_fingerprint: String,
+    pub environment: String,
+    pub status: ExecutionStatus,
+    /// 1 for the first run, 2 and 3 for manual retries.
+    pub attempt: u32,
+    #[serde(with = "crate::time_format")]
+    pub created_at: SystemTime,
+    #[serde(with = "crate::time_format::option", default)]
+    pub started_at: Option<SystemTime>,
+    #[serde(with = "crate::time_format::option", default)]
+    pub finished_at: Option<SystemTime>,
+    pub steps_total: u32,
+    pub steps_executed: u32,
+    /// When a paused execution resumes on its own (`None` while paused: until resumed).
+    #[serde(with = "crate::time_format::option", default)]
+    pub resume_at: Option<SystemTime>,
+}
+
+/// One step of one attempt, as it stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRow {
+    pub attempt: u32,
+    pub index: u32,
+    pub name: String,
+    pub kind: String,
+    pub status: StepStatus,
+    #[serde(default)]
+    pub connector: Option<ConnectorUse>,
+    #[serde(with = "crate::time_format::option", default)]
+    pub started_at: Option<SystemTime>,
+    #[serde(with = "crate::time_format::option", default)]
+    pub finished_at: Option<SystemTime>,
+    /// Seconds.
+    pub duration: f64,
+    pub fuel_used: u64,
+    #[serde(default)]
+    pub error: Option<Failure>,
+    #[serde(default)]
+    pub note: Option<String>,
+    /// Each automatic try: its error, if it failed.
+    #[serde(default)]
+    pub tries: Vec<TryRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TryRow {
+    #[serde(with = "crate::time_format")]
+    pub started_at: SystemTime,
+    pub duration: f64,
+    pub fuel_used: u64,
+    #[serde(default)]
+    pub error: Option<Failure>,
+    pub dropped_logs: u64,
+}
+
+/// Which payload of a step (or the trigger's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayloadKind {
+    Trigger,
+    /// The step's config with placeholders resolved.
+    Config,
+    Output,
+}
+
+impl PayloadKind {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            PayloadKind::Trigger => 0,
+            PayloadKind::Config => 1,
+            PayloadKind::Output => 3,
+        }
+    }
+}
+
+/// Where a payload belongs. The trigger's payload is attempt 0, step 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadKey {
+    pub job_id: JobId,
+    pub attempt: u32,
+    pub step: u32,
+    pub kind: PayloadKind,
+}
+
+impl PayloadKey {
+    pub fn trigger(job_id: JobId) -> PayloadKey {
+        PayloadKey {
+            job_id,
+            attempt: 0,
+            step: 0,
+            kind: PayloadKind::Trigger,
+        }
+    }
+}
+
+/// One record of the running logs, with every field the API filters on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRow {
+    #[serde(with = "crate::time_format")]
+    pub time: SystemTime,
+    pub level: Level,
+    pub job_id: JobId,
+    pub project: String,
+    pub flow: String,
+    pub flow_version: String,
+    pub attempt: u32,
+    #[serde(default)]
+    pub step: Option<String>,
+    #[serde(default)]
+    pub connector: Option<String>,
+    /// What was running: `run` (a step), `accept` (the trigger), or a host event name.
+    pub action: String,
+    pub category: String,
+    pub environment: String,
+    pub message: String,
+}
+
+/// One change, applied with others in one durable transaction.
+#[derive(Debug, Clone)]
+pub enum Write {
+    /// Inserts or replaces the execution row (its indexes follow).
+    Execution(Execution),
+    Step {
+        job_id: JobId,
+        row: StepRow,
+    },
+    Payload {
+        key: PayloadKey,
+        value: Value,
+    },
+    Logs(Vec<LogRow>),
+}
+
+/// A filter over the execution list, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct ListQuery {
+    pub flow: Option<String>,
+    pub project: Option<String>,
+    pub status: Option<ExecutionStatus>,
+    pub trigger_kind: Option<String>,
+    pub from: Option<SystemTime>,
+    pub to: Option<SystemTime>,
+    /// Only executions older than this one (the previous page's last job id).
+    pub before: Option<JobId>,
+    pub limit: usize,
+}
+
+/// A filter over log records, oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    pub job_id: Option<JobId>,
+    pub flow: Option<String>,
+    pub step: Option<String>,
+    pub level: Option<Level>,
+    pub category: Option<String>,
+    pub contains: Option<String>,
+    pub from: Option<SystemTime>,
+    pub to: Option<SystemTime>,
+    pub limit: usize,
+}

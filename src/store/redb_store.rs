@@ -1,0 +1,413 @@
+//! The redb store. One writer thread owns every write transaction and commits whatever
+//! has queued up while the previous commit was syncing (group commit): under load many
+//! executions share one fsync, alone a write commits at once. Readers open their own
+//! read transactions and never wait for the writer.
+
+use super::model::{Execution, JobId, ListQuery, LogQuery, LogRow, PayloadKey, StepRow, Write};
+use super::tables::{BY_FLOW, BY_STATUS, EXECUTIONS, LOGS, LOGS_BY_JOB, PAYLOADS, STEPS};
+use super::{Store, StoreError, WriteFuture};
+use crate::engine::ExecutionStatus;
+use redb::{Database, ReadableDatabase};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::oneshot;
+
+/// The most requests one transaction takes; the rest wait for the next commit.
+const MAX_BATCH: usize = 4096;
+
+struct Request {
+    writes: Vec<Write>,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Commits and the write requests they carried, since the store opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterStats {
+    pub commits: u64,
+    pub requests: u64,
+}
+
+pub struct RedbStore {
+    db: Arc<Database>,
+    tx: Option<mpsc::Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+    max_payload: usize,
+    commits: Arc<AtomicU64>,
+    requests: Arc<AtomicU64>,
+    path: PathBuf,
+}
+
+fn db_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Db(e.to_string())
+}
+
+fn status_code(s: ExecutionStatus) -> u8 {
+    match s {
+        ExecutionStatus::Pending => 0,
+        ExecutionStatus::Queued => 1,
+        ExecutionStatus::Running => 2,
+        ExecutionStatus::Paused => 3,
+        ExecutionStatus::Success => 4,
+        ExecutionStatus::PartiallyExecuted => 5,
+        ExecutionStatus::Failed => 6,
+        ExecutionStatus::Rejected => 7,
+    }
+}
+
+/// Codes of the statuses that are not final, for recovery.
+const UNFINISHED: [u8; 4] = [0, 1, 2, 3];
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
+}
+
+impl RedbStore {
+    /// Opens (or creates) `dir/flowd.redb`. `max_payload` caps every stored payload.
+    pub fn open(dir: &Path, max_payload: usize) -> Result<RedbStore, StoreError> {
+        let open_err = |message: String| StoreError::Open {
+            path: dir.display().to_string(),
+            message,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let path = dir.join("flowd.redb");
+        let db = Database::create(&path).map_err(|e| open_err(e.to_string()))?;
+        // Create every table up front so readers never meet a missing one.
+        let txn = db.begin_write().map_err(db_err)?;
+        {
+            txn.open_table(EXECUTIONS).map_err(db_err)?;
+            txn.open_table(STEPS).map_err(db_err)?;
+            txn.open_table(PAYLOADS).map_err(db_err)?;
+            txn.open_table(LOGS).map_err(db_err)?;
+            txn.open_table(LOGS_BY_JOB).map_err(db_err)?;
+            txn.open_table(BY_FLOW).map_err(db_err)?;
+            txn.open_table(BY_STATUS).map_err(db_err)?;
+        }
+        txn.commit().map_err(db_err)?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel::<Request>();
+        let commits = Arc::new(AtomicU64::new(0));
+        let requests = Arc::new(AtomicU64::new(0));
+        let writer = {
+            let (db, commits, requests) = (db.clone(), commits.clone(), requests.clone());
+            std::thread::Builder::new()
+                .name("flowd-store-writer".into())
+                .spawn(move || writer_loop(&db, rx, &commits, &requests))
+                .map_err(|e| open_err(e.to_string()))?
+        };
+        Ok(RedbStore {
+            db,
+            tx: Some(tx),
+            writer: Some(writer),
+            max_payload,
+            commits,
+            requests,
+            path,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+        }
+    }
+
+    fn check_sizes(&self, writes: &[Write]) -> Result<(), StoreError> {
+        for w in writes {
+            if let Write::Payload { key, value } = w {
+                let size = value.to_string().len();
+                if size > self.max_payload {
+                    let kind = match key.kind {
+                        super::PayloadKind::Trigger => "trigger",
+                        super::PayloadKind::Config => "config",
+                        super::PayloadKind::Output => "output",
+                    };
+                    return Err(StoreError::PayloadTooLarge {
+                        kind,
+                        size,
+                        max: self.max_payload,
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after it commits what is queued.
+        self.tx.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, commits: &AtomicU64, requests: &AtomicU64) {
+    let mut seq: u32 = 0;
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let result = apply(db, &batch, &mut seq);
+        commits.fetch_add(1, Ordering::Relaxed);
+        requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        for r in batch {
+            let _ = r.done.send(result.clone());
+        }
+    }
+}
+
+/// Applies a batch in one durable transaction.
+fn apply(db: &Database, batch: &[Request], seq: &mut u32) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    {
+        let mut executions = txn.open_table(EXECUTIONS).map_err(db_err)?;
+        let mut steps = txn.open_table(STEPS).map_err(db_err)?;
+        let mut payloads = txn.open_table(PAYLOADS).map_err(db_err)?;
+        let mut logs = txn.open_table(LOGS).map_err(db_err)?;
+        let mut logs_by_job = txn.open_table(LOGS_BY_JOB).map_err(db_err)?;
+        let mut by_flow = txn.open_table(BY_FLOW).map_err(db_err)?;
+        let mut by_status = txn.open_table(BY_STATUS).map_err(db_err)?;
+        for w in batch.iter().flat_map(|r| &r.writes) {
+            match w {
+                Write::Execution(e) => {
+                    let bytes = serde_json::to_vec(e).expect("an execution serializes");
+                    let old = executions.insert(e.job_id.0, bytes.as_slice()).map_err(db_err)?;
+                    if let Some(old) = old {
+                        let old: Execution = decode("executions", old.value())?;
+                        by_status
+                            .remove((status_code(old.status), e.job_id.0))
+                            .map_err(db_err)?;
+                    }
+                    by_status
+                        .insert((status_code(e.status), e.job_id.0), ())
+                        .map_err(db_err)?;
+                    by_flow.insert((e.flow.as_str(), e.job_id.0), ()).map_err(db_err)?;
+                }
+                Write::Step { job_id, row } => {
+                    let bytes = serde_json::to_vec(row).expect("a step serializes");
+                    steps
+                        .insert((job_id.0, row.attempt, row.index), bytes.as_slice())
+                        .map_err(db_err)?;
+                }
+                Write::Payload { key, value } => {
+                    let bytes = serde_json::to_vec(value).expect("JSON serializes");
+                    payloads
+                        .insert((key.job_id.0, key.attempt, key.step, key.kind.code()), bytes.as_slice())
+                        .map_err(db_err)?;
+                }
+                Write::Logs(rows) => {
+                    for row in rows {
+                        *seq = seq.wrapping_add(1);
+                        let t = nanos(row.time);
+                        let bytes = serde_json::to_vec(row).expect("a log row serializes");
+                        logs.insert((t, row.job_id.0, *seq), bytes.as_slice()).map_err(db_err)?;
+                        logs_by_job.insert((row.job_id.0, t, *seq), ()).map_err(db_err)?;
+                    }
+                }
+            }
+        }
+    }
+    txn.commit().map_err(db_err)
+}
+
+impl Store for RedbStore {
+    fn write(&self, writes: Vec<Write>) -> WriteFuture<'_> {
+        Box::pin(async move {
+            self.check_sizes(&writes)?;
+            let (done, wait) = oneshot::channel();
+            self.tx
+                .as_ref()
+                .ok_or(StoreError::Closed)?
+                .send(Request { writes, done })
+                .map_err(|_| StoreError::Closed)?;
+            wait.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn execution(&self, id: JobId) -> Result<Option<Execution>, StoreError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(EXECUTIONS).map_err(db_err)?;
+        match t.get(id.0).map_err(db_err)? {
+            Some(v) => Ok(Some(decode("executions", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn steps(&self, id: JobId) -> Result<Vec<StepRow>, StoreError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(STEPS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.range((id.0, 0, 0)..=(id.0, u32::MAX, u32::MAX)).map_err(db_err)? {
+            let (_, v) = item.map_err(db_err)?;
+            out.push(decode("steps", v.value())?);
+        }
+        Ok(out)
+    }
+
+    fn payload(&self, key: PayloadKey) -> Result<Option<Value>, StoreError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(PAYLOADS).map_err(db_err)?;
+        match t
+            .get((key.job_id.0, key.attempt, key.step, key.kind.code()))
+            .map_err(db_err)?
+        {
+            Some(v) => Ok(Some(decode("payloads", v.value())?)),
+            None => Ok(None),
+        }
+    }
+
+    fn list(&self, q: &ListQuery) -> Result<Vec<Execution>, StoreError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let executions = r.open_table(EXECUTIONS).map_err(db_err)?;
+        let lo = q.from.map_or(0, |t| JobId::lower_bound(t).0);
+        let mut hi =
+            q.to.map_or(u128::MAX, |t| JobId::lower_bound(t).0.saturating_add(1 << 80));
+        if let Some(before) = q.before {
+            hi = hi.min(before.0);
+        }
+        let limit = if q.limit == 0 { usize::MAX } else { q.limit };
+        let keep = |e: &Execution| {
+            q.flow.as_ref().is_none_or(|f| &e.flow == f)
+                && q.project.as_ref().is_none_or(|p| &e.project == p)
+                && q.status.is_none_or(|s| e.status == s)
+                && q.trigger_kind.as_ref().is_none_or(|k| &e.trigger_kind == k)
+        };
+        let mut out = Vec::new();
+        // Use the narrowest index the query allows; every row is still checked in full.
+        let ids: Box<dyn Iterator<Item = Result<u128, StoreError>>> = if let Some(flow) = &q.flow {
+            let t = r.open_table(BY_FLOW).map_err(db_err)?;
+            let range = t.range((flow.as_str(), lo)..(flow.as_str(), hi)).map_err(db_err)?;
+            Box::new(
+                range
+                    .rev()
+                    .map(|i| i.map(|(k, _)| k.value().1).map_err(db_err))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            )
+        } else if let Some(status) = q.status {
+            let t = r.open_table(BY_STATUS).map_err(db_err)?;
+            let c = status_code(status);
+            let range = t.range((c, lo)..(c, hi)).map_err(db_err)?;
+            Box::new(
+                range
+                    .rev()
+                    .map(|i| i.map(|(k, _)| k.value().1).map_err(db_err))
+                    .collect::<Vec<_>>()
+                    .into_iter(),
+            )
+        } else {
+            let range = executions.range(lo..hi).map_err(db_err)?;
+            let mut rows = Vec::new();
+            for item in range.rev() {
+                let (_, v) = item.map_err(db_err)?;
+                let e: Execution = decode("executions", v.value())?;
+                if keep(&e) {
+                    rows.push(e);
+                    if rows.len() >= limit {
+                        break;
+                    }
+                }
+            }
+            return Ok(rows);
+        };
+        for id in ids {
+            if let Some(v) = executions.get(id?).map_err(db_err)? {
+                let e: Execution = decode("executions", v.value())?;
+                if keep(&e) {
+                    out.push(e);
+                    if out.len() >= limit {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn logs(&self, q: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let logs = r.open_table(LOGS).map_err(db_err)?;
+        let lo = q.from.map_or(0, nanos);
+        let hi = q.to.map_or(u64::MAX, nanos);
+        let limit = if q.limit == 0 { usize::MAX } else { q.limit };
+        let keep = |l: &LogRow| {
+            q.flow.as_ref().is_none_or(|f| &l.flow == f)
+                && q.step.as_ref().is_none_or(|s| l.step.as_ref() == Some(s))
+                && q.level.is_none_or(|lv| l.level >= lv)
+                && q.category.as_ref().is_none_or(|c| &l.category == c)
+                && q.contains.as_ref().is_none_or(|c| l.message.contains(c.as_str()))
+        };
+        let mut out = Vec::new();
+        if let Some(job) = q.job_id {
+            let by_job = r.open_table(LOGS_BY_JOB).map_err(db_err)?;
+            for item in by_job.range((job.0, lo, 0)..=(job.0, hi, u32::MAX)).map_err(db_err)? {
+                let (k, _) = item.map_err(db_err)?;
+                let (_, t, seq) = k.value();
+                if let Some(v) = logs.get((t, job.0, seq)).map_err(db_err)? {
+                    let row: LogRow = decode("logs", v.value())?;
+                    if keep(&row) {
+                        out.push(row);
+                        if out.len() >= limit {
+                            break;
+                        }
+                    }
+                }
+            }
+            return Ok(out);
+        }
+        for item in logs.range((lo, 0, 0)..=(hi, u128::MAX, u32::MAX)).map_err(db_err)? {
+            let (_, v) = item.map_err(db_err)?;
+            let row: LogRow = decode("logs", v.value())?;
+            if keep(&row) {
+                out.push(row);
+                if out.len() >= limit {
+                    break;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn unfinished(&self) -> Result<Vec<Execution>, StoreError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let by_status = r.open_table(BY_STATUS).map_err(db_err)?;
+        let executions = r.open_table(EXECUTIONS).map_err(db_err)?;
+        let mut ids = Vec::new();
+        for code in UNFINISHED {
+            for item in by_status.range((code, 0)..=(code, u128::MAX)).map_err(db_err)? {
+                ids.push(item.map_err(db_err)?.0.value().1);
+            }
+        }
+        ids.sort_unstable();
+        let mut out = Vec::new();
+        for id in ids {
+            if let Some(v) = executions.get(id).map_err(db_err)? {
+                out.push(decode("executions", v.value())?);
+            }
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,19 @@
+//! Every redb table, in one place. Keys are typed; values are JSON documents of the
+//! model types. Job ids are UUIDv7 as `u128`, so numeric order is creation order.
+
+use redb::TableDefinition;
+
+/// job id → `Execution`.
+pub(crate) const EXECUTIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("executions");
+/// (job id, attempt, step index) → `StepRow`.
+pub(crate) const STEPS: TableDefinition<(u128, u32, u32), &[u8]> = TableDefinition::new("steps");
+/// (job id, attempt, step index, payload kind) → JSON.
+pub(crate) const PAYLOADS: TableDefinition<(u128, u32, u32, u8), &[u8]> = TableDefinition::new("payloads");
+/// (time in ns since the epoch, job id, sequence) → `LogRow`.
+pub(crate) const LOGS: TableDefinition<(u64, u128, u32), &[u8]> = TableDefinition::new("logs");
+/// (job id, time in ns, sequence): the log records of one job.
+pub(crate) const LOGS_BY_JOB: TableDefinition<(u128, u64, u32), ()> = TableDefinition::new("logs_by_job");
+/// (flow name, job id).
+pub(crate) const BY_FLOW: TableDefinition<(&str, u128), ()> = TableDefinition::new("executions_by_flow");
+/// (status code, job id); also what recovery scans for unfinished executions.
+pub(crate) const BY_STATUS: TableDefinition<(u8, u128), ()> = TableDefinition::new("executions_by_status");

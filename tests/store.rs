@@ -1,0 +1,153 @@
+//! Executions recorded by `flowd run --data-dir` in the redb store, and read back offline
+//! with `flowd executions list|show` and `flowd logs`.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::Setup;
+
+fn cli(setup: &Setup, args: &[&str]) -> (i32, String, String) {
+    let out = support::flowd()
+        .args(args)
+        .arg("--data-dir")
+        .arg(setup.path("data"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+fn run_recorded(setup: &Setup, flow: &std::path::Path, input: &Value) -> Value {
+    let data = setup.path("data");
+    let out = setup.run_raw(flow, Some(input), &["--json", "--data-dir", data.to_str().unwrap()]);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+}
+
+#[test]
+fn runs_are_recorded_with_steps_payloads_and_logs() {
+    let setup = Setup::new("");
+    let flow = setup.flow(
+        "rec",
+        r#"
+[flow]
+name = "rec"
+project = "p1"
+[trigger.manual]
+
+[[steps]]
+name = "first"
+connector = "echo"
+config = { id = "{{ trigger.body.id }}" }
+
+[[steps]]
+name = "second"
+connector = "fail"
+on_error = "continue"
+config = { message = "no luck" }
+
+[[steps]]
+name = "third"
+connector = "echo"
+config = { from = "{{ steps.second.x }}" }
+"#,
+    );
+    let r1 = run_recorded(&setup, &flow, &json!({"id": 1}));
+    let r2 = run_recorded(&setup, &flow, &json!({"id": 2}));
+    assert_eq!(r2["status"], "partially_executed");
+
+    let (code, out, err) = cli(&setup, &["executions", "list", "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(rows[0]["job_id"], r2["job_id"], "newest first");
+    assert_eq!(rows[1]["job_id"], r1["job_id"]);
+    let row = &rows[0];
+    assert_eq!(row["status"], "partially_executed");
+    assert_eq!(row["flow"], "rec");
+    assert_eq!(row["project"], "p1");
+    assert_eq!(row["trigger_kind"], "manual");
+    assert_eq!(row["attempt"], 1);
+    assert_eq!(row["steps_total"], 3);
+    assert_eq!(row["steps_executed"], 2);
+    assert_eq!(row["environment"], "test");
+    assert_eq!(row["flow_version"], r2["flow_version"]);
+
+    // Paging: everything older than the newest is the other one.
+    let job2 = r2["job_id"].as_str().unwrap();
+    let (_, out, _) = cli(&setup, &["executions", "list", "--json", "--before", job2]);
+    let older: Vec<Value> = serde_json::from_str(&out).unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0]["job_id"], r1["job_id"]);
+    let (_, out, _) = cli(&setup, &["executions", "list", "--json", "--status", "success"]);
+    assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap().len(), 0);
+
+    let (code, out, err) = cli(&setup, &["executions", "show", job2, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["trigger"], json!({"kind": "manual", "body": {"id": 2}}));
+    let steps = d["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    assert_eq!(steps[0]["status"], "success");
+    assert_eq!(steps[0]["config"], json!({"id": 2}));
+    assert_eq!(steps[0]["output"]["config"], json!({"id": 2}));
+    assert_eq!(steps[0]["input"]["trigger"]["body"], json!({"id": 2}));
+    assert_eq!(steps[0]["connector"]["name"], "echo");
+    assert_eq!(steps[1]["status"], "failed");
+    assert_eq!(steps[1]["error"]["kind"], "connector");
+    assert_eq!(steps[1]["error"]["message"], "no luck");
+    assert_eq!(steps[2]["status"], "skipped");
+    assert_eq!(steps[2]["note"], "needs steps.second, which failed");
+
+    let (code, out, _) = cli(&setup, &["logs", "--json", "--job", job2]);
+    assert_eq!(code, 0);
+    let logs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0]["message"], "echo called");
+    assert_eq!(logs[0]["step"], "first");
+    assert_eq!(logs[0]["connector"], "echo");
+    assert_eq!(logs[0]["flow"], "rec");
+    assert_eq!(logs[0]["project"], "p1");
+    assert_eq!(logs[0]["environment"], "test");
+    let (_, out, _) = cli(&setup, &["logs", "--json", "--contains", "called"]);
+    assert_eq!(out.lines().count(), 2, "both executions' records");
+    let (_, out, _) = cli(&setup, &["logs", "--json", "--level", "warn"]);
+    assert_eq!(out.lines().count(), 0);
+}
+
+#[test]
+fn reading_a_missing_data_dir_or_job_is_a_clear_error() {
+    let setup = Setup::new("");
+    let (code, _, err) = cli(&setup, &["executions", "list"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("no flowd database there"), "{err}");
+    let flow = setup.flow("t", &support::one_step("echo", "{}", ""));
+    run_recorded(&setup, &flow, &json!(null));
+    let (code, _, err) = cli(&setup, &["executions", "show", "01a206ad-8323-7527-8e3f-b446ca522af9"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no execution 01a206ad-8323-7527-8e3f-b446ca522af9"),
+        "{err}"
+    );
+    let (code, _, err) = cli(&setup, &["executions", "show", "nope"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("invalid job id \"nope\""), "{err}");
+}
+
+#[test]
+fn a_trigger_payload_over_the_limit_fails_the_execution_and_is_not_stored() {
+    let setup = Setup::new("max_payload = \"4KiB\"");
+    let flow = setup.flow("t", &support::one_step("echo", "{}", ""));
+    let r = run_recorded(&setup, &flow, &json!({"blob": "x".repeat(5000)}));
+    assert_eq!(r["status"], "failed");
+    let note = r["steps"][0]["note"].as_str().unwrap();
+    assert!(note.contains("trigger payload is 5"), "{note}");
+    assert!(note.contains("over the 4096-byte limit (limits.max_payload)"), "{note}");
+    let job = r["job_id"].as_str().unwrap();
+    let (_, out, _) = cli(&setup, &["executions", "show", job, "--json"]);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["execution"]["status"], "failed");
+    assert_eq!(d["trigger"], Value::Null);
+}
