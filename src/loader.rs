@@ -86,3 +86,28 @@ pub async fn load_flow(registry: &Registry, config: &DaemonConfig, path: &Path) 
     let flow = Flow::load(path, config)?;
     validate_with_connectors(registry, &flow).await.into_result(flow)
 }
+
+/// Every flow in the config's flows directory, fully validated; flow names are unique.
+pub async fn load_flows(registry: &Registry, config: &DaemonConfig) -> Result<Vec<Flow>, ConfigErrors> {
+    let mut errors = ConfigErrors::default();
+    let mut flows: Vec<Flow> = Vec::new();
+    let Some(dir) = &config.flows_dir else { return Ok(flows) };
+    let files = crate::config::flow_files(dir)?;
+    for file in files {
+        match load_flow(registry, config, &file).await {
+            Ok(flow) => match flows.iter().find(|f| f.name == flow.name) {
+                Some(first) => errors.push(ConfigError::file(
+                    &file,
+                    format!(
+                        "flow name \"{}\" is already used by {}",
+                        flow.name,
+                        first.source.display()
+                    ),
+                )),
+                None => flows.push(flow),
+            },
+            Err(e) => errors.extend(e),
+        }
+    }
+    errors.into_result(flows)
+}

@@ -144,7 +144,7 @@ respond = { status = 201, headers = { "x-id" = "{{ trigger.body.id }}" }, body =
     );
     let (code, r) = setup.run(&flow, Some(&json!({"id": 9})));
     assert_eq!(code, 0, "{r:#}");
-    assert_eq!(step(&r, "wait")["output"], json!({"paused_for": "50ms"}));
+    assert!(step(&r, "wait")["output"]["resumed_at"].is_string(), "{r:#}");
     assert!(step(&r, "wait")["duration"].as_f64().unwrap() >= 0.05);
     assert_eq!(
         r["response"],

@@ -1,12 +1,15 @@
 //! `flowd executions list|show` and `flowd logs`: read a data directory directly, for
 //! use without a daemon (the admin API serves the same views later).
 
-use crate::engine::ExecutionStatus;
+use crate::config::DaemonConfig;
+use crate::engine::{ContinueError, ExecutionStatus, Executor, RetryFrom, retries_left, retry_refusal};
+use crate::loader;
 use crate::plugin::Level;
 use crate::store::{Execution, JobId, ListQuery, LogQuery, PayloadKey, PayloadKind, RedbStore, Store};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum ExecutionsCommand {
@@ -14,6 +17,26 @@ pub enum ExecutionsCommand {
     List(ListArgs),
     /// One execution: each attempt's steps with status, timing, fuel, error and payloads.
     Show(ShowArgs),
+    /// Resume a paused execution now and run it to its end.
+    Resume(ContinueArgs),
+    /// Retry a failed, partially executed or rejected execution as a new attempt, from
+    /// the first step that did not succeed (or with --from-start, from the beginning).
+    Retry(ContinueArgs),
+}
+
+#[derive(Args)]
+pub struct ContinueArgs {
+    #[command(flatten)]
+    dir: DataDir,
+    job_id: JobId,
+    /// The daemon config whose flows and connectors run the execution.
+    #[arg(long, value_name = "FILE", default_value = "config/flowd.toml", env = "FLOWD_CONFIG")]
+    config: PathBuf,
+    /// Retry from the first step rather than from the failed one.
+    #[arg(long)]
+    from_start: bool,
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -48,8 +71,37 @@ pub struct ShowArgs {
     #[command(flatten)]
     dir: DataDir,
     job_id: JobId,
+    /// A daemon config whose flows say whether a manual retry would be accepted now.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[arg(long)]
     json: bool,
+}
+
+/// Whether a manual retry of `exec` is possible now, and why not, under the current flow.
+fn retry_view(config: &Option<PathBuf>, exec: &Execution) -> Value {
+    let left = retries_left(exec);
+    let Some(path) = config else {
+        return json!({ "retries_left": left });
+    };
+    let flow = DaemonConfig::load(path).ok().and_then(|c| {
+        let dir = c.flows_dir.clone()?;
+        let files = crate::config::flow_files(&dir).ok()?;
+        files
+            .iter()
+            .filter_map(|f| crate::config::Flow::load(f, &c).ok())
+            .find(|f| f.name == exec.flow)
+    });
+    match flow {
+        None => json!({ "retries_left": left, "possible": false,
+            "refused": { "code": "flow_not_found", "message": format!("flow \"{}\" is not defined by {}", exec.flow, path.display()) } }),
+        Some(flow) => match retry_refusal(&flow, exec) {
+            None => json!({ "retries_left": left, "possible": true }),
+            Some(r) => {
+                json!({ "retries_left": left, "possible": false, "refused": { "code": r.code(), "message": r.to_string() } })
+            }
+        },
+    }
 }
 
 #[derive(Args)]
@@ -99,10 +151,98 @@ fn open(dir: &DataDir) -> Result<RedbStore, u8> {
     })
 }
 
-pub fn executions(cmd: ExecutionsCommand) -> u8 {
+pub async fn executions(cmd: ExecutionsCommand) -> u8 {
     match cmd {
         ExecutionsCommand::List(a) => list(a),
         ExecutionsCommand::Show(a) => show(a),
+        ExecutionsCommand::Resume(a) => continue_execution(a, false).await,
+        ExecutionsCommand::Retry(a) => continue_execution(a, true).await,
+    }
+}
+
+/// Resumes or retries one execution with the flows and connectors of a daemon config.
+async fn continue_execution(a: ContinueArgs, retry: bool) -> u8 {
+    let config = match DaemonConfig::load(&a.config) {
+        Ok(c) => c,
+        Err(errors) => {
+            super::print_errors(&errors);
+            return 2;
+        }
+    };
+    let store = match open(&a.dir) {
+        Ok(s) => Arc::new(s),
+        Err(c) => return c,
+    };
+    let exec = match store.execution(a.job_id) {
+        Ok(Some(e)) => e,
+        Ok(None) => {
+            eprintln!("error: no execution {} in {}", a.job_id, a.dir.data_dir.display());
+            return 1;
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let (registry, mut errors) = match loader::load_registry(&config) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return 2;
+        }
+    };
+    let flows = match loader::load_flows(&registry, &config).await {
+        Ok(f) => f,
+        Err(e) => {
+            errors.extend(e);
+            Vec::new()
+        }
+    };
+    if !errors.is_empty() {
+        super::print_errors(&errors);
+        return 2;
+    }
+    let Some(flow) = flows.into_iter().find(|f| f.name == exec.flow) else {
+        eprintln!(
+            "error: execution {} belongs to flow \"{}\", which {} does not define",
+            a.job_id,
+            exec.flow,
+            config.describe()
+        );
+        return 1;
+    };
+    let executor = Executor::new(Arc::new(registry), config.environment.clone()).with_store(store);
+    let result = if retry {
+        let from = if a.from_start {
+            RetryFrom::Start
+        } else {
+            RetryFrom::FailedStep
+        };
+        executor.retry(&flow, a.job_id, from).await
+    } else {
+        executor.resume(&flow, a.job_id).await
+    };
+    match result {
+        Ok(report) => {
+            if a.json {
+                println!("{}", serde_json::to_string_pretty(&report).expect("serializes"));
+            } else {
+                print!("{}", super::render::timeline(&report));
+            }
+            if report.status == ExecutionStatus::Success {
+                0
+            } else {
+                1
+            }
+        }
+        Err(ContinueError::Refused(r)) => {
+            eprintln!("error: retry refused ({}): {r}", r.code());
+            3
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
     }
 }
 
@@ -198,7 +338,8 @@ fn show(a: ShowArgs) -> u8 {
             steps.push(v);
         }
         Ok(Some(
-            json!({ "execution": e, "duration": duration(&e), "trigger": trigger, "steps": steps }),
+            json!({ "execution": e, "duration": duration(&e), "retry": retry_view(&a.config, &e), "trigger": trigger,
+                "attempts": store.attempts(a.job_id)?, "steps": steps }),
         ))
     })();
     let detail = match detail {
@@ -231,6 +372,12 @@ fn show(a: ShowArgs) -> u8 {
         e["trigger_kind"].as_str().unwrap_or(""),
         detail["trigger"]
     );
+    let retry = &detail["retry"];
+    match (retry["possible"].as_bool(), retry["refused"]["message"].as_str()) {
+        (Some(true), _) => println!("  manual retry possible ({} left)", retry["retries_left"]),
+        (Some(false), Some(why)) => println!("  no manual retry: {why}"),
+        _ => println!("  manual retries left: {}", retry["retries_left"]),
+    }
     for s in detail["steps"].as_array().into_iter().flatten() {
         println!(
             "  [{}] {:<16} {:<9} {:>9.3} ms  fuel {}",

@@ -81,7 +81,7 @@ pub fn main() -> ExitCode {
                 command: PluginCommand::Check(args),
             } => check::check(args).await,
             Command::Validate(args) => validate::validate(args).await,
-            Command::Executions { command } => executions::executions(command),
+            Command::Executions { command } => executions::executions(command).await,
             Command::Logs(args) => executions::logs(args),
         }
     });

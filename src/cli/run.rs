@@ -3,7 +3,7 @@
 use crate::config::{ConfigError, ConfigErrors, ConnectorConfig, ConnectorSource, Flow, Grants};
 use crate::engine::{ExecutionStatus, Executor, local_event};
 use crate::loader;
-use crate::store::RedbStore;
+use crate::store::{RedbStore, Store, retention};
 use clap::Args;
 use serde_json::Value;
 use std::io::Read;
@@ -27,6 +27,10 @@ pub struct RunArgs {
     /// Record the execution (steps, payloads, log records) in this data directory.
     #[arg(long, value_name = "DIR")]
     data_dir: Option<PathBuf>,
+    /// Run this many executions at once (with --data-dir, 0 only recovers unfinished
+    /// ones). Prints `accepted <job id>` as each is durably accepted, then one line each.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    count: usize,
     /// Print the execution as JSON instead of a timeline.
     #[arg(long)]
     json: bool,
@@ -124,24 +128,64 @@ pub async fn run(args: RunArgs) -> u8 {
         return 2;
     }
     let mut executor = Executor::new(Arc::new(registry), config.environment.clone());
+    if args.count != 1 {
+        executor = executor.on_accepted(|job| {
+            use std::io::Write as _;
+            let mut out = std::io::stdout().lock();
+            // Printed only once the execution is durable: the crash test relies on it.
+            let _ = writeln!(out, "accepted {job}");
+            let _ = out.flush();
+        });
+    }
+    let mut pruning = None;
     if let Some(dir) = &args.data_dir {
         match RedbStore::open(dir, config.limits.max_payload as usize) {
-            Ok(store) => executor = executor.with_store(Arc::new(store)),
+            Ok(store) => {
+                let store: Arc<dyn Store> = Arc::new(store);
+                // One retention pass alongside the run; the daemon prunes continuously.
+                let cutoff = std::time::SystemTime::now() - config.retention;
+                let s = store.clone();
+                pruning = Some(tokio::spawn(
+                    async move { retention::prune_all(s.as_ref(), cutoff).await },
+                ));
+                executor = executor.with_store(store);
+            }
             Err(e) => {
                 eprintln!("error: --data-dir: {e}");
                 return 2;
             }
         }
     }
+    let (executor, flow) = (Arc::new(executor), Arc::new(flow));
+    if args.data_dir.is_some() {
+        // Opening a data dir picks up this flow's unfinished executions first.
+        if let Err(code) = recover(&executor, &flow).await {
+            return code;
+        }
+    }
+    let code = if args.count != 1 {
+        batch(executor, flow, input, args.count).await
+    } else {
+        single(&executor, &flow, input, args.json).await
+    };
+    if let Some(p) = pruning
+        && let Ok(Err(e)) = p.await
+    {
+        eprintln!("warning: pruning records older than the retention failed: {e}");
+    }
+    code
+}
+
+async fn single(executor: &Executor, flow: &Flow, input: Value, json: bool) -> u8 {
     let event = local_event(&flow.trigger.kind, input);
-    let report = match executor.execute(&flow, event).await {
+    let report = match executor.execute(flow, event).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: the execution could not be recorded, so it stopped: {e}");
             return 1;
         }
     };
-    if args.json {
+    if json {
         println!(
             "{}",
             serde_json::to_string_pretty(&report).expect("a report serializes")
@@ -154,6 +198,70 @@ pub async fn run(args: RunArgs) -> u8 {
     } else {
         1
     }
+}
+
+/// Continues every unfinished execution of `flow` in the store, printing each outcome.
+pub(super) async fn recover(executor: &Arc<Executor>, flow: &Arc<Flow>) -> Result<(), u8> {
+    let Some(store) = executor.store() else { return Ok(()) };
+    let unfinished = store.unfinished().map_err(|e| {
+        eprintln!("error: reading unfinished executions: {e}");
+        1
+    })?;
+    let tasks: Vec<_> = unfinished
+        .into_iter()
+        .filter(|e| e.flow == flow.name)
+        .map(|exec| {
+            let (executor, flow) = (executor.clone(), flow.clone());
+            tokio::spawn(async move { (exec.job_id, executor.recover(&flow, exec.job_id).await) })
+        })
+        .collect();
+    let mut failed = false;
+    for t in tasks {
+        match t.await {
+            Ok((job, Ok(r))) => println!("recovered {job} {}", r.status),
+            Ok((job, Err(e))) => {
+                eprintln!("error: recovering {job}: {e}");
+                failed = true;
+            }
+            Err(e) => {
+                eprintln!("error: a recovery task failed: {e}");
+                failed = true;
+            }
+        }
+    }
+    if failed { Err(1) } else { Ok(()) }
+}
+
+async fn batch(executor: Arc<Executor>, flow: Arc<Flow>, input: Value, count: usize) -> u8 {
+    let mut tasks = Vec::new();
+    for _ in 0..count {
+        let (executor, flow, input) = (executor.clone(), flow.clone(), input.clone());
+        tasks.push(tokio::spawn(async move {
+            let event = local_event(&flow.trigger.kind, input);
+            executor.execute(&flow, event).await
+        }));
+    }
+    let mut failed = 0;
+    for t in tasks {
+        match t.await {
+            Ok(Ok(r)) => {
+                println!("finished {} {}", r.job_id, r.status);
+                if r.status != ExecutionStatus::Success {
+                    failed += 1;
+                }
+            }
+            Ok(Err(e)) => {
+                eprintln!("error: an execution could not be recorded, so it stopped: {e}");
+                failed += 1;
+            }
+            Err(e) => {
+                eprintln!("error: an execution task failed: {e}");
+                failed += 1;
+            }
+        }
+    }
+    println!("{} executions, {failed} not successful", count);
+    if failed == 0 { 0 } else { 1 }
 }
 
 fn print_run_errors(errors: ConfigErrors, args: &RunArgs) {

@@ -1,6 +1,7 @@
 //! The daemon config (`flowd.toml`): environment, where flows live, the limits every step
-//! gets by default and may not exceed, and the connectors flows may use (bundled ones by
-//! name, others by path) with what each is granted beyond the sandbox's default.
+//! gets by default and may not exceed, how long executions and log records are kept, and
+//! the connectors flows may use (bundled ones by name, others by path) with what each is
+//! granted beyond the sandbox's default.
 
 use super::Location;
 use super::diag::{ConfigErrors, SourceFile, parse_toml};
@@ -18,6 +19,10 @@ pub const BUNDLED: &[&str] = &["log", "transform", "reshape"];
 /// Wasm32 linear memory cannot exceed 4 GiB.
 const WASM32_MAX_MEMORY: u64 = 4 << 30;
 
+/// How long executions and log records are kept when the config says nothing.
+const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+const MIN_RETENTION: Duration = Duration::from_secs(60);
+
 /// A validated daemon config.
 #[derive(Debug, Clone)]
 pub struct DaemonConfig {
@@ -29,6 +34,8 @@ pub struct DaemonConfig {
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
     pub limits: Limits,
+    /// Executions and log records older than this are pruned in the background.
+    pub retention: Duration,
     pub connectors: BTreeMap<String, ConnectorConfig>,
 }
 
@@ -120,6 +127,7 @@ struct RawDaemon {
     environment: Option<Spanned<String>>,
     flows: Option<Spanned<String>>,
     cache_dir: Option<Spanned<String>>,
+    retention: Option<Spanned<Dur>>,
     #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
@@ -182,6 +190,7 @@ impl DaemonConfig {
             flows_dir: None,
             cache_dir: default_cache_dir(),
             limits: Limits::default(),
+            retention: DEFAULT_RETENTION,
             connectors: BUNDLED
                 .iter()
                 .map(|n| {
@@ -216,6 +225,15 @@ impl DaemonConfig {
             None => "default".into(),
         };
         let limits = resolve_limits(source, &raw.limits, &mut errors);
+        let retention = match raw.retention {
+            Some(r) => {
+                if r.get_ref().0 < MIN_RETENTION {
+                    errors.push(source.error(r.span(), "retention must be at least 1m"));
+                }
+                r.into_inner().0
+            }
+            None => DEFAULT_RETENTION,
+        };
         let mut connectors = BTreeMap::new();
         for (name, raw) in raw.connectors {
             let span = raw.span();
@@ -276,6 +294,7 @@ impl DaemonConfig {
             flows_dir,
             cache_dir,
             limits,
+            retention,
             connectors,
         })
     }

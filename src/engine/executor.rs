@@ -16,16 +16,22 @@ use std::hash::{BuildHasher, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+/// The note on a step the flow's timeout interrupted: recovery reads it to know the
+/// execution was rejected.
+pub(super) const FLOW_TIMEOUT_NOTE: &str = "interrupted by the flow's timeout";
+
 pub struct Executor {
-    registry: Arc<Registry>,
-    environment: String,
-    store: Option<Arc<dyn Store>>,
+    pub(super) registry: Arc<Registry>,
+    pub(super) environment: String,
+    pub(super) store: Option<Arc<dyn Store>>,
+    /// Called once an execution is durably accepted (for `flowd run --count`).
+    pub(super) on_accepted: Option<Arc<dyn Fn(JobId) + Send + Sync>>,
 }
 
 /// The data steps read: the trigger payload and each successful step's output.
-struct Data {
-    trigger: Value,
-    outputs: Map<String, Value>,
+pub(super) struct Data {
+    pub(super) trigger: Value,
+    pub(super) outputs: Map<String, Value>,
 }
 
 impl Data {
@@ -40,7 +46,18 @@ impl Executor {
             registry,
             environment: environment.into(),
             store: None,
+            on_accepted: None,
         }
+    }
+
+    /// Calls `f` with each job id once its execution is durably accepted.
+    pub fn on_accepted(mut self, f: impl Fn(JobId) + Send + Sync + 'static) -> Executor {
+        self.on_accepted = Some(Arc::new(f));
+        self
+    }
+
+    pub fn store(&self) -> Option<&Arc<dyn Store>> {
+        self.store.as_ref()
     }
 
     /// Records every execution in `store`, each transition before it is acted upon.
@@ -64,9 +81,9 @@ impl Executor {
             job_id: id,
             trigger_fingerprint: flow.trigger_fingerprint.clone(),
             created_at: started_at,
+            from_step: 0,
         };
         let clock = Instant::now();
-        let deadline = clock + flow.timeout;
         let mut report = ExecutionReport {
             job_id: job_id.clone(),
             project: flow.project.clone(),
@@ -91,39 +108,36 @@ impl Executor {
                 .iter()
                 .map(|s| StepReport::new(&s.name, step_kind(s)))
                 .collect(),
+            resume_at: None,
             response: None,
         };
-        let ctx = |step: &str| CallContext {
+        let trigger_ctx = CallContext {
             job_id: job_id.clone(),
             project: flow.project.clone(),
             flow: flow.name.clone(),
-            step: step.to_string(),
+            step: "trigger".into(),
             attempt: 1,
             environment: self.environment.clone(),
         };
 
         match self
-            .trigger_payload(flow, &event, &ctx("trigger"), &mut report.trigger)
+            .trigger_payload(flow, &event, &trigger_ctx, &mut report.trigger)
             .await
         {
             Ok(Some(payload)) => {
                 report.trigger.payload = Some(payload.clone());
                 report.status = ExecutionStatus::Pending;
                 recorder.accepted(&report).await?;
+                if let Some(f) = &self.on_accepted {
+                    f(id);
+                }
                 report.status = ExecutionStatus::Running;
                 recorder.status(&report).await?;
-                let mut data = Data {
+                let data = Data {
                     trigger: payload,
                     outputs: Map::new(),
                 };
-                let (status, written) = self
-                    .run_steps(flow, &mut data, &mut report, deadline, &ctx, &recorder)
-                    .await?;
-                report.status = status;
-                report.finished_at = SystemTime::now();
-                report.duration = clock.elapsed();
-                recorder.finished(&report, written).await?;
-                return Ok(report);
+                return self.drive(flow, report, data, 0, &recorder, clock).await;
             }
             Ok(None) => {
                 // Nothing is recorded for a dropped event: it never became an execution.
@@ -151,6 +165,80 @@ impl Executor {
         report.finished_at = SystemTime::now();
         report.duration = clock.elapsed();
         Ok(report)
+    }
+
+    /// Runs an attempt's steps from `start` to a final status, through timed pauses (the
+    /// execution is stored `paused` with its due time, then resumed here when it is due),
+    /// and records the end. `clock` measures the reported duration.
+    pub(super) async fn drive(
+        &self,
+        flow: &Flow,
+        mut report: ExecutionReport,
+        mut data: Data,
+        mut start: usize,
+        recorder: &Recorder,
+        clock: Instant,
+    ) -> Result<ExecutionReport, StoreError> {
+        let job_id = report.job_id.clone();
+        let attempt = report.attempt;
+        let ctx = |step: &str| CallContext {
+            job_id: job_id.clone(),
+            project: flow.project.clone(),
+            flow: flow.name.clone(),
+            step: step.to_string(),
+            attempt,
+            environment: self.environment.clone(),
+        };
+        loop {
+            // The flow's allocated time counts running time: a pause suspends it.
+            let deadline = Instant::now() + flow.timeout;
+            let (status, written) = self
+                .run_steps(flow, &mut data, &mut report, start, deadline, &ctx, recorder)
+                .await?;
+            report.status = status;
+            report.finished_at = SystemTime::now();
+            report.duration = clock.elapsed();
+            recorder.finished(&report, written).await?;
+            if status != ExecutionStatus::Paused {
+                return Ok(report);
+            }
+            let Some(at) = report.resume_at else { return Ok(report) };
+            let paused = written - 1;
+            let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
+            tokio::time::sleep(wait).await;
+            self.unpause(flow, &mut report, &mut data, paused, recorder).await?;
+            start = paused + 1;
+        }
+    }
+
+    /// Ends a pause: the paused step succeeds and the execution runs again.
+    pub(super) async fn unpause(
+        &self,
+        flow: &Flow,
+        report: &mut ExecutionReport,
+        data: &mut Data,
+        paused: usize,
+        recorder: &Recorder,
+    ) -> Result<(), StoreError> {
+        let now = SystemTime::now();
+        let r = &mut report.steps[paused];
+        let out = json!({ "resumed_at": crate::time_format::rfc3339(now) });
+        r.status = StepStatus::Success;
+        r.output = Some(out.clone());
+        r.note = None;
+        r.finished_at = Some(now);
+        r.duration = r
+            .started_at
+            .and_then(|s| now.duration_since(s).ok())
+            .unwrap_or_default();
+        for later in &mut report.steps[paused + 1..] {
+            later.note = None;
+        }
+        data.outputs.insert(flow.steps[paused].name.clone(), out);
+        report.resume_at = None;
+        recorder.step_finished(report, paused).await?;
+        report.status = ExecutionStatus::Running;
+        recorder.status(report).await
     }
 
     /// The payload the flow starts with, or `None` when a trigger connector dropped it.
@@ -202,19 +290,44 @@ impl Executor {
         Ok(c.clone())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_steps(
         &self,
         flow: &Flow,
         data: &mut Data,
         report: &mut ExecutionReport,
+        start: usize,
         deadline: Instant,
-        ctx: &dyn Fn(&str) -> CallContext,
+        ctx: &(dyn Fn(&str) -> CallContext + Sync),
         recorder: &Recorder,
     ) -> Result<(ExecutionStatus, usize), StoreError> {
         // Steps whose output is not there, and why: dependents are skipped.
         let mut unavailable: BTreeMap<String, &'static str> = BTreeMap::new();
         let mut continued_past_failure = false;
-        for (i, step) in flow.steps.iter().enumerate() {
+        for (i, r) in report.steps[..start].iter().enumerate() {
+            match r.status {
+                // Recovery after a crash between a failing step and the end of the run.
+                StepStatus::Failed if r.note.as_deref() == Some(FLOW_TIMEOUT_NOTE) => {
+                    let why = format!("the flow's timeout of {} was exceeded", format_duration(flow.timeout));
+                    skip_rest(&mut report.steps[i + 1..], &why);
+                    return Ok((ExecutionStatus::Rejected, start));
+                }
+                StepStatus::Failed if flow.steps[i].on_error == OnError::Fail => {
+                    let why = format!("step \"{}\" failed", r.name);
+                    skip_rest(&mut report.steps[i + 1..], &why);
+                    return Ok((ExecutionStatus::Failed, start));
+                }
+                StepStatus::Failed => {
+                    unavailable.insert(r.name.clone(), "failed");
+                    continued_past_failure = true;
+                }
+                StepStatus::Skipped => {
+                    unavailable.insert(r.name.clone(), "was skipped");
+                }
+                _ => {}
+            }
+        }
+        for (i, step) in flow.steps.iter().enumerate().skip(start) {
             if Instant::now() >= deadline {
                 skip_rest(
                     &mut report.steps[i..],
@@ -259,7 +372,8 @@ impl Executor {
                     );
                     return Ok((ExecutionStatus::Rejected, i + 1));
                 }
-                StepOutcome::Paused => {
+                StepOutcome::Paused(resume_at) => {
+                    report.resume_at = resume_at;
                     for r in &mut report.steps[i + 1..] {
                         r.note = Some(format!("waits for step \"{}\" to be resumed", step.name));
                     }
@@ -282,7 +396,7 @@ impl Executor {
         data: &Data,
         r: &mut StepReport,
         deadline: Instant,
-        ctx: &dyn Fn(&str) -> CallContext,
+        ctx: &(dyn Fn(&str) -> CallContext + Sync),
     ) -> StepOutcome {
         let clock = Instant::now();
         let input = data.input();
@@ -356,38 +470,34 @@ impl Executor {
                     }
                     Err((f, out_of_time)) => {
                         let o = finish_failed(r, clock, f);
-                        if out_of_time { StepOutcome::OutOfTime } else { o }
+                        if out_of_time {
+                            r.note = Some(FLOW_TIMEOUT_NOTE.into());
+                            StepOutcome::OutOfTime
+                        } else {
+                            o
+                        }
                     }
                 }
             }
-            Action::Pause(Pause::For(d)) => {
+            Action::Pause(pause) => {
                 r.status = StepStatus::Paused;
-                let remaining = deadline.saturating_duration_since(Instant::now());
-                if *d >= remaining {
-                    tokio::time::sleep(remaining).await;
-                    return finish_failed_as(
-                        r,
-                        clock,
-                        Failure::new(
-                            ErrorKind::Timeout,
-                            format!(
-                                "the flow's timeout of {} ran out during the pause",
-                                format_duration(flow.timeout)
-                            ),
-                        ),
-                        StepOutcome::OutOfTime,
-                    );
-                }
-                tokio::time::sleep(*d).await;
-                let out = json!({ "paused_for": format_duration(*d) });
-                r.output = Some(out.clone());
-                r.status = StepStatus::Success;
-                StepOutcome::Done(out)
-            }
-            Action::Pause(Pause::UntilResumed) => {
-                r.status = StepStatus::Paused;
-                r.note = Some("paused until resumed".into());
-                StepOutcome::Paused
+                let resume_at = match pause {
+                    Pause::For(d) => {
+                        let at = SystemTime::now() + *d;
+                        r.note = Some(format!(
+                            "paused for {}, until {}",
+                            format_duration(*d),
+                            crate::time_format::rfc3339(at)
+                        ));
+                        Some(at)
+                    }
+                    Pause::UntilResumed => {
+                        r.note = Some("paused until resumed".into());
+                        None
+                    }
+                };
+                r.duration = clock.elapsed();
+                return StepOutcome::Paused(resume_at);
             }
             Action::Respond { status, headers, body } => {
                 let resolved = body
@@ -427,19 +537,16 @@ enum StepOutcome {
     Failed,
     /// The flow's allocated time ran out during this step.
     OutOfTime,
-    Paused,
+    /// Until this time, or until resumed.
+    Paused(Option<SystemTime>),
 }
 
 fn finish_failed(r: &mut StepReport, clock: Instant, f: Failure) -> StepOutcome {
-    finish_failed_as(r, clock, f, StepOutcome::Failed)
-}
-
-fn finish_failed_as(r: &mut StepReport, clock: Instant, f: Failure, outcome: StepOutcome) -> StepOutcome {
     r.status = StepStatus::Failed;
     r.error = Some(f);
     r.finished_at = Some(SystemTime::now());
     r.duration = clock.elapsed();
-    outcome
+    StepOutcome::Failed
 }
 
 fn skip_rest(steps: &mut [StepReport], why: &str) {

@@ -5,7 +5,9 @@
 use super::report::{Call, ExecutionReport, StepReport};
 use super::status::StepStatus;
 use crate::plugin::LogRecord;
-use crate::store::{Execution, JobId, LogRow, PayloadKey, PayloadKind, StepRow, Store, StoreError, TryRow, Write};
+use crate::store::{
+    Attempt, Execution, JobId, LogRow, PayloadKey, PayloadKind, StepRow, Store, StoreError, TryRow, Write,
+};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -15,6 +17,8 @@ pub(crate) struct Recorder {
     pub(crate) job_id: JobId,
     pub(crate) trigger_fingerprint: String,
     pub(crate) created_at: SystemTime,
+    /// The first step the current attempt runs.
+    pub(crate) from_step: u32,
 }
 
 impl Recorder {
@@ -45,8 +49,27 @@ impl Recorder {
             finished_at: r.status.is_final().then_some(r.finished_at),
             steps_total: r.steps.len() as u32,
             steps_executed: r.steps_executed() as u32,
-            resume_at: None,
+            resume_at: r.resume_at,
         }
+    }
+
+    /// The execution row and its current attempt's row, written together.
+    fn rows(&self, r: &ExecutionReport) -> [Write; 2] {
+        let e = self.execution(r);
+        let attempt = Attempt {
+            attempt: e.attempt,
+            status: e.status,
+            started_at: e.started_at,
+            finished_at: e.finished_at,
+            from_step: self.from_step,
+        };
+        [
+            Write::Execution(e),
+            Write::Attempt {
+                job_id: self.job_id,
+                row: attempt,
+            },
+        ]
     }
 
     fn logs(
@@ -83,7 +106,7 @@ impl Recorder {
         if self.store.is_none() {
             return Ok(());
         }
-        let mut writes = vec![Write::Execution(self.execution(r))];
+        let mut writes = Vec::from(self.rows(r));
         if let Some(p) = &r.trigger.payload {
             writes.push(Write::Payload {
                 key: PayloadKey::trigger(self.job_id),
@@ -101,7 +124,7 @@ impl Recorder {
         if self.store.is_none() {
             return Ok(());
         }
-        self.write(vec![Write::Execution(self.execution(r))]).await
+        self.write(Vec::from(self.rows(r))).await
     }
 
     fn row(&self, r: &ExecutionReport, index: usize) -> StepRow {
@@ -120,6 +143,7 @@ impl Recorder {
             error: s.error.clone(),
             note: s.note.clone(),
             tries: s.tries.iter().map(try_row).collect(),
+            reused_from: s.reused_from,
         }
     }
 
@@ -180,7 +204,7 @@ impl Recorder {
                 row: self.row(r, i),
             })
             .collect();
-        writes.push(Write::Execution(self.execution(r)));
+        writes.extend(self.rows(r));
         self.write(writes).await
     }
 }

@@ -25,6 +25,9 @@ pub struct ExecutionReport {
     pub duration: Duration,
     pub trigger: TriggerReport,
     pub steps: Vec<StepReport>,
+    /// When a paused execution resumes on its own.
+    #[serde(with = "crate::time_format::option", skip_serializing_if = "Option::is_none")]
+    pub resume_at: Option<SystemTime>,
     /// What a `respond` step answered, if one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response: Option<Value>,
@@ -104,6 +107,9 @@ pub struct StepReport {
     pub note: Option<String>,
     /// Every try of a connector step, the automatic retries included.
     pub tries: Vec<Call>,
+    /// For a manual retry from the failed step: the attempt whose output this step reuses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reused_from: Option<u32>,
 }
 
 impl StepReport {
@@ -123,6 +129,7 @@ impl StepReport {
             error: None,
             note: None,
             tries: Vec::new(),
+            reused_from: None,
         }
     }
 }

@@ -4,14 +4,18 @@
 
 mod model;
 mod redb_store;
+pub mod retention;
 mod tables;
 
-pub use model::{Execution, JobId, ListQuery, LogQuery, LogRow, PayloadKey, PayloadKind, StepRow, TryRow, Write};
+pub use model::{
+    Attempt, Execution, JobId, ListQuery, LogQuery, LogRow, PayloadKey, PayloadKind, StepRow, TryRow, Write,
+};
 pub use redb_store::{RedbStore, WriterStats};
 
 use serde_json::Value;
 use std::future::Future;
 use std::pin::Pin;
+use std::time::SystemTime;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -32,12 +36,23 @@ pub enum StoreError {
 }
 
 pub type WriteFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+pub type PruneFuture<'a> = Pin<Box<dyn Future<Output = Result<Pruned, StoreError>> + Send + 'a>>;
+
+/// What one prune deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Pruned {
+    pub executions: usize,
+    /// Log records, whether they went with their execution or on their own.
+    pub log_records: usize,
+}
 
 /// Where executions are recorded.
 pub trait Store: Send + Sync + 'static {
     /// Applies `writes` in one transaction; resolves once they are durable.
     fn write(&self, writes: Vec<Write>) -> WriteFuture<'_>;
     fn execution(&self, id: JobId) -> Result<Option<Execution>, StoreError>;
+    /// Every attempt of an execution, in order.
+    fn attempts(&self, id: JobId) -> Result<Vec<Attempt>, StoreError>;
     /// Every step row of every attempt, by attempt then index.
     fn steps(&self, id: JobId) -> Result<Vec<StepRow>, StoreError>;
     fn payload(&self, key: PayloadKey) -> Result<Option<Value>, StoreError>;
@@ -47,4 +62,10 @@ pub trait Store: Send + Sync + 'static {
     fn logs(&self, q: &LogQuery) -> Result<Vec<LogRow>, StoreError>;
     /// Executions not in a final status, oldest first: what recovery picks up.
     fn unfinished(&self) -> Result<Vec<Execution>, StoreError>;
+    /// Deletes up to `max_executions` executions created before `cutoff` that are in a
+    /// final status, with their steps, payloads and log records, then up to
+    /// `16 * max_executions` other log records older than `cutoff` (but none of an
+    /// execution that is not final), in one transaction. Unfinished executions are kept
+    /// however old: recovery still needs them.
+    fn prune(&self, cutoff: SystemTime, max_executions: usize) -> PruneFuture<'_>;
 }

@@ -86,6 +86,19 @@ pub struct Execution {
     pub resume_at: Option<SystemTime>,
 }
 
+/// One run of an execution: attempt 1, then 2 and 3 for manual retries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub status: ExecutionStatus,
+    #[serde(with = "crate::time_format::option", default)]
+    pub started_at: Option<SystemTime>,
+    #[serde(with = "crate::time_format::option", default)]
+    pub finished_at: Option<SystemTime>,
+    /// The index of the first step it ran (earlier outputs were reused).
+    pub from_step: u32,
+}
+
 /// One step of one attempt, as it stands.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StepRow {
@@ -110,6 +123,9 @@ pub struct StepRow {
     /// Each automatic try: its error, if it failed.
     #[serde(default)]
     pub tries: Vec<TryRow>,
+    /// A manual retry reused this step's output from that attempt instead of running it.
+    #[serde(default)]
+    pub reused_from: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -190,6 +206,11 @@ pub struct LogRow {
 pub enum Write {
     /// Inserts or replaces the execution row (its indexes follow).
     Execution(Execution),
+    /// Inserts or replaces the row of one attempt.
+    Attempt {
+        job_id: JobId,
+        row: Attempt,
+    },
     Step {
         job_id: JobId,
         row: StepRow,

@@ -1,14 +1,17 @@
 //! The redb store. One writer thread owns every write transaction and commits whatever
 //! has queued up while the previous commit was syncing (group commit): under load many
-//! executions share one fsync, alone a write commits at once. Readers open their own
+//! executions share one fsync, alone a write commits at once. Pruning (retention) goes
+//! through the same thread, each batch in a transaction of its own. Readers open their own
 //! read transactions and never wait for the writer.
 
-use super::model::{Execution, JobId, ListQuery, LogQuery, LogRow, PayloadKey, StepRow, Write};
-use super::tables::{BY_FLOW, BY_STATUS, EXECUTIONS, LOGS, LOGS_BY_JOB, PAYLOADS, STEPS};
-use super::{Store, StoreError, WriteFuture};
+use super::model::{Attempt, Execution, JobId, ListQuery, LogQuery, LogRow, PayloadKey, StepRow, Write};
+use super::tables::{ATTEMPTS, BY_FLOW, BY_STATUS, EXECUTIONS, LOGS, LOGS_BY_JOB, PAYLOADS, STEPS};
+use super::{PruneFuture, Pruned, Store, StoreError, WriteFuture};
 use crate::engine::ExecutionStatus;
-use redb::{Database, ReadableDatabase};
+use redb::{Database, ReadableDatabase, ReadableTable};
+use serde::Deserialize;
 use serde_json::Value;
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,12 +23,28 @@ use tokio::sync::oneshot;
 /// The most requests one transaction takes; the rest wait for the next commit.
 const MAX_BATCH: usize = 4096;
 
-struct Request {
+/// Log records one prune may delete on their own, per execution it may delete.
+const SWEEP_PER_EXECUTION: usize = 16;
+
+/// What the writer thread is asked to do.
+enum Request {
+    Write(WriteRequest),
+    Prune(PruneRequest),
+}
+
+struct WriteRequest {
     writes: Vec<Write>,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
-/// Commits and the write requests they carried, since the store opened.
+struct PruneRequest {
+    cutoff: SystemTime,
+    max_executions: usize,
+    done: oneshot::Sender<Result<Pruned, StoreError>>,
+}
+
+/// Group commits of writes and the write requests they carried, since the store opened
+/// (prune transactions are not counted).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriterStats {
     pub commits: u64,
@@ -82,19 +101,11 @@ impl RedbStore {
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         let path = dir.join("flowd.redb");
-        let db = Database::create(&path).map_err(|e| open_err(e.to_string()))?;
-        // Create every table up front so readers never meet a missing one.
-        let txn = db.begin_write().map_err(db_err)?;
-        {
-            txn.open_table(EXECUTIONS).map_err(db_err)?;
-            txn.open_table(STEPS).map_err(db_err)?;
-            txn.open_table(PAYLOADS).map_err(db_err)?;
-            txn.open_table(LOGS).map_err(db_err)?;
-            txn.open_table(LOGS_BY_JOB).map_err(db_err)?;
-            txn.open_table(BY_FLOW).map_err(db_err)?;
-            txn.open_table(BY_STATUS).map_err(db_err)?;
+        if !path.exists() {
+            create_atomically(dir, &path).map_err(|e| open_err(e.to_string()))?;
         }
-        txn.commit().map_err(db_err)?;
+        let db = Database::create(&path).map_err(|e| open_err(e.to_string()))?;
+        create_tables(&db)?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Request>();
         let commits = Arc::new(AtomicU64::new(0));
@@ -150,6 +161,38 @@ impl RedbStore {
     }
 }
 
+/// Creates every table, so readers never meet a missing one.
+fn create_tables(db: &Database) -> Result<(), StoreError> {
+    let txn = db.begin_write().map_err(db_err)?;
+    {
+        txn.open_table(EXECUTIONS).map_err(db_err)?;
+        txn.open_table(ATTEMPTS).map_err(db_err)?;
+        txn.open_table(STEPS).map_err(db_err)?;
+        txn.open_table(PAYLOADS).map_err(db_err)?;
+        txn.open_table(LOGS).map_err(db_err)?;
+        txn.open_table(LOGS_BY_JOB).map_err(db_err)?;
+        txn.open_table(BY_FLOW).map_err(db_err)?;
+        txn.open_table(BY_STATUS).map_err(db_err)?;
+    }
+    txn.commit().map_err(db_err)
+}
+
+/// A new database is built under a temporary name and renamed into place, so a crash
+/// while it is being created leaves no half-written file where the database belongs
+/// (found by the SIGKILL test: redb cannot open a file killed before its header is out).
+fn create_atomically(dir: &Path, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = dir.join("flowd.redb.creating");
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let db = Database::create(&tmp)?;
+        create_tables(&db)?;
+    }
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
 impl Drop for RedbStore {
     fn drop(&mut self) {
         // Closing the channel ends the writer after it commits what is queued.
@@ -162,11 +205,31 @@ impl Drop for RedbStore {
 
 fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, commits: &AtomicU64, requests: &AtomicU64) {
     let mut seq: u32 = 0;
-    while let Ok(first) = rx.recv() {
+    // A prune met while gathering a batch waits here for the batch to commit.
+    let mut held: Option<Request> = None;
+    loop {
+        let first = match held.take() {
+            Some(r) => r,
+            None => match rx.recv() {
+                Ok(r) => r,
+                Err(_) => return,
+            },
+        };
+        let first = match first {
+            Request::Write(w) => w,
+            Request::Prune(p) => {
+                let _ = p.done.send(prune(db, p.cutoff, p.max_executions));
+                continue;
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
-                Ok(r) => batch.push(r),
+                Ok(Request::Write(w)) => batch.push(w),
+                Ok(prune) => {
+                    held = Some(prune);
+                    break;
+                }
                 Err(_) => break,
             }
         }
@@ -180,10 +243,11 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, commits: &AtomicU64, 
 }
 
 /// Applies a batch in one durable transaction.
-fn apply(db: &Database, batch: &[Request], seq: &mut u32) -> Result<(), StoreError> {
+fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(db_err)?;
     {
         let mut executions = txn.open_table(EXECUTIONS).map_err(db_err)?;
+        let mut attempts = txn.open_table(ATTEMPTS).map_err(db_err)?;
         let mut steps = txn.open_table(STEPS).map_err(db_err)?;
         let mut payloads = txn.open_table(PAYLOADS).map_err(db_err)?;
         let mut logs = txn.open_table(LOGS).map_err(db_err)?;
@@ -205,6 +269,12 @@ fn apply(db: &Database, batch: &[Request], seq: &mut u32) -> Result<(), StoreErr
                         .insert((status_code(e.status), e.job_id.0), ())
                         .map_err(db_err)?;
                     by_flow.insert((e.flow.as_str(), e.job_id.0), ()).map_err(db_err)?;
+                }
+                Write::Attempt { job_id, row } => {
+                    let bytes = serde_json::to_vec(row).expect("an attempt serializes");
+                    attempts
+                        .insert((job_id.0, row.attempt), bytes.as_slice())
+                        .map_err(db_err)?;
                 }
                 Write::Step { job_id, row } => {
                     let bytes = serde_json::to_vec(row).expect("a step serializes");
@@ -233,6 +303,108 @@ fn apply(db: &Database, batch: &[Request], seq: &mut u32) -> Result<(), StoreErr
     txn.commit().map_err(db_err)
 }
 
+/// The part of an execution row pruning needs.
+#[derive(Deserialize)]
+struct ExecutionHead {
+    flow: String,
+    status: ExecutionStatus,
+}
+
+/// One prune batch (see [`Store::prune`]) in one durable transaction.
+fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) -> Result<Pruned, StoreError> {
+    let mut pruned = Pruned::default();
+    let txn = db.begin_write().map_err(db_err)?;
+    {
+        let mut executions = txn.open_table(EXECUTIONS).map_err(db_err)?;
+        let mut attempts = txn.open_table(ATTEMPTS).map_err(db_err)?;
+        let mut steps = txn.open_table(STEPS).map_err(db_err)?;
+        let mut payloads = txn.open_table(PAYLOADS).map_err(db_err)?;
+        let mut logs = txn.open_table(LOGS).map_err(db_err)?;
+        let mut logs_by_job = txn.open_table(LOGS_BY_JOB).map_err(db_err)?;
+        let mut by_flow = txn.open_table(BY_FLOW).map_err(db_err)?;
+        let mut by_status = txn.open_table(BY_STATUS).map_err(db_err)?;
+
+        // Job ids are creation times, so the old executions are a prefix of the table.
+        // Unfinished ones are passed over each time; recovery keeps them few.
+        let mut doomed = Vec::new();
+        for item in executions.range(..JobId::lower_bound(cutoff).0).map_err(db_err)? {
+            if doomed.len() >= max_executions {
+                break;
+            }
+            let (id, row) = item.map_err(db_err)?;
+            let head: ExecutionHead = decode("executions", row.value())?;
+            if head.status.is_final() {
+                doomed.push((id.value(), head));
+            }
+        }
+        for (id, head) in &doomed {
+            let id = *id;
+            executions.remove(id).map_err(db_err)?;
+            by_status.remove((status_code(head.status), id)).map_err(db_err)?;
+            by_flow.remove((head.flow.as_str(), id)).map_err(db_err)?;
+            attempts
+                .retain_in((id, 0)..=(id, u32::MAX), |_, _| false)
+                .map_err(db_err)?;
+            steps
+                .retain_in((id, 0, 0)..=(id, u32::MAX, u32::MAX), |_, _| false)
+                .map_err(db_err)?;
+            payloads
+                .retain_in((id, 0, 0, 0)..=(id, u32::MAX, u32::MAX, u8::MAX), |_, _| false)
+                .map_err(db_err)?;
+            let mut records = Vec::new();
+            for item in logs_by_job
+                .range((id, 0, 0)..=(id, u64::MAX, u32::MAX))
+                .map_err(db_err)?
+            {
+                let (_, t, seq) = item.map_err(db_err)?.0.value();
+                records.push((t, seq));
+            }
+            for (t, seq) in records {
+                logs_by_job.remove((id, t, seq)).map_err(db_err)?;
+                if logs.remove((t, id, seq)).map_err(db_err)?.is_some() {
+                    pruned.log_records += 1;
+                }
+            }
+        }
+        pruned.executions = doomed.len();
+
+        // Then old records left over on their own, oldest first, except those of an
+        // execution that is not final. The scan stops after examining four times the
+        // limit, so many kept records cannot hold the writer.
+        let limit = max_executions.saturating_mul(SWEEP_PER_EXECUTION);
+        let mut unfinished: HashMap<u128, bool> = HashMap::new();
+        let mut records = Vec::new();
+        let old = logs.range((0, 0, 0)..(nanos(cutoff), 0, 0)).map_err(db_err)?;
+        for item in old.take(limit.saturating_mul(4)) {
+            if records.len() >= limit {
+                break;
+            }
+            let (t, job, seq) = item.map_err(db_err)?.0.value();
+            let keep = match unfinished.get(&job) {
+                Some(keep) => *keep,
+                None => {
+                    let mut keep = false;
+                    for code in UNFINISHED {
+                        keep |= by_status.get((code, job)).map_err(db_err)?.is_some();
+                    }
+                    unfinished.insert(job, keep);
+                    keep
+                }
+            };
+            if !keep {
+                records.push((t, job, seq));
+            }
+        }
+        for (t, job, seq) in records {
+            logs.remove((t, job, seq)).map_err(db_err)?;
+            logs_by_job.remove((job, t, seq)).map_err(db_err)?;
+            pruned.log_records += 1;
+        }
+    }
+    txn.commit().map_err(db_err)?;
+    Ok(pruned)
+}
+
 impl Store for RedbStore {
     fn write(&self, writes: Vec<Write>) -> WriteFuture<'_> {
         Box::pin(async move {
@@ -241,7 +413,23 @@ impl Store for RedbStore {
             self.tx
                 .as_ref()
                 .ok_or(StoreError::Closed)?
-                .send(Request { writes, done })
+                .send(Request::Write(WriteRequest { writes, done }))
+                .map_err(|_| StoreError::Closed)?;
+            wait.await.map_err(|_| StoreError::Closed)?
+        })
+    }
+
+    fn prune(&self, cutoff: SystemTime, max_executions: usize) -> PruneFuture<'_> {
+        Box::pin(async move {
+            let (done, wait) = oneshot::channel();
+            self.tx
+                .as_ref()
+                .ok_or(StoreError::Closed)?
+                .send(Request::Prune(PruneRequest {
+                    cutoff,
+                    max_executions,
+                    done,
+                }))
                 .map_err(|_| StoreError::Closed)?;
             wait.await.map_err(|_| StoreError::Closed)?
         })
@@ -254,6 +442,17 @@ impl Store for RedbStore {
             Some(v) => Ok(Some(decode("executions", v.value())?)),
             None => Ok(None),
         }
+    }
+
+    fn attempts(&self, id: JobId) -> Result<Vec<Attempt>, StoreError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(ATTEMPTS).map_err(db_err)?;
+        let mut out = Vec::new();
+        for item in t.range((id.0, 0)..=(id.0, u32::MAX)).map_err(db_err)? {
+            let (_, v) = item.map_err(db_err)?;
+            out.push(decode("attempts", v.value())?);
+        }
+        Ok(out)
     }
 
     fn steps(&self, id: JobId) -> Result<Vec<StepRow>, StoreError> {

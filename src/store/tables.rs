@@ -5,6 +5,8 @@ use redb::TableDefinition;
 
 /// job id → `Execution`.
 pub(crate) const EXECUTIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("executions");
+/// (job id, attempt) → `Attempt`: each run of an execution.
+pub(crate) const ATTEMPTS: TableDefinition<(u128, u32), &[u8]> = TableDefinition::new("attempts");
 /// (job id, attempt, step index) → `StepRow`.
 pub(crate) const STEPS: TableDefinition<(u128, u32, u32), &[u8]> = TableDefinition::new("steps");
 /// (job id, attempt, step index, payload kind) → JSON.

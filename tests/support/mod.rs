@@ -36,6 +36,7 @@ pub const ACTION_FIXTURES: &[&str] = &[
     "log-flood",
     "stdout-writer",
     "sockets",
+    "sleeper",
 ];
 
 /// A scratch directory with a daemon config (`flowd.toml`) and a `flows/` directory.
@@ -62,6 +63,12 @@ impl Setup {
                 fixture(f).display().to_string()
             ));
         }
+        // `flaky` keeps its call counter in `state/`, granted as /state.
+        std::fs::create_dir(dir.path().join("state")).unwrap();
+        toml.push_str(&format!(
+            "[connectors.flaky]\npath = {:?}\ngrants = {{ dirs = [{{ host = \"state\", guest = \"/state\", writable = true }}] }}\n\n",
+            fixture("flaky").display().to_string()
+        ));
         std::fs::write(dir.path().join("flowd.toml"), toml).unwrap();
         std::fs::create_dir(dir.path().join("flows")).unwrap();
         Setup { dir }
@@ -106,6 +113,42 @@ impl Setup {
         }
         cmd.output().expect("running flowd")
     }
+}
+
+/// Runs `flowd` with `args` plus `--data-dir <setup>/data`: exit code, stdout, stderr.
+pub fn data_cli(setup: &Setup, args: &[&str]) -> (i32, String, String) {
+    let out = flowd()
+        .args(args)
+        .arg("--data-dir")
+        .arg(setup.path("data"))
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stdout).into(),
+        String::from_utf8_lossy(&out.stderr).into(),
+    )
+}
+
+/// `flowd run --json --data-dir` of a flow: the exit code and the report.
+pub fn run_recorded(setup: &Setup, flow: &Path, input: &Value) -> (i32, Value) {
+    let data = setup.path("data");
+    let out = setup.run_raw(flow, Some(input), &["--json", "--data-dir", data.to_str().unwrap()]);
+    let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap(), report)
+}
+
+/// `flowd executions show --json` of a job.
+pub fn show(setup: &Setup, job: &str) -> Value {
+    let (code, out, err) = data_cli(setup, &["executions", "show", job, "--json"]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
 }
 
 /// A one-step flow calling `connector` with `config` (TOML inline table) and step keys.

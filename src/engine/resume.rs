@@ -1,0 +1,349 @@
+//! Picking an execution up again from what the store holds: resuming a paused one (at
+//! its due time or on request), recovering after a crash, and manual retries, each of
+//! which is a new attempt of the same job.
+//!
+//! Recovery is at-least-once per step: a step that was running when the process died
+//! has no stored result and runs again; a step with a stored result never does.
+
+use super::executor::{Data, Executor};
+use super::record::Recorder;
+use super::report::{ExecutionReport, StepReport, TriggerReport};
+use super::status::{ExecutionStatus, StepStatus};
+use crate::config::{Action, Flow};
+use crate::store::{Execution, JobId, PayloadKey, PayloadKind, StoreError};
+use serde_json::{Map, Value};
+use std::time::{Duration, Instant, SystemTime};
+
+/// Manual retries allowed per execution (3 runs in all).
+pub const MAX_MANUAL_RETRIES: u32 = 2;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryFrom {
+    /// From the first step of the last attempt that did not succeed.
+    FailedStep,
+    Start,
+}
+
+/// Why a manual retry is refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RetryRefusal {
+    #[error("status {0} is not retryable: only failed, partially_executed and rejected executions are")]
+    NotRetryable(ExecutionStatus),
+    #[error("the {MAX_MANUAL_RETRIES} manual retries are used up (attempt {0} was the last)")]
+    LimitReached(u32),
+    #[error("the flow has a respond step: the HTTP caller of this execution is gone")]
+    HasRespond,
+    #[error(
+        "the flow's trigger changed since this execution was taken (fingerprint {stored}, now {current}): its payload may not fit; start a new execution instead"
+    )]
+    TriggerChanged { stored: String, current: String },
+}
+
+impl RetryRefusal {
+    /// A stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            RetryRefusal::NotRetryable(_) => "not_retryable",
+            RetryRefusal::LimitReached(_) => "retry_limit",
+            RetryRefusal::HasRespond => "has_respond_step",
+            RetryRefusal::TriggerChanged { .. } => "trigger_changed",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ContinueError {
+    #[error("no execution {0}")]
+    NotFound(JobId),
+    #[error("execution {0} is {1}, not paused")]
+    NotPaused(JobId, ExecutionStatus),
+    #[error("execution {job} belongs to flow \"{found}\", not \"{expected}\"")]
+    WrongFlow {
+        job: JobId,
+        found: String,
+        expected: String,
+    },
+    #[error("executions can only be continued with a store (--data-dir)")]
+    NoStore,
+    #[error("retry refused: {0}")]
+    Refused(#[from] RetryRefusal),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Whether `exec` may be retried now under `flow`, and if not, why.
+pub fn retry_refusal(flow: &Flow, exec: &Execution) -> Option<RetryRefusal> {
+    if !matches!(
+        exec.status,
+        ExecutionStatus::Failed | ExecutionStatus::PartiallyExecuted | ExecutionStatus::Rejected
+    ) {
+        return Some(RetryRefusal::NotRetryable(exec.status));
+    }
+    if exec.attempt > MAX_MANUAL_RETRIES {
+        return Some(RetryRefusal::LimitReached(exec.attempt));
+    }
+    if flow.has_respond_step() {
+        return Some(RetryRefusal::HasRespond);
+    }
+    if exec.trigger_fingerprint != flow.trigger_fingerprint {
+        return Some(RetryRefusal::TriggerChanged {
+            stored: exec.trigger_fingerprint.clone(),
+            current: flow.trigger_fingerprint.clone(),
+        });
+    }
+    None
+}
+
+/// Manual retries still possible (2, 1, 0), whatever else may refuse one.
+pub fn retries_left(exec: &Execution) -> u32 {
+    (MAX_MANUAL_RETRIES + 1).saturating_sub(exec.attempt)
+}
+
+fn is_final(s: StepStatus) -> bool {
+    matches!(s, StepStatus::Success | StepStatus::Failed | StepStatus::Skipped)
+}
+
+impl Executor {
+    fn stored(&self, flow: &Flow, job: JobId) -> Result<Execution, ContinueError> {
+        let store = self.store.as_ref().ok_or(ContinueError::NoStore)?;
+        let exec = store.execution(job)?.ok_or(ContinueError::NotFound(job))?;
+        if exec.flow != flow.name {
+            return Err(ContinueError::WrongFlow {
+                job,
+                found: exec.flow,
+                expected: flow.name.clone(),
+            });
+        }
+        Ok(exec)
+    }
+
+    /// A recorder that goes on writing the execution's current attempt.
+    fn recorder(&self, flow: &Flow, exec: &Execution) -> Result<Recorder, StoreError> {
+        let store = self.store.as_ref().expect("checked by the caller");
+        let from_step = store
+            .attempts(exec.job_id)?
+            .into_iter()
+            .find(|a| a.attempt == exec.attempt)
+            .map_or(0, |a| a.from_step);
+        Ok(Recorder {
+            store: self.store.clone(),
+            job_id: exec.job_id,
+            trigger_fingerprint: flow.trigger_fingerprint.clone(),
+            created_at: exec.created_at,
+            from_step,
+        })
+    }
+
+    /// The report and step data of the execution's current attempt, from the store.
+    fn load(&self, flow: &Flow, exec: &Execution) -> Result<(ExecutionReport, Data), StoreError> {
+        let store = self.store.as_ref().expect("checked by the caller");
+        let trigger = store.payload(PayloadKey::trigger(exec.job_id))?.unwrap_or(Value::Null);
+        let mut report = ExecutionReport {
+            job_id: exec.job_id.to_string(),
+            project: exec.project.clone(),
+            flow: exec.flow.clone(),
+            flow_version: flow.version.clone(),
+            trigger_kind: flow.trigger.kind.name(),
+            environment: exec.environment.clone(),
+            attempt: exec.attempt,
+            status: exec.status,
+            started_at: exec.started_at.unwrap_or(exec.created_at),
+            finished_at: exec.finished_at.unwrap_or(exec.created_at),
+            duration: Duration::ZERO,
+            trigger: TriggerReport {
+                kind: flow.trigger.kind.name(),
+                payload: Some(trigger.clone()),
+                dropped: false,
+                connector: None,
+                call: None,
+            },
+            steps: flow
+                .steps
+                .iter()
+                .map(|s| StepReport::new(&s.name, step_kind(&s.action)))
+                .collect(),
+            resume_at: exec.resume_at,
+            response: None,
+        };
+        let mut data = Data {
+            trigger,
+            outputs: Map::new(),
+        };
+        for row in store
+            .steps(exec.job_id)?
+            .into_iter()
+            .filter(|r| r.attempt == exec.attempt)
+        {
+            let i = row.index as usize;
+            // A row of a step the flow no longer has at that place does not apply.
+            let Some(s) = report.steps.get_mut(i).filter(|s| s.name == row.name) else {
+                continue;
+            };
+            s.status = row.status;
+            s.connector = row.connector;
+            s.started_at = row.started_at;
+            s.finished_at = row.finished_at;
+            s.duration = Duration::from_secs_f64(row.duration.max(0.0));
+            s.fuel_used = row.fuel_used;
+            s.error = row.error;
+            s.note = row.note;
+            s.reused_from = row.reused_from;
+            if row.status == StepStatus::Success {
+                let attempt = row.reused_from.unwrap_or(row.attempt);
+                let key = PayloadKey {
+                    job_id: exec.job_id,
+                    attempt,
+                    step: row.index,
+                    kind: PayloadKind::Output,
+                };
+                if let Some(out) = store.payload(key)? {
+                    if matches!(flow.steps[i].action, Action::Respond { .. }) {
+                        report.response = Some(out.clone());
+                    }
+                    s.output = Some(out.clone());
+                    data.outputs.insert(row.name, out);
+                }
+            }
+        }
+        Ok((report, data))
+    }
+
+    /// Resumes a paused execution now (the paused step succeeds) and runs it on.
+    pub async fn resume(&self, flow: &Flow, job: JobId) -> Result<ExecutionReport, ContinueError> {
+        let exec = self.stored(flow, job)?;
+        if exec.status != ExecutionStatus::Paused {
+            return Err(ContinueError::NotPaused(job, exec.status));
+        }
+        let (mut report, mut data) = self.load(flow, &exec)?;
+        let recorder = self.recorder(flow, &exec)?;
+        let paused = report
+            .steps
+            .iter()
+            .position(|s| s.status == StepStatus::Paused)
+            .unwrap_or(0);
+        self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
+        Ok(self
+            .drive(flow, report, data, paused + 1, &recorder, Instant::now())
+            .await?)
+    }
+
+    /// Continues an execution the store holds unfinished (after a crash or restart):
+    /// pending and queued ones start, running ones go on at the first step without a
+    /// stored result, paused ones wait for their due time (or stay paused until resumed).
+    pub async fn recover(&self, flow: &Flow, job: JobId) -> Result<ExecutionReport, ContinueError> {
+        let exec = self.stored(flow, job)?;
+        let (mut report, data) = self.load(flow, &exec)?;
+        let recorder = self.recorder(flow, &exec)?;
+        match exec.status {
+            s if s.is_final() => Ok(report),
+            ExecutionStatus::Paused => {
+                if exec.resume_at.is_none() {
+                    return Ok(report);
+                }
+                let paused = report
+                    .steps
+                    .iter()
+                    .position(|s| s.status == StepStatus::Paused)
+                    .unwrap_or(0);
+                let wait = exec
+                    .resume_at
+                    .and_then(|t| t.duration_since(SystemTime::now()).ok())
+                    .unwrap_or_default();
+                tokio::time::sleep(wait).await;
+                let mut data = data;
+                self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
+                Ok(self
+                    .drive(flow, report, data, paused + 1, &recorder, Instant::now())
+                    .await?)
+            }
+            _ => {
+                let start = report
+                    .steps
+                    .iter()
+                    .position(|s| !is_final(s.status))
+                    .unwrap_or(report.steps.len());
+                // The step that was running when the process died runs again.
+                for s in &mut report.steps[start..] {
+                    *s = StepReport::new(&s.name, s.kind);
+                }
+                report.status = ExecutionStatus::Running;
+                if exec.started_at.is_none() {
+                    report.started_at = SystemTime::now();
+                }
+                recorder.status(&report).await?;
+                Ok(self.drive(flow, report, data, start, &recorder, Instant::now()).await?)
+            }
+        }
+    }
+
+    /// A manual retry: a new attempt of the same job, with the stored trigger payload and
+    /// the flow's current steps, from the first step that did not succeed (reusing the
+    /// earlier steps' outputs) or from the start.
+    pub async fn retry(&self, flow: &Flow, job: JobId, from: RetryFrom) -> Result<ExecutionReport, ContinueError> {
+        let exec = self.stored(flow, job)?;
+        if let Some(refusal) = retry_refusal(flow, &exec) {
+            return Err(refusal.into());
+        }
+        let (previous, _) = self.load(flow, &exec)?;
+        let attempt = exec.attempt + 1;
+        let start = match from {
+            RetryFrom::Start => 0,
+            RetryFrom::FailedStep => previous
+                .steps
+                .iter()
+                .position(|s| s.status != StepStatus::Success)
+                .unwrap_or(previous.steps.len()),
+        };
+        let now = SystemTime::now();
+        let mut report = ExecutionReport {
+            attempt,
+            status: ExecutionStatus::Running,
+            started_at: now,
+            finished_at: now,
+            resume_at: None,
+            response: None,
+            steps: flow
+                .steps
+                .iter()
+                .map(|s| StepReport::new(&s.name, step_kind(&s.action)))
+                .collect(),
+            ..previous.clone()
+        };
+        let mut data = Data {
+            trigger: previous.trigger.payload.clone().unwrap_or(Value::Null),
+            outputs: Map::new(),
+        };
+        let recorder = Recorder {
+            from_step: start as u32,
+            ..self.recorder(flow, &exec)?
+        };
+        recorder.status(&report).await?;
+        for i in 0..start {
+            let before = &previous.steps[i];
+            let s = &mut report.steps[i];
+            s.status = StepStatus::Success;
+            s.connector = before.connector.clone();
+            s.started_at = before.started_at;
+            s.finished_at = before.finished_at;
+            s.reused_from = Some(before.reused_from.unwrap_or(exec.attempt));
+            s.note = Some(format!(
+                "output reused from attempt {}",
+                s.reused_from.unwrap_or(exec.attempt)
+            ));
+            s.output = before.output.clone();
+            if let Some(out) = &before.output {
+                data.outputs.insert(s.name.clone(), out.clone());
+            }
+            recorder.step_finished(&report, i).await?;
+        }
+        Ok(self.drive(flow, report, data, start, &recorder, Instant::now()).await?)
+    }
+}
+
+fn step_kind(a: &Action) -> &'static str {
+    match a {
+        Action::Connector { .. } => "connector",
+        Action::Pause(_) => "pause",
+        Action::Respond { .. } => "respond",
+    }
+}
