@@ -8,12 +8,17 @@
 //! - [`engine`]: the executor and the execution/step status machine.
 //! - [`loader`]: loads a daemon config's connectors and flows, validating each step's
 //!   config through its connector.
+//! - [`schedule`]: cron schedules in IANA time zones: next fire times and catch-up.
+//! - [`store`]: durable executions: the `Store` trait and its redb implementation.
+//! - [`daemon`]: `flowd serve`: the trigger listener, dispatch and shutdown.
 //! - [`cli`]: the `flowd` command line.
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod loader;
 pub mod plugin;
+pub mod schedule;
 pub mod store;
 pub(crate) mod time_format;

@@ -64,7 +64,7 @@ fn step(index: u32, t: SystemTime) -> StepRow {
 }
 
 fn flowd_time(t: SystemTime) -> String {
-    jiff::Timestamp::try_from(t).unwrap().to_string()
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339()
 }
 
 fn log(job_id: JobId, step: u32, t: SystemTime) -> LogRow {

@@ -6,6 +6,7 @@ mod check;
 mod executions;
 mod render;
 mod run;
+mod serve;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -27,6 +28,8 @@ struct Cli {
 enum Command {
     /// Run one execution of a flow locally, without a daemon, and print its timeline.
     Run(run::RunArgs),
+    /// Run the daemon: webhooks, schedules and manual runs, recorded in the data directory.
+    Serve(serve::ServeArgs),
     /// Inspect connector components.
     Plugin {
         #[command(subcommand)]
@@ -62,11 +65,14 @@ pub(crate) fn daemon_config(
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_max_level(tracing::Level::WARN)
-        .with_target(false)
-        .init();
+    // The daemon sets up its own logging from its config.
+    if !matches!(cli.command, Command::Serve(_)) {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::WARN)
+            .with_target(false)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -77,6 +83,7 @@ pub fn main() -> ExitCode {
     let code = runtime.block_on(async move {
         match cli.command {
             Command::Run(args) => run::run(args).await,
+            Command::Serve(args) => serve::serve(args).await,
             Command::Plugin {
                 command: PluginCommand::Check(args),
             } => check::check(args).await,

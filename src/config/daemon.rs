@@ -36,7 +36,44 @@ pub struct DaemonConfig {
     pub limits: Limits,
     /// Executions and log records older than this are pruned in the background.
     pub retention: Duration,
+    pub server: Server,
     pub connectors: BTreeMap<String, ConnectorConfig>,
+}
+
+/// What `flowd serve` listens on and how it holds up under load and at shutdown.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Server {
+    /// The trigger listener (webhooks).
+    pub listen: SocketAddr,
+    /// The admin API listener.
+    pub admin: SocketAddr,
+    /// Where executions are recorded.
+    pub data_dir: PathBuf,
+    /// The largest webhook request body accepted.
+    pub max_body: u64,
+    /// How long a webhook waits for its flow's `respond` step by default.
+    pub respond_timeout: Duration,
+    /// How long running steps may finish after SIGTERM before the daemon exits.
+    pub shutdown_grace: Duration,
+    /// Executions that run at once, over all flows.
+    pub workers: u32,
+    /// Daemon log lines as JSON instead of text.
+    pub log_json: bool,
+}
+
+impl Server {
+    fn defaults(base: &Path) -> Server {
+        Server {
+            listen: "127.0.0.1:8080".parse().expect("a socket address"),
+            admin: "127.0.0.1:8081".parse().expect("a socket address"),
+            data_dir: base.join("data"),
+            max_body: 1 << 20,
+            respond_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+            workers: 64,
+            log_json: false,
+        }
+    }
 }
 
 /// Limits for one invocation of a connector.
@@ -129,9 +166,79 @@ struct RawDaemon {
     cache_dir: Option<Spanned<String>>,
     retention: Option<Spanned<Dur>>,
     #[serde(default)]
+    server: RawServer,
+    #[serde(default)]
     limits: RawLimits,
     #[serde(default)]
     connectors: BTreeMap<String, Spanned<RawConnector>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+    admin: Option<Spanned<String>>,
+    data_dir: Option<String>,
+    max_body: Option<Spanned<Bytes>>,
+    respond_timeout: Option<Spanned<Dur>>,
+    shutdown_grace: Option<Dur>,
+    workers: Option<Spanned<u32>>,
+    log_format: Option<Spanned<String>>,
+}
+
+fn resolve_server(source: &SourceFile, base: &Path, raw: RawServer, errors: &mut ConfigErrors) -> Server {
+    let mut s = Server::defaults(base);
+    let mut addr = |v: &Option<Spanned<String>>, key: &str, into: &mut SocketAddr| {
+        if let Some(a) = v {
+            match a.get_ref().parse::<SocketAddr>() {
+                Ok(parsed) => *into = parsed,
+                Err(_) => errors.push(source.error(
+                    a.span(),
+                    format!(
+                        "server.{key} \"{}\" is not an IP address with a port, such as \"127.0.0.1:8080\"",
+                        a.get_ref()
+                    ),
+                )),
+            }
+        }
+    };
+    addr(&raw.listen, "listen", &mut s.listen);
+    addr(&raw.admin, "admin", &mut s.admin);
+    if let Some(d) = raw.data_dir {
+        s.data_dir = base.join(d);
+    }
+    if let Some(b) = raw.max_body {
+        s.max_body = b.get_ref().0;
+        if s.max_body == 0 {
+            errors.push(source.error(b.span(), "server.max_body must be more than 0"));
+        }
+    }
+    if let Some(t) = raw.respond_timeout {
+        s.respond_timeout = t.get_ref().0;
+        if s.respond_timeout < Duration::from_millis(10) {
+            errors.push(source.error(t.span(), "server.respond_timeout must be at least 10ms"));
+        }
+    }
+    if let Some(g) = raw.shutdown_grace {
+        s.shutdown_grace = g.0;
+    }
+    if let Some(w) = raw.workers {
+        s.workers = *w.get_ref();
+        if s.workers == 0 {
+            errors.push(source.error(w.span(), "server.workers must be more than 0"));
+        }
+    }
+    if let Some(f) = raw.log_format {
+        match f.get_ref().as_str() {
+            "text" => s.log_json = false,
+            "json" => s.log_json = true,
+            other => errors.push(source.error(
+                f.span(),
+                format!("server.log_format \"{other}\" is not \"text\" or \"json\""),
+            )),
+        }
+    }
+    s
 }
 
 #[derive(Deserialize, Default)]
@@ -191,6 +298,7 @@ impl DaemonConfig {
             cache_dir: default_cache_dir(),
             limits: Limits::default(),
             retention: DEFAULT_RETENTION,
+            server: Server::defaults(Path::new(".")),
             connectors: BUNDLED
                 .iter()
                 .map(|n| {
@@ -225,6 +333,7 @@ impl DaemonConfig {
             None => "default".into(),
         };
         let limits = resolve_limits(source, &raw.limits, &mut errors);
+        let server = resolve_server(source, &base, raw.server, &mut errors);
         let retention = match raw.retention {
             Some(r) => {
                 if r.get_ref().0 < MIN_RETENTION {
@@ -295,6 +404,7 @@ impl DaemonConfig {
             cache_dir,
             limits,
             retention,
+            server,
             connectors,
         })
     }

@@ -50,6 +50,11 @@ pub enum TriggerKind {
     Http {
         path: String,
         method: String,
+        /// An HMAC-SHA256 signature the request must carry.
+        signature: Option<Signature>,
+        /// How long a request waits for the `respond` step (default: the server's).
+        #[serde(with = "option_duration_text")]
+        respond_timeout: Option<Duration>,
     },
     Schedule {
         cron: String,
@@ -68,6 +73,17 @@ impl TriggerKind {
             TriggerKind::Manual => "manual",
         }
     }
+}
+
+/// `header` carries the hex HMAC-SHA256 of the body (optionally `sha256=`-prefixed),
+/// keyed with the value of the environment variable `secret_env`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Signature {
+    pub header: String,
+    pub secret_env: String,
+    /// Read from the environment when the flow is loaded; never serialized.
+    #[serde(skip)]
+    pub secret: Vec<u8>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -183,6 +199,15 @@ struct RawTrigger {
 struct RawHttp {
     path: Spanned<String>,
     method: Option<Spanned<String>>,
+    signature: Option<Spanned<RawSignature>>,
+    respond_timeout: Option<Spanned<Dur>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSignature {
+    header: String,
+    secret_env: Spanned<String>,
 }
 
 #[derive(Deserialize)]
@@ -405,9 +430,32 @@ fn resolve_trigger(
             }
             None => "POST".into(),
         };
+        let signature = http.signature.map(|sig| {
+            let sig = sig.into_inner();
+            let name = sig.secret_env.get_ref();
+            let secret = match std::env::var(name) {
+                Ok(v) if !v.is_empty() => v.into_bytes(),
+                _ => {
+                    errors.push(source.error(
+                        sig.secret_env.span(),
+                        format!("trigger.http.signature.secret_env names \"{name}\", which is not set (or empty) in the daemon's environment"),
+                    ));
+                    Vec::new()
+                }
+            };
+            Signature { header: sig.header.to_ascii_lowercase(), secret_env: sig.secret_env.into_inner(), secret }
+        });
+        let respond_timeout = http.respond_timeout.map(|t| {
+            if t.get_ref().0 < Duration::from_millis(10) {
+                errors.push(source.error(t.span(), "trigger.http.respond_timeout must be at least 10ms"));
+            }
+            t.get_ref().0
+        });
         TriggerKind::Http {
             path: http.path.into_inner(),
             method,
+            signature,
+            respond_timeout,
         }
     } else if let Some(s) = raw.schedule {
         let s = s.into_inner();
@@ -421,7 +469,7 @@ fn resolve_trigger(
         }
         let timezone = match s.timezone {
             Some(tz) => {
-                if jiff::tz::TimeZone::get(tz.get_ref()).is_err() {
+                if tz.get_ref().parse::<chrono_tz::Tz>().is_err() {
                     errors.push(source.error(
                         tz.span(),
                         format!(
@@ -757,6 +805,15 @@ pub fn toml_to_json(v: &toml::Value) -> Value {
         toml::Value::Datetime(d) => Value::String(d.to_string()),
         toml::Value::Array(a) => Value::Array(a.iter().map(toml_to_json).collect()),
         toml::Value::Table(t) => Value::Object(t.iter().map(|(k, v)| (k.clone(), toml_to_json(v))).collect()),
+    }
+}
+
+mod option_duration_text {
+    pub fn serialize<S: serde::Serializer>(d: &Option<std::time::Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&super::format_duration(*d)),
+            None => s.serialize_none(),
+        }
     }
 }
 

@@ -8,10 +8,12 @@ mod flow;
 pub mod template;
 pub mod units;
 
-pub use daemon::{BUNDLED, ConnectorConfig, ConnectorSource, DaemonConfig, DirGrant, Grants, Limits, StepLimits};
+pub use daemon::{
+    BUNDLED, ConnectorConfig, ConnectorSource, DaemonConfig, DirGrant, Grants, Limits, Server, StepLimits,
+};
 pub use diag::{ConfigError, ConfigErrors, Location, SourceFile};
 pub use flow::{
-    Action, CatchUp, ConnectorCall, Flow, OnError, Overlap, Pause, RetryPolicy, Step, Trigger, TriggerKind,
+    Action, CatchUp, ConnectorCall, Flow, OnError, Overlap, Pause, RetryPolicy, Signature, Step, Trigger, TriggerKind,
     toml_to_json,
 };
 pub use template::Template;

@@ -9,7 +9,7 @@ use super::status::{ExecutionStatus, StepStatus};
 use crate::config::units::format_duration;
 use crate::config::{Action, Flow, OnError, Pause, RetryPolicy, Step, TriggerKind};
 use crate::plugin::{CallContext, ErrorKind, Failure, Invocation, Registry, TriggerEvent, World};
-use crate::store::{JobId, Store, StoreError};
+use crate::store::{JobId, Store, StoreError, Write};
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -19,6 +19,31 @@ use std::time::{Duration, Instant, SystemTime};
 /// The note on a step the flow's timeout interrupted: recovery reads it to know the
 /// execution was rejected.
 pub(super) const FLOW_TIMEOUT_NOTE: &str = "interrupted by the flow's timeout";
+
+/// What became of an event.
+pub enum Admission {
+    Accepted(Box<Accepted>),
+    /// The trigger connector dropped the event; nothing was stored.
+    Dropped(ExecutionReport),
+    /// The trigger failed; the execution is stored `failed`.
+    Failed(ExecutionReport),
+}
+
+/// An execution stored `pending`, ready to run.
+pub struct Accepted {
+    pub job_id: JobId,
+    report: ExecutionReport,
+    data: Data,
+    recorder: Recorder,
+    clock: Instant,
+}
+
+impl Accepted {
+    /// Sends the output of the flow's `respond` step to `tx` when it has run.
+    pub fn respond_to(&self, tx: tokio::sync::oneshot::Sender<Value>) {
+        *self.recorder.responder.lock().expect("responder lock") = Some(tx);
+    }
+}
 
 pub struct Executor {
     pub(super) registry: Arc<Registry>,
@@ -73,6 +98,26 @@ impl Executor {
     /// Runs one execution of `flow` for `event`, start to end. Fails only when the store
     /// cannot record a transition: the execution then stops where it was.
     pub async fn execute(&self, flow: &Flow, event: TriggerEvent) -> Result<ExecutionReport, StoreError> {
+        match self.admit(flow, event).await? {
+            Admission::Accepted(a) => self.run(flow, *a).await,
+            Admission::Dropped(r) | Admission::Failed(r) => Ok(r),
+        }
+    }
+
+    /// Turns an event into an execution: runs the trigger connector (if any), then stores
+    /// the execution `pending` with its payload. Nothing is stored for a dropped event.
+    pub async fn admit(&self, flow: &Flow, event: TriggerEvent) -> Result<Admission, StoreError> {
+        self.admit_with(flow, event, Vec::new()).await
+    }
+
+    /// [`Executor::admit`], storing `extra` in the same transaction as the acceptance
+    /// (a schedule's last fire time, so a fire is never both recorded and replayed).
+    pub async fn admit_with(
+        &self,
+        flow: &Flow,
+        event: TriggerEvent,
+        extra: Vec<Write>,
+    ) -> Result<Admission, StoreError> {
         let id = JobId::new();
         let job_id = id.to_string();
         let started_at = SystemTime::now();
@@ -82,6 +127,7 @@ impl Executor {
             trigger_fingerprint: flow.trigger_fingerprint.clone(),
             created_at: started_at,
             from_step: 0,
+            responder: Default::default(),
         };
         let clock = Instant::now();
         let mut report = ExecutionReport {
@@ -92,7 +138,7 @@ impl Executor {
             trigger_kind: flow.trigger.kind.name(),
             environment: self.environment.clone(),
             attempt: 1,
-            status: ExecutionStatus::Running,
+            status: ExecutionStatus::Pending,
             started_at,
             finished_at: started_at,
             duration: Duration::ZERO,
@@ -112,45 +158,49 @@ impl Executor {
             response: None,
         };
         let trigger_ctx = CallContext {
-            job_id: job_id.clone(),
+            job_id,
             project: flow.project.clone(),
             flow: flow.name.clone(),
             step: "trigger".into(),
             attempt: 1,
             environment: self.environment.clone(),
         };
-
         match self
             .trigger_payload(flow, &event, &trigger_ctx, &mut report.trigger)
             .await
         {
             Ok(Some(payload)) => {
                 report.trigger.payload = Some(payload.clone());
-                report.status = ExecutionStatus::Pending;
-                recorder.accepted(&report).await?;
+                recorder.accepted(&report, extra).await?;
                 if let Some(f) = &self.on_accepted {
                     f(id);
                 }
-                report.status = ExecutionStatus::Running;
-                recorder.status(&report).await?;
                 let data = Data {
                     trigger: payload,
                     outputs: Map::new(),
                 };
-                return self.drive(flow, report, data, 0, &recorder, clock).await;
+                Ok(Admission::Accepted(Box::new(Accepted {
+                    job_id: id,
+                    report,
+                    data,
+                    recorder,
+                    clock,
+                })))
             }
             Ok(None) => {
-                // Nothing is recorded for a dropped event: it never became an execution.
                 report.trigger.dropped = true;
                 report.status = ExecutionStatus::Success;
                 for s in &mut report.steps {
                     s.status = StepStatus::Skipped;
                     s.note = Some("the trigger connector dropped the event".into());
                 }
+                report.finished_at = SystemTime::now();
+                report.duration = clock.elapsed();
+                Ok(Admission::Dropped(report))
             }
             Err(failure) => {
-                report.status = ExecutionStatus::Pending;
-                recorder.accepted(&report).await?;
+                // The event arrived and is kept, with why it could not start.
+                recorder.accepted(&report, extra).await?;
                 report.status = ExecutionStatus::Failed;
                 for s in &mut report.steps {
                     s.status = StepStatus::Skipped;
@@ -159,12 +209,24 @@ impl Executor {
                 report.finished_at = SystemTime::now();
                 report.duration = clock.elapsed();
                 recorder.finished(&report, 0).await?;
-                return Ok(report);
+                Ok(Admission::Failed(report))
             }
         }
-        report.finished_at = SystemTime::now();
-        report.duration = clock.elapsed();
-        Ok(report)
+    }
+
+    /// Runs an accepted execution to its end.
+    pub async fn run(&self, flow: &Flow, accepted: Accepted) -> Result<ExecutionReport, StoreError> {
+        let Accepted {
+            mut report,
+            data,
+            recorder,
+            clock,
+            ..
+        } = accepted;
+        report.status = ExecutionStatus::Running;
+        report.started_at = SystemTime::now();
+        recorder.status(&report).await?;
+        self.drive(flow, report, data, 0, &recorder, clock).await
     }
 
     /// Runs an attempt's steps from `start` to a final status, through timed pauses (the
@@ -354,6 +416,7 @@ impl Executor {
                 StepOutcome::Done(output) => {
                     if let Action::Respond { .. } = step.action {
                         report.response = Some(output.clone());
+                        recorder.respond(&output);
                     }
                     data.outputs.insert(step.name.clone(), output);
                 }
@@ -624,7 +687,7 @@ pub fn default_payload(event: &TriggerEvent) -> Value {
 /// The event a local run hands to the flow's trigger, built from the `--input` document.
 pub fn local_event(kind: &TriggerKind, input: Value) -> TriggerEvent {
     match kind {
-        TriggerKind::Http { path, method } => TriggerEvent::Http {
+        TriggerKind::Http { path, method, .. } => TriggerEvent::Http {
             method: method.clone(),
             path: path.clone(),
             query: String::new(),

@@ -19,9 +19,18 @@ pub(crate) struct Recorder {
     pub(crate) created_at: SystemTime,
     /// The first step the current attempt runs.
     pub(crate) from_step: u32,
+    /// Who waits for the `respond` step's output (a held-open webhook).
+    pub(crate) responder: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<serde_json::Value>>>,
 }
 
 impl Recorder {
+    /// Hands a `respond` step's output to whoever waits for it (at most once).
+    pub(crate) fn respond(&self, output: &serde_json::Value) {
+        if let Some(tx) = self.responder.lock().expect("responder lock").take() {
+            let _ = tx.send(output.clone());
+        }
+    }
+
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         match &self.store {
             Some(s) => s.write(writes).await,
@@ -102,11 +111,12 @@ impl Recorder {
     }
 
     /// The execution is accepted: stored as pending with its trigger payload.
-    pub(crate) async fn accepted(&self, r: &ExecutionReport) -> Result<(), StoreError> {
+    pub(crate) async fn accepted(&self, r: &ExecutionReport, extra: Vec<Write>) -> Result<(), StoreError> {
         if self.store.is_none() {
             return Ok(());
         }
         let mut writes = Vec::from(self.rows(r));
+        writes.extend(extra);
         if let Some(p) = &r.trigger.payload {
             writes.push(Write::Payload {
                 key: PayloadKey::trigger(self.job_id),

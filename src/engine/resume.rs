@@ -131,6 +131,7 @@ impl Executor {
             trigger_fingerprint: flow.trigger_fingerprint.clone(),
             created_at: exec.created_at,
             from_step,
+            responder: Default::default(),
         })
     }
 

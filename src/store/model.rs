@@ -220,6 +220,11 @@ pub enum Write {
         value: Value,
     },
     Logs(Vec<LogRow>),
+    /// A schedule fired at `at` (its scheduled time): catch-up starts after it.
+    LastFire {
+        flow: String,
+        at: SystemTime,
+    },
 }
 
 /// A filter over the execution list, newest first.

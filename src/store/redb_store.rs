@@ -5,7 +5,7 @@
 //! read transactions and never wait for the writer.
 
 use super::model::{Attempt, Execution, JobId, ListQuery, LogQuery, LogRow, PayloadKey, StepRow, Write};
-use super::tables::{ATTEMPTS, BY_FLOW, BY_STATUS, EXECUTIONS, LOGS, LOGS_BY_JOB, PAYLOADS, STEPS};
+use super::tables::{ATTEMPTS, BY_FLOW, BY_STATUS, EXECUTIONS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES, STEPS};
 use super::{PruneFuture, Pruned, Store, StoreError, WriteFuture};
 use crate::engine::ExecutionStatus;
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -167,6 +167,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
     {
         txn.open_table(EXECUTIONS).map_err(db_err)?;
         txn.open_table(ATTEMPTS).map_err(db_err)?;
+        txn.open_table(SCHEDULES).map_err(db_err)?;
         txn.open_table(STEPS).map_err(db_err)?;
         txn.open_table(PAYLOADS).map_err(db_err)?;
         txn.open_table(LOGS).map_err(db_err)?;
@@ -247,6 +248,7 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Sto
     let txn = db.begin_write().map_err(db_err)?;
     {
         let mut executions = txn.open_table(EXECUTIONS).map_err(db_err)?;
+        let mut schedules = txn.open_table(SCHEDULES).map_err(db_err)?;
         let mut attempts = txn.open_table(ATTEMPTS).map_err(db_err)?;
         let mut steps = txn.open_table(STEPS).map_err(db_err)?;
         let mut payloads = txn.open_table(PAYLOADS).map_err(db_err)?;
@@ -269,6 +271,9 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Sto
                         .insert((status_code(e.status), e.job_id.0), ())
                         .map_err(db_err)?;
                     by_flow.insert((e.flow.as_str(), e.job_id.0), ()).map_err(db_err)?;
+                }
+                Write::LastFire { flow, at } => {
+                    schedules.insert(flow.as_str(), nanos(*at)).map_err(db_err)?;
                 }
                 Write::Attempt { job_id, row } => {
                     let bytes = serde_json::to_vec(row).expect("an attempt serializes");
@@ -442,6 +447,14 @@ impl Store for RedbStore {
             Some(v) => Ok(Some(decode("executions", v.value())?)),
             None => Ok(None),
         }
+    }
+
+    fn last_fire(&self, flow: &str) -> Result<Option<SystemTime>, StoreError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(SCHEDULES).map_err(db_err)?;
+        Ok(t.get(flow)
+            .map_err(db_err)?
+            .map(|v| UNIX_EPOCH + std::time::Duration::from_nanos(v.value())))
     }
 
     fn attempts(&self, id: JobId) -> Result<Vec<Attempt>, StoreError> {

@@ -19,3 +19,5 @@ pub(crate) const LOGS_BY_JOB: TableDefinition<(u128, u64, u32), ()> = TableDefin
 pub(crate) const BY_FLOW: TableDefinition<(&str, u128), ()> = TableDefinition::new("executions_by_flow");
 /// (status code, job id); also what recovery scans for unfinished executions.
 pub(crate) const BY_STATUS: TableDefinition<(u8, u128), ()> = TableDefinition::new("executions_by_status");
+/// flow name → the last fire time of its schedule, in ns since the epoch.
+pub(crate) const SCHEDULES: TableDefinition<&str, u64> = TableDefinition::new("schedules");

@@ -48,10 +48,16 @@ impl Setup {
     /// Bundled connectors plus every action fixture and `trigger-echo`, with `limits`
     /// (TOML lines for the `[limits]` table) on top of the defaults.
     pub fn new(limits: &str) -> Setup {
+        Setup::with_server(limits, "")
+    }
+
+    /// Like [`Setup::new`], with extra lines for the `[server]` table (which always
+    /// listens on 127.0.0.1 with a port the system picks, and records in `data/`).
+    pub fn with_server(limits: &str, server: &str) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut toml = String::from("environment = \"test\"\nflows = \"flows\"\n");
         toml.push_str(&format!(
-            "cache_dir = {:?}\n\n[limits]\n{limits}\n\n",
+            "cache_dir = {:?}\n\n[server]\nlisten = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\ndata_dir = \"data\"\n{server}\n\n[limits]\n{limits}\n\n",
             cache_dir().join("flowd").display().to_string()
         ));
         for b in ["log", "transform", "reshape"] {
@@ -163,4 +169,159 @@ pub fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
         .as_array()
         .and_then(|s| s.iter().find(|s| s["name"] == name))
         .unwrap_or_else(|| panic!("no step {name} in {report:#}"))
+}
+
+/// A running `flowd serve`, killed when dropped.
+pub struct Daemon {
+    pub child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+    /// Every line the daemon wrote to stderr so far is read by a thread into this.
+    pub log: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Daemon {
+    /// Starts the daemon on `setup`'s config and waits until it listens.
+    pub fn start(setup: &Setup) -> Daemon {
+        Daemon::start_with_env(setup, &[])
+    }
+
+    pub fn start_with_env(setup: &Setup, env: &[(&str, &str)]) -> Daemon {
+        use std::io::BufRead;
+        let mut cmd = flowd();
+        cmd.arg("serve")
+            .arg("--config")
+            .arg(setup.config())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("starting flowd serve");
+        let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut l = sink.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("flowd: trigger listener on http://") {
+                        break a.parse().unwrap();
+                    }
+                }
+                _ => panic!("flowd serve did not start:\n{}", log.lock().unwrap()),
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Daemon { child, addr, log }
+    }
+
+    /// Sends a signal (by name, e.g. "TERM") to the daemon.
+    pub fn signal(&self, name: &str) {
+        let ok = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+
+    /// Waits for the daemon to exit, at most `secs`; its exit code.
+    pub fn wait(&mut self, secs: u64) -> Option<i32> {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        while std::time::Instant::now() < end {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
+        http_request(self.addr, method, path, headers, body)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[derive(Debug)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// One HTTP/1.1 request over a fresh connection (`Connection: close`), read to the end.
+pub fn http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> HttpResponse {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connecting to the daemon");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut raw = Vec::new();
+    let _ = s.read_to_end(&mut raw);
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP response: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect();
+    HttpResponse {
+        status,
+        headers,
+        body: raw[split + 4..].to_vec(),
+    }
 }

@@ -1,0 +1,97 @@
+//! Fires `schedule` flows: one task per flow sleeps until the next cron time in the
+//! flow's time zone, stores the fire time with the execution it starts (so a fire is never
+//! both run and replayed), replays fire times missed while the daemon was down per
+//! `catch_up`, and applies `overlap` when the previous run is still going.
+
+use super::Shared;
+use super::dispatch::Done;
+use crate::config::{Flow, Overlap, TriggerKind};
+use crate::engine::Admission;
+use crate::plugin::TriggerEvent;
+use crate::schedule::Schedule;
+use crate::store::Write;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+pub fn spawn(shared: Arc<Shared>, flow: Arc<Flow>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if let Err(e) = run(&shared, &flow).await {
+            tracing::error!(flow = %flow.name, error = %e, "the schedule stopped");
+        }
+    })
+}
+
+async fn run(shared: &Shared, flow: &Arc<Flow>) -> anyhow::Result<()> {
+    let Some(schedule) = Schedule::of(&flow.trigger.kind) else {
+        return Ok(());
+    };
+    let TriggerKind::Schedule { overlap, .. } = flow.trigger.kind else {
+        return Ok(());
+    };
+    let store = shared
+        .dispatcher
+        .executor()
+        .store()
+        .cloned()
+        .expect("the daemon always has a store");
+    let mut runs: Vec<Done> = Vec::new();
+    let now = SystemTime::now();
+    let mut last = match store.last_fire(&flow.name)? {
+        Some(last) => {
+            for t in schedule.missed(last, now) {
+                fire(shared, flow, overlap, t, &mut runs).await?;
+            }
+            last.max(now)
+        }
+        None => now,
+    };
+    loop {
+        let Some(next) = schedule.next(last, 1).first().copied() else {
+            return Ok(());
+        };
+        let wait = next.duration_since(SystemTime::now()).unwrap_or_default();
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shared.stopping.cancelled() => return Ok(()),
+        }
+        fire(shared, flow, overlap, next, &mut runs).await?;
+        last = next;
+    }
+}
+
+async fn fire(
+    shared: &Shared,
+    flow: &Arc<Flow>,
+    overlap: Overlap,
+    at: SystemTime,
+    runs: &mut Vec<Done>,
+) -> anyhow::Result<()> {
+    runs.retain(|d| !d.is_done());
+    let record = vec![Write::LastFire {
+        flow: flow.name.clone(),
+        at,
+    }];
+    if overlap == Overlap::Skip && !runs.is_empty() {
+        tracing::info!(flow = %flow.name, at = %crate::time_format::rfc3339(at), "schedule fire skipped: the previous run is still going");
+        if let Some(store) = shared.dispatcher.executor().store() {
+            store.write(record).await?;
+        }
+        return Ok(());
+    }
+    let event = TriggerEvent::Schedule {
+        scheduled_at: crate::time_format::rfc3339(at),
+        fired_at: crate::time_format::rfc3339(SystemTime::now()),
+    };
+    match shared.dispatcher.executor().admit_with(flow, event, record).await? {
+        Admission::Accepted(a) => {
+            let after = if overlap == Overlap::Queue {
+                runs.clone()
+            } else {
+                Vec::new()
+            };
+            runs.push(shared.dispatcher.submit_after(flow.clone(), *a, after));
+        }
+        Admission::Dropped(_) | Admission::Failed(_) => {}
+    }
+    Ok(())
+}

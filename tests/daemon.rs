@@ -1,0 +1,200 @@
+//! `flowd serve` over real sockets on 127.0.0.1: async and held-open webhooks, HMAC
+//! signatures, body limits, unknown paths and methods, trigger connectors that drop
+//! events, and SIGTERM with work in flight, finished after a restart.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Daemon, Setup, data_cli};
+
+fn executions(setup: &Setup) -> Vec<Value> {
+    let (code, out, err) = data_cli(setup, &["executions", "list", "--json", "--limit", "1000"]);
+    assert_eq!(code, 0, "{err}");
+    serde_json::from_str(&out).unwrap()
+}
+
+#[test]
+fn async_and_held_open_webhooks() {
+    let setup = Setup::with_server("", "respond_timeout = \"2s\"");
+    setup.flow(
+        "async",
+        "[flow]\nname = \"async\"\n[trigger.http]\npath = \"/hooks/async\"\n[[steps]]\nname = \"a\"\nconnector = \"echo\"\nconfig = { id = \"{{ trigger.body.id }}\" }\n",
+    );
+    setup.flow(
+        "sync",
+        r#"[flow]
+name = "sync"
+[trigger.http]
+path = "/hooks/sync"
+[[steps]]
+name = "shape"
+connector = "transform"
+config = { from = "trigger.body", fields = { total = "sum(items)" } }
+[[steps]]
+name = "reply"
+respond = { status = 201, headers = { "x-total" = "{{ steps.shape.total }}" }, body = { total = "{{ steps.shape.total }}" } }
+"#,
+    );
+    setup.flow(
+        "slow",
+        "[flow]\nname = \"slow\"\n[trigger.http]\npath = \"/hooks/slow\"\nrespond_timeout = \"100ms\"\n[[steps]]\nname = \"nap\"\nconnector = \"sleeper\"\nconfig = { ms = 400 }\n[[steps]]\nname = \"reply\"\nrespond = { status = 200 }\n",
+    );
+    let mut d = Daemon::start(&setup);
+
+    let r = d.request(
+        "POST",
+        "/hooks/async?x=1",
+        &[("content-type", "application/json")],
+        br#"{"id": 42}"#,
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let job = r.json()["job_id"].as_str().unwrap().to_string();
+
+    let r = d.request(
+        "POST",
+        "/hooks/sync",
+        &[("content-type", "application/json")],
+        br#"{"items": [1, 2, 3.5]}"#,
+    );
+    assert_eq!(r.status, 201, "{r:?}");
+    assert_eq!(r.json(), json!({"total": 6.5}));
+    assert_eq!(r.header("x-total"), Some("6.5"));
+    let sync_job = r.header("x-flowd-job-id").unwrap().to_string();
+
+    let r = d.request("POST", "/hooks/slow", &[], b"");
+    assert_eq!(r.status, 504, "{r:?}");
+    assert_eq!(r.json()["error"]["code"], "respond_timeout");
+    let slow_job = r.json()["job_id"].as_str().unwrap().to_string();
+
+    // The slow execution goes on after its caller gave up; SIGTERM lets it finish.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    d.signal("TERM");
+    assert_eq!(d.wait(10), Some(0), "{}", d.log.lock().unwrap());
+
+    let all = executions(&setup);
+    let find = |j: &str| {
+        all.iter()
+            .find(|e| e["job_id"] == j)
+            .unwrap_or_else(|| panic!("{j} not stored"))
+            .clone()
+    };
+    assert_eq!(find(&job)["status"], "success");
+    assert_eq!(find(&sync_job)["status"], "success");
+    assert_eq!(find(&slow_job)["status"], "success");
+    let (_, out, _) = data_cli(&setup, &["executions", "show", &job, "--json"]);
+    let detail: Value = serde_json::from_str(&out).unwrap();
+    let trigger = &detail["trigger"];
+    assert_eq!(trigger["method"], "POST");
+    assert_eq!(trigger["path"], "/hooks/async");
+    assert_eq!(trigger["query"], json!({"x": "1"}));
+    assert_eq!(trigger["body"], json!({"id": 42}));
+    assert_eq!(trigger["headers"]["content-type"], "application/json");
+}
+
+#[test]
+fn bad_requests_get_clear_errors_and_record_nothing() {
+    let setup = Setup::with_server("", "max_body = \"1KiB\"");
+    setup.flow(
+        "signed",
+        "[flow]\nname = \"signed\"\n[trigger.http]\npath = \"/signed\"\nsignature = { header = \"X-Signature\", secret_env = \"FLOWD_TEST_SECRET\" }\n[[steps]]\nname = \"a\"\nconnector = \"echo\"\n",
+    );
+    setup.flow(
+        "filtered",
+        "[flow]\nname = \"filtered\"\n[trigger.http]\npath = \"/filtered\"\n[trigger]\nconnector = \"reshape\"\nconfig = { filter = \"body.keep\" }\n[[steps]]\nname = \"a\"\nconnector = \"echo\"\n",
+    );
+    let mut d = Daemon::start_with_env(&setup, &[("FLOWD_TEST_SECRET", "s3cret")]);
+
+    let body = br#"{"order": 1}"#;
+    let sign = |secret: &[u8]| {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret).unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let good = sign(b"s3cret");
+    assert_eq!(
+        d.request("POST", "/signed", &[("x-signature", &good)], body).status,
+        202
+    );
+    let r = d.request("POST", "/signed", &[("x-signature", &sign(b"wrong"))], body);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json()["error"],
+        json!({"code": "bad_signature", "message": "the x-signature signature does not match the body"})
+    );
+    let r = d.request("POST", "/signed", &[], body);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["message"], "the x-signature header is missing");
+    // The signature covers the body: a changed body fails.
+    assert_eq!(
+        d.request("POST", "/signed", &[("x-signature", &good)], br#"{"order": 2}"#)
+            .status,
+        401
+    );
+
+    let r = d.request("POST", "/signed", &[("x-signature", &good)], &vec![b'x'; 2048]);
+    assert_eq!(r.status, 413);
+    assert_eq!(r.json()["error"]["code"], "body_too_large");
+
+    let r = d.request("POST", "/nowhere", &[], b"{}");
+    assert_eq!(r.status, 404);
+    assert_eq!(
+        r.json()["error"],
+        json!({"code": "not_found", "message": "no flow listens on /nowhere"})
+    );
+    let r = d.request("GET", "/signed", &[], b"");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST"));
+
+    let r = d.request("POST", "/filtered", &[], br#"{"keep": false}"#);
+    assert_eq!(r.status, 204, "a dropped event");
+    assert_eq!(d.request("POST", "/filtered", &[], br#"{"keep": true}"#).status, 202);
+
+    d.signal("TERM");
+    assert_eq!(d.wait(10), Some(0));
+    let all = executions(&setup);
+    assert_eq!(
+        all.len(),
+        2,
+        "only the signed and the kept event became executions: {all:#?}"
+    );
+}
+
+#[test]
+fn sigterm_lets_running_work_finish_and_a_restart_completes_the_rest() {
+    // One worker, so the later executions are still pending when the signal comes.
+    let setup = Setup::with_server("", "workers = 1\nshutdown_grace = \"150ms\"");
+    setup.flow(
+        "work",
+        "[flow]\nname = \"work\"\n[trigger.http]\npath = \"/work\"\n[[steps]]\nname = \"one\"\nconnector = \"sleeper\"\nconfig = { ms = 100 }\n[[steps]]\nname = \"two\"\nconnector = \"sleeper\"\nconfig = { ms = 100 }\n",
+    );
+    let mut d = Daemon::start(&setup);
+    let jobs: Vec<String> = (0..4)
+        .map(|_| {
+            let r = d.request("POST", "/work", &[], b"{}");
+            assert_eq!(r.status, 202);
+            r.json()["job_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    d.signal("TERM");
+    assert_eq!(d.wait(10), Some(0), "{}", d.log.lock().unwrap());
+    let unfinished = executions(&setup).iter().filter(|e| e["status"] != "success").count();
+    assert!(unfinished > 0, "the grace period is shorter than the work");
+
+    // Restarted with room for all of them and a long grace period: recovery starts every
+    // unfinished execution before the listener is up, so shutdown waits for them all.
+    let config = std::fs::read_to_string(setup.config()).unwrap();
+    let config = config.replace(
+        "workers = 1\nshutdown_grace = \"150ms\"",
+        "workers = 8\nshutdown_grace = \"20s\"",
+    );
+    std::fs::write(setup.config(), config).unwrap();
+    let mut d = Daemon::start(&setup);
+    d.signal("TERM");
+    assert_eq!(d.wait(30), Some(0), "{}", d.log.lock().unwrap());
+    let all = executions(&setup);
+    for j in &jobs {
+        let e = all.iter().find(|e| e["job_id"] == j.as_str()).unwrap();
+        assert_eq!(e["status"], "success", "{e:#}");
+    }
+}

@@ -1,0 +1,155 @@
+//! Schedule triggers in the real daemon with per-second cron expressions: firing, catch-up
+//! after a stop for each policy, and the three overlap policies.
+
+mod support;
+
+use serde_json::Value;
+use std::time::Duration;
+use support::{Daemon, Setup, data_cli};
+
+fn executions(setup: &Setup, flow: &str) -> Vec<Value> {
+    let (code, out, err) = data_cli(
+        setup,
+        &["executions", "list", "--json", "--limit", "10000", "--flow", flow],
+    );
+    assert_eq!(code, 0, "{err}");
+    let mut all: Vec<Value> = serde_json::from_str(&out).unwrap();
+    all.reverse(); // oldest first
+    all
+}
+
+fn detail(setup: &Setup, job: &str) -> Value {
+    let (_, out, _) = data_cli(setup, &["executions", "show", job, "--json"]);
+    serde_json::from_str(&out).unwrap()
+}
+
+fn secs(text: &str) -> f64 {
+    let t = chrono::DateTime::parse_from_rfc3339(text).unwrap();
+    t.timestamp_millis() as f64 / 1000.0
+}
+
+fn stop(mut d: Daemon) {
+    d.signal("TERM");
+    assert_eq!(d.wait(20), Some(0), "{}", d.log.lock().unwrap());
+}
+
+fn every_second(name: &str, extra: &str, steps: &str) -> String {
+    format!(
+        "[flow]\nname = \"{name}\"\n[trigger.schedule]\ncron = \"* * * * * *\"\ntimezone = \"Europe/Berlin\"\n{extra}\n{steps}"
+    )
+}
+
+const ECHO: &str = "[[steps]]\nname = \"a\"\nconnector = \"echo\"\n";
+
+#[test]
+fn fires_every_second_with_its_schedule_in_the_payload() {
+    let setup = Setup::new("");
+    setup.flow("tick", &every_second("tick", "", ECHO));
+    let d = Daemon::start(&setup);
+    std::thread::sleep(Duration::from_millis(2600));
+    stop(d);
+    let runs = executions(&setup, "tick");
+    assert!(runs.len() >= 2, "{} runs", runs.len());
+    let mut previous = 0.0;
+    for e in &runs {
+        assert_eq!(e["trigger_kind"], "schedule");
+        assert_eq!(e["status"], "success");
+        let trigger = &detail(&setup, e["job_id"].as_str().unwrap())["trigger"];
+        let at = secs(trigger["scheduled_at"].as_str().unwrap());
+        assert_eq!(at.fract(), 0.0, "fires on whole seconds: {trigger}");
+        assert!(at > previous, "one fire per second");
+        previous = at;
+        assert!(
+            secs(trigger["fired_at"].as_str().unwrap()) - at < 0.5,
+            "fired on time: {trigger}"
+        );
+    }
+}
+
+#[test]
+fn missed_fire_times_are_caught_up_per_policy() {
+    let setup = Setup::new("");
+    for policy in ["skip", "one", "all"] {
+        setup.flow(policy, &every_second(policy, &format!("catch_up = \"{policy}\""), ECHO));
+    }
+    let d = Daemon::start(&setup);
+    std::thread::sleep(Duration::from_millis(1500));
+    stop(d);
+    // The last fire time of the first run, per flow.
+    let scheduled = |e: &Value| {
+        let t = &detail(&setup, e["job_id"].as_str().unwrap())["trigger"];
+        secs(t["scheduled_at"].as_str().unwrap())
+    };
+    let before: Vec<f64> = ["skip", "one", "all"]
+        .iter()
+        .map(|f| executions(&setup, f).iter().map(scheduled).fold(0.0, f64::max))
+        .collect();
+    // Down for a few seconds: several fire times are missed.
+    std::thread::sleep(Duration::from_millis(3200));
+    let restart = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
+    let d = Daemon::start(&setup);
+    std::thread::sleep(Duration::from_millis(600));
+    stop(d);
+
+    // A caught-up fire was scheduled while the daemon was down.
+    let late = |i: usize, flow: &str| {
+        executions(&setup, flow)
+            .iter()
+            .map(scheduled)
+            .filter(|t| *t > before[i] && *t < restart)
+            .count()
+    };
+    assert_eq!(late(0, "skip"), 0);
+    assert_eq!(late(1, "one"), 1);
+    let all = late(2, "all");
+    assert!((3..=5).contains(&all), "{all} caught up");
+}
+
+/// Each run pauses 1.3 s, so fires a second apart find the previous run still going.
+#[test]
+fn overlap_policies() {
+    let setup = Setup::with_server("", "shutdown_grace = \"20s\"");
+    let nap = "[[steps]]\nname = \"nap\"\npause = \"1300ms\"\n";
+    for policy in ["allow", "skip", "queue"] {
+        setup.flow(policy, &every_second(policy, &format!("overlap = \"{policy}\""), nap));
+    }
+    let d = Daemon::start(&setup);
+    std::thread::sleep(Duration::from_millis(3500));
+    stop(d);
+
+    // (start, end) of each finished run's pause step, in seconds, and how many runs
+    // (queued ones not started before shutdown included) each policy kept.
+    let spans = |flow: &str| -> (Vec<(f64, f64)>, usize) {
+        let all = executions(&setup, flow);
+        let spans = all
+            .iter()
+            .filter(|e| e["status"] == "success")
+            .map(|e| {
+                let d = detail(&setup, e["job_id"].as_str().unwrap());
+                let s = &d["steps"][0];
+                (
+                    secs(s["started_at"].as_str().unwrap()),
+                    secs(s["finished_at"].as_str().unwrap()),
+                )
+            })
+            .collect();
+        (spans, all.len())
+    };
+    let overlapping = |spans: &[(f64, f64)]| spans.windows(2).filter(|w| w[1].0 < w[0].1).count();
+
+    let (allow, allow_kept) = spans("allow");
+    assert!(allow.len() >= 3, "{allow:?}");
+    assert!(overlapping(&allow) >= 2, "allow runs side by side: {allow:?}");
+
+    let (skip, skip_kept) = spans("skip");
+    assert_eq!(overlapping(&skip), 0, "{skip:?}");
+    assert!(skip_kept < allow_kept, "skip drops fires: {skip_kept} vs {allow_kept}");
+
+    let (queue, queue_kept) = spans("queue");
+    assert!(queue.len() >= 2, "{queue:?}");
+    assert_eq!(overlapping(&queue), 0, "queue runs one after another: {queue:?}");
+    assert!(
+        queue_kept > skip_kept,
+        "queue keeps every fire: {queue_kept} vs {skip_kept}"
+    );
+}
