@@ -26,6 +26,8 @@ pub struct Flow {
     /// The execution's allocated time; exceeding it makes the execution `rejected`.
     #[serde(with = "duration_text")]
     pub timeout: Duration,
+    /// Limits on how many executions run and how fast; `None`: pending → running.
+    pub throttle: Option<Throttle>,
     pub trigger: Trigger,
     pub steps: Vec<Step>,
     /// A short hash of everything above: changes whenever the flow's behaviour may.
@@ -36,6 +38,20 @@ pub struct Flow {
     pub trigger_fingerprint: String,
     #[serde(skip)]
     pub source: PathBuf,
+}
+
+/// A flow's throttle: executions wait `queued` in the flow's queue for their turn.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Throttle {
+    /// Executions of the flow running at once.
+    pub max_concurrency: u32,
+    /// Executions started per second, at most.
+    pub rate: Option<f64>,
+    /// Executions that may wait; past it, a webhook gets 429 and nothing is recorded.
+    pub queue_capacity: u32,
+    /// How long an execution may wait; past it, it is `rejected`.
+    #[serde(with = "duration_text")]
+    pub max_wait: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -182,6 +198,54 @@ struct RawFlow {
     project: Option<Spanned<String>>,
     description: Option<String>,
     timeout: Option<Spanned<Dur>>,
+    throttle: Option<Spanned<RawThrottle>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawThrottle {
+    max_concurrency: Option<Spanned<u32>>,
+    rate: Option<Spanned<f64>>,
+    queue_capacity: Option<Spanned<u32>>,
+    max_wait: Option<Spanned<Dur>>,
+}
+
+fn resolve_throttle(source: &SourceFile, raw: RawThrottle, errors: &mut ConfigErrors) -> Throttle {
+    let mut t = Throttle {
+        max_concurrency: 1,
+        rate: None,
+        queue_capacity: 1000,
+        max_wait: Duration::from_secs(60),
+    };
+    if let Some(m) = raw.max_concurrency {
+        t.max_concurrency = *m.get_ref();
+        if t.max_concurrency == 0 {
+            errors.push(source.error(m.span(), "flow.throttle.max_concurrency must be at least 1"));
+        }
+    }
+    if let Some(r) = raw.rate {
+        let rate = *r.get_ref();
+        if !(rate > 0.0 && rate.is_finite()) {
+            errors.push(source.error(
+                r.span(),
+                format!("flow.throttle.rate must be a positive number of executions per second, not {rate}"),
+            ));
+        }
+        t.rate = Some(rate);
+    }
+    if let Some(q) = raw.queue_capacity {
+        t.queue_capacity = *q.get_ref();
+        if t.queue_capacity == 0 {
+            errors.push(source.error(q.span(), "flow.throttle.queue_capacity must be at least 1"));
+        }
+    }
+    if let Some(w) = raw.max_wait {
+        t.max_wait = w.get_ref().0;
+        if t.max_wait < Duration::from_millis(10) {
+            errors.push(source.error(w.span(), "flow.throttle.max_wait must be at least 10ms"));
+        }
+    }
+    t
 }
 
 #[derive(Deserialize)]
@@ -332,6 +396,9 @@ impl Flow {
             None => limits.flow_timeout,
         };
 
+        let throttle = header
+            .throttle
+            .map(|t| resolve_throttle(source, t.into_inner(), &mut errors));
         let trigger = resolve_trigger(source, daemon, raw.trigger, &mut errors);
 
         if raw.steps.is_empty() {
@@ -368,6 +435,7 @@ impl Flow {
             project,
             description: header.description,
             timeout,
+            throttle,
             trigger,
             steps,
             version: String::new(),

@@ -13,8 +13,8 @@ pub use daemon::{
 };
 pub use diag::{ConfigError, ConfigErrors, Location, SourceFile};
 pub use flow::{
-    Action, CatchUp, ConnectorCall, Flow, OnError, Overlap, Pause, RetryPolicy, Signature, Step, Trigger, TriggerKind,
-    toml_to_json,
+    Action, CatchUp, ConnectorCall, Flow, OnError, Overlap, Pause, RetryPolicy, Signature, Step, Throttle, Trigger,
+    TriggerKind, toml_to_json,
 };
 pub use template::Template;
 

@@ -1,17 +1,23 @@
-//! Runs accepted executions: at most `server.workers` at once over all flows, each on its
-//! own task, tracked so shutdown can wait for them. An execution not started when
-//! shutdown begins stays `pending` in the store and is picked up on the next start.
+//! Starts executions fairly and within limits. Every flow has a queue; a dispatcher loop
+//! takes from the queues in turn (round robin, so one flow's flood never starves another)
+//! while fewer than `server.workers` run in all, honouring each throttled flow's
+//! `max_concurrency` and `rate`, and rejecting what waited past its `max_wait`. Queued
+//! executions are stored as such, so a restart queues them again in order; one not
+//! started when shutdown begins stays in the store for the next start.
 
-use crate::config::Flow;
+use crate::config::{Flow, Throttle};
 use crate::engine::{Accepted, Executor};
-use std::sync::Arc;
-use tokio::sync::Semaphore;
+use crate::store::JobId;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-/// Becomes true when a submitted execution has finished (or was never started).
+/// Becomes true when a submitted execution has finished (or will not start).
 #[derive(Clone)]
-pub struct Done(tokio::sync::watch::Receiver<bool>);
+pub struct Done(watch::Receiver<bool>);
 
 impl Done {
     pub fn is_done(&self) -> bool {
@@ -23,93 +29,322 @@ impl Done {
     }
 }
 
+/// What an item in a queue runs.
+enum Work {
+    /// Just accepted: stored `pending` or `queued`.
+    Fresh(Box<Accepted>),
+    /// Found unfinished in the store at start-up.
+    Recover(JobId),
+}
+
+struct Item {
+    work: Work,
+    since: Instant,
+    done: watch::Sender<bool>,
+}
+
+struct FlowQueue {
+    flow: Arc<Flow>,
+    waiting: VecDeque<Item>,
+    /// Places promised to requests still being stored.
+    reserved: usize,
+    running: usize,
+    /// With a rate: when the next execution may start.
+    next_start: Instant,
+}
+
+impl FlowQueue {
+    fn throttle(&self) -> Option<&Throttle> {
+        self.flow.throttle.as_ref()
+    }
+
+    fn can_start(&self, now: Instant) -> bool {
+        !self.waiting.is_empty()
+            && match self.throttle() {
+                None => true,
+                Some(t) => self.running < t.max_concurrency as usize && now >= self.next_start,
+            }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    queues: Vec<FlowQueue>,
+    index: HashMap<String, usize>,
+    cursor: usize,
+    running: usize,
+}
+
+impl State {
+    fn queue(&mut self, flow: &Arc<Flow>) -> &mut FlowQueue {
+        let i = match self.index.get(&flow.name) {
+            Some(i) => *i,
+            None => {
+                self.queues.push(FlowQueue {
+                    flow: flow.clone(),
+                    waiting: VecDeque::new(),
+                    reserved: 0,
+                    running: 0,
+                    next_start: Instant::now(),
+                });
+                self.index.insert(flow.name.clone(), self.queues.len() - 1);
+                self.queues.len() - 1
+            }
+        };
+        let q = &mut self.queues[i];
+        // A reloaded flow's new limits apply from now on.
+        q.flow = flow.clone();
+        q
+    }
+}
+
+/// A place in a throttled flow's queue, held while the request is being stored.
+pub struct Reservation {
+    dispatcher: Dispatcher,
+    flow: Arc<Flow>,
+    used: bool,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.used {
+            self.dispatcher
+                .state
+                .lock()
+                .expect("dispatch lock")
+                .queue(&self.flow)
+                .reserved -= 1;
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct Dispatcher {
     executor: Arc<Executor>,
-    workers: Arc<Semaphore>,
+    workers: usize,
+    state: Arc<Mutex<State>>,
+    wake: Arc<Notify>,
     tasks: TaskTracker,
     stopping: CancellationToken,
 }
 
 impl Dispatcher {
     pub fn new(executor: Arc<Executor>, workers: u32, stopping: CancellationToken) -> Dispatcher {
-        Dispatcher {
+        let d = Dispatcher {
             executor,
-            workers: Arc::new(Semaphore::new(workers as usize)),
+            workers: workers as usize,
+            state: Arc::default(),
+            wake: Arc::new(Notify::new()),
             tasks: TaskTracker::new(),
             stopping,
-        }
+        };
+        let looper = d.clone();
+        tokio::spawn(async move { looper.run_loop().await });
+        d
     }
 
     pub fn executor(&self) -> &Arc<Executor> {
         &self.executor
     }
 
-    /// Runs `accepted` when a worker is free (unless shutdown comes first).
-    pub fn submit(&self, flow: Arc<Flow>, accepted: Accepted) -> Done {
-        self.submit_after(flow, accepted, Vec::new())
+    /// Holds a place in `flow`'s queue, or says in how many seconds to try again.
+    pub fn reserve(&self, flow: &Arc<Flow>) -> Result<Reservation, u64> {
+        let mut state = self.state.lock().expect("dispatch lock");
+        let q = state.queue(flow);
+        if let Some(t) = q.throttle() {
+            let held = q.waiting.len() + q.reserved;
+            if held >= t.queue_capacity as usize {
+                // Roughly when the queue has room again.
+                let per_second = t.rate.unwrap_or(f64::INFINITY).min(t.max_concurrency as f64).max(0.01);
+                return Err(((held as f64 / per_second).ceil() as u64).clamp(1, 3600));
+            }
+        }
+        q.reserved += 1;
+        drop(state);
+        Ok(Reservation {
+            dispatcher: self.clone(),
+            flow: flow.clone(),
+            used: false,
+        })
     }
 
-    /// Like [`Dispatcher::submit`], once every one of `after` is done.
-    pub fn submit_after(&self, flow: Arc<Flow>, accepted: Accepted, after: Vec<Done>) -> Done {
-        let (tx, rx) = tokio::sync::watch::channel(false);
+    /// Queues an accepted execution.
+    pub fn submit(&self, mut reservation: Reservation, accepted: Accepted) -> Done {
+        reservation.used = true;
+        let mut state = self.state.lock().expect("dispatch lock");
+        let q = state.queue(&reservation.flow);
+        q.reserved -= 1;
+        let (tx, rx) = watch::channel(false);
+        q.waiting.push_back(Item {
+            work: Work::Fresh(Box::new(accepted)),
+            since: Instant::now(),
+            done: tx,
+        });
+        drop(state);
+        self.dispatch();
+        self.wake.notify_one();
+        Done(rx)
+    }
+
+    /// Queues an accepted execution once every one of `after` is done.
+    pub fn submit_after(&self, reservation: Reservation, accepted: Accepted, after: Vec<Done>) -> Done {
+        if after.iter().all(Done::is_done) {
+            return self.submit(reservation, accepted);
+        }
+        let (tx, rx) = watch::channel(false);
         let this = self.clone();
         self.tasks.spawn(async move {
-            // Marks the execution done however this task ends.
-            let _done = DoneOnDrop(tx);
             for d in after {
                 tokio::select! {
                     _ = d.wait() => {}
                     _ = this.stopping.cancelled() => return,
                 }
             }
-            let permit = tokio::select! {
-                // A free worker wins over shutdown: work that can start, starts.
-                biased;
-                p = this.workers.clone().acquire_owned() => p.expect("the worker semaphore is never closed"),
-                _ = this.stopping.cancelled() => return,
-            };
-            let job = accepted.job_id;
-            match this.executor.run(&flow, accepted).await {
-                Ok(r) => tracing::info!(job = %job, flow = %flow.name, status = %r.status, "execution finished"),
-                Err(e) => {
-                    tracing::error!(job = %job, flow = %flow.name, error = %e, "execution stopped: the store failed")
-                }
-            }
-            drop(permit);
+            let inner = this.submit(reservation, accepted);
+            inner.wait().await;
+            let _ = tx.send(true);
         });
         Done(rx)
     }
 
-    /// Continues an execution the store holds unfinished.
-    pub fn recover(&self, flow: Arc<Flow>, job: crate::store::JobId) {
+    /// Queues an execution the store holds unfinished.
+    pub fn recover(&self, flow: Arc<Flow>, job: JobId) {
+        let mut state = self.state.lock().expect("dispatch lock");
+        let (tx, _) = watch::channel(false);
+        state.queue(&flow).waiting.push_back(Item {
+            work: Work::Recover(job),
+            since: Instant::now(),
+            done: tx,
+        });
+        drop(state);
+        self.dispatch();
+        self.wake.notify_one();
+    }
+
+    async fn run_loop(&self) {
+        loop {
+            let wake_at = self.dispatch();
+            let sleep = async {
+                match wake_at {
+                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = self.wake.notified() => {}
+                _ = sleep => {}
+                _ = self.stopping.cancelled() => return,
+            }
+        }
+    }
+
+    /// Starts what may start now; returns when something may become due.
+    fn dispatch(&self) -> Option<Instant> {
+        let now = Instant::now();
+        let mut state = self.state.lock().expect("dispatch lock");
+        // Past their max_wait: rejected, not run.
+        for q in &mut state.queues {
+            let Some(max_wait) = q.throttle().map(|t| t.max_wait) else {
+                continue;
+            };
+            while q
+                .waiting
+                .front()
+                .is_some_and(|i| now.duration_since(i.since) >= max_wait)
+            {
+                let item = q.waiting.pop_front().expect("checked");
+                self.reject(q.flow.clone(), item, max_wait);
+            }
+        }
+        while state.running < self.workers && !state.queues.is_empty() {
+            let n = state.queues.len();
+            let Some(i) = (0..n)
+                .map(|k| (state.cursor + k) % n)
+                .find(|i| state.queues[*i].can_start(now))
+            else {
+                break;
+            };
+            state.cursor = (i + 1) % n;
+            state.running += 1;
+            let q = &mut state.queues[i];
+            q.running += 1;
+            if let Some(rate) = q.throttle().and_then(|t| t.rate) {
+                q.next_start = q.next_start.max(now) + Duration::from_secs_f64(1.0 / rate);
+            }
+            let item = q.waiting.pop_front().expect("can_start checked");
+            self.start(q.flow.clone(), item);
+        }
+        // The next moment something may change without a wake-up: a rate allowance or
+        // a max_wait running out.
+        state
+            .queues
+            .iter()
+            .filter(|q| !q.waiting.is_empty())
+            .flat_map(|q| {
+                let t = q.throttle();
+                let rate = t.and_then(|t| t.rate).map(|_| q.next_start);
+                let expiry = t.and_then(|t| q.waiting.front().map(|i| i.since + t.max_wait));
+                rate.into_iter().chain(expiry)
+            })
+            .min()
+    }
+
+    fn start(&self, flow: Arc<Flow>, item: Item) {
         let this = self.clone();
         self.tasks.spawn(async move {
-            let permit = tokio::select! {
-                // A free worker wins over shutdown: work that can start, starts.
-                biased;
-                p = this.workers.clone().acquire_owned() => p.expect("the worker semaphore is never closed"),
-                _ = this.stopping.cancelled() => return,
+            let Item { work, done, .. } = item;
+            let result = match work {
+                Work::Fresh(accepted) => {
+                    let job = accepted.job_id;
+                    this.executor
+                        .run(&flow, *accepted)
+                        .await
+                        .map(|r| (job, r.status))
+                        .map_err(|e| (job, e.to_string()))
+                }
+                Work::Recover(job) => this
+                    .executor
+                    .recover(&flow, job)
+                    .await
+                    .map(|r| (job, r.status))
+                    .map_err(|e| (job, e.to_string())),
             };
-            match this.executor.recover(&flow, job).await {
-                Ok(r) => tracing::info!(job = %job, flow = %flow.name, status = %r.status, "recovered execution"),
-                Err(e) => tracing::error!(job = %job, flow = %flow.name, error = %e, "recovery failed"),
+            match result {
+                Ok((job, status)) => tracing::info!(job = %job, flow = %flow.name, %status, "execution finished"),
+                Err((job, e)) => tracing::error!(job = %job, flow = %flow.name, error = %e, "execution stopped"),
             }
-            drop(permit);
+            {
+                let mut state = this.state.lock().expect("dispatch lock");
+                state.running -= 1;
+                state.queue(&flow).running -= 1;
+            }
+            let _ = done.send(true);
+            this.wake.notify_one();
         });
     }
 
-    /// Waits for every tracked execution, at most `grace`; true when all finished.
-    pub async fn drain(&self, grace: std::time::Duration) -> bool {
+    fn reject(&self, flow: Arc<Flow>, item: Item, max_wait: Duration) {
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            let job = match &item.work {
+                Work::Fresh(a) => a.job_id,
+                Work::Recover(j) => *j,
+            };
+            let why = format!(
+                "waited in the throttle queue longer than max_wait ({})",
+                crate::config::units::format_duration(max_wait)
+            );
+            match this.executor.reject_waiting(&flow, job, &why).await {
+                Ok(_) => tracing::warn!(job = %job, flow = %flow.name, "execution rejected: {why}"),
+                Err(e) => tracing::error!(job = %job, flow = %flow.name, error = %e, "rejecting an execution failed"),
+            }
+            let _ = item.done.send(true);
+        });
+    }
+
+    /// Waits for every running execution, at most `grace`; true when all finished.
+    pub async fn drain(&self, grace: Duration) -> bool {
         self.tasks.close();
         tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
-    }
-}
-
-struct DoneOnDrop(tokio::sync::watch::Sender<bool>);
-
-impl Drop for DoneOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.send(true);
     }
 }

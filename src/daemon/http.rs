@@ -11,7 +11,7 @@ use crate::plugin::TriggerEvent;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -120,6 +120,19 @@ async fn accept(
     event: TriggerEvent,
     respond_timeout: std::time::Duration,
 ) -> Response<Body> {
+    // A full throttle queue turns the request away before anything is stored.
+    let reservation = match shared.dispatcher.reserve(&flow) {
+        Ok(r) => r,
+        Err(retry_after) => {
+            let mut r = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "queue_full",
+                format!("flow \"{}\" has a full queue; try again in {retry_after}s", flow.name),
+            );
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+            return r;
+        }
+    };
     let admission = match shared.dispatcher.executor().admit(&flow, event).await {
         Ok(a) => a,
         Err(e) => {
@@ -151,12 +164,12 @@ async fn accept(
     };
     let job = accepted.job_id.to_string();
     if !flow.has_respond_step() {
-        shared.dispatcher.submit(flow, *accepted);
+        shared.dispatcher.submit(reservation, *accepted);
         return json_response(StatusCode::ACCEPTED, &json!({ "job_id": job }));
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     accepted.respond_to(tx);
-    shared.dispatcher.submit(flow, *accepted);
+    shared.dispatcher.submit(reservation, *accepted);
     match tokio::time::timeout(respond_timeout, rx).await {
         Ok(Ok(out)) => respond(&out, &job),
         Ok(Err(_)) => json_response(

@@ -78,6 +78,13 @@ async fn fire(
         }
         return Ok(());
     }
+    let Ok(reservation) = shared.dispatcher.reserve(flow) else {
+        tracing::warn!(flow = %flow.name, at = %crate::time_format::rfc3339(at), "schedule fire skipped: the flow's throttle queue is full");
+        if let Some(store) = shared.dispatcher.executor().store() {
+            store.write(record).await?;
+        }
+        return Ok(());
+    };
     let event = TriggerEvent::Schedule {
         scheduled_at: crate::time_format::rfc3339(at),
         fired_at: crate::time_format::rfc3339(SystemTime::now()),
@@ -89,7 +96,7 @@ async fn fire(
             } else {
                 Vec::new()
             };
-            runs.push(shared.dispatcher.submit_after(flow.clone(), *a, after));
+            runs.push(shared.dispatcher.submit_after(reservation, *a, after));
         }
         Admission::Dropped(_) | Admission::Failed(_) => {}
     }

@@ -138,7 +138,12 @@ impl Executor {
             trigger_kind: flow.trigger.kind.name(),
             environment: self.environment.clone(),
             attempt: 1,
-            status: ExecutionStatus::Pending,
+            // A throttled flow's executions wait in its queue; the others for a worker.
+            status: if flow.throttle.is_some() {
+                ExecutionStatus::Queued
+            } else {
+                ExecutionStatus::Pending
+            },
             started_at,
             finished_at: started_at,
             duration: Duration::ZERO,

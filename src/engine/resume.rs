@@ -277,6 +277,27 @@ impl Executor {
         }
     }
 
+    /// Ends an execution that waited too long to start (`queued` past the throttle's
+    /// `max_wait`): `rejected`, every step skipped with `why`.
+    pub async fn reject_waiting(&self, flow: &Flow, job: JobId, why: &str) -> Result<ExecutionReport, ContinueError> {
+        let exec = self.stored(flow, job)?;
+        if exec.status.is_final() {
+            let (report, _) = self.load(flow, &exec)?;
+            return Ok(report);
+        }
+        let (mut report, _) = self.load(flow, &exec)?;
+        let recorder = self.recorder(flow, &exec)?;
+        for s in &mut report.steps {
+            *s = StepReport::new(&s.name, s.kind);
+            s.status = StepStatus::Skipped;
+            s.note = Some(why.to_string());
+        }
+        report.status = ExecutionStatus::Rejected;
+        report.finished_at = SystemTime::now();
+        recorder.finished(&report, 0).await?;
+        Ok(report)
+    }
+
     /// A manual retry: a new attempt of the same job, with the stored trigger payload and
     /// the flow's current steps, from the first step that did not succeed (reusing the
     /// earlier steps' outputs) or from the start.
