@@ -94,6 +94,7 @@ pub async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
         stopping: stopping.clone(),
     });
 
+    let signal = shutdown_signal()?;
     recover(&shared, store.as_ref())?;
     let schedules: Vec<_> = shared
         .flows()
@@ -113,7 +114,6 @@ pub async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     tracing::info!(%local, flows = shared.flows().by_name.len(), "trigger listener ready");
 
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let signal = shutdown_signal();
     tokio::pin!(signal);
     loop {
         tokio::select! {
@@ -175,12 +175,16 @@ fn recover(shared: &Shared, store: &dyn Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() -> &'static str {
+/// Installs the handlers at once (a signal that arrives before its handler would kill
+/// the process), and resolves to the first signal's name.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("installing the SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    }
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    Ok(async move {
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    })
 }
