@@ -178,13 +178,12 @@ fn concurrency_and_rate_limits_hold() {
 
     let paced = runs(&setup, "paced");
     assert_eq!(paced.len(), 5);
+    // Five starts at 5 per second span at least four intervals of 200 ms (less the jitter
+    // of a step's start behind its dispatch).
+    let span = paced[4].1 - paced[0].1;
+    assert!(span >= 0.7, "5 per second: the starts span {span:.3}s: {paced:?}");
     for w in paced.windows(2) {
-        assert!(
-            w[1].1 - w[0].1 >= 0.19,
-            "5 per second: starts {} and {}",
-            w[0].1,
-            w[1].1
-        );
+        assert!(w[1].1 - w[0].1 >= 0.1, "5 per second: starts {} and {}", w[0].1, w[1].1);
     }
 }
 

@@ -4,6 +4,7 @@
 
 mod check;
 mod executions;
+mod flows;
 mod render;
 mod run;
 mod serve;
@@ -41,6 +42,11 @@ enum Command {
     Executions {
         #[command(subcommand)]
         command: executions::ExecutionsCommand,
+    },
+    /// Activate or deactivate flows.
+    Flows {
+        #[command(subcommand)]
+        command: flows::FlowsCommand,
     },
     /// Recorded log records in a data directory, oldest first.
     Logs(executions::LogsArgs),
@@ -90,6 +96,7 @@ pub fn main() -> ExitCode {
             Command::Validate(args) => validate::validate(args).await,
             Command::Executions { command } => executions::executions(command).await,
             Command::Logs(args) => executions::logs(args),
+            Command::Flows { command } => flows::flows(command).await,
         }
     });
     ExitCode::from(code)

@@ -120,7 +120,8 @@ impl Drop for Reservation {
 
 #[derive(Clone)]
 pub struct Dispatcher {
-    executor: Arc<Executor>,
+    /// Replaced on reload; running executions keep the one they started with.
+    executor: Arc<Mutex<Arc<Executor>>>,
     workers: usize,
     state: Arc<Mutex<State>>,
     wake: Arc<Notify>,
@@ -131,7 +132,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(executor: Arc<Executor>, workers: u32, stopping: CancellationToken) -> Dispatcher {
         let d = Dispatcher {
-            executor,
+            executor: Arc::new(Mutex::new(executor)),
             workers: workers as usize,
             state: Arc::default(),
             wake: Arc::new(Notify::new()),
@@ -143,8 +144,13 @@ impl Dispatcher {
         d
     }
 
-    pub fn executor(&self) -> &Arc<Executor> {
-        &self.executor
+    pub fn executor(&self) -> Arc<Executor> {
+        self.executor.lock().expect("executor lock").clone()
+    }
+
+    /// New executions (and recoveries) use `executor` from now on.
+    pub fn set_executor(&self, executor: Arc<Executor>) {
+        *self.executor.lock().expect("executor lock") = executor;
     }
 
     /// Holds a place in `flow`'s queue, or says in how many seconds to try again.
@@ -293,17 +299,17 @@ impl Dispatcher {
         let this = self.clone();
         self.tasks.spawn(async move {
             let Item { work, done, .. } = item;
+            let executor = this.executor();
             let result = match work {
                 Work::Fresh(accepted) => {
                     let job = accepted.job_id;
-                    this.executor
+                    executor
                         .run(&flow, *accepted)
                         .await
                         .map(|r| (job, r.status))
                         .map_err(|e| (job, e.to_string()))
                 }
-                Work::Recover(job) => this
-                    .executor
+                Work::Recover(job) => executor
                     .recover(&flow, job)
                     .await
                     .map(|r| (job, r.status))
@@ -334,7 +340,7 @@ impl Dispatcher {
                 "waited in the throttle queue longer than max_wait ({})",
                 crate::config::units::format_duration(max_wait)
             );
-            match this.executor.reject_waiting(&flow, job, &why).await {
+            match this.executor().reject_waiting(&flow, job, &why).await {
                 Ok(_) => tracing::warn!(job = %job, flow = %flow.name, "execution rejected: {why}"),
                 Err(e) => tracing::error!(job = %job, flow = %flow.name, error = %e, "rejecting an execution failed"),
             }

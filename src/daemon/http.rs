@@ -38,6 +38,13 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
     let Some(flow) = flows.by_path.get(&path).cloned() else {
         return error(StatusCode::NOT_FOUND, "not_found", format!("no flow listens on {path}"));
     };
+    if !shared.is_active(&flow.name) {
+        return error(
+            StatusCode::CONFLICT,
+            "flow_inactive",
+            format!("flow \"{}\" is inactive", flow.name),
+        );
+    }
     let TriggerKind::Http {
         method: wanted,
         signature,

@@ -1,25 +1,30 @@
 //! `flowd serve`: loads the config, its connectors and flows, opens the store, recovers
-//! what a previous run left unfinished, and serves the trigger listener until SIGTERM or
-//! SIGINT; then it stops accepting, lets running executions finish for the grace period
-//! and exits (anything unfinished resumes on the next start).
+//! what a previous run left unfinished, and serves webhooks and schedules. SIGHUP reloads
+//! the config all-or-nothing; SIGTERM or SIGINT stops accepting, lets running executions
+//! finish for the grace period and exits (anything unfinished resumes on the next start).
 
 mod dispatch;
 mod http;
 mod scheduler;
 
-pub use dispatch::Dispatcher;
+pub use dispatch::{Dispatcher, Done};
 
-use crate::config::{DaemonConfig, Flow, TriggerKind};
-use crate::engine::Executor;
+use crate::config::{ConfigErrors, DaemonConfig, Flow, TriggerKind};
+use crate::engine::{Admission, Executor};
 use crate::loader;
-use crate::store::{RedbStore, Store};
+use crate::plugin::{Registry, TriggerEvent};
+use crate::store::{JobId, RedbStore, Store, StoreError, Write};
 use anyhow::{Context as _, anyhow};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
-use std::collections::HashMap;
-use std::sync::{Arc, RwLock};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// The loaded flows, by name and by webhook path.
@@ -30,17 +35,16 @@ pub struct FlowSet {
 }
 
 impl FlowSet {
-    fn new(flows: Vec<Flow>) -> anyhow::Result<FlowSet> {
+    fn new(flows: Vec<Flow>) -> Result<FlowSet, String> {
         let mut set = FlowSet::default();
         for flow in flows {
             let flow = Arc::new(flow);
             if let TriggerKind::Http { path, .. } = &flow.trigger.kind
                 && let Some(other) = set.by_path.insert(path.clone(), flow.clone())
             {
-                return Err(anyhow!(
+                return Err(format!(
                     "flows \"{}\" and \"{}\" both listen on {path}",
-                    other.name,
-                    flow.name
+                    other.name, flow.name
                 ));
             }
             set.by_name.insert(flow.name.clone(), flow);
@@ -53,20 +57,114 @@ impl FlowSet {
 pub struct Shared {
     pub config: DaemonConfig,
     flows: RwLock<Arc<FlowSet>>,
+    inactive: RwLock<BTreeSet<String>>,
+    store: Arc<dyn Store>,
     pub dispatcher: Dispatcher,
     pub stopping: CancellationToken,
+}
+
+/// Why a manual run did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no flow named \"{0}\"")]
+    UnknownFlow(String),
+    #[error("flow \"{0}\" is inactive")]
+    Inactive(String),
+    #[error("flow \"{flow}\" has a full queue; try again in {retry_after}s")]
+    QueueFull { flow: String, retry_after: u64 },
+    #[error("the trigger connector dropped the event")]
+    Dropped,
+    #[error("the trigger failed (execution {0} is recorded as failed)")]
+    TriggerFailed(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 impl Shared {
     pub fn flows(&self) -> Arc<FlowSet> {
         self.flows.read().expect("flows lock").clone()
     }
+
+    pub fn is_active(&self, flow: &str) -> bool {
+        !self.inactive.read().expect("inactive lock").contains(flow)
+    }
+
+    /// Activates or deactivates a flow; the choice is stored and survives restarts.
+    pub async fn set_active(&self, flow: &str, active: bool) -> Result<(), RunError> {
+        if !self.flows().by_name.contains_key(flow) {
+            return Err(RunError::UnknownFlow(flow.to_string()));
+        }
+        self.store
+            .write(vec![Write::FlowActive {
+                flow: flow.to_string(),
+                active,
+            }])
+            .await?;
+        let mut inactive = self.inactive.write().expect("inactive lock");
+        if active {
+            inactive.remove(flow);
+        } else {
+            inactive.insert(flow.to_string());
+        }
+        Ok(())
+    }
+
+    /// Starts an execution of `flow` now with `body` as a manual event (the API's
+    /// `POST /flows/{flow}/run`); the job id once it is stored.
+    pub async fn run_now(&self, flow: &str, body: Value) -> Result<JobId, RunError> {
+        let flow = self
+            .flows()
+            .by_name
+            .get(flow)
+            .cloned()
+            .ok_or_else(|| RunError::UnknownFlow(flow.to_string()))?;
+        if !self.is_active(&flow.name) {
+            return Err(RunError::Inactive(flow.name.clone()));
+        }
+        let reservation = self
+            .dispatcher
+            .reserve(&flow)
+            .map_err(|retry_after| RunError::QueueFull {
+                flow: flow.name.clone(),
+                retry_after,
+            })?;
+        match self
+            .dispatcher
+            .executor()
+            .admit(&flow, TriggerEvent::Manual(body))
+            .await?
+        {
+            Admission::Accepted(a) => {
+                let job = a.job_id;
+                self.dispatcher.submit(reservation, *a);
+                Ok(job)
+            }
+            Admission::Dropped(_) => Err(RunError::Dropped),
+            Admission::Failed(r) => Err(RunError::TriggerFailed(r.job_id)),
+        }
+    }
+
+    /// The next `n` fire times of a schedule flow (none for other flows).
+    pub fn next_fires(&self, flow: &str, n: usize) -> Option<Vec<std::time::SystemTime>> {
+        let flow = self.flows().by_name.get(flow).cloned()?;
+        let schedule = crate::schedule::Schedule::of(&flow.trigger.kind)?;
+        Some(schedule.next(std::time::SystemTime::now(), n))
+    }
 }
 
-/// Runs the daemon until a signal stops it.
-pub async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
-    let (registry, mut errors) = loader::load_registry(&config)?;
-    let flows = match loader::load_flows(&registry, &config).await {
+/// A running daemon.
+pub struct Daemon {
+    shared: Arc<Shared>,
+    local: SocketAddr,
+    accept: JoinHandle<()>,
+    schedules: Mutex<Vec<JoinHandle<()>>>,
+    retention: JoinHandle<()>,
+}
+
+/// Loads the connectors and flows of `config`, reporting every problem.
+async fn load(config: &DaemonConfig) -> anyhow::Result<Result<(Registry, FlowSet), ConfigErrors>> {
+    let (registry, mut errors) = loader::load_registry(config)?;
+    let flows = match loader::load_flows(&registry, config).await {
         Ok(f) => f,
         Err(e) => {
             errors.extend(e);
@@ -74,47 +172,122 @@ pub async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
         }
     };
     if !errors.is_empty() {
-        return Err(anyhow!("{errors}"));
+        return Ok(Err(errors));
     }
-    let flows = FlowSet::new(flows)?;
-    let store = RedbStore::open(&config.server.data_dir, config.limits.max_payload as usize)
-        .context("opening the data directory")?;
-    let store: Arc<dyn Store> = Arc::new(store);
-    let executor = Arc::new(Executor::new(Arc::new(registry), config.environment.clone()).with_store(store.clone()));
-    let stopping = CancellationToken::new();
-    let dispatcher = Dispatcher::new(executor, config.server.workers, stopping.clone());
-    let listener = TcpListener::bind(config.server.listen)
-        .await
-        .with_context(|| format!("binding the trigger listener to {}", config.server.listen))?;
-    let local = listener.local_addr()?;
-    let shared = Arc::new(Shared {
-        config,
-        flows: RwLock::new(Arc::new(flows)),
-        dispatcher,
-        stopping: stopping.clone(),
-    });
+    match FlowSet::new(flows) {
+        Ok(set) => Ok(Ok((registry, set))),
+        Err(e) => Ok(Err(crate::config::ConfigError {
+            location: None,
+            message: e,
+        }
+        .into())),
+    }
+}
 
-    let signal = shutdown_signal()?;
-    recover(&shared, store.as_ref())?;
-    let schedules: Vec<_> = shared
+impl Daemon {
+    /// Loads everything, opens the store, binds the listener, recovers unfinished
+    /// executions and starts the schedules.
+    pub async fn start(config: DaemonConfig) -> anyhow::Result<Daemon> {
+        let (registry, flows) = load(&config).await?.map_err(|e| anyhow!("{e}"))?;
+        let store = RedbStore::open(&config.server.data_dir, config.limits.max_payload as usize)
+            .context("opening the data directory")?;
+        let store: Arc<dyn Store> = Arc::new(store);
+        let inactive = store.inactive_flows()?;
+        let executor =
+            Arc::new(Executor::new(Arc::new(registry), config.environment.clone()).with_store(store.clone()));
+        let stopping = CancellationToken::new();
+        let dispatcher = Dispatcher::new(executor, config.server.workers, stopping.clone());
+        let listener = TcpListener::bind(config.server.listen)
+            .await
+            .with_context(|| format!("binding the trigger listener to {}", config.server.listen))?;
+        let local = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            config,
+            flows: RwLock::new(Arc::new(flows)),
+            inactive: RwLock::new(inactive),
+            store: store.clone(),
+            dispatcher,
+            stopping,
+        });
+        recover(&shared)?;
+        let schedules = Mutex::new(spawn_schedules(&shared));
+        let retention =
+            crate::store::retention::spawn(store, shared.config.retention, std::time::Duration::from_secs(3600));
+        let accept = tokio::spawn(accept_loop(shared.clone(), listener));
+        Ok(Daemon {
+            shared,
+            local,
+            accept,
+            schedules,
+            retention,
+        })
+    }
+
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// Reloads connectors and flows from `path`, all or nothing: on any error the running
+    /// ones stay and every error is returned. Server settings need a restart.
+    pub async fn reload(&self, path: &Path) -> anyhow::Result<Result<usize, ConfigErrors>> {
+        let config = match DaemonConfig::load(path) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (registry, flows) = match load(&config).await? {
+            Ok(loaded) => loaded,
+            Err(e) => return Ok(Err(e)),
+        };
+        if config.server != self.shared.config.server {
+            tracing::warn!("[server] settings changed: they apply at the next start");
+        }
+        let store = self.shared.store.clone();
+        let executor = Arc::new(Executor::new(Arc::new(registry), config.environment.clone()).with_store(store));
+        let n = flows.by_name.len();
+        self.shared.dispatcher.set_executor(executor);
+        *self.shared.flows.write().expect("flows lock") = Arc::new(flows);
+        let mut schedules = self.schedules.lock().expect("schedules lock");
+        for s in schedules.drain(..) {
+            s.abort();
+        }
+        *schedules = spawn_schedules(&self.shared);
+        Ok(Ok(n))
+    }
+
+    /// Stops accepting, lets running executions finish for the grace period; true when
+    /// every one finished.
+    pub async fn shutdown(self) -> bool {
+        self.shared.stopping.cancel();
+        self.retention.abort();
+        for s in self.schedules.lock().expect("schedules lock").drain(..) {
+            s.abort();
+        }
+        let drained = self
+            .shared
+            .dispatcher
+            .drain(self.shared.config.server.shutdown_grace)
+            .await;
+        let _ = self.accept.await;
+        drained
+    }
+}
+
+fn spawn_schedules(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
+    shared
         .flows()
         .by_name
         .values()
         .filter(|f| matches!(f.trigger.kind, TriggerKind::Schedule { .. }))
         .map(|f| scheduler::spawn(shared.clone(), f.clone()))
-        .collect();
-    let retention = crate::store::retention::spawn(
-        store.clone(),
-        shared.config.retention,
-        std::time::Duration::from_secs(3600),
-    );
+        .collect()
+}
 
-    // Tests and scripts wait for this line to know the port.
-    println!("flowd: trigger listener on http://{local}");
-    tracing::info!(%local, flows = shared.flows().by_name.len(), "trigger listener ready");
-
+async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    tokio::pin!(signal);
     loop {
         tokio::select! {
             accepted = listener.accept() => {
@@ -130,41 +303,26 @@ pub async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
                     let shared = shared.clone();
                     async move { Ok::<_, std::convert::Infallible>(http::handle(shared, req).await) }
                 });
-                let conn = http1::Builder::new().serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
+                let conn = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
                         tracing::debug!(error = %e, "connection ended with an error");
                     }
                 });
             }
-            name = &mut signal => {
-                tracing::info!(signal = name, "shutting down: no new requests; running executions may finish");
-                break;
-            }
+            _ = shared.stopping.cancelled() => break,
         }
     }
     drop(listener);
-    stopping.cancel();
-    retention.abort();
-    for s in &schedules {
-        s.abort();
-    }
-    let grace = shared.config.server.shutdown_grace;
-    let drained = shared.dispatcher.drain(grace).await;
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), graceful.shutdown()).await;
-    if drained {
-        tracing::info!("every running execution finished");
-    } else {
-        tracing::warn!(grace = %crate::config::units::format_duration(grace), "executions still running after the grace period resume on the next start");
-    }
-    Ok(())
+    // Requests already being answered get a moment; held-open ones are answered 504-free
+    // only if their execution responds in time.
+    let _ = tokio::time::timeout(shared.config.server.shutdown_grace, graceful.shutdown()).await;
 }
 
 /// Hands every unfinished execution of a known flow back to the dispatcher.
-fn recover(shared: &Shared, store: &dyn Store) -> anyhow::Result<()> {
+fn recover(shared: &Shared) -> anyhow::Result<()> {
     let flows = shared.flows();
-    for exec in store.unfinished()? {
+    for exec in shared.store.unfinished()? {
         match flows.by_name.get(&exec.flow) {
             Some(flow) => shared.dispatcher.recover(flow.clone(), exec.job_id),
             None => {
@@ -175,16 +333,41 @@ fn recover(shared: &Shared, store: &dyn Store) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Installs the handlers at once (a signal that arrives before its handler would kill
-/// the process), and resolves to the first signal's name.
-fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = &'static str>> {
+/// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads `config_path`.
+pub async fn serve(config: DaemonConfig, config_path: PathBuf) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
+    // Installed before anything is announced: a signal that came before its handler
+    // would kill the process.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    Ok(async move {
+    let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let daemon = Daemon::start(config).await?;
+    let local = daemon.local_addr();
+    // Tests and scripts wait for this line to know the port.
+    println!("flowd: trigger listener on http://{local}");
+    tracing::info!(%local, flows = daemon.shared().flows().by_name.len(), "trigger listener ready");
+    loop {
         tokio::select! {
-            _ = term.recv() => "SIGTERM",
-            _ = int.recv() => "SIGINT",
+            _ = term.recv() => break,
+            _ = int.recv() => break,
+            _ = hup.recv() => match daemon.reload(&config_path).await {
+                Ok(Ok(n)) => tracing::info!(flows = n, "reloaded the config"),
+                Ok(Err(errors)) => {
+                    for e in &errors.0 {
+                        tracing::error!("{e}");
+                    }
+                    tracing::error!(errors = errors.len(), "reload refused: the running config stays");
+                }
+                Err(e) => tracing::error!(error = %format!("{e:#}"), "reload failed: the running config stays"),
+            },
         }
-    })
+    }
+    tracing::info!("shutting down: no new requests; running executions may finish");
+    let grace = daemon.shared().config.server.shutdown_grace;
+    if daemon.shutdown().await {
+        tracing::info!("every running execution finished");
+    } else {
+        tracing::warn!(grace = %crate::config::units::format_duration(grace), "executions still running after the grace period resume on the next start");
+    }
+    Ok(())
 }

@@ -71,6 +71,18 @@ async fn fire(
         flow: flow.name.clone(),
         at,
     }];
+    if !shared.is_active(&flow.name) {
+        // Not replayed when the flow is activated again: it was off at that time.
+        shared
+            .dispatcher
+            .executor()
+            .store()
+            .cloned()
+            .expect("the daemon has a store")
+            .write(record)
+            .await?;
+        return Ok(());
+    }
     if overlap == Overlap::Skip && !runs.is_empty() {
         tracing::info!(flow = %flow.name, at = %crate::time_format::rfc3339(at), "schedule fire skipped: the previous run is still going");
         if let Some(store) = shared.dispatcher.executor().store() {

@@ -60,6 +60,8 @@ pub trait Store: Send + Sync + 'static {
     fn list(&self, q: &ListQuery) -> Result<Vec<Execution>, StoreError>;
     /// Log records matching `q`, oldest first.
     fn logs(&self, q: &LogQuery) -> Result<Vec<LogRow>, StoreError>;
+    /// The flows an operator deactivated.
+    fn inactive_flows(&self) -> Result<std::collections::BTreeSet<String>, StoreError>;
     /// When `flow`'s schedule last fired (its scheduled time).
     fn last_fire(&self, flow: &str) -> Result<Option<std::time::SystemTime>, StoreError>;
     /// Executions not in a final status, oldest first: what recovery picks up.

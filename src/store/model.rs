@@ -220,6 +220,11 @@ pub enum Write {
         value: Value,
     },
     Logs(Vec<LogRow>),
+    /// A flow is (de)activated: inactive flows take no webhooks and fire no schedule.
+    FlowActive {
+        flow: String,
+        active: bool,
+    },
     /// A schedule fired at `at` (its scheduled time): catch-up starts after it.
     LastFire {
         flow: String,

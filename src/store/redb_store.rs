@@ -5,7 +5,9 @@
 //! read transactions and never wait for the writer.
 
 use super::model::{Attempt, Execution, JobId, ListQuery, LogQuery, LogRow, PayloadKey, StepRow, Write};
-use super::tables::{ATTEMPTS, BY_FLOW, BY_STATUS, EXECUTIONS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES, STEPS};
+use super::tables::{
+    ATTEMPTS, BY_FLOW, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES, STEPS,
+};
 use super::{PruneFuture, Pruned, Store, StoreError, WriteFuture};
 use crate::engine::ExecutionStatus;
 use redb::{Database, ReadableDatabase, ReadableTable};
@@ -168,6 +170,7 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
         txn.open_table(EXECUTIONS).map_err(db_err)?;
         txn.open_table(ATTEMPTS).map_err(db_err)?;
         txn.open_table(SCHEDULES).map_err(db_err)?;
+        txn.open_table(INACTIVE_FLOWS).map_err(db_err)?;
         txn.open_table(STEPS).map_err(db_err)?;
         txn.open_table(PAYLOADS).map_err(db_err)?;
         txn.open_table(LOGS).map_err(db_err)?;
@@ -248,6 +251,7 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Sto
     let txn = db.begin_write().map_err(db_err)?;
     {
         let mut executions = txn.open_table(EXECUTIONS).map_err(db_err)?;
+        let mut inactive = txn.open_table(INACTIVE_FLOWS).map_err(db_err)?;
         let mut schedules = txn.open_table(SCHEDULES).map_err(db_err)?;
         let mut attempts = txn.open_table(ATTEMPTS).map_err(db_err)?;
         let mut steps = txn.open_table(STEPS).map_err(db_err)?;
@@ -271,6 +275,13 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Sto
                         .insert((status_code(e.status), e.job_id.0), ())
                         .map_err(db_err)?;
                     by_flow.insert((e.flow.as_str(), e.job_id.0), ()).map_err(db_err)?;
+                }
+                Write::FlowActive { flow, active } => {
+                    if *active {
+                        inactive.remove(flow.as_str()).map_err(db_err)?;
+                    } else {
+                        inactive.insert(flow.as_str(), ()).map_err(db_err)?;
+                    }
                 }
                 Write::LastFire { flow, at } => {
                     schedules.insert(flow.as_str(), nanos(*at)).map_err(db_err)?;
@@ -447,6 +458,16 @@ impl Store for RedbStore {
             Some(v) => Ok(Some(decode("executions", v.value())?)),
             None => Ok(None),
         }
+    }
+
+    fn inactive_flows(&self) -> Result<std::collections::BTreeSet<String>, StoreError> {
+        let r = self.db.begin_read().map_err(db_err)?;
+        let t = r.open_table(INACTIVE_FLOWS).map_err(db_err)?;
+        let mut out = std::collections::BTreeSet::new();
+        for item in t.iter().map_err(db_err)? {
+            out.insert(item.map_err(db_err)?.0.value().to_string());
+        }
+        Ok(out)
     }
 
     fn last_fire(&self, flow: &str) -> Result<Option<SystemTime>, StoreError> {

@@ -21,3 +21,5 @@ pub(crate) const BY_FLOW: TableDefinition<(&str, u128), ()> = TableDefinition::n
 pub(crate) const BY_STATUS: TableDefinition<(u8, u128), ()> = TableDefinition::new("executions_by_status");
 /// flow name → the last fire time of its schedule, in ns since the epoch.
 pub(crate) const SCHEDULES: TableDefinition<&str, u64> = TableDefinition::new("schedules");
+/// flow name → () for each flow an operator deactivated.
+pub(crate) const INACTIVE_FLOWS: TableDefinition<&str, ()> = TableDefinition::new("inactive_flows");
