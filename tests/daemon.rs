@@ -5,13 +5,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::{Daemon, Setup, data_cli};
-
-fn executions(setup: &Setup) -> Vec<Value> {
-    let (code, out, err) = data_cli(setup, &["executions", "list", "--json", "--limit", "1000"]);
-    assert_eq!(code, 0, "{err}");
-    serde_json::from_str(&out).unwrap()
-}
+use support::{Daemon, Setup, data_cli, list_executions};
 
 #[test]
 fn async_and_held_open_webhooks() {
@@ -71,7 +65,7 @@ respond = { status = 201, headers = { "x-total" = "{{ steps.shape.total }}" }, b
     d.signal("TERM");
     assert_eq!(d.wait(10), Some(0), "{}", d.log.lock().unwrap());
 
-    let all = executions(&setup);
+    let all = list_executions(&setup, None);
     let find = |j: &str| {
         all.iter()
             .find(|e| e["job_id"] == j)
@@ -152,7 +146,7 @@ fn bad_requests_get_clear_errors_and_record_nothing() {
 
     d.signal("TERM");
     assert_eq!(d.wait(10), Some(0));
-    let all = executions(&setup);
+    let all = list_executions(&setup, None);
     assert_eq!(
         all.len(),
         2,
@@ -178,7 +172,10 @@ fn sigterm_lets_running_work_finish_and_a_restart_completes_the_rest() {
         .collect();
     d.signal("TERM");
     assert_eq!(d.wait(10), Some(0), "{}", d.log.lock().unwrap());
-    let unfinished = executions(&setup).iter().filter(|e| e["status"] != "success").count();
+    let unfinished = list_executions(&setup, None)
+        .iter()
+        .filter(|e| e["status"] != "success")
+        .count();
     assert!(unfinished > 0, "the grace period is shorter than the work");
 
     // Restarted with room for all of them and a long grace period: recovery starts every
@@ -192,7 +189,7 @@ fn sigterm_lets_running_work_finish_and_a_restart_completes_the_rest() {
     let mut d = Daemon::start(&setup);
     d.signal("TERM");
     assert_eq!(d.wait(30), Some(0), "{}", d.log.lock().unwrap());
-    let all = executions(&setup);
+    let all = list_executions(&setup, None);
     for j in &jobs {
         let e = all.iter().find(|e| e["job_id"] == j.as_str()).unwrap();
         assert_eq!(e["status"], "success", "{e:#}");

@@ -5,33 +5,7 @@ mod support;
 
 use serde_json::Value;
 use std::time::Duration;
-use support::{Daemon, Setup, data_cli};
-
-fn executions(setup: &Setup, flow: &str) -> Vec<Value> {
-    let (code, out, err) = data_cli(
-        setup,
-        &["executions", "list", "--json", "--limit", "10000", "--flow", flow],
-    );
-    assert_eq!(code, 0, "{err}");
-    let mut all: Vec<Value> = serde_json::from_str(&out).unwrap();
-    all.reverse(); // oldest first
-    all
-}
-
-fn detail(setup: &Setup, job: &str) -> Value {
-    let (_, out, _) = data_cli(setup, &["executions", "show", job, "--json"]);
-    serde_json::from_str(&out).unwrap()
-}
-
-fn secs(text: &str) -> f64 {
-    let t = chrono::DateTime::parse_from_rfc3339(text).unwrap();
-    t.timestamp_millis() as f64 / 1000.0
-}
-
-fn stop(mut d: Daemon) {
-    d.signal("TERM");
-    assert_eq!(d.wait(20), Some(0), "{}", d.log.lock().unwrap());
-}
+use support::{Daemon, Setup, list_executions, secs, show as detail};
 
 fn every_second(name: &str, extra: &str, steps: &str) -> String {
     format!(
@@ -47,22 +21,19 @@ fn fires_every_second_with_its_schedule_in_the_payload() {
     setup.flow("tick", &every_second("tick", "", ECHO));
     let d = Daemon::start(&setup);
     std::thread::sleep(Duration::from_millis(2600));
-    stop(d);
-    let runs = executions(&setup, "tick");
+    d.stop();
+    let runs = list_executions(&setup, Some("tick"));
     assert!(runs.len() >= 2, "{} runs", runs.len());
     let mut previous = 0.0;
     for e in &runs {
         assert_eq!(e["trigger_kind"], "schedule");
         assert_eq!(e["status"], "success");
         let trigger = &detail(&setup, e["job_id"].as_str().unwrap())["trigger"];
-        let at = secs(trigger["scheduled_at"].as_str().unwrap());
+        let at = secs(&trigger["scheduled_at"]);
         assert_eq!(at.fract(), 0.0, "fires on whole seconds: {trigger}");
         assert!(at > previous, "one fire per second");
         previous = at;
-        assert!(
-            secs(trigger["fired_at"].as_str().unwrap()) - at < 0.5,
-            "fired on time: {trigger}"
-        );
+        assert!(secs(&trigger["fired_at"]) - at < 0.5, "fired on time: {trigger}");
     }
 }
 
@@ -74,26 +45,31 @@ fn missed_fire_times_are_caught_up_per_policy() {
     }
     let d = Daemon::start(&setup);
     std::thread::sleep(Duration::from_millis(1500));
-    stop(d);
+    d.stop();
     // The last fire time of the first run, per flow.
     let scheduled = |e: &Value| {
         let t = &detail(&setup, e["job_id"].as_str().unwrap())["trigger"];
-        secs(t["scheduled_at"].as_str().unwrap())
+        secs(&t["scheduled_at"])
     };
     let before: Vec<f64> = ["skip", "one", "all"]
         .iter()
-        .map(|f| executions(&setup, f).iter().map(scheduled).fold(0.0, f64::max))
+        .map(|f| {
+            list_executions(&setup, Some(f))
+                .iter()
+                .map(scheduled)
+                .fold(0.0, f64::max)
+        })
         .collect();
     // Down for a few seconds: several fire times are missed.
     std::thread::sleep(Duration::from_millis(3200));
     let restart = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     let d = Daemon::start(&setup);
     std::thread::sleep(Duration::from_millis(600));
-    stop(d);
+    d.stop();
 
     // A caught-up fire was scheduled while the daemon was down.
     let late = |i: usize, flow: &str| {
-        executions(&setup, flow)
+        list_executions(&setup, Some(flow))
             .iter()
             .map(scheduled)
             .filter(|t| *t > before[i] && *t < restart)
@@ -115,22 +91,19 @@ fn overlap_policies() {
     }
     let d = Daemon::start(&setup);
     std::thread::sleep(Duration::from_millis(3500));
-    stop(d);
+    d.stop();
 
     // (start, end) of each finished run's pause step, in seconds, and how many runs
     // (queued ones not started before shutdown included) each policy kept.
     let spans = |flow: &str| -> (Vec<(f64, f64)>, usize) {
-        let all = executions(&setup, flow);
+        let all = list_executions(&setup, Some(flow));
         let spans = all
             .iter()
             .filter(|e| e["status"] == "success")
             .map(|e| {
                 let d = detail(&setup, e["job_id"].as_str().unwrap());
                 let s = &d["steps"][0];
-                (
-                    secs(s["started_at"].as_str().unwrap()),
-                    secs(s["finished_at"].as_str().unwrap()),
-                )
+                (secs(&s["started_at"]), secs(&s["finished_at"]))
             })
             .collect();
         (spans, all.len())

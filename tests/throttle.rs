@@ -5,36 +5,12 @@
 
 mod support;
 
-use serde_json::Value;
 use std::time::Duration;
-use support::{Daemon, Setup, data_cli};
-
-fn executions(setup: &Setup, flow: &str) -> Vec<Value> {
-    let (code, out, err) = data_cli(
-        setup,
-        &["executions", "list", "--json", "--limit", "10000", "--flow", flow],
-    );
-    assert_eq!(code, 0, "{err}");
-    let mut all: Vec<Value> = serde_json::from_str(&out).unwrap();
-    all.reverse();
-    all
-}
-
-fn detail(setup: &Setup, job: &str) -> Value {
-    let (_, out, _) = data_cli(setup, &["executions", "show", job, "--json"]);
-    serde_json::from_str(&out).unwrap()
-}
-
-fn secs(v: &Value) -> f64 {
-    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap())
-        .unwrap()
-        .timestamp_millis() as f64
-        / 1000.0
-}
+use support::{Daemon, Setup, list_executions, secs, show as detail};
 
 /// (n from the body, start, end) of each finished run's first step, oldest first.
 fn runs(setup: &Setup, flow: &str) -> Vec<(i64, f64, f64)> {
-    executions(setup, flow)
+    list_executions(setup, Some(flow))
         .iter()
         .filter(|e| e["status"] == "success")
         .map(|e| {
@@ -55,11 +31,6 @@ fn max_overlap(spans: &[(i64, f64, f64)]) -> usize {
         .map(|(_, s, _)| spans.iter().filter(|(_, s2, e2)| s2 <= s && s < e2).count())
         .max()
         .unwrap_or(0)
-}
-
-fn stop(mut d: Daemon) {
-    d.signal("TERM");
-    assert_eq!(d.wait(30), Some(0), "{}", d.log.lock().unwrap());
 }
 
 fn throttled(name: &str, throttle: &str, pause: &str) -> String {
@@ -96,7 +67,7 @@ fn a_full_queue_answers_429_and_a_restart_requeues_in_order() {
     let mut d = d;
     d.signal("TERM");
     assert_eq!(d.wait(30), Some(0));
-    let stored = executions(&setup, "q");
+    let stored = list_executions(&setup, Some("q"));
     assert_eq!(stored.len(), 3, "nothing is recorded for a 429");
     let statuses: Vec<&str> = stored.iter().map(|e| e["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["success", "queued", "queued"]);
@@ -104,7 +75,7 @@ fn a_full_queue_answers_429_and_a_restart_requeues_in_order() {
     // After a restart they run, in the order they were accepted.
     let d = Daemon::start(&setup);
     std::thread::sleep(Duration::from_millis(1200));
-    stop(d);
+    d.stop();
     let r = runs(&setup, "q");
     assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), [0, 1, 2]);
     assert!(
@@ -132,7 +103,7 @@ fn queued_executions_start_in_order_and_expire_after_max_wait() {
         assert_eq!(post(&d, "impatient", n).status, 202);
     }
     std::thread::sleep(Duration::from_millis(900));
-    stop(d);
+    d.stop();
 
     let fifo = runs(&setup, "fifo");
     assert_eq!(
@@ -142,7 +113,7 @@ fn queued_executions_start_in_order_and_expire_after_max_wait() {
     );
     assert_eq!(max_overlap(&fifo), 1);
 
-    let impatient = executions(&setup, "impatient");
+    let impatient = list_executions(&setup, Some("impatient"));
     let statuses: Vec<&str> = impatient.iter().map(|e| e["status"].as_str().unwrap()).collect();
     assert_eq!(statuses, ["success", "rejected", "rejected"]);
     let d = detail(&setup, impatient[1]["job_id"].as_str().unwrap());
@@ -166,7 +137,7 @@ fn concurrency_and_rate_limits_hold() {
         assert_eq!(post(&d, "paced", n).status, 202);
     }
     std::thread::sleep(Duration::from_millis(1300));
-    stop(d);
+    d.stop();
 
     let pair = runs(&setup, "pair");
     assert_eq!(pair.len(), 8);
@@ -206,9 +177,9 @@ fn a_flooded_flow_does_not_starve_another() {
     assert_eq!(post(&d, "quiet", 0).status, 202);
     // Long enough for the whole flood to run.
     std::thread::sleep(Duration::from_millis(3800));
-    stop(d);
+    d.stop();
 
-    let quiet = executions(&setup, "quiet");
+    let quiet = list_executions(&setup, Some("quiet"));
     let q = detail(&setup, quiet[0]["job_id"].as_str().unwrap());
     let waited = secs(&q["steps"][0]["started_at"]) - secs(&q["execution"]["created_at"]);
     assert!(waited < 1.0, "the quiet flow waited {waited:.2}s behind the flood");

@@ -154,11 +154,7 @@ impl Executor {
                 connector: None,
                 call: None,
             },
-            steps: flow
-                .steps
-                .iter()
-                .map(|s| StepReport::new(&s.name, step_kind(s)))
-                .collect(),
+            steps: fresh_steps(flow),
             resume_at: None,
             response: None,
         };
@@ -622,6 +618,14 @@ fn skip_rest(steps: &mut [StepReport], why: &str) {
         r.status = StepStatus::Skipped;
         r.note = Some(why.to_string());
     }
+}
+
+/// A pending report row for each step of the flow.
+pub(super) fn fresh_steps(flow: &Flow) -> Vec<StepReport> {
+    flow.steps
+        .iter()
+        .map(|s| StepReport::new(&s.name, step_kind(s)))
+        .collect()
 }
 
 fn step_kind(s: &Step) -> &'static str {

@@ -5,7 +5,7 @@
 //! Recovery is at-least-once per step: a step that was running when the process died
 //! has no stored result and runs again; a step with a stored result never does.
 
-use super::executor::{Data, Executor};
+use super::executor::{Data, Executor, fresh_steps};
 use super::record::Recorder;
 use super::report::{ExecutionReport, StepReport, TriggerReport};
 use super::status::{ExecutionStatus, StepStatus};
@@ -158,11 +158,7 @@ impl Executor {
                 connector: None,
                 call: None,
             },
-            steps: flow
-                .steps
-                .iter()
-                .map(|s| StepReport::new(&s.name, step_kind(&s.action)))
-                .collect(),
+            steps: fresh_steps(flow),
             resume_at: exec.resume_at,
             response: None,
         };
@@ -324,11 +320,7 @@ impl Executor {
             finished_at: now,
             resume_at: None,
             response: None,
-            steps: flow
-                .steps
-                .iter()
-                .map(|s| StepReport::new(&s.name, step_kind(&s.action)))
-                .collect(),
+            steps: fresh_steps(flow),
             ..previous.clone()
         };
         let mut data = Data {
@@ -359,13 +351,5 @@ impl Executor {
             recorder.step_finished(&report, i).await?;
         }
         Ok(self.drive(flow, report, data, start, &recorder, Instant::now()).await?)
-    }
-}
-
-fn step_kind(a: &Action) -> &'static str {
-    match a {
-        Action::Connector { .. } => "connector",
-        Action::Pause(_) => "pause",
-        Action::Respond { .. } => "respond",
     }
 }

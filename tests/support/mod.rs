@@ -157,6 +157,25 @@ pub fn show(setup: &Setup, job: &str) -> Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// The recorded executions (of one flow, if given), oldest first.
+pub fn list_executions(setup: &Setup, flow: Option<&str>) -> Vec<Value> {
+    let mut args = vec!["executions", "list", "--json", "--limit", "100000"];
+    if let Some(f) = flow {
+        args.extend(["--flow", f]);
+    }
+    let (code, out, err) = data_cli(setup, &args);
+    assert_eq!(code, 0, "{err}");
+    let mut all: Vec<Value> = serde_json::from_str(&out).unwrap();
+    all.reverse();
+    all
+}
+
+/// An RFC 3339 time as seconds since the epoch.
+pub fn secs(v: &Value) -> f64 {
+    let text = v.as_str().unwrap_or_else(|| panic!("not a time: {v}"));
+    chrono::DateTime::parse_from_rfc3339(text).unwrap().timestamp_millis() as f64 / 1000.0
+}
+
 /// A one-step flow calling `connector` with `config` (TOML inline table) and step keys.
 pub fn one_step(connector: &str, config: &str, step_keys: &str) -> String {
     format!(
@@ -231,6 +250,12 @@ impl Daemon {
             .status()
             .unwrap();
         assert!(ok.success());
+    }
+
+    /// SIGTERM, then the exit code must be 0 within 30 s.
+    pub fn stop(mut self) {
+        self.signal("TERM");
+        assert_eq!(self.wait(30), Some(0), "{}", self.log.lock().unwrap());
     }
 
     /// Waits for the daemon to exit, at most `secs`; its exit code.

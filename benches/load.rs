@@ -1,0 +1,204 @@
+//! Webhook load, bounded and on 127.0.0.1 only: a bare hyper server answering a trivial
+//! JSON body against `flowd serve` running webhook → 3 Rust connector steps → respond,
+//! with every transition recorded durably. Both run in this process on the same tokio
+//! runtime as the load generator. Prints, in one run: the highest rate each sustains with
+//! 64 keep-alive connections, p50/p99 latency at a fixed offered load (open loop: latency
+//! counts from when a request was due, not when it was sent), and flowd's ratio to hyper.
+//!
+//! Run: `cargo bench --bench load` (`-- --quick` for a short run).
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::{TcpListener, TcpStream};
+
+const CONNECTIONS: usize = 64;
+
+async fn bare_hyper() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let (stream, _) = listener.accept().await.unwrap();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(|_req: Request<hyper::body::Incoming>| async {
+                    let mut r = Response::new(Full::new(Bytes::from_static(br#"{"ok":true}"#)));
+                    r.headers_mut()
+                        .insert("content-type", "application/json".parse().unwrap());
+                    Ok::<_, std::convert::Infallible>(r)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+const FLOW: &str = r#"
+[flow]
+name = "bench"
+[trigger.http]
+path = "/bench"
+
+[[steps]]
+name = "shape"
+connector = "transform"
+config = { from = "trigger.body", fields = { id = "id", total = "sum(items[].price)" } }
+
+[[steps]]
+name = "enrich"
+connector = "transform"
+config = { from = "steps.shape", keep = true, set = { currency = "EUR" } }
+
+[[steps]]
+name = "record"
+connector = "log"
+config = { category = "bench", message = "order {{ steps.shape.id }}" }
+
+[[steps]]
+name = "reply"
+respond = { status = 200, body = "{{ steps.enrich }}" }
+"#;
+
+async fn flowd(dir: &std::path::Path) -> (SocketAddr, flowd::daemon::Daemon) {
+    std::fs::create_dir_all(dir.join("flows")).unwrap();
+    std::fs::write(dir.join("flows/bench.toml"), FLOW).unwrap();
+    std::fs::write(
+        dir.join("flowd.toml"),
+        "environment = \"bench\"\nflows = \"flows\"\n[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\nworkers = 256\n[limits]\ninstances = 512\n[connectors.transform]\nbundled = \"transform\"\n[connectors.log]\nbundled = \"log\"\n",
+    )
+    .unwrap();
+    let config = flowd::config::DaemonConfig::load(&dir.join("flowd.toml")).unwrap();
+    let daemon = flowd::daemon::Daemon::start(config).await.unwrap();
+    (daemon.local_addr(), daemon)
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+async fn connect(addr: SocketAddr) -> Sender {
+    let stream = TcpStream::connect(addr).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+const BODY: &[u8] = br#"{"id":"A-1","items":[{"sku":"tea","price":4.5},{"sku":"cup","price":12}]}"#;
+
+async fn send(s: &mut Sender, addr: SocketAddr, path: &str) {
+    s.ready().await.unwrap();
+    let req = Request::post(path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(BODY)))
+        .unwrap();
+    let resp = s.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    resp.into_body().collect().await.unwrap();
+}
+
+/// Requests per second with CONNECTIONS connections sending back to back.
+async fn max_rate(addr: SocketAddr, path: &'static str, for_: Duration) -> f64 {
+    let end = Instant::now() + for_;
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        tasks.push(tokio::spawn(async move {
+            let mut s = connect(addr).await;
+            let mut n = 0u64;
+            while Instant::now() < end {
+                send(&mut s, addr, path).await;
+                n += 1;
+            }
+            n
+        }));
+    }
+    let start = Instant::now();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+/// p50 and p99 latency at `rate` requests per second, open loop.
+async fn latency_at(addr: SocketAddr, path: &'static str, rate: f64, for_: Duration) -> (Duration, Duration) {
+    let n = (rate * for_.as_secs_f64()) as usize;
+    let interval = Duration::from_secs_f64(1.0 / rate);
+    let start = Instant::now() + Duration::from_millis(50);
+    // Request i is due at start + i × interval, whichever connection is free takes it.
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..CONNECTIONS {
+        let next = next.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = connect(addr).await;
+            let mut lat = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= n {
+                    break;
+                }
+                let due = start + interval * i as u32;
+                tokio::time::sleep_until(due.into()).await;
+                send(&mut s, addr, path).await;
+                lat.push(due.elapsed());
+            }
+            lat
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    all.sort();
+    (all[all.len() / 2], all[all.len() * 99 / 100])
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let (run_for, lat_for) = if quick {
+        (Duration::from_secs(1), Duration::from_secs(1))
+    } else {
+        (Duration::from_secs(4), Duration::from_secs(3))
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    rt.block_on(async {
+        let hyper_addr = bare_hyper().await;
+        let (flowd_addr, daemon) = flowd(dir.path()).await;
+        // Warm up: compile caches, connection set-up, the store's first pages.
+        max_rate(hyper_addr, "/", Duration::from_millis(300)).await;
+        max_rate(flowd_addr, "/bench", Duration::from_millis(500)).await;
+
+        let hyper_rate = max_rate(hyper_addr, "/", run_for).await;
+        let flowd_rate = max_rate(flowd_addr, "/bench", run_for).await;
+        // The fixed offered load: half of what flowd sustains, for both.
+        let offered = (flowd_rate / 2.0).max(10.0);
+        let (h50, h99) = latency_at(hyper_addr, "/", offered, lat_for).await;
+        let (f50, f99) = latency_at(flowd_addr, "/bench", offered, lat_for).await;
+
+        println!("webhook load on 127.0.0.1, {CONNECTIONS} keep-alive connections, 2 tokio workers shared with the load generator");
+        println!("flowd flow: webhook -> transform -> transform -> log -> respond, every transition durable (redb, fsync)");
+        println!("  {:<44} {:>10.0} req/s", "bare hyper, trivial JSON", hyper_rate);
+        println!("  {:<44} {:>10.0} executions/s  ({:.1}% of bare hyper; target >= 5%)", "flowd, durable 3-step flow", flowd_rate, 100.0 * flowd_rate / hyper_rate);
+        println!("  latency at {offered:.0} req/s offered (open loop):");
+        println!("  {:<44} p50 {:>8.2} ms   p99 {:>8.2} ms", "bare hyper", ms(h50), ms(h99));
+        println!("  {:<44} p50 {:>8.2} ms   p99 {:>8.2} ms", "flowd", ms(f50), ms(f99));
+        daemon.shutdown().await;
+    });
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
