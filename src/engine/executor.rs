@@ -128,6 +128,7 @@ impl Executor {
             created_at: started_at,
             from_step: 0,
             responder: Default::default(),
+            deferred: Default::default(),
         };
         let clock = Instant::now();
         let mut report = ExecutionReport {
@@ -226,7 +227,8 @@ impl Executor {
         } = accepted;
         report.status = ExecutionStatus::Running;
         report.started_at = SystemTime::now();
-        recorder.status(&report).await?;
+        // Durable with the first step's start, before the step runs.
+        recorder.status_deferred(&report);
         self.drive(flow, report, data, 0, &recorder, clock).await
     }
 
@@ -408,7 +410,10 @@ impl Executor {
             }
             report.steps[i].started_at = Some(SystemTime::now());
             report.steps[i].status = StepStatus::Running;
-            recorder.step_started(report, i).await?;
+            // Built-in steps end the moment they start: their end is the one transition.
+            if matches!(step.action, Action::Connector { .. }) {
+                recorder.step_started(report, i).await?;
+            }
             let outcome = self
                 .run_step(flow, step, data, &mut report.steps[i], deadline, ctx)
                 .await;
@@ -417,6 +422,8 @@ impl Executor {
                 StepOutcome::Done(output) => {
                     if let Action::Respond { .. } = step.action {
                         report.response = Some(output.clone());
+                        // The caller is answered only once the response is durable.
+                        recorder.flush().await?;
                         recorder.respond(&output);
                     }
                     data.outputs.insert(step.name.clone(), output);

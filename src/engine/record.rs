@@ -21,6 +21,10 @@ pub(crate) struct Recorder {
     pub(crate) from_step: u32,
     /// Who waits for the `respond` step's output (a held-open webhook).
     pub(crate) responder: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<serde_json::Value>>>,
+    /// Transitions that go out with the next write: a step's end travels with the next
+    /// step's start (or the end of the run), so every transition is still durable before
+    /// anything acts on it, at half the commits.
+    pub(crate) deferred: std::sync::Mutex<Vec<Write>>,
 }
 
 impl Recorder {
@@ -32,10 +36,29 @@ impl Recorder {
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
-        match &self.store {
-            Some(s) => s.write(writes).await,
-            None => Ok(()),
+        let Some(store) = &self.store else { return Ok(()) };
+        let mut all = std::mem::take(&mut *self.deferred.lock().expect("deferred lock"));
+        all.extend(writes);
+        store.write(all).await
+    }
+
+    fn defer(&self, writes: Vec<Write>) {
+        if self.store.is_some() {
+            self.deferred.lock().expect("deferred lock").extend(writes);
         }
+    }
+
+    /// Makes deferred transitions durable now (before a webhook is answered).
+    pub(crate) async fn flush(&self) -> Result<(), StoreError> {
+        if self.deferred.lock().expect("deferred lock").is_empty() {
+            return Ok(());
+        }
+        self.write(Vec::new()).await
+    }
+
+    /// The execution's status, written with the next transition.
+    pub(crate) fn status_deferred(&self, r: &ExecutionReport) {
+        self.defer(Vec::from(self.rows(r)));
     }
 
     fn execution(&self, r: &ExecutionReport) -> Execution {
@@ -178,6 +201,11 @@ impl Recorder {
             job_id: self.job_id,
             row: self.row(r, index),
         }];
+        if s.reused_from.is_some() {
+            // Its payloads are stored with the attempt it came from.
+            self.defer(writes);
+            return Ok(());
+        }
         let key = |kind| PayloadKey {
             job_id: self.job_id,
             attempt: r.attempt,
@@ -199,7 +227,8 @@ impl Recorder {
         if !logs.is_empty() {
             writes.push(self.logs(r, Some(&s.name), connector, "run", &logs));
         }
-        self.write(writes).await
+        self.defer(writes);
+        Ok(())
     }
 
     /// The execution reached a final status (or paused): steps not yet written and the row.

@@ -132,6 +132,7 @@ impl Executor {
             created_at: exec.created_at,
             from_step,
             responder: Default::default(),
+            deferred: Default::default(),
         })
     }
 
