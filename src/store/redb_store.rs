@@ -35,7 +35,7 @@ enum Request {
 }
 
 struct WriteRequest {
-    writes: Vec<Write>,
+    writes: Vec<Encoded>,
     done: oneshot::Sender<Result<(), StoreError>>,
 }
 
@@ -140,12 +140,68 @@ impl RedbStore {
             requests: self.requests.load(Ordering::Relaxed),
         }
     }
+}
 
-    fn check_sizes(&self, writes: &[Write]) -> Result<(), StoreError> {
-        for w in writes {
-            if let Write::Payload { key, value } = w {
-                let size = value.to_string().len();
-                if size > self.max_payload {
+/// A write with its records already encoded, on the caller's task: the one writer thread
+/// only inserts bytes.
+enum Encoded {
+    Execution {
+        id: u128,
+        flow: String,
+        status: u8,
+        bytes: Vec<u8>,
+    },
+    FlowActive {
+        flow: String,
+        active: bool,
+    },
+    LastFire {
+        flow: String,
+        at: u64,
+    },
+    Attempt {
+        key: (u128, u32),
+        bytes: Vec<u8>,
+    },
+    Step {
+        key: (u128, u32, u32),
+        bytes: Vec<u8>,
+    },
+    Payload {
+        key: (u128, u32, u32, u8),
+        bytes: Vec<u8>,
+    },
+    Log {
+        time: u64,
+        job: u128,
+        bytes: Vec<u8>,
+    },
+}
+
+/// Encodes `writes`, refusing a payload over `max_payload` bytes.
+fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encoded>, StoreError> {
+    let mut out = Vec::with_capacity(writes.len());
+    for w in writes {
+        match w {
+            Write::Execution(e) => out.push(Encoded::Execution {
+                id: e.job_id.0,
+                status: status_code(e.status),
+                bytes: json(&e),
+                flow: e.flow,
+            }),
+            Write::FlowActive { flow, active } => out.push(Encoded::FlowActive { flow, active }),
+            Write::LastFire { flow, at } => out.push(Encoded::LastFire { flow, at: nanos(at) }),
+            Write::Attempt { job_id, row } => out.push(Encoded::Attempt {
+                key: (job_id.0, row.attempt),
+                bytes: json(&row),
+            }),
+            Write::Step { job_id, row } => out.push(Encoded::Step {
+                key: (job_id.0, row.attempt, row.index),
+                bytes: json(&row),
+            }),
+            Write::Payload { key, value } => {
+                let bytes = json(&value);
+                if bytes.len() > max_payload {
                     let kind = match key.kind {
                         super::PayloadKind::Trigger => "trigger",
                         super::PayloadKind::Config => "config",
@@ -153,14 +209,31 @@ impl RedbStore {
                     };
                     return Err(StoreError::PayloadTooLarge {
                         kind,
-                        size,
-                        max: self.max_payload,
+                        size: bytes.len(),
+                        max: max_payload,
+                    });
+                }
+                out.push(Encoded::Payload {
+                    key: (key.job_id.0, key.attempt, key.step, key.kind.code()),
+                    bytes,
+                });
+            }
+            Write::Logs(rows) => {
+                for row in rows {
+                    out.push(Encoded::Log {
+                        time: nanos(row.time),
+                        job: row.job_id.0,
+                        bytes: json(&row),
                     });
                 }
             }
         }
-        Ok(())
     }
+    Ok(out)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("store records serialize")
 }
 
 /// Creates every table, so readers never meet a missing one.
@@ -262,56 +335,42 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Sto
         let mut by_status = txn.open_table(BY_STATUS).map_err(db_err)?;
         for w in batch.iter().flat_map(|r| &r.writes) {
             match w {
-                Write::Execution(e) => {
-                    let bytes = serde_json::to_vec(e).expect("an execution serializes");
-                    let old = executions.insert(e.job_id.0, bytes.as_slice()).map_err(db_err)?;
-                    if let Some(old) = old {
-                        let old: Execution = decode("executions", old.value())?;
-                        by_status
-                            .remove((status_code(old.status), e.job_id.0))
-                            .map_err(db_err)?;
+                Encoded::Execution {
+                    id,
+                    flow,
+                    status,
+                    bytes,
+                } => {
+                    if let Some(old) = executions.insert(*id, bytes.as_slice()).map_err(db_err)? {
+                        let old: ExecutionHead = decode("executions", old.value())?;
+                        by_status.remove((status_code(old.status), *id)).map_err(db_err)?;
                     }
-                    by_status
-                        .insert((status_code(e.status), e.job_id.0), ())
-                        .map_err(db_err)?;
-                    by_flow.insert((e.flow.as_str(), e.job_id.0), ()).map_err(db_err)?;
+                    by_status.insert((*status, *id), ()).map_err(db_err)?;
+                    by_flow.insert((flow.as_str(), *id), ()).map_err(db_err)?;
                 }
-                Write::FlowActive { flow, active } => {
+                Encoded::FlowActive { flow, active } => {
                     if *active {
                         inactive.remove(flow.as_str()).map_err(db_err)?;
                     } else {
                         inactive.insert(flow.as_str(), ()).map_err(db_err)?;
                     }
                 }
-                Write::LastFire { flow, at } => {
-                    schedules.insert(flow.as_str(), nanos(*at)).map_err(db_err)?;
+                Encoded::LastFire { flow, at } => {
+                    schedules.insert(flow.as_str(), *at).map_err(db_err)?;
                 }
-                Write::Attempt { job_id, row } => {
-                    let bytes = serde_json::to_vec(row).expect("an attempt serializes");
-                    attempts
-                        .insert((job_id.0, row.attempt), bytes.as_slice())
-                        .map_err(db_err)?;
+                Encoded::Attempt { key, bytes } => {
+                    attempts.insert(*key, bytes.as_slice()).map_err(db_err)?;
                 }
-                Write::Step { job_id, row } => {
-                    let bytes = serde_json::to_vec(row).expect("a step serializes");
-                    steps
-                        .insert((job_id.0, row.attempt, row.index), bytes.as_slice())
-                        .map_err(db_err)?;
+                Encoded::Step { key, bytes } => {
+                    steps.insert(*key, bytes.as_slice()).map_err(db_err)?;
                 }
-                Write::Payload { key, value } => {
-                    let bytes = serde_json::to_vec(value).expect("JSON serializes");
-                    payloads
-                        .insert((key.job_id.0, key.attempt, key.step, key.kind.code()), bytes.as_slice())
-                        .map_err(db_err)?;
+                Encoded::Payload { key, bytes } => {
+                    payloads.insert(*key, bytes.as_slice()).map_err(db_err)?;
                 }
-                Write::Logs(rows) => {
-                    for row in rows {
-                        *seq = seq.wrapping_add(1);
-                        let t = nanos(row.time);
-                        let bytes = serde_json::to_vec(row).expect("a log row serializes");
-                        logs.insert((t, row.job_id.0, *seq), bytes.as_slice()).map_err(db_err)?;
-                        logs_by_job.insert((row.job_id.0, t, *seq), ()).map_err(db_err)?;
-                    }
+                Encoded::Log { time, job, bytes } => {
+                    *seq = seq.wrapping_add(1);
+                    logs.insert((*time, *job, *seq), bytes.as_slice()).map_err(db_err)?;
+                    logs_by_job.insert((*job, *time, *seq), ()).map_err(db_err)?;
                 }
             }
         }
@@ -424,7 +483,7 @@ fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) -> Result<Pru
 impl Store for RedbStore {
     fn write(&self, writes: Vec<Write>) -> WriteFuture<'_> {
         Box::pin(async move {
-            self.check_sizes(&writes)?;
+            let writes = encode(writes, self.max_payload)?;
             let (done, wait) = oneshot::channel();
             self.tx
                 .as_ref()
