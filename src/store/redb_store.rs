@@ -10,7 +10,7 @@ use super::tables::{
 };
 use super::{PruneFuture, Pruned, Store, StoreError, WriteFuture};
 use crate::engine::ExecutionStatus;
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -236,21 +236,41 @@ fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("store records serialize")
 }
 
+/// Every table, opened in one write transaction.
+struct Tables<'txn> {
+    executions: Table<'txn, u128, &'static [u8]>,
+    inactive: Table<'txn, &'static str, ()>,
+    schedules: Table<'txn, &'static str, u64>,
+    attempts: Table<'txn, (u128, u32), &'static [u8]>,
+    steps: Table<'txn, (u128, u32, u32), &'static [u8]>,
+    payloads: Table<'txn, (u128, u32, u32, u8), &'static [u8]>,
+    logs: Table<'txn, (u64, u128, u32), &'static [u8]>,
+    logs_by_job: Table<'txn, (u128, u64, u32), ()>,
+    by_flow: Table<'txn, (&'static str, u128), ()>,
+    by_status: Table<'txn, (u8, u128), ()>,
+}
+
+impl<'txn> Tables<'txn> {
+    fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, StoreError> {
+        Ok(Tables {
+            executions: txn.open_table(EXECUTIONS).map_err(db_err)?,
+            inactive: txn.open_table(INACTIVE_FLOWS).map_err(db_err)?,
+            schedules: txn.open_table(SCHEDULES).map_err(db_err)?,
+            attempts: txn.open_table(ATTEMPTS).map_err(db_err)?,
+            steps: txn.open_table(STEPS).map_err(db_err)?,
+            payloads: txn.open_table(PAYLOADS).map_err(db_err)?,
+            logs: txn.open_table(LOGS).map_err(db_err)?,
+            logs_by_job: txn.open_table(LOGS_BY_JOB).map_err(db_err)?,
+            by_flow: txn.open_table(BY_FLOW).map_err(db_err)?,
+            by_status: txn.open_table(BY_STATUS).map_err(db_err)?,
+        })
+    }
+}
+
 /// Creates every table, so readers never meet a missing one.
 fn create_tables(db: &Database) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(db_err)?;
-    {
-        txn.open_table(EXECUTIONS).map_err(db_err)?;
-        txn.open_table(ATTEMPTS).map_err(db_err)?;
-        txn.open_table(SCHEDULES).map_err(db_err)?;
-        txn.open_table(INACTIVE_FLOWS).map_err(db_err)?;
-        txn.open_table(STEPS).map_err(db_err)?;
-        txn.open_table(PAYLOADS).map_err(db_err)?;
-        txn.open_table(LOGS).map_err(db_err)?;
-        txn.open_table(LOGS_BY_JOB).map_err(db_err)?;
-        txn.open_table(BY_FLOW).map_err(db_err)?;
-        txn.open_table(BY_STATUS).map_err(db_err)?;
-    }
+    Tables::open(&txn)?;
     txn.commit().map_err(db_err)
 }
 
@@ -323,16 +343,7 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, commits: &AtomicU64, 
 fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), StoreError> {
     let txn = db.begin_write().map_err(db_err)?;
     {
-        let mut executions = txn.open_table(EXECUTIONS).map_err(db_err)?;
-        let mut inactive = txn.open_table(INACTIVE_FLOWS).map_err(db_err)?;
-        let mut schedules = txn.open_table(SCHEDULES).map_err(db_err)?;
-        let mut attempts = txn.open_table(ATTEMPTS).map_err(db_err)?;
-        let mut steps = txn.open_table(STEPS).map_err(db_err)?;
-        let mut payloads = txn.open_table(PAYLOADS).map_err(db_err)?;
-        let mut logs = txn.open_table(LOGS).map_err(db_err)?;
-        let mut logs_by_job = txn.open_table(LOGS_BY_JOB).map_err(db_err)?;
-        let mut by_flow = txn.open_table(BY_FLOW).map_err(db_err)?;
-        let mut by_status = txn.open_table(BY_STATUS).map_err(db_err)?;
+        let mut tables = Tables::open(&txn)?;
         for w in batch.iter().flat_map(|r| &r.writes) {
             match w {
                 Encoded::Execution {
@@ -341,36 +352,42 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Sto
                     status,
                     bytes,
                 } => {
-                    if let Some(old) = executions.insert(*id, bytes.as_slice()).map_err(db_err)? {
+                    if let Some(old) = tables.executions.insert(*id, bytes.as_slice()).map_err(db_err)? {
                         let old: ExecutionHead = decode("executions", old.value())?;
-                        by_status.remove((status_code(old.status), *id)).map_err(db_err)?;
+                        tables
+                            .by_status
+                            .remove((status_code(old.status), *id))
+                            .map_err(db_err)?;
                     }
-                    by_status.insert((*status, *id), ()).map_err(db_err)?;
-                    by_flow.insert((flow.as_str(), *id), ()).map_err(db_err)?;
+                    tables.by_status.insert((*status, *id), ()).map_err(db_err)?;
+                    tables.by_flow.insert((flow.as_str(), *id), ()).map_err(db_err)?;
                 }
                 Encoded::FlowActive { flow, active } => {
                     if *active {
-                        inactive.remove(flow.as_str()).map_err(db_err)?;
+                        tables.inactive.remove(flow.as_str()).map_err(db_err)?;
                     } else {
-                        inactive.insert(flow.as_str(), ()).map_err(db_err)?;
+                        tables.inactive.insert(flow.as_str(), ()).map_err(db_err)?;
                     }
                 }
                 Encoded::LastFire { flow, at } => {
-                    schedules.insert(flow.as_str(), *at).map_err(db_err)?;
+                    tables.schedules.insert(flow.as_str(), *at).map_err(db_err)?;
                 }
                 Encoded::Attempt { key, bytes } => {
-                    attempts.insert(*key, bytes.as_slice()).map_err(db_err)?;
+                    tables.attempts.insert(*key, bytes.as_slice()).map_err(db_err)?;
                 }
                 Encoded::Step { key, bytes } => {
-                    steps.insert(*key, bytes.as_slice()).map_err(db_err)?;
+                    tables.steps.insert(*key, bytes.as_slice()).map_err(db_err)?;
                 }
                 Encoded::Payload { key, bytes } => {
-                    payloads.insert(*key, bytes.as_slice()).map_err(db_err)?;
+                    tables.payloads.insert(*key, bytes.as_slice()).map_err(db_err)?;
                 }
                 Encoded::Log { time, job, bytes } => {
                     *seq = seq.wrapping_add(1);
-                    logs.insert((*time, *job, *seq), bytes.as_slice()).map_err(db_err)?;
-                    logs_by_job.insert((*job, *time, *seq), ()).map_err(db_err)?;
+                    tables
+                        .logs
+                        .insert((*time, *job, *seq), bytes.as_slice())
+                        .map_err(db_err)?;
+                    tables.logs_by_job.insert((*job, *time, *seq), ()).map_err(db_err)?;
                 }
             }
         }
@@ -390,19 +407,16 @@ fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) -> Result<Pru
     let mut pruned = Pruned::default();
     let txn = db.begin_write().map_err(db_err)?;
     {
-        let mut executions = txn.open_table(EXECUTIONS).map_err(db_err)?;
-        let mut attempts = txn.open_table(ATTEMPTS).map_err(db_err)?;
-        let mut steps = txn.open_table(STEPS).map_err(db_err)?;
-        let mut payloads = txn.open_table(PAYLOADS).map_err(db_err)?;
-        let mut logs = txn.open_table(LOGS).map_err(db_err)?;
-        let mut logs_by_job = txn.open_table(LOGS_BY_JOB).map_err(db_err)?;
-        let mut by_flow = txn.open_table(BY_FLOW).map_err(db_err)?;
-        let mut by_status = txn.open_table(BY_STATUS).map_err(db_err)?;
+        let mut tables = Tables::open(&txn)?;
 
         // Job ids are creation times, so the old executions are a prefix of the table.
         // Unfinished ones are passed over each time; recovery keeps them few.
         let mut doomed = Vec::new();
-        for item in executions.range(..JobId::lower_bound(cutoff).0).map_err(db_err)? {
+        for item in tables
+            .executions
+            .range(..JobId::lower_bound(cutoff).0)
+            .map_err(db_err)?
+        {
             if doomed.len() >= max_executions {
                 break;
             }
@@ -414,20 +428,27 @@ fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) -> Result<Pru
         }
         for (id, head) in &doomed {
             let id = *id;
-            executions.remove(id).map_err(db_err)?;
-            by_status.remove((status_code(head.status), id)).map_err(db_err)?;
-            by_flow.remove((head.flow.as_str(), id)).map_err(db_err)?;
-            attempts
+            tables.executions.remove(id).map_err(db_err)?;
+            tables
+                .by_status
+                .remove((status_code(head.status), id))
+                .map_err(db_err)?;
+            tables.by_flow.remove((head.flow.as_str(), id)).map_err(db_err)?;
+            tables
+                .attempts
                 .retain_in((id, 0)..=(id, u32::MAX), |_, _| false)
                 .map_err(db_err)?;
-            steps
+            tables
+                .steps
                 .retain_in((id, 0, 0)..=(id, u32::MAX, u32::MAX), |_, _| false)
                 .map_err(db_err)?;
-            payloads
+            tables
+                .payloads
                 .retain_in((id, 0, 0, 0)..=(id, u32::MAX, u32::MAX, u8::MAX), |_, _| false)
                 .map_err(db_err)?;
             let mut records = Vec::new();
-            for item in logs_by_job
+            for item in tables
+                .logs_by_job
                 .range((id, 0, 0)..=(id, u64::MAX, u32::MAX))
                 .map_err(db_err)?
             {
@@ -435,8 +456,8 @@ fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) -> Result<Pru
                 records.push((t, seq));
             }
             for (t, seq) in records {
-                logs_by_job.remove((id, t, seq)).map_err(db_err)?;
-                if logs.remove((t, id, seq)).map_err(db_err)?.is_some() {
+                tables.logs_by_job.remove((id, t, seq)).map_err(db_err)?;
+                if tables.logs.remove((t, id, seq)).map_err(db_err)?.is_some() {
                     pruned.log_records += 1;
                 }
             }
@@ -449,7 +470,7 @@ fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) -> Result<Pru
         let limit = max_executions.saturating_mul(SWEEP_PER_EXECUTION);
         let mut unfinished: HashMap<u128, bool> = HashMap::new();
         let mut records = Vec::new();
-        let old = logs.range((0, 0, 0)..(nanos(cutoff), 0, 0)).map_err(db_err)?;
+        let old = tables.logs.range((0, 0, 0)..(nanos(cutoff), 0, 0)).map_err(db_err)?;
         for item in old.take(limit.saturating_mul(4)) {
             if records.len() >= limit {
                 break;
@@ -460,7 +481,7 @@ fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) -> Result<Pru
                 None => {
                     let mut keep = false;
                     for code in UNFINISHED {
-                        keep |= by_status.get((code, job)).map_err(db_err)?.is_some();
+                        keep |= tables.by_status.get((code, job)).map_err(db_err)?.is_some();
                     }
                     unfinished.insert(job, keep);
                     keep
@@ -471,8 +492,8 @@ fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) -> Result<Pru
             }
         }
         for (t, job, seq) in records {
-            logs.remove((t, job, seq)).map_err(db_err)?;
-            logs_by_job.remove((job, t, seq)).map_err(db_err)?;
+            tables.logs.remove((t, job, seq)).map_err(db_err)?;
+            tables.logs_by_job.remove((job, t, seq)).map_err(db_err)?;
             pruned.log_records += 1;
         }
     }
