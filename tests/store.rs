@@ -6,24 +6,10 @@ mod support;
 use serde_json::{Value, json};
 use support::Setup;
 
-fn cli(setup: &Setup, args: &[&str]) -> (i32, String, String) {
-    let out = support::flowd()
-        .args(args)
-        .arg("--data-dir")
-        .arg(setup.path("data"))
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap(),
-        String::from_utf8_lossy(&out.stdout).into(),
-        String::from_utf8_lossy(&out.stderr).into(),
-    )
-}
+use support::data_cli as cli;
 
 fn run_recorded(setup: &Setup, flow: &std::path::Path, input: &Value) -> Value {
-    let data = setup.path("data");
-    let out = setup.run_raw(flow, Some(input), &["--json", "--data-dir", data.to_str().unwrap()]);
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)))
+    support::run_recorded(setup, flow, input).1
 }
 
 #[test]
