@@ -12,6 +12,7 @@ const BUNDLED: &[(&str, &str)] = &[
     ("log", "flowd_log"),
     ("transform", "flowd_transform"),
     ("reshape", "flowd_reshape"),
+    ("http", "flowd_http"),
 ];
 
 fn main() {

@@ -7,11 +7,15 @@ use std::path::Path;
 use std::process::Output;
 
 fn check(file: &Path, cache: Option<&Path>) -> (i32, String) {
+    check_with(file, cache, &[])
+}
+
+fn check_with(file: &Path, cache: Option<&Path>, extra: &[&str]) -> (i32, String) {
     let mut cmd = support::flowd();
     if let Some(c) = cache {
         cmd.env("XDG_CACHE_HOME", c);
     }
-    let out: Output = cmd.arg("plugin").arg("check").arg(file).output().unwrap();
+    let out: Output = cmd.arg("plugin").arg("check").arg(file).args(extra).output().unwrap();
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -61,18 +65,49 @@ fn sockets_are_named_and_denied_without_a_grant() {
 }
 
 #[test]
-fn outbound_http_is_refused_at_load_and_named() {
+fn outbound_http_is_refused_without_a_grant_and_offered_with_one() {
     let (code, text) = check(&support::fixture("http"), None);
     assert_eq!(code, 1, "{text}");
     let line = verdict(&text, "wasi:http/outgoing-handler@0.2");
     assert!(
-        line.contains("not offered: outbound HTTP (wasi:http) is not available"),
+        line.contains("not offered: outbound HTTP is not granted: list the origins it may call in grants.http.allow"),
         "{line}"
     );
     let can_run = text.lines().find(|l| l.starts_with("can run:")).unwrap();
     assert!(
         can_run.starts_with("can run:  no: imports what this host does not offer: wasi:http/"),
         "{can_run}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("flowd.toml");
+    std::fs::write(
+        &config,
+        "[connectors.api]\nbundled = \"http\"\ngrants.http = { allow = [\"api.example.com\", \"http://127.0.0.1:8080\"] }\n",
+    )
+    .unwrap();
+    let config = config.to_str().unwrap();
+    let (code, text) = check_with(
+        &support::fixture("http"),
+        None,
+        &["--config", config, "--grants-of", "api"],
+    );
+    assert_eq!(code, 0, "{text}");
+    let line = verdict(&text, "wasi:http/outgoing-handler@0.2");
+    assert!(
+        line.ends_with("granted (https://api.example.com:443, http://127.0.0.1:8080)"),
+        "{line}"
+    );
+    assert!(text.contains("can run:  yes"), "{text}");
+    let (code, text) = check_with(
+        &support::fixture("http"),
+        None,
+        &["--config", config, "--grants-of", "nope"],
+    );
+    assert_eq!(code, 2, "{text}");
+    assert!(
+        text.contains("--grants-of nope:") && text.contains("names no connector \"nope\""),
+        "{text}"
     );
 }
 

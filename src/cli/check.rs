@@ -13,6 +13,9 @@ pub struct CheckArgs {
     /// The daemon config whose limits and cache the check uses (default: built-in).
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
+    /// Judge the imports under the grants of this connector of the config (default: none).
+    #[arg(long, value_name = "NAME")]
+    grants_of: Option<String>,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -40,7 +43,19 @@ pub async fn check(args: CheckArgs) -> u8 {
             return 2;
         }
     };
-    let grants = Grants::default();
+    let grants = match &args.grants_of {
+        None => Grants::default(),
+        Some(name) => match config.connectors.get(name) {
+            Some(c) => c.grants.clone(),
+            None => {
+                eprintln!(
+                    "error: --grants-of {name}: {} names no connector \"{name}\"",
+                    config.describe()
+                );
+                return 2;
+            }
+        },
+    };
     let info = match runtime.inspect(&bytes, &grants) {
         Ok((_, info)) => info,
         Err(e) => {

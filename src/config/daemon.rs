@@ -5,6 +5,7 @@
 
 use super::Location;
 use super::diag::{ConfigErrors, SourceFile, parse_toml};
+use super::http_grant::{self, HostRule, HttpGrant};
 use super::units::{Bytes, Dur, format_bytes, format_duration};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -14,7 +15,11 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// The bundled connectors, available by these names.
-pub const BUNDLED: &[&str] = &["log", "transform", "reshape"];
+pub const BUNDLED: &[&str] = &["log", "transform", "reshape", "http"];
+
+/// Bundled connectors that cannot run without a grant, so the built-in config leaves
+/// them out.
+const NEEDS_GRANT: &[&str] = &["http"];
 
 /// Wasm32 linear memory cannot exceed 4 GiB.
 const WASM32_MAX_MEMORY: u64 = 4 << 30;
@@ -149,6 +154,8 @@ pub struct Grants {
     pub dirs: Vec<DirGrant>,
     /// Socket addresses the component may connect or bind to.
     pub sockets: Vec<SocketAddr>,
+    /// Outbound HTTP (wasi:http); without it the component cannot import wasi:http.
+    pub http: Option<std::sync::Arc<HttpGrant>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -277,6 +284,15 @@ struct RawGrants {
     dirs: Vec<Spanned<RawDir>>,
     #[serde(default)]
     sockets: Vec<Spanned<String>>,
+    http: Option<Spanned<RawHttp>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHttp {
+    allow: Vec<Spanned<String>>,
+    timeout: Option<Spanned<Dur>>,
+    max_response: Option<Spanned<Bytes>>,
 }
 
 #[derive(Deserialize)]
@@ -289,7 +305,8 @@ struct RawDir {
 }
 
 impl DaemonConfig {
-    /// The config used when none is given: every bundled connector, default limits.
+    /// The config used when none is given: every bundled connector that needs no grant,
+    /// default limits.
     pub fn builtin() -> DaemonConfig {
         DaemonConfig {
             source: None,
@@ -301,6 +318,7 @@ impl DaemonConfig {
             server: Server::defaults(Path::new(".")),
             connectors: BUNDLED
                 .iter()
+                .filter(|n| !NEEDS_GRANT.contains(n))
                 .map(|n| {
                     let c = ConnectorConfig {
                         name: n.to_string(),
@@ -626,7 +644,51 @@ fn resolve_grants(source: &SourceFile, base: &Path, raw: RawGrants, errors: &mut
             )),
         }
     }
-    Grants { env, dirs, sockets }
+    let http = raw.http.map(|h| std::sync::Arc::new(resolve_http(source, h, errors)));
+    Grants {
+        env,
+        dirs,
+        sockets,
+        http,
+    }
+}
+
+fn resolve_http(source: &SourceFile, raw: Spanned<RawHttp>, errors: &mut ConfigErrors) -> HttpGrant {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    if raw.allow.is_empty() {
+        errors.push(source.error(
+            span,
+            "grants.http.allow is empty: list the origins the connector may call, such as \"api.example.com\"",
+        ));
+    }
+    let mut allow = Vec::new();
+    for entry in raw.allow {
+        match HostRule::parse(entry.get_ref()) {
+            Ok(rule) => allow.push(rule),
+            Err(why) => errors.push(source.error(
+                entry.span(),
+                format!("grants.http.allow: \"{}\": {why}", entry.get_ref()),
+            )),
+        }
+    }
+    let timeout = raw.timeout.map_or(http_grant::DEFAULT_TIMEOUT, |t| {
+        if t.get_ref().0 < Duration::from_millis(1) {
+            errors.push(source.error(t.span(), "grants.http.timeout must be at least 1ms"));
+        }
+        t.into_inner().0
+    });
+    let max_response = raw.max_response.map_or(http_grant::DEFAULT_MAX_RESPONSE, |m| {
+        if m.get_ref().0 == 0 {
+            errors.push(source.error(m.span(), "grants.http.max_response must be more than 0"));
+        }
+        m.into_inner().0
+    });
+    HttpGrant {
+        allow,
+        timeout,
+        max_response,
+    }
 }
 
 mod duration_text {

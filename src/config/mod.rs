@@ -5,6 +5,7 @@
 mod daemon;
 mod diag;
 mod flow;
+pub mod http_grant;
 pub mod template;
 pub mod units;
 

@@ -3,6 +3,7 @@
 //! remembers when it refused to grow, so a trap after that reads as `memory_limit`.
 
 use super::bindings::log_iface;
+use super::outbound::{IssueSlot, Outbound};
 use crate::config::Grants;
 use serde::{Deserialize, Serialize};
 use std::pin::Pin;
@@ -15,6 +16,7 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 use wasmtime_wasi::sockets::SocketAddrUse;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// A log message longer than this is cut (with a marker) before it is kept.
 const MAX_MESSAGE: usize = 8 << 10;
@@ -249,9 +251,13 @@ impl ResourceLimiter for MemoryLimiter {
 /// Everything one invocation's store holds.
 pub struct HostState {
     wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound: Outbound,
     table: ResourceTable,
     pub limiter: MemoryLimiter,
     pub log: SharedLog,
+    /// The last outbound request refused or failed on the host's side.
+    pub outbound_issue: IssueSlot,
 }
 
 impl HostState {
@@ -295,14 +301,18 @@ impl HostState {
                 .map_err(anyhow::Error::from)
                 .map_err(|e| e.context(format!("opening granted directory {}", d.host.display())))?;
         }
+        let outbound_issue = IssueSlot::default();
         Ok(HostState {
             wasi: b.build(),
+            http: WasiHttpCtx::new(),
+            outbound: Outbound::new(grants.http.clone(), outbound_issue.clone(), log.clone()),
             table: ResourceTable::new(),
             limiter: MemoryLimiter {
                 limit: memory,
                 refused: None,
             },
             log,
+            outbound_issue,
         })
     }
 }
@@ -312,6 +322,16 @@ impl WasiView for HostState {
         WasiCtxView {
             ctx: &mut self.wasi,
             table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for HostState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! What a component imports and whether this host gives it: the sandbox's policy in one
 //! place. Clocks, random, stdio and flowd's `log` are always offered; the filesystem,
 //! environment values and sockets are linked but empty or denied unless the operator
-//! grants them; anything else (outbound HTTP included, for now) is refused at load.
+//! grants them; outbound HTTP (wasi:http) is linked only for a connector with an http
+//! grant; anything else is refused at load.
 
 use crate::config::Grants;
 use serde::Serialize;
@@ -101,9 +102,12 @@ pub fn classify(name: &str, grants: &Grants) -> Verdict {
         };
     }
     if iface.starts_with("wasi:http/") {
-        return Verdict::NotOffered(
-            "outbound HTTP (wasi:http) is not available to connectors in this version of flowd".into(),
-        );
+        return match &grants.http {
+            Some(h) => Verdict::Granted(h.describe()),
+            None => Verdict::NotOffered(
+                "outbound HTTP is not granted: list the origins it may call in grants.http.allow".into(),
+            ),
+        };
     }
     Verdict::NotOffered("this host does not provide it".into())
 }
@@ -149,6 +153,18 @@ mod tests {
         assert_eq!(
             classify("wasi:sockets/tcp@0.2.6", &granted),
             Verdict::Granted("127.0.0.1:9".into())
+        );
+        let http = Grants {
+            http: Some(std::sync::Arc::new(crate::config::http_grant::HttpGrant {
+                allow: vec![crate::config::http_grant::HostRule::parse("api.example.com").unwrap()],
+                timeout: std::time::Duration::from_secs(1),
+                max_response: 1024,
+            })),
+            ..Grants::default()
+        };
+        assert_eq!(
+            classify("wasi:http/outgoing-handler@0.2.12", &http),
+            Verdict::Granted("https://api.example.com:443".into())
         );
     }
 }

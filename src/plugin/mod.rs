@@ -9,6 +9,7 @@ mod engine;
 mod failure;
 mod host;
 pub mod imports;
+mod outbound;
 
 pub use cache::Origin;
 pub use failure::{ErrorKind, Failure};
@@ -168,6 +169,9 @@ impl Runtime {
         let engine = engine::build(&config.limits)?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
+        // Linked for everyone, but `imports::classify` refuses wasi:http to a connector
+        // without an http grant, and the hooks deny every request such a one could send.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         bindings::log_iface::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         let cache = match &config.cache_dir {
@@ -349,6 +353,17 @@ where
             timeout,
             log.trap_context().as_deref(),
         )),
+    };
+    // A component that fails after the host refused or failed one of its requests failed
+    // because of it: report that (naming the destination), not the component's rewording.
+    let result = match result {
+        Err(f) if matches!(f.kind, ErrorKind::Connector | ErrorKind::Trap) => {
+            match state.outbound_issue.lock().expect("issue lock").take() {
+                Some(issue) => Err(issue.into_failure()),
+                None => Err(f),
+            }
+        }
+        other => other,
     };
     let logs = std::mem::take(&mut log.records);
     let dropped_logs = log.dropped;
