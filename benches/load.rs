@@ -5,7 +5,8 @@
 //! 64 keep-alive connections, p50/p99 latency at a fixed offered load (open loop: latency
 //! counts from when a request was due, not when it was sent), and flowd's ratio to hyper.
 //!
-//! Run: `cargo bench --bench load` (`-- --quick` for a short run).
+//! Run: `cargo bench --bench load` (`-- --quick` for a short run; `-- --flowd-only` drives
+//! flowd alone for 10 s, for a profiler).
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -180,6 +181,12 @@ fn main() {
         // Warm up: compile caches, connection set-up, the store's first pages.
         max_rate(hyper_addr, "/", Duration::from_millis(300)).await;
         max_rate(flowd_addr, "/bench", Duration::from_millis(500)).await;
+        if std::env::args().any(|a| a == "--flowd-only") {
+            let rate = max_rate(flowd_addr, "/bench", Duration::from_secs(10)).await;
+            println!("flowd alone: {rate:.0} executions/s");
+            daemon.shutdown().await;
+            return;
+        }
 
         let hyper_rate = max_rate(hyper_addr, "/", run_for).await;
         let flowd_rate = max_rate(flowd_addr, "/bench", run_for).await;

@@ -8,13 +8,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
 
 /// How often the epoch advances: the resolution of timeouts, and how often a running
 /// component yields to the async runtime.
 pub const TICK: Duration = Duration::from_millis(2);
 
 const WASM_PAGE: u64 = 64 << 10;
+
+/// Bytes of each linear memory reset in place rather than decommitted.
+const KEEP_RESIDENT: usize = 4 << 20;
 
 /// Builds the engine. The pool holds `limits.instances` component instances, each with
 /// room for `limits.max_step.memory` bytes of linear memory and nothing more.
@@ -33,10 +36,14 @@ pub fn build(limits: &Limits) -> anyhow::Result<Engine> {
         .max_tables_per_component(8)
         .total_stacks(instances)
         .max_memory_size(max_memory as usize)
-        // Keeping the first pages resident halves instantiation cost on these VMs
-        // (fewer page faults and TLB shootdowns than madvise-and-refault).
-        .linear_memory_keep_resident(64 << 10)
-        .table_keep_resident(16 << 10);
+        // Resetting a slot's dirty pages in place (found with PAGEMAP_SCAN on Linux 6.7+)
+        // instead of madvise-and-refault saves the page faults, copy-on-write copies and
+        // cross-CPU TLB shootdowns that otherwise dominate a short invocation. A Rust
+        // guest's stack sits below its data, so the resident window must cover both.
+        .pagemap_scan(Enabled::Auto)
+        .linear_memory_keep_resident(KEEP_RESIDENT)
+        .table_keep_resident(16 << 10)
+        .decommit_batch_size(32);
 
     let mut config = Config::new();
     config
