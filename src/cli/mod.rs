@@ -75,6 +75,7 @@ pub fn main() -> ExitCode {
     if !matches!(cli.command, Command::Serve(_)) {
         tracing_subscriber::fmt()
             .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
             .with_max_level(tracing::Level::WARN)
             .with_target(false)
             .init();

@@ -19,8 +19,10 @@ pub async fn serve(args: ServeArgs) -> u8 {
             return 2;
         }
     };
+    // Colours only for a terminal: a log file or journal gets plain text.
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_max_level(tracing::Level::INFO);
     if config.server.log_json {
         builder.json().init();

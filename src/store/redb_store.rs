@@ -352,15 +352,23 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Sto
                     status,
                     bytes,
                 } => {
-                    if let Some(old) = tables.executions.insert(*id, bytes.as_slice()).map_err(db_err)? {
-                        let old: ExecutionHead = decode("executions", old.value())?;
-                        tables
-                            .by_status
-                            .remove((status_code(old.status), *id))
-                            .map_err(db_err)?;
+                    let old = tables.executions.insert(*id, bytes.as_slice()).map_err(db_err)?;
+                    let old_status = match old {
+                        Some(old) => Some(status_code(decode::<ExecutionHead>("executions", old.value())?.status)),
+                        None => None,
+                    };
+                    match old_status {
+                        Some(s) if s == *status => {}
+                        Some(s) => {
+                            tables.by_status.remove((s, *id)).map_err(db_err)?;
+                            tables.by_status.insert((*status, *id), ()).map_err(db_err)?;
+                        }
+                        // A new execution: its flow never changes, so it is indexed once.
+                        None => {
+                            tables.by_status.insert((*status, *id), ()).map_err(db_err)?;
+                            tables.by_flow.insert((flow.as_str(), *id), ()).map_err(db_err)?;
+                        }
                     }
-                    tables.by_status.insert((*status, *id), ()).map_err(db_err)?;
-                    tables.by_flow.insert((flow.as_str(), *id), ()).map_err(db_err)?;
                 }
                 Encoded::FlowActive { flow, active } => {
                     if *active {
