@@ -182,14 +182,24 @@ fn main() {
         max_rate(hyper_addr, "/", Duration::from_millis(300)).await;
         max_rate(flowd_addr, "/bench", Duration::from_millis(500)).await;
         if std::env::args().any(|a| a == "--flowd-only") {
+            let before = daemon.store_stats();
             let rate = max_rate(flowd_addr, "/bench", Duration::from_secs(10)).await;
-            println!("flowd alone: {rate:.0} executions/s");
+            let after = daemon.store_stats();
+            println!(
+                "flowd alone: {rate:.0} executions/s, {:.0} commits/s, {:.1} write requests per commit",
+                (after.commits - before.commits) as f64 / 10.0,
+                (after.requests - before.requests) as f64 / (after.commits - before.commits).max(1) as f64
+            );
             daemon.shutdown().await;
             return;
         }
 
         let hyper_rate = max_rate(hyper_addr, "/", run_for).await;
+        let before = daemon.store_stats();
         let flowd_rate = max_rate(flowd_addr, "/bench", run_for).await;
+        let after = daemon.store_stats();
+        let executions = flowd_rate * run_for.as_secs_f64();
+        let commits = (after.commits - before.commits) as f64;
         // The fixed offered load: half of what flowd sustains, for both.
         let offered = (flowd_rate / 2.0).max(10.0);
         let (h50, h99) = latency_at(hyper_addr, "/", offered, lat_for).await;
@@ -199,6 +209,7 @@ fn main() {
         println!("flowd flow: webhook -> transform -> transform -> log -> respond, every transition durable (redb, fsync)");
         println!("  {:<44} {:>10.0} req/s", "bare hyper, trivial JSON", hyper_rate);
         println!("  {:<44} {:>10.0} executions/s  ({:.1}% of bare hyper; target >= 5%)", "flowd, durable 3-step flow", flowd_rate, 100.0 * flowd_rate / hyper_rate);
+        println!("  {:<44} {:>10.1} commits per execution, {:.1} write requests per commit", "flowd's store", commits / executions, (after.requests - before.requests) as f64 / commits.max(1.0));
         println!("  latency at {offered:.0} req/s offered (open loop):");
         println!("  {:<44} p50 {:>8.2} ms   p99 {:>8.2} ms", "bare hyper", ms(h50), ms(h99));
         println!("  {:<44} p50 {:>8.2} ms   p99 {:>8.2} ms", "flowd", ms(f50), ms(f99));

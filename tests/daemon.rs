@@ -86,6 +86,31 @@ respond = { status = 201, headers = { "x-total" = "{{ steps.shape.total }}" }, b
 }
 
 #[test]
+fn a_last_respond_step_answers_only_once_the_whole_execution_is_durable() {
+    let setup = Setup::with_server("", "");
+    setup.flow(
+        "sync",
+        "[flow]\nname = \"sync\"\n[trigger.http]\npath = \"/hooks/sync\"\n[[steps]]\nname = \"a\"\nconnector = \"echo\"\nconfig = {}\n[[steps]]\nname = \"reply\"\nrespond = { status = 200, body = \"ok\" }\n",
+    );
+    let d = Daemon::start(&setup);
+    let jobs: Vec<String> = (0..20)
+        .map(|_| {
+            let r = d.request("POST", "/hooks/sync", &[], b"{}");
+            assert_eq!(r.status, 200, "{r:?}");
+            r.header("x-flowd-job-id").unwrap().to_string()
+        })
+        .collect();
+    // Killed the moment the last caller has its answer: nothing is left to recover.
+    drop(d);
+    let all = list_executions(&setup, None);
+    for job in &jobs {
+        let e = all.iter().find(|e| e["job_id"] == job.as_str()).expect("stored");
+        assert_eq!(e["status"], "success", "{e:#}");
+        assert!(e["finished_at"].is_string(), "{e:#}");
+    }
+}
+
+#[test]
 fn bad_requests_get_clear_errors_and_record_nothing() {
     let setup = Setup::with_server("", "max_body = \"1KiB\"");
     setup.flow(

@@ -223,6 +223,11 @@ impl Daemon {
         })
     }
 
+    /// The store's group-commit counters.
+    pub fn store_stats(&self) -> crate::store::WriterStats {
+        self.shared.store.stats()
+    }
+
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }

@@ -129,6 +129,7 @@ impl Executor {
             from_step: 0,
             responder: Default::default(),
             deferred: Default::default(),
+            ended: Default::default(),
         };
         let clock = Instant::now();
         let mut report = ExecutionReport {
@@ -261,9 +262,11 @@ impl Executor {
                 .run_steps(flow, &mut data, &mut report, start, deadline, &ctx, recorder)
                 .await?;
             report.status = status;
-            report.finished_at = SystemTime::now();
             report.duration = clock.elapsed();
-            recorder.finished(&report, written).await?;
+            if !recorder.has_ended() {
+                report.finished_at = SystemTime::now();
+                recorder.finished(&report, written).await?;
+            }
             if status != ExecutionStatus::Paused {
                 return Ok(report);
             }
@@ -422,6 +425,17 @@ impl Executor {
                 StepOutcome::Done(output) => {
                     if let Action::Respond { .. } = step.action {
                         report.response = Some(output.clone());
+                        if i + 1 == flow.steps.len() {
+                            // Nothing runs after a last respond step: the execution's end
+                            // is made durable with the response, one commit fewer.
+                            report.status = if continued_past_failure {
+                                ExecutionStatus::PartiallyExecuted
+                            } else {
+                                ExecutionStatus::Success
+                            };
+                            report.finished_at = SystemTime::now();
+                            recorder.ended_with_response(report);
+                        }
                         // The caller is answered only once the response is durable.
                         recorder.flush().await?;
                         recorder.respond(&output);

@@ -25,6 +25,8 @@ pub(crate) struct Recorder {
     /// step's start (or the end of the run), so every transition is still durable before
     /// anything acts on it, at half the commits.
     pub(crate) deferred: std::sync::Mutex<Vec<Write>>,
+    /// Set when the final status went out with a last `respond` step's flush.
+    pub(crate) ended: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
@@ -54,6 +56,17 @@ impl Recorder {
             return Ok(());
         }
         self.write(Vec::new()).await
+    }
+
+    /// The execution's final status, written with the next transition (the flush of a
+    /// last `respond` step); [`Recorder::finished`] is then not needed.
+    pub(crate) fn ended_with_response(&self, r: &ExecutionReport) {
+        self.status_deferred(r);
+        self.ended.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub(crate) fn has_ended(&self) -> bool {
+        self.ended.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The execution's status, written with the next transition.

@@ -133,6 +133,7 @@ impl Executor {
             from_step,
             responder: Default::default(),
             deferred: Default::default(),
+            ended: Default::default(),
         })
     }
 

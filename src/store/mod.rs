@@ -72,4 +72,6 @@ pub trait Store: Send + Sync + 'static {
     /// execution that is not final), in one transaction. Unfinished executions are kept
     /// however old: recovery still needs them.
     fn prune(&self, cutoff: SystemTime, max_executions: usize) -> PruneFuture<'_>;
+    /// Durable commits and write requests so far (their ratio is the group-commit batch).
+    fn stats(&self) -> WriterStats;
 }

@@ -133,13 +133,6 @@ impl RedbStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
-
-    pub fn stats(&self) -> WriterStats {
-        WriterStats {
-            commits: self.commits.load(Ordering::Relaxed),
-            requests: self.requests.load(Ordering::Relaxed),
-        }
-    }
 }
 
 /// A write with its records already encoded, on the caller's task: the one writer thread
@@ -521,6 +514,13 @@ impl Store for RedbStore {
                 .map_err(|_| StoreError::Closed)?;
             wait.await.map_err(|_| StoreError::Closed)?
         })
+    }
+
+    fn stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.commits.load(Ordering::Relaxed),
+            requests: self.requests.load(Ordering::Relaxed),
+        }
     }
 
     fn prune(&self, cutoff: SystemTime, max_executions: usize) -> PruneFuture<'_> {
