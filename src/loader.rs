@@ -4,7 +4,7 @@
 
 use crate::config::{Action, ConfigError, ConfigErrors, DaemonConfig, Flow};
 use crate::plugin::{Registry, Runtime, World};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// Loads the runtime and every connector of `config`; load failures are reported at the
@@ -89,15 +89,28 @@ pub async fn load_flow(registry: &Registry, config: &DaemonConfig, path: &Path) 
 
 /// Every flow in the config's flows directory, fully validated; flow names are unique.
 pub async fn load_flows(registry: &Registry, config: &DaemonConfig) -> Result<Vec<Flow>, ConfigErrors> {
+    let Some(dir) = &config.flows_dir else {
+        return Ok(Vec::new());
+    };
+    let files = crate::config::flow_files(dir)?;
+    let (flows, errors) = load_flow_files(registry, config, &files).await;
+    errors.into_result(flows)
+}
+
+/// Loads and validates `files`: the flows that are valid (the first of any two with one
+/// name) and every problem found, a reused name included.
+pub async fn load_flow_files(
+    registry: &Registry,
+    config: &DaemonConfig,
+    files: &[PathBuf],
+) -> (Vec<Flow>, ConfigErrors) {
     let mut errors = ConfigErrors::default();
     let mut flows: Vec<Flow> = Vec::new();
-    let Some(dir) = &config.flows_dir else { return Ok(flows) };
-    let files = crate::config::flow_files(dir)?;
     for file in files {
-        match load_flow(registry, config, &file).await {
+        match load_flow(registry, config, file).await {
             Ok(flow) => match flows.iter().find(|f| f.name == flow.name) {
                 Some(first) => errors.push(ConfigError::file(
-                    &file,
+                    file,
                     format!(
                         "flow name \"{}\" is already used by {}",
                         flow.name,
@@ -109,5 +122,5 @@ pub async fn load_flows(registry: &Registry, config: &DaemonConfig) -> Result<Ve
             Err(e) => errors.extend(e),
         }
     }
-    errors.into_result(flows)
+    (flows, errors)
 }

@@ -82,3 +82,24 @@ fn the_bundled_example_config_is_valid() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(stdout.trim(), "ok: config/flowd.toml and 3 flows are valid");
 }
+
+#[test]
+fn a_flow_name_used_twice_is_reported_naming_both_files() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    let copy = dir.path().join("copy.toml");
+    std::fs::copy(root.join("config/flows/order-intake.toml"), &copy).unwrap();
+    let out = support::flowd()
+        .current_dir(root)
+        .args(["validate", "--config", "config/flowd.toml"])
+        .arg(&copy)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    let expected = format!(
+        "error: {}: flow name \"order-intake\" is already used by config/flows/order-intake.toml\n1 error\n3 of 4 flows valid\n",
+        copy.display()
+    );
+    assert_eq!(stderr, expected);
+}

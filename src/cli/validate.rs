@@ -37,24 +37,9 @@ pub async fn validate(args: ValidateArgs) -> u8 {
         }
     }
     files.extend(args.flows.iter().cloned());
-    let mut names: std::collections::BTreeMap<String, PathBuf> = Default::default();
-    let mut valid = 0;
-    for file in &files {
-        match loader::load_flow(&registry, &config, file).await {
-            Ok(flow) => {
-                if let Some(first) = names.get(&flow.name) {
-                    errors.push(crate::config::ConfigError::file(
-                        file,
-                        format!("flow name \"{}\" is already used by {}", flow.name, first.display()),
-                    ));
-                } else {
-                    names.insert(flow.name.clone(), file.clone());
-                    valid += 1;
-                }
-            }
-            Err(e) => errors.extend(e),
-        }
-    }
+    let (flows, flow_errors) = loader::load_flow_files(&registry, &config, &files).await;
+    errors.extend(flow_errors);
+    let valid = flows.len();
     report(&errors, &config, valid, files.len())
 }
 
