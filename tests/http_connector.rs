@@ -136,22 +136,29 @@ async fn answer(
 
 /// A setup with connector `api` (the bundled http connector) granted `allow`.
 fn setup(allow: &[String], extra: &str) -> Setup {
+    let allow: Vec<String> = allow.iter().map(|a| format!("{a:?}")).collect();
+    with_api(&format!("grants.http = {{ allow = [{}]{extra} }}\n", allow.join(", ")))
+}
+
+/// A setup with connector `api` (the bundled http connector) and these extra lines.
+fn with_api(lines: &str) -> Setup {
     let setup = Setup::new("");
     let mut config = std::fs::read_to_string(setup.config()).unwrap();
-    let allow: Vec<String> = allow.iter().map(|a| format!("{a:?}")).collect();
-    config.push_str(&format!(
-        "[connectors.api]\nbundled = \"http\"\ngrants.http = {{ allow = [{}]{extra} }}\n",
-        allow.join(", ")
-    ));
+    config.push_str(&format!("[connectors.api]\nbundled = \"http\"\n{lines}"));
     std::fs::write(setup.config(), config).unwrap();
     setup
 }
 
-fn run(setup: &Setup, config: &str, keys: &str) -> (i32, Value) {
-    let flow = setup.flow(
+/// Writes flow `call`: one step `call` using `api` with `config` (a TOML inline table).
+fn call_flow(setup: &Setup, config: &str, keys: &str) -> std::path::PathBuf {
+    setup.flow(
         "call",
         &format!("[flow]\nname = \"call\"\n[trigger.manual]\n[[steps]]\nname = \"call\"\nconnector = \"api\"\nconfig = {config}\n{keys}\n"),
-    );
+    )
+}
+
+fn run(setup: &Setup, config: &str, keys: &str) -> (i32, Value) {
+    let flow = call_flow(setup, config, keys);
     setup.run(&flow, Some(&json!({"id": 42, "note": "a b&c"})))
 }
 
@@ -375,14 +382,8 @@ fn the_grants_response_cap_refuses_a_larger_body() {
 
 #[test]
 fn without_a_grant_the_connector_cannot_load() {
-    let setup = Setup::new("");
-    let mut config = std::fs::read_to_string(setup.config()).unwrap();
-    config.push_str("[connectors.api]\nbundled = \"http\"\n");
-    std::fs::write(setup.config(), config).unwrap();
-    let flow = setup.flow(
-        "call",
-        "[flow]\nname = \"call\"\n[trigger.manual]\n[[steps]]\nname = \"call\"\nconnector = \"api\"\nconfig = { url = \"http://127.0.0.1:9/\" }\n",
-    );
+    let setup = with_api("");
+    let flow = call_flow(&setup, "{ url = \"http://127.0.0.1:9/\" }", "");
     let out = setup.run_raw(&flow, None, &[]);
     assert_ne!(out.status.code(), Some(0));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -396,9 +397,10 @@ fn without_a_grant_the_connector_cannot_load() {
 fn bad_configs_are_rejected_before_running() {
     let api = Api::start();
     let setup = setup(&[origin(&api)], "");
-    let flow = setup.flow(
-        "call",
-        "[flow]\nname = \"call\"\n[trigger.manual]\n[[steps]]\nname = \"call\"\nconnector = \"api\"\nconfig = { url = \"ftp://x\", method = \"FETCH\", headers = { \"bad header\" = \"v\" }, max_redirects = 99, colour = 1 }\n",
+    let flow = call_flow(
+        &setup,
+        "{ url = \"ftp://x\", method = \"FETCH\", headers = { \"bad header\" = \"v\" }, max_redirects = 99, colour = 1 }",
+        "",
     );
     let out = setup.run_raw(&flow, None, &[]);
     assert_ne!(out.status.code(), Some(0));
