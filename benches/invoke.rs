@@ -185,7 +185,7 @@ fn main() {
                             1 => raw_call(rt.engine(), &flowd_engine_pre, &config_text, &input, true).await,
                             2 => {
                                 let inv = connector
-                                    .run(&rt, &ctx, &config_value, &input_value, &limits, limits.timeout)
+                                    .run(&rt, &ctx, &config_value, &input, &limits, limits.timeout)
                                     .await;
                                 assert!(inv.result.is_ok());
                             }

@@ -183,12 +183,16 @@ fn main() {
         max_rate(flowd_addr, "/bench", Duration::from_millis(500)).await;
         if std::env::args().any(|a| a == "--flowd-only") {
             let before = daemon.store_stats();
+            let cpu_before = cpu_time();
             let rate = max_rate(flowd_addr, "/bench", Duration::from_secs(10)).await;
+            let cpu = cpu_time() - cpu_before;
             let after = daemon.store_stats();
             println!(
-                "flowd alone: {rate:.0} executions/s, {:.0} commits/s, {:.1} write requests per commit",
+                "flowd alone: {rate:.0} executions/s, {:.0} commits/s, {:.1} write requests per commit, \
+                 {:.0} us of CPU per execution (process, load generator included)",
                 (after.commits - before.commits) as f64 / 10.0,
-                (after.requests - before.requests) as f64 / (after.commits - before.commits).max(1) as f64
+                (after.requests - before.requests) as f64 / (after.commits - before.commits).max(1) as f64,
+                cpu.as_secs_f64() * 1e6 / (rate * 10.0)
             );
             daemon.shutdown().await;
             return;
@@ -219,4 +223,16 @@ fn main() {
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// User plus system CPU time of this process so far (Linux `/proc/self/stat`, in clock
+/// ticks of 10 ms).
+fn cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name (which may hold spaces) start after the last ')'.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    // utime and stime are fields 14 and 15 of stat; here, after pid and comm, 11 and 12.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
 }

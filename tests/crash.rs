@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
-use support::{Setup, data_cli};
+use support::{Setup, data_cli, show, spawn_recorded};
 
 const FLOW: &str = r#"
 [flow]
@@ -153,4 +153,25 @@ fn sigkill_at_many_points_loses_nothing_accepted() {
         all.len(),
         done_at_kill.len()
     );
+}
+
+#[test]
+fn a_long_step_without_effects_is_stored_running_while_it_runs() {
+    // A step that cannot reach outside its sandbox starts without waiting for a commit;
+    // its start still reaches the store while it runs, so the execution log shows it.
+    let setup = Setup::new("");
+    let flow = setup.flow(
+        "long",
+        "[flow]\nname = \"long\"\n[trigger.manual]\n[[steps]]\nname = \"nap\"\nconnector = \"sleeper\"\nconfig = { ms = 5000 }\n",
+    );
+    let mut child = spawn_recorded(&setup, &flow, &serde_json::json!({}));
+    std::thread::sleep(Duration::from_millis(1500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let all = list(&setup);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    assert_eq!(all[0]["status"], "running");
+    let d = show(&setup, all[0]["job_id"].as_str().unwrap());
+    assert_eq!(d["steps"][0]["name"], "nap");
+    assert_eq!(d["steps"][0]["status"], "running", "{d:#}");
 }

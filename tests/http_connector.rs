@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use support::{Setup, step};
+use support::{Setup, list_executions, show, spawn_recorded, step};
 
 /// A local API: per-path hit counters, answers described below in `answer`.
 struct Api {
@@ -164,6 +164,27 @@ fn run(setup: &Setup, config: &str, keys: &str) -> (i32, Value) {
 
 fn origin(api: &Api) -> String {
     format!("http://{}", api.addr)
+}
+
+#[test]
+fn a_step_that_can_reach_out_is_stored_running_before_its_request_leaves() {
+    // A step granted outbound HTTP acts on the world: its start must be durable before it
+    // runs. Killed the moment its request arrives, the store already shows it running.
+    let api = Api::start();
+    let setup = setup(&[origin(&api)], "");
+    let flow = call_flow(&setup, &format!("{{ url = \"{}\" }}", api.url("/slow")), "");
+    let mut child = spawn_recorded(&setup, &flow, &json!({}));
+    let waited = Instant::now();
+    while api.hits("/slow") == 0 {
+        assert!(waited.elapsed() < Duration::from_secs(60), "the request never came");
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let all = list_executions(&setup, None);
+    assert_eq!(all.len(), 1, "{all:#?}");
+    let d = show(&setup, all[0]["job_id"].as_str().unwrap());
+    assert_eq!(d["steps"][0]["status"], "running", "{d:#}");
 }
 
 #[test]

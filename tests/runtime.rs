@@ -45,7 +45,7 @@ fn limits(fuel: u64, timeout_ms: u64, memory_mib: u64) -> StepLimits {
 
 async fn run(rt: &Runtime, c: &Connector, config: Value, l: StepLimits) -> Result<Value, ErrorKind> {
     let inv = c
-        .run(rt, &ctx(), &config, &json!({"trigger": 1, "steps": {}}), &l, l.timeout)
+        .run(rt, &ctx(), &config, r#"{"trigger": 1, "steps": {}}"#, &l, l.timeout)
         .await;
     inv.result.map_err(|f| f.kind)
 }

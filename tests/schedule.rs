@@ -65,19 +65,47 @@ fn missed_fire_times_are_caught_up_per_policy() {
     let restart = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     let d = Daemon::start(&setup);
     std::thread::sleep(Duration::from_millis(600));
+    let log = d.log.lock().unwrap().clone();
     d.stop();
 
-    // A caught-up fire was scheduled while the daemon was down.
-    let late = |i: usize, flow: &str| {
+    // Nothing fired for a time while the daemon was down.
+    let while_down = |i: usize, flow: &str| {
         list_executions(&setup, Some(flow))
             .iter()
             .map(scheduled)
             .filter(|t| *t > before[i] && *t < restart)
             .count()
     };
-    assert_eq!(late(0, "skip"), 0);
-    assert_eq!(late(1, "one"), 1);
-    let all = late(2, "all");
+    assert_eq!(while_down(0, "skip"), 0);
+    // The fire times the daemon says it caught up (the last ones before its scheduler
+    // started, which is after `restart`), each stored as an execution.
+    let caught_up = |i: usize, flow: &str| -> usize {
+        let stored: Vec<f64> = list_executions(&setup, Some(flow)).iter().map(scheduled).collect();
+        let times: Vec<f64> = log
+            .lines()
+            .filter(|l| l.contains("missed while flowd was down"))
+            .filter(|l| l.split_whitespace().any(|w| w == format!("flow={flow}")))
+            .map(|l| {
+                let at = l.split_whitespace().find_map(|w| w.strip_prefix("at=")).unwrap();
+                secs(&Value::String(at.to_string()))
+            })
+            .collect();
+        for t in &times {
+            assert!(
+                *t > before[i],
+                "{flow}: caught up {t}, before the last fire {}",
+                before[i]
+            );
+            assert!(
+                stored.contains(t),
+                "{flow}: caught-up fire {t} is not stored: {stored:?}"
+            );
+        }
+        times.len()
+    };
+    assert_eq!(caught_up(0, "skip"), 0);
+    assert_eq!(caught_up(1, "one"), 1, "{log}");
+    let all = caught_up(2, "all");
     assert!((3..=5).contains(&all), "{all} caught up");
 }
 

@@ -46,7 +46,14 @@ fn success_failed_and_rejected_are_recorded() {
     );
     let (code, r) = run_recorded(&setup, &ok, &json!(1));
     assert_eq!(code, 0);
-    assert_eq!(show(&setup, &job(&r))["execution"]["status"], "success");
+    let d = show(&setup, &job(&r));
+    assert_eq!(d["execution"]["status"], "success");
+    // The run's report and the stored detail give a step the same input.
+    assert_eq!(
+        r["steps"][0]["input"],
+        json!({"trigger": {"kind": "manual", "body": 1}, "steps": {}})
+    );
+    assert_eq!(r["steps"][0]["input"], d["steps"][0]["input"]);
 
     let failing = setup.flow(
         "failing",
@@ -57,6 +64,11 @@ fn success_failed_and_rejected_are_recorded() {
     assert_eq!(d["execution"]["status"], "failed");
     assert_eq!(rows(&d, 1)[0]["status"], "failed");
     assert_eq!(rows(&d, 1)[1]["status"], "skipped");
+    assert_eq!(r["steps"][0]["input"]["trigger"]["body"], 1);
+    assert!(
+        r["steps"][1].get("input").is_none(),
+        "a skipped step had no input: {r:#}"
+    );
 
     let slow = setup.flow(
         "slow",

@@ -320,12 +320,12 @@ fn show(a: ShowArgs) -> u8 {
                 kind,
             };
             let mut v = serde_json::to_value(&row).expect("serializes");
-            let ran = !matches!(
-                row.status,
-                crate::engine::StepStatus::Skipped | crate::engine::StepStatus::Pending
-            );
-            v["input"] = if ran {
-                json!({ "trigger": trigger, "steps": outputs })
+            v["input"] = if row.status.ran() {
+                crate::engine::StepInput {
+                    trigger: trigger.as_ref().unwrap_or(&Value::Null),
+                    steps: &outputs,
+                }
+                .to_value()
             } else {
                 Value::Null
             };

@@ -1,7 +1,7 @@
 //! `flowd run`: one local execution of a flow, the connector author's inner loop.
 
 use crate::config::{ConfigError, ConfigErrors, ConnectorConfig, ConnectorSource, Flow, Grants};
-use crate::engine::{ExecutionStatus, Executor, local_event};
+use crate::engine::{ExecutionReport, ExecutionStatus, Executor, StepInput, local_event};
 use crate::loader;
 use crate::store::{RedbStore, Store, retention};
 use clap::Args;
@@ -188,7 +188,7 @@ async fn single(executor: &Executor, flow: &Flow, input: Value, json: bool) -> u
     if json {
         println!(
             "{}",
-            serde_json::to_string_pretty(&report).expect("a report serializes")
+            serde_json::to_string_pretty(&report_json(&report)).expect("a report serializes")
         );
     } else {
         print!("{}", super::render::timeline(&report));
@@ -198,6 +198,29 @@ async fn single(executor: &Executor, flow: &Flow, input: Value, json: bool) -> u
     } else {
         1
     }
+}
+
+/// The report as JSON, each step that ran with its input (the trigger payload and the
+/// outputs of the steps before it), as `flowd executions show` gives it.
+fn report_json(report: &ExecutionReport) -> Value {
+    let mut v = serde_json::to_value(report).expect("a report serializes");
+    let mut outputs = serde_json::Map::new();
+    if let Some(steps) = v["steps"].as_array_mut() {
+        for (s, r) in steps.iter_mut().zip(&report.steps) {
+            if r.status.ran() {
+                let trigger = report.trigger.payload.as_ref().unwrap_or(&Value::Null);
+                s["input"] = StepInput {
+                    trigger,
+                    steps: &outputs,
+                }
+                .to_value();
+            }
+            if let Some(o) = &r.output {
+                outputs.insert(r.name.clone(), o.clone());
+            }
+        }
+    }
+    v
 }
 
 /// Continues every unfinished execution of `flow` in the store, printing each outcome.

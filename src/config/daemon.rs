@@ -158,6 +158,16 @@ pub struct Grants {
     pub http: Option<std::sync::Arc<HttpGrant>>,
 }
 
+impl Grants {
+    /// Whether a connector with these grants can change anything outside its sandbox:
+    /// send a request, use a socket, write a file. One that cannot has no effect but its
+    /// output and log records, so running it again after a crash is indistinguishable
+    /// from running it once.
+    pub fn reaches_out(&self) -> bool {
+        self.http.is_some() || !self.sockets.is_empty() || self.dirs.iter().any(|d| d.writable)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DirGrant {
     pub host: PathBuf,

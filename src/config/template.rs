@@ -102,19 +102,19 @@ impl Template {
         }
     }
 
-    /// The value with placeholders replaced, using `input` =
-    /// `{"trigger": …, "steps": {…}}`. Fails with a message naming the placeholder.
-    pub fn resolve(&self, input: &Value) -> Result<Value, String> {
+    /// The value with placeholders replaced from a step's input (the trigger payload and
+    /// the outputs of earlier steps). Fails with a message naming the placeholder.
+    pub fn resolve(&self, trigger: &Value, steps: &Map<String, Value>) -> Result<Value, String> {
         Ok(match self {
             Template::Literal(v) => v.clone(),
             Template::Text(parts) => match parts.as_slice() {
-                [Part::Ref(r)] => lookup(input, r)?.clone(),
+                [Part::Ref(r)] => lookup(trigger, steps, r)?.clone(),
                 parts => {
                     let mut out = String::new();
                     for p in parts {
                         match p {
                             Part::Text(t) => out.push_str(t),
-                            Part::Ref(r) => match lookup(input, r)? {
+                            Part::Ref(r) => match lookup(trigger, steps, r)? {
                                 Value::String(s) => out.push_str(s),
                                 other => out.push_str(&other.to_string()),
                             },
@@ -123,11 +123,16 @@ impl Template {
                     Value::String(out)
                 }
             },
-            Template::Array(items) => Value::Array(items.iter().map(|t| t.resolve(input)).collect::<Result<_, _>>()?),
+            Template::Array(items) => Value::Array(
+                items
+                    .iter()
+                    .map(|t| t.resolve(trigger, steps))
+                    .collect::<Result<_, _>>()?,
+            ),
             Template::Object(fields) => {
                 let mut map = Map::new();
                 for (k, t) in fields {
-                    map.insert(k.clone(), t.resolve(input)?);
+                    map.insert(k.clone(), t.resolve(trigger, steps)?);
                 }
                 Value::Object(map)
             }
@@ -144,10 +149,10 @@ fn has_placeholder(v: &Value) -> bool {
     }
 }
 
-fn lookup<'a>(input: &'a Value, r: &Ref) -> Result<&'a Value, String> {
+fn lookup<'a>(trigger: &'a Value, steps: &'a Map<String, Value>, r: &Ref) -> Result<&'a Value, String> {
     let mut cur = match &r.step {
-        None => input.get("trigger"),
-        Some(s) => input.get("steps").and_then(|st| st.get(s)),
+        None => Some(trigger),
+        Some(s) => steps.get(s),
     }
     .ok_or_else(|| {
         format!(
@@ -282,12 +287,22 @@ mod tests {
         if errors.is_empty() { Ok(t) } else { Err(errors) }
     }
 
+    /// Resolves against an input written as `{"trigger": …, "steps": {…}}`.
+    fn resolve(t: &Template, input: &Value) -> Result<Value, String> {
+        let steps = input
+            .get("steps")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
+        t.resolve(&input["trigger"], &steps)
+    }
+
     #[test]
     fn whole_string_placeholder_keeps_the_type() {
         let t = parse(json!({"id": "{{ trigger.body.id }}", "n": "items: {{steps.fetch.items}}", "k": 1})).unwrap();
         let input = json!({"trigger": {"body": {"id": 42}}, "steps": {"fetch": {"items": [1, "a"]}}});
         assert_eq!(
-            t.resolve(&input).unwrap(),
+            resolve(&t, &input).unwrap(),
             json!({"id": 42, "n": "items: [1,\"a\"]", "k": 1})
         );
         let mut deps = BTreeSet::new();
@@ -299,10 +314,10 @@ mod tests {
     fn array_indexes_and_missing_paths() {
         let t = parse(json!("{{ trigger.items.1 }}")).unwrap();
         assert_eq!(
-            t.resolve(&json!({"trigger": {"items": ["a", "b"]}})).unwrap(),
+            resolve(&t, &json!({"trigger": {"items": ["a", "b"]}})).unwrap(),
             json!("b")
         );
-        let err = t.resolve(&json!({"trigger": {"items": ["a"]}})).unwrap_err();
+        let err = resolve(&t, &json!({"trigger": {"items": ["a"]}})).unwrap_err();
         assert_eq!(
             err,
             "placeholder {{ trigger.items.1 }}: trigger.items has 1 items, no item \"1\""

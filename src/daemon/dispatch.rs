@@ -174,6 +174,14 @@ impl Dispatcher {
         })
     }
 
+    /// Whether an execution of `flow` submitted now would start at once (no throttle, a
+    /// worker free), rather than wait in a queue where it must be stored to be kept.
+    pub fn would_start_now(&self, flow: &Arc<Flow>) -> bool {
+        let mut state = self.state.lock().expect("dispatch lock");
+        let running = state.running;
+        state.queue(flow).throttle().is_none() && running < self.workers
+    }
+
     /// Queues an accepted execution.
     pub fn submit(&self, mut reservation: Reservation, accepted: Accepted) -> Done {
         reservation.used = true;

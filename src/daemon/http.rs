@@ -140,7 +140,13 @@ async fn accept(
             return r;
         }
     };
-    let admission = match shared.dispatcher.executor().admit(&flow, event).await {
+    let executor = shared.dispatcher.executor();
+    let admitted = if flow.has_respond_step() && shared.dispatcher.would_start_now(&flow) {
+        executor.admit_held(&flow, event).await
+    } else {
+        executor.admit(&flow, event).await
+    };
+    let admission = match admitted {
         Ok(a) => a,
         Err(e) => {
             return error(

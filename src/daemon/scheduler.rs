@@ -39,6 +39,7 @@ async fn run(shared: &Shared, flow: &Arc<Flow>) -> anyhow::Result<()> {
     let mut last = match store.last_fire(&flow.name)? {
         Some(last) => {
             for t in schedule.missed(last, now) {
+                tracing::info!(flow = %flow.name, at = %crate::time_format::rfc3339(t), "catching up a fire time missed while flowd was down");
                 fire(shared, flow, overlap, t, &mut runs).await?;
             }
             last.max(now)

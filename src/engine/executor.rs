@@ -59,9 +59,28 @@ pub(super) struct Data {
     pub(super) outputs: Map<String, Value>,
 }
 
+/// A step's input: the trigger payload and the outputs of the steps before it.
+#[derive(serde::Serialize)]
+pub struct StepInput<'a> {
+    pub trigger: &'a Value,
+    pub steps: &'a Map<String, Value>,
+}
+
+impl StepInput<'_> {
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("JSON values serialize")
+    }
+}
+
 impl Data {
-    fn input(&self) -> Value {
-        json!({ "trigger": self.trigger, "steps": self.outputs })
+    /// A step's input as the JSON text a connector receives, written from the data in
+    /// place.
+    fn input_json(&self) -> String {
+        serde_json::to_string(&StepInput {
+            trigger: &self.trigger,
+            steps: &self.outputs,
+        })
+        .expect("JSON values serialize")
     }
 }
 
@@ -117,6 +136,24 @@ impl Executor {
         flow: &Flow,
         event: TriggerEvent,
         extra: Vec<Write>,
+    ) -> Result<Admission, StoreError> {
+        self.admit_as(flow, event, extra, true).await
+    }
+
+    /// [`Executor::admit`] for a caller that is answered only by the flow's `respond`
+    /// step and whose execution starts at once: its acceptance becomes durable with the
+    /// first transition that must be, at the latest with the response. A crash before
+    /// that loses only an execution whose caller got no answer.
+    pub async fn admit_held(&self, flow: &Flow, event: TriggerEvent) -> Result<Admission, StoreError> {
+        self.admit_as(flow, event, Vec::new(), false).await
+    }
+
+    async fn admit_as(
+        &self,
+        flow: &Flow,
+        event: TriggerEvent,
+        extra: Vec<Write>,
+        durable: bool,
     ) -> Result<Admission, StoreError> {
         let id = JobId::new();
         let job_id = id.to_string();
@@ -174,9 +211,13 @@ impl Executor {
         {
             Ok(Some(payload)) => {
                 report.trigger.payload = Some(payload.clone());
-                recorder.accepted(&report, extra).await?;
-                if let Some(f) = &self.on_accepted {
-                    f(id);
+                if durable {
+                    recorder.accepted(&report, extra).await?;
+                    if let Some(f) = &self.on_accepted {
+                        f(id);
+                    }
+                } else {
+                    recorder.accepted_later(&report, extra);
                 }
                 let data = Data {
                     trigger: payload,
@@ -344,6 +385,12 @@ impl Executor {
         result
     }
 
+    /// Whether the connector named `name` may act outside its sandbox (an unknown one is
+    /// assumed to: its step fails anyway).
+    fn reaches_out(&self, name: &str) -> bool {
+        self.registry.get(name).is_none_or(|c| c.reaches_out())
+    }
+
     fn connector(&self, name: &str, world: World) -> Result<Arc<crate::plugin::Connector>, Failure> {
         let c = self
             .registry
@@ -414,12 +461,23 @@ impl Executor {
             report.steps[i].started_at = Some(SystemTime::now());
             report.steps[i].status = StepStatus::Running;
             // Built-in steps end the moment they start: their end is the one transition.
-            if matches!(step.action, Action::Connector { .. }) {
-                recorder.step_started(report, i).await?;
-            }
-            let outcome = self
-                .run_step(flow, step, data, &mut report.steps[i], deadline, ctx)
-                .await;
+            let start_deferred = match &step.action {
+                Action::Connector { call, .. } if !self.reaches_out(&call.connector) => {
+                    recorder.step_started_later(report, i);
+                    true
+                }
+                Action::Connector { .. } => {
+                    recorder.step_started(report, i).await?;
+                    false
+                }
+                _ => false,
+            };
+            let run = self.run_step(flow, step, data, &mut report.steps[i], deadline, ctx);
+            let outcome = if start_deferred {
+                recorder.visible_while(run).await?
+            } else {
+                run.await
+            };
             recorder.step_finished(report, i).await?;
             match outcome {
                 StepOutcome::Done(output) => {
@@ -484,16 +542,13 @@ impl Executor {
         ctx: &(dyn Fn(&str) -> CallContext + Sync),
     ) -> StepOutcome {
         let clock = Instant::now();
-        let input = data.input();
         let outcome = match &step.action {
             Action::Connector { call, limits } => {
-                let config = match call.template.resolve(&input) {
+                let config = match call.template.resolve(&data.trigger, &data.outputs) {
                     Ok(c) => c,
-                    Err(message) => {
-                        r.input = Some(input);
-                        return finish_failed(r, clock, Failure::new(ErrorKind::Template, message));
-                    }
+                    Err(message) => return finish_failed(r, clock, Failure::new(ErrorKind::Template, message)),
                 };
+                let input = data.input_json();
                 let connector = match self.connector(&call.connector, World::Action) {
                     Ok(c) => c,
                     Err(f) => return finish_failed(r, clock, f),
@@ -546,7 +601,6 @@ impl Executor {
                         Err(f) => break Err((f, false)),
                     }
                 };
-                r.input = Some(input);
                 match outcome {
                     Ok(output) => {
                         r.output = Some(output.clone());
@@ -586,9 +640,8 @@ impl Executor {
             }
             Action::Respond { status, headers, body } => {
                 let resolved = body
-                    .resolve(&input)
-                    .and_then(|b| headers.resolve(&input).map(|h| (b, h)));
-                r.input = Some(input);
+                    .resolve(&data.trigger, &data.outputs)
+                    .and_then(|b| headers.resolve(&data.trigger, &data.outputs).map(|h| (b, h)));
                 match resolved {
                     Ok((body, headers)) => {
                         // Header values are text: a placeholder that gave JSON is sent as its JSON text.

@@ -8,7 +8,7 @@ mod report;
 mod resume;
 mod status;
 
-pub use executor::{Accepted, Admission, Executor, default_payload, local_event};
+pub use executor::{Accepted, Admission, Executor, StepInput, default_payload, local_event};
 pub use report::{Call, ConnectorUse, ExecutionReport, StepReport, TriggerReport};
 pub use resume::{ContinueError, MAX_MANUAL_RETRIES, RetryFrom, RetryRefusal, retries_left, retry_refusal};
 pub use status::{ExecutionStatus, StepStatus};

@@ -1,6 +1,8 @@
 //! Writes each transition of an execution to the store before the executor acts on it:
 //! accepted (pending, with the trigger payload), running, each step started and finished
 //! (with its payloads and log records), and the final status with any skipped steps.
+//! Transitions nobody outside can act on yet (a step's end, the start of a step that
+//! cannot reach outside its sandbox) travel with the next one that must be durable.
 
 use super::report::{Call, ExecutionReport, StepReport};
 use super::status::StepStatus;
@@ -10,6 +12,9 @@ use crate::store::{
 };
 use std::sync::Arc;
 use std::time::SystemTime;
+
+/// How long deferred transitions may stay unwritten while a step runs.
+pub(crate) const VISIBLE_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// Records one execution; without a store it records nothing.
 pub(crate) struct Recorder {
@@ -21,9 +26,10 @@ pub(crate) struct Recorder {
     pub(crate) from_step: u32,
     /// Who waits for the `respond` step's output (a held-open webhook).
     pub(crate) responder: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<serde_json::Value>>>,
-    /// Transitions that go out with the next write: a step's end travels with the next
-    /// step's start (or the end of the run), so every transition is still durable before
-    /// anything acts on it, at half the commits.
+    /// Transitions that go out with the next durable write: a step's end, the start of a
+    /// step that cannot reach outside its sandbox, a held webhook's acceptance. Each is
+    /// durable before anything outside can see its effect (the next step that can reach
+    /// out, the webhook's answer, the end of the run), at a fraction of the commits.
     pub(crate) deferred: std::sync::Mutex<Vec<Write>>,
     /// Set when the final status went out with a last `respond` step's flush.
     pub(crate) ended: std::sync::atomic::AtomicBool,
@@ -40,13 +46,13 @@ impl Recorder {
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let Some(store) = &self.store else { return Ok(()) };
         let mut all = std::mem::take(&mut *self.deferred.lock().expect("deferred lock"));
-        all.extend(writes);
+        merge(&mut all, writes);
         store.write(all).await
     }
 
     fn defer(&self, writes: Vec<Write>) {
         if self.store.is_some() {
-            self.deferred.lock().expect("deferred lock").extend(writes);
+            merge(&mut self.deferred.lock().expect("deferred lock"), writes);
         }
     }
 
@@ -151,6 +157,19 @@ impl Recorder {
         if self.store.is_none() {
             return Ok(());
         }
+        let writes = self.acceptance(r, extra);
+        self.write(writes).await
+    }
+
+    /// [`Recorder::accepted`], written with the next transition that has to be durable.
+    pub(crate) fn accepted_later(&self, r: &ExecutionReport, extra: Vec<Write>) {
+        if self.store.is_some() {
+            let writes = self.acceptance(r, extra);
+            self.defer(writes);
+        }
+    }
+
+    fn acceptance(&self, r: &ExecutionReport, extra: Vec<Write>) -> Vec<Write> {
         let mut writes = Vec::from(self.rows(r));
         writes.extend(extra);
         if let Some(p) = &r.trigger.payload {
@@ -163,7 +182,7 @@ impl Recorder {
             let connector = r.trigger.connector.as_ref().map(|c| c.name.as_str());
             writes.push(self.logs(r, None, connector, "accept", &call.logs));
         }
-        self.write(writes).await
+        writes
     }
 
     pub(crate) async fn status(&self, r: &ExecutionReport) -> Result<(), StoreError> {
@@ -173,9 +192,10 @@ impl Recorder {
         self.write(Vec::from(self.rows(r))).await
     }
 
-    fn row(&self, r: &ExecutionReport, index: usize) -> StepRow {
+    /// The write of step `index`'s row as the report has it now.
+    fn step(&self, r: &ExecutionReport, index: usize) -> Write {
         let s: &StepReport = &r.steps[index];
-        StepRow {
+        let row = StepRow {
             attempt: r.attempt,
             index: index as u32,
             name: s.name.clone(),
@@ -190,18 +210,46 @@ impl Recorder {
             note: s.note.clone(),
             tries: s.tries.iter().map(try_row).collect(),
             reused_from: s.reused_from,
+        };
+        Write::Step {
+            job_id: self.job_id,
+            row,
         }
     }
 
+    /// A step starts; durable before it runs.
     pub(crate) async fn step_started(&self, r: &ExecutionReport, index: usize) -> Result<(), StoreError> {
         if self.store.is_none() {
             return Ok(());
         }
-        self.write(vec![Write::Step {
-            job_id: self.job_id,
-            row: self.row(r, index),
-        }])
-        .await
+        self.write(vec![self.step(r, index)]).await
+    }
+
+    /// A step that cannot act outside its sandbox starts: its start goes out with the next
+    /// durable transition (or after [`VISIBLE_AFTER`], see [`Recorder::visible_while`]).
+    /// Should the process die first, recovery runs it again, which nobody outside can tell
+    /// from running it once.
+    pub(crate) fn step_started_later(&self, r: &ExecutionReport, index: usize) {
+        if self.store.is_some() {
+            self.defer(vec![self.step(r, index)]);
+        }
+    }
+
+    /// Awaits `work`; should it take longer than [`VISIBLE_AFTER`], the deferred
+    /// transitions are written meanwhile, so a long step shows as running.
+    pub(crate) async fn visible_while<F: Future>(&self, work: F) -> Result<F::Output, StoreError> {
+        if self.store.is_none() {
+            return Ok(work.await);
+        }
+        let mut work = std::pin::pin!(work);
+        tokio::select! {
+            biased;
+            out = &mut work => return Ok(out),
+            _ = tokio::time::sleep(VISIBLE_AFTER) => {}
+        }
+        let (out, flushed) = tokio::join!(work, self.flush());
+        flushed?;
+        Ok(out)
     }
 
     /// A step ended (or paused): its row, payloads and log records.
@@ -210,10 +258,7 @@ impl Recorder {
             return Ok(());
         }
         let s = &r.steps[index];
-        let mut writes = vec![Write::Step {
-            job_id: self.job_id,
-            row: self.row(r, index),
-        }];
+        let mut writes = vec![self.step(r, index)];
         if s.reused_from.is_some() {
             // Its payloads are stored with the attempt it came from.
             self.defer(writes);
@@ -251,13 +296,21 @@ impl Recorder {
         }
         let mut writes: Vec<Write> = (written..r.steps.len())
             .filter(|i| r.steps[*i].status != StepStatus::Pending || r.steps[*i].note.is_some())
-            .map(|i| Write::Step {
-                job_id: self.job_id,
-                row: self.row(r, i),
-            })
+            .map(|i| self.step(r, i))
             .collect();
         writes.extend(self.rows(r));
         self.write(writes).await
+    }
+}
+
+/// Appends `writes` to `into`, a later version of a row taking the earlier one's place:
+/// a step's start and end, deferred together, are stored once.
+fn merge(into: &mut Vec<Write>, writes: Vec<Write>) {
+    for w in writes {
+        match into.iter_mut().find(|o| w.supersedes(o)) {
+            Some(slot) => *slot = w,
+            None => into.push(w),
+        }
     }
 }
 

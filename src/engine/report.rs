@@ -97,8 +97,6 @@ pub struct StepReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub input: Option<Value>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
@@ -124,7 +122,6 @@ impl StepReport {
             duration: Duration::ZERO,
             fuel_used: 0,
             config: None,
-            input: None,
             output: None,
             error: None,
             note: None,

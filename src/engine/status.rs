@@ -65,6 +65,11 @@ pub enum StepStatus {
 }
 
 impl StepStatus {
+    /// Whether the step was started (so it had an input).
+    pub fn ran(self) -> bool {
+        !matches!(self, StepStatus::Skipped | StepStatus::Pending)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             StepStatus::Pending => "pending",

@@ -462,6 +462,11 @@ fn wit_context(ctx: &CallContext) -> bindings::types::Context {
 }
 
 impl Connector {
+    /// See [`Grants::reaches_out`].
+    pub fn reaches_out(&self) -> bool {
+        self.grants.reaches_out()
+    }
+
     pub fn world(&self) -> World {
         match self.pre {
             Pre::Action(_) => World::Action,
@@ -510,20 +515,20 @@ impl Connector {
         rt: &Runtime,
         ctx: &CallContext,
         config: &Value,
-        input: &Value,
+        input: &str,
         limits: &StepLimits,
         timeout: Duration,
     ) -> Invocation<Value> {
         let Pre::Action(pre) = &self.pre else {
             return not_this_world(World::Action);
         };
-        let (ctx, config, input) = (wit_context(ctx), config.to_string(), input.to_string());
+        let (ctx, config) = (wit_context(ctx), config.to_string());
         let max = rt.limits.max_payload;
         invoke(rt, &self.grants, limits, timeout, async |store| {
             let inst: ActionConnector = pre.instantiate_async(&mut *store).await?;
             let r = inst
                 .flowd_connector_action()
-                .call_run(&mut *store, &ctx, &config, &input)
+                .call_run(&mut *store, &ctx, &config, input)
                 .await?;
             Ok(match r {
                 Ok(text) => check_output(text, max),

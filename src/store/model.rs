@@ -232,6 +232,24 @@ pub enum Write {
     },
 }
 
+impl Write {
+    /// Whether `self` replaces the whole of `other` (the same row), so a transaction
+    /// holding both need only apply `self`.
+    pub fn supersedes(&self, other: &Write) -> bool {
+        match (self, other) {
+            (Write::Execution(a), Write::Execution(b)) => a.job_id == b.job_id,
+            (Write::Attempt { job_id: a, row: ra }, Write::Attempt { job_id: b, row: rb }) => {
+                a == b && ra.attempt == rb.attempt
+            }
+            (Write::Step { job_id: a, row: ra }, Write::Step { job_id: b, row: rb }) => {
+                a == b && ra.attempt == rb.attempt && ra.index == rb.index
+            }
+            (Write::Payload { key: a, .. }, Write::Payload { key: b, .. }) => a == b,
+            _ => false,
+        }
+    }
+}
+
 /// A filter over the execution list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {

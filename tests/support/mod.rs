@@ -150,6 +150,25 @@ pub fn run_recorded(setup: &Setup, flow: &Path, input: &Value) -> (i32, Value) {
     (out.status.code().unwrap(), report)
 }
 
+/// Starts `flowd run --data-dir` of a flow without waiting for it (to kill it mid-way).
+pub fn spawn_recorded(setup: &Setup, flow: &Path, input: &Value) -> std::process::Child {
+    let p = setup.path("input.json");
+    std::fs::write(&p, input.to_string()).unwrap();
+    flowd()
+        .arg("run")
+        .arg(flow)
+        .arg("--config")
+        .arg(setup.config())
+        .arg("--data-dir")
+        .arg(setup.path("data"))
+        .arg("--input")
+        .arg(p)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("starting flowd run")
+}
+
 /// `flowd executions show --json` of a job.
 pub fn show(setup: &Setup, job: &str) -> Value {
     let (code, out, err) = data_cli(setup, &["executions", "show", job, "--json"]);
