@@ -140,7 +140,9 @@ impl Dispatcher {
             stopping,
         };
         let looper = d.clone();
-        tokio::spawn(async move { looper.run_loop().await });
+        // Tracked with the executions, so draining also waits for the loop (and its
+        // handle on the executor and store) to end.
+        d.tasks.spawn(async move { looper.run_loop().await });
         d
     }
 

@@ -265,10 +265,14 @@ impl Daemon {
 
     /// Stops accepting, lets running executions finish for the grace period; true when
     /// every one finished.
+    ///
+    /// Every task of the daemon's own that holds the store has ended when this returns,
+    /// so the database is closed once the caller drops its last [`Shared`] handle.
     pub async fn shutdown(self) -> bool {
         self.shared.stopping.cancel();
         self.retention.abort();
-        for s in self.schedules.lock().expect("schedules lock").drain(..) {
+        let schedules: Vec<_> = self.schedules.lock().expect("schedules lock").drain(..).collect();
+        for s in &schedules {
             s.abort();
         }
         let drained = self
@@ -277,6 +281,12 @@ impl Daemon {
             .drain(self.shared.config.server.shutdown_grace)
             .await;
         let _ = self.accept.await;
+        // An aborted task is dropped by the runtime later, not by abort(); awaiting it
+        // waits for that drop, and with it for its hold on the store.
+        let _ = self.retention.await;
+        for s in schedules {
+            let _ = s.await;
+        }
         drained
     }
 }
