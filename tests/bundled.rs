@@ -40,18 +40,19 @@ fn transform_computes_renames_sets_and_removes() {
         "t",
         &support::one_step(
             "transform",
-            r#"{ from = "trigger.body", fields = { name = "user.name", n = "length(tags)", first = "tags[0]", secret = "token" }, keep = false, rename = { name = "user" }, set = { source = "test" }, remove = ["secret"] }"#,
+            r#"{ from = "trigger.body", fields = { name = "user.name", n = "length(tags)", first = "tags[0]", secret = "token", missing = "user.age", through = "tags.x", deep = "_u.v1" }, keep = false, rename = { name = "user" }, set = { source = "test" }, remove = ["secret"] }"#,
             "",
         ),
     );
     let (code, r) = setup.run(
         &flow,
-        Some(&json!({"user": {"name": "ada"}, "tags": ["x", "y"], "token": "t0p"})),
+        Some(&json!({"user": {"name": "ada"}, "tags": ["x", "y"], "token": "t0p", "_u": {"v1": [3]}})),
     );
     assert_eq!(code, 0, "{r:#}");
+    // Plain field chains follow JMESPath: a missing field, or one asked of an array, is null.
     assert_eq!(
         step(&r, "only")["output"],
-        json!({"n": 2, "first": "x", "user": "ada", "source": "test"})
+        json!({"n": 2, "first": "x", "missing": null, "through": null, "deep": [3], "user": "ada", "source": "test"})
     );
 
     let flow = setup.flow(

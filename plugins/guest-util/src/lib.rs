@@ -11,6 +11,44 @@ pub type Problem = (String, String);
 pub struct Expr {
     text: String,
     compiled: jmespath::Expression<'static>,
+    /// Set when the expression is a plain chain of field names (`a.b.c`): it is then
+    /// evaluated on the JSON value directly, without converting the document for
+    /// JMESPath, with the same result (a missing field or a non-object gives null).
+    fields: Option<Vec<String>>,
+}
+
+/// The field names of `a.b.c` when `text` is nothing more than that.
+fn field_chain(text: &str) -> Option<Vec<String>> {
+    let plain = |seg: &str| {
+        let mut chars = seg.chars();
+        chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    };
+    let segs: Vec<&str> = text.split('.').collect();
+    segs.iter()
+        .all(|s| plain(s))
+        .then(|| segs.into_iter().map(str::to_string).collect())
+}
+
+/// A document converted for JMESPath at most once, however many expressions need it.
+pub struct Doc<'a> {
+    value: &'a Value,
+    converted: Option<jmespath::Rcvar>,
+}
+
+impl<'a> Doc<'a> {
+    pub fn new(value: &'a Value) -> Doc<'a> {
+        Doc { value, converted: None }
+    }
+
+    fn converted(&mut self) -> Result<jmespath::Rcvar, jmespath::JmespathError> {
+        if let Some(v) = &self.converted {
+            return Ok(v.clone());
+        }
+        let v = jmespath::Rcvar::new(jmespath::Variable::try_from(self.value)?);
+        self.converted = Some(v.clone());
+        Ok(v)
+    }
 }
 
 impl Expr {
@@ -19,6 +57,7 @@ impl Expr {
             Ok(compiled) => Some(Expr {
                 text: text.to_string(),
                 compiled,
+                fields: field_chain(text),
             }),
             Err(err) => {
                 let reason = err.reason.to_string();
@@ -35,10 +74,23 @@ impl Expr {
     }
 
     pub fn search(&self, doc: &Value) -> Result<Value, String> {
-        let result = self
-            .compiled
-            .search(doc)
-            .map_err(|e| format!("evaluating {:?}: {}", self.text, e.reason))?;
+        self.search_in(&mut Doc::new(doc))
+    }
+
+    /// Evaluates over `doc`, converting it for JMESPath only if this expression needs it.
+    pub fn search_in(&self, doc: &mut Doc) -> Result<Value, String> {
+        if let Some(fields) = &self.fields {
+            let mut at = doc.value;
+            for f in fields {
+                match at.get(f.as_str()) {
+                    Some(v) => at = v,
+                    None => return Ok(Value::Null),
+                }
+            }
+            return Ok(at.clone());
+        }
+        let fail = |e: jmespath::JmespathError| format!("evaluating {:?}: {}", self.text, e.reason);
+        let result = self.compiled.search(doc.converted().map_err(fail)?).map_err(fail)?;
         serde_json::to_value(&*result).map_err(|e| format!("evaluating {:?}: {e}", self.text))
     }
 
@@ -225,8 +277,9 @@ impl Spec {
             } else {
                 Map::new()
             };
+            let mut converted = Doc::new(&doc);
             for (name, expr) in &self.fields {
-                map.insert(name.clone(), expr.search(&doc)?);
+                map.insert(name.clone(), expr.search_in(&mut converted)?);
             }
             Value::Object(map)
         } else {

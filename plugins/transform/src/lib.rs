@@ -51,12 +51,9 @@ impl Guest for Transform {
         let input: Value =
             serde_json::from_str(&input).map_err(|e| fail("input", format!("input is not JSON: {e}")))?;
         let out = spec.apply(&input).map_err(|m| fail("expression", m))?;
-        log(
-            Level::Debug,
-            "transform",
-            &format!("produced {} bytes", out.to_string().len()),
-        );
-        Ok(out.to_string())
+        let out = out.to_string();
+        log(Level::Debug, "transform", &format!("produced {} bytes", out.len()));
+        Ok(out)
     }
 }
 
