@@ -75,7 +75,7 @@ async fn flowd(dir: &std::path::Path) -> (SocketAddr, flowd::daemon::Daemon) {
     std::fs::write(dir.join("flows/bench.toml"), FLOW).unwrap();
     std::fs::write(
         dir.join("flowd.toml"),
-        "environment = \"bench\"\nflows = \"flows\"\n[server]\nlisten = \"127.0.0.1:0\"\ndata_dir = \"data\"\nworkers = 256\n[limits]\ninstances = 512\n[connectors.transform]\nbundled = \"transform\"\n[connectors.log]\nbundled = \"log\"\n",
+        "environment = \"bench\"\nflows = \"flows\"\n[server]\nlisten = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\ndata_dir = \"data\"\nworkers = 256\n[limits]\ninstances = 512\n[connectors.transform]\nbundled = \"transform\"\n[connectors.log]\nbundled = \"log\"\n",
     )
     .unwrap();
     let config = flowd::config::DaemonConfig::load(&dir.join("flowd.toml")).unwrap();

@@ -22,3 +22,4 @@ pub mod plugin;
 pub mod schedule;
 pub mod store;
 pub(crate) mod time_format;
+pub mod views;

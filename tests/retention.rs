@@ -240,7 +240,7 @@ async fn old_final_executions_are_pruned_in_batches_while_writes_go_on() {
     assert_eq!(by_flow.len(), paused.len() + recent.len() + new_jobs.len());
     let failed = store
         .list(&ListQuery {
-            status: Some(ExecutionStatus::Failed),
+            statuses: vec![ExecutionStatus::Failed],
             ..ListQuery::default()
         })
         .unwrap();

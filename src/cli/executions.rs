@@ -2,10 +2,10 @@
 //! use without a daemon (the admin API serves the same views later).
 
 use crate::config::DaemonConfig;
-use crate::engine::{ContinueError, ExecutionStatus, Executor, RetryFrom, retries_left, retry_refusal};
+use crate::engine::{ContinueError, ExecutionStatus, Executor, RetryFrom, retries_left};
 use crate::loader;
 use crate::plugin::Level;
-use crate::store::{Execution, JobId, ListQuery, LogQuery, PayloadKey, PayloadKind, RedbStore, Store};
+use crate::store::{Execution, JobId, ListQuery, LogQuery, RedbStore, Store};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
 use std::path::PathBuf;
@@ -78,11 +78,10 @@ pub struct ShowArgs {
     json: bool,
 }
 
-/// Whether a manual retry of `exec` is possible now, and why not, under the current flow.
+/// Whether a manual retry of `exec` is possible now under the flows of `config`.
 fn retry_view(config: &Option<PathBuf>, exec: &Execution) -> Value {
-    let left = retries_left(exec);
     let Some(path) = config else {
-        return json!({ "retries_left": left });
+        return json!({ "retries_left": retries_left(exec) });
     };
     let flow = DaemonConfig::load(path).ok().and_then(|c| {
         let dir = c.flows_dir.clone()?;
@@ -92,16 +91,8 @@ fn retry_view(config: &Option<PathBuf>, exec: &Execution) -> Value {
             .filter_map(|f| crate::config::Flow::load(f, &c).ok())
             .find(|f| f.name == exec.flow)
     });
-    match flow {
-        None => json!({ "retries_left": left, "possible": false,
-            "refused": { "code": "flow_not_found", "message": format!("flow \"{}\" is not defined by {}", exec.flow, path.display()) } }),
-        Some(flow) => match retry_refusal(&flow, exec) {
-            None => json!({ "retries_left": left, "possible": true }),
-            Some(r) => {
-                json!({ "retries_left": left, "possible": false, "refused": { "code": r.code(), "message": r.to_string() } })
-            }
-        },
-    }
+    let missing = || format!("flow \"{}\" is not defined by {}", exec.flow, path.display());
+    crate::views::retry(flow.as_ref().ok_or_else(missing), exec)
 }
 
 #[derive(Args)]
@@ -254,7 +245,7 @@ fn list(a: ListArgs) -> u8 {
     let q = ListQuery {
         flow: a.flow,
         project: a.project,
-        status: a.status,
+        statuses: a.status.into_iter().collect(),
         before: a.before,
         limit: a.limit,
         ..ListQuery::default()
@@ -280,7 +271,7 @@ fn list(a: ListArgs) -> u8 {
             e.job_id.to_string(),
             e.flow,
             e.status.as_str(),
-            duration(e).map_or("-".into(), |d| format!("{d:.3}s")),
+            crate::views::duration(e).map_or("-".into(), |d| format!("{d:.3}s")),
             format!("{}/{}", e.steps_executed, e.steps_total),
             e.attempt,
             crate::time_format::rfc3339(e.created_at),
@@ -289,59 +280,12 @@ fn list(a: ListArgs) -> u8 {
     0
 }
 
-fn duration(e: &Execution) -> Option<f64> {
-    let (s, f) = (e.started_at?, e.finished_at?);
-    f.duration_since(s).ok().map(|d| d.as_secs_f64())
-}
-
 fn show(a: ShowArgs) -> u8 {
     let store = match open(&a.dir) {
         Ok(s) => s,
         Err(c) => return c,
     };
-    let detail = (|| -> Result<Option<Value>, crate::store::StoreError> {
-        let Some(e) = store.execution(a.job_id)? else {
-            return Ok(None);
-        };
-        let trigger = store.payload(PayloadKey::trigger(a.job_id))?;
-        let mut steps = Vec::new();
-        // A step's input is the trigger payload and the outputs of the steps before it.
-        let mut outputs = serde_json::Map::new();
-        let mut attempt = 0;
-        for row in store.steps(a.job_id)? {
-            if row.attempt != attempt {
-                attempt = row.attempt;
-                outputs.clear();
-            }
-            let key = |kind| PayloadKey {
-                job_id: a.job_id,
-                attempt: row.attempt,
-                step: row.index,
-                kind,
-            };
-            let mut v = serde_json::to_value(&row).expect("serializes");
-            v["input"] = if row.status.ran() {
-                crate::engine::StepInput {
-                    trigger: trigger.as_ref().unwrap_or(&Value::Null),
-                    steps: &outputs,
-                }
-                .to_value()
-            } else {
-                Value::Null
-            };
-            v["config"] = store.payload(key(PayloadKind::Config))?.unwrap_or(Value::Null);
-            let output = store.payload(key(PayloadKind::Output))?;
-            if let Some(o) = &output {
-                outputs.insert(row.name.clone(), o.clone());
-            }
-            v["output"] = output.unwrap_or(Value::Null);
-            steps.push(v);
-        }
-        Ok(Some(
-            json!({ "execution": e, "duration": duration(&e), "retry": retry_view(&a.config, &e), "trigger": trigger,
-                "attempts": store.attempts(a.job_id)?, "steps": steps }),
-        ))
-    })();
+    let detail = crate::views::execution_detail(&store, a.job_id, |e| retry_view(&a.config, e));
     let detail = match detail {
         Ok(Some(d)) => d,
         Ok(None) => {

@@ -64,6 +64,8 @@ pub struct Server {
     pub workers: u32,
     /// Daemon log lines as JSON instead of text.
     pub log_json: bool,
+    /// Bearer tokens of the admin API; without any, it answers only `/healthz`.
+    pub tokens: Vec<super::tokens::AdminToken>,
 }
 
 impl Server {
@@ -77,6 +79,7 @@ impl Server {
             shutdown_grace: Duration::from_secs(10),
             workers: 64,
             log_json: false,
+            tokens: Vec::new(),
         }
     }
 }
@@ -201,6 +204,8 @@ struct RawServer {
     shutdown_grace: Option<Dur>,
     workers: Option<Spanned<u32>>,
     log_format: Option<Spanned<String>>,
+    #[serde(default)]
+    tokens: Vec<Spanned<super::tokens::RawToken>>,
 }
 
 fn resolve_server(source: &SourceFile, base: &Path, raw: RawServer, errors: &mut ConfigErrors) -> Server {
@@ -255,6 +260,7 @@ fn resolve_server(source: &SourceFile, base: &Path, raw: RawServer, errors: &mut
             )),
         }
     }
+    s.tokens = super::tokens::resolve(source, raw.tokens, errors);
     s
 }
 

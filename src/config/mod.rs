@@ -7,6 +7,7 @@ mod diag;
 mod flow;
 pub mod http_grant;
 pub mod template;
+mod tokens;
 pub mod units;
 
 pub use daemon::{
@@ -18,6 +19,7 @@ pub use flow::{
     TriggerKind, toml_to_json,
 };
 pub use template::Template;
+pub use tokens::{AdminToken, Role};
 
 use std::path::{Path, PathBuf};
 

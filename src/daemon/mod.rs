@@ -3,6 +3,7 @@
 //! the config all-or-nothing; SIGTERM or SIGINT stops accepting, lets running executions
 //! finish for the grace period and exits (anything unfinished resumes on the next start).
 
+mod admin;
 mod dispatch;
 mod http;
 mod scheduler;
@@ -156,7 +157,9 @@ impl Shared {
 pub struct Daemon {
     shared: Arc<Shared>,
     local: SocketAddr,
+    admin: SocketAddr,
     accept: JoinHandle<()>,
+    admin_accept: JoinHandle<()>,
     schedules: Mutex<Vec<JoinHandle<()>>>,
     retention: JoinHandle<()>,
 }
@@ -201,6 +204,10 @@ impl Daemon {
             .await
             .with_context(|| format!("binding the trigger listener to {}", config.server.listen))?;
         let local = listener.local_addr()?;
+        let admin_listener = TcpListener::bind(config.server.admin)
+            .await
+            .with_context(|| format!("binding the admin listener to {}", config.server.admin))?;
+        let admin = admin_listener.local_addr()?;
         let shared = Arc::new(Shared {
             config,
             flows: RwLock::new(Arc::new(flows)),
@@ -214,10 +221,13 @@ impl Daemon {
         let retention =
             crate::store::retention::spawn(store, shared.config.retention, std::time::Duration::from_secs(3600));
         let accept = tokio::spawn(accept_loop(shared.clone(), listener));
+        let admin_accept = tokio::spawn(admin::serve(shared.clone(), admin_listener));
         Ok(Daemon {
             shared,
             local,
+            admin,
             accept,
+            admin_accept,
             schedules,
             retention,
         })
@@ -230,6 +240,11 @@ impl Daemon {
 
     pub fn local_addr(&self) -> SocketAddr {
         self.local
+    }
+
+    /// Where the admin API listens.
+    pub fn admin_addr(&self) -> SocketAddr {
+        self.admin
     }
 
     pub fn shared(&self) -> &Arc<Shared> {
@@ -281,6 +296,7 @@ impl Daemon {
             .drain(self.shared.config.server.shutdown_grace)
             .await;
         let _ = self.accept.await;
+        let _ = self.admin_accept.await;
         // An aborted task is dropped by the runtime later, not by abort(); awaiting it
         // waits for that drop, and with it for its hold on the store.
         let _ = self.retention.await;
@@ -358,7 +374,8 @@ pub async fn serve(config: DaemonConfig, config_path: PathBuf) -> anyhow::Result
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
     let daemon = Daemon::start(config).await?;
     let local = daemon.local_addr();
-    // Tests and scripts wait for this line to know the port.
+    // Tests and scripts wait for these lines to know the ports (the trigger one last).
+    println!("flowd: admin listener on http://{}", daemon.admin_addr());
     println!("flowd: trigger listener on http://{local}");
     tracing::info!(%local, flows = daemon.shared().flows().by_name.len(), "trigger listener ready");
     loop {

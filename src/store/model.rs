@@ -255,7 +255,8 @@ impl Write {
 pub struct ListQuery {
     pub flow: Option<String>,
     pub project: Option<String>,
-    pub status: Option<ExecutionStatus>,
+    /// Any of these statuses; empty: every status.
+    pub statuses: Vec<ExecutionStatus>,
     pub trigger_kind: Option<String>,
     pub from: Option<SystemTime>,
     pub to: Option<SystemTime>,

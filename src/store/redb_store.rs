@@ -613,7 +613,7 @@ impl Store for RedbStore {
         let keep = |e: &Execution| {
             q.flow.as_ref().is_none_or(|f| &e.flow == f)
                 && q.project.as_ref().is_none_or(|p| &e.project == p)
-                && q.status.is_none_or(|s| e.status == s)
+                && (q.statuses.is_empty() || q.statuses.contains(&e.status))
                 && q.trigger_kind.as_ref().is_none_or(|k| &e.trigger_kind == k)
         };
         let mut out = Vec::new();
@@ -628,7 +628,7 @@ impl Store for RedbStore {
                     .collect::<Vec<_>>()
                     .into_iter(),
             )
-        } else if let Some(status) = q.status {
+        } else if let [status] = q.statuses[..] {
             let t = r.open_table(BY_STATUS).map_err(db_err)?;
             let c = status_code(status);
             let range = t.range((c, lo)..(c, hi)).map_err(db_err)?;

@@ -213,6 +213,8 @@ pub fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
 pub struct Daemon {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
+    /// The admin API's address.
+    pub admin: std::net::SocketAddr,
     /// Every line the daemon wrote to stderr so far is read by a thread into this.
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
 }
@@ -247,9 +249,13 @@ impl Daemon {
         });
         let stdout = child.stdout.take().unwrap();
         let mut lines = std::io::BufReader::new(stdout).lines();
+        let mut admin = None;
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
+                    if let Some(a) = line.strip_prefix("flowd: admin listener on http://") {
+                        admin = Some(a.parse().unwrap());
+                    }
                     if let Some(a) = line.strip_prefix("flowd: trigger listener on http://") {
                         break a.parse().unwrap();
                     }
@@ -258,7 +264,13 @@ impl Daemon {
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        Daemon { child, addr, log }
+        let admin = admin.expect("the admin listener is announced before the trigger one");
+        Daemon {
+            child,
+            addr,
+            admin,
+            log,
+        }
     }
 
     /// Sends a signal (by name, e.g. "TERM") to the daemon.
@@ -291,6 +303,13 @@ impl Daemon {
 
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
         http_request(self.addr, method, path, headers, body)
+    }
+
+    /// A request to the admin API, with `token` as the bearer token when given.
+    pub fn admin(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> HttpResponse {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        http_request(self.admin, method, path, &headers, body)
     }
 }
 

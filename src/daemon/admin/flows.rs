@@ -1,0 +1,81 @@
+//! `GET /v1/flows` with each flow's active state, `POST /v1/flows/{name}/activate` and
+//! `/deactivate` (stored, survive restarts), `POST /v1/flows/{name}/run` (a manual run).
+
+use super::params::Params;
+use super::{Answer, ApiError, ok};
+use crate::config::TriggerKind;
+use crate::daemon::{RunError, Shared};
+use hyper::StatusCode;
+use hyper::header::{HeaderValue, RETRY_AFTER};
+use serde_json::{Value, json};
+
+fn trigger_kind(kind: &TriggerKind) -> &'static str {
+    match kind {
+        TriggerKind::Http { .. } => "http",
+        TriggerKind::Schedule { .. } => "schedule",
+        TriggerKind::Manual => "manual",
+    }
+}
+
+pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
+    Params::parse(query, &[])?;
+    let flows = shared.flows();
+    let mut rows: Vec<_> = flows.by_name.values().collect();
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    let rows: Vec<Value> = rows
+        .into_iter()
+        .map(|f| {
+            json!({
+                "name": f.name,
+                "project": f.project,
+                "version": f.version,
+                "trigger_kind": trigger_kind(&f.trigger.kind),
+                "active": shared.is_active(&f.name),
+                "steps": f.steps.len(),
+            })
+        })
+        .collect();
+    ok(&json!({ "flows": rows }))
+}
+
+fn run_error(e: RunError) -> ApiError {
+    match e {
+        RunError::UnknownFlow(_) => ApiError::not_found(e.to_string()),
+        RunError::Inactive(ref f) => ApiError::new(
+            StatusCode::CONFLICT,
+            "flow_inactive",
+            format!("flow \"{f}\" is inactive; activate it first (POST /v1/flows/{f}/activate)"),
+        ),
+        RunError::QueueFull { .. } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", e.to_string()),
+        RunError::Dropped => ApiError::new(StatusCode::CONFLICT, "dropped", e.to_string()),
+        RunError::TriggerFailed(_) => ApiError::new(StatusCode::CONFLICT, "trigger_failed", e.to_string()),
+        RunError::Store(e) => ApiError::internal(e),
+    }
+}
+
+pub async fn set_active(shared: &Shared, name: &str, active: bool, query: Option<&str>) -> Answer {
+    Params::parse(query, &[])?;
+    shared.set_active(name, active).await.map_err(run_error)?;
+    ok(&json!({ "name": name, "active": active }))
+}
+
+pub async fn run(shared: &Shared, name: &str, body: Value, query: Option<&str>) -> Answer {
+    Params::parse(query, &[])?;
+    match shared.run_now(name, body).await {
+        Ok(job) => Ok(super::json_response(
+            StatusCode::ACCEPTED,
+            &json!({ "job_id": job.to_string() }),
+        )),
+        Err(RunError::QueueFull { flow, retry_after }) => {
+            let mut r = ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "queue_full",
+                format!("flow \"{flow}\" has a full queue; try again in {retry_after}s"),
+            )
+            .into_response();
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+            Ok(r)
+        }
+        Err(e) => Err(run_error(e)),
+    }
+}

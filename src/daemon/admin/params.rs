@@ -1,0 +1,103 @@
+//! Query-string parameters of the admin API, each parsed into its type or refused with a
+//! 400 that names the parameter and what it accepts. Unknown parameters are refused too,
+//! so a misspelt filter cannot silently return everything.
+
+use super::ApiError;
+use crate::engine::ExecutionStatus;
+use crate::store::JobId;
+use hyper::StatusCode;
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+pub struct Params {
+    values: BTreeMap<String, String>,
+}
+
+fn bad(name: &str, message: String) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "bad_parameter",
+        format!("query parameter `{name}`: {message}"),
+    )
+}
+
+impl Params {
+    /// Parses `query`, refusing repeated and unknown parameters (`known` lists the rest).
+    pub fn parse(query: Option<&str>, known: &[&str]) -> Result<Params, ApiError> {
+        let mut values = BTreeMap::new();
+        for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            if !known.contains(&k.as_ref()) {
+                return Err(bad(&k, format!("unknown; this endpoint accepts: {}", known.join(", "))));
+            }
+            if values.insert(k.to_string(), v.to_string()).is_some() {
+                return Err(bad(
+                    &k,
+                    "given more than once; separate several values with commas".into(),
+                ));
+            }
+        }
+        Ok(Params { values })
+    }
+
+    pub fn string(&self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.values.get(name) {
+            Some(v) if v.is_empty() => Err(bad(name, "empty; leave the parameter out instead".into())),
+            other => Ok(other.cloned()),
+        }
+    }
+
+    pub fn job_id(&self, name: &str) -> Result<Option<JobId>, ApiError> {
+        self.string(name)?
+            .map(|v| {
+                v.parse::<JobId>()
+                    .map_err(|_| bad(name, format!("{v:?} is not a job id (a UUID)")))
+            })
+            .transpose()
+    }
+
+    /// An RFC 3339 time, such as `2026-11-23T10:00:00Z`.
+    pub fn time(&self, name: &str) -> Result<Option<SystemTime>, ApiError> {
+        self.string(name)?
+            .map(|v| {
+                v.parse::<chrono::DateTime<chrono::FixedOffset>>()
+                    .map(SystemTime::from)
+                    .map_err(|_| {
+                        bad(
+                            name,
+                            format!("{v:?} is not an RFC 3339 time such as 2026-11-23T10:00:00Z"),
+                        )
+                    })
+            })
+            .transpose()
+    }
+
+    /// A count from 1 to `max`, `default` when absent.
+    pub fn limit(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
+        match self.string(name)? {
+            None => Ok(default),
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=max).contains(&n) => Ok(n),
+                _ => Err(bad(name, format!("{v:?} is not a whole number from 1 to {max}"))),
+            },
+        }
+    }
+
+    /// Comma-separated statuses.
+    pub fn statuses(&self, name: &str) -> Result<Vec<ExecutionStatus>, ApiError> {
+        let Some(v) = self.string(name)? else {
+            return Ok(Vec::new());
+        };
+        v.split(',')
+            .map(|s| {
+                serde_json::from_value(serde_json::Value::String(s.trim().to_string())).map_err(|_| {
+                    bad(
+                        name,
+                        format!(
+                            "{s:?} is not a status; expected pending, queued, running, paused, success, partially_executed, failed or rejected"
+                        ),
+                    )
+                })
+            })
+            .collect()
+    }
+}

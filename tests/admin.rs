@@ -1,0 +1,316 @@
+//! The admin API over real sockets against the real daemon: `/healthz`, bearer-token
+//! auth (401 without or with a bad token, 403 for a viewer on a change), the execution
+//! list with its filters and cursor, an execution's detail, flows (list, activate,
+//! deactivate, manual run), and 400s naming the parameter at fault.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Daemon, Setup};
+
+const VIEWER: &str = "viewer-token-0123456789";
+const OPERATOR: &str = "operator-token-0123456789";
+
+const TOKENS: &str = "[[server.tokens]]\nname = \"dash\"\nrole = \"viewer\"\nenv = \"FLOWD_TEST_VIEWER\"\n[[server.tokens]]\nname = \"ops\"\nrole = \"operator\"\nenv = \"FLOWD_TEST_OPERATOR\"\n";
+
+fn start(setup: &Setup) -> Daemon {
+    Daemon::start_with_env(
+        setup,
+        &[("FLOWD_TEST_VIEWER", VIEWER), ("FLOWD_TEST_OPERATOR", OPERATOR)],
+    )
+}
+
+fn setup() -> Setup {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow(
+        "ok",
+        "[flow]\nname = \"ok\"\n[trigger.http]\npath = \"/ok\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    setup.flow(
+        "bad",
+        "[flow]\nname = \"bad\"\nproject = \"other\"\n[trigger.http]\npath = \"/bad\"\n[[steps]]\nname = \"s\"\nconnector = \"fail\"\n",
+    );
+    setup.flow(
+        "by-hand",
+        "[flow]\nname = \"by-hand\"\n[trigger.manual]\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    setup
+}
+
+/// Waits until `job` has ended and returns its list row.
+fn ended(d: &Daemon, job: &str) -> Value {
+    for _ in 0..500 {
+        let r = d.admin("GET", &format!("/v1/executions?job_id={job}"), Some(VIEWER), b"");
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        if let Some(row) = r.json()["executions"].get(0).cloned()
+            && row["finished_at"].is_string()
+        {
+            return row;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("execution {job} never ended");
+}
+
+fn post(d: &Daemon, path: &str) -> String {
+    let r = d.request("POST", path, &[], b"{\"n\":1}");
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["job_id"].as_str().unwrap().to_string()
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["job_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn every_route_needs_a_token_and_changes_need_an_operator() {
+    let setup = setup();
+    let d = start(&setup);
+    let r = d.admin("GET", "/healthz", None, b"");
+    assert_eq!((r.status, r.json()), (200, json!({"status": "ok"})));
+
+    let job = post(&d, "/ok");
+    ended(&d, &job);
+    let reads = [
+        "/v1/executions".to_string(),
+        format!("/v1/executions/{job}"),
+        "/v1/flows".to_string(),
+        "/v1/nothing-here".to_string(),
+    ];
+    let changes = [
+        "/v1/flows/ok/deactivate",
+        "/v1/flows/ok/activate",
+        "/v1/flows/by-hand/run",
+    ];
+    for path in reads.iter().map(String::as_str).chain(changes) {
+        let method = if changes.contains(&path) { "POST" } else { "GET" };
+        for token in [None, Some("not-a-configured-token")] {
+            let r = d.admin(method, path, token, b"");
+            assert_eq!(r.status, 401, "{method} {path} with {token:?}");
+            assert_eq!(r.json()["error"]["code"], "unauthorized");
+        }
+        let r = http_with(&d, method, path, &[("Authorization", VIEWER)]);
+        assert_eq!(r.status, 401, "a token without `Bearer ` is refused: {path}");
+    }
+    for path in changes {
+        let r = d.admin("POST", path, Some(VIEWER), b"");
+        assert_eq!(r.status, 403, "{path}");
+        assert_eq!(r.json()["error"]["code"], "forbidden");
+        let r = d.admin("POST", path, Some(OPERATOR), b"");
+        assert!(r.status == 200 || r.status == 202, "{path}: {}", r.status);
+    }
+    for path in &reads[..3] {
+        for token in [VIEWER, OPERATOR] {
+            assert_eq!(d.admin("GET", path, Some(token), b"").status, 200, "{path}");
+        }
+    }
+    assert_eq!(d.admin("GET", "/v1/nothing-here", Some(VIEWER), b"").status, 404);
+    let r = d.admin("DELETE", "/v1/executions", Some(OPERATOR), b"");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
+    d.stop();
+}
+
+fn http_with(d: &Daemon, method: &str, path: &str, headers: &[(&str, &str)]) -> support::HttpResponse {
+    support::http_request(d.admin, method, path, headers, b"")
+}
+
+#[test]
+fn the_execution_list_filters_and_pages_newest_first() {
+    let setup = setup();
+    let d = start(&setup);
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for i in 0..6 {
+        ok.push(post(&d, "/ok"));
+        if i % 2 == 0 {
+            bad.push(post(&d, "/bad"));
+        }
+    }
+    for j in ok.iter().chain(&bad) {
+        ended(&d, j);
+    }
+    let list = |q: &str| {
+        let r = d.admin("GET", &format!("/v1/executions{q}"), Some(VIEWER), b"");
+        assert_eq!(r.status, 200, "{q}: {}", String::from_utf8_lossy(&r.body));
+        r.json()
+    };
+    let all = list("");
+    let mut newest_first: Vec<String> = ok.iter().chain(&bad).cloned().collect();
+    newest_first.sort();
+    newest_first.reverse();
+    assert_eq!(ids(&all), newest_first);
+    let row = &all["executions"][0];
+    for field in [
+        "job_id",
+        "project",
+        "flow",
+        "flow_version",
+        "trigger_kind",
+        "environment",
+        "status",
+        "attempt",
+        "created_at",
+        "started_at",
+        "finished_at",
+        "duration",
+        "steps_total",
+        "steps_executed",
+    ] {
+        assert!(!row[field].is_null(), "{field} in {row}");
+    }
+    assert!(all["next_cursor"].is_null(), "one page holds them all");
+
+    let mut failed = bad.clone();
+    failed.reverse();
+    assert_eq!(ids(&list("?status=failed")), failed);
+    assert_eq!(ids(&list("?status=failed,success")).len(), 9);
+    assert_eq!(ids(&list("?flow=bad&status=success")), Vec::<String>::new());
+    assert_eq!(ids(&list("?project=other")), failed);
+    assert_eq!(ids(&list("?trigger_kind=manual")), Vec::<String>::new());
+    assert_eq!(ids(&list(&format!("?job_id={}", ok[2]))), vec![ok[2].clone()]);
+    assert_eq!(
+        ids(&list(&format!("?job_id={}&status=failed", ok[2]))),
+        Vec::<String>::new()
+    );
+    assert_eq!(
+        ids(&list("?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z")).len(),
+        0
+    );
+    assert_eq!(ids(&list("?from=2000-01-01T00:00:00Z")).len(), 9);
+
+    // Pages of 4 follow the cursor; executions created meanwhile do not shift them.
+    let first = list("?limit=4");
+    assert_eq!(ids(&first), newest_first[..4]);
+    let cursor = first["next_cursor"].as_str().unwrap().to_string();
+    let newer = post(&d, "/ok");
+    ended(&d, &newer);
+    let second = list(&format!("?limit=4&cursor={cursor}"));
+    assert_eq!(ids(&second), newest_first[4..8]);
+    let third = list(&format!("?limit=4&cursor={}", second["next_cursor"].as_str().unwrap()));
+    assert_eq!(ids(&third), newest_first[8..]);
+    assert!(third["next_cursor"].is_null());
+    assert_eq!(ids(&list("?limit=1")), vec![newer]);
+    d.stop();
+}
+
+#[test]
+fn bad_parameters_get_a_400_naming_them() {
+    let setup = setup();
+    let d = start(&setup);
+    for (query, name, says) in [
+        ("?status=done", "status", "\"done\" is not a status"),
+        ("?limit=0", "limit", "from 1 to 1000"),
+        ("?limit=many", "limit", "from 1 to 1000"),
+        ("?from=yesterday", "from", "RFC 3339"),
+        ("?cursor=42", "cursor", "not a job id"),
+        ("?job_id=", "job_id", "empty"),
+        ("?flow=a&flow=b", "flow", "more than once"),
+        ("?colour=red", "colour", "unknown; this endpoint accepts: status, flow"),
+    ] {
+        let r = d.admin("GET", &format!("/v1/executions{query}"), Some(VIEWER), b"");
+        assert_eq!(r.status, 400, "{query}");
+        let e = &r.json()["error"];
+        assert_eq!(e["code"], "bad_parameter");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("query parameter `{name}`")), "{message}");
+        assert!(message.contains(says), "{query}: {message}");
+    }
+    d.stop();
+}
+
+#[test]
+fn detail_flows_activation_and_manual_runs() {
+    let setup = setup();
+    let d = start(&setup);
+    let job = post(&d, "/bad");
+    ended(&d, &job);
+    let r = d.admin("GET", &format!("/v1/executions/{job}"), Some(VIEWER), b"");
+    assert_eq!(r.status, 200);
+    let v = r.json();
+    assert_eq!(v["execution"]["status"], "failed");
+    assert_eq!(v["trigger"]["body"], json!({"n": 1}));
+    assert_eq!(v["steps"][0]["status"], "failed");
+    assert_eq!(v["steps"][0]["error"]["code"], "boom");
+    assert_eq!(v["steps"][0]["input"]["trigger"]["body"], json!({"n": 1}));
+    assert_eq!(v["retry"]["possible"], true);
+    assert_eq!(v["retry"]["retries_left"], 2);
+    let r = d.admin(
+        "GET",
+        "/v1/executions/01a208b8-a5df-7131-8f90-72cdc1aff3bb",
+        Some(VIEWER),
+        b"",
+    );
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (404, json!("not_found")));
+    assert_eq!(d.admin("GET", "/v1/executions/nope", Some(VIEWER), b"").status, 404);
+
+    let flows = d.admin("GET", "/v1/flows", Some(VIEWER), b"").json();
+    let names: Vec<_> = flows["flows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["name"].clone())
+        .collect();
+    assert_eq!(names, [json!("bad"), json!("by-hand"), json!("ok")]);
+    assert_eq!(flows["flows"][1]["trigger_kind"], "manual");
+    assert_eq!(flows["flows"][1]["active"], true);
+
+    // Deactivated: webhooks get 409, manual runs too, the list says so; and back.
+    let r = d.admin("POST", "/v1/flows/ok/deactivate", Some(OPERATOR), b"");
+    assert_eq!(r.json(), json!({"name": "ok", "active": false}));
+    assert_eq!(d.request("POST", "/ok", &[], b"{}").status, 409);
+    let flows = d.admin("GET", "/v1/flows", Some(VIEWER), b"").json();
+    assert_eq!(flows["flows"][2]["active"], false);
+    assert_eq!(
+        d.admin("POST", "/v1/flows/ok/activate", Some(OPERATOR), b"").status,
+        200
+    );
+    assert_eq!(d.request("POST", "/ok", &[], b"{}").status, 202);
+    let r = d.admin("POST", "/v1/flows/nosuch/activate", Some(OPERATOR), b"");
+    assert_eq!(r.status, 404);
+
+    let r = d.admin("POST", "/v1/flows/by-hand/run", Some(OPERATOR), b"{\"x\": [1, 2]}");
+    assert_eq!(r.status, 202);
+    let job = r.json()["job_id"].as_str().unwrap().to_string();
+    let row = ended(&d, &job);
+    assert_eq!(
+        (row["status"].as_str(), row["trigger_kind"].as_str()),
+        (Some("success"), Some("manual"))
+    );
+    let detail = d
+        .admin("GET", &format!("/v1/executions/{job}"), Some(VIEWER), b"")
+        .json();
+    assert_eq!(
+        detail["steps"][0]["output"]["input"]["trigger"]["body"],
+        json!({"x": [1, 2]})
+    );
+    let r = d.admin("POST", "/v1/flows/by-hand/run", Some(OPERATOR), b"{not json");
+    assert_eq!((r.status, r.json()["error"]["code"].clone()), (400, json!("bad_body")));
+    d.stop();
+}
+
+#[test]
+fn a_short_token_value_is_refused_when_the_config_loads() {
+    let setup = setup();
+    let out = support::flowd()
+        .arg("validate")
+        .arg("--config")
+        .arg(setup.config())
+        .env("FLOWD_TEST_VIEWER", "short")
+        .env("FLOWD_TEST_OPERATOR", OPERATOR)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(
+            "flowd.toml:12:7: server.tokens \"dash\": the value of $FLOWD_TEST_VIEWER is shorter than 16 characters"
+        ),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("short\""), "the value is never printed: {stderr}");
+}
