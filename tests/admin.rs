@@ -314,3 +314,129 @@ fn a_short_token_value_is_refused_when_the_config_loads() {
     );
     assert!(!stderr.contains("short\""), "the value is never printed: {stderr}");
 }
+
+#[test]
+fn log_search_filters_and_pages_newest_first() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow(
+        "noisy",
+        "[flow]\nname = \"noisy\"\n[trigger.http]\npath = \"/noisy\"\n\n[[steps]]\nname = \"s1\"\nconnector = \"log\"\nconfig = { level = \"info\", category = \"a\", message = \"order {{ trigger.body.id }} in\" }\n\n[[steps]]\nname = \"s2\"\nconnector = \"log\"\nconfig = { level = \"warn\", category = \"b\", message = \"order {{ trigger.body.id }} late\" }\n",
+    );
+    let d = start(&setup);
+    let mut jobs = Vec::new();
+    for id in 1..=3 {
+        let r = d.request("POST", "/noisy", &[], format!("{{\"id\": {id}}}").as_bytes());
+        assert_eq!(r.status, 202);
+        let job = r.json()["job_id"].as_str().unwrap().to_string();
+        ended(&d, &job);
+        jobs.push(job);
+    }
+    let logs = |q: &str| {
+        let r = d.admin("GET", &format!("/v1/logs{q}"), Some(VIEWER), b"");
+        assert_eq!(r.status, 200, "{q}: {}", String::from_utf8_lossy(&r.body));
+        r.json()
+    };
+    let messages = |v: &Value| -> Vec<String> {
+        v["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = logs("");
+    assert_eq!(
+        messages(&all),
+        [
+            "order 3 late",
+            "order 3 in",
+            "order 2 late",
+            "order 2 in",
+            "order 1 late",
+            "order 1 in"
+        ]
+    );
+    let first = &all["logs"][0];
+    for (field, want) in [
+        ("level", json!("warn")),
+        ("flow", json!("noisy")),
+        ("step", json!("s2")),
+        ("connector", json!("log")),
+        ("category", json!("b")),
+        ("environment", json!("test")),
+        ("job_id", json!(jobs[2])),
+    ] {
+        assert_eq!(first[field], want, "{field}");
+    }
+    let project = first["project"].as_str().unwrap().to_string();
+    let version = first["flow_version"].as_str().unwrap().to_string();
+
+    assert_eq!(
+        messages(&logs("?level=warn")),
+        ["order 3 late", "order 2 late", "order 1 late"]
+    );
+    assert_eq!(messages(&logs("?level=trace")).len(), 6);
+    assert_eq!(
+        messages(&logs("?levels=info")),
+        ["order 3 in", "order 2 in", "order 1 in"]
+    );
+    assert_eq!(messages(&logs("?levels=info,warn&category=a")).len(), 3);
+    assert_eq!(messages(&logs("?contains=2%20late")), ["order 2 late"]);
+    assert_eq!(
+        messages(&logs(&format!("?job_id={}", jobs[0]))),
+        ["order 1 late", "order 1 in"]
+    );
+    assert_eq!(messages(&logs("?step=s1&connector=log")).len(), 3);
+    assert_eq!(messages(&logs("?flow=other")).len(), 0);
+    assert_eq!(messages(&logs("?environment=prod")).len(), 0);
+    assert_eq!(
+        messages(&logs(&format!("?project={project}&flow_version={version}"))).len(),
+        6
+    );
+    assert_eq!(messages(&logs("?flow_version=nope")).len(), 0);
+    assert_eq!(messages(&logs("?preset=1h")).len(), 6);
+    assert_eq!(messages(&logs("?preset=last_week")).len(), 0);
+    assert_eq!(
+        messages(&logs("?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z")).len(),
+        0
+    );
+
+    // Pages follow the cursor; records arriving meanwhile do not shift them.
+    let page = logs("?limit=4");
+    assert_eq!(messages(&page), messages(&all)[..4]);
+    let cursor = page["next_cursor"].as_str().unwrap().to_string();
+    let r = d.request("POST", "/noisy", &[], b"{\"id\": 4}");
+    ended(&d, r.json()["job_id"].as_str().unwrap());
+    let rest = logs(&format!("?limit=4&cursor={cursor}"));
+    assert_eq!(messages(&rest), messages(&all)[4..]);
+    assert!(rest["next_cursor"].is_null());
+    assert_eq!(messages(&logs("?limit=1")), ["order 4 late"]);
+
+    // Presets apply to the execution list too.
+    let list = |q: &str| d.admin("GET", &format!("/v1/executions{q}"), Some(VIEWER), b"");
+    assert_eq!(list("?preset=1h").json()["executions"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        list("?preset=last_week").json()["executions"].as_array().unwrap().len(),
+        0
+    );
+
+    for (path, name, says) in [
+        ("/v1/logs?level=loud", "level", "\"loud\" is not a level"),
+        ("/v1/logs?level=info,warn", "level", "one level"),
+        ("/v1/logs?cursor=abc", "cursor", "not a log cursor"),
+        ("/v1/logs?preset=fortnight", "preset", "expected one of: 5m, 15m"),
+        (
+            "/v1/executions?preset=1h&from=2026-01-01T00:00:00Z",
+            "preset",
+            "cannot be combined",
+        ),
+        ("/v1/logs?status=failed", "status", "unknown"),
+    ] {
+        let r = d.admin("GET", path, Some(VIEWER), b"");
+        assert_eq!(r.status, 400, "{path}");
+        let message = r.json()["error"]["message"].as_str().unwrap().to_string();
+        assert!(message.starts_with(&format!("query parameter `{name}`")), "{message}");
+        assert!(message.contains(says), "{path}: {message}");
+    }
+    d.stop();
+}

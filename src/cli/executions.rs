@@ -370,7 +370,7 @@ pub fn logs(a: LogsArgs) -> u8 {
             return 1;
         }
     };
-    for l in rows {
+    for (_, l) in rows {
         if a.json {
             println!("{}", serde_json::to_string(&l).expect("serializes"));
         } else {

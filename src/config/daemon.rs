@@ -64,6 +64,8 @@ pub struct Server {
     pub workers: u32,
     /// Daemon log lines as JSON instead of text.
     pub log_json: bool,
+    /// The time zone of calendar presets (`today`, `this_week`, …) in the admin API.
+    pub timezone: chrono_tz::Tz,
     /// Bearer tokens of the admin API; without any, it answers only `/healthz`.
     pub tokens: Vec<super::tokens::AdminToken>,
 }
@@ -79,6 +81,7 @@ impl Server {
             shutdown_grace: Duration::from_secs(10),
             workers: 64,
             log_json: false,
+            timezone: chrono_tz::UTC,
             tokens: Vec::new(),
         }
     }
@@ -204,6 +207,7 @@ struct RawServer {
     shutdown_grace: Option<Dur>,
     workers: Option<Spanned<u32>>,
     log_format: Option<Spanned<String>>,
+    timezone: Option<Spanned<String>>,
     #[serde(default)]
     tokens: Vec<Spanned<super::tokens::RawToken>>,
 }
@@ -257,6 +261,18 @@ fn resolve_server(source: &SourceFile, base: &Path, raw: RawServer, errors: &mut
             other => errors.push(source.error(
                 f.span(),
                 format!("server.log_format \"{other}\" is not \"text\" or \"json\""),
+            )),
+        }
+    }
+    if let Some(tz) = raw.timezone {
+        match tz.get_ref().parse::<chrono_tz::Tz>() {
+            Ok(parsed) => s.timezone = parsed,
+            Err(_) => errors.push(source.error(
+                tz.span(),
+                format!(
+                    "server.timezone \"{}\" is not an IANA time zone name, such as \"Europe/Berlin\" or \"UTC\"",
+                    tz.get_ref()
+                ),
             )),
         }
     }

@@ -8,7 +8,7 @@ pub mod retention;
 mod tables;
 
 pub use model::{
-    Attempt, Execution, JobId, ListQuery, LogQuery, LogRow, PayloadKey, PayloadKind, StepRow, TryRow, Write,
+    Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, PayloadKind, StepRow, TryRow, Write,
 };
 pub use redb_store::{RedbStore, WriterStats};
 
@@ -58,8 +58,8 @@ pub trait Store: Send + Sync + 'static {
     fn payload(&self, key: PayloadKey) -> Result<Option<Value>, StoreError>;
     /// Executions matching `q`, newest first.
     fn list(&self, q: &ListQuery) -> Result<Vec<Execution>, StoreError>;
-    /// Log records matching `q`, oldest first.
-    fn logs(&self, q: &LogQuery) -> Result<Vec<LogRow>, StoreError>;
+    /// Log records matching `q` with their keys, oldest first (or newest first).
+    fn logs(&self, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>, StoreError>;
     /// The flows an operator deactivated.
     fn inactive_flows(&self) -> Result<std::collections::BTreeSet<String>, StoreError>;
     /// When `flow`'s schedule last fired (its scheduled time).

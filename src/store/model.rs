@@ -265,16 +265,76 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
-/// A filter over log records, oldest first.
+/// A filter over log records, oldest first (or newest first).
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {
     pub job_id: Option<JobId>,
+    pub project: Option<String>,
     pub flow: Option<String>,
+    pub flow_version: Option<String>,
+    pub environment: Option<String>,
     pub step: Option<String>,
+    pub connector: Option<String>,
+    /// The lowest level kept.
     pub level: Option<Level>,
+    /// Exactly these levels; empty: any (within `level`).
+    pub levels: Vec<Level>,
     pub category: Option<String>,
     pub contains: Option<String>,
     pub from: Option<SystemTime>,
     pub to: Option<SystemTime>,
+    pub newest_first: bool,
+    /// Only records past this one in the query's order (the previous page's last key).
+    pub after: Option<LogKey>,
     pub limit: usize,
+}
+
+impl LogQuery {
+    /// Whether `l` passes every filter but the time range and the cursor.
+    pub fn keeps(&self, l: &LogRow) -> bool {
+        let is = |want: &Option<String>, have: &str| want.as_deref().is_none_or(|w| w == have);
+        let is_opt = |want: &Option<String>, have: &Option<String>| want.is_none() || want == have;
+        self.job_id.is_none_or(|j| l.job_id == j)
+            && is(&self.project, &l.project)
+            && is(&self.flow, &l.flow)
+            && is(&self.flow_version, &l.flow_version)
+            && is(&self.environment, &l.environment)
+            && is_opt(&self.step, &l.step)
+            && is_opt(&self.connector, &l.connector)
+            && self.level.is_none_or(|lv| l.level >= lv)
+            && (self.levels.is_empty() || self.levels.contains(&l.level))
+            && is(&self.category, &l.category)
+            && self.contains.as_ref().is_none_or(|c| l.message.contains(c.as_str()))
+    }
+}
+
+/// Where a log record sits in the store: its time in ns since the epoch, job id and
+/// sequence number; also the cursor of a log search, written `time-jobid-seq`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct LogKey {
+    pub time: u64,
+    pub job: u128,
+    pub seq: u32,
+}
+
+impl fmt::Display for LogKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}-{:032x}-{}", self.time, self.job, self.seq)
+    }
+}
+
+impl FromStr for LogKey {
+    type Err = String;
+    fn from_str(s: &str) -> Result<LogKey, String> {
+        let bad = || format!("{s:?} is not a log cursor (as given in next_cursor)");
+        let mut parts = s.split('-');
+        let (Some(t), Some(j), Some(q), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+            return Err(bad());
+        };
+        Ok(LogKey {
+            time: t.parse().map_err(|_| bad())?,
+            job: u128::from_str_radix(j, 16).map_err(|_| bad())?,
+            seq: q.parse().map_err(|_| bad())?,
+        })
+    }
 }

@@ -4,7 +4,7 @@
 //! through the same thread, each batch in a transaction of its own. Readers open their own
 //! read transactions and never wait for the writer.
 
-use super::model::{Attempt, Execution, JobId, ListQuery, LogQuery, LogRow, PayloadKey, StepRow, Write};
+use super::model::{Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, StepRow, Write};
 use super::tables::{
     ATTEMPTS, BY_FLOW, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES, STEPS,
 };
@@ -82,6 +82,40 @@ fn status_code(s: ExecutionStatus) -> u8 {
 
 /// Codes of the statuses that are not final, for recovery.
 const UNFINISHED: [u8; 4] = [0, 1, 2, 3];
+
+/// The key just before `k` in the logs table's order, if any.
+fn next_below(k: LogKey) -> Option<LogKey> {
+    if k.seq > 0 {
+        return Some(LogKey { seq: k.seq - 1, ..k });
+    }
+    if k.job > 0 {
+        return Some(LogKey {
+            job: k.job - 1,
+            seq: u32::MAX,
+            ..k
+        });
+    }
+    k.time.checked_sub(1).map(|time| LogKey {
+        time,
+        job: u128::MAX,
+        seq: u32::MAX,
+    })
+}
+
+/// The key just after `k` in the logs table's order, if any.
+fn next_above(k: LogKey) -> Option<LogKey> {
+    if k.seq < u32::MAX {
+        return Some(LogKey { seq: k.seq + 1, ..k });
+    }
+    if k.job < u128::MAX {
+        return Some(LogKey {
+            job: k.job + 1,
+            seq: 0,
+            ..k
+        });
+    }
+    k.time.checked_add(1).map(|time| LogKey { time, job: 0, seq: 0 })
+}
 
 fn nanos(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
@@ -668,45 +702,85 @@ impl Store for RedbStore {
         Ok(out)
     }
 
-    fn logs(&self, q: &LogQuery) -> Result<Vec<LogRow>, StoreError> {
+    fn logs(&self, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>, StoreError> {
         let r = self.db.begin_read().map_err(db_err)?;
         let logs = r.open_table(LOGS).map_err(db_err)?;
-        let lo = q.from.map_or(0, nanos);
-        let hi = q.to.map_or(u64::MAX, nanos);
-        let limit = if q.limit == 0 { usize::MAX } else { q.limit };
-        let keep = |l: &LogRow| {
-            q.flow.as_ref().is_none_or(|f| &l.flow == f)
-                && q.step.as_ref().is_none_or(|s| l.step.as_ref() == Some(s))
-                && q.level.is_none_or(|lv| l.level >= lv)
-                && q.category.as_ref().is_none_or(|c| &l.category == c)
-                && q.contains.as_ref().is_none_or(|c| l.message.contains(c.as_str()))
+        let mut lo = LogKey {
+            time: q.from.map_or(0, nanos),
+            job: 0,
+            seq: 0,
         };
-        let mut out = Vec::new();
+        let mut hi = LogKey {
+            time: q.to.map_or(u64::MAX, nanos),
+            job: u128::MAX,
+            seq: u32::MAX,
+        };
         if let Some(job) = q.job_id {
+            (lo.job, hi.job) = (job.0, job.0);
+        }
+        // The cursor is exclusive: the next page starts past it in the query's order.
+        match q.after {
+            Some(c) if q.newest_first => match next_below(c) {
+                Some(below) => hi = hi.min(below),
+                None => return Ok(Vec::new()),
+            },
+            Some(c) => match next_above(c) {
+                Some(above) => lo = lo.max(above),
+                None => return Ok(Vec::new()),
+            },
+            None => {}
+        }
+        if lo > hi {
+            return Ok(Vec::new());
+        }
+        let limit = if q.limit == 0 { usize::MAX } else { q.limit };
+        let mut out = Vec::new();
+        let mut take = |key: LogKey, bytes: &[u8]| -> Result<bool, StoreError> {
+            let row: LogRow = decode("logs", bytes)?;
+            if q.keeps(&row) {
+                out.push((key, row));
+            }
+            Ok(out.len() < limit)
+        };
+        if let Some(job) = q.job_id {
+            // One job's records through its index, still in time order.
             let by_job = r.open_table(LOGS_BY_JOB).map_err(db_err)?;
-            for item in by_job.range((job.0, lo, 0)..=(job.0, hi, u32::MAX)).map_err(db_err)? {
-                let (k, _) = item.map_err(db_err)?;
-                let (_, t, seq) = k.value();
-                if let Some(v) = logs.get((t, job.0, seq)).map_err(db_err)? {
-                    let row: LogRow = decode("logs", v.value())?;
-                    if keep(&row) {
-                        out.push(row);
-                        if out.len() >= limit {
-                            break;
-                        }
-                    }
+            let range = by_job
+                .range((job.0, lo.time, 0)..=(job.0, hi.time, u32::MAX))
+                .map_err(db_err)?;
+            let keys = range.map(|i| i.map(|(k, _)| k.value()).map_err(db_err));
+            let keys: Box<dyn Iterator<Item = _>> = if q.newest_first {
+                Box::new(keys.rev())
+            } else {
+                Box::new(keys)
+            };
+            for k in keys {
+                let (_, time, seq) = k?;
+                let key = LogKey { time, job: job.0, seq };
+                if key < lo || key > hi {
+                    continue;
+                }
+                if let Some(v) = logs.get((time, job.0, seq)).map_err(db_err)?
+                    && !take(key, v.value())?
+                {
+                    break;
                 }
             }
             return Ok(out);
         }
-        for item in logs.range((lo, 0, 0)..=(hi, u128::MAX, u32::MAX)).map_err(db_err)? {
-            let (_, v) = item.map_err(db_err)?;
-            let row: LogRow = decode("logs", v.value())?;
-            if keep(&row) {
-                out.push(row);
-                if out.len() >= limit {
-                    break;
-                }
+        let range = logs
+            .range((lo.time, lo.job, lo.seq)..=(hi.time, hi.job, hi.seq))
+            .map_err(db_err)?;
+        let items: Box<dyn Iterator<Item = _>> = if q.newest_first {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
+        for item in items {
+            let (k, v) = item.map_err(db_err)?;
+            let (time, job, seq) = k.value();
+            if !take(LogKey { time, job, seq }, v.value())? {
+                break;
             }
         }
         Ok(out)

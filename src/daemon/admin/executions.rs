@@ -15,6 +15,7 @@ const LIST_PARAMS: &[&str] = &[
     "job_id",
     "from",
     "to",
+    "preset",
     "limit",
     "cursor",
 ];
@@ -29,13 +30,14 @@ fn row(e: &crate::store::Execution) -> Value {
 pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
     let p = Params::parse(query, LIST_PARAMS)?;
     let limit = p.limit("limit", 50, 1000)?;
+    let (from, to) = p.time_range(shared.config.server.timezone)?;
     let q = ListQuery {
         flow: p.string("flow")?,
         project: p.string("project")?,
         statuses: p.statuses("status")?,
         trigger_kind: p.string("trigger_kind")?,
-        from: p.time("from")?,
-        to: p.time("to")?,
+        from,
+        to,
         // The cursor is the last job id of the previous page: job ids grow with time, so
         // executions created meanwhile never shift a later page.
         before: p.job_id("cursor")?,

@@ -5,7 +5,9 @@
 mod auth;
 mod executions;
 mod flows;
+mod logs;
 mod params;
+mod presets;
 
 use super::Shared;
 use super::http::{Body, json_response};
@@ -135,6 +137,8 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Answer {
         (["executions"], _) => Err(ApiError::method("GET")),
         (["executions", id], Method::GET) => executions::detail(shared, id, query),
         (["executions", _], _) => Err(ApiError::method("GET")),
+        (["logs"], Method::GET) => logs::search(shared, query),
+        (["logs"], _) => Err(ApiError::method("GET")),
         (["flows"], Method::GET) => flows::list(shared, query),
         (["flows"], _) => Err(ApiError::method("GET")),
         (["flows", name, action @ ("activate" | "deactivate")], Method::POST) => {

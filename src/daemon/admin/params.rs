@@ -71,6 +71,64 @@ impl Params {
             .transpose()
     }
 
+    /// `from`/`to` (RFC 3339) or `preset` (see [`super::presets`]), not both.
+    pub fn time_range(&self, tz: chrono_tz::Tz) -> Result<(Option<SystemTime>, Option<SystemTime>), ApiError> {
+        let (from, to) = (self.time("from")?, self.time("to")?);
+        let Some(preset) = self.string("preset")? else {
+            return Ok((from, to));
+        };
+        if from.is_some() || to.is_some() {
+            return Err(bad("preset", "cannot be combined with `from` or `to`".into()));
+        }
+        match super::presets::range(&preset, SystemTime::now(), tz) {
+            Some((from, to)) => Ok((Some(from), Some(to))),
+            None => Err(bad(
+                "preset",
+                format!(
+                    "{preset:?} is not a preset; expected one of: {}",
+                    super::presets::NAMES.join(", ")
+                ),
+            )),
+        }
+    }
+
+    /// Comma-separated values, each parsed as JSON string `what` (levels, statuses).
+    fn list_of<T: serde::de::DeserializeOwned>(
+        &self,
+        name: &str,
+        what: &str,
+        expected: &str,
+    ) -> Result<Vec<T>, ApiError> {
+        let Some(v) = self.string(name)? else {
+            return Ok(Vec::new());
+        };
+        v.split(',')
+            .map(|s| {
+                serde_json::from_value(serde_json::Value::String(s.trim().to_string()))
+                    .map_err(|_| bad(name, format!("{s:?} is not a {what}; expected {expected}")))
+            })
+            .collect()
+    }
+
+    pub fn levels(&self, name: &str) -> Result<Vec<crate::plugin::Level>, ApiError> {
+        self.list_of(name, "level", "trace, debug, info, warn or error")
+    }
+
+    pub fn level(&self, name: &str) -> Result<Option<crate::plugin::Level>, ApiError> {
+        let levels = self.levels(name)?;
+        match levels[..] {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            _ => Err(bad(name, "one level (the lowest kept); use `levels` for a set".into())),
+        }
+    }
+
+    pub fn log_cursor(&self, name: &str) -> Result<Option<crate::store::LogKey>, ApiError> {
+        self.string(name)?
+            .map(|v| v.parse().map_err(|e: String| bad(name, e)))
+            .transpose()
+    }
+
     /// A count from 1 to `max`, `default` when absent.
     pub fn limit(&self, name: &str, default: usize, max: usize) -> Result<usize, ApiError> {
         match self.string(name)? {
@@ -84,20 +142,10 @@ impl Params {
 
     /// Comma-separated statuses.
     pub fn statuses(&self, name: &str) -> Result<Vec<ExecutionStatus>, ApiError> {
-        let Some(v) = self.string(name)? else {
-            return Ok(Vec::new());
-        };
-        v.split(',')
-            .map(|s| {
-                serde_json::from_value(serde_json::Value::String(s.trim().to_string())).map_err(|_| {
-                    bad(
-                        name,
-                        format!(
-                            "{s:?} is not a status; expected pending, queued, running, paused, success, partially_executed, failed or rejected"
-                        ),
-                    )
-                })
-            })
-            .collect()
+        self.list_of(
+            name,
+            "status",
+            "pending, queued, running, paused, success, partially_executed, failed or rejected",
+        )
     }
 }
