@@ -4,7 +4,7 @@
 
 use crate::config::Flow;
 use crate::engine::{StepInput, retries_left, retry_refusal};
-use crate::store::{Execution, JobId, PayloadKey, PayloadKind, Store, StoreError};
+use crate::store::{Execution, JobId, LogRow, PayloadKey, PayloadKind, Store, StoreError};
 use serde_json::{Value, json};
 
 /// Seconds from start to end, once the execution has both.
@@ -81,4 +81,18 @@ pub fn execution_detail(
         "attempts": store.attempts(job_id)?,
         "steps": steps,
     })))
+}
+
+/// A log record as one line of plain text.
+pub fn log_line(l: &LogRow) -> String {
+    format!(
+        "{} {:<5} {} {}/{} {}: {}",
+        crate::time_format::rfc3339(l.time),
+        l.level.as_str(),
+        l.job_id,
+        l.flow,
+        l.step.as_deref().unwrap_or("trigger"),
+        l.category,
+        l.message
+    )
 }

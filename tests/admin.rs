@@ -440,3 +440,187 @@ fn log_search_filters_and_pages_newest_first() {
     }
     d.stop();
 }
+
+/// Every record matching `filter` through the search, following its cursor, oldest first.
+fn searched(d: &Daemon, filter: &str) -> Vec<Value> {
+    let mut out = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let r = d.admin(
+            "GET",
+            &format!("/v1/logs?limit=1000{filter}{cursor}"),
+            Some(VIEWER),
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let v = r.json();
+        out.extend(v["logs"].as_array().unwrap().iter().cloned());
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    out.reverse();
+    out
+}
+
+#[test]
+fn downloads_in_every_format_parse_back_to_the_searched_records() {
+    let setup = Setup::with_server("max_log_records = 1500", TOKENS);
+    setup.flow(
+        "flood",
+        "[flow]\nname = \"flood\"\n[trigger.http]\npath = \"/flood\"\n\n[[steps]]\nname = \"many\"\nconnector = \"log-flood\"\nconfig = { count = 1200 }\n\n[[steps]]\nname = \"quote\"\nconnector = \"log\"\nconfig = { level = \"warn\", message = \"say \\\"hi\\\", {{ trigger.body.id }}\" }\n",
+    );
+    let d = start(&setup);
+    let r = d.request("POST", "/flood", &[], b"{\"id\": \"x,1\"}");
+    ended(&d, r.json()["job_id"].as_str().unwrap());
+    let expected = searched(&d, "");
+    assert_eq!(
+        expected.len(),
+        1201,
+        "1200 flood records and the quoted one, over two pages"
+    );
+    assert_eq!(expected.last().unwrap()["message"], "say \"hi\", x,1");
+
+    let download = |q: &str| {
+        let r = d.admin("GET", &format!("/v1/logs/download?{q}"), Some(VIEWER), b"");
+        assert_eq!(r.status, 200, "{q}: {}", String::from_utf8_lossy(&r.body));
+        r
+    };
+    let r = download("format=ndjson");
+    assert_eq!(r.header("content-type"), Some("application/x-ndjson"));
+    assert_eq!(
+        r.header("content-disposition"),
+        Some("attachment; filename=\"flowd-logs.ndjson\"")
+    );
+    let lines: Vec<Value> = String::from_utf8(r.body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, expected);
+
+    let r = download("format=csv");
+    assert_eq!(r.header("content-type"), Some("text/csv; charset=utf-8"));
+    let mut reader = csv::Reader::from_reader(&r.body[..]);
+    let header: Vec<String> = reader.headers().unwrap().iter().map(str::to_string).collect();
+    assert_eq!(header[..3], ["time", "level", "job_id"]);
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), expected.len());
+    for (row, want) in rows.iter().zip(&expected) {
+        for (i, field) in header.iter().enumerate() {
+            let want = match &want[field.as_str()] {
+                Value::Null => String::new(),
+                Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            assert_eq!(row[i], want, "{field}");
+        }
+    }
+
+    let r = download("format=text");
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    let text = String::from_utf8(r.body).unwrap();
+    let want: Vec<String> = expected
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {:<5} {} {}/{} {}: {}",
+                l["time"].as_str().unwrap(),
+                l["level"].as_str().unwrap(),
+                l["job_id"].as_str().unwrap(),
+                l["flow"].as_str().unwrap(),
+                l["step"].as_str().unwrap(),
+                l["category"].as_str().unwrap(),
+                l["message"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(text.lines().collect::<Vec<_>>(), want);
+
+    // The filters of the search apply to downloads.
+    let r = download("format=ndjson&contains=record%2012");
+    let filtered = searched(&d, "&contains=record%2012");
+    assert_eq!(filtered.len(), 12, "record 12, 120-129 and 1200");
+    let lines: Vec<Value> = String::from_utf8(r.body)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines, filtered);
+
+    let r = d.admin("GET", "/v1/logs/download?format=xml", Some(VIEWER), b"");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.json()["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("expected ndjson, csv or text")
+    );
+    let r = d.admin("GET", "/v1/logs/download?cursor=1-2-3", Some(VIEWER), b"");
+    assert_eq!(r.status, 400, "downloads take filters, not a cursor");
+    d.stop();
+}
+
+#[test]
+fn follow_mode_delivers_new_records_as_they_are_stored() {
+    use std::io::{Read, Write};
+    let setup = setup();
+    setup.flow(
+        "noisy",
+        "[flow]\nname = \"noisy\"\n[trigger.http]\npath = \"/noisy\"\n\n[[steps]]\nname = \"s1\"\nconnector = \"log\"\nconfig = { level = \"info\", message = \"order {{ trigger.body.id }} in\" }\n\n[[steps]]\nname = \"s2\"\nconnector = \"log\"\nconfig = { level = \"warn\", message = \"order {{ trigger.body.id }} late\" }\n",
+    );
+    let mut d = start(&setup);
+    // A record from before the tail starts is not sent.
+    let r = d.request("POST", "/noisy", &[], b"{\"id\": 1}");
+    ended(&d, r.json()["job_id"].as_str().unwrap());
+
+    let mut s = std::net::TcpStream::connect(d.admin).unwrap();
+    write!(
+        s,
+        "GET /v1/logs/follow?flow=noisy&level=warn HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {VIEWER}\r\n\r\n"
+    )
+    .unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
+    let mut raw = Vec::new();
+    let mut read_until = |raw: &mut Vec<u8>, done: &dyn Fn(&[u8]) -> bool| {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut buf = [0u8; 4096];
+        while !done(raw) {
+            assert!(std::time::Instant::now() < end, "{}", String::from_utf8_lossy(raw));
+            match s.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => raw.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+    };
+    read_until(&mut raw, &|r| r.windows(4).any(|w| w == b"\r\n\r\n"));
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("content-type: application/x-ndjson"), "{head}");
+
+    let lines = |raw: &[u8]| -> Vec<Value> {
+        let (body, _) = support::dechunk(&raw[split..]);
+        String::from_utf8(body)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    for id in [2, 3] {
+        let r = d.request("POST", "/noisy", &[], format!("{{\"id\": {id}}}").as_bytes());
+        assert_eq!(r.status, 202);
+        let want = format!("order {id} late");
+        read_until(&mut raw, &|r| lines(r).iter().any(|l| l["message"] == want.as_str()));
+    }
+    let got: Vec<_> = lines(&raw).iter().map(|l| l["message"].clone()).collect();
+    assert_eq!(got, [json!("order 2 late"), json!("order 3 late")]);
+
+    // Stopping the daemon ends the stream, and the daemon exits cleanly.
+    d.signal("TERM");
+    read_until(&mut raw, &|r| support::dechunk(&r[split..]).1);
+    assert_eq!(d.wait(30), Some(0));
+}

@@ -374,16 +374,7 @@ pub fn logs(a: LogsArgs) -> u8 {
         if a.json {
             println!("{}", serde_json::to_string(&l).expect("serializes"));
         } else {
-            println!(
-                "{} {:<5} {} {}/{} {}: {}",
-                crate::time_format::rfc3339(l.time),
-                l.level.as_str(),
-                l.job_id,
-                l.flow,
-                l.step.as_deref().unwrap_or("trigger"),
-                l.category,
-                l.message
-            );
+            println!("{}", crate::views::log_line(&l));
         }
     }
     0

@@ -382,9 +382,34 @@ pub fn http_request(
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    HttpResponse {
+    let mut r = HttpResponse {
         status,
         headers,
         body: raw[split + 4..].to_vec(),
+    };
+    if r.header("transfer-encoding") == Some("chunked") {
+        r.body = dechunk(&r.body).0;
+    }
+    r
+}
+
+/// The data of the complete chunks at the start of a chunked body, and whether the
+/// last (zero-length) chunk was among them.
+pub fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = raw.windows(2).position(|w| w == b"\r\n") else {
+            return (out, false);
+        };
+        let size = usize::from_str_radix(std::str::from_utf8(&raw[..eol]).unwrap().trim(), 16).unwrap();
+        if size == 0 {
+            return (out, true);
+        }
+        let start = eol + 2;
+        if raw.len() < start + size + 2 {
+            return (out, false);
+        }
+        out.extend_from_slice(&raw[start..start + size]);
+        raw = &raw[start + size + 2..];
     }
 }

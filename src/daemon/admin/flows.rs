@@ -62,10 +62,10 @@ pub async fn set_active(shared: &Shared, name: &str, active: bool, query: Option
 pub async fn run(shared: &Shared, name: &str, body: Value, query: Option<&str>) -> Answer {
     Params::parse(query, &[])?;
     match shared.run_now(name, body).await {
-        Ok(job) => Ok(super::json_response(
+        Ok(job) => Ok(super::boxed(super::json_response(
             StatusCode::ACCEPTED,
             &json!({ "job_id": job.to_string() }),
-        )),
+        ))),
         Err(RunError::QueueFull { flow, retry_after }) => {
             let mut r = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

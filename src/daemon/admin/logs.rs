@@ -9,7 +9,7 @@ use crate::store::LogQuery;
 use serde_json::json;
 use std::time::{Duration, SystemTime};
 
-const PARAMS: &[&str] = &[
+pub const PARAMS: &[&str] = &[
     "project",
     "flow",
     "flow_version",
@@ -31,7 +31,8 @@ const PARAMS: &[&str] = &[
 /// How far back a search without a time filter looks.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 60);
 
-/// The query that `params` describe, newest first.
+/// The query that `params` describe (their filters; `limit` and `cursor` for a page),
+/// newest first.
 pub fn query(shared: &Shared, p: &Params, limit: usize) -> Result<LogQuery, ApiError> {
     let job_id = p.job_id("job_id")?;
     let (mut from, to) = p.time_range(shared.config.server.timezone)?;

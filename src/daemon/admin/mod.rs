@@ -8,9 +8,12 @@ mod flows;
 mod logs;
 mod params;
 mod presets;
+mod stream;
 
 use super::Shared;
 use super::http::{Body, json_response};
+use bytes::Bytes;
+use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, HeaderValue};
@@ -24,6 +27,13 @@ use tokio::net::TcpListener;
 
 /// The largest request body the admin API reads (a manual run's payload).
 const MAX_BODY: usize = 1 << 20;
+
+/// Every admin answer's body: whole JSON documents, or streams (downloads, live tail).
+pub type AdminBody = UnsyncBoxBody<Bytes, std::convert::Infallible>;
+
+fn boxed(r: Response<Body>) -> Response<AdminBody> {
+    r.map(BodyExt::boxed_unsync)
+}
 
 /// An error answer: status, stable code, and a message saying what to do.
 #[derive(Debug)]
@@ -64,7 +74,7 @@ impl ApiError {
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
     }
 
-    fn into_response(self) -> Response<Body> {
+    fn into_response(self) -> Response<AdminBody> {
         let mut r = json_response(
             self.status,
             &json!({ "error": { "code": self.code, "message": self.message } }),
@@ -72,14 +82,14 @@ impl ApiError {
         if let Some(allow) = self.allow {
             r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
         }
-        r
+        boxed(r)
     }
 }
 
-type Answer = Result<Response<Body>, ApiError>;
+type Answer = Result<Response<AdminBody>, ApiError>;
 
 fn ok(value: &Value) -> Answer {
-    Ok(json_response(StatusCode::OK, value))
+    Ok(boxed(json_response(StatusCode::OK, value)))
 }
 
 /// Serves the admin API on `listener` until the daemon stops.
@@ -111,11 +121,11 @@ pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
 }
 
 /// Answers one admin request.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<AdminBody> {
     route(&shared, req).await.unwrap_or_else(ApiError::into_response)
 }
 
-async fn route(shared: &Shared, req: Request<Incoming>) -> Answer {
+async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
     let path = req.uri().path().to_string();
     let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
     if segments == ["healthz"] {
@@ -139,6 +149,9 @@ async fn route(shared: &Shared, req: Request<Incoming>) -> Answer {
         (["executions", _], _) => Err(ApiError::method("GET")),
         (["logs"], Method::GET) => logs::search(shared, query),
         (["logs"], _) => Err(ApiError::method("GET")),
+        (["logs", "download"], Method::GET) => stream::download(shared, query),
+        (["logs", "follow"], Method::GET) => stream::follow(shared, query),
+        (["logs", "download" | "follow"], _) => Err(ApiError::method("GET")),
         (["flows"], Method::GET) => flows::list(shared, query),
         (["flows"], _) => Err(ApiError::method("GET")),
         (["flows", name, action @ ("activate" | "deactivate")], Method::POST) => {
