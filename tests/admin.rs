@@ -34,6 +34,10 @@ fn setup() -> Setup {
         "by-hand",
         "[flow]\nname = \"by-hand\"\n[trigger.manual]\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
     );
+    setup.flow(
+        "nightly",
+        "[flow]\nname = \"nightly\"\n[trigger.schedule]\ncron = \"0 0 3 * * *\"\ntimezone = \"Asia/Tokyo\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
     setup
 }
 
@@ -79,13 +83,21 @@ fn every_route_needs_a_token_and_changes_need_an_operator() {
     let reads = [
         "/v1/executions".to_string(),
         format!("/v1/executions/{job}"),
+        "/v1/logs".to_string(),
+        "/v1/logs/download".to_string(),
         "/v1/flows".to_string(),
+        "/v1/schedules".to_string(),
+        "/v1/schedules/executions".to_string(),
+        "/v1/logs/follow".to_string(),
         "/v1/nothing-here".to_string(),
     ];
     let changes = [
         "/v1/flows/ok/deactivate",
         "/v1/flows/ok/activate",
         "/v1/flows/by-hand/run",
+        "/v1/schedules/nightly/disable",
+        "/v1/schedules/nightly/enable",
+        "/v1/schedules/nightly/run",
     ];
     for path in reads.iter().map(String::as_str).chain(changes) {
         let method = if changes.contains(&path) { "POST" } else { "GET" };
@@ -104,7 +116,8 @@ fn every_route_needs_a_token_and_changes_need_an_operator() {
         let r = d.admin("POST", path, Some(OPERATOR), b"");
         assert!(r.status == 200 || r.status == 202, "{path}: {}", r.status);
     }
-    for path in &reads[..3] {
+    // Every read but the endless live tail (tested on its own) answers both roles.
+    for path in &reads[..7] {
         for token in [VIEWER, OPERATOR] {
             assert_eq!(d.admin("GET", path, Some(token), b"").status, 200, "{path}");
         }
@@ -255,7 +268,7 @@ fn detail_flows_activation_and_manual_runs() {
         .iter()
         .map(|f| f["name"].clone())
         .collect();
-    assert_eq!(names, [json!("bad"), json!("by-hand"), json!("ok")]);
+    assert_eq!(names, [json!("bad"), json!("by-hand"), json!("nightly"), json!("ok")]);
     assert_eq!(flows["flows"][1]["trigger_kind"], "manual");
     assert_eq!(flows["flows"][1]["active"], true);
 
@@ -264,7 +277,7 @@ fn detail_flows_activation_and_manual_runs() {
     assert_eq!(r.json(), json!({"name": "ok", "active": false}));
     assert_eq!(d.request("POST", "/ok", &[], b"{}").status, 409);
     let flows = d.admin("GET", "/v1/flows", Some(VIEWER), b"").json();
-    assert_eq!(flows["flows"][2]["active"], false);
+    assert_eq!(flows["flows"][3]["active"], false);
     assert_eq!(
         d.admin("POST", "/v1/flows/ok/activate", Some(OPERATOR), b"").status,
         200
@@ -623,4 +636,102 @@ fn follow_mode_delivers_new_records_as_they_are_stored() {
     d.signal("TERM");
     read_until(&mut raw, &|r| support::dechunk(&r[split..]).1);
     assert_eq!(d.wait(30), Some(0));
+}
+
+#[test]
+fn scheduled_tasks_next_fires_enable_disable_and_run_now() {
+    let setup = setup();
+    setup.flow(
+        "ticker",
+        "[flow]\nname = \"ticker\"\n[trigger.schedule]\ncron = \"* * * * * *\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    let d = start(&setup);
+    let get = |path: &str| {
+        let r = d.admin("GET", path, Some(VIEWER), b"");
+        assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+        r.json()
+    };
+    let tasks = |q: &str| {
+        get(&format!("/v1/schedules/executions{q}"))["executions"]
+            .as_array()
+            .unwrap()
+            .clone()
+    };
+    // The per-second ticker fires; its executions are listed with their trigger times.
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tasks("?flow=ticker&status=success").len() < 2 {
+        assert!(std::time::Instant::now() < end, "the ticker never fired twice");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let row = tasks("?flow=ticker&status=success")[0].clone();
+    for field in [
+        "job_id",
+        "scheduled_at",
+        "fired_at",
+        "finished_at",
+        "duration",
+        "environment",
+    ] {
+        assert!(!row[field].is_null(), "{field}: {row}");
+    }
+    assert_eq!(row["environment"], "test");
+    assert!(tasks("?preset=last_week").is_empty());
+    assert!(tasks("?flow=ok").is_empty(), "only executions started by schedules");
+
+    let schedules = get("/v1/schedules?next=3");
+    let names: Vec<_> = schedules["schedules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["flow"].clone())
+        .collect();
+    assert_eq!(names, [json!("nightly"), json!("ticker")]);
+    let nightly = &schedules["schedules"][0];
+    assert_eq!(
+        (nightly["cron"].as_str(), nightly["timezone"].as_str()),
+        (Some("0 0 3 * * *"), Some("Asia/Tokyo"))
+    );
+    let fires: Vec<&str> = nightly["next_fires"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f.as_str().unwrap())
+        .collect();
+    assert_eq!(fires.len(), 3);
+    assert!(
+        fires.iter().all(|f| f.ends_with("T18:00:00.000Z")),
+        "03:00 in Tokyo: {fires:?}"
+    );
+    assert!(!schedules["schedules"][1]["last_fire"].is_null());
+
+    // Disabled: no more fires; enabled: they go on.
+    let r = d.admin("POST", "/v1/schedules/ticker/disable", Some(OPERATOR), b"");
+    assert_eq!(r.json(), json!({"flow": "ticker", "active": false}));
+    // A fire already past its active check when the flow was disabled lands meanwhile.
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    let before = tasks("?flow=ticker").len();
+    std::thread::sleep(std::time::Duration::from_millis(2200));
+    assert_eq!(tasks("?flow=ticker").len(), before, "a disabled schedule does not fire");
+    assert_eq!(get("/v1/schedules")["schedules"][1]["active"], false);
+    assert_eq!(
+        d.admin("POST", "/v1/schedules/ticker/enable", Some(OPERATOR), b"")
+            .status,
+        200
+    );
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while tasks("?flow=ticker").len() == before {
+        assert!(std::time::Instant::now() < end, "the enabled ticker never fired");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    // Run now: a schedule execution of the nightly flow, hours before its time.
+    let r = d.admin("POST", "/v1/schedules/nightly/run", Some(OPERATOR), b"");
+    assert_eq!(r.status, 202);
+    let job = r.json()["job_id"].as_str().unwrap().to_string();
+    assert_eq!(ended(&d, &job)["trigger_kind"], "schedule");
+    assert_eq!(tasks("?flow=nightly")[0]["job_id"], json!(job));
+    for (path, status) in [("/v1/schedules/ok/run", 404), ("/v1/schedules/nosuch/disable", 404)] {
+        assert_eq!(d.admin("POST", path, Some(OPERATOR), b"").status, status, "{path}");
+    }
+    d.stop();
 }

@@ -71,6 +71,8 @@ pub enum RunError {
     UnknownFlow(String),
     #[error("flow \"{0}\" is inactive")]
     Inactive(String),
+    #[error("flow \"{0}\" has no schedule trigger")]
+    NotScheduled(String),
     #[error("flow \"{flow}\" has a full queue; try again in {retry_after}s")]
     QueueFull { flow: String, retry_after: u64 },
     #[error("the trigger connector dropped the event")]
@@ -113,12 +115,37 @@ impl Shared {
     /// Starts an execution of `flow` now with `body` as a manual event (the API's
     /// `POST /flows/{flow}/run`); the job id once it is stored.
     pub async fn run_now(&self, flow: &str, body: Value) -> Result<JobId, RunError> {
+        self.start_now(flow, |_| Ok(TriggerEvent::Manual(body))).await
+    }
+
+    /// Fires a schedule flow now, as its schedule would (a scheduled task's "run now");
+    /// it is not a fire time of the schedule, so catch-up does not count it.
+    pub async fn fire_now(&self, flow: &str) -> Result<JobId, RunError> {
+        self.start_now(flow, |f| match f.trigger.kind {
+            TriggerKind::Schedule { .. } => {
+                let now = crate::time_format::rfc3339(std::time::SystemTime::now());
+                Ok(TriggerEvent::Schedule {
+                    scheduled_at: now.clone(),
+                    fired_at: now,
+                })
+            }
+            _ => Err(RunError::NotScheduled(f.name.clone())),
+        })
+        .await
+    }
+
+    async fn start_now(
+        &self,
+        flow: &str,
+        event: impl FnOnce(&Flow) -> Result<TriggerEvent, RunError>,
+    ) -> Result<JobId, RunError> {
         let flow = self
             .flows()
             .by_name
             .get(flow)
             .cloned()
             .ok_or_else(|| RunError::UnknownFlow(flow.to_string()))?;
+        let event = event(&flow)?;
         if !self.is_active(&flow.name) {
             return Err(RunError::Inactive(flow.name.clone()));
         }
@@ -129,12 +156,7 @@ impl Shared {
                 flow: flow.name.clone(),
                 retry_after,
             })?;
-        match self
-            .dispatcher
-            .executor()
-            .admit(&flow, TriggerEvent::Manual(body))
-            .await?
-        {
+        match self.dispatcher.executor().admit(&flow, event).await? {
             Admission::Accepted(a) => {
                 let job = a.job_id;
                 self.dispatcher.submit(reservation, *a);

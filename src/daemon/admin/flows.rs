@@ -3,19 +3,10 @@
 
 use super::params::Params;
 use super::{Answer, ApiError, ok};
-use crate::config::TriggerKind;
 use crate::daemon::{RunError, Shared};
 use hyper::StatusCode;
 use hyper::header::{HeaderValue, RETRY_AFTER};
 use serde_json::{Value, json};
-
-fn trigger_kind(kind: &TriggerKind) -> &'static str {
-    match kind {
-        TriggerKind::Http { .. } => "http",
-        TriggerKind::Schedule { .. } => "schedule",
-        TriggerKind::Manual => "manual",
-    }
-}
 
 pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
     Params::parse(query, &[])?;
@@ -29,7 +20,7 @@ pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
                 "name": f.name,
                 "project": f.project,
                 "version": f.version,
-                "trigger_kind": trigger_kind(&f.trigger.kind),
+                "trigger_kind": f.trigger.kind.name(),
                 "active": shared.is_active(&f.name),
                 "steps": f.steps.len(),
             })
@@ -38,7 +29,7 @@ pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
     ok(&json!({ "flows": rows }))
 }
 
-fn run_error(e: RunError) -> ApiError {
+pub fn run_error(e: RunError) -> ApiError {
     match e {
         RunError::UnknownFlow(_) => ApiError::not_found(e.to_string()),
         RunError::Inactive(ref f) => ApiError::new(
@@ -46,6 +37,7 @@ fn run_error(e: RunError) -> ApiError {
             "flow_inactive",
             format!("flow \"{f}\" is inactive; activate it first (POST /v1/flows/{f}/activate)"),
         ),
+        RunError::NotScheduled(_) => ApiError::new(StatusCode::CONFLICT, "not_scheduled", e.to_string()),
         RunError::QueueFull { .. } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", e.to_string()),
         RunError::Dropped => ApiError::new(StatusCode::CONFLICT, "dropped", e.to_string()),
         RunError::TriggerFailed(_) => ApiError::new(StatusCode::CONFLICT, "trigger_failed", e.to_string()),
@@ -61,7 +53,13 @@ pub async fn set_active(shared: &Shared, name: &str, active: bool, query: Option
 
 pub async fn run(shared: &Shared, name: &str, body: Value, query: Option<&str>) -> Answer {
     Params::parse(query, &[])?;
-    match shared.run_now(name, body).await {
+    started(shared.run_now(name, body).await)
+}
+
+/// `202 {"job_id"}`, or why the execution did not start (429 with `Retry-After` when the
+/// flow's queue is full).
+pub fn started(result: Result<crate::store::JobId, RunError>) -> Answer {
+    match result {
         Ok(job) => Ok(super::boxed(super::json_response(
             StatusCode::ACCEPTED,
             &json!({ "job_id": job.to_string() }),

@@ -8,6 +8,7 @@ mod flows;
 mod logs;
 mod params;
 mod presets;
+mod schedules;
 mod stream;
 
 use super::Shared;
@@ -152,6 +153,19 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
         (["logs", "download"], Method::GET) => stream::download(shared, query),
         (["logs", "follow"], Method::GET) => stream::follow(shared, query),
         (["logs", "download" | "follow"], _) => Err(ApiError::method("GET")),
+        (["schedules"], Method::GET) => schedules::list(shared, query),
+        (["schedules"], _) => Err(ApiError::method("GET")),
+        (["schedules", "executions"], Method::GET) => schedules::executions(shared, query),
+        (["schedules", "executions"], _) => Err(ApiError::method("GET")),
+        (["schedules", name, action @ ("enable" | "disable")], Method::POST) => {
+            auth::require_operator(role)?;
+            schedules::set_enabled(shared, name, *action == "enable", query).await
+        }
+        (["schedules", name, "run"], Method::POST) => {
+            auth::require_operator(role)?;
+            schedules::run(shared, name, query).await
+        }
+        (["schedules", _, "enable" | "disable" | "run"], _) => Err(ApiError::method("POST")),
         (["flows"], Method::GET) => flows::list(shared, query),
         (["flows"], _) => Err(ApiError::method("GET")),
         (["flows", name, action @ ("activate" | "deactivate")], Method::POST) => {
