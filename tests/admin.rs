@@ -13,6 +13,10 @@ const OPERATOR: &str = "operator-token-0123456789";
 
 const TOKENS: &str = "[[server.tokens]]\nname = \"dash\"\nrole = \"viewer\"\nenv = \"FLOWD_TEST_VIEWER\"\n[[server.tokens]]\nname = \"ops\"\nrole = \"operator\"\nenv = \"FLOWD_TEST_OPERATOR\"\n";
 
+/// Two log steps per execution: `order <id> in` (info, category a), `order <id> late`
+/// (warn, category b).
+const NOISY: &str = "[flow]\nname = \"noisy\"\n[trigger.http]\npath = \"/noisy\"\n\n[[steps]]\nname = \"s1\"\nconnector = \"log\"\nconfig = { level = \"info\", category = \"a\", message = \"order {{ trigger.body.id }} in\" }\n\n[[steps]]\nname = \"s2\"\nconnector = \"log\"\nconfig = { level = \"warn\", category = \"b\", message = \"order {{ trigger.body.id }} late\" }\n";
+
 fn start(setup: &Setup) -> Daemon {
     Daemon::start_with_env(
         setup,
@@ -331,10 +335,7 @@ fn a_short_token_value_is_refused_when_the_config_loads() {
 #[test]
 fn log_search_filters_and_pages_newest_first() {
     let setup = Setup::with_server("", TOKENS);
-    setup.flow(
-        "noisy",
-        "[flow]\nname = \"noisy\"\n[trigger.http]\npath = \"/noisy\"\n\n[[steps]]\nname = \"s1\"\nconnector = \"log\"\nconfig = { level = \"info\", category = \"a\", message = \"order {{ trigger.body.id }} in\" }\n\n[[steps]]\nname = \"s2\"\nconnector = \"log\"\nconfig = { level = \"warn\", category = \"b\", message = \"order {{ trigger.body.id }} late\" }\n",
-    );
+    setup.flow("noisy", NOISY);
     let d = start(&setup);
     let mut jobs = Vec::new();
     for id in 1..=3 {
@@ -579,10 +580,7 @@ fn downloads_in_every_format_parse_back_to_the_searched_records() {
 fn follow_mode_delivers_new_records_as_they_are_stored() {
     use std::io::{Read, Write};
     let setup = setup();
-    setup.flow(
-        "noisy",
-        "[flow]\nname = \"noisy\"\n[trigger.http]\npath = \"/noisy\"\n\n[[steps]]\nname = \"s1\"\nconnector = \"log\"\nconfig = { level = \"info\", message = \"order {{ trigger.body.id }} in\" }\n\n[[steps]]\nname = \"s2\"\nconnector = \"log\"\nconfig = { level = \"warn\", message = \"order {{ trigger.body.id }} late\" }\n",
-    );
+    setup.flow("noisy", NOISY);
     let mut d = start(&setup);
     // A record from before the tail starts is not sent.
     let r = d.request("POST", "/noisy", &[], b"{\"id\": 1}");

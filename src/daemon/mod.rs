@@ -242,8 +242,13 @@ impl Daemon {
         let schedules = Mutex::new(spawn_schedules(&shared));
         let retention =
             crate::store::retention::spawn(store, shared.config.retention, std::time::Duration::from_secs(3600));
-        let accept = tokio::spawn(accept_loop(shared.clone(), listener));
-        let admin_accept = tokio::spawn(admin::serve(shared.clone(), admin_listener));
+        let accept = tokio::spawn(serve_connections(shared.clone(), listener, "trigger", http::handle));
+        let admin_accept = tokio::spawn(serve_connections(
+            shared.clone(),
+            admin_listener,
+            "admin",
+            admin::handle,
+        ));
         Ok(Daemon {
             shared,
             local,
@@ -339,7 +344,17 @@ fn spawn_schedules(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
         .collect()
 }
 
-async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
+/// Serves HTTP/1 connections on `listener`, each request answered by `handle`, until
+/// the daemon stops; requests already being answered then get the grace period (held-open
+/// webhooks are answered 504-free only if their execution responds in time).
+async fn serve_connections<F, Fut, B>(shared: Arc<Shared>, listener: TcpListener, what: &'static str, handle: F)
+where
+    F: Fn(Arc<Shared>, hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = hyper::Response<B>> + Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
         tokio::select! {
@@ -347,19 +362,19 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 let (stream, _) = match accepted {
                     Ok(s) => s,
                     Err(e) => {
-                        tracing::warn!(error = %e, "accepting a connection failed");
+                        tracing::warn!(error = %e, listener = what, "accepting a connection failed");
                         continue;
                     }
                 };
-                let shared = shared.clone();
+                let (shared, handle) = (shared.clone(), handle.clone());
                 let service = service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move { Ok::<_, std::convert::Infallible>(http::handle(shared, req).await) }
+                    let fut = handle(shared.clone(), req);
+                    async move { Ok::<_, std::convert::Infallible>(fut.await) }
                 });
                 let conn = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
                 tokio::spawn(async move {
                     if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
+                        tracing::debug!(error = %e, listener = what, "connection ended with an error");
                     }
                 });
             }
@@ -367,8 +382,6 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
         }
     }
     drop(listener);
-    // Requests already being answered get a moment; held-open ones are answered 504-free
-    // only if their execution responds in time.
     let _ = tokio::time::timeout(shared.config.server.shutdown_grace, graceful.shutdown()).await;
 }
 

@@ -265,6 +265,16 @@ pub struct ListQuery {
     pub limit: usize,
 }
 
+impl ListQuery {
+    /// Whether `e` passes every filter but the time range and the cursor.
+    pub fn keeps(&self, e: &Execution) -> bool {
+        self.flow.as_ref().is_none_or(|f| &e.flow == f)
+            && self.project.as_ref().is_none_or(|p| &e.project == p)
+            && (self.statuses.is_empty() || self.statuses.contains(&e.status))
+            && self.trigger_kind.as_ref().is_none_or(|k| &e.trigger_kind == k)
+    }
+}
+
 /// A filter over log records, oldest first (or newest first).
 #[derive(Debug, Clone, Default)]
 pub struct LogQuery {

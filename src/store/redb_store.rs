@@ -644,12 +644,7 @@ impl Store for RedbStore {
             hi = hi.min(before.0);
         }
         let limit = if q.limit == 0 { usize::MAX } else { q.limit };
-        let keep = |e: &Execution| {
-            q.flow.as_ref().is_none_or(|f| &e.flow == f)
-                && q.project.as_ref().is_none_or(|p| &e.project == p)
-                && (q.statuses.is_empty() || q.statuses.contains(&e.status))
-                && q.trigger_kind.as_ref().is_none_or(|k| &e.trigger_kind == k)
-        };
+        let keep = |e: &Execution| q.keeps(e);
         let mut out = Vec::new();
         // Use the narrowest index the query allows; every row is still checked in full.
         let ids: Box<dyn Iterator<Item = Result<u128, StoreError>>> = if let Some(flow) = &q.flow {

@@ -59,10 +59,7 @@ fn one(shared: &Shared, id: JobId, q: &ListQuery) -> Result<Vec<crate::store::Ex
     let Some(e) = shared.store.execution(id).map_err(ApiError::internal)? else {
         return Ok(Vec::new());
     };
-    let keep = q.flow.as_ref().is_none_or(|f| &e.flow == f)
-        && q.project.as_ref().is_none_or(|p| &e.project == p)
-        && (q.statuses.is_empty() || q.statuses.contains(&e.status))
-        && q.trigger_kind.as_ref().is_none_or(|k| &e.trigger_kind == k)
+    let keep = q.keeps(&e)
         && q.from.is_none_or(|t| e.created_at >= t)
         && q.to.is_none_or(|t| e.created_at <= t)
         && q.before.is_none_or(|b| e.job_id < b);

@@ -18,13 +18,9 @@ use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
 use serde_json::{Value, json};
 use std::sync::Arc;
-use tokio::net::TcpListener;
 
 /// The largest request body the admin API reads (a manual run's payload).
 const MAX_BODY: usize = 1 << 20;
@@ -91,34 +87,6 @@ type Answer = Result<Response<AdminBody>, ApiError>;
 
 fn ok(value: &Value) -> Answer {
     Ok(boxed(json_response(StatusCode::OK, value)))
-}
-
-/// Serves the admin API on `listener` until the daemon stops.
-pub async fn serve(shared: Arc<Shared>, listener: TcpListener) {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let Ok((stream, _)) = accepted.inspect_err(|e| tracing::warn!(error = %e, "accepting an admin connection failed")) else {
-                    continue;
-                };
-                let shared = shared.clone();
-                let service = service_fn(move |req| {
-                    let shared = shared.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle(shared, req).await) }
-                });
-                let conn = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, "admin connection ended with an error");
-                    }
-                });
-            }
-            _ = shared.stopping.cancelled() => break,
-        }
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(shared.config.server.shutdown_grace, graceful.shutdown()).await;
 }
 
 /// Answers one admin request.
