@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
 use support::{Daemon, Setup, list_executions, secs, show as detail};
 
 /// (n from the body, start, end) of each finished run's first step, oldest first.
@@ -74,7 +73,7 @@ fn a_full_queue_answers_429_and_a_restart_requeues_in_order() {
 
     // After a restart they run, in the order they were accepted.
     let d = Daemon::start(&setup);
-    std::thread::sleep(Duration::from_millis(1200));
+    d.wait_ended("q", 2, 30);
     d.stop();
     let r = runs(&setup, "q");
     assert_eq!(r.iter().map(|x| x.0).collect::<Vec<_>>(), [0, 1, 2]);
@@ -102,7 +101,8 @@ fn queued_executions_start_in_order_and_expire_after_max_wait() {
     for n in 0..3 {
         assert_eq!(post(&d, "impatient", n).status, 202);
     }
-    std::thread::sleep(Duration::from_millis(900));
+    d.wait_ended("fifo", 5, 30);
+    d.wait_ended("impatient", 3, 30);
     d.stop();
 
     let fifo = runs(&setup, "fifo");
@@ -136,7 +136,8 @@ fn concurrency_and_rate_limits_hold() {
     for n in 0..5 {
         assert_eq!(post(&d, "paced", n).status, 202);
     }
-    std::thread::sleep(Duration::from_millis(1300));
+    d.wait_ended("pair", 8, 30);
+    d.wait_ended("paced", 5, 30);
     d.stop();
 
     let pair = runs(&setup, "pair");
@@ -175,8 +176,8 @@ fn a_flooded_flow_does_not_starve_another() {
         assert_eq!(post(&d, "flood", n).status, 202);
     }
     assert_eq!(post(&d, "quiet", 0).status, 202);
-    // Long enough for the whole flood to run.
-    std::thread::sleep(Duration::from_millis(3800));
+    d.wait_ended("flood", 30, 60);
+    d.wait_ended("quiet", 1, 60);
     d.stop();
 
     let quiet = list_executions(&setup, Some("quiet"));

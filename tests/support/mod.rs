@@ -301,6 +301,35 @@ impl Daemon {
         None
     }
 
+    /// Waits until the daemon has logged `n` executions of `flow` as ended (finished or
+    /// rejected), at most `secs`; panics with the log otherwise. Tests wait for this
+    /// rather than sleep for a guessed time, which a busy machine overruns.
+    pub fn wait_ended(&self, flow: &str, n: usize, secs: u64) {
+        let field = format!("flow={flow} ");
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let seen = self
+                .log
+                .lock()
+                .unwrap()
+                .lines()
+                .filter(|l| {
+                    (l.contains("execution finished") || l.contains("execution rejected"))
+                        && format!("{l} ").contains(&field)
+                })
+                .count();
+            if seen >= n {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "{seen} of {n} executions of {flow} ended within {secs}s:\n{}",
+                self.log.lock().unwrap()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
         http_request(self.addr, method, path, headers, body)
     }
