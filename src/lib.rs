@@ -10,7 +10,8 @@
 //!   config through its connector.
 //! - [`schedule`]: cron schedules in IANA time zones: next fire times and catch-up.
 //! - [`store`]: durable executions: the `Store` trait and its redb implementation.
-//! - [`daemon`]: `flowd serve`: the trigger listener, dispatch and shutdown.
+//! - [`daemon`]: `flowd serve`: the trigger listener, dispatch, the admin API and shutdown.
+//! - [`metrics`]: counters and histograms of executions and steps for `/metrics`.
 //! - [`cli`]: the `flowd` command line.
 
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod loader;
+pub mod metrics;
 pub mod plugin;
 pub mod schedule;
 pub mod store;

@@ -49,9 +49,10 @@ pub fn execution_detail(
             attempt = row.attempt;
             outputs.clear();
         }
+        // A reused step's payloads are stored with the attempt that ran it.
         let key = |kind| PayloadKey {
             job_id,
-            attempt: row.attempt,
+            attempt: row.reused_from.unwrap_or(row.attempt),
             step: row.index,
             kind,
         };

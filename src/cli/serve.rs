@@ -29,7 +29,7 @@ pub async fn serve(args: ServeArgs) -> u8 {
     } else {
         builder.with_target(false).init();
     }
-    match crate::daemon::serve(config, args.config.clone()).await {
+    match crate::daemon::serve(config).await {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("error: {e:#}");

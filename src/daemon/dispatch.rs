@@ -98,6 +98,18 @@ impl State {
     }
 }
 
+/// What the dispatcher holds at one moment (for `/metrics`).
+pub struct Load {
+    pub flows: Vec<FlowLoad>,
+    pub workers: usize,
+}
+
+pub struct FlowLoad {
+    pub flow: String,
+    pub waiting: usize,
+    pub running: usize,
+}
+
 /// A place in a throttled flow's queue, held while the request is being stored.
 pub struct Reservation {
     dispatcher: Dispatcher,
@@ -356,6 +368,25 @@ impl Dispatcher {
             }
             let _ = item.done.send(true);
         });
+    }
+
+    /// Each flow's waiting and running executions now, and the worker cap.
+    pub fn load(&self) -> Load {
+        let state = self.state.lock().expect("dispatch lock");
+        let mut flows: Vec<FlowLoad> = state
+            .queues
+            .iter()
+            .map(|q| FlowLoad {
+                flow: q.flow.name.clone(),
+                waiting: q.waiting.len(),
+                running: q.running,
+            })
+            .collect();
+        flows.sort_by(|a, b| a.flow.cmp(&b.flow));
+        Load {
+            flows,
+            workers: self.workers,
+        }
     }
 
     /// Waits for every running execution, at most `grace`; true when all finished.

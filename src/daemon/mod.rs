@@ -3,7 +3,7 @@
 //! the config all-or-nothing; SIGTERM or SIGINT stops accepting, lets running executions
 //! finish for the grace period and exits (anything unfinished resumes on the next start).
 
-mod admin;
+pub mod admin;
 mod dispatch;
 mod http;
 mod scheduler;
@@ -22,7 +22,6 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -62,6 +61,45 @@ pub struct Shared {
     store: Arc<dyn Store>,
     pub dispatcher: Dispatcher,
     pub stopping: CancellationToken,
+    pub metrics: Arc<crate::metrics::Metrics>,
+    /// Jobs whose retry or resume is being accepted right now.
+    claims: Mutex<std::collections::HashSet<JobId>>,
+    /// One task per schedule flow; replaced on reload.
+    schedules: Mutex<Vec<JoinHandle<()>>>,
+    /// Reloads (SIGHUP, the API) run one at a time.
+    reloading: tokio::sync::Mutex<()>,
+}
+
+/// Why a retry or resume request was not accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum ContinueRequestError {
+    #[error("no execution {0}")]
+    NotFound(JobId),
+    #[error(
+        "execution {job} belongs to flow \"{flow}\", which the daemon no longer loads; start a new execution of a loaded flow instead"
+    )]
+    FlowGone { job: JobId, flow: String },
+    #[error("flow \"{0}\" is inactive; activate it first (POST /v1/flows/{0}/activate)")]
+    Inactive(String),
+    #[error("another retry or resume of execution {0} is being accepted; look at its status and try again")]
+    Busy(JobId),
+    #[error(transparent)]
+    Continue(#[from] crate::engine::ContinueError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Holds a job while its retry or resume is accepted, so two requests cannot both pass
+/// the checks before either is stored.
+struct Claim<'a> {
+    shared: &'a Shared,
+    job: JobId,
+}
+
+impl Drop for Claim<'_> {
+    fn drop(&mut self) {
+        self.shared.claims.lock().expect("claims lock").remove(&self.job);
+    }
 }
 
 /// Why a manual run did not start.
@@ -167,6 +205,84 @@ impl Shared {
         }
     }
 
+    /// The stored execution `job` and its flow as loaded now, held for a retry or resume.
+    fn claim(&self, job: JobId) -> Result<(Claim<'_>, Arc<Flow>), ContinueRequestError> {
+        let exec = self.store.execution(job)?.ok_or(ContinueRequestError::NotFound(job))?;
+        let flow = self
+            .flows()
+            .by_name
+            .get(&exec.flow)
+            .cloned()
+            .ok_or_else(|| ContinueRequestError::FlowGone {
+                job,
+                flow: exec.flow.clone(),
+            })?;
+        if !self.is_active(&flow.name) {
+            return Err(ContinueRequestError::Inactive(flow.name.clone()));
+        }
+        if !self.claims.lock().expect("claims lock").insert(job) {
+            return Err(ContinueRequestError::Busy(job));
+        }
+        Ok((Claim { shared: self, job }, flow))
+    }
+
+    /// Accepts a manual retry of `job` (stored as a new attempt before this returns) and
+    /// hands it to the dispatcher; the attempt's number.
+    pub async fn retry(&self, job: JobId, from: crate::engine::RetryFrom) -> Result<u32, ContinueRequestError> {
+        let (_claim, flow) = self.claim(job)?;
+        let attempt = self.dispatcher.executor().accept_retry(&flow, job, from).await?;
+        self.dispatcher.recover(flow, job);
+        Ok(attempt)
+    }
+
+    /// Resumes `job`, paused until resumed: its pause ends durably, then the dispatcher
+    /// runs the rest.
+    pub async fn resume(&self, job: JobId) -> Result<(), ContinueRequestError> {
+        let (_claim, flow) = self.claim(job)?;
+        self.dispatcher.executor().accept_resume(&flow, job).await?;
+        self.dispatcher.recover(flow, job);
+        Ok(())
+    }
+
+    /// Reloads connectors and flows from the config file the daemon started with, all or
+    /// nothing: on any error the running ones stay and every error is returned. Server
+    /// settings need a restart. The number of flows loaded.
+    pub async fn reload(self: &Arc<Self>) -> anyhow::Result<Result<usize, ConfigErrors>> {
+        let Some(path) = self.config.source.clone() else {
+            return Err(anyhow!(
+                "the daemon runs on the built-in config: there is no file to reload"
+            ));
+        };
+        let _one = self.reloading.lock().await;
+        let config = match DaemonConfig::load(&path) {
+            Ok(c) => c,
+            Err(e) => return Ok(Err(e)),
+        };
+        let (registry, flows) = match load(&config).await? {
+            Ok(loaded) => loaded,
+            Err(e) => return Ok(Err(e)),
+        };
+        if config.server != self.config.server {
+            tracing::warn!("[server] settings changed: they apply at the next start");
+        }
+        let executor = Arc::new(self.executor_for(registry, &config));
+        let n = flows.by_name.len();
+        self.dispatcher.set_executor(executor);
+        *self.flows.write().expect("flows lock") = Arc::new(flows);
+        let mut schedules = self.schedules.lock().expect("schedules lock");
+        for s in schedules.drain(..) {
+            s.abort();
+        }
+        *schedules = spawn_schedules(self);
+        Ok(Ok(n))
+    }
+
+    fn executor_for(&self, registry: Registry, config: &DaemonConfig) -> Executor {
+        Executor::new(Arc::new(registry), config.environment.clone())
+            .with_store(self.store.clone())
+            .with_metrics(self.metrics.clone())
+    }
+
     /// The next `n` fire times of a schedule flow (none for other flows).
     pub fn next_fires(&self, flow: &str, n: usize) -> Option<Vec<std::time::SystemTime>> {
         let flow = self.flows().by_name.get(flow).cloned()?;
@@ -182,7 +298,6 @@ pub struct Daemon {
     admin: SocketAddr,
     accept: JoinHandle<()>,
     admin_accept: JoinHandle<()>,
-    schedules: Mutex<Vec<JoinHandle<()>>>,
     retention: JoinHandle<()>,
 }
 
@@ -218,8 +333,12 @@ impl Daemon {
             .context("opening the data directory")?;
         let store: Arc<dyn Store> = Arc::new(store);
         let inactive = store.inactive_flows()?;
-        let executor =
-            Arc::new(Executor::new(Arc::new(registry), config.environment.clone()).with_store(store.clone()));
+        let metrics = Arc::new(crate::metrics::Metrics::default());
+        let executor = Arc::new(
+            Executor::new(Arc::new(registry), config.environment.clone())
+                .with_store(store.clone())
+                .with_metrics(metrics.clone()),
+        );
         let stopping = CancellationToken::new();
         let dispatcher = Dispatcher::new(executor, config.server.workers, stopping.clone());
         let listener = TcpListener::bind(config.server.listen)
@@ -237,9 +356,13 @@ impl Daemon {
             store: store.clone(),
             dispatcher,
             stopping,
+            metrics,
+            claims: Mutex::default(),
+            schedules: Mutex::default(),
+            reloading: tokio::sync::Mutex::new(()),
         });
         recover(&shared)?;
-        let schedules = Mutex::new(spawn_schedules(&shared));
+        *shared.schedules.lock().expect("schedules lock") = spawn_schedules(&shared);
         let retention =
             crate::store::retention::spawn(store, shared.config.retention, std::time::Duration::from_secs(3600));
         let accept = tokio::spawn(serve_connections(shared.clone(), listener, "trigger", http::handle));
@@ -255,7 +378,6 @@ impl Daemon {
             admin,
             accept,
             admin_accept,
-            schedules,
             retention,
         })
     }
@@ -278,31 +400,10 @@ impl Daemon {
         &self.shared
     }
 
-    /// Reloads connectors and flows from `path`, all or nothing: on any error the running
-    /// ones stay and every error is returned. Server settings need a restart.
-    pub async fn reload(&self, path: &Path) -> anyhow::Result<Result<usize, ConfigErrors>> {
-        let config = match DaemonConfig::load(path) {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
-        let (registry, flows) = match load(&config).await? {
-            Ok(loaded) => loaded,
-            Err(e) => return Ok(Err(e)),
-        };
-        if config.server != self.shared.config.server {
-            tracing::warn!("[server] settings changed: they apply at the next start");
-        }
-        let store = self.shared.store.clone();
-        let executor = Arc::new(Executor::new(Arc::new(registry), config.environment.clone()).with_store(store));
-        let n = flows.by_name.len();
-        self.shared.dispatcher.set_executor(executor);
-        *self.shared.flows.write().expect("flows lock") = Arc::new(flows);
-        let mut schedules = self.schedules.lock().expect("schedules lock");
-        for s in schedules.drain(..) {
-            s.abort();
-        }
-        *schedules = spawn_schedules(&self.shared);
-        Ok(Ok(n))
+    /// Reloads connectors and flows from the config file, all or nothing (see
+    /// [`Shared::reload`]).
+    pub async fn reload(&self) -> anyhow::Result<Result<usize, ConfigErrors>> {
+        self.shared.reload().await
     }
 
     /// Stops accepting, lets running executions finish for the grace period; true when
@@ -313,7 +414,13 @@ impl Daemon {
     pub async fn shutdown(self) -> bool {
         self.shared.stopping.cancel();
         self.retention.abort();
-        let schedules: Vec<_> = self.schedules.lock().expect("schedules lock").drain(..).collect();
+        let schedules: Vec<_> = self
+            .shared
+            .schedules
+            .lock()
+            .expect("schedules lock")
+            .drain(..)
+            .collect();
         for s in &schedules {
             s.abort();
         }
@@ -399,8 +506,8 @@ fn recover(shared: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads `config_path`.
-pub async fn serve(config: DaemonConfig, config_path: PathBuf) -> anyhow::Result<()> {
+/// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config file.
+pub async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     // Installed before anything is announced: a signal that came before its handler
     // would kill the process.
@@ -417,7 +524,7 @@ pub async fn serve(config: DaemonConfig, config_path: PathBuf) -> anyhow::Result
         tokio::select! {
             _ = term.recv() => break,
             _ = int.recv() => break,
-            _ = hup.recv() => match daemon.reload(&config_path).await {
+            _ = hup.recv() => match daemon.reload().await {
                 Ok(Ok(n)) => tracing::info!(flows = n, "reloaded the config"),
                 Ok(Err(errors)) => {
                     for e in &errors.0 {

@@ -51,6 +51,8 @@ pub struct Executor {
     pub(super) store: Option<Arc<dyn Store>>,
     /// Called once an execution is durably accepted (for `flowd run --count`).
     pub(super) on_accepted: Option<Arc<dyn Fn(JobId) + Send + Sync>>,
+    /// Where ended executions and steps are counted (the daemon's `/metrics`).
+    pub(super) metrics: Option<Arc<crate::metrics::Metrics>>,
 }
 
 /// The data steps read: the trigger payload and each successful step's output.
@@ -91,6 +93,28 @@ impl Executor {
             environment: environment.into(),
             store: None,
             on_accepted: None,
+            metrics: None,
+        }
+    }
+
+    /// Counts ended executions and steps in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::Metrics>) -> Executor {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    pub(super) fn count_end(&self, report: &ExecutionReport) {
+        if let Some(m) = &self.metrics
+            && report.status.is_final()
+        {
+            m.execution_ended(&report.flow, report.status);
+        }
+    }
+
+    fn count_step(&self, flow: &Flow, report: &ExecutionReport, i: usize) {
+        if let Some(m) = &self.metrics {
+            let s = &report.steps[i];
+            m.step_ended(&flow.name, &s.name, s.status, s.duration, s.fuel_used);
         }
     }
 
@@ -253,6 +277,7 @@ impl Executor {
                 report.finished_at = SystemTime::now();
                 report.duration = clock.elapsed();
                 recorder.finished(&report, 0).await?;
+                self.count_end(&report);
                 Ok(Admission::Failed(report))
             }
         }
@@ -309,6 +334,7 @@ impl Executor {
                 recorder.finished(&report, written).await?;
             }
             if status != ExecutionStatus::Paused {
+                self.count_end(&report);
                 return Ok(report);
             }
             let Some(at) = report.resume_at else { return Ok(report) };
@@ -456,6 +482,7 @@ impl Executor {
                 r.note = Some(format!("needs steps.{dep}, which {why}"));
                 unavailable.insert(step.name.clone(), "was skipped");
                 recorder.step_finished(report, i).await?;
+                self.count_step(flow, report, i);
                 continue;
             }
             report.steps[i].started_at = Some(SystemTime::now());
@@ -479,6 +506,7 @@ impl Executor {
                 run.await
             };
             recorder.step_finished(report, i).await?;
+            self.count_step(flow, report, i);
             match outcome {
                 StepOutcome::Done(output) => {
                     if let Action::Respond { .. } = step.action {

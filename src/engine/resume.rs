@@ -57,6 +57,8 @@ pub enum ContinueError {
     NotFound(JobId),
     #[error("execution {0} is {1}, not paused")]
     NotPaused(JobId, ExecutionStatus),
+    #[error("execution {0} waits in a timed pause and resumes on its own at {1}")]
+    ResumesAt(JobId, String),
     #[error("execution {job} belongs to flow \"{found}\", not \"{expected}\"")]
     WrongFlow {
         job: JobId,
@@ -293,6 +295,7 @@ impl Executor {
         report.status = ExecutionStatus::Rejected;
         report.finished_at = SystemTime::now();
         recorder.finished(&report, 0).await?;
+        self.count_end(&report);
         Ok(report)
     }
 
@@ -300,6 +303,14 @@ impl Executor {
     /// the flow's current steps, from the first step that did not succeed (reusing the
     /// earlier steps' outputs) or from the start.
     pub async fn retry(&self, flow: &Flow, job: JobId, from: RetryFrom) -> Result<ExecutionReport, ContinueError> {
+        self.accept_retry(flow, job, from).await?;
+        self.recover(flow, job).await
+    }
+
+    /// Accepts a manual retry: the new attempt is stored (`pending`, or `queued` for a
+    /// throttled flow) with the steps it reuses, so [`Executor::recover`] runs it from
+    /// the first step it does not reuse, now or after a restart. Returns the attempt.
+    pub async fn accept_retry(&self, flow: &Flow, job: JobId, from: RetryFrom) -> Result<u32, ContinueError> {
         let exec = self.stored(flow, job)?;
         if let Some(refusal) = retry_refusal(flow, &exec) {
             return Err(refusal.into());
@@ -317,7 +328,11 @@ impl Executor {
         let now = SystemTime::now();
         let mut report = ExecutionReport {
             attempt,
-            status: ExecutionStatus::Running,
+            status: if flow.throttle.is_some() {
+                ExecutionStatus::Queued
+            } else {
+                ExecutionStatus::Pending
+            },
             started_at: now,
             finished_at: now,
             resume_at: None,
@@ -325,33 +340,47 @@ impl Executor {
             steps: fresh_steps(flow),
             ..previous.clone()
         };
-        let mut data = Data {
-            trigger: previous.trigger.payload.clone().unwrap_or(Value::Null),
-            outputs: Map::new(),
-        };
         let recorder = Recorder {
             from_step: start as u32,
             ..self.recorder(flow, &exec)?
         };
-        recorder.status(&report).await?;
         for i in 0..start {
             let before = &previous.steps[i];
             let s = &mut report.steps[i];
+            let from_attempt = before.reused_from.unwrap_or(exec.attempt);
             s.status = StepStatus::Success;
             s.connector = before.connector.clone();
             s.started_at = before.started_at;
             s.finished_at = before.finished_at;
-            s.reused_from = Some(before.reused_from.unwrap_or(exec.attempt));
-            s.note = Some(format!(
-                "output reused from attempt {}",
-                s.reused_from.unwrap_or(exec.attempt)
-            ));
+            s.reused_from = Some(from_attempt);
+            s.note = Some(format!("output reused from attempt {from_attempt}"));
             s.output = before.output.clone();
-            if let Some(out) = &before.output {
-                data.outputs.insert(s.name.clone(), out.clone());
-            }
             recorder.step_finished(&report, i).await?;
         }
-        Ok(self.drive(flow, report, data, start, &recorder, Instant::now()).await?)
+        // The reused steps go out with the attempt's row, in one transaction.
+        recorder.status(&report).await?;
+        Ok(attempt)
+    }
+
+    /// Ends a pause that waits until resumed, durably (the paused step succeeds, the
+    /// execution is `running`), so [`Executor::recover`] runs the rest, now or after a
+    /// restart. A timed pause is refused: it resumes on its own.
+    pub async fn accept_resume(&self, flow: &Flow, job: JobId) -> Result<(), ContinueError> {
+        let exec = self.stored(flow, job)?;
+        if exec.status != ExecutionStatus::Paused {
+            return Err(ContinueError::NotPaused(job, exec.status));
+        }
+        if let Some(at) = exec.resume_at {
+            return Err(ContinueError::ResumesAt(job, crate::time_format::rfc3339(at)));
+        }
+        let (mut report, mut data) = self.load(flow, &exec)?;
+        let recorder = self.recorder(flow, &exec)?;
+        let paused = report
+            .steps
+            .iter()
+            .position(|s| s.status == StepStatus::Paused)
+            .unwrap_or(0);
+        self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
+        Ok(())
     }
 }

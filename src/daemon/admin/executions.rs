@@ -1,10 +1,13 @@
-//! `GET /v1/executions` (newest first, filtered, cursor-paginated) and
-//! `GET /v1/executions/{job_id}` (the execution in full).
+//! `GET /v1/executions` (newest first, filtered, cursor-paginated),
+//! `GET /v1/executions/{job_id}` (the execution in full), and its manual retry and
+//! resume (`POST …/retry`, `POST …/resume`).
 
 use super::params::Params;
 use super::{Answer, ApiError, ok};
-use crate::daemon::Shared;
+use crate::daemon::{ContinueRequestError, Shared};
+use crate::engine::RetryFrom;
 use crate::store::{JobId, ListQuery};
+use hyper::StatusCode;
 use serde_json::{Value, json};
 
 const LIST_PARAMS: &[&str] = &[
@@ -68,9 +71,7 @@ fn one(shared: &Shared, id: JobId, q: &ListQuery) -> Result<Vec<crate::store::Ex
 
 pub fn detail(shared: &Shared, id: &str, query: Option<&str>) -> Answer {
     Params::parse(query, &[])?;
-    let Ok(job_id) = id.parse::<JobId>() else {
-        return Err(ApiError::not_found(format!("{id:?} is not a job id (a UUID)")));
-    };
+    let job_id = parse_job(id)?;
     let flows = shared.flows();
     let detail = crate::views::execution_detail(shared.store.as_ref(), job_id, |e| {
         let flow = flows
@@ -85,4 +86,63 @@ pub fn detail(shared: &Shared, id: &str, query: Option<&str>) -> Answer {
         Some(d) => ok(&d),
         None => Err(ApiError::not_found(format!("no execution {job_id}"))),
     }
+}
+
+/// A retry or resume that was not accepted, as the API answers it: 409s say what to do.
+fn continue_error(e: ContinueRequestError) -> ApiError {
+    use crate::engine::ContinueError as C;
+    match e {
+        ContinueRequestError::NotFound(_) => ApiError::not_found(e.to_string()),
+        ContinueRequestError::FlowGone { .. } => ApiError::conflict("flow_not_found", e.to_string()),
+        ContinueRequestError::Inactive(_) => ApiError::conflict("flow_inactive", e.to_string()),
+        ContinueRequestError::Busy(_) => ApiError::conflict("busy", e.to_string()),
+        ContinueRequestError::Continue(C::Refused(r)) => ApiError::conflict(r.code(), r.to_string()),
+        ContinueRequestError::Continue(C::NotPaused(..)) => ApiError::conflict(
+            "not_paused",
+            format!("{e}; only an execution paused until resumed can be resumed"),
+        ),
+        ContinueRequestError::Continue(C::ResumesAt(..)) => ApiError::conflict("resumes_on_its_own", e.to_string()),
+        ContinueRequestError::Continue(C::NotFound(_)) => ApiError::not_found(e.to_string()),
+        ContinueRequestError::Continue(e) => ApiError::internal(e),
+        ContinueRequestError::Store(e) => ApiError::internal(e),
+    }
+}
+
+fn accepted(body: Value) -> Answer {
+    Ok(super::boxed(super::json_response(StatusCode::ACCEPTED, &body)))
+}
+
+/// `POST /v1/executions/{job_id}/retry?from=failed_step|start`: a new attempt, stored
+/// before the answer and run through the flow's queue.
+pub async fn retry(shared: &Shared, id: &str, query: Option<&str>) -> Answer {
+    let p = Params::parse(query, &["from"])?;
+    let from = match p.string("from")?.as_deref() {
+        None | Some("failed_step") => RetryFrom::FailedStep,
+        Some("start") => RetryFrom::Start,
+        Some(other) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_parameter",
+                format!(
+                    "query parameter `from`: {other:?} is not a place to retry from; expected failed_step or start"
+                ),
+            ));
+        }
+    };
+    let job_id = parse_job(id)?;
+    let attempt = shared.retry(job_id, from).await.map_err(continue_error)?;
+    accepted(json!({ "job_id": job_id.to_string(), "attempt": attempt }))
+}
+
+/// `POST /v1/executions/{job_id}/resume`: ends a pause that waits until resumed.
+pub async fn resume(shared: &Shared, id: &str, query: Option<&str>) -> Answer {
+    Params::parse(query, &[])?;
+    let job_id = parse_job(id)?;
+    shared.resume(job_id).await.map_err(continue_error)?;
+    accepted(json!({ "job_id": job_id.to_string() }))
+}
+
+fn parse_job(id: &str) -> Result<JobId, ApiError> {
+    id.parse::<JobId>()
+        .map_err(|_| ApiError::not_found(format!("{id:?} is not a job id (a UUID)")))
 }

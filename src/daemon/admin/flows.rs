@@ -1,5 +1,6 @@
 //! `GET /v1/flows` with each flow's active state, `POST /v1/flows/{name}/activate` and
-//! `/deactivate` (stored, survive restarts), `POST /v1/flows/{name}/run` (a manual run).
+//! `/deactivate` (stored, survive restarts), `POST /v1/flows/{name}/run` (a manual run),
+//! and `POST /v1/reload` (the config, all or nothing).
 
 use super::params::Params;
 use super::{Answer, ApiError, ok};
@@ -75,5 +76,38 @@ pub fn started(result: Result<crate::store::JobId, RunError>) -> Answer {
             Ok(r)
         }
         Err(e) => Err(run_error(e)),
+    }
+}
+
+/// `POST /v1/reload`: re-reads the daemon config and every flow, all or nothing; a bad
+/// config keeps the running one and answers 422 with every error.
+pub async fn reload(shared: &std::sync::Arc<Shared>, query: Option<&str>) -> Answer {
+    Params::parse(query, &[])?;
+    match shared.reload().await {
+        Ok(Ok(n)) => {
+            tracing::info!(flows = n, "reloaded the config (admin API)");
+            ok(&json!({ "flows": n }))
+        }
+        Ok(Err(errors)) => {
+            for e in &errors.0 {
+                tracing::error!("{e}");
+            }
+            let list: Vec<Value> = errors
+                .0
+                .iter()
+                .map(|e| json!({ "location": e.location.as_ref().map(|l| l.to_string()), "message": e.message }))
+                .collect();
+            Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_config",
+                format!(
+                    "the config has {} error{}; the running config stays",
+                    list.len(),
+                    if list.len() == 1 { "" } else { "s" }
+                ),
+            )
+            .with("errors", Value::Array(list)))
+        }
+        Err(e) => Err(ApiError::conflict("reload_failed", format!("{e:#}"))),
     }
 }

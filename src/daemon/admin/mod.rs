@@ -6,8 +6,11 @@ mod auth;
 mod executions;
 mod flows;
 mod logs;
+pub(crate) mod metrics;
 mod params;
+mod payloads;
 mod presets;
+pub mod routes;
 mod schedules;
 mod stream;
 
@@ -15,10 +18,10 @@ use super::Shared;
 use super::http::{Body, json_response};
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, HeaderValue};
-use hyper::{Method, Request, Response, StatusCode};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
 
@@ -38,7 +41,9 @@ pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
-    allow: Option<&'static str>,
+    allow: Option<String>,
+    /// More for the client than the message (a reload's errors, each on its own).
+    details: Option<Box<(&'static str, Value)>>,
 }
 
 impl ApiError {
@@ -48,22 +53,31 @@ impl ApiError {
             code,
             message: message.into(),
             allow: None,
+            details: None,
         }
+    }
+
+    fn with(mut self, key: &'static str, value: Value) -> ApiError {
+        self.details = Some(Box::new((key, value)));
+        self
+    }
+
+    fn conflict(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::CONFLICT, code, message)
     }
 
     fn not_found(message: impl Into<String>) -> ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
     }
 
-    fn method(allow: &'static str) -> ApiError {
-        ApiError {
-            allow: Some(allow),
-            ..ApiError::new(
-                StatusCode::METHOD_NOT_ALLOWED,
-                "method_not_allowed",
-                format!("this path answers {allow}"),
-            )
-        }
+    fn method(allow: String) -> ApiError {
+        let mut e = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("this path answers {allow}"),
+        );
+        e.allow = Some(allow);
+        e
     }
 
     fn internal(e: impl std::fmt::Display) -> ApiError {
@@ -72,12 +86,13 @@ impl ApiError {
     }
 
     fn into_response(self) -> Response<AdminBody> {
-        let mut r = json_response(
-            self.status,
-            &json!({ "error": { "code": self.code, "message": self.message } }),
-        );
-        if let Some(allow) = self.allow {
-            r.headers_mut().insert(ALLOW, HeaderValue::from_static(allow));
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if let Some((key, value)) = self.details.map(|d| *d) {
+            error[key] = value;
+        }
+        let mut r = json_response(self.status, &json!({ "error": error }));
+        if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
+            r.headers_mut().insert(ALLOW, allow);
         }
         boxed(r)
     }
@@ -95,59 +110,76 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Adm
 }
 
 async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
+    use routes::{Access, Endpoint as E, Miss};
     let path = req.uri().path().to_string();
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    if segments == ["healthz"] {
-        return match *req.method() {
-            Method::GET => ok(&json!({ "status": "ok" })),
-            _ => Err(ApiError::method("GET")),
-        };
-    }
-    if segments.first() != Some(&"v1") {
-        return Err(ApiError::not_found(format!("no admin endpoint at {path}")));
-    }
+    let trimmed = match path.trim_end_matches('/') {
+        "" => "/",
+        p => p,
+    };
+    let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
+    let found = routes::find(req.method().as_str(), &segments);
+    let public = routes::ROUTES
+        .iter()
+        .any(|r| r.access == Access::Public && r.path == trimmed);
     // A token is checked before the path: without one, nothing says what exists.
-    let role = auth::role(&shared.config.server.tokens, req.headers())?;
+    let role = if public {
+        None
+    } else {
+        Some(auth::role(&shared.config.server.tokens, req.headers())?)
+    };
+    let (route, captures) = match found {
+        Ok(found) => found,
+        Err(Miss::NotFound) => return Err(ApiError::not_found(format!("no admin endpoint at {path}"))),
+        Err(Miss::Method(allow)) => return Err(ApiError::method(allow)),
+    };
+    if route.access == Access::Operator {
+        auth::require_operator(role.expect("only public routes skip the token"))?;
+    }
     let query = req.uri().query().map(str::to_string);
     let query = query.as_deref();
-    let method = req.method().clone();
-    match (&segments[1..], method) {
-        (["executions"], Method::GET) => executions::list(shared, query),
-        (["executions"], _) => Err(ApiError::method("GET")),
-        (["executions", id], Method::GET) => executions::detail(shared, id, query),
-        (["executions", _], _) => Err(ApiError::method("GET")),
-        (["logs"], Method::GET) => logs::search(shared, query),
-        (["logs"], _) => Err(ApiError::method("GET")),
-        (["logs", "download"], Method::GET) => stream::download(shared, query),
-        (["logs", "follow"], Method::GET) => stream::follow(shared, query),
-        (["logs", "download" | "follow"], _) => Err(ApiError::method("GET")),
-        (["schedules"], Method::GET) => schedules::list(shared, query),
-        (["schedules"], _) => Err(ApiError::method("GET")),
-        (["schedules", "executions"], Method::GET) => schedules::executions(shared, query),
-        (["schedules", "executions"], _) => Err(ApiError::method("GET")),
-        (["schedules", name, action @ ("enable" | "disable")], Method::POST) => {
-            auth::require_operator(role)?;
-            schedules::set_enabled(shared, name, *action == "enable", query).await
+    let arg = |i: usize| captures[i];
+    match route.endpoint {
+        E::Health => {
+            params::Params::parse(query, &[])?;
+            ok(&json!({ "status": "ok" }))
         }
-        (["schedules", name, "run"], Method::POST) => {
-            auth::require_operator(role)?;
-            schedules::run(shared, name, query).await
-        }
-        (["schedules", _, "enable" | "disable" | "run"], _) => Err(ApiError::method("POST")),
-        (["flows"], Method::GET) => flows::list(shared, query),
-        (["flows"], _) => Err(ApiError::method("GET")),
-        (["flows", name, action @ ("activate" | "deactivate")], Method::POST) => {
-            auth::require_operator(role)?;
-            flows::set_active(shared, name, *action == "activate", query).await
-        }
-        (["flows", name, "run"], Method::POST) => {
-            auth::require_operator(role)?;
+        E::Metrics => metrics::render(shared, query),
+        E::OpenApi => openapi(query),
+        E::ExecutionList => executions::list(shared, query),
+        E::ExecutionDetail => executions::detail(shared, arg(0), query),
+        E::TriggerPayload => payloads::trigger(shared, arg(0), query),
+        E::StepPayload => payloads::step(shared, arg(0), arg(1), arg(2), query),
+        E::Retry => executions::retry(shared, arg(0), query).await,
+        E::Resume => executions::resume(shared, arg(0), query).await,
+        E::LogSearch => logs::search(shared, query),
+        E::LogDownload => stream::download(shared, query),
+        E::LogFollow => stream::follow(shared, query),
+        E::ScheduleList => schedules::list(shared, query),
+        E::ScheduleExecutions => schedules::executions(shared, query),
+        E::ScheduleEnable => schedules::set_enabled(shared, arg(0), true, query).await,
+        E::ScheduleDisable => schedules::set_enabled(shared, arg(0), false, query).await,
+        E::ScheduleRun => schedules::run(shared, arg(0), query).await,
+        E::FlowList => flows::list(shared, query),
+        E::FlowActivate => flows::set_active(shared, arg(0), true, query).await,
+        E::FlowDeactivate => flows::set_active(shared, arg(0), false, query).await,
+        E::FlowRun => {
+            let name = arg(0).to_string();
             let body = read_json(req).await?;
-            flows::run(shared, name, body, query).await
+            flows::run(shared, &name, body, query).await
         }
-        (["flows", _, "activate" | "deactivate" | "run"], _) => Err(ApiError::method("POST")),
-        _ => Err(ApiError::not_found(format!("no admin endpoint at {path}"))),
+        E::Reload => flows::reload(shared, query).await,
     }
+}
+
+/// The OpenAPI 3 document of this API, kept in the repository.
+const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+fn openapi(query: Option<&str>) -> Answer {
+    params::Params::parse(query, &[])?;
+    let mut r = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    Ok(boxed(r))
 }
 
 /// The request body as JSON (empty: `{}`), at most [`MAX_BODY`] bytes.

@@ -81,7 +81,9 @@ impl Params {
             return Err(bad("preset", "cannot be combined with `from` or `to`".into()));
         }
         match super::presets::range(&preset, SystemTime::now(), tz) {
-            Some((from, to)) => Ok((Some(from), Some(to))),
+            // A preset's end is exclusive (`yesterday` ends where `today` begins); the
+            // store's `to` is inclusive.
+            Some((from, to)) => Ok((Some(from), Some(to - std::time::Duration::from_nanos(1)))),
             None => Err(bad(
                 "preset",
                 format!(

@@ -1,0 +1,57 @@
+//! `GET /metrics`: the Prometheus text format. Counters of ended executions and steps
+//! (with step-duration histograms and fuel) from the engine, and at scrape time each
+//! flow's queue depth and running executions, the worker cap, and the store's commits.
+
+use super::params::Params;
+use super::{Answer, boxed};
+use crate::daemon::Shared;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::Response;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use std::fmt::Write as _;
+
+pub fn render(shared: &Shared, query: Option<&str>) -> Answer {
+    Params::parse(query, &[])?;
+    let mut out = String::with_capacity(4096);
+    shared.metrics.render(&mut out);
+    let load = shared.dispatcher.load();
+    out.push_str("# HELP flowd_queue_depth Executions waiting to start, per flow.\n");
+    out.push_str("# TYPE flowd_queue_depth gauge\n");
+    for q in &load.flows {
+        let _ = writeln!(
+            out,
+            "flowd_queue_depth{{flow=\"{}\"}} {}",
+            crate::metrics::label(&q.flow),
+            q.waiting
+        );
+    }
+    out.push_str("# HELP flowd_executions_running Executions running now, per flow.\n");
+    out.push_str("# TYPE flowd_executions_running gauge\n");
+    for q in &load.flows {
+        let _ = writeln!(
+            out,
+            "flowd_executions_running{{flow=\"{}\"}} {}",
+            crate::metrics::label(&q.flow),
+            q.running
+        );
+    }
+    out.push_str("# HELP flowd_workers The most executions that run at once (server.workers).\n");
+    out.push_str("# TYPE flowd_workers gauge\n");
+    let _ = writeln!(out, "flowd_workers {}", load.workers);
+    let stats = shared.store.stats();
+    out.push_str("# HELP flowd_store_commits_total Durable commits of the store's writer.\n");
+    out.push_str("# TYPE flowd_store_commits_total counter\n");
+    let _ = writeln!(out, "flowd_store_commits_total {}", stats.commits);
+    out.push_str(
+        "# HELP flowd_store_write_requests_total Write requests committed; per commit, the group-commit batch size.\n",
+    );
+    out.push_str("# TYPE flowd_store_write_requests_total counter\n");
+    let _ = writeln!(out, "flowd_store_write_requests_total {}", stats.requests);
+    let mut r = Response::new(Full::new(Bytes::from(out)));
+    r.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    Ok(boxed(r))
+}

@@ -1,0 +1,620 @@
+//! The admin API's changes and the rest of its reads, over real sockets against the real
+//! daemon: manual retry with every refusal, resume, reload with a broken and a fixed
+//! config, raw payload downloads, `/metrics`, the 401/403 matrix over every route of the
+//! route table, each time preset's boundaries (on a data directory seeded through the
+//! store), and cursor pagination while executions keep arriving.
+
+mod support;
+
+use flowd::daemon::admin::routes::{Access, ROUTES};
+use flowd::store::{Execution, JobId, LogRow, RedbStore, Store, Write};
+use serde_json::{Value, json};
+use std::time::{Duration, SystemTime};
+use support::{Daemon, Setup};
+
+const VIEWER: &str = "viewer-token-0123456789";
+const OPERATOR: &str = "operator-token-0123456789";
+const TOKENS: &str = "[[server.tokens]]\nname = \"dash\"\nrole = \"viewer\"\nenv = \"FLOWD_TEST_VIEWER\"\n[[server.tokens]]\nname = \"ops\"\nrole = \"operator\"\nenv = \"FLOWD_TEST_OPERATOR\"\n";
+
+fn start(setup: &Setup) -> Daemon {
+    Daemon::start_with_env(
+        setup,
+        &[("FLOWD_TEST_VIEWER", VIEWER), ("FLOWD_TEST_OPERATOR", OPERATOR)],
+    )
+}
+
+fn get(d: &Daemon, path: &str) -> Value {
+    let r = d.admin("GET", path, Some(VIEWER), b"");
+    assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+/// POST as the operator: status and JSON body.
+fn post_op(d: &Daemon, path: &str, body: &[u8]) -> (u16, Value) {
+    let r = d.admin("POST", path, Some(OPERATOR), body);
+    let v = if r.body.is_empty() { Value::Null } else { r.json() };
+    (r.status, v)
+}
+
+fn hook(d: &Daemon, path: &str) -> String {
+    let r = d.request("POST", path, &[], b"{\"n\":1}");
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["job_id"].as_str().unwrap().to_string()
+}
+
+/// Waits until `job` has ended its attempt `attempt`; its list row.
+fn ended(d: &Daemon, job: &str, attempt: u64) -> Value {
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let v = get(d, &format!("/v1/executions?job_id={job}"));
+        if let Some(row) = v["executions"].get(0)
+            && row["finished_at"].is_string()
+            && row["attempt"] == attempt
+        {
+            return row.clone();
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{job} never ended attempt {attempt}: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn flow_file(name: &str, path: &str, steps: &str) -> String {
+    format!("[flow]\nname = \"{name}\"\n[trigger.http]\npath = \"{path}\"\n{steps}")
+}
+
+const ECHO_THEN_FAIL: &str =
+    "[[steps]]\nname = \"first\"\nconnector = \"echo\"\n[[steps]]\nname = \"second\"\nconnector = \"fail\"\n";
+const ECHO_THEN_ECHO: &str =
+    "[[steps]]\nname = \"first\"\nconnector = \"echo\"\n[[steps]]\nname = \"second\"\nconnector = \"echo\"\n";
+
+#[test]
+fn manual_retry_runs_a_new_attempt_and_every_refusal_is_a_409() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow("two", &flow_file("two", "/two", ECHO_THEN_FAIL));
+    setup.flow(
+        "replying",
+        &flow_file(
+            "replying",
+            "/replying",
+            "[[steps]]\nname = \"s\"\nconnector = \"fail\"\n[[steps]]\nname = \"reply\"\nrespond = { status = 200, body = \"ok\" }\n",
+        ),
+    );
+    setup.flow("moving", &flow_file("moving", "/moving", ECHO_THEN_FAIL));
+    setup.flow("gone", &flow_file("gone", "/gone", ECHO_THEN_FAIL));
+    let d = start(&setup);
+
+    // From the failed step: the first step's output is reused, the second runs again.
+    let job = hook(&d, "/two");
+    assert_eq!(ended(&d, &job, 1)["status"], "failed");
+    let (status, v) = post_op(&d, &format!("/v1/executions/{job}/retry"), b"");
+    assert_eq!((status, v), (202, json!({"job_id": job, "attempt": 2})));
+    assert_eq!(ended(&d, &job, 2)["status"], "failed");
+    let detail = get(&d, &format!("/v1/executions/{job}"));
+    let a2: Vec<&Value> = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["attempt"] == 2)
+        .collect();
+    assert_eq!(a2[0]["reused_from"], 1);
+    assert_eq!(a2[0]["output"]["input"]["trigger"]["body"], json!({"n": 1}));
+    assert_eq!(
+        a2[1]["input"]["steps"]["first"], a2[0]["output"],
+        "the reused output feeds the retried step"
+    );
+    assert_eq!(detail["retry"]["retries_left"], 1);
+
+    // The flow is fixed and reloaded: the last retry runs its current steps, from the start.
+    setup.flow("two", &flow_file("two", "/two", ECHO_THEN_ECHO));
+    assert_eq!(post_op(&d, "/v1/reload", b"").0, 200);
+    let (status, v) = post_op(&d, &format!("/v1/executions/{job}/retry?from=start"), b"");
+    assert_eq!((status, v["attempt"].clone()), (202, json!(3)));
+    assert_eq!(ended(&d, &job, 3)["status"], "success");
+    let detail = get(&d, &format!("/v1/executions/{job}"));
+    let a3: Vec<&Value> = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["attempt"] == 3)
+        .collect();
+    assert!(a3[0]["reused_from"].is_null(), "from the start, nothing is reused");
+    assert_eq!(detail["attempts"].as_array().unwrap().len(), 3);
+
+    let refused = |job: &str, query: &str| {
+        let (status, v) = post_op(&d, &format!("/v1/executions/{job}/retry{query}"), b"");
+        assert_eq!(status, 409, "{v}");
+        (
+            v["error"]["code"].as_str().unwrap().to_string(),
+            v["error"]["message"].as_str().unwrap().to_string(),
+        )
+    };
+    let (code, message) = refused(&job, "");
+    assert_eq!(code, "not_retryable");
+    assert!(message.contains("status success is not retryable"), "{message}");
+
+    // Two retries used up.
+    let spent = hook(&d, "/moving");
+    ended(&d, &spent, 1);
+    for attempt in [2, 3] {
+        assert_eq!(post_op(&d, &format!("/v1/executions/{spent}/retry"), b"").0, 202);
+        ended(&d, &spent, attempt);
+    }
+    let (code, message) = refused(&spent, "");
+    assert_eq!(code, "retry_limit");
+    assert!(message.contains("manual retries are used up"), "{message}");
+    assert_eq!(
+        get(&d, &format!("/v1/executions/{spent}"))["retry"]["refused"]["code"],
+        "retry_limit"
+    );
+
+    // A respond step's caller is gone.
+    let r = d.request("POST", "/replying", &[], b"{}");
+    let replying = r.json()["job_id"].as_str().unwrap().to_string();
+    ended(&d, &replying, 1);
+    assert_eq!(refused(&replying, "").0, "has_respond_step");
+
+    // The trigger changed since the execution was taken; and a flow no longer loaded.
+    let moved = hook(&d, "/moving");
+    let lost = hook(&d, "/gone");
+    ended(&d, &moved, 1);
+    ended(&d, &lost, 1);
+    setup.flow("moving", &flow_file("moving", "/moved", ECHO_THEN_FAIL));
+    std::fs::remove_file(setup.path("flows/gone.toml")).unwrap();
+    assert_eq!(post_op(&d, "/v1/reload", b"").0, 200);
+    let (code, message) = refused(&moved, "");
+    assert_eq!(code, "trigger_changed");
+    assert!(message.contains("start a new execution instead"), "{message}");
+    let (code, message) = refused(&lost, "");
+    assert_eq!(code, "flow_not_found");
+    assert!(message.contains("no longer loads"), "{message}");
+
+    // Not an execution, a bad parameter, a viewer.
+    let (status, v) = post_op(&d, "/v1/executions/01a208b8-a5df-7131-8f90-72cdc1aff3bb/retry", b"");
+    assert_eq!((status, v["error"]["code"].clone()), (404, json!("not_found")));
+    let (status, v) = post_op(&d, &format!("/v1/executions/{moved}/retry?from=middle"), b"");
+    assert_eq!(status, 400);
+    assert!(v["error"]["message"].as_str().unwrap().contains("`from`"), "{v}");
+    let r = d.admin("POST", &format!("/v1/executions/{moved}/retry"), Some(VIEWER), b"");
+    assert_eq!(r.status, 403);
+    d.stop();
+}
+
+#[test]
+fn a_paused_execution_is_resumed_through_the_api() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow(
+        "gate",
+        &flow_file(
+            "gate",
+            "/gate",
+            "[[steps]]\nname = \"wait\"\npause = \"until_resumed\"\n[[steps]]\nname = \"after\"\nconnector = \"echo\"\n",
+        ),
+    );
+    setup.flow(
+        "later",
+        &flow_file("later", "/later", "[[steps]]\nname = \"wait\"\npause = \"1h\"\n"),
+    );
+    let d = start(&setup);
+    let job = hook(&d, "/gate");
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while get(&d, &format!("/v1/executions?job_id={job}"))["executions"][0]["status"] != "paused" {
+        assert!(std::time::Instant::now() < end, "never paused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, v) = post_op(&d, &format!("/v1/executions/{job}/resume"), b"");
+    assert_eq!((status, v), (202, json!({"job_id": job})));
+    assert_eq!(ended(&d, &job, 1)["status"], "success");
+    let detail = get(&d, &format!("/v1/executions/{job}"));
+    assert_eq!(detail["steps"][0]["status"], "success");
+    assert!(detail["steps"][0]["output"]["resumed_at"].is_string());
+    assert_eq!(detail["steps"][1]["status"], "success");
+
+    let (status, v) = post_op(&d, &format!("/v1/executions/{job}/resume"), b"");
+    assert_eq!((status, v["error"]["code"].clone()), (409, json!("not_paused")));
+
+    let timed = hook(&d, "/later");
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while get(&d, &format!("/v1/executions?job_id={timed}"))["executions"][0]["status"] != "paused" {
+        assert!(std::time::Instant::now() < end, "never paused");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (status, v) = post_op(&d, &format!("/v1/executions/{timed}/resume"), b"");
+    assert_eq!((status, v["error"]["code"].clone()), (409, json!("resumes_on_its_own")));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("resumes on its own at")
+    );
+    // The timed pause holds a worker until it is due; the daemon stops without waiting.
+    drop(d);
+}
+
+#[test]
+fn reload_through_the_api_is_all_or_nothing_and_lists_every_error() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow("a", &flow_file("a", "/a", ECHO_THEN_ECHO));
+    let d = start(&setup);
+    setup.flow(
+        "a",
+        &flow_file("a", "/a", "[[steps]]\nname = \"first\"\nconnector = \"nosuch\"\n"),
+    );
+    setup.flow("b", "[flow]\nname = \"b\"\ncolour = \"red\"\n");
+    let (status, v) = post_op(&d, "/v1/reload", b"");
+    assert_eq!(status, 422, "{v}");
+    assert_eq!(v["error"]["code"], "invalid_config");
+    let errors = v["error"]["errors"].as_array().unwrap();
+    assert!(errors.len() >= 2, "{v}");
+    let text = serde_json::to_string(errors).unwrap();
+    assert!(
+        text.contains("a.toml:7:13"),
+        "the unknown connector with its place: {text}"
+    );
+    assert!(text.contains("b.toml:3:"), "the unknown key with its place: {text}");
+    assert!(text.contains("nosuch"), "{text}");
+    // The running config stays.
+    assert_eq!(d.request("POST", "/a", &[], b"{}").status, 202);
+    assert_eq!(get(&d, "/v1/flows")["flows"].as_array().unwrap().len(), 1);
+
+    std::fs::remove_file(setup.path("flows/b.toml")).unwrap();
+    setup.flow("c", &flow_file("c", "/c", ECHO_THEN_ECHO));
+    setup.flow("a", &flow_file("a", "/a", ECHO_THEN_ECHO));
+    let (status, v) = post_op(&d, "/v1/reload", b"");
+    assert_eq!((status, v), (200, json!({"flows": 2})));
+    assert_eq!(d.request("POST", "/c", &[], b"{}").status, 202);
+    d.stop();
+}
+
+#[test]
+fn payloads_download_raw_and_metrics_count_what_ran() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow("two", &flow_file("two", "/two", ECHO_THEN_FAIL));
+    let d = start(&setup);
+    let job = hook(&d, "/two");
+    ended(&d, &job, 1);
+
+    let raw = |path: &str| d.admin("GET", &format!("/v1/executions/{job}{path}"), Some(VIEWER), b"");
+    let r = raw("/trigger");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    assert!(r.header("content-disposition").unwrap().contains("trigger.json"));
+    assert_eq!(r.json()["body"], json!({"n": 1}));
+    let output = raw("/steps/first/output").json();
+    assert_eq!(output["input"]["trigger"]["body"], json!({"n": 1}));
+    let input = raw("/steps/second/input").json();
+    assert_eq!(
+        input["steps"]["first"], output,
+        "an input is the trigger plus earlier outputs"
+    );
+    assert_eq!(raw("/steps/first/config?attempt=1").status, 200);
+    for (path, status) in [
+        ("/steps/second/output", 404),
+        ("/steps/nosuch/input", 404),
+        ("/steps/first/secrets", 404),
+        ("/steps/first/input?attempt=2", 404),
+        ("/steps/first/input?attempt=9", 400),
+    ] {
+        let r = raw(path);
+        assert_eq!(r.status, status, "{path}: {}", String::from_utf8_lossy(&r.body));
+    }
+
+    for _ in 0..3 {
+        let j = hook(&d, "/two");
+        ended(&d, &j, 1);
+    }
+    let r = d.admin("GET", "/metrics", Some(VIEWER), b"");
+    assert_eq!(r.status, 200);
+    assert!(
+        r.header("content-type")
+            .unwrap()
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8(r.body).unwrap();
+    for line in [
+        "flowd_executions_total{flow=\"two\",status=\"failed\"} 4",
+        "flowd_steps_total{flow=\"two\",step=\"first\",status=\"success\"} 4",
+        "flowd_steps_total{flow=\"two\",step=\"second\",status=\"failed\"} 4",
+        "flowd_step_duration_seconds_bucket{flow=\"two\",step=\"first\",le=\"+Inf\"} 4",
+        "flowd_step_duration_seconds_count{flow=\"two\",step=\"second\"} 4",
+        "flowd_queue_depth{flow=\"two\"} 0",
+        "flowd_executions_running{flow=\"two\"} 0",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+    }
+    let value = |name: &str| -> f64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
+            .unwrap_or_else(|| panic!("{name} in\n{text}"))
+    };
+    assert!(value("flowd_fuel_used_total{flow=\"two\",step=\"first\"}") > 0.0);
+    assert!(value("flowd_store_commits_total") >= 4.0);
+    assert!(value("flowd_store_write_requests_total") >= value("flowd_store_commits_total"));
+    assert_eq!(d.admin("GET", "/metrics", None, b"").status, 401);
+    d.stop();
+}
+
+/// A real value for each `{capture}` of a route pattern.
+fn concrete(pattern: &str, job: &str) -> String {
+    pattern
+        .replace("{job_id}", job)
+        .replace("{step}", "s")
+        .replace("{payload}", "output")
+        .replace("{flow}", "nightly")
+        .replace("{name}", "by-hand")
+}
+
+#[test]
+fn every_route_of_the_table_answers_the_401_403_matrix() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow(
+        "by-hand",
+        "[flow]\nname = \"by-hand\"\n[trigger.manual]\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    setup.flow(
+        "nightly",
+        "[flow]\nname = \"nightly\"\n[trigger.schedule]\ncron = \"0 0 3 * * *\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    let d = start(&setup);
+    let (_, v) = post_op(&d, "/v1/flows/by-hand/run", b"{}");
+    let job = v["job_id"].as_str().unwrap().to_string();
+    ended(&d, &job, 1);
+    for route in ROUTES {
+        let path = concrete(route.path, &job);
+        let m = route.method;
+        if route.access == Access::Public {
+            assert_eq!(d.admin(m, &path, None, b"").status, 200, "{m} {path}");
+            continue;
+        }
+        for token in [None, Some("not-a-configured-token")] {
+            let r = d.admin(m, &path, token, b"");
+            assert_eq!(r.status, 401, "{m} {path} with {token:?}");
+            assert_eq!(r.json()["error"]["code"], "unauthorized");
+        }
+        let r = support::http_request(d.admin, m, &path, &[("Authorization", VIEWER)], b"");
+        assert_eq!(r.status, 401, "a token without `Bearer `: {m} {path}");
+        if path.ends_with("/follow") {
+            continue; // endless; its own test reads it
+        }
+        let viewer = d.admin(m, &path, Some(VIEWER), b"").status;
+        if route.access == Access::Operator {
+            assert_eq!(viewer, 403, "{m} {path}");
+            // The operator passes auth: whatever it answers, not 401/403 (a 409 for the
+            // retry of a successful execution, say).
+            let op = d.admin(m, &path, Some(OPERATOR), b"").status;
+            assert!(![401, 403, 404, 405].contains(&op), "{m} {path}: {op}");
+        } else {
+            assert_eq!(viewer, 200, "{m} {path}");
+        }
+    }
+    // Paths outside the table: 404 (with a token), a wrong method: 405 with Allow.
+    assert_eq!(d.admin("GET", "/v1/nothing-here", Some(VIEWER), b"").status, 404);
+    assert_eq!(d.admin("GET", "/v1/nothing-here", None, b"").status, 401);
+    let r = d.admin("DELETE", "/v1/executions", Some(OPERATOR), b"");
+    assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
+    let r = d.admin("GET", "/v1/reload", Some(OPERATOR), b"");
+    assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
+    d.stop();
+}
+
+/// An execution row created at `t` with a job id of that millisecond.
+fn seeded(t: SystemTime, n: u128) -> Execution {
+    let ms = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis();
+    Execution {
+        job_id: JobId((ms << 80) | (0x7000 << 64) | n),
+        project: "default".into(),
+        flow: "seeded".into(),
+        flow_version: "v".into(),
+        trigger_kind: "manual".into(),
+        trigger_fingerprint: "f".into(),
+        environment: "test".into(),
+        status: flowd::engine::ExecutionStatus::Success,
+        attempt: 1,
+        created_at: t,
+        started_at: Some(t),
+        finished_at: Some(t),
+        steps_total: 0,
+        steps_executed: 0,
+        resume_at: None,
+    }
+}
+
+fn log_at(e: &Execution, message: &str) -> LogRow {
+    LogRow {
+        time: e.created_at,
+        level: flowd::plugin::Level::Info,
+        job_id: e.job_id,
+        project: e.project.clone(),
+        flow: e.flow.clone(),
+        flow_version: e.flow_version.clone(),
+        attempt: 1,
+        step: None,
+        connector: None,
+        action: "run".into(),
+        category: "seed".into(),
+        environment: e.environment.clone(),
+        message: message.into(),
+    }
+}
+
+#[test]
+fn every_preset_keeps_its_boundaries_in_the_daemons_time_zone() {
+    use chrono::{Datelike, TimeZone};
+    let setup = Setup::with_server("", &format!("timezone = \"America/New_York\"\n{TOKENS}"));
+    let tz: chrono_tz::Tz = "America/New_York".parse().unwrap();
+    let now = SystemTime::now();
+    let today = chrono::DateTime::<chrono::Utc>::from(now)
+        .with_timezone(&tz)
+        .date_naive();
+    let midnight = |days_back: u64| -> SystemTime {
+        let date = today.checked_sub_days(chrono::Days::new(days_back)).unwrap();
+        tz.from_local_datetime(&date.and_hms_opt(0, 0, 0).unwrap())
+            .earliest()
+            .expect("no zone of this test skips midnight")
+            .into()
+    };
+    let monday = u64::from(today.weekday().num_days_from_monday());
+    let ms = Duration::from_millis(1);
+    // (label, time): each calendar boundary and the millisecond before it; each relative
+    // preset's start with 30 s either side (the test runs well within that).
+    let mut points: Vec<(String, SystemTime)> = Vec::new();
+    for (name, t) in [
+        ("today", midnight(0)),
+        ("yesterday", midnight(1)),
+        ("two_days_ago", midnight(2)),
+        ("this_week", midnight(monday)),
+        ("last_week", midnight(monday + 7)),
+    ] {
+        points.push((format!("{name}@start"), t));
+        points.push((format!("{name}@start-1ms"), t - ms));
+    }
+    let relative = [
+        ("5m", 300),
+        ("15m", 900),
+        ("1h", 3600),
+        ("6h", 21_600),
+        ("1d", 86_400),
+        ("3d", 259_200),
+        ("7d", 604_800),
+        ("30d", 2_592_000),
+    ];
+    for (name, secs) in relative {
+        points.push((format!("{name}@inside"), now - Duration::from_secs(secs - 30)));
+        points.push((format!("{name}@outside"), now - Duration::from_secs(secs + 30)));
+    }
+    let rows: Vec<(String, Execution)> = points
+        .iter()
+        .enumerate()
+        .map(|(i, (label, t))| (label.clone(), seeded(*t, i as u128)))
+        .collect();
+    {
+        std::fs::create_dir_all(setup.path("data")).unwrap();
+        let store = RedbStore::open(&setup.path("data"), 1 << 20).unwrap();
+        let mut writes: Vec<Write> = rows.iter().map(|(_, e)| Write::Execution(e.clone())).collect();
+        writes.push(Write::Logs(rows.iter().map(|(l, e)| log_at(e, l)).collect()));
+        futures_lite(store.write(writes)).unwrap();
+    }
+    let d = start(&setup);
+    let within = |t: SystemTime, from: SystemTime, to: SystemTime| t >= from && t < to;
+    for preset in [
+        "today",
+        "yesterday",
+        "two_days_ago",
+        "this_week",
+        "last_week",
+        "5m",
+        "15m",
+        "1h",
+        "6h",
+        "1d",
+        "3d",
+        "7d",
+        "30d",
+    ] {
+        let (from, to) = match preset {
+            "today" => (midnight(0), now + Duration::from_secs(3600)),
+            "yesterday" => (midnight(1), midnight(0)),
+            "two_days_ago" => (midnight(2), midnight(1)),
+            "this_week" => (midnight(monday), now + Duration::from_secs(3600)),
+            "last_week" => (midnight(monday + 7), midnight(monday)),
+            rel => {
+                let secs = relative.iter().find(|(n, _)| *n == rel).unwrap().1;
+                (now - Duration::from_secs(secs), now + Duration::from_secs(3600))
+            }
+        };
+        let mut expected: Vec<&str> = rows
+            .iter()
+            .filter(|(_, e)| within(e.created_at, from, to))
+            .map(|(l, _)| l.as_str())
+            .collect();
+        expected.sort();
+        let listed = get(&d, &format!("/v1/executions?preset={preset}&limit=1000"));
+        let mut got: Vec<&str> = listed["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| {
+                rows.iter()
+                    .find(|(_, r)| e["job_id"] == json!(r.job_id.to_string()))
+                    .map(|(l, _)| l.as_str())
+            })
+            .collect();
+        got.sort();
+        assert_eq!(got, expected, "executions, preset {preset}");
+        let logs = get(&d, &format!("/v1/logs?preset={preset}&limit=1000&category=seed"));
+        let mut got: Vec<&str> = logs["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap())
+            .collect();
+        got.sort();
+        assert_eq!(got, expected, "logs, preset {preset}");
+    }
+    d.stop();
+}
+
+/// Drives a store future to its end on a small runtime of its own.
+fn futures_lite<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
+#[test]
+fn pages_stay_exact_while_executions_keep_arriving() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow(
+        "ok",
+        &flow_file("ok", "/ok", "[[steps]]\nname = \"s\"\nconnector = \"echo\"\n"),
+    );
+    let d = std::sync::Arc::new(start(&setup));
+    let before: Vec<String> = (0..12).map(|_| hook(&d, "/ok")).collect();
+    let writer = {
+        let d = d.clone();
+        std::thread::spawn(move || (0..20).map(|_| hook(&d, "/ok")).collect::<Vec<_>>())
+    };
+    // The first page is taken once some newer executions exist; later pages go on
+    // while the writer keeps adding.
+    std::thread::sleep(Duration::from_millis(50));
+    let mut seen: Vec<String> = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let page = get(&d, &format!("/v1/executions?limit=5{cursor}"));
+        seen.extend(
+            page["executions"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["job_id"].as_str().unwrap().to_string()),
+        );
+        match page["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let added = writer.join().unwrap();
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.dedup();
+    sorted.reverse();
+    assert_eq!(seen, sorted, "newest first, no job twice");
+    for job in &before {
+        assert!(seen.contains(job), "{job} existed before the first page and is listed");
+    }
+    let first = &seen[0];
+    assert!(
+        seen.iter().all(|j| j <= first),
+        "nothing newer than the first page's first row appears later"
+    );
+    let all = get(&d, "/v1/executions?limit=1000");
+    assert_eq!(all["executions"].as_array().unwrap().len(), before.len() + added.len());
+    match std::sync::Arc::try_unwrap(d) {
+        Ok(d) => d.stop(),
+        Err(_) => panic!("the writer thread still holds the daemon"),
+    }
+}
