@@ -332,6 +332,12 @@ fn payloads_download_raw_and_metrics_count_what_ran() {
     assert!(value("flowd_fuel_used_total{flow=\"two\",step=\"first\"}") > 0.0);
     assert!(value("flowd_store_commits_total") >= 4.0);
     assert!(value("flowd_store_write_requests_total") >= value("flowd_store_commits_total"));
+    assert_eq!(
+        value("flowd_store_commit_batch_size_bucket{le=\"+Inf\"}"),
+        value("flowd_store_commits_total"),
+        "every commit is in the batch-size histogram"
+    );
+    assert!(value("flowd_store_commit_batch_size_bucket{le=\"1\"}") >= 1.0);
     assert_eq!(d.admin("GET", "/metrics", None, b"").status, 401);
     d.stop();
 }

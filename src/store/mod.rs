@@ -10,7 +10,7 @@ mod tables;
 pub use model::{
     Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, PayloadKind, StepRow, TryRow, Write,
 };
-pub use redb_store::{RedbStore, WriterStats};
+pub use redb_store::{BATCH_BUCKETS, RedbStore, WriterStats};
 
 use serde_json::Value;
 use std::future::Future;

@@ -45,12 +45,27 @@ struct PruneRequest {
     done: oneshot::Sender<Result<Pruned, StoreError>>,
 }
 
+/// Upper bounds of the batch-size histogram in [`WriterStats::batches`]; the last bucket
+/// takes larger batches.
+pub const BATCH_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024];
+
 /// Group commits of writes and the write requests they carried, since the store opened
 /// (prune transactions are not counted).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct WriterStats {
     pub commits: u64,
     pub requests: u64,
+    /// Commits by the number of requests they carried, per bucket of [`BATCH_BUCKETS`]
+    /// and one more for larger ones (not cumulative).
+    pub batches: [u64; BATCH_BUCKETS.len() + 1],
+}
+
+/// What the writer thread counts, read by [`Store::stats`].
+#[derive(Default)]
+struct Counters {
+    commits: AtomicU64,
+    requests: AtomicU64,
+    batches: [AtomicU64; BATCH_BUCKETS.len() + 1],
 }
 
 pub struct RedbStore {
@@ -58,8 +73,7 @@ pub struct RedbStore {
     tx: Option<mpsc::Sender<Request>>,
     writer: Option<JoinHandle<()>>,
     max_payload: usize,
-    commits: Arc<AtomicU64>,
-    requests: Arc<AtomicU64>,
+    counters: Arc<Counters>,
     path: PathBuf,
 }
 
@@ -144,13 +158,12 @@ impl RedbStore {
         create_tables(&db)?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Request>();
-        let commits = Arc::new(AtomicU64::new(0));
-        let requests = Arc::new(AtomicU64::new(0));
+        let counters = Arc::new(Counters::default());
         let writer = {
-            let (db, commits, requests) = (db.clone(), commits.clone(), requests.clone());
+            let (db, counters) = (db.clone(), counters.clone());
             std::thread::Builder::new()
                 .name("flowd-store-writer".into())
-                .spawn(move || writer_loop(&db, rx, &commits, &requests))
+                .spawn(move || writer_loop(&db, rx, &counters))
                 .map_err(|e| open_err(e.to_string()))?
         };
         Ok(RedbStore {
@@ -158,8 +171,7 @@ impl RedbStore {
             tx: Some(tx),
             writer: Some(writer),
             max_payload,
-            commits,
-            requests,
+            counters,
             path,
         })
     }
@@ -327,7 +339,7 @@ impl Drop for RedbStore {
     }
 }
 
-fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, commits: &AtomicU64, requests: &AtomicU64) {
+fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, counters: &Counters) {
     let mut seq: u32 = 0;
     // A prune met while gathering a batch waits here for the batch to commit.
     let mut held: Option<Request> = None;
@@ -358,8 +370,13 @@ fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, commits: &AtomicU64, 
             }
         }
         let result = apply(db, &batch, &mut seq);
-        commits.fetch_add(1, Ordering::Relaxed);
-        requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let bucket = BATCH_BUCKETS
+            .iter()
+            .position(|b| batch.len() as u64 <= *b)
+            .unwrap_or(BATCH_BUCKETS.len());
+        counters.batches[bucket].fetch_add(1, Ordering::Relaxed);
         for r in batch {
             let _ = r.done.send(result.clone());
         }
@@ -552,8 +569,9 @@ impl Store for RedbStore {
 
     fn stats(&self) -> WriterStats {
         WriterStats {
-            commits: self.commits.load(Ordering::Relaxed),
-            requests: self.requests.load(Ordering::Relaxed),
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            batches: std::array::from_fn(|i| self.counters.batches[i].load(Ordering::Relaxed)),
         }
     }
 
