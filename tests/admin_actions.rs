@@ -624,3 +624,42 @@ fn pages_stay_exact_while_executions_keep_arriving() {
         Err(_) => panic!("the writer thread still holds the daemon"),
     }
 }
+
+#[test]
+fn an_accepted_retry_waiting_in_its_queue_survives_a_restart() {
+    let setup = Setup::with_server("", &format!("shutdown_grace = \"20s\"\n{TOKENS}"));
+    // One at a time; `ms` from the body: without it the step fails (a missing value).
+    setup.flow(
+        "one",
+        "[flow]\nname = \"one\"\nthrottle = { max_concurrency = 1 }\n[trigger.http]\npath = \"/one\"\n[[steps]]\nname = \"s\"\nconnector = \"sleeper\"\nconfig = { ms = \"{{ trigger.body.ms }}\" }\nfuel = 5_000_000_000\n",
+    );
+    let d = start(&setup);
+    let failed = hook(&d, "/one");
+    assert_eq!(ended(&d, &failed, 1)["status"], "failed");
+    let r = d.request("POST", "/one", &[], b"{\"ms\": 1500}");
+    assert_eq!(r.status, 202);
+    let blocker = r.json()["job_id"].as_str().unwrap().to_string();
+    let end = std::time::Instant::now() + Duration::from_secs(30);
+    while get(&d, &format!("/v1/executions?job_id={blocker}"))["executions"][0]["status"] != "running" {
+        assert!(std::time::Instant::now() < end, "the blocker never ran");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let (status, v) = post_op(&d, &format!("/v1/executions/{failed}/retry"), b"");
+    assert_eq!((status, v["attempt"].clone()), (202, json!(2)));
+    let mut d = d;
+    d.signal("TERM");
+    assert_eq!(d.wait(30), Some(0));
+
+    // Stored as the flow's queue holds it: queued, attempt 2.
+    let rows = support::list_executions(&setup, Some("one"));
+    let row = rows.iter().find(|e| e["job_id"] == json!(failed)).unwrap();
+    assert_eq!((row["status"].as_str(), row["attempt"].as_u64()), (Some("queued"), Some(2)));
+
+    let d = start(&setup);
+    let row = ended(&d, &failed, 2);
+    assert_eq!(row["status"], "failed", "attempt 2 ran after the restart (and failed the same way)");
+    let detail = get(&d, &format!("/v1/executions/{failed}"));
+    assert_eq!(detail["attempts"].as_array().unwrap().len(), 2);
+    assert_eq!(detail["steps"][1]["error"]["kind"], "template");
+    d.stop();
+}
