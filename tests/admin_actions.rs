@@ -663,3 +663,36 @@ fn an_accepted_retry_waiting_in_its_queue_survives_a_restart() {
     assert_eq!(detail["steps"][1]["error"]["kind"], "template");
     d.stop();
 }
+
+#[test]
+fn bodies_over_the_limit_and_bad_parameters_of_every_kind_are_refused() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow(
+        "by-hand",
+        "[flow]\nname = \"by-hand\"\n[trigger.manual]\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    let d = start(&setup);
+    let big = format!("{{\"x\": \"{}\"}}", "a".repeat(1 << 20));
+    let (status, v) = post_op(&d, "/v1/flows/by-hand/run", big.as_bytes());
+    assert_eq!((status, v["error"]["code"].clone()), (413, json!("body_too_large")));
+    let (status, v) = post_op(&d, "/v1/flows/by-hand/run", b"[1, 2");
+    assert_eq!((status, v["error"]["code"].clone()), (400, json!("bad_body")));
+    for (method, path, name, says) in [
+        ("GET", "/v1/schedules?next=0", "next", "from 1 to 100"),
+        ("GET", "/v1/schedules/executions?status=late", "status", "not a status"),
+        ("GET", "/v1/logs/follow?from=2026-01-01T00:00:00Z", "from", "no time range"),
+        ("GET", "/v1/flows?active=true", "active", "unknown"),
+        ("GET", "/metrics?debug=1", "debug", "unknown"),
+        ("POST", "/v1/reload?force=1", "force", "unknown"),
+        ("POST", "/v1/flows/by-hand/run?wait=1", "wait", "unknown"),
+    ] {
+        let r = d.admin(method, path, Some(OPERATOR), b"");
+        assert_eq!(r.status, 400, "{path}");
+        let e = &r.json()["error"];
+        assert_eq!(e["code"], "bad_parameter");
+        let message = e["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("query parameter `{name}`")), "{message}");
+        assert!(message.contains(says), "{path}: {message}");
+    }
+    d.stop();
+}
