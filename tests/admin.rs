@@ -340,6 +340,8 @@ fn log_search_filters_and_pages_newest_first() {
         ["order 1 late", "order 1 in"]
     );
     assert_eq!(messages(&logs("?step=s1&connector=log")).len(), 3);
+    assert_eq!(messages(&logs("?action=run")).len(), 6);
+    assert_eq!(messages(&logs("?action=accept")).len(), 0);
     assert_eq!(messages(&logs("?flow=other")).len(), 0);
     assert_eq!(messages(&logs("?environment=prod")).len(), 0);
     assert_eq!(

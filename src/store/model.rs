@@ -285,6 +285,8 @@ pub struct LogQuery {
     pub environment: Option<String>,
     pub step: Option<String>,
     pub connector: Option<String>,
+    /// `run`, `accept` or a host event name (see [`LogRow::action`]).
+    pub action: Option<String>,
     /// The lowest level kept.
     pub level: Option<Level>,
     /// Exactly these levels; empty: any (within `level`).
@@ -311,6 +313,7 @@ impl LogQuery {
             && is(&self.environment, &l.environment)
             && is_opt(&self.step, &l.step)
             && is_opt(&self.connector, &l.connector)
+            && is(&self.action, &l.action)
             && self.level.is_none_or(|lv| l.level >= lv)
             && (self.levels.is_empty() || self.levels.contains(&l.level))
             && is(&self.category, &l.category)
