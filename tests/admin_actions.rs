@@ -171,6 +171,15 @@ fn manual_retry_runs_a_new_attempt_and_every_refusal_is_a_409() {
     assert_eq!(code, "flow_not_found");
     assert!(message.contains("no longer loads"), "{message}");
 
+    // An inactive flow takes no retries until activated; the detail says so too.
+    assert_eq!(post_op(&d, "/v1/flows/moving/deactivate", b"").0, 200);
+    assert_eq!(refused(&moved, "").0, "flow_inactive");
+    assert_eq!(
+        get(&d, &format!("/v1/executions/{moved}"))["retry"]["refused"]["code"],
+        "flow_inactive"
+    );
+    assert_eq!(post_op(&d, "/v1/flows/moving/activate", b"").0, 200);
+
     // Not an execution, a bad parameter, a viewer.
     let (status, v) = post_op(&d, "/v1/executions/01a208b8-a5df-7131-8f90-72cdc1aff3bb/retry", b"");
     assert_eq!((status, v["error"]["code"].clone()), (404, json!("not_found")));
@@ -653,11 +662,17 @@ fn an_accepted_retry_waiting_in_its_queue_survives_a_restart() {
     // Stored as the flow's queue holds it: queued, attempt 2.
     let rows = support::list_executions(&setup, Some("one"));
     let row = rows.iter().find(|e| e["job_id"] == json!(failed)).unwrap();
-    assert_eq!((row["status"].as_str(), row["attempt"].as_u64()), (Some("queued"), Some(2)));
+    assert_eq!(
+        (row["status"].as_str(), row["attempt"].as_u64()),
+        (Some("queued"), Some(2))
+    );
 
     let d = start(&setup);
     let row = ended(&d, &failed, 2);
-    assert_eq!(row["status"], "failed", "attempt 2 ran after the restart (and failed the same way)");
+    assert_eq!(
+        row["status"], "failed",
+        "attempt 2 ran after the restart (and failed the same way)"
+    );
     let detail = get(&d, &format!("/v1/executions/{failed}"));
     assert_eq!(detail["attempts"].as_array().unwrap().len(), 2);
     assert_eq!(detail["steps"][1]["error"]["kind"], "template");
@@ -680,7 +695,12 @@ fn bodies_over_the_limit_and_bad_parameters_of_every_kind_are_refused() {
     for (method, path, name, says) in [
         ("GET", "/v1/schedules?next=0", "next", "from 1 to 100"),
         ("GET", "/v1/schedules/executions?status=late", "status", "not a status"),
-        ("GET", "/v1/logs/follow?from=2026-01-01T00:00:00Z", "from", "no time range"),
+        (
+            "GET",
+            "/v1/logs/follow?from=2026-01-01T00:00:00Z",
+            "from",
+            "no time range",
+        ),
         ("GET", "/v1/flows?active=true", "active", "unknown"),
         ("GET", "/metrics?debug=1", "debug", "unknown"),
         ("POST", "/v1/reload?force=1", "force", "unknown"),

@@ -79,7 +79,17 @@ pub fn detail(shared: &Shared, id: &str, query: Option<&str>) -> Answer {
             .get(&e.flow)
             .map(|f| f.as_ref())
             .ok_or_else(|| format!("flow \"{}\" is no longer loaded by the daemon", e.flow));
-        crate::views::retry(flow, e)
+        let loaded = flow.is_ok();
+        let mut retry = crate::views::retry(flow, e);
+        // A retry request checks this before the rest (see `Shared::claim`).
+        if loaded && !shared.is_active(&e.flow) {
+            retry["possible"] = false.into();
+            retry["refused"] = json!({
+                "code": "flow_inactive",
+                "message": ContinueRequestError::Inactive(e.flow.clone()).to_string(),
+            });
+        }
+        retry
     })
     .map_err(ApiError::internal)?;
     match detail {
