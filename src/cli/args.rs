@@ -105,7 +105,11 @@ impl Query {
     /// `path` with the query string, if any.
     pub fn path(mut self, path: &str) -> String {
         let q = self.0.finish();
-        if q.is_empty() { path.to_string() } else { format!("{path}?{q}") }
+        if q.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{q}")
+        }
     }
 }
 

@@ -92,7 +92,12 @@ impl Client {
     }
 
     /// Sends one request; `path` starts with `/v1/` and may carry a query string.
-    pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Result<Response<Incoming>, ClientError> {
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Response<Incoming>, ClientError> {
         let unreachable = |source| ClientError::Unreachable {
             url: self.url.clone(),
             source,
@@ -134,15 +139,15 @@ impl Client {
 
     /// Sends one request and reads its JSON answer: the status and body of a success,
     /// or the API's error.
-    pub async fn json(&self, method: Method, path: &str, body: Option<&Value>) -> Result<(StatusCode, Value), ClientError> {
+    pub async fn json(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(StatusCode, Value), ClientError> {
         let resp = self.send(method, path, body).await?;
         let status = resp.status();
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| self.broke(e))?
-            .to_bytes();
+        let bytes = resp.into_body().collect().await.map_err(|e| self.broke(e))?.to_bytes();
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }
@@ -160,12 +165,7 @@ impl Client {
         if status.is_success() {
             return Ok(resp.into_body());
         }
-        let bytes = resp
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| self.broke(e))?
-            .to_bytes();
+        let bytes = resp.into_body().collect().await.map_err(|e| self.broke(e))?.to_bytes();
         Err(api_error(status, &bytes))
     }
 
@@ -218,7 +218,11 @@ fn parse_url(url: &str) -> Result<(String, String, String), String> {
                 "--url {url}: https is not supported; the admin client speaks plain http:// only (reach a remote daemon through an SSH tunnel or a local TLS-terminating proxy)"
             ));
         }
-        Some(other) => return Err(format!("--url {url}: the scheme {other}:// is not supported; {expected}")),
+        Some(other) => {
+            return Err(format!(
+                "--url {url}: the scheme {other}:// is not supported; {expected}"
+            ));
+        }
         None => return Err(format!("--url {url:?}: no scheme; {expected}")),
     }
     let Some(authority) = uri.authority() else {

@@ -124,7 +124,9 @@ pub async fn list(a: ListArgs) -> u8 {
 
 pub async fn show(a: ShowArgs) -> u8 {
     with_client(&a.target.remote, async |c| {
-        let (_, v) = c.json(Method::GET, &format!("/v1/executions/{}", a.job_id), None).await?;
+        let (_, v) = c
+            .json(Method::GET, &format!("/v1/executions/{}", a.job_id), None)
+            .await?;
         if a.json {
             print_json(&v);
         } else {
@@ -193,7 +195,8 @@ pub async fn retry(a: RetryArgs) -> u8 {
         if a.resume.json {
             print_json(&row);
         }
-        let e: Execution = serde_json::from_value(row).map_err(|e| Failure::local(format!("the execution row: {e}")))?;
+        let e: Execution =
+            serde_json::from_value(row).map_err(|e| Failure::local(format!("the execution row: {e}")))?;
         if !a.resume.json {
             println!(
                 "attempt {attempt} of {job}: {} ({} of {} steps executed{})",
@@ -215,10 +218,14 @@ pub async fn retry(a: RetryArgs) -> u8 {
 /// may last until someone resumes it, so waiting ends there too).
 async fn wait_for(c: &Client, job: JobId, attempt: u32) -> Result<Value, Failure> {
     loop {
-        let (_, v) = c.json(Method::GET, &format!("/v1/executions?job_id={job}"), None).await?;
+        let (_, v) = c
+            .json(Method::GET, &format!("/v1/executions?job_id={job}"), None)
+            .await?;
         let row = &v["executions"][0];
         if row.is_null() {
-            return Err(Failure::local(format!("execution {job} is no longer listed by the daemon")));
+            return Err(Failure::local(format!(
+                "execution {job} is no longer listed by the daemon"
+            )));
         }
         let this_attempt = row["attempt"].as_u64() == Some(u64::from(attempt));
         if this_attempt && (row["finished_at"].is_string() || row["status"] == "paused") {
@@ -275,7 +282,7 @@ pub async fn logs(a: LogsArgs) -> u8 {
             let mut q = log_filters(&a);
             a.time.append(&mut q);
             q.opt("format", Some(a.format.name()));
-            return download(&c, q.path("/v1/logs/download"), file).await;
+            return download(&c, q.path("/v1/logs/download"), file, a.format).await;
         }
         let mut q = log_filters(&a);
         a.time.append(&mut q);
@@ -324,7 +331,11 @@ async fn follow(c: &Client, path: String, json: bool) -> Outcome {
             } else {
                 match serde_json::from_slice::<LogRow>(line) {
                     Ok(r) => crate::views::log_line(&r),
-                    Err(e) => return Err(Failure::local(format!("the live tail sent a line that is not a log record ({e})"))),
+                    Err(e) => {
+                        return Err(Failure::local(format!(
+                            "the live tail sent a line that is not a log record ({e})"
+                        )));
+                    }
                 }
             };
             // A closed pipe (`| head`) ends the tail quietly.
@@ -359,21 +370,27 @@ impl Tally {
     }
 
     fn records(&self) -> u64 {
-        if self.csv { self.lines.saturating_sub(1) } else { self.lines }
+        if self.csv {
+            self.lines.saturating_sub(1)
+        } else {
+            self.lines
+        }
     }
 }
 
 /// Streams a download into a temporary file next to `file`, renamed to `file` once
 /// complete, so a failed or interrupted download never leaves a truncated `file`.
-async fn download(c: &Client, path: String, file: &Path) -> Outcome {
+async fn download(c: &Client, path: String, file: &Path, format: DownloadFormat) -> Outcome {
     let Some(name) = file.file_name() else {
-        return Err(Failure::usage(format!("--download {}: not a file name", file.display())));
+        return Err(Failure::usage(format!(
+            "--download {}: not a file name",
+            file.display()
+        )));
     };
     let partial = file.with_file_name(format!(".{}.{}.part", name.to_string_lossy(), std::process::id()));
     let body = c.stream(&path).await?;
-    let csv = path.contains("format=csv");
     let mut tally = Tally {
-        csv,
+        csv: format == DownloadFormat::Csv,
         in_quotes: false,
         lines: 0,
         bytes: 0,
@@ -607,7 +624,7 @@ pub async fn flows_list(a: super::flows::ListArgs) -> u8 {
                 text(f, "project"),
                 text(f, "trigger_kind"),
                 if f["active"] == true { "active" } else { "inactive" },
-                f["steps"],
+                f["steps"].to_string(),
                 text(f, "version"),
             );
         }
@@ -619,7 +636,9 @@ pub async fn flows_list(a: super::flows::ListArgs) -> u8 {
 pub async fn set_active(a: super::flows::FlowArgs, active: bool) -> u8 {
     with_client(&a.target.remote, async |c| {
         let action = if active { "activate" } else { "deactivate" };
-        let (_, v) = c.json(Method::POST, &format!("/v1/flows/{}/{action}", a.flow), None).await?;
+        let (_, v) = c
+            .json(Method::POST, &format!("/v1/flows/{}/{action}", a.flow), None)
+            .await?;
         if a.json {
             print_json(&v);
         } else {
