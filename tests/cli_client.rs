@@ -231,6 +231,23 @@ fn executions_list_filters_pages_and_shows() {
     assert_eq!(code, 2, "a page over the API's maximum is refused before asking");
     assert!(err.contains("at most 1000"), "{err}");
     d.stop();
+
+    // Offline, on the stopped daemon's data, the same filters and renderings.
+    let (code, offline, err) = support::data_cli(&setup, &["executions", "list", "--status", "failed,success"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(offline, table);
+    let (code, offline, err) = support::data_cli(&setup, &["executions", "show", job]);
+    assert_eq!(code, 0, "{err}");
+    let without_retry = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.contains("manual retr"))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(without_retry(&offline), without_retry(&out));
+    let (code, _, err) = support::data_cli(&setup, &["executions", "list", "--preset", "1h"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("--preset needs the daemon"), "{err}");
 }
 
 /// Every record of a search through the client's `--json` pages, oldest first.

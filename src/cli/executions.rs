@@ -39,6 +39,8 @@ pub struct ResumeArgs {
     /// daemon uses its own).
     #[arg(long, value_name = "FILE", default_value = "config/flowd.toml", env = "FLOWD_CONFIG")]
     pub config: PathBuf,
+    /// JSON: offline the run's report; in client mode the API's answer (with --wait, the
+    /// execution's row once the attempt ended).
     #[arg(long)]
     pub json: bool,
 }

@@ -14,7 +14,7 @@ use http_body_util::BodyExt;
 use hyper::{Method, StatusCode};
 use serde_json::Value;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// The most an API page holds (`limit`).
@@ -426,7 +426,7 @@ async fn download(c: &Client, path: String, file: &Path, format: DownloadFormat)
 async fn write_body(
     c: &Client,
     mut body: hyper::body::Incoming,
-    partial: &PathBuf,
+    partial: &Path,
     tally: &mut Tally,
     progress: bool,
 ) -> Result<(), Failure> {
@@ -683,4 +683,34 @@ pub async fn reload(a: super::flows::ReloadArgs) -> u8 {
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Tally;
+
+    fn records(csv: bool, chunks: &[&str]) -> u64 {
+        let mut t = Tally {
+            csv,
+            in_quotes: false,
+            lines: 0,
+            bytes: 0,
+        };
+        for c in chunks {
+            t.feed(c.as_bytes());
+        }
+        t.records()
+    }
+
+    #[test]
+    fn records_are_counted_across_chunks_and_quoted_csv_newlines() {
+        assert_eq!(records(false, &["{\"a\":1}\n{\"a\"", ":2}\n"]), 2);
+        assert_eq!(
+            records(
+                true,
+                &["time,message\n", "t,\"two\nlines, \"\"quoted\"\"\"\n", "t,plain\n"]
+            ),
+            2
+        );
+    }
 }
