@@ -1,81 +1,101 @@
-//! `flowd executions list|show` and `flowd logs`: read a data directory directly, for
-//! use without a daemon (the admin API serves the same views later).
+//! `flowd executions list|show|resume|retry` and `flowd logs`. With `--data-dir` they
+//! read a data directory directly, for use without a daemon (offline mode, here);
+//! without it they ask the daemon's admin API (client mode, [`super::remote`]).
 
+use super::args::{Target, TimeRange, client_only, parse_level, parse_status};
 use crate::config::DaemonConfig;
 use crate::engine::{ContinueError, ExecutionStatus, Executor, RetryFrom, retries_left};
 use crate::loader;
 use crate::plugin::Level;
-use crate::store::{Execution, JobId, ListQuery, LogQuery, RedbStore, Store};
+use crate::store::{Execution, JobId, ListQuery, LogKey, LogQuery, RedbStore, Store};
 use clap::{Args, Subcommand};
 use serde_json::{Value, json};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum ExecutionsCommand {
-    /// Executions, newest first.
+    /// Executions, newest first. Asks the daemon's admin API, or with --data-dir reads a
+    /// data directory.
     List(ListArgs),
     /// One execution: each attempt's steps with status, timing, fuel, error and payloads.
+    /// Asks the daemon's admin API, or with --data-dir reads a data directory.
     Show(ShowArgs),
-    /// Resume a paused execution now and run it to its end.
-    Resume(ContinueArgs),
+    /// Resume a paused execution now and run it to its end: the daemon does (admin API),
+    /// or with --data-dir this command does, on a stopped daemon's data.
+    Resume(ResumeArgs),
     /// Retry a failed, partially executed or rejected execution as a new attempt, from
-    /// the first step that did not succeed (or with --from-start, from the beginning).
-    Retry(ContinueArgs),
+    /// the first step that did not succeed (or with --from-start, from the beginning):
+    /// the daemon does (admin API), or with --data-dir this command does.
+    Retry(RetryArgs),
 }
 
 #[derive(Args)]
-pub struct ContinueArgs {
+pub struct ResumeArgs {
     #[command(flatten)]
-    dir: DataDir,
-    job_id: JobId,
-    /// The daemon config whose flows and connectors run the execution.
+    pub target: Target,
+    pub job_id: JobId,
+    /// The daemon config whose flows and connectors run the execution (offline mode; a
+    /// daemon uses its own).
     #[arg(long, value_name = "FILE", default_value = "config/flowd.toml", env = "FLOWD_CONFIG")]
-    config: PathBuf,
+    pub config: PathBuf,
+    /// JSON: offline the run's report; in client mode the API's answer (with --wait, the
+    /// execution's row once the attempt ended).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct RetryArgs {
+    #[command(flatten)]
+    pub resume: ResumeArgs,
     /// Retry from the first step rather than from the failed one.
     #[arg(long)]
-    from_start: bool,
+    pub from_start: bool,
+    /// Wait until the new attempt ends and exit 0 only if it succeeded (client mode; the
+    /// offline retry always runs to the end).
     #[arg(long)]
-    json: bool,
-}
-
-#[derive(Args)]
-pub struct DataDir {
-    /// The data directory (`flowd run --data-dir`).
-    #[arg(long, value_name = "DIR", env = "FLOWD_DATA_DIR")]
-    data_dir: PathBuf,
+    pub wait: bool,
 }
 
 #[derive(Args)]
 pub struct ListArgs {
     #[command(flatten)]
-    dir: DataDir,
+    pub target: Target,
     #[arg(long)]
-    flow: Option<String>,
+    pub flow: Option<String>,
     #[arg(long)]
-    project: Option<String>,
-    /// pending, queued, running, paused, success, partially_executed, failed, rejected.
-    #[arg(long, value_parser = parse_status)]
-    status: Option<ExecutionStatus>,
-    /// Only executions older than this job id (the last one of the previous page).
-    #[arg(long, value_name = "JOB_ID")]
-    before: Option<JobId>,
-    #[arg(long, default_value_t = 50)]
-    limit: usize,
+    pub project: Option<String>,
+    /// Any of these statuses, comma-separated: pending, queued, running, paused, success,
+    /// partially_executed, failed, rejected.
+    #[arg(long, value_name = "S[,S...]", value_delimiter = ',', value_parser = parse_status)]
+    pub status: Vec<ExecutionStatus>,
+    /// http, schedule or manual.
+    #[arg(long, value_name = "KIND")]
+    pub trigger_kind: Option<String>,
+    #[command(flatten)]
+    pub time: TimeRange,
+    /// Only executions older than this job id (the next-page hint of the previous page).
+    #[arg(long, value_name = "JOB_ID", visible_alias = "before")]
+    pub cursor: Option<JobId>,
+    /// At most this many (default 50; the admin API answers at most 1000 per page).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 #[derive(Args)]
 pub struct ShowArgs {
     #[command(flatten)]
-    dir: DataDir,
-    job_id: JobId,
-    /// A daemon config whose flows say whether a manual retry would be accepted now.
+    pub target: Target,
+    pub job_id: JobId,
+    /// A daemon config whose flows say whether a manual retry would be accepted now
+    /// (offline mode; a daemon answers with its loaded flows).
     #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
+    pub config: Option<PathBuf>,
     #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
 /// Whether a manual retry of `exec` is possible now under the flows of `config`.
@@ -98,45 +118,70 @@ fn retry_view(config: &Option<PathBuf>, exec: &Execution) -> Value {
 #[derive(Args)]
 pub struct LogsArgs {
     #[command(flatten)]
-    dir: DataDir,
+    pub target: Target,
+    #[arg(long)]
+    pub flow: Option<String>,
+    #[arg(long)]
+    pub project: Option<String>,
+    #[arg(long, value_name = "VERSION")]
+    pub flow_version: Option<String>,
+    #[arg(long)]
+    pub environment: Option<String>,
     #[arg(long, value_name = "JOB_ID")]
-    job: Option<JobId>,
+    pub job: Option<JobId>,
     #[arg(long)]
-    flow: Option<String>,
+    pub step: Option<String>,
     #[arg(long)]
-    step: Option<String>,
+    pub connector: Option<String>,
+    /// What was running: run (a step), accept (the trigger), or a host event name.
+    #[arg(long)]
+    pub action: Option<String>,
+    #[arg(long)]
+    pub category: Option<String>,
     /// The lowest level shown: trace, debug, info, warn or error.
-    #[arg(long, value_parser = parse_level)]
-    level: Option<Level>,
-    #[arg(long)]
-    category: Option<String>,
+    #[arg(long, value_parser = parse_level, conflicts_with = "levels")]
+    pub level: Option<Level>,
+    /// Exactly these levels, comma-separated.
+    #[arg(long, value_name = "L[,L...]", value_delimiter = ',', value_parser = parse_level)]
+    pub levels: Vec<Level>,
     /// Only records whose message contains this text.
+    #[arg(long, value_name = "TEXT")]
+    pub contains: Option<String>,
+    #[command(flatten)]
+    pub time: TimeRange,
+    /// At most this many records: offline the oldest (default 1000); in client mode the
+    /// newest (default 100, at most 1000), printed oldest first.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
+    /// The records older than a page (its next-page hint); client mode.
+    #[arg(long, value_name = "CURSOR", value_parser = parse_log_cursor)]
+    pub cursor: Option<LogKey>,
+    /// Print new matching records as they are stored, until Ctrl-C or the daemon stops
+    /// (client mode).
+    #[arg(long, conflicts_with_all = ["from", "to", "preset", "limit", "cursor", "download"])]
+    pub follow: bool,
+    /// Write every matching record to FILE, oldest first, streamed; FILE appears only
+    /// once complete (client mode).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["limit", "cursor", "json"])]
+    pub download: Option<PathBuf>,
+    /// The format of --download.
+    #[arg(long, value_enum, default_value_t = super::remote::DownloadFormat::Ndjson, requires = "download")]
+    pub format: super::remote::DownloadFormat,
+    /// JSON: offline and with --follow one record per line, otherwise the API's answer.
     #[arg(long)]
-    contains: Option<String>,
-    #[arg(long, default_value_t = 1000)]
-    limit: usize,
-    /// One JSON object per line.
-    #[arg(long)]
-    json: bool,
+    pub json: bool,
 }
 
-fn parse_status(s: &str) -> Result<ExecutionStatus, String> {
-    serde_json::from_value(Value::String(s.to_string())).map_err(|_| {
-        format!("unknown status {s:?}; expected pending, queued, running, paused, success, partially_executed, failed or rejected")
-    })
+fn parse_log_cursor(s: &str) -> Result<LogKey, String> {
+    s.parse()
 }
 
-fn parse_level(s: &str) -> Result<Level, String> {
-    serde_json::from_value(Value::String(s.to_string()))
-        .map_err(|_| format!("unknown level {s:?}; expected trace, debug, info, warn or error"))
-}
-
-fn open(dir: &DataDir) -> Result<RedbStore, u8> {
-    if !dir.data_dir.join("flowd.redb").is_file() {
-        eprintln!("error: --data-dir {}: no flowd database there", dir.data_dir.display());
+fn open(dir: &Path) -> Result<RedbStore, u8> {
+    if !dir.join("flowd.redb").is_file() {
+        eprintln!("error: --data-dir {}: no flowd database there", dir.display());
         return Err(2);
     }
-    RedbStore::open(&dir.data_dir, usize::MAX).map_err(|e| {
+    RedbStore::open(dir, usize::MAX).map_err(|e| {
         eprintln!("error: --data-dir: {e}");
         2
     })
@@ -144,15 +189,35 @@ fn open(dir: &DataDir) -> Result<RedbStore, u8> {
 
 pub async fn executions(cmd: ExecutionsCommand) -> u8 {
     match cmd {
-        ExecutionsCommand::List(a) => list(a),
-        ExecutionsCommand::Show(a) => show(a),
-        ExecutionsCommand::Resume(a) => continue_execution(a, false).await,
-        ExecutionsCommand::Retry(a) => continue_execution(a, true).await,
+        ExecutionsCommand::List(a) => match a.target.data_dir.clone() {
+            Some(dir) => list(&dir, a),
+            None => super::remote::list(a).await,
+        },
+        ExecutionsCommand::Show(a) => match a.target.data_dir.clone() {
+            Some(dir) => show(&dir, a),
+            None => super::remote::show(a).await,
+        },
+        ExecutionsCommand::Resume(a) => match a.target.data_dir.clone() {
+            Some(dir) => continue_execution(&dir, &a, None).await,
+            None => super::remote::resume(a).await,
+        },
+        ExecutionsCommand::Retry(a) => match a.resume.target.data_dir.clone() {
+            Some(dir) => {
+                let from = if a.from_start {
+                    RetryFrom::Start
+                } else {
+                    RetryFrom::FailedStep
+                };
+                continue_execution(&dir, &a.resume, Some(from)).await
+            }
+            None => super::remote::retry(a).await,
+        },
     }
 }
 
-/// Resumes or retries one execution with the flows and connectors of a daemon config.
-async fn continue_execution(a: ContinueArgs, retry: bool) -> u8 {
+/// Resumes (`retry` is `None`) or retries one execution with the flows and connectors of
+/// a daemon config.
+async fn continue_execution(dir: &Path, a: &ResumeArgs, retry: Option<RetryFrom>) -> u8 {
     let config = match DaemonConfig::load(&a.config) {
         Ok(c) => c,
         Err(errors) => {
@@ -160,14 +225,14 @@ async fn continue_execution(a: ContinueArgs, retry: bool) -> u8 {
             return 2;
         }
     };
-    let store = match open(&a.dir) {
+    let store = match open(dir) {
         Ok(s) => Arc::new(s),
         Err(c) => return c,
     };
     let exec = match store.execution(a.job_id) {
         Ok(Some(e)) => e,
         Ok(None) => {
-            eprintln!("error: no execution {} in {}", a.job_id, a.dir.data_dir.display());
+            eprintln!("error: no execution {} in {}", a.job_id, dir.display());
             return 1;
         }
         Err(e) => {
@@ -203,15 +268,9 @@ async fn continue_execution(a: ContinueArgs, retry: bool) -> u8 {
         return 1;
     };
     let executor = Executor::new(Arc::new(registry), config.environment.clone()).with_store(store);
-    let result = if retry {
-        let from = if a.from_start {
-            RetryFrom::Start
-        } else {
-            RetryFrom::FailedStep
-        };
-        executor.retry(&flow, a.job_id, from).await
-    } else {
-        executor.resume(&flow, a.job_id).await
+    let result = match retry {
+        Some(from) => executor.retry(&flow, a.job_id, from).await,
+        None => executor.resume(&flow, a.job_id).await,
     };
     match result {
         Ok(report) => {
@@ -237,18 +296,23 @@ async fn continue_execution(a: ContinueArgs, retry: bool) -> u8 {
     }
 }
 
-fn list(a: ListArgs) -> u8 {
-    let store = match open(&a.dir) {
+fn list(dir: &Path, a: ListArgs) -> u8 {
+    if let Err(c) = client_only(a.time.preset.is_some(), "--preset") {
+        return c;
+    }
+    let store = match open(dir) {
         Ok(s) => s,
         Err(c) => return c,
     };
     let q = ListQuery {
         flow: a.flow,
         project: a.project,
-        statuses: a.status.into_iter().collect(),
-        before: a.before,
-        limit: a.limit,
-        ..ListQuery::default()
+        statuses: a.status,
+        trigger_kind: a.trigger_kind,
+        from: a.time.from,
+        to: a.time.to,
+        before: a.cursor,
+        limit: a.limit.map_or(50, |n| n as usize),
     };
     let rows = match store.list(&q) {
         Ok(r) => r,
@@ -259,29 +323,14 @@ fn list(a: ListArgs) -> u8 {
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&rows).expect("serializes"));
-        return 0;
-    }
-    println!(
-        "{:<36}  {:<20}  {:<18}  {:>9}  {:>5}  {:>3}  time",
-        "job id", "flow", "status", "duration", "steps", "try"
-    );
-    for e in &rows {
-        println!(
-            "{:<36}  {:<20}  {:<18}  {:>9}  {:>5}  {:>3}  {}",
-            e.job_id.to_string(),
-            e.flow,
-            e.status.as_str(),
-            crate::views::duration(e).map_or("-".into(), |d| format!("{d:.3}s")),
-            format!("{}/{}", e.steps_executed, e.steps_total),
-            e.attempt,
-            crate::time_format::rfc3339(e.created_at),
-        );
+    } else {
+        print!("{}", super::render::executions_table(&rows));
     }
     0
 }
 
-fn show(a: ShowArgs) -> u8 {
-    let store = match open(&a.dir) {
+fn show(dir: &Path, a: ShowArgs) -> u8 {
+    let store = match open(dir) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -289,7 +338,7 @@ fn show(a: ShowArgs) -> u8 {
     let detail = match detail {
         Ok(Some(d)) => d,
         Ok(None) => {
-            eprintln!("error: no execution {} in {}", a.job_id, a.dir.data_dir.display());
+            eprintln!("error: no execution {} in {}", a.job_id, dir.display());
             return 1;
         }
         Err(e) => {
@@ -299,68 +348,43 @@ fn show(a: ShowArgs) -> u8 {
     };
     if a.json {
         println!("{}", serde_json::to_string_pretty(&detail).expect("serializes"));
-        return 0;
-    }
-    let e = &detail["execution"];
-    println!(
-        "job {}  flow {} (project {}, version {})  {}  attempt {}",
-        e["job_id"].as_str().unwrap_or(""),
-        e["flow"].as_str().unwrap_or(""),
-        e["project"].as_str().unwrap_or(""),
-        e["flow_version"].as_str().unwrap_or(""),
-        e["status"].as_str().unwrap_or(""),
-        e["attempt"]
-    );
-    println!(
-        "  trigger {}  payload {}",
-        e["trigger_kind"].as_str().unwrap_or(""),
-        detail["trigger"]
-    );
-    let retry = &detail["retry"];
-    match (retry["possible"].as_bool(), retry["refused"]["message"].as_str()) {
-        (Some(true), _) => println!("  manual retry possible ({} left)", retry["retries_left"]),
-        (Some(false), Some(why)) => println!("  no manual retry: {why}"),
-        _ => println!("  manual retries left: {}", retry["retries_left"]),
-    }
-    for s in detail["steps"].as_array().into_iter().flatten() {
-        println!(
-            "  [{}] {:<16} {:<9} {:>9.3} ms  fuel {}",
-            s["attempt"],
-            s["name"].as_str().unwrap_or(""),
-            s["status"].as_str().unwrap_or(""),
-            s["duration"].as_f64().unwrap_or(0.0) * 1000.0,
-            s["fuel_used"]
-        );
-        if !s["error"].is_null() {
-            println!(
-                "        error: {}: {}",
-                s["error"]["kind"].as_str().unwrap_or(""),
-                s["error"]["message"].as_str().unwrap_or("")
-            );
-        }
-        if let Some(note) = s["note"].as_str() {
-            println!("        {note}");
-        }
-        if !s["output"].is_null() {
-            println!("        output: {}", s["output"]);
-        }
+    } else {
+        print!("{}", super::render::execution_detail(&detail));
     }
     0
 }
 
-pub fn logs(a: LogsArgs) -> u8 {
-    let store = match open(&a.dir) {
+pub async fn logs(a: LogsArgs) -> u8 {
+    let Some(dir) = a.target.data_dir.clone() else {
+        return super::remote::logs(a).await;
+    };
+    let refused = client_only(a.time.preset.is_some(), "--preset")
+        .and_then(|()| client_only(a.cursor.is_some(), "--cursor"))
+        .and_then(|()| client_only(a.follow, "--follow"))
+        .and_then(|()| client_only(a.download.is_some(), "--download"));
+    if let Err(c) = refused {
+        return c;
+    }
+    let store = match open(&dir) {
         Ok(s) => s,
         Err(c) => return c,
     };
     let q = LogQuery {
         job_id: a.job,
+        project: a.project,
         flow: a.flow,
+        flow_version: a.flow_version,
+        environment: a.environment,
         step: a.step,
+        connector: a.connector,
+        action: a.action,
         level: a.level,
+        levels: a.levels,
         category: a.category,
         contains: a.contains,
-        limit: a.limit,
+        from: a.time.from,
+        to: a.time.to,
+        limit: a.limit.map_or(1000, |n| n as usize),
         ..LogQuery::default()
     };
     let rows = match store.logs(&q) {

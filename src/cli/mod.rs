@@ -1,10 +1,18 @@
 //! The `flowd` command line: flags parsed by clap into validated arguments, then one
 //! subcommand run on a tokio runtime. Exit codes: 0 success, 1 the thing checked or run
-//! did not succeed, 2 the invocation or its config was wrong.
+//! did not succeed (or the admin API answered an error), 2 the invocation or its config
+//! was wrong (or the daemon could not be reached), 3 a retry or resume was refused.
+//!
+//! `executions`, `logs` and `flows activate|deactivate` work in two modes: with
+//! `--data-dir` on a data directory directly ([`executions`], [`flows`]), without it as a
+//! client of the daemon's admin API ([`remote`] over [`client`]).
 
+mod args;
 mod check;
+mod client;
 mod executions;
 mod flows;
+mod remote;
 mod render;
 mod run;
 mod serve;
@@ -38,18 +46,26 @@ enum Command {
     },
     /// Validate the daemon config and every flow, each step's config through its connector.
     Validate(validate::ValidateArgs),
-    /// Recorded executions in a data directory.
+    /// Recorded executions: from the daemon's admin API (--url, FLOWD_TOKEN), or with
+    /// --data-dir from a data directory directly.
     Executions {
         #[command(subcommand)]
         command: executions::ExecutionsCommand,
     },
-    /// Activate or deactivate flows.
+    /// The daemon's flows: list, activate, deactivate, reload.
     Flows {
         #[command(subcommand)]
         command: flows::FlowsCommand,
     },
-    /// Recorded log records in a data directory, oldest first.
+    /// Recorded log records: from the daemon's admin API (the newest page, printed oldest
+    /// first; --follow, --download), or with --data-dir from a data directory (oldest first).
     Logs(executions::LogsArgs),
+    /// The daemon's scheduled tasks: next fire times, scheduled executions, enable,
+    /// disable, run now (admin API).
+    Schedules {
+        #[command(subcommand)]
+        command: remote::SchedulesCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -96,8 +112,9 @@ pub fn main() -> ExitCode {
             } => check::check(args).await,
             Command::Validate(args) => validate::validate(args).await,
             Command::Executions { command } => executions::executions(command).await,
-            Command::Logs(args) => executions::logs(args),
+            Command::Logs(args) => executions::logs(args).await,
             Command::Flows { command } => flows::flows(command).await,
+            Command::Schedules { command } => remote::schedules(command).await,
         }
     });
     ExitCode::from(code)

@@ -1,7 +1,9 @@
-//! The human timeline of an execution: one block per step with status, duration, fuel,
-//! output and log lines.
+//! Human renderings shared by offline and client mode: the timeline of a run (one block
+//! per step with status, duration, fuel, output and log lines), the execution list, and
+//! a recorded execution's detail.
 
 use crate::engine::{Call, ExecutionReport, ExecutionStatus, StepStatus};
+use crate::store::Execution;
 use serde_json::Value;
 use std::fmt::Write;
 use std::time::Duration;
@@ -92,6 +94,86 @@ pub fn timeline(r: &ExecutionReport) -> String {
     );
     if let Some(resp) = &r.response {
         let _ = writeln!(o, "response: {}", shown(resp));
+    }
+    o
+}
+
+/// The execution list: one row per execution, in the order given.
+pub fn executions_table(rows: &[Execution]) -> String {
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        "{:<36}  {:<20}  {:<18}  {:>9}  {:>5}  {:>3}  time",
+        "job id", "flow", "status", "duration", "steps", "try"
+    );
+    for e in rows {
+        let _ = writeln!(
+            o,
+            "{:<36}  {:<20}  {:<18}  {:>9}  {:>5}  {:>3}  {}",
+            e.job_id.to_string(),
+            e.flow,
+            e.status.as_str(),
+            crate::views::duration(e).map_or("-".into(), |d| format!("{d:.3}s")),
+            format!("{}/{}", e.steps_executed, e.steps_total),
+            e.attempt,
+            crate::time_format::rfc3339(e.created_at),
+        );
+    }
+    o
+}
+
+/// A recorded execution's detail ([`crate::views::execution_detail`], read from a data
+/// directory or answered by the admin API): its header, whether a retry is possible,
+/// and each attempt's steps.
+pub fn execution_detail(detail: &Value) -> String {
+    let mut o = String::new();
+    let e = &detail["execution"];
+    let _ = writeln!(
+        o,
+        "job {}  flow {} (project {}, version {})  {}  attempt {}",
+        e["job_id"].as_str().unwrap_or(""),
+        e["flow"].as_str().unwrap_or(""),
+        e["project"].as_str().unwrap_or(""),
+        e["flow_version"].as_str().unwrap_or(""),
+        e["status"].as_str().unwrap_or(""),
+        e["attempt"]
+    );
+    let _ = writeln!(
+        o,
+        "  trigger {}  payload {}",
+        e["trigger_kind"].as_str().unwrap_or(""),
+        detail["trigger"]
+    );
+    let retry = &detail["retry"];
+    let _ = match (retry["possible"].as_bool(), retry["refused"]["message"].as_str()) {
+        (Some(true), _) => writeln!(o, "  manual retry possible ({} left)", retry["retries_left"]),
+        (Some(false), Some(why)) => writeln!(o, "  no manual retry: {why}"),
+        _ => writeln!(o, "  manual retries left: {}", retry["retries_left"]),
+    };
+    for s in detail["steps"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            o,
+            "  [{}] {:<16} {:<9} {:>9.3} ms  fuel {}",
+            s["attempt"],
+            s["name"].as_str().unwrap_or(""),
+            s["status"].as_str().unwrap_or(""),
+            s["duration"].as_f64().unwrap_or(0.0) * 1000.0,
+            s["fuel_used"]
+        );
+        if !s["error"].is_null() {
+            let _ = writeln!(
+                o,
+                "        error: {}: {}",
+                s["error"]["kind"].as_str().unwrap_or(""),
+                s["error"]["message"].as_str().unwrap_or("")
+            );
+        }
+        if let Some(note) = s["note"].as_str() {
+            let _ = writeln!(o, "        {note}");
+        }
+        if !s["output"].is_null() {
+            let _ = writeln!(o, "        output: {}", s["output"]);
+        }
     }
     o
 }

@@ -1,0 +1,154 @@
+//! Flag groups shared by the commands that read recorded executions and logs: where
+//! they read (a data directory directly, or the daemon's admin API), time ranges, and
+//! the parsers that turn flag values into typed arguments before anything runs.
+
+use super::client::{Client, DEFAULT_URL};
+use crate::engine::ExecutionStatus;
+use crate::plugin::Level;
+use clap::Args;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+/// Offline mode with `--data-dir`, client mode without it.
+#[derive(Args, Clone)]
+pub struct Target {
+    /// Read and write this data directory directly, with no daemon running (offline
+    /// mode). Without it, the command asks the daemon's admin API (client mode).
+    #[arg(long, value_name = "DIR", env = "FLOWD_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub remote: Remote,
+}
+
+/// The admin API to ask.
+#[derive(Args, Clone)]
+pub struct Remote {
+    /// The daemon's admin API (client mode); the bearer token is read from the
+    /// environment variable FLOWD_TOKEN.
+    #[arg(long, value_name = "URL", env = "FLOWD_URL", default_value = DEFAULT_URL)]
+    pub url: String,
+}
+
+impl Remote {
+    /// The client of `--url` with the token of `FLOWD_TOKEN`; a message and exit code 2
+    /// when either is unusable.
+    pub fn client(&self) -> Result<Client, u8> {
+        Client::from_env(&self.url).map_err(|m| {
+            eprintln!("error: {m}");
+            2
+        })
+    }
+}
+
+/// The time presets of the admin API, which resolves them in its own time zone.
+pub const PRESETS: &[&str] = &[
+    "5m",
+    "15m",
+    "1h",
+    "6h",
+    "1d",
+    "3d",
+    "7d",
+    "30d",
+    "today",
+    "yesterday",
+    "two_days_ago",
+    "this_week",
+    "last_week",
+];
+
+#[derive(Args, Clone, Default)]
+pub struct TimeRange {
+    /// Only what happened at or after this time (RFC 3339, such as 2026-11-23T10:00:00Z).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub from: Option<SystemTime>,
+    /// Only what happened at or before this time (RFC 3339).
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub to: Option<SystemTime>,
+    /// A range ending now (5m 15m 1h 6h 1d 3d 7d 30d) or a calendar one (today yesterday
+    /// two_days_ago this_week last_week) in the daemon's time zone; client mode only.
+    #[arg(long, value_name = "PRESET", conflicts_with_all = ["from", "to"],
+          value_parser = clap::builder::PossibleValuesParser::new(PRESETS))]
+    pub preset: Option<String>,
+}
+
+impl TimeRange {
+    pub fn append(&self, q: &mut Query) {
+        q.opt("from", self.from.map(crate::time_format::rfc3339));
+        q.opt("to", self.to.map(crate::time_format::rfc3339));
+        q.opt("preset", self.preset.as_deref());
+    }
+}
+
+/// A query string, percent-encoded.
+pub struct Query(form_urlencoded::Serializer<'static, String>);
+
+impl Query {
+    pub fn new() -> Query {
+        Query(form_urlencoded::Serializer::new(String::new()))
+    }
+
+    pub fn opt(&mut self, name: &str, value: Option<impl AsRef<str>>) -> &mut Query {
+        if let Some(v) = value {
+            self.0.append_pair(name, v.as_ref());
+        }
+        self
+    }
+
+    /// `name=a,b,c`, or nothing for an empty list.
+    pub fn list(&mut self, name: &str, values: impl IntoIterator<Item = &'static str>) -> &mut Query {
+        let joined = values.into_iter().collect::<Vec<_>>().join(",");
+        self.opt(name, (!joined.is_empty()).then_some(joined))
+    }
+
+    /// `path` with the query string, if any.
+    pub fn path(mut self, path: &str) -> String {
+        let q = self.0.finish();
+        if q.is_empty() {
+            path.to_string()
+        } else {
+            format!("{path}?{q}")
+        }
+    }
+}
+
+pub fn parse_time(s: &str) -> Result<SystemTime, String> {
+    crate::time_format::parse(s)
+}
+
+pub fn parse_status(s: &str) -> Result<ExecutionStatus, String> {
+    serde_json::from_value(Value::String(s.trim().to_string())).map_err(|_| {
+        format!("unknown status {s:?}; expected pending, queued, running, paused, success, partially_executed, failed or rejected")
+    })
+}
+
+pub fn parse_level(s: &str) -> Result<Level, String> {
+    serde_json::from_value(Value::String(s.trim().to_string()))
+        .map_err(|_| format!("unknown level {s:?}; expected trace, debug, info, warn or error"))
+}
+
+/// A flow name as flow files allow them (letters, digits, `_` and `-`, starting with a
+/// letter): such a name is one path segment of the API as it is.
+pub fn parse_flow_name(s: &str) -> Result<String, String> {
+    let mut chars = s.chars();
+    let valid = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && s.len() <= 64;
+    if valid {
+        Ok(s.to_string())
+    } else {
+        Err(format!(
+            "{s:?} is not a flow name (letters, digits, `_` and `-`, starting with a letter, at most 64)"
+        ))
+    }
+}
+
+/// Refuses, with exit code 2, a flag that needs the daemon when `--data-dir` is given.
+pub fn client_only(given: bool, flag: &str) -> Result<(), u8> {
+    if given {
+        eprintln!("error: {flag} needs the daemon: leave out --data-dir to ask its admin API");
+        return Err(2);
+    }
+    Ok(())
+}
