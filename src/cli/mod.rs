@@ -59,7 +59,7 @@ enum Command {
     },
     /// Recorded log records: from the daemon's admin API (the newest page, printed oldest
     /// first; --follow, --download), or with --data-dir from a data directory (oldest first).
-    Logs(executions::LogsArgs),
+    Logs(Box<executions::LogsArgs>),
     /// The daemon's scheduled tasks: next fire times, scheduled executions, enable,
     /// disable, run now (admin API).
     Schedules {
@@ -112,7 +112,7 @@ pub fn main() -> ExitCode {
             } => check::check(args).await,
             Command::Validate(args) => validate::validate(args).await,
             Command::Executions { command } => executions::executions(command).await,
-            Command::Logs(args) => executions::logs(args).await,
+            Command::Logs(args) => executions::logs(*args).await,
             Command::Flows { command } => flows::flows(command).await,
             Command::Schedules { command } => remote::schedules(command).await,
         }
