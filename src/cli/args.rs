@@ -42,21 +42,7 @@ impl Remote {
 }
 
 /// The time presets of the admin API, which resolves them in its own time zone.
-pub const PRESETS: &[&str] = &[
-    "5m",
-    "15m",
-    "1h",
-    "6h",
-    "1d",
-    "3d",
-    "7d",
-    "30d",
-    "today",
-    "yesterday",
-    "two_days_ago",
-    "this_week",
-    "last_week",
-];
+pub use crate::daemon::admin::PRESETS;
 
 #[derive(Args, Clone, Default)]
 pub struct TimeRange {
@@ -128,18 +114,15 @@ pub fn parse_level(s: &str) -> Result<Level, String> {
         .map_err(|_| format!("unknown level {s:?}; expected trace, debug, info, warn or error"))
 }
 
-/// A flow name as flow files allow them (letters, digits, `_` and `-`, starting with a
-/// letter): such a name is one path segment of the API as it is.
+/// A flow name as flow files allow them: such a name is one path segment of the API as
+/// it is.
 pub fn parse_flow_name(s: &str) -> Result<String, String> {
-    let mut chars = s.chars();
-    let valid = matches!(chars.next(), Some(c) if c.is_ascii_alphabetic())
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && s.len() <= 64;
-    if valid {
+    if crate::config::valid_name(s) {
         Ok(s.to_string())
     } else {
         Err(format!(
-            "{s:?} is not a flow name (letters, digits, `_` and `-`, starting with a letter, at most 64)"
+            "{s:?} is not a flow name ({}, at most 64)",
+            crate::config::NAME_RULE
         ))
     }
 }

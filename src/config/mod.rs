@@ -13,6 +13,7 @@ pub mod units;
 pub use daemon::{
     BUNDLED, ConnectorConfig, ConnectorSource, DaemonConfig, DirGrant, Grants, Limits, Server, StepLimits,
 };
+pub(crate) use daemon::{NAME_RULE, valid_name};
 pub use diag::{ConfigError, ConfigErrors, Location, SourceFile};
 pub use flow::{
     Action, CatchUp, ConnectorCall, Flow, OnError, Overlap, Pause, RetryPolicy, Signature, Step, Throttle, Trigger,

@@ -11,6 +11,8 @@ mod params;
 mod payloads;
 mod presets;
 pub mod routes;
+
+pub use presets::NAMES as PRESETS;
 mod schedules;
 mod stream;
 
