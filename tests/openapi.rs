@@ -5,11 +5,12 @@
 //! out (its re-serialization is the document again, so no key is unknown anywhere), is
 //! its own pretty-printing, every `$ref` resolves and every `{capture}` of a path is
 //! declared as an `in: path` parameter; and (3) over the real daemon, a viewer gets the
-//! document byte for byte at `GET /v1/openapi.json`, every documented GET route without
-//! captures answers 200 in a documented content type (`/v1/logs/follow` is skipped: it
-//! streams forever), each route's documented query parameters are exactly the ones its
-//! handler accepts (as its 400 for an unknown one lists them), and every documented path
-//! answers 405 to an undocumented method with `Allow` naming the documented ones.
+//! document byte for byte at `GET /v1/openapi.json`; every documented GET route answers
+//! 200 in a documented content type (`/v1/logs/follow` is skipped: it streams forever),
+//! its JSON fitting the documented schema with no undocumented field; each route's
+//! documented query parameters are exactly the ones its handler accepts (as its 400 for
+//! an unknown one lists them); and every documented path answers 405 to an undocumented
+//! method with `Allow` naming the documented ones.
 
 mod support;
 
@@ -276,6 +277,137 @@ fn the_document_is_openapi_3_with_nothing_unknown_and_every_reference_resolved()
     }
 }
 
+/// Every way `value` breaks `schema` (the OpenAPI 3.0 subset the document uses: `$ref`,
+/// `allOf`, `type`, `nullable`, `enum`, `properties`, `required`, `items`, `minimum`,
+/// `maximum`, `format` date-time and uuid), strictly: an object may hold only the
+/// properties its schema (with its `allOf` parts) names.
+fn violations(doc: &Value, schema: &Value, value: &Value, at: &str, out: &mut Vec<String>) {
+    let schema = deref(doc, schema);
+    if value.is_null() && (schema["nullable"] == true || schema.as_object().is_some_and(|m| m.is_empty())) {
+        return;
+    }
+    if let Some(parts) = schema["allOf"].as_array() {
+        for part in parts {
+            violations(doc, part, value, at, out);
+        }
+    }
+    let Some(ty) = schema["type"].as_str() else {
+        if value.is_null() && schema["allOf"].is_array() {
+            out.push(format!("{at}: null, not nullable"));
+        }
+        return;
+    };
+    let fits = match ty {
+        "object" => value.is_object(),
+        "array" => value.is_array(),
+        "string" => value.is_string(),
+        "integer" => value.is_i64() || value.is_u64(),
+        "number" => value.is_number(),
+        "boolean" => value.is_boolean(),
+        other => panic!("{at}: type {other} is not handled"),
+    };
+    if !fits {
+        out.push(format!("{at}: {value} is not {ty}"));
+        return;
+    }
+    if let Some(options) = schema["enum"].as_array()
+        && !options.contains(value)
+    {
+        out.push(format!("{at}: {value} is not one of {options:?}"));
+    }
+    if let Some(n) = value.as_f64()
+        && (schema["minimum"].as_f64().is_some_and(|m| n < m) || schema["maximum"].as_f64().is_some_and(|m| n > m))
+    {
+        out.push(format!("{at}: {n} is out of range"));
+    }
+    if let Some(text) = value.as_str() {
+        match schema["format"].as_str() {
+            Some("date-time") if !(text.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(text).is_ok()) => {
+                out.push(format!("{at}: {text:?} is not an RFC 3339 UTC time"))
+            }
+            Some("uuid") if uuid::Uuid::parse_str(text).is_err() => out.push(format!("{at}: {text:?} is not a UUID")),
+            _ => {}
+        }
+    }
+    if let Value::Object(fields) = value {
+        for r in schema["required"].as_array().into_iter().flatten() {
+            let r = r.as_str().unwrap();
+            if !fields.contains_key(r) {
+                out.push(format!("{at}: no {r}"));
+            }
+        }
+        if let Some(props) = schema["properties"].as_object() {
+            for (k, v) in fields {
+                if let Some(p) = props.get(k) {
+                    violations(doc, p, v, &format!("{at}/{k}"), out);
+                }
+            }
+        }
+    }
+    if let (Value::Array(items), Some(item)) = (value, schema.get("items")) {
+        for (i, v) in items.iter().enumerate() {
+            violations(doc, item, v, &format!("{at}/{i}"), out);
+        }
+    }
+}
+
+/// `schema` and, through `$ref` and `allOf`, every schema it is made of.
+fn parts<'a>(doc: &'a Value, schema: &'a Value, out: &mut Vec<&'a Value>) {
+    let schema = deref(doc, schema);
+    out.push(schema);
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        parts(doc, part, out);
+    }
+}
+
+/// The fields of `value`'s objects that none of `schemas` (which all apply to it) names.
+fn extras(doc: &Value, schemas: Vec<&Value>, value: &Value, at: &str, out: &mut Vec<String>) {
+    let mut all = Vec::new();
+    for s in schemas {
+        parts(doc, s, &mut all);
+    }
+    match value {
+        Value::Object(fields) => {
+            let named: Vec<&Map<String, Value>> = all.iter().filter_map(|s| s["properties"].as_object()).collect();
+            if named.is_empty() {
+                return; // any object (a payload)
+            }
+            for (k, v) in fields {
+                let subs: Vec<&Value> = named.iter().filter_map(|p| p.get(k)).collect();
+                if subs.is_empty() {
+                    out.push(format!("{at}/{k}: not in the schema"));
+                } else {
+                    extras(doc, subs, v, &format!("{at}/{k}"), out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            let subs: Vec<&Value> = all.iter().filter_map(|s| s.get("items")).collect();
+            for (i, v) in items.iter().enumerate() {
+                extras(doc, subs.clone(), v, &format!("{at}/{i}"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Panics unless the JSON `body` of `method path` fits the operation's documented
+/// `status` answer.
+fn conforms(doc: &Value, op: &Value, status: u16, body: &[u8], what: &str) {
+    let response = deref(doc, &op["responses"][status.to_string()]);
+    let schema = &response["content"]["application/json"]["schema"];
+    assert!(schema.is_object(), "{what}: no JSON schema documented for {status}");
+    let value: Value = serde_json::from_slice(body).unwrap_or_else(|e| panic!("{what}: not JSON ({e})"));
+    let mut out = Vec::new();
+    violations(doc, schema, &value, "", &mut out);
+    extras(doc, vec![schema], &value, "", &mut out);
+    assert!(
+        out.is_empty(),
+        "{what} ({status}) does not fit its schema:\n{}\n{value:#}",
+        out.join("\n")
+    );
+}
+
 const VIEWER: &str = "viewer-token-0123456789";
 const OPERATOR: &str = "operator-token-0123456789";
 const TOKENS: &str = "[[server.tokens]]\nname = \"dash\"\nrole = \"viewer\"\nenv = \"FLOWD_TEST_VIEWER\"\n[[server.tokens]]\nname = \"ops\"\nrole = \"operator\"\nenv = \"FLOWD_TEST_OPERATOR\"\n";
@@ -328,17 +460,38 @@ fn the_daemon_serves_the_document_and_answers_as_documented() {
         "GET /v1/openapi.json is not docs/openapi.json"
     );
 
-    // Every documented GET without captures: 200 in one of its documented content types.
+    // One execution, ended, so that every documented GET has something to show.
     let ops = operations(&doc);
+    let op_of = |method: &str, path: &str| {
+        ops.iter()
+            .find(|(m, p, _)| m == method && p == path)
+            .map(|(.., op)| *op)
+            .unwrap()
+    };
+    let r = d.admin("POST", "/v1/flows/by-hand/run", Some(OPERATOR), b"{\"n\": 1}");
+    assert_eq!(r.status, 202);
+    conforms(
+        &doc,
+        op_of("POST", "/v1/flows/{name}/run"),
+        202,
+        &r.body,
+        "POST /v1/flows/by-hand/run",
+    );
+    let job = r.json()["job_id"].as_str().unwrap().to_string();
+    d.wait_ended("by-hand", 1, 60);
+
+    // Every documented GET (captures filled in): 200 in one of its documented content
+    // types, and a JSON answer fits its schema. The live tail never ends: not read here.
     for (method, path, op) in &ops {
-        if method != "GET" || !captures(path).is_empty() || path == "/v1/logs/follow" {
+        if method != "GET" || path == "/v1/logs/follow" {
             continue;
         }
-        let r = d.admin("GET", path, Some(VIEWER), b"");
-        assert_eq!(r.status, 200, "GET {path}: {}", String::from_utf8_lossy(&r.body));
+        let url = concrete(path, &job);
+        let r = d.admin("GET", &url, Some(VIEWER), b"");
+        assert_eq!(r.status, 200, "GET {url}: {}", String::from_utf8_lossy(&r.body));
         let essence = r
             .header("content-type")
-            .unwrap_or_else(|| panic!("GET {path} has no Content-Type"))
+            .unwrap_or_else(|| panic!("GET {url} has no Content-Type"))
             .split(';')
             .next()
             .unwrap()
@@ -347,18 +500,17 @@ fn the_daemon_serves_the_document_and_answers_as_documented() {
         let documented = op["responses"]["200"]["content"].as_object().expect("200 content");
         assert!(
             documented.contains_key(&essence),
-            "GET {path} answers {essence}, documented: {:?}",
+            "GET {url} answers {essence}, documented: {:?}",
             documented.keys().collect::<Vec<_>>()
         );
+        if essence == "application/json" {
+            conforms(&doc, op, 200, &r.body, &format!("GET {url}"));
+        }
     }
 
     // Each route's query parameters are the ones its handler accepts: an unknown one is
     // refused (before anything is done) with a 400 that lists them. Follow mode accepts
     // `from`, `to` and `preset` only to refuse them with their own message: undocumented.
-    let job = d.admin("POST", "/v1/flows/by-hand/run", Some(OPERATOR), b"{}").json()["job_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
     let follow_only_refused: BTreeSet<String> = ["from", "to", "preset"].map(String::from).into();
     for (method, path, op) in &ops {
         let token = if op["x-flowd-role"] == "operator" {
@@ -369,6 +521,7 @@ fn the_daemon_serves_the_document_and_answers_as_documented() {
         let url = format!("{}?zz_unknown=1", concrete(path, &job));
         let r = d.admin(method, &url, Some(token), b"");
         assert_eq!(r.status, 400, "{method} {url}: {}", String::from_utf8_lossy(&r.body));
+        conforms(&doc, op, 400, &r.body, &format!("{method} {url}"));
         let v = r.json();
         assert_eq!(v["error"]["code"], "bad_parameter", "{method} {url}");
         let mut handler = accepted(v["error"]["message"].as_str().unwrap());
@@ -391,11 +544,14 @@ fn the_daemon_serves_the_document_and_answers_as_documented() {
     for (method, path, _) in &ops {
         methods.entry(path.as_str()).or_default().insert(method.as_str());
     }
+    let method_not_allowed = serde_json::json!({
+        "responses": { "405": { "$ref": "#/components/responses/MethodNotAllowed" } }
+    });
     for (path, allowed) in &methods {
         let url = concrete(path, &job);
         let r = d.admin("DELETE", &url, Some(VIEWER), b"");
         assert_eq!(r.status, 405, "DELETE {url}");
-        assert_eq!(r.json()["error"]["code"], "method_not_allowed");
+        conforms(&doc, &method_not_allowed, 405, &r.body, &format!("DELETE {url}"));
         let allow: BTreeSet<&str> = r.header("allow").expect("Allow").split(", ").collect();
         assert_eq!(&allow, allowed, "Allow of {path}");
     }
