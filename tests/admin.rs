@@ -167,6 +167,7 @@ fn bad_parameters_get_a_400_naming_them() {
         ("?job_id=", "job_id", "empty"),
         ("?flow=a&flow=b", "flow", "more than once"),
         ("?colour=red", "colour", "unknown; this endpoint accepts: status, flow"),
+        ("?trigger_kind=htp", "trigger_kind", "expected http, schedule, manual"),
     ] {
         let r = d.admin("GET", &format!("/v1/executions{query}"), Some(VIEWER), b"");
         assert_eq!(r.status, 400, "{query}");

@@ -38,7 +38,7 @@ pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
         flow: p.string("flow")?,
         project: p.string("project")?,
         statuses: p.statuses("status")?,
-        trigger_kind: p.string("trigger_kind")?,
+        trigger_kind: p.one_of("trigger_kind", &["http", "schedule", "manual"])?,
         from,
         to,
         // The cursor is the last job id of the previous page: job ids grow with time, so

@@ -46,6 +46,17 @@ impl Params {
         }
     }
 
+    /// One of `allowed`, exactly.
+    pub fn one_of(&self, name: &str, allowed: &[&str]) -> Result<Option<String>, ApiError> {
+        match self.string(name)? {
+            Some(v) if !allowed.contains(&v.as_str()) => Err(bad(
+                name,
+                format!("{v:?} is not allowed; expected {}", allowed.join(", ")),
+            )),
+            other => Ok(other),
+        }
+    }
+
     pub fn job_id(&self, name: &str) -> Result<Option<JobId>, ApiError> {
         self.string(name)?
             .map(|v| {
