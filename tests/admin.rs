@@ -6,23 +6,8 @@
 mod support;
 
 use serde_json::{Value, json};
+use support::admin::{BY_HAND, NOISY, OPERATOR, TOKENS, VIEWER, start, text_line};
 use support::{Daemon, Setup};
-
-const VIEWER: &str = "viewer-token-0123456789";
-const OPERATOR: &str = "operator-token-0123456789";
-
-const TOKENS: &str = "[[server.tokens]]\nname = \"dash\"\nrole = \"viewer\"\nenv = \"FLOWD_TEST_VIEWER\"\n[[server.tokens]]\nname = \"ops\"\nrole = \"operator\"\nenv = \"FLOWD_TEST_OPERATOR\"\n";
-
-/// Two log steps per execution: `order <id> in` (info, category a), `order <id> late`
-/// (warn, category b).
-const NOISY: &str = "[flow]\nname = \"noisy\"\n[trigger.http]\npath = \"/noisy\"\n\n[[steps]]\nname = \"s1\"\nconnector = \"log\"\nconfig = { level = \"info\", category = \"a\", message = \"order {{ trigger.body.id }} in\" }\n\n[[steps]]\nname = \"s2\"\nconnector = \"log\"\nconfig = { level = \"warn\", category = \"b\", message = \"order {{ trigger.body.id }} late\" }\n";
-
-fn start(setup: &Setup) -> Daemon {
-    Daemon::start_with_env(
-        setup,
-        &[("FLOWD_TEST_VIEWER", VIEWER), ("FLOWD_TEST_OPERATOR", OPERATOR)],
-    )
-}
 
 fn setup() -> Setup {
     let setup = Setup::with_server("", TOKENS);
@@ -34,10 +19,7 @@ fn setup() -> Setup {
         "bad",
         "[flow]\nname = \"bad\"\nproject = \"other\"\n[trigger.http]\npath = \"/bad\"\n[[steps]]\nname = \"s\"\nconnector = \"fail\"\n",
     );
-    setup.flow(
-        "by-hand",
-        "[flow]\nname = \"by-hand\"\n[trigger.manual]\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
-    );
+    setup.flow("by-hand", BY_HAND);
     setup.flow(
         "nightly",
         "[flow]\nname = \"nightly\"\n[trigger.schedule]\ncron = \"0 0 3 * * *\"\ntimezone = \"Asia/Tokyo\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
@@ -477,21 +459,7 @@ fn downloads_in_every_format_parse_back_to_the_searched_records() {
     let r = download("format=text");
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     let text = String::from_utf8(r.body).unwrap();
-    let want: Vec<String> = expected
-        .iter()
-        .map(|l| {
-            format!(
-                "{} {:<5} {} {}/{} {}: {}",
-                l["time"].as_str().unwrap(),
-                l["level"].as_str().unwrap(),
-                l["job_id"].as_str().unwrap(),
-                l["flow"].as_str().unwrap(),
-                l["step"].as_str().unwrap(),
-                l["category"].as_str().unwrap(),
-                l["message"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let want: Vec<String> = expected.iter().map(text_line).collect();
     assert_eq!(text.lines().collect::<Vec<_>>(), want);
 
     // The filters of the search apply to downloads.

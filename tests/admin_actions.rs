@@ -10,18 +10,8 @@ use flowd::daemon::admin::routes::{Access, ROUTES};
 use flowd::store::{Execution, JobId, LogRow, RedbStore, Store, Write};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
+use support::admin::{BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, start};
 use support::{Daemon, Setup};
-
-const VIEWER: &str = "viewer-token-0123456789";
-const OPERATOR: &str = "operator-token-0123456789";
-const TOKENS: &str = "[[server.tokens]]\nname = \"dash\"\nrole = \"viewer\"\nenv = \"FLOWD_TEST_VIEWER\"\n[[server.tokens]]\nname = \"ops\"\nrole = \"operator\"\nenv = \"FLOWD_TEST_OPERATOR\"\n";
-
-fn start(setup: &Setup) -> Daemon {
-    Daemon::start_with_env(
-        setup,
-        &[("FLOWD_TEST_VIEWER", VIEWER), ("FLOWD_TEST_OPERATOR", OPERATOR)],
-    )
-}
 
 fn get(d: &Daemon, path: &str) -> Value {
     let r = d.admin("GET", path, Some(VIEWER), b"");
@@ -364,14 +354,8 @@ fn concrete(pattern: &str, job: &str) -> String {
 #[test]
 fn every_route_of_the_table_answers_the_401_403_matrix() {
     let setup = Setup::with_server("", TOKENS);
-    setup.flow(
-        "by-hand",
-        "[flow]\nname = \"by-hand\"\n[trigger.manual]\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
-    );
-    setup.flow(
-        "nightly",
-        "[flow]\nname = \"nightly\"\n[trigger.schedule]\ncron = \"0 0 3 * * *\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
-    );
+    setup.flow("by-hand", BY_HAND);
+    setup.flow("nightly", NIGHTLY);
     let d = start(&setup);
     let (_, v) = post_op(&d, "/v1/flows/by-hand/run", b"{}");
     let job = v["job_id"].as_str().unwrap().to_string();
@@ -513,21 +497,7 @@ fn every_preset_keeps_its_boundaries_in_the_daemons_time_zone() {
     }
     let d = start(&setup);
     let within = |t: SystemTime, from: SystemTime, to: SystemTime| t >= from && t < to;
-    for preset in [
-        "today",
-        "yesterday",
-        "two_days_ago",
-        "this_week",
-        "last_week",
-        "5m",
-        "15m",
-        "1h",
-        "6h",
-        "1d",
-        "3d",
-        "7d",
-        "30d",
-    ] {
+    for preset in flowd::daemon::admin::PRESETS.iter().copied() {
         let (from, to) = match preset {
             "today" => (midnight(0), now + Duration::from_secs(3600)),
             "yesterday" => (midnight(1), midnight(0)),
@@ -682,10 +652,7 @@ fn an_accepted_retry_waiting_in_its_queue_survives_a_restart() {
 #[test]
 fn bodies_over_the_limit_and_bad_parameters_of_every_kind_are_refused() {
     let setup = Setup::with_server("", TOKENS);
-    setup.flow(
-        "by-hand",
-        "[flow]\nname = \"by-hand\"\n[trigger.manual]\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
-    );
+    setup.flow("by-hand", BY_HAND);
     let d = start(&setup);
     let big = format!("{{\"x\": \"{}\"}}", "a".repeat(1 << 20));
     let (status, v) = post_op(&d, "/v1/flows/by-hand/run", big.as_bytes());

@@ -9,16 +9,8 @@ mod support;
 use serde_json::{Value, json};
 use std::io::BufRead;
 use std::process::Stdio;
+use support::admin::{NOISY, OPERATOR, TOKENS, VIEWER, start, text_line};
 use support::{Daemon, Setup};
-
-const VIEWER: &str = "viewer-token-0123456789";
-const OPERATOR: &str = "operator-token-0123456789";
-
-const TOKENS: &str = "[[server.tokens]]\nname = \"dash\"\nrole = \"viewer\"\nenv = \"FLOWD_TEST_VIEWER\"\n[[server.tokens]]\nname = \"ops\"\nrole = \"operator\"\nenv = \"FLOWD_TEST_OPERATOR\"\n";
-
-/// Two log steps per execution: `order <id> in` (info, category a), `order <id> late`
-/// (warn, category b).
-const NOISY: &str = "[flow]\nname = \"noisy\"\n[trigger.http]\npath = \"/noisy\"\n\n[[steps]]\nname = \"s1\"\nconnector = \"log\"\nconfig = { level = \"info\", category = \"a\", message = \"order {{ trigger.body.id }} in\" }\n\n[[steps]]\nname = \"s2\"\nconnector = \"log\"\nconfig = { level = \"warn\", category = \"b\", message = \"order {{ trigger.body.id }} late\" }\n";
 
 fn setup() -> Setup {
     let setup = Setup::with_server("", TOKENS);
@@ -35,13 +27,6 @@ fn setup() -> Setup {
         "[flow]\nname = \"nightly\"\n[trigger.schedule]\ncron = \"0 0 3 * * *\"\ntimezone = \"Asia/Tokyo\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
     );
     setup
-}
-
-fn start(setup: &Setup) -> Daemon {
-    Daemon::start_with_env(
-        setup,
-        &[("FLOWD_TEST_VIEWER", VIEWER), ("FLOWD_TEST_OPERATOR", OPERATOR)],
-    )
 }
 
 /// `flowd ARGS --url <the daemon>` (unless `args` name another) with `token` in
@@ -454,21 +439,7 @@ fn downloads_in_every_format_parse_back_to_the_searched_records() {
 
     let (body, err) = download("text", &[]);
     assert!(err.starts_with("downloaded 1201 records ("), "{err}");
-    let want: Vec<String> = expected
-        .iter()
-        .map(|l| {
-            format!(
-                "{} {:<5} {} {}/{} {}: {}",
-                l["time"].as_str().unwrap(),
-                l["level"].as_str().unwrap(),
-                l["job_id"].as_str().unwrap(),
-                l["flow"].as_str().unwrap(),
-                l["step"].as_str().unwrap(),
-                l["category"].as_str().unwrap(),
-                l["message"].as_str().unwrap()
-            )
-        })
-        .collect();
+    let want: Vec<String> = expected.iter().map(text_line).collect();
     assert_eq!(String::from_utf8(body).unwrap().lines().collect::<Vec<_>>(), want);
 
     // The search's filters apply to downloads.

@@ -17,7 +17,8 @@ mod support;
 use flowd::daemon::admin::routes::{Access, ROUTES};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use support::{Daemon, Setup};
+use support::Setup;
+use support::admin::{BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, start};
 
 const DOCUMENT: &str = include_str!("../docs/openapi.json");
 
@@ -408,10 +409,6 @@ fn conforms(doc: &Value, op: &Value, status: u16, body: &[u8], what: &str) {
     );
 }
 
-const VIEWER: &str = "viewer-token-0123456789";
-const OPERATOR: &str = "operator-token-0123456789";
-const TOKENS: &str = "[[server.tokens]]\nname = \"dash\"\nrole = \"viewer\"\nenv = \"FLOWD_TEST_VIEWER\"\n[[server.tokens]]\nname = \"ops\"\nrole = \"operator\"\nenv = \"FLOWD_TEST_OPERATOR\"\n";
-
 fn concrete(pattern: &str, job: &str) -> String {
     pattern
         .replace("{job_id}", job)
@@ -438,18 +435,9 @@ fn accepted(message: &str) -> BTreeSet<String> {
 fn the_daemon_serves_the_document_and_answers_as_documented() {
     let doc = document();
     let setup = Setup::with_server("", TOKENS);
-    setup.flow(
-        "by-hand",
-        "[flow]\nname = \"by-hand\"\n[trigger.manual]\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
-    );
-    setup.flow(
-        "nightly",
-        "[flow]\nname = \"nightly\"\n[trigger.schedule]\ncron = \"0 0 3 * * *\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
-    );
-    let d = Daemon::start_with_env(
-        &setup,
-        &[("FLOWD_TEST_VIEWER", VIEWER), ("FLOWD_TEST_OPERATOR", OPERATOR)],
-    );
+    setup.flow("by-hand", BY_HAND);
+    setup.flow("nightly", NIGHTLY);
+    let d = start(&setup);
 
     // The document, byte for byte.
     let r = d.admin("GET", "/v1/openapi.json", Some(VIEWER), b"");

@@ -8,7 +8,7 @@ mod dispatch;
 mod http;
 mod scheduler;
 
-pub use dispatch::{Dispatcher, Done};
+pub use dispatch::{Dispatcher, Done, FlowLoad, Load};
 
 use crate::config::{ConfigErrors, DaemonConfig, Flow, TriggerKind};
 use crate::engine::{Admission, Executor};

@@ -101,6 +101,15 @@ pub fn retries_left(exec: &Execution) -> u32 {
     (MAX_MANUAL_RETRIES + 1).saturating_sub(exec.attempt)
 }
 
+/// The index of the step a paused execution waits in.
+fn paused_step(report: &ExecutionReport) -> usize {
+    report
+        .steps
+        .iter()
+        .position(|s| s.status == StepStatus::Paused)
+        .unwrap_or(0)
+}
+
 fn is_final(s: StepStatus) -> bool {
     matches!(s, StepStatus::Success | StepStatus::Failed | StepStatus::Skipped)
 }
@@ -217,11 +226,7 @@ impl Executor {
         }
         let (mut report, mut data) = self.load(flow, &exec)?;
         let recorder = self.recorder(flow, &exec)?;
-        let paused = report
-            .steps
-            .iter()
-            .position(|s| s.status == StepStatus::Paused)
-            .unwrap_or(0);
+        let paused = paused_step(&report);
         self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
         Ok(self
             .drive(flow, report, data, paused + 1, &recorder, Instant::now())
@@ -241,11 +246,7 @@ impl Executor {
                 if exec.resume_at.is_none() {
                     return Ok(report);
                 }
-                let paused = report
-                    .steps
-                    .iter()
-                    .position(|s| s.status == StepStatus::Paused)
-                    .unwrap_or(0);
+                let paused = paused_step(&report);
                 let wait = exec
                     .resume_at
                     .and_then(|t| t.duration_since(SystemTime::now()).ok())
@@ -375,11 +376,7 @@ impl Executor {
         }
         let (mut report, mut data) = self.load(flow, &exec)?;
         let recorder = self.recorder(flow, &exec)?;
-        let paused = report
-            .steps
-            .iter()
-            .position(|s| s.status == StepStatus::Paused)
-            .unwrap_or(0);
+        let paused = paused_step(&report);
         self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
         Ok(())
     }

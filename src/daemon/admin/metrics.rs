@@ -4,6 +4,7 @@
 
 use super::params::Params;
 use super::{Answer, boxed};
+use crate::daemon::FlowLoad;
 use crate::daemon::Shared;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -11,30 +12,32 @@ use hyper::Response;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use std::fmt::Write as _;
 
+/// A per-flow gauge: name, help, and its value of a flow's load.
+type Gauge = (&'static str, &'static str, fn(&FlowLoad) -> usize);
+
 pub fn render(shared: &Shared, query: Option<&str>) -> Answer {
     Params::parse(query, &[])?;
     let mut out = String::with_capacity(4096);
     shared.metrics.render(&mut out);
     let load = shared.dispatcher.load();
-    out.push_str("# HELP flowd_queue_depth Executions waiting to start, per flow.\n");
-    out.push_str("# TYPE flowd_queue_depth gauge\n");
-    for q in &load.flows {
-        let _ = writeln!(
-            out,
-            "flowd_queue_depth{{flow=\"{}\"}} {}",
-            crate::metrics::label(&q.flow),
+    let gauges: [Gauge; 2] = [
+        ("flowd_queue_depth", "Executions waiting to start, per flow.", |q| {
             q.waiting
-        );
-    }
-    out.push_str("# HELP flowd_executions_running Executions running now, per flow.\n");
-    out.push_str("# TYPE flowd_executions_running gauge\n");
-    for q in &load.flows {
-        let _ = writeln!(
-            out,
-            "flowd_executions_running{{flow=\"{}\"}} {}",
-            crate::metrics::label(&q.flow),
+        }),
+        ("flowd_executions_running", "Executions running now, per flow.", |q| {
             q.running
-        );
+        }),
+    ];
+    for (name, help, value) in gauges {
+        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
+        for q in &load.flows {
+            let _ = writeln!(
+                out,
+                "{name}{{flow=\"{}\"}} {}",
+                crate::metrics::label(&q.flow),
+                value(q)
+            );
+        }
     }
     out.push_str("# HELP flowd_workers The most executions that run at once (server.workers).\n");
     out.push_str("# TYPE flowd_workers gauge\n");
