@@ -10,7 +10,7 @@ use flowd::daemon::admin::routes::{Access, ROUTES};
 use flowd::store::{Execution, JobId, LogRow, RedbStore, Store, Write};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
-use support::admin::{BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, start};
+use support::admin::{BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, route_path, start};
 use support::{Daemon, Setup};
 
 fn get(d: &Daemon, path: &str) -> Value {
@@ -341,16 +341,6 @@ fn payloads_download_raw_and_metrics_count_what_ran() {
     d.stop();
 }
 
-/// A real value for each `{capture}` of a route pattern.
-fn concrete(pattern: &str, job: &str) -> String {
-    pattern
-        .replace("{job_id}", job)
-        .replace("{step}", "s")
-        .replace("{payload}", "output")
-        .replace("{flow}", "nightly")
-        .replace("{name}", "by-hand")
-}
-
 #[test]
 fn every_route_of_the_table_answers_the_401_403_matrix() {
     let setup = Setup::with_server("", TOKENS);
@@ -361,7 +351,7 @@ fn every_route_of_the_table_answers_the_401_403_matrix() {
     let job = v["job_id"].as_str().unwrap().to_string();
     ended(&d, &job, 1);
     for route in ROUTES {
-        let path = concrete(route.path, &job);
+        let path = route_path(route.path, &job);
         let m = route.method;
         if route.access == Access::Public {
             assert_eq!(d.admin(m, &path, None, b"").status, 200, "{m} {path}");

@@ -18,7 +18,7 @@ use flowd::daemon::admin::routes::{Access, ROUTES};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use support::Setup;
-use support::admin::{BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, start};
+use support::admin::{BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, route_path, start};
 
 const DOCUMENT: &str = include_str!("../docs/openapi.json");
 
@@ -409,15 +409,6 @@ fn conforms(doc: &Value, op: &Value, status: u16, body: &[u8], what: &str) {
     );
 }
 
-fn concrete(pattern: &str, job: &str) -> String {
-    pattern
-        .replace("{job_id}", job)
-        .replace("{step}", "s")
-        .replace("{payload}", "output")
-        .replace("{flow}", "nightly")
-        .replace("{name}", "by-hand")
-}
-
 /// The names a 400 for an unknown query parameter says the endpoint accepts.
 fn accepted(message: &str) -> BTreeSet<String> {
     let list = message
@@ -474,7 +465,7 @@ fn the_daemon_serves_the_document_and_answers_as_documented() {
         if method != "GET" || path == "/v1/logs/follow" {
             continue;
         }
-        let url = concrete(path, &job);
+        let url = route_path(path, &job);
         let r = d.admin("GET", &url, Some(VIEWER), b"");
         assert_eq!(r.status, 200, "GET {url}: {}", String::from_utf8_lossy(&r.body));
         let essence = r
@@ -506,7 +497,7 @@ fn the_daemon_serves_the_document_and_answers_as_documented() {
         } else {
             VIEWER
         };
-        let url = format!("{}?zz_unknown=1", concrete(path, &job));
+        let url = format!("{}?zz_unknown=1", route_path(path, &job));
         let r = d.admin(method, &url, Some(token), b"");
         assert_eq!(r.status, 400, "{method} {url}: {}", String::from_utf8_lossy(&r.body));
         conforms(&doc, op, 400, &r.body, &format!("{method} {url}"));
@@ -536,7 +527,7 @@ fn the_daemon_serves_the_document_and_answers_as_documented() {
         "responses": { "405": { "$ref": "#/components/responses/MethodNotAllowed" } }
     });
     for (path, allowed) in &methods {
-        let url = concrete(path, &job);
+        let url = route_path(path, &job);
         let r = d.admin("DELETE", &url, Some(VIEWER), b"");
         assert_eq!(r.status, 405, "DELETE {url}");
         conforms(&doc, &method_not_allowed, 405, &r.body, &format!("DELETE {url}"));

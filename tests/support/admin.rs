@@ -43,3 +43,14 @@ pub fn text_line(l: &Value) -> String {
         l["message"].as_str().unwrap()
     )
 }
+
+/// A route pattern of the route table with each `{capture}` filled in: the job `job`
+/// and the step, flows and payload of [`BY_HAND`] and [`NIGHTLY`].
+pub fn route_path(pattern: &str, job: &str) -> String {
+    pattern
+        .replace("{job_id}", job)
+        .replace("{step}", "s")
+        .replace("{payload}", "output")
+        .replace("{flow}", "nightly")
+        .replace("{name}", "by-hand")
+}
