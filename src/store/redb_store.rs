@@ -84,6 +84,19 @@ fn status_code(s: ExecutionStatus) -> u8 {
 /// Codes of the statuses that are not final, for recovery.
 const UNFINISHED: [u8; 4] = [0, 1, 2, 3];
 
+/// `text` as serde_json writes it inside a string. Its escaping maps each character on its
+/// own, so a stored record (written by [`json`]) whose message contains `text` holds these
+/// bytes; the converse need not hold (another field may), hence the full check after.
+fn escaped(text: &str) -> Vec<u8> {
+    let quoted = json(&text);
+    quoted[1..quoted.len() - 1].to_vec()
+}
+
+/// Whether `needle` occurs in `haystack`.
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
 /// Job ids read off an index, newest first.
 type IdIter = Box<dyn Iterator<Item = Result<u128, StoreError>>>;
 
@@ -807,7 +820,15 @@ impl Store for RedbStore {
         }
         let limit = if q.limit == 0 { usize::MAX } else { q.limit };
         let mut out = Vec::new();
+        let needle = q.contains.as_deref().map(escaped);
         let mut take = |key: LogKey, bytes: &[u8]| -> Result<bool, StoreError> {
+            // A record whose bytes lack the escaped substring cannot match: only the rest
+            // is decoded (and checked in full).
+            if let Some(n) = &needle
+                && !holds(bytes, n)
+            {
+                return Ok(true);
+            }
             let row: LogRow = decode("logs", bytes)?;
             if q.keeps(&row) {
                 out.push((key, row));
@@ -1049,6 +1070,41 @@ mod tests {
         assert!(old_final > 0 && old_final < 30, "some old executions stay unfinished");
         assert_indexes_agree(&store.db);
         assert_lists_agree(&store);
+    }
+
+    #[test]
+    fn a_message_substring_is_found_in_the_stored_bytes_however_it_is_escaped() {
+        for message in [
+            "plain",
+            "say \"hi\"\tthen\\leave\n",
+            "caf\u{e9} \u{1}ctrl",
+            "日本語のログ",
+        ] {
+            let row = LogRow {
+                time: SystemTime::now(),
+                level: crate::plugin::Level::Info,
+                job_id: JobId::new(),
+                project: "p".into(),
+                flow: "f".into(),
+                flow_version: "v".into(),
+                attempt: 1,
+                step: None,
+                connector: None,
+                action: "run".into(),
+                category: "c".into(),
+                environment: "e".into(),
+                message: message.into(),
+            };
+            let bytes = json(&row);
+            let chars: Vec<char> = message.chars().collect();
+            for i in 0..chars.len() {
+                for j in i..=chars.len() {
+                    let part: String = chars[i..j].iter().collect();
+                    assert!(holds(&bytes, &escaped(&part)), "{part:?} of {message:?}");
+                }
+            }
+        }
+        assert!(!holds(&json(&"timed out"), &escaped("timed  out")));
     }
 
     #[test]
