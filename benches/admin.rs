@@ -295,30 +295,31 @@ fn prepare(rt: &tokio::runtime::Runtime, root: &Path, n: usize) {
             seed(rt, &store, &mut rng, now - SPAN, now - HOUR, n - recent);
             seed(rt, &store, &mut rng, now - HOUR, now, recent);
             drop(Arc::into_inner(store).expect("no task holds the store"));
+            let took = start.elapsed().as_secs_f64();
+            std::fs::write(root.join("seeding-took"), format!("{took:.1}")).expect("write the seeding time");
             std::fs::write(&marker, unix(now).to_string()).expect("write the marker");
-            println!(
-                "data: seeded {n} executions in {:.1}s into {}",
-                start.elapsed().as_secs_f64(),
-                data.display()
-            );
+            println!("data: seeded {n} executions in {took:.1}s into {}", data.display());
         }
         Some(until) => {
             let gap = now.duration_since(until).unwrap_or_default().min(HOUR);
             let top_up = (RECENT_PER_HOUR.min(n / 10) as f64 * gap.as_secs_f64() / HOUR.as_secs_f64()) as usize;
+            let took = std::fs::read_to_string(root.join("seeding-took")).unwrap_or_else(|_| "?".into());
             print!(
-                "data: reused {} (seeded up to {}s ago)",
+                "data: reused {} (seeding took {took}s; seeded up to {}s ago)",
                 data.display(),
                 unix(now) - unix(until)
             );
             if top_up > 0 {
                 let start = Instant::now();
                 let store = Arc::new(RedbStore::open(&data, 1 << 20).expect("open the store"));
+                let opened = start.elapsed();
                 seed(rt, &store, &mut rng, now - gap, now, top_up);
                 drop(Arc::into_inner(store).expect("no task holds the store"));
                 std::fs::write(&marker, unix(now).to_string()).expect("write the marker");
                 print!(
-                    "; topped the last hour up with {top_up} executions in {:.1}s",
-                    start.elapsed().as_secs_f64()
+                    "; topped the last hour up with {top_up} executions in {:.1}s (of which opening the store {:.1}s)",
+                    start.elapsed().as_secs_f64(),
+                    opened.as_secs_f64()
                 );
             }
             println!();
