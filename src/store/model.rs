@@ -18,6 +18,14 @@ impl JobId {
         JobId(uuid::Uuid::now_v7().as_u128())
     }
 
+    /// A new id for an execution created at `t` (random low bits, like [`JobId::new`]):
+    /// what an import or a benchmark uses to record executions of the past.
+    pub fn at(t: SystemTime) -> JobId {
+        let d = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, d.as_secs(), d.subsec_nanos());
+        JobId(uuid::Uuid::new_v7(ts).as_u128())
+    }
+
     /// The smallest id created at or after `t` (UUIDv7 holds Unix milliseconds on top).
     pub fn lower_bound(t: SystemTime) -> JobId {
         let ms = t.duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_millis());
@@ -349,5 +357,21 @@ impl FromStr for LogKey {
             job: u128::from_str_radix(j, 16).map_err(|_| bad())?,
             seq: q.parse().map_err(|_| bad())?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn an_id_made_at_a_time_sorts_within_that_millisecond() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_700_000_000_123) + Duration::from_micros(456);
+        let id = JobId::at(t);
+        assert!(id >= JobId::lower_bound(t));
+        assert!(id < JobId::lower_bound(t + Duration::from_millis(1)));
+        assert_eq!(uuid::Uuid::from_u128(id.0).get_version_num(), 7);
+        assert_ne!(JobId::at(t), id, "the low bits are random");
     }
 }

@@ -6,11 +6,12 @@
 
 use super::model::{Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, StepRow, Write};
 use super::tables::{
-    ATTEMPTS, BY_FLOW, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES, STEPS,
+    ATTEMPTS, BY_FLOW, BY_FLOW_STATUS, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES,
+    STEPS,
 };
 use super::{PruneFuture, Pruned, Store, StoreError, WriteFuture};
 use crate::engine::ExecutionStatus;
-use redb::{Database, ReadableDatabase, ReadableTable, Table, WriteTransaction};
+use redb::{Database, ReadableDatabase, ReadableTable, Table, TableError, WriteTransaction};
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::HashMap;
@@ -96,6 +97,46 @@ fn status_code(s: ExecutionStatus) -> u8 {
 
 /// Codes of the statuses that are not final, for recovery.
 const UNFINISHED: [u8; 4] = [0, 1, 2, 3];
+
+/// `text` as serde_json writes it inside a string. Its escaping maps each character on its
+/// own, so a stored record (written by [`json`]) whose message contains `text` holds these
+/// bytes; the converse need not hold (another field may), hence the full check after.
+fn escaped(text: &str) -> Vec<u8> {
+    let quoted = json(&text);
+    quoted[1..quoted.len() - 1].to_vec()
+}
+
+/// Whether `needle` occurs in `haystack`. Both are UTF-8 (serde_json writes nothing
+/// else), so `str`'s substring search, much faster than comparing every window, applies.
+fn holds(haystack: &[u8], needle: &[u8]) -> bool {
+    match (std::str::from_utf8(haystack), std::str::from_utf8(needle)) {
+        (Ok(h), Ok(n)) => h.contains(n),
+        _ => needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle),
+    }
+}
+
+/// Job ids read off an index, newest first.
+type IdIter = Box<dyn Iterator<Item = Result<u128, StoreError>>>;
+
+/// Merges index ranges that are each newest first into one newest-first sequence (an
+/// execution has one status, so the ranges of several statuses never share an id).
+fn newest_first(mut ranges: Vec<IdIter>) -> IdIter {
+    if ranges.len() == 1 {
+        return ranges.pop().expect("one range");
+    }
+    let mut ranges: Vec<_> = ranges.into_iter().map(Iterator::peekable).collect();
+    Box::new(std::iter::from_fn(move || {
+        let mut newest: Option<(usize, u128)> = None;
+        for (i, r) in ranges.iter_mut().enumerate() {
+            match r.peek() {
+                Some(Ok(id)) if newest.is_none_or(|(_, n)| *id > n) => newest = Some((i, *id)),
+                Some(Ok(_)) | None => {}
+                Some(Err(_)) => return r.next(),
+            }
+        }
+        newest.and_then(|(i, _)| ranges[i].next())
+    }))
+}
 
 /// The key just before `k` in the logs table's order, if any.
 fn next_below(k: LogKey) -> Option<LogKey> {
@@ -287,6 +328,7 @@ struct Tables<'txn> {
     logs_by_job: Table<'txn, (u128, u64, u32), ()>,
     by_flow: Table<'txn, (&'static str, u128), ()>,
     by_status: Table<'txn, (u8, u128), ()>,
+    by_flow_status: Table<'txn, (&'static str, u8, u128), ()>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -302,14 +344,36 @@ impl<'txn> Tables<'txn> {
             logs_by_job: txn.open_table(LOGS_BY_JOB).map_err(db_err)?,
             by_flow: txn.open_table(BY_FLOW).map_err(db_err)?,
             by_status: txn.open_table(BY_STATUS).map_err(db_err)?,
+            by_flow_status: txn.open_table(BY_FLOW_STATUS).map_err(db_err)?,
         })
     }
 }
 
 /// Creates every table, so readers never meet a missing one.
+///
+/// A database written before `BY_FLOW_STATUS` existed lacks it: the index is rebuilt
+/// from the executions here, once, in the transaction that creates it (so a crash midway
+/// leaves no partial index), rather than having readers fall back to a slower scan.
 fn create_tables(db: &Database) -> Result<(), StoreError> {
+    let missing = match db.begin_read().map_err(db_err)?.open_table(BY_FLOW_STATUS) {
+        Ok(_) => false,
+        Err(TableError::TableDoesNotExist(_)) => true,
+        Err(e) => return Err(db_err(e)),
+    };
     let txn = db.begin_write().map_err(db_err)?;
-    Tables::open(&txn)?;
+    {
+        let mut tables = Tables::open(&txn)?;
+        if missing {
+            for item in tables.executions.iter().map_err(db_err)? {
+                let (id, row) = item.map_err(db_err)?;
+                let head: ExecutionHead = decode("executions", row.value())?;
+                tables
+                    .by_flow_status
+                    .insert((head.flow.as_str(), status_code(head.status), id.value()), ())
+                    .map_err(db_err)?;
+            }
+        }
+    }
     txn.commit().map_err(db_err)
 }
 
@@ -397,20 +461,33 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Sto
                     bytes,
                 } => {
                     let old = tables.executions.insert(*id, bytes.as_slice()).map_err(db_err)?;
-                    let old_status = match old {
-                        Some(old) => Some(status_code(decode::<ExecutionHead>("executions", old.value())?.status)),
+                    let old = match old {
+                        Some(old) => Some(decode::<ExecutionHead>("executions", old.value())?),
                         None => None,
                     };
-                    match old_status {
-                        Some(s) if s == *status => {}
-                        Some(s) => {
+                    match old {
+                        Some(old) if status_code(old.status) == *status => {}
+                        Some(old) => {
+                            let s = status_code(old.status);
                             tables.by_status.remove((s, *id)).map_err(db_err)?;
                             tables.by_status.insert((*status, *id), ()).map_err(db_err)?;
+                            tables
+                                .by_flow_status
+                                .remove((old.flow.as_str(), s, *id))
+                                .map_err(db_err)?;
+                            tables
+                                .by_flow_status
+                                .insert((flow.as_str(), *status, *id), ())
+                                .map_err(db_err)?;
                         }
                         // A new execution: its flow never changes, so it is indexed once.
                         None => {
                             tables.by_status.insert((*status, *id), ()).map_err(db_err)?;
                             tables.by_flow.insert((flow.as_str(), *id), ()).map_err(db_err)?;
+                            tables
+                                .by_flow_status
+                                .insert((flow.as_str(), *status, *id), ())
+                                .map_err(db_err)?;
                         }
                     }
                 }
@@ -486,6 +563,10 @@ fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) -> Result<Pru
                 .remove((status_code(head.status), id))
                 .map_err(db_err)?;
             tables.by_flow.remove((head.flow.as_str(), id)).map_err(db_err)?;
+            tables
+                .by_flow_status
+                .remove((head.flow.as_str(), status_code(head.status), id))
+                .map_err(db_err)?;
             tables
                 .attempts
                 .retain_in((id, 0)..=(id, u32::MAX), |_, _| false)
@@ -661,50 +742,63 @@ impl Store for RedbStore {
         if let Some(before) = q.before {
             hi = hi.min(before.0);
         }
+        if lo >= hi {
+            return Ok(Vec::new());
+        }
         let limit = if q.limit == 0 { usize::MAX } else { q.limit };
-        let keep = |e: &Execution| q.keeps(e);
-        let mut out = Vec::new();
-        // Use the narrowest index the query allows; every row is still checked in full.
-        let ids: Box<dyn Iterator<Item = Result<u128, StoreError>>> = if let Some(flow) = &q.flow {
-            let t = r.open_table(BY_FLOW).map_err(db_err)?;
-            let range = t.range((flow.as_str(), lo)..(flow.as_str(), hi)).map_err(db_err)?;
-            Box::new(
-                range
-                    .rev()
-                    .map(|i| i.map(|(k, _)| k.value().1).map_err(db_err))
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            )
-        } else if let [status] = q.statuses[..] {
-            let t = r.open_table(BY_STATUS).map_err(db_err)?;
-            let c = status_code(status);
-            let range = t.range((c, lo)..(c, hi)).map_err(db_err)?;
-            Box::new(
-                range
-                    .rev()
-                    .map(|i| i.map(|(k, _)| k.value().1).map_err(db_err))
-                    .collect::<Vec<_>>()
-                    .into_iter(),
-            )
-        } else {
-            let range = executions.range(lo..hi).map_err(db_err)?;
-            let mut rows = Vec::new();
-            for item in range.rev() {
-                let (_, v) = item.map_err(db_err)?;
-                let e: Execution = decode("executions", v.value())?;
-                if keep(&e) {
-                    rows.push(e);
-                    if rows.len() >= limit {
-                        break;
+        let mut codes: Vec<u8> = q.statuses.iter().map(|s| status_code(*s)).collect();
+        codes.sort_unstable();
+        codes.dedup();
+        // The narrowest index the query allows, read newest first and lazily, so a page
+        // costs what it returns (and what the index cannot filter), not the index's size.
+        // Every row is still checked in full.
+        let ids: IdIter = match (&q.flow, codes.is_empty()) {
+            (Some(flow), false) => {
+                let t = r.open_table(BY_FLOW_STATUS).map_err(db_err)?;
+                let mut ranges = Vec::new();
+                for c in codes {
+                    let range = t
+                        .range((flow.as_str(), c, lo)..(flow.as_str(), c, hi))
+                        .map_err(db_err)?;
+                    ranges.push(Box::new(range.rev().map(|i| i.map(|(k, _)| k.value().2).map_err(db_err))) as IdIter);
+                }
+                newest_first(ranges)
+            }
+            (Some(flow), true) => {
+                let t = r.open_table(BY_FLOW).map_err(db_err)?;
+                let range = t.range((flow.as_str(), lo)..(flow.as_str(), hi)).map_err(db_err)?;
+                Box::new(range.rev().map(|i| i.map(|(k, _)| k.value().1).map_err(db_err)))
+            }
+            (None, false) => {
+                let t = r.open_table(BY_STATUS).map_err(db_err)?;
+                let mut ranges = Vec::new();
+                for c in codes {
+                    let range = t.range((c, lo)..(c, hi)).map_err(db_err)?;
+                    ranges.push(Box::new(range.rev().map(|i| i.map(|(k, _)| k.value().1).map_err(db_err))) as IdIter);
+                }
+                newest_first(ranges)
+            }
+            (None, true) => {
+                let range = executions.range(lo..hi).map_err(db_err)?;
+                let mut rows = Vec::new();
+                for item in range.rev() {
+                    let (_, v) = item.map_err(db_err)?;
+                    let e: Execution = decode("executions", v.value())?;
+                    if q.keeps(&e) {
+                        rows.push(e);
+                        if rows.len() >= limit {
+                            break;
+                        }
                     }
                 }
+                return Ok(rows);
             }
-            return Ok(rows);
         };
+        let mut out = Vec::new();
         for id in ids {
             if let Some(v) = executions.get(id?).map_err(db_err)? {
                 let e: Execution = decode("executions", v.value())?;
-                if keep(&e) {
+                if q.keeps(&e) {
                     out.push(e);
                     if out.len() >= limit {
                         break;
@@ -748,7 +842,15 @@ impl Store for RedbStore {
         }
         let limit = if q.limit == 0 { usize::MAX } else { q.limit };
         let mut out = Vec::new();
+        let needle = q.contains.as_deref().map(escaped);
         let mut take = |key: LogKey, bytes: &[u8]| -> Result<bool, StoreError> {
+            // A record whose bytes lack the escaped substring cannot match: only the rest
+            // is decoded (and checked in full).
+            if let Some(n) = &needle
+                && !holds(bytes, n)
+            {
+                return Ok(true);
+            }
             let row: LogRow = decode("logs", bytes)?;
             if q.keeps(&row) {
                 out.push((key, row));
@@ -817,5 +919,233 @@ impl Store for RedbStore {
             }
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    fn execution(job_id: JobId, flow: &str, status: ExecutionStatus, created_at: SystemTime) -> Execution {
+        Execution {
+            job_id,
+            project: "p".into(),
+            flow: flow.into(),
+            flow_version: "v1".into(),
+            trigger_kind: "manual".into(),
+            trigger_fingerprint: "f".into(),
+            environment: "test".into(),
+            status,
+            attempt: 1,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            steps_total: 1,
+            steps_executed: 0,
+            resume_at: None,
+        }
+    }
+
+    /// Executions of flows a, b, c: half 100 days old, half an hour old, all pending.
+    fn seed(store: &RedbStore) -> Vec<Execution> {
+        let now = SystemTime::now();
+        let rows: Vec<Execution> = (0..60u32)
+            .map(|i| {
+                let age = if i < 30 { 100 * DAY } else { Duration::from_secs(1800) };
+                let t = now - age + Duration::from_secs(u64::from(i));
+                let flow = ["a", "b", "c"][i as usize % 3];
+                execution(JobId::at(t), flow, ExecutionStatus::Pending, t)
+            })
+            .collect();
+        block(store.write(rows.iter().cloned().map(Write::Execution).collect())).expect("a write");
+        rows
+    }
+
+    /// Moves every execution on to a status of its own: some stay unfinished.
+    fn finish(store: &RedbStore, rows: &mut [Execution]) {
+        const NEXT: [ExecutionStatus; 5] = [
+            ExecutionStatus::Success,
+            ExecutionStatus::Failed,
+            ExecutionStatus::PartiallyExecuted,
+            ExecutionStatus::Running,
+            ExecutionStatus::Failed,
+        ];
+        for (i, e) in rows.iter_mut().enumerate() {
+            e.status = NEXT[(i / 3) % NEXT.len()];
+        }
+        block(store.write(rows.iter().cloned().map(Write::Execution).collect())).expect("a write");
+    }
+
+    /// Every index holds exactly the entries the execution rows call for.
+    fn assert_indexes_agree(db: &Database) {
+        let r = db.begin_read().unwrap();
+        let (mut flow, mut status, mut both) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for item in r.open_table(EXECUTIONS).unwrap().iter().unwrap() {
+            let (id, v) = item.unwrap();
+            let head: ExecutionHead = decode("executions", v.value()).unwrap();
+            let (id, code) = (id.value(), status_code(head.status));
+            flow.insert((head.flow.clone(), id));
+            status.insert((code, id));
+            both.insert((head.flow, code, id));
+        }
+        let keys = |t: redb::ReadOnlyTable<_, ()>| -> BTreeSet<_> {
+            t.iter().unwrap().map(|i| i.unwrap().0.value()).collect()
+        };
+        let by_flow: BTreeSet<(String, u128)> = r
+            .open_table(BY_FLOW)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|i| {
+                let (k, _) = i.unwrap();
+                let (f, id) = k.value();
+                (f.to_string(), id)
+            })
+            .collect();
+        let by_flow_status: BTreeSet<(String, u8, u128)> = r
+            .open_table(BY_FLOW_STATUS)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|i| {
+                let (k, _) = i.unwrap();
+                let (f, s, id) = k.value();
+                (f.to_string(), s, id)
+            })
+            .collect();
+        assert_eq!(by_flow, flow, "BY_FLOW");
+        assert_eq!(keys(r.open_table(BY_STATUS).unwrap()), status, "BY_STATUS");
+        assert_eq!(by_flow_status, both, "BY_FLOW_STATUS");
+    }
+
+    /// What `q` must answer, worked out from every row.
+    fn expected(store: &RedbStore, q: &ListQuery) -> Vec<JobId> {
+        let all = store.list(&ListQuery::default()).unwrap();
+        let rows = all
+            .into_iter()
+            .filter(|e| q.keeps(e) && q.before.is_none_or(|b| e.job_id < b))
+            .map(|e| e.job_id);
+        rows.take(if q.limit == 0 { usize::MAX } else { q.limit }).collect()
+    }
+
+    fn assert_lists_agree(store: &RedbStore) {
+        use ExecutionStatus::{Failed, PartiallyExecuted, Running, Success};
+        let mut checked = 0;
+        for flow in [None, Some("a"), Some("b"), Some("zz")] {
+            for statuses in [
+                vec![],
+                vec![Failed],
+                vec![Success, Failed],
+                vec![Running, PartiallyExecuted, Failed],
+            ] {
+                for limit in [0, 3] {
+                    let mut q = ListQuery {
+                        flow: flow.map(str::to_string),
+                        statuses: statuses.clone(),
+                        limit,
+                        ..ListQuery::default()
+                    };
+                    let got: Vec<JobId> = store.list(&q).unwrap().iter().map(|e| e.job_id).collect();
+                    assert_eq!(got, expected(store, &q), "{q:?}");
+                    checked += got.len();
+                    // The next page starts below the last id of this one.
+                    if let Some(last) = got.last() {
+                        q.before = Some(*last);
+                        let next: Vec<JobId> = store.list(&q).unwrap().iter().map(|e| e.job_id).collect();
+                        assert_eq!(next, expected(store, &q), "{q:?}");
+                    }
+                }
+            }
+        }
+        assert!(checked > 0);
+    }
+
+    #[test]
+    fn the_flow_status_index_follows_status_changes_and_pruning() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        let mut rows = seed(&store);
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
+
+        finish(&store, &mut rows);
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
+        // A status that stays the same re-indexes nothing and loses nothing.
+        block(store.write(vec![Write::Execution(rows[0].clone())])).unwrap();
+        assert_indexes_agree(&store.db);
+
+        let old_final = rows[..30].iter().filter(|e| e.status.is_final()).count();
+        let pruned = block(store.prune(SystemTime::now() - 50 * DAY, 1000)).unwrap();
+        assert_eq!(pruned.executions, old_final);
+        assert!(old_final > 0 && old_final < 30, "some old executions stay unfinished");
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
+    }
+
+    #[test]
+    fn a_message_substring_is_found_in_the_stored_bytes_however_it_is_escaped() {
+        for message in [
+            "plain",
+            "say \"hi\"\tthen\\leave\n",
+            "caf\u{e9} \u{1}ctrl",
+            "日本語のログ",
+        ] {
+            let row = LogRow {
+                time: SystemTime::now(),
+                level: crate::plugin::Level::Info,
+                job_id: JobId::new(),
+                project: "p".into(),
+                flow: "f".into(),
+                flow_version: "v".into(),
+                attempt: 1,
+                step: None,
+                connector: None,
+                action: "run".into(),
+                category: "c".into(),
+                environment: "e".into(),
+                message: message.into(),
+            };
+            let bytes = json(&row);
+            let chars: Vec<char> = message.chars().collect();
+            for i in 0..chars.len() {
+                for j in i..=chars.len() {
+                    let part: String = chars[i..j].iter().collect();
+                    assert!(holds(&bytes, &escaped(&part)), "{part:?} of {message:?}");
+                }
+            }
+        }
+        assert!(!holds(&json(&"timed out"), &escaped("timed  out")));
+    }
+
+    #[test]
+    fn a_database_without_the_flow_status_index_gets_it_rebuilt_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+            let mut rows = seed(&store);
+            finish(&store, &mut rows);
+        }
+        {
+            // As an older flowd left it: every table but the new index.
+            let db = Database::create(dir.path().join("flowd.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            assert!(txn.delete_table(BY_FLOW_STATUS).unwrap());
+            txn.commit().unwrap();
+        }
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
     }
 }

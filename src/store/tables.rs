@@ -19,6 +19,11 @@ pub(crate) const LOGS_BY_JOB: TableDefinition<(u128, u64, u32), ()> = TableDefin
 pub(crate) const BY_FLOW: TableDefinition<(&str, u128), ()> = TableDefinition::new("executions_by_flow");
 /// (status code, job id); also what recovery scans for unfinished executions.
 pub(crate) const BY_STATUS: TableDefinition<(u8, u128), ()> = TableDefinition::new("executions_by_status");
+/// (flow name, status code, job id): one flow's executions in one status are a range, so
+/// the list filtered by flow and status reads only rows it returns. Every write and prune
+/// keeps it in step with `BY_FLOW` and `BY_STATUS`.
+pub(crate) const BY_FLOW_STATUS: TableDefinition<(&str, u8, u128), ()> =
+    TableDefinition::new("executions_by_flow_status");
 /// flow name → the last fire time of its schedule, in ns since the epoch.
 pub(crate) const SCHEDULES: TableDefinition<&str, u64> = TableDefinition::new("schedules");
 /// flow name → () for each flow an operator deactivated.
