@@ -295,7 +295,7 @@ fn manual_retry_refusals() {
     assert_eq!(code, 3);
     assert_eq!(
         err.trim(),
-        "error: retry refused (not_retryable): status success is not retryable: only failed, partially_executed and rejected executions are"
+        "error: retry refused (not_retryable): status success is not retryable: only failed, partially_executed and rejected executions are; start a new execution to run the flow again"
     );
 
     // 2. The limit: two manual retries, three runs in all.
@@ -311,7 +311,7 @@ fn manual_retry_refusals() {
     assert_eq!(code, 3);
     assert_eq!(
         err.trim(),
-        "error: retry refused (retry_limit): the 2 manual retries are used up (attempt 3 was the last)"
+        "error: retry refused (retry_limit): the 2 manual retries are used up (attempt 3 was the last); start a new execution instead"
     );
     assert_eq!(show(&setup, &j)["execution"]["attempt"], 3);
     let cfg = config_path(&setup);
@@ -320,7 +320,7 @@ fn manual_retry_refusals() {
     assert_eq!(
         d["retry"],
         json!({"retries_left": 0, "possible": false, "refused": {"code": "retry_limit",
-        "message": "the 2 manual retries are used up (attempt 3 was the last)"}})
+        "message": "the 2 manual retries are used up (attempt 3 was the last); start a new execution instead"}})
     );
     let (_, r) = run_recorded(&setup, &always, &json!(2));
     let (_, out, _) = data_cli(&setup, &["executions", "show", &job(&r), "--json", "--config", &cfg]);
@@ -337,7 +337,7 @@ fn manual_retry_refusals() {
     assert_eq!(code, 3);
     assert_eq!(
         err.trim(),
-        "error: retry refused (has_respond_step): the flow has a respond step: the HTTP caller of this execution is gone"
+        "error: retry refused (has_respond_step): the flow has a respond step: the HTTP caller of this execution is gone; send the request again to start a new execution"
     );
 
     // 4. The trigger changed since the execution was taken.

@@ -27,11 +27,17 @@ pub enum RetryFrom {
 /// Why a manual retry is refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RetryRefusal {
-    #[error("status {0} is not retryable: only failed, partially_executed and rejected executions are")]
+    #[error(
+        "status {0} is not retryable: only failed, partially_executed and rejected executions are; start a new execution to run the flow again"
+    )]
     NotRetryable(ExecutionStatus),
-    #[error("the {MAX_MANUAL_RETRIES} manual retries are used up (attempt {0} was the last)")]
+    #[error(
+        "the {MAX_MANUAL_RETRIES} manual retries are used up (attempt {0} was the last); start a new execution instead"
+    )]
     LimitReached(u32),
-    #[error("the flow has a respond step: the HTTP caller of this execution is gone")]
+    #[error(
+        "the flow has a respond step: the HTTP caller of this execution is gone; send the request again to start a new execution"
+    )]
     HasRespond,
     #[error(
         "the flow's trigger changed since this execution was taken (fingerprint {stored}, now {current}): its payload may not fit; start a new execution instead"
