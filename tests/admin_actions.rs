@@ -271,6 +271,7 @@ fn reload_through_the_api_is_all_or_nothing_and_lists_every_error() {
 fn payloads_download_raw_and_metrics_count_what_ran() {
     let setup = Setup::with_server("", TOKENS);
     setup.flow("two", &flow_file("two", "/two", ECHO_THEN_FAIL));
+    setup.flow("idle", &flow_file("idle", "/idle", ECHO_THEN_ECHO));
     let d = start(&setup);
     let job = hook(&d, "/two");
     ended(&d, &job, 1);
@@ -320,6 +321,7 @@ fn payloads_download_raw_and_metrics_count_what_ran() {
         "flowd_step_duration_seconds_count{flow=\"two\",step=\"second\"} 4",
         "flowd_queue_depth{flow=\"two\"} 0",
         "flowd_executions_running{flow=\"two\"} 0",
+        "flowd_queue_depth{flow=\"idle\"} 0",
     ] {
         assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
     }

@@ -19,7 +19,18 @@ pub fn render(shared: &Shared, query: Option<&str>) -> Answer {
     Params::parse(query, &[])?;
     let mut out = String::with_capacity(4096);
     shared.metrics.render(&mut out);
-    let load = shared.dispatcher.load();
+    let mut load = shared.dispatcher.load();
+    // Every loaded flow has its series, at 0 until something waits or runs.
+    for name in shared.flows().by_name.keys() {
+        if !load.flows.iter().any(|q| &q.flow == name) {
+            load.flows.push(FlowLoad {
+                flow: name.clone(),
+                waiting: 0,
+                running: 0,
+            });
+        }
+    }
+    load.flows.sort_by(|a, b| a.flow.cmp(&b.flow));
     let gauges: [Gauge; 2] = [
         ("flowd_queue_depth", "Executions waiting to start, per flow.", |q| {
             q.waiting
