@@ -62,6 +62,7 @@ pub struct Shared {
     pub dispatcher: Dispatcher,
     pub stopping: CancellationToken,
     pub metrics: Arc<crate::metrics::Metrics>,
+    pauses: Arc<crate::engine::Pauses>,
     /// Jobs whose retry or resume is being accepted right now.
     claims: Mutex<std::collections::HashSet<JobId>>,
     /// One task per schedule flow; replaced on reload.
@@ -239,8 +240,9 @@ impl Shared {
     /// runs the rest.
     pub async fn resume(&self, job: JobId) -> Result<(), ContinueRequestError> {
         let (_claim, flow) = self.claim(job)?;
-        self.dispatcher.executor().accept_resume(&flow, job).await?;
-        self.dispatcher.recover(flow, job);
+        if self.dispatcher.executor().accept_resume(&flow, job).await? == crate::engine::Resumed::Stored {
+            self.dispatcher.recover(flow, job);
+        }
         Ok(())
     }
 
@@ -281,6 +283,7 @@ impl Shared {
         Executor::new(Arc::new(registry), config.environment.clone())
             .with_store(self.store.clone())
             .with_metrics(self.metrics.clone())
+            .with_pauses(self.pauses.clone())
     }
 
     /// The next `n` fire times of a schedule flow (none for other flows).
@@ -334,10 +337,12 @@ impl Daemon {
         let store: Arc<dyn Store> = Arc::new(store);
         let inactive = store.inactive_flows()?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
+        let pauses = Arc::new(crate::engine::Pauses::default());
         let executor = Arc::new(
             Executor::new(Arc::new(registry), config.environment.clone())
                 .with_store(store.clone())
-                .with_metrics(metrics.clone()),
+                .with_metrics(metrics.clone())
+                .with_pauses(pauses.clone()),
         );
         let stopping = CancellationToken::new();
         let dispatcher = Dispatcher::new(executor, config.server.workers, stopping.clone());
@@ -357,6 +362,7 @@ impl Daemon {
             dispatcher,
             stopping,
             metrics,
+            pauses,
             claims: Mutex::default(),
             schedules: Mutex::default(),
             reloading: tokio::sync::Mutex::new(()),

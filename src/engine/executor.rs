@@ -53,6 +53,8 @@ pub struct Executor {
     pub(super) on_accepted: Option<Arc<dyn Fn(JobId) + Send + Sync>>,
     /// Where ended executions and steps are counted (the daemon's `/metrics`).
     pub(super) metrics: Option<Arc<crate::metrics::Metrics>>,
+    /// Timed pauses waited out here, which a resume may end early.
+    pub(super) pauses: Arc<super::Pauses>,
 }
 
 /// The data steps read: the trigger payload and each successful step's output.
@@ -94,7 +96,14 @@ impl Executor {
             store: None,
             on_accepted: None,
             metrics: None,
+            pauses: Arc::default(),
         }
+    }
+
+    /// Shares `pauses` (every executor of a daemon waits out its timed pauses there).
+    pub fn with_pauses(mut self, pauses: Arc<super::Pauses>) -> Executor {
+        self.pauses = pauses;
+        self
     }
 
     /// Counts ended executions and steps in `metrics`.
@@ -339,8 +348,7 @@ impl Executor {
             }
             let Some(at) = report.resume_at else { return Ok(report) };
             let paused = written - 1;
-            let wait = at.duration_since(SystemTime::now()).unwrap_or_default();
-            tokio::time::sleep(wait).await;
+            self.pauses.wait(recorder.job_id, at).await;
             self.unpause(flow, &mut report, &mut data, paused, recorder).await?;
             start = paused + 1;
         }

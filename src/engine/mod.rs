@@ -3,12 +3,14 @@
 //! how executions are stored.
 
 mod executor;
+mod pauses;
 mod record;
 mod report;
 mod resume;
 mod status;
 
 pub use executor::{Accepted, Admission, Executor, StepInput, default_payload, local_event};
+pub use pauses::Pauses;
 pub use report::{Call, ConnectorUse, ExecutionReport, StepReport, TriggerReport};
-pub use resume::{ContinueError, MAX_MANUAL_RETRIES, RetryFrom, RetryRefusal, retries_left, retry_refusal};
+pub use resume::{ContinueError, MAX_MANUAL_RETRIES, Resumed, RetryFrom, RetryRefusal, retries_left, retry_refusal};
 pub use status::{ExecutionStatus, StepStatus};

@@ -14,6 +14,15 @@ use crate::store::{Execution, JobId, PayloadKey, PayloadKind, StoreError};
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant, SystemTime};
 
+/// How a resume was accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resumed {
+    /// A pause until resumed ended in the store: the execution is to be run on.
+    Stored,
+    /// A timed pause was woken: the task that waited it out runs it on.
+    Woken,
+}
+
 /// Manual retries allowed per execution (3 runs in all).
 pub const MAX_MANUAL_RETRIES: u32 = 2;
 
@@ -63,8 +72,10 @@ pub enum ContinueError {
     NotFound(JobId),
     #[error("execution {0} is {1}, not paused")]
     NotPaused(JobId, ExecutionStatus),
-    #[error("execution {0} waits in a timed pause and resumes on its own at {1}")]
-    ResumesAt(JobId, String),
+    #[error(
+        "execution {0} is in a timed pause (due at {1}) that no task of this daemon waits out yet (it was just recovered); try again in a moment"
+    )]
+    NotWaiting(JobId, String),
     #[error("execution {job} belongs to flow \"{found}\", not \"{expected}\"")]
     WrongFlow {
         job: JobId,
@@ -253,11 +264,9 @@ impl Executor {
                     return Ok(report);
                 }
                 let paused = paused_step(&report);
-                let wait = exec
-                    .resume_at
-                    .and_then(|t| t.duration_since(SystemTime::now()).ok())
-                    .unwrap_or_default();
-                tokio::time::sleep(wait).await;
+                if let Some(at) = exec.resume_at {
+                    self.pauses.wait(job, at).await;
+                }
                 let mut data = data;
                 self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
                 Ok(self
@@ -369,21 +378,25 @@ impl Executor {
         Ok(attempt)
     }
 
-    /// Ends a pause that waits until resumed, durably (the paused step succeeds, the
-    /// execution is `running`), so [`Executor::recover`] runs the rest, now or after a
-    /// restart. A timed pause is refused: it resumes on its own.
-    pub async fn accept_resume(&self, flow: &Flow, job: JobId) -> Result<(), ContinueError> {
+    /// Ends a pause. One that waits until resumed ends durably (the paused step succeeds,
+    /// the execution is `running`), so [`Executor::recover`] runs the rest, now or after
+    /// a restart. A timed pause is woken: the task waiting it out here goes on now.
+    pub async fn accept_resume(&self, flow: &Flow, job: JobId) -> Result<Resumed, ContinueError> {
         let exec = self.stored(flow, job)?;
         if exec.status != ExecutionStatus::Paused {
             return Err(ContinueError::NotPaused(job, exec.status));
         }
         if let Some(at) = exec.resume_at {
-            return Err(ContinueError::ResumesAt(job, crate::time_format::rfc3339(at)));
+            // The task waiting out the pause goes on at once.
+            if self.pauses.wake(job) {
+                return Ok(Resumed::Woken);
+            }
+            return Err(ContinueError::NotWaiting(job, crate::time_format::rfc3339(at)));
         }
         let (mut report, mut data) = self.load(flow, &exec)?;
         let recorder = self.recorder(flow, &exec)?;
         let paused = paused_step(&report);
         self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
-        Ok(())
+        Ok(Resumed::Stored)
     }
 }

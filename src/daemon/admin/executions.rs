@@ -111,7 +111,7 @@ fn continue_error(e: ContinueRequestError) -> ApiError {
             "not_paused",
             format!("{e}; only an execution paused until resumed can be resumed"),
         ),
-        ContinueRequestError::Continue(C::ResumesAt(..)) => ApiError::conflict("resumes_on_its_own", e.to_string()),
+        ContinueRequestError::Continue(C::NotWaiting(..)) => ApiError::conflict("busy", e.to_string()),
         ContinueRequestError::Continue(C::NotFound(_)) => ApiError::not_found(e.to_string()),
         ContinueRequestError::Continue(e) => ApiError::internal(e),
         ContinueRequestError::Store(e) => ApiError::internal(e),
