@@ -670,12 +670,26 @@ fn an_accepted_retry_waiting_in_its_queue_survives_a_restart() {
 fn bodies_over_the_limit_and_bad_parameters_of_every_kind_are_refused() {
     let setup = Setup::with_server("", TOKENS);
     setup.flow("by-hand", BY_HAND);
+    setup.flow("nightly", NIGHTLY);
+    setup.flow("hooked", &flow_file("hooked", "/hooked", ECHO_THEN_ECHO));
     let d = start(&setup);
     let big = format!("{{\"x\": \"{}\"}}", "a".repeat(1 << 20));
     let (status, v) = post_op(&d, "/v1/flows/by-hand/run", big.as_bytes());
     assert_eq!((status, v["error"]["code"].clone()), (413, json!("body_too_large")));
     let (status, v) = post_op(&d, "/v1/flows/by-hand/run", b"[1, 2");
     assert_eq!((status, v["error"]["code"].clone()), (400, json!("bad_body")));
+    // Only a manual flow takes a manual run: the others' steps read a request or a tick.
+    let (status, v) = post_op(&d, "/v1/flows/nightly/run", b"{}");
+    assert_eq!((status, v["error"]["code"].clone()), (409, json!("not_manual")));
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("POST /v1/schedules/nightly/run")
+    );
+    let (status, v) = post_op(&d, "/v1/flows/hooked/run", b"{}");
+    assert_eq!((status, v["error"]["code"].clone()), (409, json!("not_manual")));
+    assert!(v["error"]["message"].as_str().unwrap().contains("send POST /hooked"));
     for (method, path, name, says) in [
         ("GET", "/v1/schedules?next=0", "next", "from 1 to 100"),
         ("GET", "/v1/schedules/executions?status=late", "status", "not a status"),

@@ -112,6 +112,8 @@ pub enum RunError {
     Inactive(String),
     #[error("flow \"{0}\" has no schedule trigger")]
     NotScheduled(String),
+    #[error("flow \"{flow}\" has no manual trigger; {how} instead")]
+    NotManual { flow: String, how: String },
     #[error("flow \"{flow}\" has a full queue; try again in {retry_after}s")]
     QueueFull { flow: String, retry_after: u64 },
     #[error("the trigger connector dropped the event")]
@@ -154,7 +156,18 @@ impl Shared {
     /// Starts an execution of `flow` now with `body` as a manual event (the API's
     /// `POST /flows/{flow}/run`); the job id once it is stored.
     pub async fn run_now(&self, flow: &str, body: Value) -> Result<JobId, RunError> {
-        self.start_now(flow, |_| Ok(TriggerEvent::Manual(body))).await
+        self.start_now(flow, |f| match &f.trigger.kind {
+            TriggerKind::Manual => Ok(TriggerEvent::Manual(body)),
+            // Its steps read an HTTP request or a fire time, not a manual body.
+            other => Err(RunError::NotManual {
+                flow: f.name.clone(),
+                how: match other {
+                    TriggerKind::Http { path, method, .. } => format!("send {method} {path} to the trigger listener"),
+                    _ => format!("fire it with POST /v1/schedules/{}/run", f.name),
+                },
+            }),
+        })
+        .await
     }
 
     /// Fires a schedule flow now, as its schedule would (a scheduled task's "run now");

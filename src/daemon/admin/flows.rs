@@ -39,6 +39,7 @@ pub fn run_error(e: RunError) -> ApiError {
             format!("flow \"{f}\" is inactive; activate it first (POST /v1/flows/{f}/activate)"),
         ),
         RunError::NotScheduled(_) => ApiError::new(StatusCode::CONFLICT, "not_scheduled", e.to_string()),
+        RunError::NotManual { .. } => ApiError::new(StatusCode::CONFLICT, "not_manual", e.to_string()),
         RunError::QueueFull { .. } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", e.to_string()),
         RunError::Dropped => ApiError::new(StatusCode::CONFLICT, "dropped", e.to_string()),
         RunError::TriggerFailed(_) => ApiError::new(StatusCode::CONFLICT, "trigger_failed", e.to_string()),
