@@ -714,3 +714,57 @@ fn bodies_over_the_limit_and_bad_parameters_of_every_kind_are_refused() {
     }
     d.stop();
 }
+
+#[test]
+fn long_pauses_wait_without_holding_a_worker() {
+    // One worker in all: a pause that held it would stall every other execution.
+    let setup = Setup::with_server("", &format!("workers = 1\nshutdown_grace = \"5s\"\n{TOKENS}"));
+    setup.flow(
+        "long",
+        &flow_file(
+            "long",
+            "/long",
+            "[[steps]]\nname = \"wait\"\npause = \"1h\"\n[[steps]]\nname = \"after\"\nconnector = \"echo\"\n",
+        ),
+    );
+    setup.flow("quick", &flow_file("quick", "/quick", ECHO_THEN_ECHO));
+    let status =
+        |d: &Daemon, job: &str| get(d, &format!("/v1/executions?job_id={job}"))["executions"][0]["status"].clone();
+    let wait_paused = |d: &Daemon, job: &str| {
+        let end = std::time::Instant::now() + Duration::from_secs(30);
+        while status(d, job) != "paused" {
+            assert!(std::time::Instant::now() < end, "never paused");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let d = start(&setup);
+    let longs = [hook(&d, "/long"), hook(&d, "/long")];
+    for j in &longs {
+        wait_paused(&d, j);
+    }
+    let quick = hook(&d, "/quick");
+    assert_eq!(ended(&d, &quick, 1)["status"], "success");
+    for j in &longs {
+        assert_eq!(status(&d, j), "paused", "still waiting out its hour");
+    }
+    let metrics = String::from_utf8(d.admin("GET", "/metrics", Some(VIEWER), b"").body).unwrap();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "flowd_executions_running{flow=\"long\"} 0"),
+        "{metrics}"
+    );
+
+    // Woken, it takes the worker again and runs to its end.
+    assert_eq!(post_op(&d, &format!("/v1/executions/{}/resume", longs[0]), b"").0, 202);
+    assert_eq!(ended(&d, &longs[0], 1)["status"], "success");
+
+    // Shutdown does not wait for the other; after a restart it waits again, workerless.
+    d.stop();
+    let d = start(&setup);
+    wait_paused(&d, &longs[1]);
+    let quick = hook(&d, "/quick");
+    assert_eq!(ended(&d, &quick, 1)["status"], "success");
+    assert_eq!(status(&d, &longs[1]), "paused");
+    d.stop();
+}

@@ -6,11 +6,11 @@
 //! started when shutdown begins stays in the store for the next start.
 
 use crate::config::{Flow, Throttle};
-use crate::engine::{Accepted, Executor};
+use crate::engine::{Accepted, ExecutionStatus, Executor};
 use crate::store::JobId;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Notify, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,8 +33,10 @@ impl Done {
 enum Work {
     /// Just accepted: stored `pending` or `queued`.
     Fresh(Box<Accepted>),
-    /// Found unfinished in the store at start-up.
+    /// Found unfinished in the store at start-up, or a retry or resume stored just now.
     Recover(JobId),
+    /// A parked timed pause that is due (or was woken): it ends now and the run goes on.
+    Resume(JobId),
 }
 
 struct Item {
@@ -322,31 +324,64 @@ impl Dispatcher {
         self.tasks.spawn(async move {
             let Item { work, done, .. } = item;
             let executor = this.executor();
-            let result = match work {
+            let (job, result) = match work {
                 Work::Fresh(accepted) => {
                     let job = accepted.job_id;
-                    executor
-                        .run(&flow, *accepted)
-                        .await
-                        .map(|r| (job, r.status))
-                        .map_err(|e| (job, e.to_string()))
+                    (job, executor.run(&flow, *accepted).await.map_err(|e| e.to_string()))
                 }
-                Work::Recover(job) => executor
-                    .recover(&flow, job)
-                    .await
-                    .map(|r| (job, r.status))
-                    .map_err(|e| (job, e.to_string())),
+                Work::Recover(job) => (job, executor.recover(&flow, job).await.map_err(|e| e.to_string())),
+                Work::Resume(job) => (job, executor.resume(&flow, job).await.map_err(|e| e.to_string())),
             };
-            match result {
-                Ok((job, status)) => tracing::info!(job = %job, flow = %flow.name, %status, "execution finished"),
-                Err((job, e)) => tracing::error!(job = %job, flow = %flow.name, error = %e, "execution stopped"),
-            }
+            let parked = match &result {
+                Ok(r) if r.status == ExecutionStatus::Paused => {
+                    let due = r.resume_at.map(crate::time_format::rfc3339);
+                    tracing::info!(job = %job, flow = %flow.name, due = due.as_deref().unwrap_or("when resumed"), "execution paused");
+                    r.resume_at
+                }
+                Ok(r) => {
+                    tracing::info!(job = %job, flow = %flow.name, status = %r.status, "execution finished");
+                    None
+                }
+                Err(e) => {
+                    tracing::error!(job = %job, flow = %flow.name, error = %e, "execution stopped");
+                    None
+                }
+            };
             {
                 let mut state = this.state.lock().expect("dispatch lock");
                 state.running -= 1;
                 state.queue(&flow).running -= 1;
             }
-            let _ = done.send(true);
+            match parked {
+                // Not ended: whoever waits for its end (an overlap queue) waits on.
+                Some(at) => this.park(flow, job, at, done, executor),
+                None => {
+                    let _ = done.send(true);
+                }
+            }
+            this.wake.notify_one();
+        });
+    }
+
+    /// Waits out a long timed pause without a worker (or until a resume wakes it), then
+    /// queues the rest of the run. Not tracked with the running executions: shutdown does
+    /// not wait for it, and the pause, stored with its due time, is picked up on the next
+    /// start.
+    fn park(&self, flow: Arc<Flow>, job: JobId, at: SystemTime, done: watch::Sender<bool>, executor: Arc<Executor>) {
+        let this = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = executor.pauses().wait(job, at) => {}
+                _ = this.stopping.cancelled() => return,
+            }
+            let mut state = this.state.lock().expect("dispatch lock");
+            state.queue(&flow).waiting.push_back(Item {
+                work: Work::Resume(job),
+                since: Instant::now(),
+                done,
+            });
+            drop(state);
+            this.dispatch();
             this.wake.notify_one();
         });
     }
@@ -356,7 +391,7 @@ impl Dispatcher {
         self.tasks.spawn(async move {
             let job = match &item.work {
                 Work::Fresh(a) => a.job_id,
-                Work::Recover(j) => *j,
+                Work::Recover(j) | Work::Resume(j) => *j,
             };
             let why = format!(
                 "waited in the throttle queue longer than max_wait ({})",

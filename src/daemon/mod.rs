@@ -27,6 +27,10 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// A timed pause due later than this waits without holding a worker (a shorter one is
+/// waited out by its run, as most pauses are brief).
+pub const PARK_PAUSES_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The loaded flows, by name and by webhook path.
 #[derive(Default)]
 pub struct FlowSet {
@@ -297,6 +301,7 @@ impl Shared {
             .with_store(self.store.clone())
             .with_metrics(self.metrics.clone())
             .with_pauses(self.pauses.clone())
+            .park_pauses_after(PARK_PAUSES_AFTER)
     }
 
     /// The next `n` fire times of a schedule flow (none for other flows).
@@ -355,7 +360,8 @@ impl Daemon {
             Executor::new(Arc::new(registry), config.environment.clone())
                 .with_store(store.clone())
                 .with_metrics(metrics.clone())
-                .with_pauses(pauses.clone()),
+                .with_pauses(pauses.clone())
+                .park_pauses_after(PARK_PAUSES_AFTER),
         );
         let stopping = CancellationToken::new();
         let dispatcher = Dispatcher::new(executor, config.server.workers, stopping.clone());

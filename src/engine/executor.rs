@@ -55,6 +55,10 @@ pub struct Executor {
     pub(super) metrics: Option<Arc<crate::metrics::Metrics>>,
     /// Timed pauses waited out here, which a resume may end early.
     pub(super) pauses: Arc<super::Pauses>,
+    /// A timed pause due later than this is not waited out by the run: the run returns
+    /// the execution `paused` and its caller (the daemon's dispatcher) resumes it when
+    /// due, so a long pause holds no worker. `None`: every pause is waited out in the run.
+    pub(super) park_after: Option<Duration>,
 }
 
 /// The data steps read: the trigger payload and each successful step's output.
@@ -97,7 +101,26 @@ impl Executor {
             on_accepted: None,
             metrics: None,
             pauses: Arc::default(),
+            park_after: None,
         }
+    }
+
+    /// Returns executions paused for longer than `after` instead of waiting them out (see
+    /// [`Executor::parks`]).
+    pub fn park_pauses_after(mut self, after: Duration) -> Executor {
+        self.park_after = Some(after);
+        self
+    }
+
+    /// Whether a pause due at `at` is left to the caller rather than waited out here.
+    pub fn parks(&self, at: SystemTime) -> bool {
+        self.park_after
+            .is_some_and(|after| at.duration_since(SystemTime::now()).is_ok_and(|left| left > after))
+    }
+
+    /// Where this executor's timed pauses are waited out (and woken).
+    pub fn pauses(&self) -> &Arc<super::Pauses> {
+        &self.pauses
     }
 
     /// Shares `pauses` (every executor of a daemon waits out its timed pauses there).
@@ -347,6 +370,9 @@ impl Executor {
                 return Ok(report);
             }
             let Some(at) = report.resume_at else { return Ok(report) };
+            if self.parks(at) {
+                return Ok(report);
+            }
             let paused = written - 1;
             self.pauses.wait(recorder.job_id, at).await;
             self.unpause(flow, &mut report, &mut data, paused, recorder).await?;

@@ -265,6 +265,9 @@ impl Executor {
                 }
                 let paused = paused_step(&report);
                 if let Some(at) = exec.resume_at {
+                    if self.parks(at) {
+                        return Ok(report);
+                    }
                     self.pauses.wait(job, at).await;
                 }
                 let mut data = data;
