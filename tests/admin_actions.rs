@@ -416,10 +416,9 @@ fn every_route_of_the_table_answers_the_401_403_matrix() {
 }
 
 /// An execution row created at `t` with a job id of that millisecond.
-fn seeded(t: SystemTime, n: u128) -> Execution {
-    let ms = t.duration_since(SystemTime::UNIX_EPOCH).unwrap().as_millis();
+fn seeded(t: SystemTime) -> Execution {
     Execution {
-        job_id: JobId((ms << 80) | (0x7000 << 64) | n),
+        job_id: JobId::at(t),
         project: "default".into(),
         flow: "seeded".into(),
         flow_version: "v".into(),
@@ -500,11 +499,7 @@ fn every_preset_keeps_its_boundaries_in_the_daemons_time_zone() {
         points.push((format!("{name}@inside"), now - Duration::from_secs(secs - 30)));
         points.push((format!("{name}@outside"), now - Duration::from_secs(secs + 30)));
     }
-    let rows: Vec<(String, Execution)> = points
-        .iter()
-        .enumerate()
-        .map(|(i, (label, t))| (label.clone(), seeded(*t, i as u128)))
-        .collect();
+    let rows: Vec<(String, Execution)> = points.iter().map(|(label, t)| (label.clone(), seeded(*t))).collect();
     {
         std::fs::create_dir_all(setup.path("data")).unwrap();
         let store = RedbStore::open(&setup.path("data"), 1 << 20).unwrap();
