@@ -6,71 +6,26 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::admin::{BY_HAND, NOISY, OPERATOR, TOKENS, VIEWER, start, text_line};
+use support::admin::{
+    BY_HAND, NOISY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, hook, ids, ok_bad_nightly, start, text_line,
+};
 use support::{Daemon, Setup};
-
-fn setup() -> Setup {
-    let setup = Setup::with_server("", TOKENS);
-    setup.flow(
-        "ok",
-        "[flow]\nname = \"ok\"\n[trigger.http]\npath = \"/ok\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
-    );
-    setup.flow(
-        "bad",
-        "[flow]\nname = \"bad\"\nproject = \"other\"\n[trigger.http]\npath = \"/bad\"\n[[steps]]\nname = \"s\"\nconnector = \"fail\"\n",
-    );
-    setup.flow("by-hand", BY_HAND);
-    setup.flow(
-        "nightly",
-        "[flow]\nname = \"nightly\"\n[trigger.schedule]\ncron = \"0 0 3 * * *\"\ntimezone = \"Asia/Tokyo\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
-    );
-    setup
-}
-
-/// Waits until `job` has ended and returns its list row.
-fn ended(d: &Daemon, job: &str) -> Value {
-    for _ in 0..500 {
-        let r = d.admin("GET", &format!("/v1/executions?job_id={job}"), Some(VIEWER), b"");
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        if let Some(row) = r.json()["executions"].get(0).cloned()
-            && row["finished_at"].is_string()
-        {
-            return row;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("execution {job} never ended");
-}
-
-fn post(d: &Daemon, path: &str) -> String {
-    let r = d.request("POST", path, &[], b"{\"n\":1}");
-    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
-    r.json()["job_id"].as_str().unwrap().to_string()
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    v["executions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["job_id"].as_str().unwrap().to_string())
-        .collect()
-}
 
 #[test]
 fn the_execution_list_filters_and_pages_newest_first() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
+    setup.flow("by-hand", BY_HAND);
     let d = start(&setup);
     let mut ok = Vec::new();
     let mut bad = Vec::new();
     for i in 0..6 {
-        ok.push(post(&d, "/ok"));
+        ok.push(hook(&d, "/ok", "{\"n\":1}"));
         if i % 2 == 0 {
-            bad.push(post(&d, "/bad"));
+            bad.push(hook(&d, "/bad", "{\"n\":1}"));
         }
     }
     for j in ok.iter().chain(&bad) {
-        ended(&d, j);
+        ended(&d, j, 1);
     }
     let list = |q: &str| {
         let r = d.admin("GET", &format!("/v1/executions{q}"), Some(VIEWER), b"");
@@ -125,8 +80,8 @@ fn the_execution_list_filters_and_pages_newest_first() {
     let first = list("?limit=4");
     assert_eq!(ids(&first), newest_first[..4]);
     let cursor = first["next_cursor"].as_str().unwrap().to_string();
-    let newer = post(&d, "/ok");
-    ended(&d, &newer);
+    let newer = hook(&d, "/ok", "{\"n\":1}");
+    ended(&d, &newer, 1);
     let second = list(&format!("?limit=4&cursor={cursor}"));
     assert_eq!(ids(&second), newest_first[4..8]);
     let third = list(&format!("?limit=4&cursor={}", second["next_cursor"].as_str().unwrap()));
@@ -138,7 +93,8 @@ fn the_execution_list_filters_and_pages_newest_first() {
 
 #[test]
 fn bad_parameters_get_a_400_naming_them() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
+    setup.flow("by-hand", BY_HAND);
     let d = start(&setup);
     for (query, name, says) in [
         ("?status=done", "status", "\"done\" is not a status"),
@@ -152,22 +108,18 @@ fn bad_parameters_get_a_400_naming_them() {
         ("?trigger_kind=htp", "trigger_kind", "expected http, schedule, manual"),
     ] {
         let r = d.admin("GET", &format!("/v1/executions{query}"), Some(VIEWER), b"");
-        assert_eq!(r.status, 400, "{query}");
-        let e = &r.json()["error"];
-        assert_eq!(e["code"], "bad_parameter");
-        let message = e["message"].as_str().unwrap();
-        assert!(message.starts_with(&format!("query parameter `{name}`")), "{message}");
-        assert!(message.contains(says), "{query}: {message}");
+        assert_bad_parameter(&r, name, says, query);
     }
     d.stop();
 }
 
 #[test]
 fn detail_flows_activation_and_manual_runs() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
+    setup.flow("by-hand", BY_HAND);
     let d = start(&setup);
-    let job = post(&d, "/bad");
-    ended(&d, &job);
+    let job = hook(&d, "/bad", "{\"n\":1}");
+    ended(&d, &job, 1);
     let r = d.admin("GET", &format!("/v1/executions/{job}"), Some(VIEWER), b"");
     assert_eq!(r.status, 200);
     let v = r.json();
@@ -215,7 +167,7 @@ fn detail_flows_activation_and_manual_runs() {
     let r = d.admin("POST", "/v1/flows/by-hand/run", Some(OPERATOR), b"{\"x\": [1, 2]}");
     assert_eq!(r.status, 202);
     let job = r.json()["job_id"].as_str().unwrap().to_string();
-    let row = ended(&d, &job);
+    let row = ended(&d, &job, 1);
     assert_eq!(
         (row["status"].as_str(), row["trigger_kind"].as_str()),
         (Some("success"), Some("manual"))
@@ -234,7 +186,8 @@ fn detail_flows_activation_and_manual_runs() {
 
 #[test]
 fn a_short_token_value_is_refused_when_the_config_loads() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
+    setup.flow("by-hand", BY_HAND);
     let out = support::flowd()
         .arg("validate")
         .arg("--config")
@@ -264,7 +217,7 @@ fn log_search_filters_and_pages_newest_first() {
         let r = d.request("POST", "/noisy", &[], format!("{{\"id\": {id}}}").as_bytes());
         assert_eq!(r.status, 202);
         let job = r.json()["job_id"].as_str().unwrap().to_string();
-        ended(&d, &job);
+        ended(&d, &job, 1);
         jobs.push(job);
     }
     let logs = |q: &str| {
@@ -344,7 +297,7 @@ fn log_search_filters_and_pages_newest_first() {
     assert_eq!(messages(&page), messages(&all)[..4]);
     let cursor = page["next_cursor"].as_str().unwrap().to_string();
     let r = d.request("POST", "/noisy", &[], b"{\"id\": 4}");
-    ended(&d, r.json()["job_id"].as_str().unwrap());
+    ended(&d, r.json()["job_id"].as_str().unwrap(), 1);
     let rest = logs(&format!("?limit=4&cursor={cursor}"));
     assert_eq!(messages(&rest), messages(&all)[4..]);
     assert!(rest["next_cursor"].is_null());
@@ -371,10 +324,7 @@ fn log_search_filters_and_pages_newest_first() {
         ("/v1/logs?status=failed", "status", "unknown"),
     ] {
         let r = d.admin("GET", path, Some(VIEWER), b"");
-        assert_eq!(r.status, 400, "{path}");
-        let message = r.json()["error"]["message"].as_str().unwrap().to_string();
-        assert!(message.starts_with(&format!("query parameter `{name}`")), "{message}");
-        assert!(message.contains(says), "{path}: {message}");
+        assert_bad_parameter(&r, name, says, path);
     }
     d.stop();
 }
@@ -411,7 +361,7 @@ fn downloads_in_every_format_parse_back_to_the_searched_records() {
     );
     let d = start(&setup);
     let r = d.request("POST", "/flood", &[], b"{\"id\": \"x,1\"}");
-    ended(&d, r.json()["job_id"].as_str().unwrap());
+    ended(&d, r.json()["job_id"].as_str().unwrap(), 1);
     let expected = searched(&d, "");
     assert_eq!(
         expected.len(),
@@ -489,12 +439,13 @@ fn downloads_in_every_format_parse_back_to_the_searched_records() {
 #[test]
 fn follow_mode_delivers_new_records_as_they_are_stored() {
     use std::io::{Read, Write};
-    let setup = setup();
+    let setup = ok_bad_nightly();
+    setup.flow("by-hand", BY_HAND);
     setup.flow("noisy", NOISY);
     let mut d = start(&setup);
     // A record from before the tail starts is not sent.
     let r = d.request("POST", "/noisy", &[], b"{\"id\": 1}");
-    ended(&d, r.json()["job_id"].as_str().unwrap());
+    ended(&d, r.json()["job_id"].as_str().unwrap(), 1);
 
     let mut s = std::net::TcpStream::connect(d.admin).unwrap();
     write!(
@@ -548,7 +499,8 @@ fn follow_mode_delivers_new_records_as_they_are_stored() {
 
 #[test]
 fn scheduled_tasks_next_fires_enable_disable_and_run_now() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
+    setup.flow("by-hand", BY_HAND);
     setup.flow(
         "ticker",
         "[flow]\nname = \"ticker\"\n[trigger.schedule]\ncron = \"* * * * * *\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
@@ -636,7 +588,7 @@ fn scheduled_tasks_next_fires_enable_disable_and_run_now() {
     let r = d.admin("POST", "/v1/schedules/nightly/run", Some(OPERATOR), b"");
     assert_eq!(r.status, 202);
     let job = r.json()["job_id"].as_str().unwrap().to_string();
-    assert_eq!(ended(&d, &job)["trigger_kind"], "schedule");
+    assert_eq!(ended(&d, &job, 1)["trigger_kind"], "schedule");
     assert_eq!(tasks("?flow=nightly")[0]["job_id"], json!(job));
     for (path, status) in [("/v1/schedules/ok/run", 404), ("/v1/schedules/nosuch/disable", 404)] {
         assert_eq!(d.admin("POST", path, Some(OPERATOR), b"").status, status, "{path}");

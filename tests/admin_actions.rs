@@ -10,45 +10,16 @@ use flowd::daemon::admin::routes::{Access, ROUTES};
 use flowd::store::{Execution, JobId, LogRow, RedbStore, Store, Write};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
-use support::admin::{BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, route_path, start};
+use support::admin::{
+    BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, get, hook, route_path, start,
+};
 use support::{Daemon, Setup};
-
-fn get(d: &Daemon, path: &str) -> Value {
-    let r = d.admin("GET", path, Some(VIEWER), b"");
-    assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
-    r.json()
-}
 
 /// POST as the operator: status and JSON body.
 fn post_op(d: &Daemon, path: &str, body: &[u8]) -> (u16, Value) {
     let r = d.admin("POST", path, Some(OPERATOR), body);
     let v = if r.body.is_empty() { Value::Null } else { r.json() };
     (r.status, v)
-}
-
-fn hook(d: &Daemon, path: &str) -> String {
-    let r = d.request("POST", path, &[], b"{\"n\":1}");
-    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
-    r.json()["job_id"].as_str().unwrap().to_string()
-}
-
-/// Waits until `job` has ended its attempt `attempt`; its list row.
-fn ended(d: &Daemon, job: &str, attempt: u64) -> Value {
-    let end = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = get(d, &format!("/v1/executions?job_id={job}"));
-        if let Some(row) = v["executions"].get(0)
-            && row["finished_at"].is_string()
-            && row["attempt"] == attempt
-        {
-            return row.clone();
-        }
-        assert!(
-            std::time::Instant::now() < end,
-            "{job} never ended attempt {attempt}: {v}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn flow_file(name: &str, path: &str, steps: &str) -> String {
@@ -77,7 +48,7 @@ fn manual_retry_runs_a_new_attempt_and_every_refusal_is_a_409() {
     let d = start(&setup);
 
     // From the failed step: the first step's output is reused, the second runs again.
-    let job = hook(&d, "/two");
+    let job = hook(&d, "/two", "{\"n\":1}");
     assert_eq!(ended(&d, &job, 1)["status"], "failed");
     let (status, v) = post_op(&d, &format!("/v1/executions/{job}/retry"), b"");
     assert_eq!((status, v), (202, json!({"job_id": job, "attempt": 2})));
@@ -126,7 +97,7 @@ fn manual_retry_runs_a_new_attempt_and_every_refusal_is_a_409() {
     assert!(message.contains("status success is not retryable"), "{message}");
 
     // Two retries used up.
-    let spent = hook(&d, "/moving");
+    let spent = hook(&d, "/moving", "{\"n\":1}");
     ended(&d, &spent, 1);
     for attempt in [2, 3] {
         assert_eq!(post_op(&d, &format!("/v1/executions/{spent}/retry"), b"").0, 202);
@@ -147,8 +118,8 @@ fn manual_retry_runs_a_new_attempt_and_every_refusal_is_a_409() {
     assert_eq!(refused(&replying, "").0, "has_respond_step");
 
     // The trigger changed since the execution was taken; and a flow no longer loaded.
-    let moved = hook(&d, "/moving");
-    let lost = hook(&d, "/gone");
+    let moved = hook(&d, "/moving", "{\"n\":1}");
+    let lost = hook(&d, "/gone", "{\"n\":1}");
     ended(&d, &moved, 1);
     ended(&d, &lost, 1);
     setup.flow("moving", &flow_file("moving", "/moved", ECHO_THEN_FAIL));
@@ -201,7 +172,7 @@ fn a_paused_execution_is_resumed_through_the_api() {
         ),
     );
     let d = start(&setup);
-    let job = hook(&d, "/gate");
+    let job = hook(&d, "/gate", "{\"n\":1}");
     let end = std::time::Instant::now() + Duration::from_secs(30);
     while get(&d, &format!("/v1/executions?job_id={job}"))["executions"][0]["status"] != "paused" {
         assert!(std::time::Instant::now() < end, "never paused");
@@ -227,7 +198,7 @@ fn a_paused_execution_is_resumed_through_the_api() {
             std::thread::sleep(Duration::from_millis(20));
         }
     };
-    let timed = hook(&d, "/later");
+    let timed = hook(&d, "/later", "{\"n\":1}");
     paused(&d, &timed);
     let (status, v) = post_op(&d, &format!("/v1/executions/{timed}/resume"), b"");
     assert_eq!((status, v), (202, json!({"job_id": timed})));
@@ -236,7 +207,7 @@ fn a_paused_execution_is_resumed_through_the_api() {
     assert!(detail["steps"][0]["output"]["resumed_at"].is_string());
     assert_eq!(detail["steps"][1]["status"], "success");
 
-    let across = hook(&d, "/later");
+    let across = hook(&d, "/later", "{\"n\":1}");
     paused(&d, &across);
     // The pause holds its worker past the grace period; it is recovered on the next start.
     d.stop();
@@ -298,7 +269,7 @@ fn payloads_download_raw_and_metrics_count_what_ran() {
     setup.flow("two", &flow_file("two", "/two", ECHO_THEN_FAIL));
     setup.flow("idle", &flow_file("idle", "/idle", ECHO_THEN_ECHO));
     let d = start(&setup);
-    let job = hook(&d, "/two");
+    let job = hook(&d, "/two", "{\"n\":1}");
     ended(&d, &job, 1);
 
     let raw = |path: &str| d.admin("GET", &format!("/v1/executions/{job}{path}"), Some(VIEWER), b"");
@@ -327,7 +298,7 @@ fn payloads_download_raw_and_metrics_count_what_ran() {
     }
 
     for _ in 0..3 {
-        let j = hook(&d, "/two");
+        let j = hook(&d, "/two", "{\"n\":1}");
         ended(&d, &j, 1);
     }
     let r = d.admin("GET", "/metrics", Some(VIEWER), b"");
@@ -570,10 +541,10 @@ fn pages_stay_exact_while_executions_keep_arriving() {
         &flow_file("ok", "/ok", "[[steps]]\nname = \"s\"\nconnector = \"echo\"\n"),
     );
     let d = std::sync::Arc::new(start(&setup));
-    let before: Vec<String> = (0..12).map(|_| hook(&d, "/ok")).collect();
+    let before: Vec<String> = (0..12).map(|_| hook(&d, "/ok", "{\"n\":1}")).collect();
     let writer = {
         let d = d.clone();
-        std::thread::spawn(move || (0..20).map(|_| hook(&d, "/ok")).collect::<Vec<_>>())
+        std::thread::spawn(move || (0..20).map(|_| hook(&d, "/ok", "{\"n\":1}")).collect::<Vec<_>>())
     };
     // The first page is taken once some newer executions exist; later pages go on
     // while the writer keeps adding.
@@ -625,7 +596,7 @@ fn an_accepted_retry_waiting_in_its_queue_survives_a_restart() {
         "[flow]\nname = \"one\"\nthrottle = { max_concurrency = 1 }\n[trigger.http]\npath = \"/one\"\n[[steps]]\nname = \"s\"\nconnector = \"sleeper\"\nconfig = { ms = \"{{ trigger.body.ms }}\" }\nfuel = 5_000_000_000\n",
     );
     let d = start(&setup);
-    let failed = hook(&d, "/one");
+    let failed = hook(&d, "/one", "{\"n\":1}");
     assert_eq!(ended(&d, &failed, 1)["status"], "failed");
     let r = d.request("POST", "/one", &[], b"{\"ms\": 1500}");
     assert_eq!(r.status, 202);
@@ -700,12 +671,7 @@ fn bodies_over_the_limit_and_bad_parameters_of_every_kind_are_refused() {
         ("POST", "/v1/flows/by-hand/run?wait=1", "wait", "unknown"),
     ] {
         let r = d.admin(method, path, Some(OPERATOR), b"");
-        assert_eq!(r.status, 400, "{path}");
-        let e = &r.json()["error"];
-        assert_eq!(e["code"], "bad_parameter");
-        let message = e["message"].as_str().unwrap();
-        assert!(message.starts_with(&format!("query parameter `{name}`")), "{message}");
-        assert!(message.contains(says), "{path}: {message}");
+        assert_bad_parameter(&r, name, says, path);
     }
     d.stop();
 }
@@ -733,11 +699,11 @@ fn long_pauses_wait_without_holding_a_worker() {
         }
     };
     let d = start(&setup);
-    let longs = [hook(&d, "/long"), hook(&d, "/long")];
+    let longs = [hook(&d, "/long", "{\"n\":1}"), hook(&d, "/long", "{\"n\":1}")];
     for j in &longs {
         wait_paused(&d, j);
     }
-    let quick = hook(&d, "/quick");
+    let quick = hook(&d, "/quick", "{\"n\":1}");
     assert_eq!(ended(&d, &quick, 1)["status"], "success");
     for j in &longs {
         assert_eq!(status(&d, j), "paused", "still waiting out its hour");
@@ -758,7 +724,7 @@ fn long_pauses_wait_without_holding_a_worker() {
     d.stop();
     let d = start(&setup);
     wait_paused(&d, &longs[1]);
-    let quick = hook(&d, "/quick");
+    let quick = hook(&d, "/quick", "{\"n\":1}");
     assert_eq!(ended(&d, &quick, 1)["status"], "success");
     assert_eq!(status(&d, &longs[1]), "paused");
     d.stop();

@@ -9,25 +9,8 @@ mod support;
 use serde_json::{Value, json};
 use std::io::BufRead;
 use std::process::Stdio;
-use support::admin::{NOISY, OPERATOR, TOKENS, VIEWER, start, text_line};
+use support::admin::{NOISY, OPERATOR, TOKENS, VIEWER, ended, hook, ids, ok_bad_nightly, start, text_line};
 use support::{Daemon, Setup};
-
-fn setup() -> Setup {
-    let setup = Setup::with_server("", TOKENS);
-    setup.flow(
-        "ok",
-        "[flow]\nname = \"ok\"\n[trigger.http]\npath = \"/ok\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
-    );
-    setup.flow(
-        "bad",
-        "[flow]\nname = \"bad\"\nproject = \"other\"\n[trigger.http]\npath = \"/bad\"\n[[steps]]\nname = \"s\"\nconnector = \"fail\"\n",
-    );
-    setup.flow(
-        "nightly",
-        "[flow]\nname = \"nightly\"\n[trigger.schedule]\ncron = \"0 0 3 * * *\"\ntimezone = \"Asia/Tokyo\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
-    );
-    setup
-}
 
 /// `flowd ARGS --url <the daemon>` (unless `args` name another) with `token` in
 /// FLOWD_TOKEN (none: unset).
@@ -68,37 +51,6 @@ fn ok_json(d: &Daemon, args: &[&str]) -> Value {
     serde_json::from_str(&out).unwrap_or_else(|e| panic!("flowd {args:?} printed no JSON ({e}): {out}"))
 }
 
-fn post(d: &Daemon, path: &str, body: &str) -> String {
-    let r = d.request("POST", path, &[], body.as_bytes());
-    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
-    r.json()["job_id"].as_str().unwrap().to_string()
-}
-
-/// Waits until `job` has ended (attempt `attempt`) and returns its list row.
-fn ended(d: &Daemon, job: &str, attempt: u64) -> Value {
-    for _ in 0..1000 {
-        let r = d.admin("GET", &format!("/v1/executions?job_id={job}"), Some(VIEWER), b"");
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        if let Some(row) = r.json()["executions"].get(0).cloned()
-            && row["finished_at"].is_string()
-            && row["attempt"] == attempt
-        {
-            return row;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    panic!("execution {job} never ended");
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    v["executions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["job_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 /// The value after `prefix` on the line of `out` that starts with it.
 fn after<'a>(out: &'a str, prefix: &str) -> &'a str {
     out.lines()
@@ -111,14 +63,14 @@ fn after<'a>(out: &'a str, prefix: &str) -> &'a str {
 
 #[test]
 fn executions_list_filters_pages_and_shows() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
     let d = start(&setup);
     let mut good = Vec::new();
     let mut bad = Vec::new();
     for i in 0..4 {
-        good.push(post(&d, "/ok", "{\"n\": 1}"));
+        good.push(hook(&d, "/ok", "{\"n\": 1}"));
         if i % 2 == 0 {
-            bad.push(post(&d, "/bad", "{\"n\": 1}"));
+            bad.push(hook(&d, "/bad", "{\"n\": 1}"));
         }
     }
     for j in good.iter().chain(&bad) {
@@ -265,12 +217,12 @@ fn messages(lines: &str) -> Vec<String> {
 
 #[test]
 fn log_search_and_live_tail() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
     setup.flow("noisy", NOISY);
     let d = start(&setup);
     let mut jobs = Vec::new();
     for id in 1..=3 {
-        let job = post(&d, "/noisy", &format!("{{\"id\": {id}}}"));
+        let job = hook(&d, "/noisy", &format!("{{\"id\": {id}}}"));
         ended(&d, &job, 1);
         jobs.push(job);
     }
@@ -347,7 +299,7 @@ fn log_search_and_live_tail() {
     let mut said = String::new();
     err.read_line(&mut said).unwrap();
     assert!(said.starts_with("following new log records from http://"), "{said}");
-    post(&d, "/noisy", "{\"id\": 7}");
+    hook(&d, "/noisy", "{\"id\": 7}");
     let mut out = std::io::BufReader::new(tail.stdout.take().unwrap());
     let mut line = String::new();
     out.read_line(&mut line).unwrap();
@@ -384,7 +336,7 @@ fn downloads_in_every_format_parse_back_to_the_searched_records() {
         "[flow]\nname = \"flood\"\n[trigger.http]\npath = \"/flood\"\n\n[[steps]]\nname = \"many\"\nconnector = \"log-flood\"\nconfig = { count = 1200 }\n\n[[steps]]\nname = \"quote\"\nconnector = \"log\"\nconfig = { level = \"warn\", message = \"say \\\"hi\\\", {{ trigger.body.id }}\" }\n",
     );
     let d = start(&setup);
-    let job = post(&d, "/flood", "{\"id\": \"x,1\"}");
+    let job = hook(&d, "/flood", "{\"id\": \"x,1\"}");
     ended(&d, &job, 1);
     let expected = searched(&d, &[]);
     assert_eq!(
@@ -476,7 +428,7 @@ fn downloads_in_every_format_parse_back_to_the_searched_records() {
 
 #[test]
 fn schedules_list_enable_disable_and_run() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
     let d = start(&setup);
     let out = ok(&d, &["schedules", "list"]);
     assert!(
@@ -532,7 +484,7 @@ fn schedules_list_enable_disable_and_run() {
 
 #[test]
 fn flows_list_activation_roles_tokens_and_unreachable_daemons() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
     let d = start(&setup);
     let out = ok(&d, &["flows", "list"]);
     let rows: Vec<Vec<&str>> = out.lines().skip(1).map(|l| l.split_whitespace().collect()).collect();
@@ -602,9 +554,9 @@ fn flows_list_activation_roles_tokens_and_unreachable_daemons() {
 
 #[test]
 fn retries_wait_for_the_new_attempt_and_refusals_exit_3() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
     let d = start(&setup);
-    let bad = post(&d, "/bad", "{\"n\": 1}");
+    let bad = hook(&d, "/bad", "{\"n\": 1}");
     ended(&d, &bad, 1);
     let (code, out, err) = cli(&d, Some(OPERATOR), &["executions", "retry", &bad, "--wait"]);
     assert_eq!(code, 1, "the retry failed again: {out}{err}");
@@ -626,7 +578,7 @@ fn retries_wait_for_the_new_attempt_and_refusals_exit_3() {
     assert_eq!(code, 3);
     assert!(err.starts_with("error: retry refused (retry_limit): "), "{err}");
 
-    let good = post(&d, "/ok", "{}");
+    let good = hook(&d, "/ok", "{}");
     ended(&d, &good, 1);
     let (code, _, err) = cli(&d, Some(OPERATOR), &["executions", "retry", &good]);
     assert_eq!(code, 3);
@@ -639,13 +591,13 @@ fn retries_wait_for_the_new_attempt_and_refusals_exit_3() {
 
 #[test]
 fn resumes_and_their_refusals() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
     setup.flow(
         "held",
         "[flow]\nname = \"held\"\n[trigger.http]\npath = \"/held\"\n[[steps]]\nname = \"hold\"\npause = \"until_resumed\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
     );
     let d = start(&setup);
-    let job = post(&d, "/held", "{}");
+    let job = hook(&d, "/held", "{}");
     for _ in 0..1000 {
         let v = ok_json(&d, &["executions", "list", "--flow", "held", "--json"]);
         if v["executions"][0]["status"] == "paused" {
@@ -668,7 +620,7 @@ fn resumes_and_their_refusals() {
 
 #[test]
 fn reloads_print_every_config_error() {
-    let setup = setup();
+    let setup = ok_bad_nightly();
     let d = start(&setup);
     setup.flow("broken", "[flow]\nname = \"broken\"\nbogus = 1\n[trigger.manual]\n");
     let (code, _, err) = cli(&d, Some(OPERATOR), &["flows", "reload"]);

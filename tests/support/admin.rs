@@ -54,3 +54,80 @@ pub fn route_path(pattern: &str, job: &str) -> String {
         .replace("{flow}", "nightly")
         .replace("{name}", "by-hand")
 }
+
+/// A setup with the tokens and three flows: `ok` (a webhook on `/ok`, one echo step),
+/// `bad` (project `other`, a webhook on `/bad` whose step fails) and `nightly` (03:00 in
+/// Tokyo).
+pub fn ok_bad_nightly() -> Setup {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow(
+        "ok",
+        "[flow]\nname = \"ok\"\n[trigger.http]\npath = \"/ok\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    setup.flow(
+        "bad",
+        "[flow]\nname = \"bad\"\nproject = \"other\"\n[trigger.http]\npath = \"/bad\"\n[[steps]]\nname = \"s\"\nconnector = \"fail\"\n",
+    );
+    setup.flow(
+        "nightly",
+        "[flow]\nname = \"nightly\"\n[trigger.schedule]\ncron = \"0 0 3 * * *\"\ntimezone = \"Asia/Tokyo\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    setup
+}
+
+/// `GET path` as the viewer: it must answer 200; its JSON.
+pub fn get(d: &Daemon, path: &str) -> Value {
+    let r = d.admin("GET", path, Some(VIEWER), b"");
+    assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+    r.json()
+}
+
+/// POSTs `body` to the webhook `path`: it must answer 202; the job id.
+pub fn hook(d: &Daemon, path: &str, body: &str) -> String {
+    let r = d.request("POST", path, &[], body.as_bytes());
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    r.json()["job_id"].as_str().unwrap().to_string()
+}
+
+/// Waits (at most 30 s) until `job` has ended its attempt `attempt`; its list row.
+pub fn ended(d: &Daemon, job: &str, attempt: u64) -> Value {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let v = get(d, &format!("/v1/executions?job_id={job}"));
+        if let Some(row) = v["executions"].get(0)
+            && row["finished_at"].is_string()
+            && row["attempt"] == attempt
+        {
+            return row.clone();
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "{job} never ended attempt {attempt}: {v}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// The job ids of an execution list, in its order.
+pub fn ids(v: &Value) -> Vec<String> {
+    v["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["job_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// `r` is a 400 `bad_parameter` whose message starts with the parameter `name` and says
+/// `says`; `what` names the request in a failure.
+pub fn assert_bad_parameter(r: &super::HttpResponse, name: &str, says: &str, what: &str) {
+    assert_eq!(r.status, 400, "{what}");
+    let e = &r.json()["error"];
+    assert_eq!(e["code"], "bad_parameter", "{what}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!("query parameter `{name}`")),
+        "{what}: {message}"
+    );
+    assert!(message.contains(says), "{what}: {message}");
+}
