@@ -405,10 +405,11 @@ impl Dispatcher {
         });
     }
 
-    /// Each flow's waiting and running executions now, and the worker cap.
+    /// Each flow's waiting and running executions now (flows that had any), and the
+    /// worker cap.
     pub fn load(&self) -> Load {
         let state = self.state.lock().expect("dispatch lock");
-        let mut flows: Vec<FlowLoad> = state
+        let flows = state
             .queues
             .iter()
             .map(|q| FlowLoad {
@@ -417,7 +418,6 @@ impl Dispatcher {
                 running: q.running,
             })
             .collect();
-        flows.sort_by(|a, b| a.flow.cmp(&b.flow));
         Load {
             flows,
             workers: self.workers,

@@ -253,8 +253,8 @@ impl Shared {
         Ok(attempt)
     }
 
-    /// Resumes `job`, paused until resumed: its pause ends durably, then the dispatcher
-    /// runs the rest.
+    /// Resumes `job`: a pause until resumed ends durably, then the dispatcher runs the
+    /// rest; a timed pause is woken, and the task waiting it out goes on.
     pub async fn resume(&self, job: JobId) -> Result<(), ContinueRequestError> {
         let (_claim, flow) = self.claim(job)?;
         if self.dispatcher.executor().accept_resume(&flow, job).await? == crate::engine::Resumed::Stored {
@@ -297,11 +297,7 @@ impl Shared {
     }
 
     fn executor_for(&self, registry: Registry, config: &DaemonConfig) -> Executor {
-        Executor::new(Arc::new(registry), config.environment.clone())
-            .with_store(self.store.clone())
-            .with_metrics(self.metrics.clone())
-            .with_pauses(self.pauses.clone())
-            .park_pauses_after(PARK_PAUSES_AFTER)
+        daemon_executor(registry, config, &self.store, &self.metrics, &self.pauses)
     }
 
     /// The next `n` fire times of a schedule flow (none for other flows).
@@ -320,6 +316,22 @@ pub struct Daemon {
     accept: JoinHandle<()>,
     admin_accept: JoinHandle<()>,
     retention: JoinHandle<()>,
+}
+
+/// The daemon's executor over `registry`: recording in `store`, counting in `metrics`,
+/// long pauses parked in `pauses` (shared by every executor, across reloads).
+fn daemon_executor(
+    registry: Registry,
+    config: &DaemonConfig,
+    store: &Arc<dyn Store>,
+    metrics: &Arc<crate::metrics::Metrics>,
+    pauses: &Arc<crate::engine::Pauses>,
+) -> Executor {
+    Executor::new(Arc::new(registry), config.environment.clone())
+        .with_store(store.clone())
+        .with_metrics(metrics.clone())
+        .with_pauses(pauses.clone())
+        .park_pauses_after(PARK_PAUSES_AFTER)
 }
 
 /// Loads the connectors and flows of `config`, reporting every problem.
@@ -356,13 +368,7 @@ impl Daemon {
         let inactive = store.inactive_flows()?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let pauses = Arc::new(crate::engine::Pauses::default());
-        let executor = Arc::new(
-            Executor::new(Arc::new(registry), config.environment.clone())
-                .with_store(store.clone())
-                .with_metrics(metrics.clone())
-                .with_pauses(pauses.clone())
-                .park_pauses_after(PARK_PAUSES_AFTER),
-        );
+        let executor = Arc::new(daemon_executor(registry, &config, &store, &metrics, &pauses));
         let stopping = CancellationToken::new();
         let dispatcher = Dispatcher::new(executor, config.server.workers, stopping.clone());
         let listener = TcpListener::bind(config.server.listen)

@@ -241,13 +241,24 @@ impl Executor {
         if exec.status != ExecutionStatus::Paused {
             return Err(ContinueError::NotPaused(job, exec.status));
         }
-        let (mut report, mut data) = self.load(flow, &exec)?;
-        let recorder = self.recorder(flow, &exec)?;
-        let paused = paused_step(&report);
-        self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
+        let (report, data, recorder, paused) = self.end_pause(flow, &exec).await?;
         Ok(self
             .drive(flow, report, data, paused + 1, &recorder, Instant::now())
             .await?)
+    }
+
+    /// Ends the pause of `exec` (paused) durably: the paused step succeeds and the
+    /// execution is `running`. What to drive on with, and the paused step's index.
+    async fn end_pause(
+        &self,
+        flow: &Flow,
+        exec: &Execution,
+    ) -> Result<(ExecutionReport, Data, Recorder, usize), ContinueError> {
+        let (mut report, mut data) = self.load(flow, exec)?;
+        let recorder = self.recorder(flow, exec)?;
+        let paused = paused_step(&report);
+        self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
+        Ok((report, data, recorder, paused))
     }
 
     /// Continues an execution the store holds unfinished (after a crash or restart):
@@ -396,10 +407,7 @@ impl Executor {
             }
             return Err(ContinueError::NotWaiting(job, crate::time_format::rfc3339(at)));
         }
-        let (mut report, mut data) = self.load(flow, &exec)?;
-        let recorder = self.recorder(flow, &exec)?;
-        let paused = paused_step(&report);
-        self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
+        self.end_pause(flow, &exec).await?;
         Ok(Resumed::Stored)
     }
 }

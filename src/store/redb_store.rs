@@ -101,18 +101,15 @@ const UNFINISHED: [u8; 4] = [0, 1, 2, 3];
 /// `text` as serde_json writes it inside a string. Its escaping maps each character on its
 /// own, so a stored record (written by [`json`]) whose message contains `text` holds these
 /// bytes; the converse need not hold (another field may), hence the full check after.
-fn escaped(text: &str) -> Vec<u8> {
-    let quoted = json(&text);
-    quoted[1..quoted.len() - 1].to_vec()
+fn escaped(text: &str) -> String {
+    let quoted = serde_json::to_string(text).expect("a string serializes");
+    quoted[1..quoted.len() - 1].to_string()
 }
 
-/// Whether `needle` occurs in `haystack`. Both are UTF-8 (serde_json writes nothing
-/// else), so `str`'s substring search, much faster than comparing every window, applies.
-fn holds(haystack: &[u8], needle: &[u8]) -> bool {
-    match (std::str::from_utf8(haystack), std::str::from_utf8(needle)) {
-        (Ok(h), Ok(n)) => h.contains(n),
-        _ => needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle),
-    }
+/// Whether the stored record `bytes` may hold `needle`: serde_json writes UTF-8 only, so a
+/// record that is not is left to decoding to report.
+fn holds(bytes: &[u8], needle: &str) -> bool {
+    std::str::from_utf8(bytes).map_or(true, |text| text.contains(needle))
 }
 
 /// Job ids read off an index, newest first.

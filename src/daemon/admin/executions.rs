@@ -152,7 +152,8 @@ pub async fn resume(shared: &Shared, id: &str, query: Option<&str>) -> Answer {
     accepted(json!({ "job_id": job_id.to_string() }))
 }
 
-fn parse_job(id: &str) -> Result<JobId, ApiError> {
+/// A `{job_id}` of a path; not a UUID: no such execution (404).
+pub(super) fn parse_job(id: &str) -> Result<JobId, ApiError> {
     id.parse::<JobId>()
         .map_err(|_| ApiError::not_found(format!("{id:?} is not a job id (a UUID)")))
 }

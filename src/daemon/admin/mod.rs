@@ -6,15 +6,15 @@ mod auth;
 mod executions;
 mod flows;
 mod logs;
-pub(crate) mod metrics;
+mod metrics;
 mod params;
 mod payloads;
 mod presets;
 pub mod routes;
-
-pub use presets::NAMES as PRESETS;
 mod schedules;
 mod stream;
+
+pub use presets::NAMES as PRESETS;
 
 use super::Shared;
 use super::http::{Body, json_response};

@@ -3,20 +3,16 @@
 //! `GET /v1/executions/{job_id}/steps/{step}/{input|config|output}` (of the last attempt
 //! that has the step, or `?attempt=N`).
 
+use super::executions::parse_job;
 use super::params::Params;
 use super::{Answer, ApiError, boxed};
 use crate::daemon::Shared;
-use crate::store::{JobId, PayloadKey};
+use crate::store::PayloadKey;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
 use serde_json::Value;
-
-fn job(id: &str) -> Result<JobId, ApiError> {
-    id.parse::<JobId>()
-        .map_err(|_| ApiError::not_found(format!("{id:?} is not a job id (a UUID)")))
-}
 
 /// `value` as a pretty-printed JSON attachment named `name`.
 fn attachment(value: &Value, name: &str) -> Answer {
@@ -33,7 +29,7 @@ fn attachment(value: &Value, name: &str) -> Answer {
 
 pub fn trigger(shared: &Shared, id: &str, query: Option<&str>) -> Answer {
     Params::parse(query, &[])?;
-    let job_id = job(id)?;
+    let job_id = parse_job(id)?;
     if shared.store.execution(job_id).map_err(ApiError::internal)?.is_none() {
         return Err(ApiError::not_found(format!("no execution {job_id}")));
     }
@@ -54,7 +50,7 @@ const KINDS: &[&str] = &["input", "config", "output"];
 pub fn step(shared: &Shared, id: &str, step: &str, kind: &str, query: Option<&str>) -> Answer {
     let p = Params::parse(query, &["attempt"])?;
     let attempt = p.limit("attempt", 0, 3)?;
-    let job_id = job(id)?;
+    let job_id = parse_job(id)?;
     if !KINDS.contains(&kind) {
         return Err(ApiError::not_found(format!(
             "a step has no payload {kind:?}; it has {}",
