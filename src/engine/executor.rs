@@ -10,6 +10,7 @@ use crate::config::units::format_duration;
 use crate::config::{Action, Flow, OnError, Pause, RetryPolicy, Step, TriggerKind};
 use crate::plugin::{CallContext, ErrorKind, Failure, Invocation, Registry, TriggerEvent, World};
 use crate::store::{JobId, Store, StoreError, Write};
+use crate::sync::Lock as _;
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::hash::{BuildHasher, Hasher};
@@ -41,7 +42,7 @@ pub struct Accepted {
 impl Accepted {
     /// Sends the output of the flow's `respond` step to `tx` when it has run.
     pub fn respond_to(&self, tx: tokio::sync::oneshot::Sender<Value>) {
-        *self.recorder.responder.lock().expect("responder lock") = Some(tx);
+        *self.recorder.responder.locked() = Some(tx);
     }
 }
 
@@ -533,11 +534,17 @@ impl Executor {
                 }
                 _ => false,
             };
-            let run = self.run_step(flow, step, data, &mut report.steps[i], deadline, ctx);
+            let tries = Tries {
+                recorder,
+                attempt: report.attempt,
+                index: i,
+                durable: !start_deferred,
+            };
+            let run = self.run_step(flow, step, data, &mut report.steps[i], deadline, ctx, tries);
             let outcome = if start_deferred {
-                recorder.visible_while(run).await?
+                recorder.visible_while(run).await??
             } else {
-                run.await
+                run.await?
             };
             recorder.step_finished(report, i).await?;
             self.count_step(flow, report, i);
@@ -594,6 +601,7 @@ impl Executor {
         Ok((status, flow.steps.len()))
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn run_step(
         &self,
         flow: &Flow,
@@ -602,18 +610,19 @@ impl Executor {
         r: &mut StepReport,
         deadline: Instant,
         ctx: &(dyn Fn(&str) -> CallContext + Sync),
-    ) -> StepOutcome {
+        tries: Tries<'_>,
+    ) -> Result<StepOutcome, StoreError> {
         let clock = Instant::now();
         let outcome = match &step.action {
             Action::Connector { call, limits } => {
                 let config = match call.template.resolve(&data.trigger, &data.outputs) {
                     Ok(c) => c,
-                    Err(message) => return finish_failed(r, clock, Failure::new(ErrorKind::Template, message)),
+                    Err(message) => return Ok(finish_failed(r, clock, Failure::new(ErrorKind::Template, message))),
                 };
                 let input = data.input_json();
                 let connector = match self.connector(&call.connector, World::Action) {
                     Ok(c) => c,
-                    Err(f) => return finish_failed(r, clock, f),
+                    Err(f) => return Ok(finish_failed(r, clock, f)),
                 };
                 r.connector = Some(ConnectorUse {
                     name: connector.name.clone(),
@@ -659,6 +668,9 @@ impl Executor {
                             }
                             tokio::time::sleep(wait).await;
                             try_no += 1;
+                            if tries.durable {
+                                tries.recorder.retrying(tries.attempt, tries.index, r).await?;
+                            }
                         }
                         Err(f) => break Err((f, false)),
                     }
@@ -698,7 +710,7 @@ impl Executor {
                     }
                 };
                 r.duration = clock.elapsed();
-                return StepOutcome::Paused(resume_at);
+                return Ok(StepOutcome::Paused(resume_at));
             }
             Action::Respond { status, headers, body } => {
                 let resolved = body
@@ -728,8 +740,17 @@ impl Executor {
         };
         r.finished_at = Some(SystemTime::now());
         r.duration = clock.elapsed();
-        outcome
+        Ok(outcome)
     }
+}
+
+/// Where a step's tries are recorded while it retries.
+struct Tries<'a> {
+    recorder: &'a Recorder,
+    attempt: u32,
+    index: usize,
+    /// The step can reach outside its sandbox: each try's predecessors are durable first.
+    durable: bool,
 }
 
 enum StepOutcome {

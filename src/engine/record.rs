@@ -10,6 +10,7 @@ use crate::plugin::LogRecord;
 use crate::store::{
     Attempt, Execution, JobId, LogRow, PayloadKey, PayloadKind, StepRow, Store, StoreError, TryRow, Write,
 };
+use crate::sync::Lock as _;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -38,27 +39,27 @@ pub(crate) struct Recorder {
 impl Recorder {
     /// Hands a `respond` step's output to whoever waits for it (at most once).
     pub(crate) fn respond(&self, output: &serde_json::Value) {
-        if let Some(tx) = self.responder.lock().expect("responder lock").take() {
+        if let Some(tx) = self.responder.locked().take() {
             let _ = tx.send(output.clone());
         }
     }
 
     async fn write(&self, writes: Vec<Write>) -> Result<(), StoreError> {
         let Some(store) = &self.store else { return Ok(()) };
-        let mut all = std::mem::take(&mut *self.deferred.lock().expect("deferred lock"));
+        let mut all = std::mem::take(&mut *self.deferred.locked());
         merge(&mut all, writes);
         store.write(all).await
     }
 
     fn defer(&self, writes: Vec<Write>) {
         if self.store.is_some() {
-            merge(&mut self.deferred.lock().expect("deferred lock"), writes);
+            merge(&mut self.deferred.locked(), writes);
         }
     }
 
     /// Makes deferred transitions durable now (before a webhook is answered).
     pub(crate) async fn flush(&self) -> Result<(), StoreError> {
-        if self.deferred.lock().expect("deferred lock").is_empty() {
+        if self.deferred.locked().is_empty() {
             return Ok(());
         }
         self.write(Vec::new()).await
@@ -192,11 +193,54 @@ impl Recorder {
         self.write(Vec::from(self.rows(r))).await
     }
 
+    /// Recovery runs the execution on after a restart cut step `index` short: the step's
+    /// row with its interrupted try, a `warn` record saying so, and the execution's row.
+    pub(crate) async fn recovered(
+        &self,
+        r: &ExecutionReport,
+        index: usize,
+        connector: Option<&str>,
+        message: String,
+    ) -> Result<(), StoreError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let record = host_record(crate::plugin::Level::Warn, "recovery", message);
+        let mut writes = vec![
+            self.step(r, index),
+            self.logs(r, Some(&r.steps[index].name), connector, "recover", &[record]),
+        ];
+        writes.extend(self.rows(r));
+        self.write(writes).await
+    }
+
+    /// flowd gave up on the execution (see `Executor::abandon`): every step row from
+    /// `from` on, an `error` record with `message`, and the execution's final row.
+    pub(crate) async fn abandoned(&self, r: &ExecutionReport, from: usize, message: String) -> Result<(), StoreError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        let step = r.steps.get(from).map(|s| s.name.as_str());
+        let connector = r
+            .steps
+            .get(from)
+            .and_then(|s| s.connector.as_ref())
+            .map(|c| c.name.as_str());
+        let record = host_record(crate::plugin::Level::Error, "execution", message);
+        let mut writes: Vec<Write> = (from..r.steps.len()).map(|i| self.step(r, i)).collect();
+        writes.push(self.logs(r, step, connector, "abandon", &[record]));
+        writes.extend(self.rows(r));
+        self.write(writes).await
+    }
+
     /// The write of step `index`'s row as the report has it now.
     fn step(&self, r: &ExecutionReport, index: usize) -> Write {
-        let s: &StepReport = &r.steps[index];
+        self.step_row(r.attempt, index, &r.steps[index])
+    }
+
+    fn step_row(&self, attempt: u32, index: usize, s: &StepReport) -> Write {
         let row = StepRow {
-            attempt: r.attempt,
+            attempt,
             index: index as u32,
             name: s.name.clone(),
             kind: s.kind.to_string(),
@@ -215,6 +259,16 @@ impl Recorder {
             job_id: self.job_id,
             row,
         }
+    }
+
+    /// A step that can reach outside its sandbox tries again: its failed tries are
+    /// durable before the next one leaves, so a try a crash cuts short is told apart
+    /// from those before it.
+    pub(crate) async fn retrying(&self, attempt: u32, index: usize, s: &StepReport) -> Result<(), StoreError> {
+        if self.store.is_none() {
+            return Ok(());
+        }
+        self.write(vec![self.step_row(attempt, index, s)]).await
     }
 
     /// A step starts; durable before it runs.
@@ -321,5 +375,15 @@ fn try_row(c: &Call) -> TryRow {
         fuel_used: c.fuel_used,
         error: c.error.clone(),
         dropped_logs: c.dropped_logs,
+    }
+}
+
+/// A record the host writes about an execution (not a connector's).
+fn host_record(level: crate::plugin::Level, category: &str, message: String) -> LogRecord {
+    LogRecord {
+        time: SystemTime::now(),
+        level,
+        category: category.into(),
+        message,
     }
 }

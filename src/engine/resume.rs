@@ -7,9 +7,10 @@
 
 use super::executor::{Data, Executor, fresh_steps};
 use super::record::Recorder;
-use super::report::{ExecutionReport, StepReport, TriggerReport};
+use super::report::{Call, ExecutionReport, StepReport, TriggerReport};
 use super::status::{ExecutionStatus, StepStatus};
 use crate::config::{Action, Flow};
+use crate::plugin::{ErrorKind, Failure};
 use crate::store::{Execution, JobId, PayloadKey, PayloadKind, StoreError};
 use serde_json::{Map, Value};
 use std::time::{Duration, Instant, SystemTime};
@@ -127,6 +128,31 @@ fn paused_step(report: &ExecutionReport) -> usize {
         .unwrap_or(0)
 }
 
+/// What a try cut short by the end of the process shows.
+pub(super) const INTERRUPTED: &str = "interrupted by a restart";
+
+/// The try a step was in when the process died: nothing of it is known but its start.
+fn interrupted_try(started_at: SystemTime) -> Call {
+    Call {
+        started_at,
+        duration: Duration::ZERO,
+        fuel_used: 0,
+        error: Some(Failure {
+            kind: ErrorKind::Host,
+            code: Some("interrupted".into()),
+            message: format!("{INTERRUPTED}: flowd stopped while this try ran; the step ran again"),
+            retryable: true,
+        }),
+        logs: Vec::new(),
+        dropped_logs: 0,
+    }
+}
+
+/// Stored seconds as a duration; a value no duration holds (a damaged record) is zero.
+fn seconds(s: f64) -> Duration {
+    Duration::try_from_secs_f64(s).unwrap_or_default()
+}
+
 fn is_final(s: StepStatus) -> bool {
     matches!(s, StepStatus::Success | StepStatus::Failed | StepStatus::Skipped)
 }
@@ -147,13 +173,17 @@ impl Executor {
 
     /// A recorder that goes on writing the execution's current attempt.
     fn recorder(&self, flow: &Flow, exec: &Execution) -> Result<Recorder, StoreError> {
-        let store = self.store.as_ref().expect("checked by the caller");
+        let store = self.store.as_ref().ok_or(StoreError::Closed)?;
         let from_step = store
             .attempts(exec.job_id)?
             .into_iter()
             .find(|a| a.attempt == exec.attempt)
             .map_or(0, |a| a.from_step);
-        Ok(Recorder {
+        Ok(self.recorder_from(flow, exec, from_step))
+    }
+
+    fn recorder_from(&self, flow: &Flow, exec: &Execution, from_step: u32) -> Recorder {
+        Recorder {
             store: self.store.clone(),
             job_id: exec.job_id,
             trigger_fingerprint: flow.trigger_fingerprint.clone(),
@@ -162,14 +192,12 @@ impl Executor {
             responder: Default::default(),
             deferred: Default::default(),
             ended: Default::default(),
-        })
+        }
     }
 
-    /// The report and step data of the execution's current attempt, from the store.
-    fn load(&self, flow: &Flow, exec: &Execution) -> Result<(ExecutionReport, Data), StoreError> {
-        let store = self.store.as_ref().expect("checked by the caller");
-        let trigger = store.payload(PayloadKey::trigger(exec.job_id))?.unwrap_or(Value::Null);
-        let mut report = ExecutionReport {
+    /// The report of `exec` as its row alone tells it: every step pending.
+    fn bare(&self, flow: &Flow, exec: &Execution, trigger: Option<Value>) -> ExecutionReport {
+        ExecutionReport {
             job_id: exec.job_id.to_string(),
             project: exec.project.clone(),
             flow: exec.flow.clone(),
@@ -183,7 +211,7 @@ impl Executor {
             duration: Duration::ZERO,
             trigger: TriggerReport {
                 kind: flow.trigger.kind.name(),
-                payload: Some(trigger.clone()),
+                payload: trigger,
                 dropped: false,
                 connector: None,
                 call: None,
@@ -191,7 +219,14 @@ impl Executor {
             steps: fresh_steps(flow),
             resume_at: exec.resume_at,
             response: None,
-        };
+        }
+    }
+
+    /// The report and step data of the execution's current attempt, from the store.
+    fn load(&self, flow: &Flow, exec: &Execution) -> Result<(ExecutionReport, Data), StoreError> {
+        let store = self.store.as_ref().ok_or(StoreError::Closed)?;
+        let trigger = store.payload(PayloadKey::trigger(exec.job_id))?.unwrap_or(Value::Null);
+        let mut report = self.bare(flow, exec, Some(trigger.clone()));
         let mut data = Data {
             trigger,
             outputs: Map::new(),
@@ -210,11 +245,24 @@ impl Executor {
             s.connector = row.connector;
             s.started_at = row.started_at;
             s.finished_at = row.finished_at;
-            s.duration = Duration::from_secs_f64(row.duration.max(0.0));
+            s.duration = seconds(row.duration);
             s.fuel_used = row.fuel_used;
             s.error = row.error;
             s.note = row.note;
             s.reused_from = row.reused_from;
+            // Their logs are stored already: a rewrite of the row must not write them again.
+            s.tries = row
+                .tries
+                .into_iter()
+                .map(|t| Call {
+                    started_at: t.started_at,
+                    duration: seconds(t.duration),
+                    fuel_used: t.fuel_used,
+                    error: t.error,
+                    logs: Vec::new(),
+                    dropped_logs: t.dropped_logs,
+                })
+                .collect();
             if row.status == StepStatus::Success {
                 let attempt = row.reused_from.unwrap_or(row.attempt);
                 let key = PayloadKey {
@@ -293,15 +341,62 @@ impl Executor {
                     .iter()
                     .position(|s| !is_final(s.status))
                     .unwrap_or(report.steps.len());
-                // The step that was running when the process died runs again.
+                // The step that was running when the process died runs again: the try it
+                // was in shows as interrupted, so a side effect that may have happened
+                // twice is visible.
+                // Its earlier tries (cut short by earlier restarts too) stay with it.
+                let kept = report.steps.get(start).map(|s| {
+                    (
+                        s.status == StepStatus::Running,
+                        s.tries.clone(),
+                        s.fuel_used,
+                        s.started_at,
+                    )
+                });
                 for s in &mut report.steps[start..] {
                     *s = StepReport::new(&s.name, s.kind);
                 }
+                if let Some((_, tries, fuel_used, _)) = &kept {
+                    let s = &mut report.steps[start];
+                    s.tries = tries.clone();
+                    s.fuel_used = *fuel_used;
+                }
+                let cut = kept
+                    .filter(|k| k.0)
+                    .map(|(_, tries, _, started_at)| (tries, started_at));
+                let interrupted = cut.map(|(tries, started_at)| {
+                    let s = &mut report.steps[start];
+                    // The cut try began once the tries stored before it ended (they are
+                    // durable before the next one leaves).
+                    let began = tries
+                        .last()
+                        .map(|t| t.started_at + t.duration)
+                        .or(started_at)
+                        .unwrap_or(exec.created_at);
+                    s.tries.push(interrupted_try(began));
+                    let message = format!(
+                        "step \"{}\" was interrupted by a restart (try {} began at {} or soon after); it runs again, so what it did outside flowd before the restart may happen twice",
+                        s.name,
+                        s.tries.len(),
+                        crate::time_format::rfc3339(began)
+                    );
+                    (start, message)
+                });
                 report.status = ExecutionStatus::Running;
                 if exec.started_at.is_none() {
                     report.started_at = SystemTime::now();
                 }
-                recorder.status(&report).await?;
+                match interrupted {
+                    Some((i, message)) => {
+                        tracing::warn!(job = %job, flow = %flow.name, step = %report.steps[i].name, "{message}");
+                        let connector = match &flow.steps[i].action {
+                            Action::Connector { call, .. } => Some(call.connector.as_str()),
+                            _ => None,
+                        };
+                        recorder.recovered(&report, i, connector, message).await?;
+                    }
+                    None => recorder.status(&report).await?,
+                }
                 Ok(self.drive(flow, report, data, start, &recorder, Instant::now()).await?)
             }
         }
@@ -327,6 +422,55 @@ impl Executor {
         recorder.finished(&report, 0).await?;
         self.count_end(&report);
         Ok(report)
+    }
+
+    /// Ends an execution flowd cannot run on: it panicked on it, or cannot read or write
+    /// its records. The execution ends `failed`: the step it was in fails with a `host`
+    /// error saying `why` (the steps after it are skipped), and an `error` record says the
+    /// same, so a restart finds it final instead of meeting the same fault again.
+    pub async fn abandon(&self, flow: &Flow, job: JobId, why: &str) -> Result<(), ContinueError> {
+        let exec = self.stored(flow, job)?;
+        if exec.status.is_final() {
+            return Ok(());
+        }
+        // Records that cannot be read are replaced by what the execution row tells.
+        let mut report = match self.load(flow, &exec) {
+            Ok((report, _)) => report,
+            Err(_) => self.bare(flow, &exec, None),
+        };
+        let recorder = match self.recorder(flow, &exec) {
+            Ok(r) => r,
+            Err(_) => self.recorder_from(flow, &exec, 0),
+        };
+        let message = format!("flowd stopped this execution: {why}");
+        let at = report
+            .steps
+            .iter()
+            .position(|s| !is_final(s.status))
+            .unwrap_or(report.steps.len());
+        if let Some(s) = report.steps.get_mut(at) {
+            s.status = StepStatus::Failed;
+            s.note = None;
+            s.finished_at = Some(SystemTime::now());
+            s.error = Some(Failure {
+                kind: ErrorKind::Host,
+                code: Some("stopped".into()),
+                message: message.clone(),
+                retryable: false,
+            });
+            let name = s.name.clone();
+            for later in &mut report.steps[at + 1..] {
+                *later = StepReport::new(&later.name, later.kind);
+                later.status = StepStatus::Skipped;
+                later.note = Some(format!("step \"{name}\" failed"));
+            }
+        }
+        report.status = ExecutionStatus::Failed;
+        report.resume_at = None;
+        report.finished_at = SystemTime::now();
+        recorder.abandoned(&report, at, message).await?;
+        self.count_end(&report);
+        Ok(())
     }
 
     /// A manual retry: a new attempt of the same job, with the stored trigger payload and

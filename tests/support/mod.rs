@@ -228,16 +228,31 @@ impl Daemon {
     }
 
     pub fn start_with_env(setup: &Setup, env: &[(&str, &str)]) -> Daemon {
-        use std::io::BufRead;
         let mut cmd = flowd();
-        cmd.arg("serve")
-            .arg("--config")
-            .arg(setup.config())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        cmd.arg("serve").arg("--config").arg(setup.config());
         for (k, v) in env {
             cmd.env(k, v);
         }
+        Daemon::spawn(cmd)
+    }
+
+    /// Starts the daemon with its open-file limit (`RLIMIT_NOFILE`) lowered to `nofile`.
+    pub fn start_limited(setup: &Setup, nofile: u32) -> Daemon {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_flowd"))
+            .args(["serve", "--config"])
+            .arg(setup.config())
+            .env("XDG_CACHE_HOME", cache_dir())
+            .stdin(Stdio::null());
+        Daemon::spawn(cmd)
+    }
+
+    /// Runs `cmd` (a `flowd serve`) and waits until it listens.
+    fn spawn(mut cmd: Command) -> Daemon {
+        use std::io::BufRead;
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("starting flowd serve");
         let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
         let stderr = child.stderr.take().unwrap();
@@ -380,8 +395,19 @@ pub fn http_request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> HttpResponse {
+    try_http_request(addr, method, path, headers, body).unwrap_or_else(|e| panic!("{method} {path} to {addr}: {e}"))
+}
+
+/// [`http_request`] for a peer that may die mid-request: no answer is an error.
+pub fn try_http_request(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> Result<HttpResponse, String> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connecting to the daemon");
+    let mut s = std::net::TcpStream::connect(addr).map_err(|e| format!("connecting: {e}"))?;
     s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
     let mut req = format!(
         "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -391,24 +417,21 @@ pub fn http_request(
         req.push_str(&format!("{k}: {v}\r\n"));
     }
     req.push_str("\r\n");
-    s.write_all(req.as_bytes()).unwrap();
+    s.write_all(req.as_bytes()).map_err(|e| format!("sending: {e}"))?;
     let _ = s.write_all(body);
     let mut raw = Vec::new();
     let _ = s.read_to_end(&mut raw);
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
-        .unwrap_or_else(|| panic!("no HTTP response: {}", String::from_utf8_lossy(&raw)));
+        .ok_or_else(|| format!("no HTTP response: {}", String::from_utf8_lossy(&raw)))?;
     let head = String::from_utf8_lossy(&raw[..split]).into_owned();
     let mut lines = head.lines();
     let status = lines
         .next()
-        .unwrap()
-        .split_whitespace()
-        .nth(1)
-        .unwrap()
-        .parse()
-        .unwrap();
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| format!("no status line: {head}"))?;
     let headers = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
@@ -421,7 +444,7 @@ pub fn http_request(
     if r.header("transfer-encoding") == Some("chunked") {
         r.body = dechunk(&r.body).0;
     }
-    r
+    Ok(r)
 }
 
 /// The data of the complete chunks at the start of a chunked body, and whether the
