@@ -23,5 +23,6 @@ pub mod metrics;
 pub mod plugin;
 pub mod schedule;
 pub mod store;
+pub(crate) mod sync;
 pub(crate) mod time_format;
 pub mod views;

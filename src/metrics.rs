@@ -4,6 +4,7 @@
 //! dispatcher's queue depths and the store's commit figures.
 
 use crate::engine::{ExecutionStatus, StepStatus};
+use crate::sync::Lock as _;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::Mutex;
@@ -46,7 +47,7 @@ fn flow_stats<'a>(flows: &'a mut HashMap<String, FlowStats>, flow: &str) -> &'a 
 impl Metrics {
     /// An execution reached a final status.
     pub fn execution_ended(&self, flow: &str, status: ExecutionStatus) {
-        let mut flows = self.flows.lock().expect("metrics lock");
+        let mut flows = self.flows.locked();
         *flow_stats(&mut flows, flow)
             .executions
             .entry(status.as_str())
@@ -55,7 +56,7 @@ impl Metrics {
 
     /// A step ended (or was skipped) after `duration`, using `fuel`.
     pub fn step_ended(&self, flow: &str, step: &str, status: StepStatus, duration: Duration, fuel: u64) {
-        let mut flows = self.flows.lock().expect("metrics lock");
+        let mut flows = self.flows.locked();
         let f = flow_stats(&mut flows, flow);
         if !f.steps.contains_key(step) {
             f.steps.insert(step.to_string(), StepStats::default());
@@ -79,7 +80,7 @@ impl Metrics {
     /// The recorded figures in the Prometheus text format (families in a fixed order,
     /// series sorted, so the output is stable).
     pub fn render(&self, out: &mut String) {
-        let flows = self.flows.lock().expect("metrics lock");
+        let flows = self.flows.locked();
         let mut names: Vec<&String> = flows.keys().collect();
         names.sort();
         out.push_str(

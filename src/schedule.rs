@@ -3,7 +3,7 @@
 //! local time that does not exist is skipped, one that happens twice fires once).
 
 use crate::config::{CatchUp, TriggerKind};
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use std::str::FromStr;
 use std::time::SystemTime;
 
@@ -39,7 +39,7 @@ impl Schedule {
 
     /// The next `n` fire times strictly after `after`.
     pub fn next(&self, after: SystemTime, n: usize) -> Vec<SystemTime> {
-        let after = DateTime::<Utc>::from(after).with_timezone(&self.tz);
+        let after = crate::time_format::datetime(after).with_timezone(&self.tz);
         let mut out: Vec<SystemTime> = Vec::with_capacity(n);
         let mut last_local = None;
         for t in self.cron.after(&after) {
@@ -91,6 +91,7 @@ impl Schedule {
 mod tests {
     use super::*;
     use crate::config::Overlap;
+    use chrono::DateTime;
 
     fn schedule(cron: &str, tz: &str, catch_up: CatchUp) -> Schedule {
         Schedule::of(&TriggerKind::Schedule {

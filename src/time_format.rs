@@ -4,7 +4,30 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use std::time::SystemTime;
 
 pub fn rfc3339(t: SystemTime) -> String {
-    DateTime::<Utc>::from(t).to_rfc3339_opts(SecondsFormat::Millis, true)
+    datetime(t).to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// `t` as a UTC date and time; a time past what dates hold (years beyond 262,143, or
+/// before -262,144) is the nearest one they do, so formatting a time never panics.
+pub fn datetime(t: SystemTime) -> DateTime<Utc> {
+    let parts = match t.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_secs()).ok().map(|s| (s, d.subsec_nanos())),
+        Err(e) => {
+            let d = e.duration();
+            // Before the epoch: whole seconds down, then the nanoseconds back up.
+            let (secs, nanos) = (d.as_secs(), d.subsec_nanos());
+            let secs = i64::try_from(secs).ok().map(|s| if nanos > 0 { -s - 1 } else { -s });
+            secs.map(|s| (s, if nanos > 0 { 1_000_000_000 - nanos } else { 0 }))
+        }
+    };
+    let late = t > SystemTime::UNIX_EPOCH;
+    parts
+        .and_then(|(s, n)| DateTime::<Utc>::from_timestamp(s, n))
+        .unwrap_or(if late {
+            DateTime::<Utc>::MAX_UTC
+        } else {
+            DateTime::<Utc>::MIN_UTC
+        })
 }
 
 pub fn parse(text: &str) -> Result<SystemTime, String> {
@@ -47,5 +70,18 @@ mod tests {
         let t = super::parse("2026-11-23T04:05:06.789Z").unwrap();
         assert_eq!(super::rfc3339(t), "2026-11-23T04:05:06.789Z");
         assert!(super::parse("yesterday").is_err());
+    }
+
+    #[test]
+    fn times_past_the_calendar_are_clamped_not_a_panic() {
+        use std::time::{Duration, SystemTime};
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(99_999_999 * 86_400 * 30);
+        assert!(
+            super::rfc3339(far).starts_with("+262142-12-31T23:59:59"),
+            "{}",
+            super::rfc3339(far)
+        );
+        let before = SystemTime::UNIX_EPOCH - Duration::from_millis(1500);
+        assert_eq!(super::rfc3339(before), "1969-12-31T23:59:58.500Z");
     }
 }

@@ -68,6 +68,14 @@ pub struct Server {
     pub timezone: chrono_tz::Tz,
     /// Bearer tokens of the admin API; without any, it answers only `/healthz`.
     pub tokens: Vec<super::tokens::AdminToken>,
+    /// How long a client may take to send a request's head, from its first byte.
+    pub header_read_timeout: Duration,
+    /// How long a request's body may take to arrive, once its head has.
+    pub body_read_timeout: Duration,
+    /// How long a connection may wait, between requests, for the next one.
+    pub idle_timeout: Duration,
+    /// Open connections per listener; more wait in the kernel's backlog.
+    pub max_connections: u32,
 }
 
 impl Server {
@@ -83,6 +91,10 @@ impl Server {
             log_json: false,
             timezone: chrono_tz::UTC,
             tokens: Vec::new(),
+            header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 1024,
         }
     }
 }
@@ -210,6 +222,10 @@ struct RawServer {
     timezone: Option<Spanned<String>>,
     #[serde(default)]
     tokens: Vec<Spanned<super::tokens::RawToken>>,
+    header_read_timeout: Option<Spanned<Dur>>,
+    body_read_timeout: Option<Spanned<Dur>>,
+    idle_timeout: Option<Spanned<Dur>>,
+    max_connections: Option<Spanned<u32>>,
 }
 
 fn resolve_server(source: &SourceFile, base: &Path, raw: RawServer, errors: &mut ConfigErrors) -> Server {
@@ -277,8 +293,46 @@ fn resolve_server(source: &SourceFile, base: &Path, raw: RawServer, errors: &mut
         }
     }
     s.tokens = super::tokens::resolve(source, raw.tokens, errors);
+    for (value, key, into) in [
+        (
+            raw.header_read_timeout,
+            "header_read_timeout",
+            &mut s.header_read_timeout,
+        ),
+        (raw.body_read_timeout, "body_read_timeout", &mut s.body_read_timeout),
+        (raw.idle_timeout, "idle_timeout", &mut s.idle_timeout),
+    ] {
+        if let Some(t) = value {
+            *into = t.get_ref().0;
+            if !(CONNECTION_TIMEOUTS.0..=CONNECTION_TIMEOUTS.1).contains(into) {
+                errors.push(source.error(
+                    t.span(),
+                    format!(
+                        "server.{key} must be between {} and {}",
+                        super::units::format_duration(CONNECTION_TIMEOUTS.0),
+                        super::units::format_duration(CONNECTION_TIMEOUTS.1)
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(n) = raw.max_connections {
+        s.max_connections = *n.get_ref();
+        if !(1..=MAX_CONNECTIONS).contains(&s.max_connections) {
+            errors.push(source.error(
+                n.span(),
+                format!("server.max_connections must be between 1 and {MAX_CONNECTIONS}"),
+            ));
+        }
+    }
     s
 }
+
+/// The range of the listeners' header, body and idle timeouts.
+const CONNECTION_TIMEOUTS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3600));
+
+/// The most connections a listener may hold open.
+const MAX_CONNECTIONS: u32 = 1_000_000;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]

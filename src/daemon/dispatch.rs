@@ -6,8 +6,9 @@
 //! started when shutdown begins stays in the store for the next start.
 
 use crate::config::{Flow, Throttle};
-use crate::engine::{Accepted, ExecutionStatus, Executor};
-use crate::store::JobId;
+use crate::engine::{Accepted, ContinueError, ExecutionStatus, Executor};
+use crate::store::{JobId, StoreError};
+use crate::sync::Lock as _;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
@@ -37,6 +38,52 @@ enum Work {
     Recover(JobId),
     /// A parked timed pause that is due (or was woken): it ends now and the run goes on.
     Resume(JobId),
+}
+
+impl Work {
+    fn job(&self) -> JobId {
+        match self {
+            Work::Fresh(a) => a.job_id,
+            Work::Recover(j) | Work::Resume(j) => *j,
+        }
+    }
+}
+
+/// Why a run ended before its execution did.
+#[derive(Debug, thiserror::Error)]
+enum Stop {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Continue(#[from] ContinueError),
+    #[error("flowd failed on this execution: {0}")]
+    Panic(String),
+}
+
+impl Stop {
+    /// Whether the execution is ended `failed` for it. A store that closed (shutdown)
+    /// leaves it to the next start; a resume that found it no longer paused, or gone,
+    /// has nothing to end.
+    fn ends_it(&self) -> bool {
+        match self {
+            Stop::Store(StoreError::Closed) | Stop::Continue(ContinueError::Store(StoreError::Closed)) => false,
+            Stop::Store(_) | Stop::Panic(_) | Stop::Continue(ContinueError::Store(_)) => true,
+            Stop::Continue(_) => false,
+        }
+    }
+}
+
+/// What a panicked task panicked with.
+fn panic_message(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return e.to_string();
+    }
+    let payload = e.into_panic();
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".into())
 }
 
 struct Item {
@@ -122,12 +169,7 @@ pub struct Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         if !self.used {
-            self.dispatcher
-                .state
-                .lock()
-                .expect("dispatch lock")
-                .queue(&self.flow)
-                .reserved -= 1;
+            self.dispatcher.state.locked().queue(&self.flow).reserved -= 1;
         }
     }
 }
@@ -161,17 +203,17 @@ impl Dispatcher {
     }
 
     pub fn executor(&self) -> Arc<Executor> {
-        self.executor.lock().expect("executor lock").clone()
+        self.executor.locked().clone()
     }
 
     /// New executions (and recoveries) use `executor` from now on.
     pub fn set_executor(&self, executor: Arc<Executor>) {
-        *self.executor.lock().expect("executor lock") = executor;
+        *self.executor.locked() = executor;
     }
 
     /// Holds a place in `flow`'s queue, or says in how many seconds to try again.
     pub fn reserve(&self, flow: &Arc<Flow>) -> Result<Reservation, u64> {
-        let mut state = self.state.lock().expect("dispatch lock");
+        let mut state = self.state.locked();
         let q = state.queue(flow);
         if let Some(t) = q.throttle() {
             let held = q.waiting.len() + q.reserved;
@@ -193,7 +235,7 @@ impl Dispatcher {
     /// Whether an execution of `flow` submitted now would start at once (no throttle, a
     /// worker free), rather than wait in a queue where it must be stored to be kept.
     pub fn would_start_now(&self, flow: &Arc<Flow>) -> bool {
-        let mut state = self.state.lock().expect("dispatch lock");
+        let mut state = self.state.locked();
         let running = state.running;
         state.queue(flow).throttle().is_none() && running < self.workers
     }
@@ -201,7 +243,7 @@ impl Dispatcher {
     /// Queues an accepted execution.
     pub fn submit(&self, mut reservation: Reservation, accepted: Accepted) -> Done {
         reservation.used = true;
-        let mut state = self.state.lock().expect("dispatch lock");
+        let mut state = self.state.locked();
         let q = state.queue(&reservation.flow);
         q.reserved -= 1;
         let (tx, rx) = watch::channel(false);
@@ -239,7 +281,7 @@ impl Dispatcher {
 
     /// Queues an execution the store holds unfinished.
     pub fn recover(&self, flow: Arc<Flow>, job: JobId) {
-        let mut state = self.state.lock().expect("dispatch lock");
+        let mut state = self.state.locked();
         let (tx, _) = watch::channel(false);
         state.queue(&flow).waiting.push_back(Item {
             work: Work::Recover(job),
@@ -256,7 +298,7 @@ impl Dispatcher {
             let wake_at = self.dispatch();
             let sleep = async {
                 match wake_at {
-                    Some(t) => tokio::time::sleep_until(t.into()).await,
+                    Some(t) => tokio::time::sleep_until(t.min(later(Instant::now(), FAR)).into()).await,
                     None => std::future::pending().await,
                 }
             };
@@ -271,7 +313,7 @@ impl Dispatcher {
     /// Starts what may start now; returns when something may become due.
     fn dispatch(&self) -> Option<Instant> {
         let now = Instant::now();
-        let mut state = self.state.lock().expect("dispatch lock");
+        let mut state = self.state.locked();
         // Past their max_wait: rejected, not run.
         for q in &mut state.queues {
             let Some(max_wait) = q.throttle().map(|t| t.max_wait) else {
@@ -299,7 +341,7 @@ impl Dispatcher {
             let q = &mut state.queues[i];
             q.running += 1;
             if let Some(rate) = q.throttle().and_then(|t| t.rate) {
-                q.next_start = q.next_start.max(now) + Duration::from_secs_f64(1.0 / rate);
+                q.next_start = later(q.next_start.max(now), interval(rate));
             }
             let item = q.waiting.pop_front().expect("can_start checked");
             self.start(q.flow.clone(), item);
@@ -313,7 +355,7 @@ impl Dispatcher {
             .flat_map(|q| {
                 let t = q.throttle();
                 let rate = t.and_then(|t| t.rate).map(|_| q.next_start);
-                let expiry = t.and_then(|t| q.waiting.front().map(|i| i.since + t.max_wait));
+                let expiry = t.and_then(|t| q.waiting.front().map(|i| later(i.since, t.max_wait)));
                 rate.into_iter().chain(expiry)
             })
             .min()
@@ -324,14 +366,20 @@ impl Dispatcher {
         self.tasks.spawn(async move {
             let Item { work, done, .. } = item;
             let executor = this.executor();
-            let (job, result) = match work {
-                Work::Fresh(accepted) => {
-                    let job = accepted.job_id;
-                    (job, executor.run(&flow, *accepted).await.map_err(|e| e.to_string()))
-                }
-                Work::Recover(job) => (job, executor.recover(&flow, job).await.map_err(|e| e.to_string())),
-                Work::Resume(job) => (job, executor.resume(&flow, job).await.map_err(|e| e.to_string())),
+            let job = work.job();
+            // The execution runs in a task of its own, so that a panic in it stops only
+            // it: it is ended `failed` below rather than met again at every start.
+            let run = {
+                let (executor, flow) = (executor.clone(), flow.clone());
+                tokio::spawn(async move {
+                    match work {
+                        Work::Fresh(accepted) => executor.run(&flow, *accepted).await.map_err(Stop::from),
+                        Work::Recover(job) => executor.recover(&flow, job).await.map_err(Stop::from),
+                        Work::Resume(job) => executor.resume(&flow, job).await.map_err(Stop::from),
+                    }
+                })
             };
+            let result = run.await.unwrap_or_else(|e| Err(Stop::Panic(panic_message(e))));
             let parked = match &result {
                 Ok(r) if r.status == ExecutionStatus::Paused => {
                     let due = r.resume_at.map(crate::time_format::rfc3339);
@@ -342,13 +390,16 @@ impl Dispatcher {
                     tracing::info!(job = %job, flow = %flow.name, status = %r.status, "execution finished");
                     None
                 }
-                Err(e) => {
-                    tracing::error!(job = %job, flow = %flow.name, error = %e, "execution stopped");
+                Err(stop) => {
+                    tracing::error!(job = %job, flow = %flow.name, error = %stop, "execution stopped");
+                    if stop.ends_it() {
+                        this.abandon(&executor, &flow, job, &stop.to_string()).await;
+                    }
                     None
                 }
             };
             {
-                let mut state = this.state.lock().expect("dispatch lock");
+                let mut state = this.state.locked();
                 state.running -= 1;
                 state.queue(&flow).running -= 1;
             }
@@ -363,6 +414,22 @@ impl Dispatcher {
         });
     }
 
+    /// Ends `job` `failed` after flowd could not run it on (see [`Executor::abandon`]),
+    /// contained like a run: should that fail too, the execution stays as it is stored.
+    async fn abandon(&self, executor: &Arc<Executor>, flow: &Arc<Flow>, job: JobId, why: &str) {
+        let (executor, flow, why) = (executor.clone(), flow.clone(), why.to_string());
+        let ended = tokio::spawn(async move { executor.abandon(&flow, job, &why).await }).await;
+        match ended {
+            Ok(Ok(_)) => tracing::warn!(job = %job, "execution ended failed: flowd could not run it on"),
+            Ok(Err(e)) => {
+                tracing::error!(job = %job, error = %e, "the stopped execution could not be recorded as failed")
+            }
+            Err(e) => {
+                tracing::error!(job = %job, error = %panic_message(e), "the stopped execution could not be recorded as failed")
+            }
+        }
+    }
+
     /// Waits out a long timed pause without a worker (or until a resume wakes it), then
     /// queues the rest of the run. Not tracked with the running executions: shutdown does
     /// not wait for it, and the pause, stored with its due time, is picked up on the next
@@ -374,7 +441,7 @@ impl Dispatcher {
                 _ = executor.pauses().wait(job, at) => {}
                 _ = this.stopping.cancelled() => return,
             }
-            let mut state = this.state.lock().expect("dispatch lock");
+            let mut state = this.state.locked();
             state.queue(&flow).waiting.push_back(Item {
                 work: Work::Resume(job),
                 since: Instant::now(),
@@ -389,10 +456,7 @@ impl Dispatcher {
     fn reject(&self, flow: Arc<Flow>, item: Item, max_wait: Duration) {
         let this = self.clone();
         self.tasks.spawn(async move {
-            let job = match &item.work {
-                Work::Fresh(a) => a.job_id,
-                Work::Recover(j) | Work::Resume(j) => *j,
-            };
+            let job = item.work.job();
             let why = format!(
                 "waited in the throttle queue longer than max_wait ({})",
                 crate::config::units::format_duration(max_wait)
@@ -408,7 +472,7 @@ impl Dispatcher {
     /// Each flow's waiting and running executions now (flows that had any), and the
     /// worker cap.
     pub fn load(&self) -> Load {
-        let state = self.state.lock().expect("dispatch lock");
+        let state = self.state.locked();
         let flows = state
             .queues
             .iter()
@@ -428,5 +492,71 @@ impl Dispatcher {
     pub async fn drain(&self, grace: Duration) -> bool {
         self.tasks.close();
         tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
+    }
+}
+
+/// The longest wait the dispatcher schedules: a later moment is re-checked then.
+const FAR: Duration = Duration::from_secs(24 * 3600);
+
+/// The time between two starts at `rate` per second (config bounds the rate; a value
+/// no duration holds waits as long as one can).
+fn interval(rate: f64) -> Duration {
+    Duration::try_from_secs_f64(1.0 / rate).unwrap_or(Duration::MAX)
+}
+
+/// `t + d`, or [`FAR`] from `t` when that is past what an `Instant` holds.
+fn later(t: Instant, d: Duration) -> Instant {
+    t.checked_add(d).unwrap_or_else(|| t + FAR)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{DaemonConfig, SourceFile};
+    use crate::engine::Admission;
+    use crate::plugin::{Registry, Runtime, TriggerEvent};
+
+    fn executor() -> Arc<Executor> {
+        let config = DaemonConfig::builtin();
+        let runtime = Arc::new(Runtime::new(&config).expect("a runtime"));
+        let (registry, _) = Registry::load(runtime, &config);
+        Arc::new(Executor::new(Arc::new(registry), "test"))
+    }
+
+    fn flow(text: &str) -> Arc<Flow> {
+        let source = SourceFile::new("t.toml", text);
+        Arc::new(Flow::parse(&source, &DaemonConfig::builtin()).expect("a valid flow"))
+    }
+
+    /// A rate whose interval no `Duration` holds (config bounds it; the dispatcher must not
+    /// panic on it anyway: a panic there would hold its lock and stop every flow).
+    #[tokio::test]
+    async fn a_rate_too_small_for_a_duration_starts_one_and_holds_the_next() {
+        let mut f = flow(
+            "[flow]\nname = \"slow\"\nthrottle = { max_concurrency = 5 }\n[trigger.manual]\n[[steps]]\nname = \"p\"\npause = \"1ms\"\n",
+        );
+        Arc::get_mut(&mut f).unwrap().throttle.as_mut().unwrap().rate = Some(1e-20);
+        let executor = executor();
+        let d = Dispatcher::new(executor.clone(), 4, CancellationToken::new());
+        let mut done = Vec::new();
+        for _ in 0..2 {
+            let reservation = d.reserve(&f).expect("room in the queue");
+            let Admission::Accepted(a) = executor
+                .admit(&f, TriggerEvent::Manual(serde_json::json!({})))
+                .await
+                .unwrap()
+            else {
+                panic!("accepted")
+            };
+            done.push(d.submit(reservation, *a));
+        }
+        tokio::time::timeout(Duration::from_secs(30), done.remove(0).wait())
+            .await
+            .expect("the first one ran");
+        assert!(!done[0].is_done(), "the second waits for its turn at the rate");
+        let load = d.load();
+        assert_eq!(load.flows[0].waiting, 1);
+        // The lock was never poisoned: the dispatcher still answers.
+        assert!(d.reserve(&f).is_ok());
     }
 }

@@ -9,7 +9,7 @@ use crate::config::{Flow, Signature, TriggerKind};
 use crate::engine::Admission;
 use crate::plugin::TriggerEvent;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
@@ -100,10 +100,10 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
             )
         })
         .collect();
-    let body = match Limited::new(req.into_body(), max as usize).collect().await {
-        Ok(b) => b.to_bytes(),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => return too_large(),
-        Err(e) => return error(StatusCode::BAD_REQUEST, "bad_request", format!("reading the body: {e}")),
+    let body = match super::body::read(req.into_body(), max, shared.config.server.body_read_timeout).await {
+        Ok(b) => b,
+        Err(super::body::BodyError::TooLarge(_)) => return too_large(),
+        Err(e) => return error(e.status(), e.code(), e.to_string()),
     };
     if let Some(sig) = signature
         && let Err(why) = verify(sig, &headers, &body)

@@ -3,9 +3,12 @@
 //! the config all-or-nothing; SIGTERM or SIGINT stops accepting, lets running executions
 //! finish for the grace period and exits (anything unfinished resumes on the next start).
 
+use crate::sync::{Lock as _, Shared as _};
 pub mod admin;
+mod body;
 mod dispatch;
 mod http;
+pub mod listener;
 mod scheduler;
 
 pub use dispatch::{Dispatcher, Done, FlowLoad, Load};
@@ -16,9 +19,6 @@ use crate::loader;
 use crate::plugin::{Registry, TriggerEvent};
 use crate::store::{JobId, RedbStore, Store, StoreError, Write};
 use anyhow::{Context as _, anyhow};
-use hyper::server::conn::http1;
-use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -103,7 +103,7 @@ struct Claim<'a> {
 
 impl Drop for Claim<'_> {
     fn drop(&mut self) {
-        self.shared.claims.lock().expect("claims lock").remove(&self.job);
+        self.shared.claims.locked().remove(&self.job);
     }
 }
 
@@ -130,11 +130,11 @@ pub enum RunError {
 
 impl Shared {
     pub fn flows(&self) -> Arc<FlowSet> {
-        self.flows.read().expect("flows lock").clone()
+        self.flows.read_now().clone()
     }
 
     pub fn is_active(&self, flow: &str) -> bool {
-        !self.inactive.read().expect("inactive lock").contains(flow)
+        !self.inactive.read_now().contains(flow)
     }
 
     /// Activates or deactivates a flow; the choice is stored and survives restarts.
@@ -148,7 +148,7 @@ impl Shared {
                 active,
             }])
             .await?;
-        let mut inactive = self.inactive.write().expect("inactive lock");
+        let mut inactive = self.inactive.write_now();
         if active {
             inactive.remove(flow);
         } else {
@@ -238,7 +238,7 @@ impl Shared {
         if !self.is_active(&flow.name) {
             return Err(ContinueRequestError::Inactive(flow.name.clone()));
         }
-        if !self.claims.lock().expect("claims lock").insert(job) {
+        if !self.claims.locked().insert(job) {
             return Err(ContinueRequestError::Busy(job));
         }
         Ok((Claim { shared: self, job }, flow))
@@ -287,8 +287,8 @@ impl Shared {
         let executor = Arc::new(self.executor_for(registry, &config));
         let n = flows.by_name.len();
         self.dispatcher.set_executor(executor);
-        *self.flows.write().expect("flows lock") = Arc::new(flows);
-        let mut schedules = self.schedules.lock().expect("schedules lock");
+        *self.flows.write_now() = Arc::new(flows);
+        let mut schedules = self.schedules.locked();
         for s in schedules.drain(..) {
             s.abort();
         }
@@ -393,16 +393,11 @@ impl Daemon {
             reloading: tokio::sync::Mutex::new(()),
         });
         recover(&shared)?;
-        *shared.schedules.lock().expect("schedules lock") = spawn_schedules(&shared);
+        *shared.schedules.locked() = spawn_schedules(&shared);
         let retention =
             crate::store::retention::spawn(store, shared.config.retention, std::time::Duration::from_secs(3600));
-        let accept = tokio::spawn(serve_connections(shared.clone(), listener, "trigger", http::handle));
-        let admin_accept = tokio::spawn(serve_connections(
-            shared.clone(),
-            admin_listener,
-            "admin",
-            admin::handle,
-        ));
+        let accept = tokio::spawn(serve_listener(shared.clone(), listener, "trigger", http::handle));
+        let admin_accept = tokio::spawn(serve_listener(shared.clone(), admin_listener, "admin", admin::handle));
         Ok(Daemon {
             shared,
             local,
@@ -445,13 +440,7 @@ impl Daemon {
     pub async fn shutdown(self) -> bool {
         self.shared.stopping.cancel();
         self.retention.abort();
-        let schedules: Vec<_> = self
-            .shared
-            .schedules
-            .lock()
-            .expect("schedules lock")
-            .drain(..)
-            .collect();
+        let schedules: Vec<_> = self.shared.schedules.locked().drain(..).collect();
         for s in &schedules {
             s.abort();
         }
@@ -485,54 +474,60 @@ fn spawn_schedules(shared: &Arc<Shared>) -> Vec<JoinHandle<()>> {
 /// Serves HTTP/1 connections on `listener`, each request answered by `handle`, until
 /// the daemon stops; requests already being answered then get the grace period (held-open
 /// webhooks are answered 504-free only if their execution responds in time).
-async fn serve_connections<F, Fut, B>(shared: Arc<Shared>, listener: TcpListener, what: &'static str, handle: F)
+async fn serve_listener<F, Fut, B>(shared: Arc<Shared>, listener: TcpListener, what: &'static str, handle: F)
 where
-    F: Fn(Arc<Shared>, hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + 'static,
+    F: Fn(Arc<Shared>, hyper::Request<hyper::body::Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: std::future::Future<Output = hyper::Response<B>> + Send + 'static,
-    B: hyper::body::Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    B: hyper::body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<listener::BoxError>,
 {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, _) = match accepted {
-                    Ok(s) => s,
-                    Err(e) => {
-                        tracing::warn!(error = %e, listener = what, "accepting a connection failed");
-                        continue;
-                    }
-                };
-                let (shared, handle) = (shared.clone(), handle.clone());
-                let service = service_fn(move |req| {
-                    let fut = handle(shared.clone(), req);
-                    async move { Ok::<_, std::convert::Infallible>(fut.await) }
-                });
-                let conn = graceful.watch(http1::Builder::new().serve_connection(TokioIo::new(stream), service));
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, listener = what, "connection ended with an error");
-                    }
-                });
-            }
-            _ = shared.stopping.cancelled() => break,
-        }
-    }
-    drop(listener);
-    let _ = tokio::time::timeout(shared.config.server.shutdown_grace, graceful.shutdown()).await;
+    let limits = listener::Limits::of(&shared.config.server);
+    let (stopping, grace) = (shared.stopping.clone(), shared.config.server.shutdown_grace);
+    listener::serve(listener, what, limits, stopping, grace, move |req| {
+        handle(shared.clone(), req)
+    })
+    .await;
 }
 
-/// Hands every unfinished execution of a known flow back to the dispatcher.
+/// Hands every unfinished execution of a known flow back to the dispatcher, saying in
+/// the log what it found and what becomes of it.
 fn recover(shared: &Shared) -> anyhow::Result<()> {
+    use crate::engine::ExecutionStatus as S;
     let flows = shared.flows();
-    for exec in shared.store.unfinished()? {
+    let unfinished = shared.store.unfinished()?;
+    let count = |s: S| unfinished.iter().filter(|e| e.status == s).count();
+    let (pending, queued, running, paused) = (count(S::Pending), count(S::Queued), count(S::Running), count(S::Paused));
+    let until_resumed = unfinished
+        .iter()
+        .filter(|e| e.status == S::Paused && e.resume_at.is_none())
+        .count();
+    if unfinished.is_empty() {
+        tracing::info!("recovery: no unfinished executions");
+    } else {
+        tracing::info!(
+            pending,
+            queued,
+            running,
+            paused,
+            "recovery: {} unfinished executions: pending and queued ones start in their order; running ones go on at their first step without a stored result (a step a restart cut short runs again, shown as an interrupted try); timed pauses wait for their due time; {until_resumed} paused until resumed stay so",
+            unfinished.len()
+        );
+    }
+    let mut unknown = 0;
+    for exec in unfinished {
         match flows.by_name.get(&exec.flow) {
             Some(flow) => shared.dispatcher.recover(flow.clone(), exec.job_id),
             None => {
-                tracing::warn!(job = %exec.job_id, flow = %exec.flow, "unfinished execution of an unknown flow is left as it is")
+                unknown += 1;
+                tracing::warn!(job = %exec.job_id, flow = %exec.flow, status = %exec.status, "recovery: unfinished execution of a flow the config no longer has is left as it is");
             }
         }
+    }
+    if unknown > 0 {
+        tracing::warn!(
+            executions = unknown,
+            "recovery: executions of flows the config no longer has are left as they are, for a start whose config has their flow"
+        );
     }
     Ok(())
 }

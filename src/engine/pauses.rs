@@ -2,6 +2,7 @@
 //! one early: the task that waits is the one that goes on, so nothing runs twice.
 
 use crate::store::JobId;
+use crate::sync::Lock as _;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -17,18 +18,18 @@ impl Pauses {
     /// Waits until `until`, or until [`Pauses::wake`] is called for `job`.
     pub(crate) async fn wait(&self, job: JobId, until: SystemTime) {
         let notify = Arc::new(Notify::new());
-        self.waiting.lock().expect("pauses lock").insert(job, notify.clone());
+        self.waiting.locked().insert(job, notify.clone());
         let wait = until.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = notify.notified() => {}
         }
-        self.waiting.lock().expect("pauses lock").remove(&job);
+        self.waiting.locked().remove(&job);
     }
 
     /// Ends the wait of `job` now; false when no task here waits for it.
     pub fn wake(&self, job: JobId) -> bool {
-        match self.waiting.lock().expect("pauses lock").get(&job) {
+        match self.waiting.locked().get(&job) {
             Some(n) => {
                 // A permit is kept if the waiter is between registering and awaiting.
                 n.notify_one();

@@ -5,6 +5,7 @@
 use super::bindings::log_iface;
 use super::outbound::{IssueSlot, Outbound};
 use crate::config::Grants;
+use crate::sync::Lock as _;
 use serde::{Deserialize, Serialize};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -177,7 +178,7 @@ struct Capture {
 
 impl Capture {
     fn write(&self, bytes: &[u8]) {
-        self.log.lock().expect("log buffer lock").write_stdio(self.err, bytes);
+        self.log.locked().write_stdio(self.err, bytes);
     }
 }
 
@@ -345,10 +346,7 @@ impl log_iface::Host for HostState {
             log_iface::Level::Warn => Level::Warn,
             log_iface::Level::Error => Level::Error,
         };
-        self.log
-            .lock()
-            .expect("log buffer lock")
-            .push(level, &category, &message);
+        self.log.locked().push(level, &category, &message);
     }
 }
 

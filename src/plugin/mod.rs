@@ -2,6 +2,7 @@
 //! (compiled once, cached on disk), and a fresh bounded store per invocation: fuel, an
 //! epoch deadline and a memory limiter, with overruns reported as the contract's kinds.
 
+use crate::sync::Lock as _;
 pub mod bindings;
 pub mod bundled;
 mod cache;
@@ -341,7 +342,7 @@ where
     let duration = start.elapsed();
     let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
     let state = store.data();
-    let mut log = state.log.lock().expect("log buffer lock");
+    let mut log = state.log.locked();
     log.finish();
     let result = match outcome {
         Err(_elapsed) => Err(timeout_failure(timeout)),
@@ -358,7 +359,7 @@ where
     // because of it: report that (naming the destination), not the component's rewording.
     let result = match result {
         Err(f) if matches!(f.kind, ErrorKind::Connector | ErrorKind::Trap) => {
-            match state.outbound_issue.lock().expect("issue lock").take() {
+            match state.outbound_issue.locked().take() {
                 Some(issue) => Err(issue.into_failure()),
                 None => Err(f),
             }

@@ -8,6 +8,7 @@ use super::failure::{ErrorKind, Failure};
 use super::host::{Level, SharedLog};
 use crate::config::http_grant::{self, HttpGrant, Origin, Scheme};
 use crate::config::units::{format_bytes, format_duration};
+use crate::sync::Lock as _;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt;
@@ -123,11 +124,8 @@ struct Reporter {
 
 impl Reporter {
     fn fail(&self, issue: Issue, code: Error) -> Error {
-        self.log
-            .lock()
-            .expect("log buffer lock")
-            .push(Level::Warn, "http", &issue.message);
-        *self.issue.lock().expect("issue lock") = Some(issue);
+        self.log.locked().push(Level::Warn, "http", &issue.message);
+        *self.issue.locked() = Some(issue);
         code
     }
 }

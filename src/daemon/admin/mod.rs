@@ -20,7 +20,7 @@ use super::Shared;
 use super::http::{Body, json_response};
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
@@ -166,7 +166,7 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
         E::FlowDeactivate => flows::set_active(shared, arg(0), false, query).await,
         E::FlowRun => {
             let name = arg(0).to_string();
-            let body = read_json(req).await?;
+            let body = read_json(shared, req).await?;
             flows::run(shared, &name, body, query).await
         }
         E::Reload => flows::reload(shared, query).await,
@@ -185,15 +185,10 @@ fn openapi(query: Option<&str>) -> Answer {
 }
 
 /// The request body as JSON (empty: `{}`), at most [`MAX_BODY`] bytes.
-async fn read_json(req: Request<Incoming>) -> Result<Value, ApiError> {
-    let body = Limited::new(req.into_body(), MAX_BODY).collect().await.map_err(|_| {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "body_too_large",
-            format!("the request body is larger than {MAX_BODY} bytes"),
-        )
-    })?;
-    let bytes = body.to_bytes();
+async fn read_json(shared: &Shared, req: Request<Incoming>) -> Result<Value, ApiError> {
+    let bytes = crate::daemon::body::read(req.into_body(), MAX_BODY as u64, shared.config.server.body_read_timeout)
+        .await
+        .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
