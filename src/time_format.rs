@@ -30,6 +30,22 @@ pub fn datetime(t: SystemTime) -> DateTime<Utc> {
         })
 }
 
+/// `t + d`, saturating at the last time [`rfc3339`] writes: a stored or configured
+/// duration never panics a clock.
+pub fn after(t: SystemTime, d: std::time::Duration) -> SystemTime {
+    let last = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(DateTime::<Utc>::MAX_UTC.timestamp() as u64);
+    t.checked_add(d).map_or(last, |later| later.min(last))
+}
+
+/// `Instant::now() + d`, or as far ahead as an `Instant` goes (a century) when that
+/// overflows.
+pub fn deadline_in(d: std::time::Duration) -> std::time::Instant {
+    let now = std::time::Instant::now();
+    now.checked_add(d)
+        .or_else(|| now.checked_add(std::time::Duration::from_secs(100 * 365 * 86_400)))
+        .unwrap_or(now)
+}
+
 pub fn parse(text: &str) -> Result<SystemTime, String> {
     DateTime::parse_from_rfc3339(text)
         .map(SystemTime::from)

@@ -247,6 +247,10 @@ fn no_step_runs_after_its_stored_success_and_no_accepted_execution_is_lost() {
             .any(|l| l.contains("recovery:") && (l.contains("unfinished executions"))),
         "the start-up says what recovery found:\n{log}"
     );
+    assert!(
+        log.contains("was not closed cleanly") && log.contains("the database is repaired"),
+        "the start-up after a kill says it repairs the database:\n{log}"
+    );
     // Nothing may call the ledger any more once every execution is final.
     std::thread::sleep(Duration::from_millis(500));
     let calls = ledger.calls();

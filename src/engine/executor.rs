@@ -356,7 +356,7 @@ impl Executor {
         };
         loop {
             // The flow's allocated time counts running time: a pause suspends it.
-            let deadline = Instant::now() + flow.timeout;
+            let deadline = crate::time_format::deadline_in(flow.timeout);
             let (status, written) = self
                 .run_steps(flow, &mut data, &mut report, start, deadline, &ctx, recorder)
                 .await?;
@@ -663,7 +663,7 @@ impl Executor {
                         }
                         Err(f) if f.retryable && try_no < policy.attempts => {
                             let wait = backoff(&policy, try_no);
-                            if Instant::now() + wait >= deadline {
+                            if crate::time_format::deadline_in(wait) >= deadline {
                                 break Err((f, false));
                             }
                             tokio::time::sleep(wait).await;
@@ -696,7 +696,7 @@ impl Executor {
                 r.status = StepStatus::Paused;
                 let resume_at = match pause {
                     Pause::For(d) => {
-                        let at = SystemTime::now() + *d;
+                        let at = crate::time_format::after(SystemTime::now(), *d);
                         r.note = Some(format!(
                             "paused for {}, until {}",
                             format_duration(*d),

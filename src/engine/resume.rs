@@ -370,7 +370,7 @@ impl Executor {
                     // durable before the next one leaves).
                     let began = tries
                         .last()
-                        .map(|t| t.started_at + t.duration)
+                        .map(|t| crate::time_format::after(t.started_at, t.duration))
                         .or(started_at)
                         .unwrap_or(exec.created_at);
                     s.tries.push(interrupted_try(began));

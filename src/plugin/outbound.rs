@@ -99,7 +99,7 @@ impl WasiHttpHooks for Outbound {
                 );
                 return Err(report.fail(issue, Error::HttpRequestDenied));
             };
-            let deadline = Instant::now() + grant.timeout;
+            let deadline = Instant::from_std(crate::time_format::deadline_in(grant.timeout));
             let label = format!("{} {}", request.method(), request.uri());
             match send(&grant, request, options, deadline, report.clone()).await {
                 Ok(r) => Ok(r),
@@ -205,7 +205,7 @@ async fn send(
     let conn = AbortOnDrop(tokio::spawn(conn));
     let first_byte = options
         .and_then(|o| o.first_byte_timeout)
-        .map_or(deadline, |t| deadline.min(Instant::now() + t));
+        .map_or(deadline, |t| deadline.min(Instant::from_std(crate::time_format::deadline_in(t))));
     let response = tokio::time::timeout_at(first_byte, sender.send_request(request))
         .await
         .map_err(|_| timed_out("the response from"))?
@@ -312,7 +312,7 @@ async fn connect(
     deadline: Instant,
     guest_timeout: Option<std::time::Duration>,
 ) -> Result<TcpStream, Fail> {
-    let deadline = guest_timeout.map_or(deadline, |t| deadline.min(Instant::now() + t));
+    let deadline = guest_timeout.map_or(deadline, |t| deadline.min(Instant::from_std(crate::time_format::deadline_in(t))));
     let mut last = None;
     for addr in addrs {
         match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {

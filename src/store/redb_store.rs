@@ -192,7 +192,7 @@ impl RedbStore {
         if !path.exists() {
             create_atomically(dir, &path).map_err(|e| open_err(e.to_string()))?;
         }
-        let db = Database::create(&path).map_err(|e| open_err(e.to_string()))?;
+        let db = open_repairing(&path).map_err(|e| open_err(e.to_string()))?;
         create_tables(&db)?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Request>();
@@ -372,6 +372,35 @@ fn create_tables(db: &Database) -> Result<(), StoreError> {
         }
     }
     txn.commit().map_err(db_err)
+}
+
+/// Opens the database at `path`. One not closed cleanly (flowd was killed, the machine
+/// stopped) is checked and repaired first, which takes time in proportion to its size: the
+/// log says so, and how far it got, rather than leaving the start-up silent.
+fn open_repairing(path: &Path) -> Result<Database, redb::DatabaseError> {
+    let started = std::time::Instant::now();
+    let shown = Arc::new(AtomicU64::new(0));
+    let seen = shown.clone();
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let where_ = path.display().to_string();
+    let db = redb::Builder::new()
+        .set_repair_callback(move |session| {
+            // Percent done, plus one so that 0 means "not started".
+            let done = (session.progress() * 100.0) as u64 + 1;
+            let last = seen.load(Ordering::Relaxed);
+            if last == 0 {
+                tracing::warn!(path = %where_, size = %crate::config::units::format_bytes(size), "the database was not closed cleanly (flowd was killed or the machine stopped): checking and repairing it before anything runs");
+            }
+            if last == 0 || done >= last + 10 {
+                seen.store(done, Ordering::Relaxed);
+                tracing::info!("repairing the database: {}% checked", done - 1);
+            }
+        })
+        .create(path)?;
+    if shown.load(Ordering::Relaxed) > 0 {
+        tracing::info!(seconds = started.elapsed().as_secs_f64(), "the database is repaired; nothing committed was lost");
+    }
+    Ok(db)
 }
 
 /// A new database is built under a temporary name and renamed into place, so a crash
