@@ -2,15 +2,19 @@
 //! through connectors, and the report of what happened. It knows nothing of HTTP or of
 //! how executions are stored.
 
+pub mod events;
 mod executor;
+pub mod http_document;
 mod pauses;
 mod record;
+mod redact;
 mod report;
 mod resume;
 mod status;
 
 pub use executor::{Accepted, Admission, Executor, StepInput, default_payload, local_event};
 pub use pauses::Pauses;
+pub use redact::REDACTED;
 pub use report::{Call, ConnectorUse, ExecutionReport, StepReport, TriggerReport};
 pub use resume::{ContinueError, MAX_MANUAL_RETRIES, Resumed, RetryFrom, RetryRefusal, retries_left, retry_refusal};
 pub use status::{ExecutionStatus, StepStatus};
