@@ -533,20 +533,19 @@ fn resolve_redaction(
     let redact = names("redact_headers", redact);
     let keep = names("keep_headers", keep);
     for (name, span) in &keep {
-        if !defaults.contains(name) {
-            errors.push(source.error(
-                span.clone(),
-                format!(
-                    "trigger.http.keep_headers: \"{name}\" is not redacted by default (only {}{})",
-                    DEFAULT_REDACTED_HEADERS.join(", "),
-                    signature.map(|s| format!(" and the signature header {s}")).unwrap_or_default()
-                ),
-            ));
-        }
         if redact.iter().any(|(r, _)| r == name) {
             errors.push(source.error(
                 span.clone(),
                 format!("trigger.http.keep_headers: \"{name}\" is also in redact_headers"),
+            ));
+        } else if !defaults.contains(name) {
+            errors.push(source.error(
+                span.clone(),
+                format!(
+                    "trigger.http.keep_headers: \"{name}\" is not redacted by default, so there is nothing to keep (the defaults: {}{})",
+                    DEFAULT_REDACTED_HEADERS.join(", "),
+                    signature.map(|s| format!(" and the signature header {s}")).unwrap_or_default()
+                ),
             ));
         }
     }
