@@ -167,8 +167,11 @@ async fn handle_flow(shared: &Shared, flow: Arc<Flow>, req: Request<Incoming>) -
 
 /// Whether a `Content-Type` says JSON: `application/json` or `application/…+json`.
 fn is_json_type(content_type: &str) -> bool {
-    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let (kind, sub) = essence.split_once('/').unwrap_or((essence, ""));
+    let sub = sub.as_bytes();
+    kind.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case(b"json") || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
 async fn accept(
@@ -332,4 +335,31 @@ fn verify(sig: &Signature, headers: &[(String, String)], body: &[u8]) -> Result<
     // Constant-time comparison.
     mac.verify_slice(&given)
         .map_err(|_| format!("the {} signature does not match the body", sig.header))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_type;
+
+    #[test]
+    fn json_content_types() {
+        for t in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/vnd.api+json",
+            "application/merge-patch+JSON",
+        ] {
+            assert!(is_json_type(t), "{t}");
+        }
+        for t in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/+json",
+            "text/json",
+            "application/jsonx",
+            "",
+        ] {
+            assert!(!is_json_type(t), "{t}");
+        }
+    }
 }
