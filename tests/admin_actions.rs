@@ -402,15 +402,10 @@ fn every_route_of_the_table_answers_the_401_403_matrix() {
             ] {
                 let wanted = format!("{line} token=\"{token}\"");
                 let fields = format!("action={action} target=");
-                let found =
-                    d.log.lock().unwrap().lines().any(|l| {
-                        l.contains(&wanted) && l.contains(&fields) && l.ends_with(&format!("status={status}"))
-                    });
-                assert!(
-                    found,
-                    "{m} {path}: {wanted} {fields}… status={status} in\n{}",
-                    d.log.lock().unwrap()
-                );
+                let status = format!("status={status}");
+                d.wait_log_line(&format!("{m} {path}: {wanted} {fields}… {status}"), 10, |l| {
+                    l.contains(&wanted) && l.contains(&fields) && l.ends_with(&status)
+                });
             }
         } else {
             assert_eq!(viewer, 200, "{m} {path}");

@@ -242,8 +242,10 @@ fn a_body_the_listener_takes_fits_the_stored_payload_or_is_refused_before_anythi
     assert_eq!(e["code"], "payload_too_large");
     let message = e["message"].as_str().unwrap();
     assert!(
-        message.starts_with("the trigger payload (the request as JSON) is ")
-            && message.ends_with("bytes, over the 16384-byte limit (limits.max_payload); nothing was recorded"),
+        message.starts_with("the trigger payload is ")
+            && message.ends_with(
+                "bytes, over the 16384-byte limit (limits.max_payload) (it is this request as JSON: headers, query and body); nothing was recorded"
+            ),
         "{message}"
     );
     let small = json!({ "text": "x".repeat(8 * 1024) }).to_string();

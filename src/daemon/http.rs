@@ -222,7 +222,7 @@ async fn accept(
                 error(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "payload_too_large",
-                    format!("{why}; nothing was recorded"),
+                    format!("{why} (it is this request as JSON: headers, query and body); nothing was recorded"),
                 ),
             );
         }

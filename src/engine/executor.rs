@@ -478,7 +478,7 @@ impl Executor {
             let size = payload.to_string().len() as u64;
             if size > max {
                 return Triggered::TooLarge(format!(
-                    "the trigger payload (the request as JSON) is {size} bytes, over the {max}-byte limit (limits.max_payload)"
+                    "the trigger payload is {size} bytes, over the {max}-byte limit (limits.max_payload)"
                 ));
             }
             return Triggered::Payload(payload);
