@@ -26,7 +26,10 @@ pub fn timeline(r: &ExecutionReport) -> String {
     }
     if t.dropped {
         let _ = write!(o, "  dropped the event");
-        if let Some(why) = &t.note {
+        // The reason is the connector's own record, printed below; say when it gave none.
+        if let Some(why) = &t.note
+            && t.call.as_ref().is_none_or(|c| c.logs.is_empty())
+        {
             let _ = write!(o, ": {}", one_line(why));
         }
     } else if let Some(p) = &t.payload {
