@@ -1,6 +1,8 @@
 //! The engine: execution and step statuses, the executor that runs a flow's steps
-//! through connectors, and the report of what happened. It knows nothing of HTTP or of
-//! how executions are stored.
+//! through connectors, and the report of what happened; the payload an event starts a
+//! flow with (the document of an HTTP request, credentials redacted) and the host's own
+//! records in the running logs. It serves no HTTP and knows nothing of how executions
+//! are stored.
 
 pub mod events;
 mod executor;
