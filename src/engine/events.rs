@@ -12,20 +12,11 @@ use crate::config::units::format_duration;
 use crate::plugin::{Failure, Level, LogRecord};
 use std::time::{Duration, SystemTime};
 
-pub const STEP_FAILED: &str = "step_failed";
-pub const STEP_RETRY: &str = "step_retry";
-pub const EXECUTION_REJECTED: &str = "execution_rejected";
-pub const TRIGGER_FAILED: &str = "trigger_failed";
-pub const EVENT_DROPPED: &str = "event_dropped";
-
-/// Every category the host writes, for the docs and the API's answers.
-pub const CATEGORIES: &[&str] = &[
-    STEP_FAILED,
-    STEP_RETRY,
-    EXECUTION_REJECTED,
-    TRIGGER_FAILED,
-    EVENT_DROPPED,
-];
+const STEP_FAILED: &str = "step_failed";
+const STEP_RETRY: &str = "step_retry";
+const EXECUTION_REJECTED: &str = "execution_rejected";
+const TRIGGER_FAILED: &str = "trigger_failed";
+const EVENT_DROPPED: &str = "event_dropped";
 
 fn record(level: Level, category: &str, message: String) -> LogRecord {
     LogRecord {

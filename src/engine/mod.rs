@@ -4,7 +4,7 @@
 //! records in the running logs. It serves no HTTP and knows nothing of how executions
 //! are stored.
 
-pub mod events;
+mod events;
 mod executor;
 pub mod http_document;
 mod pauses;
