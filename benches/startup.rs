@@ -186,7 +186,10 @@ fn main() {
     let mut next = 0;
     // The first start compiles the bundled connector into the cache.
     terminate(start(&config).0);
-    println!("{:>9} {:>11} {:>13} {:>13} {:>14}", "store MB", "executions", "after SIGTERM", "after SIGKILL", "repair per GB");
+    println!(
+        "{:>9} {:>11} {:>13} {:>13} {:>14}",
+        "store MB", "executions", "after SIGTERM", "after SIGKILL", "repair per GB"
+    );
     for mb in sizes_mb {
         grow(&rt, &data, mb << 20, &mut next);
         let (mut clean, mut killed) = (Vec::new(), Vec::new());

@@ -1,7 +1,8 @@
-//! In-process counters for `/metrics`: executions ended by flow and status, and per step
-//! a duration histogram, its ends by status and the fuel it used. The engine records into
-//! them; the admin API renders them in the Prometheus text format together with the
-//! dispatcher's queue depths and the store's commit figures.
+//! In-process counters for `/metrics`: executions ended by flow and status, webhook
+//! requests by flow and outcome, and per step a duration histogram, its ends by status
+//! and the fuel it used. The engine and the webhook listener record into them; the admin
+//! API renders them in the Prometheus text format together with the dispatcher's queue
+//! depths and the store's commit figures.
 
 use crate::engine::{ExecutionStatus, StepStatus};
 use crate::sync::Lock as _;
@@ -29,6 +30,8 @@ struct StepStats {
 struct FlowStats {
     executions: HashMap<&'static str, u64>,
     steps: HashMap<String, StepStats>,
+    /// Webhook requests by outcome.
+    webhooks: HashMap<&'static str, u64>,
 }
 
 /// Everything recorded since the daemon started.
@@ -52,6 +55,13 @@ impl Metrics {
             .executions
             .entry(status.as_str())
             .or_default() += 1;
+    }
+
+    /// A webhook request to `flow` was answered: `outcome` is `accepted`, `dropped`, or
+    /// the error code of the answer.
+    pub fn webhook_request(&self, flow: &str, outcome: &'static str) {
+        let mut flows = self.flows.lock().expect("metrics lock");
+        *flow_stats(&mut flows, flow).webhooks.entry(outcome).or_default() += 1;
     }
 
     /// A step ended (or was skipped) after `duration`, using `fuel`.
@@ -94,6 +104,21 @@ impl Metrics {
                 let _ = writeln!(
                     out,
                     "flowd_executions_total{{flow=\"{}\",status=\"{status}\"}} {n}",
+                    label(flow)
+                );
+            }
+        }
+        out.push_str(
+            "# HELP flowd_webhook_requests_total Webhook requests by flow and outcome (accepted, dropped, or the error code answered).\n",
+        );
+        out.push_str("# TYPE flowd_webhook_requests_total counter\n");
+        for flow in &names {
+            let mut outcomes: Vec<_> = flows[*flow].webhooks.iter().collect();
+            outcomes.sort();
+            for (outcome, n) in outcomes {
+                let _ = writeln!(
+                    out,
+                    "flowd_webhook_requests_total{{flow=\"{}\",outcome=\"{outcome}\"}} {n}",
                     label(flow)
                 );
             }
@@ -169,10 +194,13 @@ mod tests {
         m.step_ended("f", "s", StepStatus::Failed, Duration::from_secs(40), 5);
         m.step_ended("f", "s", StepStatus::Skipped, Duration::ZERO, 0);
         m.execution_ended("f", ExecutionStatus::Failed);
+        m.webhook_request("f", "dropped");
+        m.webhook_request("f", "dropped");
         let mut out = String::new();
         m.render(&mut out);
         for line in [
             "flowd_executions_total{flow=\"f\",status=\"failed\"} 1",
+            "flowd_webhook_requests_total{flow=\"f\",outcome=\"dropped\"} 2",
             "flowd_steps_total{flow=\"f\",step=\"s\",status=\"skipped\"} 1",
             "flowd_step_duration_seconds_bucket{flow=\"f\",step=\"s\",le=\"0.00025\"} 0",
             "flowd_step_duration_seconds_bucket{flow=\"f\",step=\"s\",le=\"0.0005\"} 1",

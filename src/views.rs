@@ -84,16 +84,68 @@ pub fn execution_detail(
     })))
 }
 
-/// A log record as one line of plain text.
+/// A log record as one line of plain text: its message and category escaped (see
+/// [`one_line`]), so a record is always one line.
 pub fn log_line(l: &LogRow) -> String {
+    let step = match (&l.step, l.action.as_str()) {
+        (Some(step), _) => step.as_str(),
+        (None, "accept") => "trigger",
+        // A host record of the whole execution (a rejection in the queue).
+        (None, _) => "-",
+    };
     format!(
         "{} {:<5} {} {}/{} {}: {}",
         crate::time_format::rfc3339(l.time),
         l.level.as_str(),
         l.job_id,
         l.flow,
-        l.step.as_deref().unwrap_or("trigger"),
-        l.category,
-        l.message
+        step,
+        one_line(&l.category),
+        one_line(&l.message)
     )
+}
+
+/// `text` safe to print as part of one line on a terminal: line breaks, tabs, other
+/// control characters (the terminal's escape sequences among them), Unicode line and
+/// paragraph separators and bidirectional overrides are written as escapes (`\n`, `\r`,
+/// `\t`, `\u{1b}`), and a backslash as `\\`, so the text reads back unambiguously.
+pub fn one_line(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| {
+        c == '\\'
+            || c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if unsafe_char(c) => {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn control_characters_cannot_break_a_line() {
+        assert_eq!(one_line("plain text, é"), "plain text, é");
+        assert_eq!(
+            one_line("a\nb\r\tc\u{1b}[2Jd\\e\u{2028}f\u{7f}\u{202e}"),
+            "a\\nb\\r\\tc\\u{1b}[2Jd\\\\e\\u{2028}f\\u{7f}\\u{202e}"
+        );
+        assert!(!one_line("x\u{85}y\u{0}").contains(|c: char| c.is_control()));
+    }
 }

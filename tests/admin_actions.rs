@@ -1,12 +1,13 @@
 //! The admin API's changes and the rest of its reads, over real sockets against the real
 //! daemon: manual retry with every refusal, resume, reload with a broken and a fixed
 //! config, raw payload downloads, `/metrics`, the 401/403 matrix over every route of the
-//! route table, each time preset's boundaries (on a data directory seeded through the
+//! route table (each 401 with its challenge, each change and refusal in the audit log),
+//! the forms of the `Authorization` header, each time preset's boundaries (on a data directory seeded through the
 //! store), and cursor pagination while executions keep arriving.
 
 mod support;
 
-use flowd::daemon::admin::routes::{Access, ROUTES};
+use flowd::daemon::admin::routes::{Access, Endpoint, ROUTES};
 use flowd::store::{Execution, JobId, LogRow, RedbStore, Store, Write};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
@@ -355,13 +356,26 @@ fn every_route_of_the_table_answers_the_401_403_matrix() {
             assert_eq!(d.admin(m, &path, None, b"").status, 200, "{m} {path}");
             continue;
         }
-        for token in [None, Some("not-a-configured-token")] {
+        // Every 401 says how to authenticate (RFC 9110 §11.6.1, RFC 6750 §3).
+        for (token, challenge) in [
+            (None, "Bearer realm=\"flowd\""),
+            (
+                Some("not-a-configured-token"),
+                "Bearer realm=\"flowd\", error=\"invalid_token\"",
+            ),
+        ] {
             let r = d.admin(m, &path, token, b"");
             assert_eq!(r.status, 401, "{m} {path} with {token:?}");
             assert_eq!(r.json()["error"]["code"], "unauthorized");
+            assert_eq!(r.header("www-authenticate"), Some(challenge), "{m} {path}");
         }
         let r = support::http_request(d.admin, m, &path, &[("Authorization", VIEWER)], b"");
         assert_eq!(r.status, 401, "a token without `Bearer `: {m} {path}");
+        assert_eq!(
+            r.header("www-authenticate"),
+            Some("Bearer realm=\"flowd\", error=\"invalid_request\""),
+            "{m} {path}"
+        );
         if path.ends_with("/follow") {
             continue; // endless; its own test reads it
         }
@@ -372,6 +386,27 @@ fn every_route_of_the_table_answers_the_401_403_matrix() {
             // retry of a successful execution, say).
             let op = d.admin(m, &path, Some(OPERATOR), b"").status;
             assert!(![401, 403, 404, 405].contains(&op), "{m} {path}: {op}");
+            // Both are in the daemon's log with the token's name, what and the answer.
+            let action = route_action(route.endpoint);
+            for (line, token, status) in [
+                ("admin API change refused", "dash", 403),
+                (
+                    if op < 400 {
+                        "admin API change"
+                    } else {
+                        "admin API change refused"
+                    },
+                    "ops",
+                    op,
+                ),
+            ] {
+                let wanted = format!("{line} token=\"{token}\"");
+                let fields = format!("action={action} target=");
+                let status = format!("status={status}");
+                d.wait_log_line(&format!("{m} {path}: {wanted} {fields}… {status}"), 10, |l| {
+                    l.contains(&wanted) && l.contains(&fields) && l.ends_with(&status)
+                });
+            }
         } else {
             assert_eq!(viewer, 200, "{m} {path}");
         }
@@ -383,6 +418,62 @@ fn every_route_of_the_table_answers_the_401_403_matrix() {
     assert_eq!((r.status, r.header("allow")), (405, Some("GET")));
     let r = d.admin("GET", "/v1/reload", Some(OPERATOR), b"");
     assert_eq!((r.status, r.header("allow")), (405, Some("POST")));
+    d.stop();
+}
+
+/// The action an operator route's audit line names.
+fn route_action(e: Endpoint) -> &'static str {
+    match e {
+        Endpoint::Retry => "retry",
+        Endpoint::Resume => "resume",
+        Endpoint::ScheduleEnable => "enable",
+        Endpoint::ScheduleDisable => "disable",
+        Endpoint::ScheduleRun | Endpoint::FlowRun => "run",
+        Endpoint::FlowActivate => "activate",
+        Endpoint::FlowDeactivate => "deactivate",
+        Endpoint::Reload => "reload",
+        other => panic!("{other:?} changes nothing"),
+    }
+}
+
+#[test]
+fn the_bearer_scheme_is_case_insensitive_and_every_other_form_is_a_401_with_its_challenge() {
+    let setup = Setup::with_server("", TOKENS);
+    let d = start(&setup);
+    let ask = |authorization: &str| {
+        support::http_request(d.admin, "GET", "/v1/flows", &[("Authorization", authorization)], b"")
+    };
+    for form in [
+        format!("Bearer {VIEWER}"),
+        format!("bearer {VIEWER}"),
+        format!("BEARER {VIEWER}"),
+        format!("bEaReR {VIEWER}"),
+        format!("Bearer   {VIEWER}"),
+        format!("Bearer\t{VIEWER}"),
+    ] {
+        assert_eq!(ask(&form).status, 200, "{form:?}");
+    }
+    for (form, challenge) in [
+        ("Basic dXNlcjpwYXNzd29yZA==".to_string(), "Bearer realm=\"flowd\""),
+        (format!("Token {VIEWER}"), "Bearer realm=\"flowd\""),
+        (
+            "Bearer".to_string(),
+            "Bearer realm=\"flowd\", error=\"invalid_request\"",
+        ),
+        (VIEWER.to_string(), "Bearer realm=\"flowd\", error=\"invalid_request\""),
+        (
+            format!("Bearer {VIEWER}x"),
+            "Bearer realm=\"flowd\", error=\"invalid_token\"",
+        ),
+        (
+            format!("Bearer {}", VIEWER.to_uppercase()),
+            "Bearer realm=\"flowd\", error=\"invalid_token\"",
+        ),
+    ] {
+        let r = ask(&form);
+        assert_eq!(r.status, 401, "{form:?}");
+        assert_eq!(r.header("www-authenticate"), Some(challenge), "{form:?}");
+    }
     d.stop();
 }
 

@@ -146,5 +146,12 @@ fn reshape_filters_and_reshapes_the_event() {
     assert_eq!(code, 0, "a dropped event is not a failure");
     assert_eq!(r["trigger"]["dropped"], true);
     assert_eq!(step(&r, "see")["status"], "skipped");
-    assert_eq!(r["trigger"]["call"]["logs"][0]["message"], "event dropped by filter");
+    assert_eq!(
+        r["trigger"]["call"]["logs"][0]["message"],
+        "event dropped: filter `body.event == 'paid'` is false for it"
+    );
+    assert_eq!(
+        r["trigger"]["note"], "event dropped: filter `body.event == 'paid'` is false for it",
+        "the connector's last record is the reason"
+    );
 }

@@ -137,6 +137,7 @@ fn bad_requests_get_clear_errors_and_record_nothing() {
     );
     let r = d.request("POST", "/signed", &[("x-signature", &sign(b"wrong"))], body);
     assert_eq!(r.status, 401);
+    assert_eq!(r.header("www-authenticate"), Some("HMAC-SHA256 header=\"x-signature\""));
     assert_eq!(
         r.json()["error"],
         json!({"code": "bad_signature", "message": "the x-signature signature does not match the body"})
@@ -166,7 +167,8 @@ fn bad_requests_get_clear_errors_and_record_nothing() {
     assert_eq!(r.header("allow"), Some("POST"));
 
     let r = d.request("POST", "/filtered", &[], br#"{"keep": false}"#);
-    assert_eq!(r.status, 204, "a dropped event");
+    assert_eq!(r.status, 200, "a dropped event");
+    assert_eq!(r.json()["dropped"], true);
     assert_eq!(d.request("POST", "/filtered", &[], br#"{"keep": true}"#).status, 202);
 
     d.signal("TERM");

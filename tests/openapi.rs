@@ -9,16 +9,19 @@
 //! 200 in a documented content type (`/v1/logs/follow` is skipped: it streams forever),
 //! its JSON fitting the documented schema with no undocumented field; each route's
 //! documented query parameters are exactly the ones its handler accepts (as its 400 for
-//! an unknown one lists them); and every documented path answers 405 to an undocumented
-//! method with `Allow` naming the documented ones.
+//! an unknown one lists them); every documented path answers 405 to an undocumented
+//! method with `Allow` naming the documented ones; and every 401 carries a documented
+//! `WWW-Authenticate` challenge. (4) The trigger listener's answers, which are not paths
+//! of this API, fit the top-level `x-flowd-webhooks` (statuses, bodies, required headers,
+//! the `x-flowd-job-id` of a held-open answer).
 
 mod support;
 
 use flowd::daemon::admin::routes::{Access, ROUTES};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use support::Setup;
 use support::admin::{BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, route_path, start};
+use support::{Daemon, Setup};
 
 const DOCUMENT: &str = include_str!("../docs/openapi.json");
 
@@ -208,6 +211,8 @@ fn the_document_is_openapi_3_with_nothing_unknown_and_every_reference_resolved()
         "security",
         "tags",
         "externalDocs",
+        // The trigger listener's answers: not paths of this API (see below).
+        "x-flowd-webhooks",
     ]
     .into();
     assert!(top.is_subset(&known), "top-level keys beyond OpenAPI 3.0's: {top:?}");
@@ -518,6 +523,28 @@ fn the_daemon_serves_the_document_and_answers_as_documented() {
         );
     }
 
+    // Every 401 carries one of the documented challenges.
+    let unauthorized = deref(&doc, &op_of("GET", "/v1/executions")["responses"]["401"]);
+    let challenges = unauthorized["headers"]["WWW-Authenticate"]["schema"]["enum"]
+        .as_array()
+        .expect("the 401's WWW-Authenticate is documented");
+    for (path, authorization) in [
+        ("/v1/executions", None),
+        ("/v1/flows", Some("Bearer not-a-configured-token")),
+        ("/metrics", Some("Bearer")),
+        ("/v1/reload", Some("Basic b3BzOnNlY3JldA==")),
+    ] {
+        let headers: Vec<(&str, &str)> = authorization.iter().map(|a| ("Authorization", *a)).collect();
+        let r = support::http_request(d.admin, "GET", path, &headers, b"");
+        assert_eq!(r.status, 401, "{path} with {authorization:?}");
+        conforms(&doc, unauthorized_op(), 401, &r.body, path);
+        let challenge = r.header("www-authenticate").expect("WWW-Authenticate");
+        assert!(
+            challenges.contains(&Value::from(challenge)),
+            "{challenge} is not documented"
+        );
+    }
+
     // A documented path answers 405 to another method, with Allow naming its methods.
     let mut methods: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     for (method, path, _) in &ops {
@@ -533,6 +560,101 @@ fn the_daemon_serves_the_document_and_answers_as_documented() {
         conforms(&doc, &method_not_allowed, 405, &r.body, &format!("DELETE {url}"));
         let allow: BTreeSet<&str> = r.header("allow").expect("Allow").split(", ").collect();
         assert_eq!(&allow, allowed, "Allow of {path}");
+    }
+    d.stop();
+}
+
+/// An operation answering the shared 401.
+fn unauthorized_op() -> &'static Value {
+    static OP: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    OP.get_or_init(|| serde_json::json!({ "responses": { "401": { "$ref": "#/components/responses/Unauthorized" } } }))
+}
+
+#[test]
+fn the_trigger_listener_answers_as_x_flowd_webhooks_documents() {
+    let doc = document();
+    let hooks = &doc["x-flowd-webhooks"];
+    let setup = Setup::with_server(
+        "",
+        "max_body = \"1KiB\"\nrespond_timeout = \"5s\"\nbody_read_timeout = \"500ms\"",
+    );
+    let flow = |name: &str, http: &str, rest: &str| {
+        setup.flow(
+            name,
+            &format!("[flow]\nname = \"{name}\"\n[trigger.http]\npath = \"/{name}\"\n{http}\n{rest}"),
+        );
+    };
+    let echo = "[[steps]]\nname = \"s\"\nconnector = \"echo\"\n";
+    let filter = "[trigger]\nconnector = \"reshape\"\nconfig = { filter = \"body.keep\" }\n";
+    flow("plain", "body = \"json\"", echo);
+    flow("dropping", "", &format!("{filter}{echo}"));
+    flow("refusing", "drop_status = 422", &format!("{filter}{echo}"));
+    flow(
+        "signed",
+        "signature = { header = \"X-Signature\", secret_env = \"FLOWD_TEST_SECRET\" }",
+        echo,
+    );
+    flow(
+        "replying",
+        "",
+        &format!("{echo}[[steps]]\nname = \"reply\"\nrespond = {{ status = 201, body = {{ ok = true }} }}\n"),
+    );
+    let d = Daemon::start_with_env(&setup, &[("FLOWD_TEST_SECRET", "s3cret")]);
+    let check = |r: &support::HttpResponse, status: u16, what: &str| {
+        assert_eq!(r.status, status, "{what}: {}", String::from_utf8_lossy(&r.body));
+        let documented = deref(&doc, &hooks["responses"][status.to_string()]);
+        for (name, h) in documented["headers"].as_object().into_iter().flatten() {
+            if h["required"] == true {
+                assert!(r.header(name).is_some(), "{what}: no {name} header");
+            }
+        }
+        conforms(&doc, hooks, status, &r.body, what);
+    };
+    check(&d.request("POST", "/plain", &[], b"{}"), 202, "accepted");
+    check(&d.request("POST", "/dropping", &[], b"{}"), 200, "dropped");
+    check(&d.request("POST", "/refusing", &[], b"{}"), 422, "dropped with 422");
+    check(&d.request("POST", "/plain", &[], b"{\"a\""), 400, "invalid JSON");
+    check(&d.request("POST", "/signed", &[], b"{}"), 401, "no signature");
+    check(&d.request("POST", "/nowhere", &[], b"{}"), 404, "no flow");
+    check(&d.request("GET", "/plain", &[], b""), 405, "another method");
+    check(&d.request("POST", "/plain", &[], &[b' '; 2048]), 413, "over max_body");
+    // What the listener answers before a flow sees the request.
+    let raw = |bytes: &[u8]| {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(d.addr).unwrap();
+        s.set_read_timeout(Some(std::time::Duration::from_secs(30))).unwrap();
+        let _ = s.write_all(bytes);
+        let mut got = Vec::new();
+        let _ = s.read_to_end(&mut got);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        let (head, body) = text
+            .split_once("\r\n\r\n")
+            .unwrap_or_else(|| panic!("no answer: {text:?}"));
+        let status = head.split_whitespace().nth(1).unwrap().parse().unwrap();
+        support::HttpResponse {
+            status,
+            headers: Vec::new(),
+            body: body.as_bytes().to_vec(),
+        }
+    };
+    check(&raw(b"NOT HTTP\r\n\r\n"), 400, "not HTTP");
+    let huge = format!("POST /plain HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(70_000));
+    check(&raw(huge.as_bytes()), 431, "a head over 64 KiB");
+    check(
+        &raw(b"POST /plain HTTP/1.1\r\nHost: x\r\nContent-Length: 9\r\n\r\n{}"),
+        408,
+        "a body that never arrives",
+    );
+
+    // Held open: the respond step's answer, with the job id.
+    let r = d.request("POST", "/replying", &[], b"{}");
+    assert_eq!(r.status, 201);
+    let held = &hooks["responses"]["default"];
+    for name in held["headers"].as_object().unwrap().keys() {
+        let v = r
+            .header(name)
+            .unwrap_or_else(|| panic!("the held-open answer has no {name}"));
+        assert!(uuid::Uuid::parse_str(v).is_ok(), "{name}: {v}");
     }
     d.stop();
 }

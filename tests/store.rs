@@ -90,7 +90,25 @@ config = { from = "{{ steps.second.x }}" }
     let (code, out, _) = cli(&setup, &["logs", "--json", "--job", job2]);
     assert_eq!(code, 0);
     let logs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(
+        logs.len(),
+        2,
+        "the step's record and the host's of the failure: {logs:?}"
+    );
+    assert_eq!(
+        (
+            &logs[1]["level"],
+            &logs[1]["category"],
+            &logs[1]["step"],
+            &logs[1]["message"]
+        ),
+        (
+            &json!("error"),
+            &json!("step_failed"),
+            &json!("second"),
+            &json!("step \"second\" failed: connector (boom): no luck")
+        )
+    );
     assert_eq!(logs[0]["message"], "echo called");
     assert_eq!(logs[0]["step"], "first");
     assert_eq!(logs[0]["connector"], "echo");
@@ -100,7 +118,7 @@ config = { from = "{{ steps.second.x }}" }
     let (_, out, _) = cli(&setup, &["logs", "--json", "--contains", "called"]);
     assert_eq!(out.lines().count(), 2, "both executions' records");
     let (_, out, _) = cli(&setup, &["logs", "--json", "--level", "warn"]);
-    assert_eq!(out.lines().count(), 0);
+    assert_eq!(out.lines().count(), 2, "each execution's failure, nothing else");
 }
 
 #[test]
@@ -123,17 +141,19 @@ fn reading_a_missing_data_dir_or_job_is_a_clear_error() {
 }
 
 #[test]
-fn a_trigger_payload_over_the_limit_fails_the_execution_and_is_not_stored() {
+fn a_trigger_payload_over_the_limit_fails_the_run_and_records_nothing() {
     let setup = Setup::new("max_payload = \"4KiB\"");
     let flow = setup.flow("t", &support::one_step("echo", "{}", ""));
-    let r = run_recorded(&setup, &flow, &json!({"blob": "x".repeat(5000)}));
-    assert_eq!(r["status"], "failed");
+    let (code, r) = support::run_recorded(&setup, &flow, &json!({"blob": "x".repeat(5000)}));
+    assert_eq!((code, &r["status"]), (1, &json!("failed")));
     let note = r["steps"][0]["note"].as_str().unwrap();
     assert!(note.contains("trigger payload is 5"), "{note}");
-    assert!(note.contains("over the 4096-byte limit (limits.max_payload)"), "{note}");
+    assert!(
+        note.ends_with("over the 4096-byte limit (limits.max_payload); nothing was recorded"),
+        "{note}"
+    );
     let job = r["job_id"].as_str().unwrap();
-    let (_, out, _) = cli(&setup, &["executions", "show", job, "--json"]);
-    let d: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(d["execution"]["status"], "failed");
-    assert_eq!(d["trigger"], Value::Null);
+    let (code, _, err) = cli(&setup, &["executions", "show", job]);
+    assert_eq!(code, 1);
+    assert!(err.contains(&format!("no execution {job}")), "{err}");
 }

@@ -4,6 +4,7 @@
 
 use crate::engine::{Call, ExecutionReport, ExecutionStatus, StepStatus};
 use crate::store::Execution;
+use crate::views::one_line;
 use serde_json::Value;
 use std::fmt::Write;
 use std::time::Duration;
@@ -25,6 +26,12 @@ pub fn timeline(r: &ExecutionReport) -> String {
     }
     if t.dropped {
         let _ = write!(o, "  dropped the event");
+        // The reason is the connector's own record, printed below; say when it gave none.
+        if let Some(why) = &t.note
+            && t.call.as_ref().is_none_or(|c| c.logs.is_empty())
+        {
+            let _ = write!(o, ": {}", one_line(why));
+        }
     } else if let Some(p) = &t.payload {
         let _ = write!(o, "  payload {}", shown(p));
     }
@@ -78,7 +85,12 @@ pub fn timeline(r: &ExecutionReport) -> String {
             let _ = writeln!(o, "        output: {}", shown(out));
         }
         if let Some(e) = &s.error {
-            let _ = writeln!(o, "        error: {e}{}", if e.retryable { " (retryable)" } else { "" });
+            let _ = writeln!(
+                o,
+                "        error: {}{}",
+                one_line(&e.to_string()),
+                if e.retryable { " (retryable)" } else { "" }
+            );
         }
     }
     let verdict = match r.status {
@@ -165,7 +177,7 @@ pub fn execution_detail(detail: &Value) -> String {
                 o,
                 "        error: {}: {}",
                 s["error"]["kind"].as_str().unwrap_or(""),
-                s["error"]["message"].as_str().unwrap_or("")
+                one_line(s["error"]["message"].as_str().unwrap_or(""))
             );
         }
         if let Some(note) = s["note"].as_str() {
@@ -180,7 +192,13 @@ pub fn execution_detail(detail: &Value) -> String {
 
 fn call_lines(o: &mut String, call: &Call, _step: bool) {
     for l in &call.logs {
-        let _ = writeln!(o, "        {:<5} {}: {}", l.level.as_str(), l.category, l.message);
+        let _ = writeln!(
+            o,
+            "        {:<5} {}: {}",
+            l.level.as_str(),
+            one_line(&l.category),
+            one_line(&l.message)
+        );
     }
     if call.dropped_logs > 0 {
         let _ = writeln!(

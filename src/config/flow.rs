@@ -71,6 +71,22 @@ pub enum TriggerKind {
         /// How long a request waits for the `respond` step (default: the server's).
         #[serde(with = "option_duration_text")]
         respond_timeout: Option<Duration>,
+        /// What the body must be; with `json`, anything else is answered 400.
+        #[serde(skip_serializing_if = "BodyKind::is_any")]
+        body: BodyKind,
+        /// The status a sender gets when the trigger connector drops its event.
+        #[serde(skip_serializing_if = "is_default_drop_status")]
+        drop_status: u16,
+        /// Headers redacted from the stored payload besides the defaults.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        redact_headers: Vec<String>,
+        /// Default-redacted headers the flow keeps.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        keep_headers: Vec<String>,
+        /// Every header redacted from the stored payload (lower-case): `authorization`,
+        /// `cookie` and the signature header unless kept, and `redact_headers`.
+        #[serde(skip)]
+        redacted: Vec<String>,
     },
     Schedule {
         cron: String,
@@ -90,6 +106,36 @@ impl TriggerKind {
         }
     }
 }
+
+/// What a webhook flow takes as its body.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BodyKind {
+    /// Anything; a body sent with a JSON content type must be JSON.
+    #[default]
+    Any,
+    /// JSON only, whatever the content type says (an empty body is not JSON).
+    Json,
+}
+
+impl BodyKind {
+    fn is_any(&self) -> bool {
+        *self == BodyKind::Any
+    }
+}
+
+/// A dropped event is answered `200` unless the flow says otherwise: senders (GitHub,
+/// Stripe and the like) count any 2xx as delivered and retry or disable an endpoint
+/// that answers errors, which a deliberately filtered event must not cause.
+pub const DEFAULT_DROP_STATUS: u16 = 200;
+
+fn is_default_drop_status(s: &u16) -> bool {
+    *s == DEFAULT_DROP_STATUS
+}
+
+/// Headers redacted from stored trigger payloads unless a flow keeps them (with the
+/// flow's signature header): what a sender authenticates with.
+pub const DEFAULT_REDACTED_HEADERS: &[&str] = &["authorization", "cookie"];
 
 /// `header` carries the hex HMAC-SHA256 of the body (optionally `sha256=`-prefixed),
 /// keyed with the value of the environment variable `secret_env`.
@@ -265,6 +311,10 @@ struct RawHttp {
     method: Option<Spanned<String>>,
     signature: Option<Spanned<RawSignature>>,
     respond_timeout: Option<Spanned<Dur>>,
+    body: Option<BodyKind>,
+    drop_status: Option<Spanned<u16>>,
+    redact_headers: Option<Vec<Spanned<String>>>,
+    keep_headers: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -453,6 +503,63 @@ impl Flow {
     }
 }
 
+/// `redact_headers` and `keep_headers` (lower-cased, checked) and the headers a flow's
+/// stored payloads redact: the defaults and the signature header, less those kept, and
+/// those added.
+fn resolve_redaction(
+    source: &SourceFile,
+    redact: Vec<Spanned<String>>,
+    keep: Vec<Spanned<String>>,
+    signature: Option<&str>,
+    errors: &mut ConfigErrors,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let mut defaults: Vec<String> = DEFAULT_REDACTED_HEADERS.iter().map(|h| h.to_string()).collect();
+    defaults.extend(signature.map(str::to_string));
+    let mut names = |key: &str, list: Vec<Spanned<String>>| -> Vec<(String, Range<usize>)> {
+        list.into_iter()
+            .filter_map(|h| {
+                let name = h.get_ref().to_ascii_lowercase();
+                if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                    errors.push(source.error(
+                        h.span(),
+                        format!("trigger.http.{key}: \"{}\" is not a header name", h.get_ref()),
+                    ));
+                    return None;
+                }
+                Some((name, h.span()))
+            })
+            .collect()
+    };
+    let redact = names("redact_headers", redact);
+    let keep = names("keep_headers", keep);
+    for (name, span) in &keep {
+        if redact.iter().any(|(r, _)| r == name) {
+            errors.push(source.error(
+                span.clone(),
+                format!("trigger.http.keep_headers: \"{name}\" is also in redact_headers"),
+            ));
+        } else if !defaults.contains(name) {
+            errors.push(source.error(
+                span.clone(),
+                format!(
+                    "trigger.http.keep_headers: \"{name}\" is not redacted by default, so there is nothing to keep (the defaults: {}{})",
+                    DEFAULT_REDACTED_HEADERS.join(", "),
+                    signature.map(|s| format!(" and the signature header {s}")).unwrap_or_default()
+                ),
+            ));
+        }
+    }
+    let keep: Vec<String> = keep.into_iter().map(|(n, _)| n).collect();
+    let redact: Vec<String> = redact.into_iter().map(|(n, _)| n).collect();
+    let mut redacted: Vec<String> = defaults.into_iter().filter(|d| !keep.contains(d)).collect();
+    for r in &redact {
+        if !redacted.contains(r) {
+            redacted.push(r.clone());
+        }
+    }
+    (redact, keep, redacted)
+}
+
 fn short_hash(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
@@ -519,11 +626,36 @@ fn resolve_trigger(
             }
             t.get_ref().0
         });
+        let drop_status = match http.drop_status {
+            Some(s) => {
+                let status = *s.get_ref();
+                if !(200..300).contains(&status) && !(400..500).contains(&status) {
+                    errors.push(source.error(
+                        s.span(),
+                        format!("trigger.http.drop_status {status} must be a 2xx or 4xx status"),
+                    ));
+                }
+                status
+            }
+            None => DEFAULT_DROP_STATUS,
+        };
+        let (redact_headers, keep_headers, redacted) = resolve_redaction(
+            source,
+            http.redact_headers.unwrap_or_default(),
+            http.keep_headers.unwrap_or_default(),
+            signature.as_ref().map(|s| s.header.as_str()),
+            errors,
+        );
         TriggerKind::Http {
             path: http.path.into_inner(),
             method,
             signature,
             respond_timeout,
+            body: http.body.unwrap_or_default(),
+            drop_status,
+            redact_headers,
+            keep_headers,
+            redacted,
         }
     } else if let Some(s) = raw.schedule {
         let s = s.into_inner();

@@ -16,8 +16,8 @@ pub use daemon::{
 pub(crate) use daemon::{NAME_RULE, valid_name};
 pub use diag::{ConfigError, ConfigErrors, Location, SourceFile};
 pub use flow::{
-    Action, CatchUp, ConnectorCall, Flow, OnError, Overlap, Pause, RetryPolicy, Signature, Step, Throttle, Trigger,
-    TriggerKind, toml_to_json,
+    Action, BodyKind, CatchUp, ConnectorCall, Flow, OnError, Overlap, Pause, RetryPolicy, Signature, Step, Throttle,
+    Trigger, TriggerKind, toml_to_json,
 };
 pub use template::Template;
 pub use tokens::{AdminToken, Role};

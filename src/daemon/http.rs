@@ -1,17 +1,19 @@
 //! The webhook listener: each `http` flow's path on the trigger listener. A request is
-//! checked (path, method, body size, HMAC signature), handed to the flow's trigger,
-//! stored durably and only then answered: `202 {"job_id"}`, or, for a flow with a
-//! `respond` step, held open until that step answers (`504` with the job id after the
-//! respond timeout; the execution goes on).
+//! checked (path, method, body size, HMAC signature, JSON when sent as or declared
+//! JSON), handed to the flow's trigger, stored durably and only then answered:
+//! `202 {"job_id"}`, or, for a flow with a `respond` step, held open until that step
+//! answers (`504` with the job id after the respond timeout; the execution goes on).
+//! A dropped event is answered with the flow's `drop_status`. Every answer to a flow's
+//! path is counted by outcome for `/metrics`.
 
 use super::Shared;
-use crate::config::{Flow, Signature, TriggerKind};
+use crate::config::{BodyKind, Flow, Signature, TriggerKind};
 use crate::engine::Admission;
 use crate::plugin::TriggerEvent;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
+use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -30,16 +32,25 @@ pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Resp
     json_response(status, &json!({ "error": { "code": code, "message": message.into() } }))
 }
 
-/// Answers one webhook request.
+/// Answers one webhook request, counting its outcome per flow (`/metrics`).
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
-    let path = req.uri().path().to_string();
-    let method = req.method().as_str().to_string();
-    let flows = shared.flows();
-    let Some(flow) = flows.by_path.get(&path).cloned() else {
+    let path = req.uri().path();
+    let Some(flow) = shared.flows().by_path.get(path).cloned() else {
         return error(StatusCode::NOT_FOUND, "not_found", format!("no flow listens on {path}"));
     };
+    let (outcome, response) = handle_flow(&shared, flow.clone(), req).await;
+    shared.metrics.webhook_request(&flow.name, outcome);
+    response
+}
+
+/// The answer of one request to `flow`, and its outcome: `accepted`, `dropped`, or the
+/// error code answered.
+async fn handle_flow(shared: &Shared, flow: Arc<Flow>, req: Request<Incoming>) -> (&'static str, Response<Body>) {
+    let fail = |status, code: &'static str, message: String| (code, error(status, code, message));
+    let path = req.uri().path().to_string();
+    let method = req.method().as_str().to_string();
     if !shared.is_active(&flow.name) {
-        return error(
+        return fail(
             StatusCode::CONFLICT,
             "flow_inactive",
             format!("flow \"{}\" is inactive", flow.name),
@@ -49,13 +60,15 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         method: wanted,
         signature,
         respond_timeout,
+        body: body_kind,
+        drop_status,
         ..
     } = &flow.trigger.kind
     else {
         unreachable!("only http flows are routed")
     };
     if &method != wanted {
-        let mut r = error(
+        let (code, mut r) = fail(
             StatusCode::METHOD_NOT_ALLOWED,
             "method_not_allowed",
             format!("{path} takes {wanted}, not {method}"),
@@ -64,21 +77,21 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
             ALLOW,
             HeaderValue::from_str(wanted).expect("a method is a header value"),
         );
-        return r;
+        return (code, r);
     }
     if shared.stopping.is_cancelled() {
-        return error(
+        return fail(
             StatusCode::SERVICE_UNAVAILABLE,
             "shutting_down",
-            "flowd is shutting down",
+            "flowd is shutting down".into(),
         );
     }
     let max = shared.config.server.max_body;
     let too_large = || {
-        error(
+        fail(
             StatusCode::PAYLOAD_TOO_LARGE,
             "body_too_large",
-            format!("the request body is over the {max}-byte limit"),
+            format!("the request body is over the {max}-byte limit (server.max_body)"),
         )
     };
     let declared = req
@@ -90,6 +103,11 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         return too_large();
     }
     let query = req.uri().query().unwrap_or("").to_string();
+    let sent_as_json = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(is_json_type);
     let headers: Vec<(String, String)> = req
         .headers()
         .iter()
@@ -103,12 +121,38 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
     let body = match super::body::read(req.into_body(), max, shared.config.server.body_read_timeout).await {
         Ok(b) => b,
         Err(super::body::BodyError::TooLarge(_)) => return too_large(),
-        Err(e) => return error(e.status(), e.code(), e.to_string()),
+        Err(e) => return fail(e.status(), e.code(), e.to_string()),
     };
     if let Some(sig) = signature
         && let Err(why) = verify(sig, &headers, &body)
     {
-        return error(StatusCode::UNAUTHORIZED, "bad_signature", why);
+        let (code, mut r) = fail(StatusCode::UNAUTHORIZED, "bad_signature", why);
+        // RFC 9110 §11.6.1: a 401 says how to authenticate.
+        if let Ok(challenge) = HeaderValue::from_str(&format!("HMAC-SHA256 header=\"{}\"", sig.header)) {
+            r.headers_mut().insert(WWW_AUTHENTICATE, challenge);
+        }
+        return (code, r);
+    }
+    // Sent as JSON, or to a flow that takes JSON: it must be JSON, or nothing is recorded.
+    let must_be_json = *body_kind == BodyKind::Json || (sent_as_json && !body.is_empty());
+    if must_be_json && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+        let why = if *body_kind == BodyKind::Json {
+            format!("flow \"{}\" takes a JSON body", flow.name)
+        } else {
+            "the body is sent as JSON (its content-type says so)".to_string()
+        };
+        let message = if body.is_empty() {
+            format!("{why}, and the body is empty")
+        } else {
+            format!("{why}, and it is not valid JSON: {e}")
+        };
+        return (
+            "invalid_json",
+            json_response(
+                StatusCode::BAD_REQUEST,
+                &json!({ "error": { "code": "invalid_json", "message": message, "line": e.line(), "column": e.column() } }),
+            ),
+        );
     }
     let event = TriggerEvent::Http {
         method,
@@ -118,7 +162,16 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Bod
         body: body.to_vec(),
     };
     let respond_timeout = respond_timeout.unwrap_or(shared.config.server.respond_timeout);
-    accept(&shared, flow, event, respond_timeout).await
+    accept(shared, flow.clone(), event, respond_timeout, *drop_status).await
+}
+
+/// Whether a `Content-Type` says JSON: `application/json` or `application/…+json`.
+fn is_json_type(content_type: &str) -> bool {
+    let essence = content_type.split(';').next().unwrap_or("").trim();
+    let (kind, sub) = essence.split_once('/').unwrap_or((essence, ""));
+    let sub = sub.as_bytes();
+    kind.eq_ignore_ascii_case("application")
+        && (sub.eq_ignore_ascii_case(b"json") || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
 async fn accept(
@@ -126,7 +179,8 @@ async fn accept(
     flow: Arc<Flow>,
     event: TriggerEvent,
     respond_timeout: std::time::Duration,
-) -> Response<Body> {
+    drop_status: u16,
+) -> (&'static str, Response<Body>) {
     // A full throttle queue turns the request away before anything is stored.
     let reservation = match shared.dispatcher.reserve(&flow) {
         Ok(r) => r,
@@ -137,7 +191,7 @@ async fn accept(
                 format!("flow \"{}\" has a full queue; try again in {retry_after}s", flow.name),
             );
             r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
-            return r;
+            return ("queue_full", r);
         }
     };
     let executor = shared.dispatcher.executor();
@@ -149,28 +203,37 @@ async fn accept(
     let admission = match admitted {
         Ok(a) => a,
         Err(e) => {
-            return error(
-                StatusCode::INTERNAL_SERVER_ERROR,
+            return (
                 "store",
-                format!("the request could not be stored: {e}"),
+                error(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "store",
+                    format!("the request could not be stored: {e}"),
+                ),
             );
         }
     };
     let accepted = match admission {
-        Admission::Dropped(_) => {
-            let mut r = Response::new(Full::new(Bytes::new()));
-            *r.status_mut() = StatusCode::NO_CONTENT;
-            return r;
+        Admission::Dropped(r) => return ("dropped", dropped(drop_status, &r)),
+        Admission::TooLarge(r) => {
+            let why = r.trigger.note.unwrap_or_default();
+            return (
+                "payload_too_large",
+                error(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "payload_too_large",
+                    format!("{why} (it is this request as JSON: headers, query and body); nothing was recorded"),
+                ),
+            );
         }
         Admission::Failed(r) => {
-            let why = r
-                .steps
-                .first()
-                .and_then(|s| s.note.clone())
-                .unwrap_or_else(|| "the trigger failed".into());
-            return json_response(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                &json!({ "error": { "code": "trigger_failed", "message": why }, "job_id": r.job_id }),
+            let why = r.trigger.note.unwrap_or_else(|| "the trigger failed".into());
+            return (
+                "trigger_failed",
+                json_response(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &json!({ "error": { "code": "trigger_failed", "message": why }, "job_id": r.job_id }),
+                ),
             );
         }
         Admission::Accepted(a) => a,
@@ -178,12 +241,15 @@ async fn accept(
     let job = accepted.job_id.to_string();
     if !flow.has_respond_step() {
         shared.dispatcher.submit(reservation, *accepted);
-        return json_response(StatusCode::ACCEPTED, &json!({ "job_id": job }));
+        return (
+            "accepted",
+            json_response(StatusCode::ACCEPTED, &json!({ "job_id": job })),
+        );
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     accepted.respond_to(tx);
     shared.dispatcher.submit(reservation, *accepted);
-    match tokio::time::timeout(respond_timeout, rx).await {
+    let r = match tokio::time::timeout(respond_timeout, rx).await {
         Ok(Ok(out)) => respond(&out, &job),
         Ok(Err(_)) => json_response(
             StatusCode::BAD_GATEWAY,
@@ -193,6 +259,34 @@ async fn accept(
             StatusCode::GATEWAY_TIMEOUT,
             &json!({ "error": { "code": "respond_timeout", "message": format!("no response within {}", crate::config::units::format_duration(respond_timeout)) }, "job_id": job }),
         ),
+    };
+    ("accepted", r)
+}
+
+/// The answer to a dropped event: the flow's `drop_status`, with the reason (the trigger
+/// connector's) and the job id its log records carry; no body for a 204.
+fn dropped(status: u16, r: &crate::engine::ExecutionReport) -> Response<Body> {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    let reason = r
+        .trigger
+        .note
+        .as_deref()
+        .unwrap_or("the trigger connector dropped the event");
+    if status == StatusCode::NO_CONTENT {
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        *resp.status_mut() = status;
+        return resp;
+    }
+    if status.is_success() {
+        json_response(
+            status,
+            &json!({ "dropped": true, "reason": reason, "job_id": r.job_id }),
+        )
+    } else {
+        json_response(
+            status,
+            &json!({ "error": { "code": "event_dropped", "message": format!("the event was dropped: {reason}") }, "job_id": r.job_id }),
+        )
     }
 }
 
@@ -241,4 +335,31 @@ fn verify(sig: &Signature, headers: &[(String, String)], body: &[u8]) -> Result<
     // Constant-time comparison.
     mac.verify_slice(&given)
         .map_err(|_| format!("the {} signature does not match the body", sig.header))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_type;
+
+    #[test]
+    fn json_content_types() {
+        for t in [
+            "application/json",
+            "Application/JSON; charset=utf-8",
+            "application/vnd.api+json",
+            "application/merge-patch+JSON",
+        ] {
+            assert!(is_json_type(t), "{t}");
+        }
+        for t in [
+            "text/plain",
+            "application/x-www-form-urlencoded",
+            "application/+json",
+            "text/json",
+            "application/jsonx",
+            "",
+        ] {
+            assert!(!is_json_type(t), "{t}");
+        }
+    }
 }

@@ -120,8 +120,10 @@ pub enum RunError {
     NotManual { flow: String, how: String },
     #[error("flow \"{flow}\" has a full queue; try again in {retry_after}s")]
     QueueFull { flow: String, retry_after: u64 },
-    #[error("the trigger connector dropped the event")]
-    Dropped,
+    #[error("the trigger connector dropped the event: {0}")]
+    Dropped(String),
+    #[error("{0}; nothing was recorded")]
+    TooLarge(String),
     #[error("the trigger failed (execution {0} is recorded as failed)")]
     TriggerFailed(String),
     #[error(transparent)]
@@ -218,7 +220,8 @@ impl Shared {
                 self.dispatcher.submit(reservation, *a);
                 Ok(job)
             }
-            Admission::Dropped(_) => Err(RunError::Dropped),
+            Admission::Dropped(r) => Err(RunError::Dropped(r.trigger.note.unwrap_or_default())),
+            Admission::TooLarge(r) => Err(RunError::TooLarge(r.trigger.note.unwrap_or_default())),
             Admission::Failed(r) => Err(RunError::TriggerFailed(r.job_id)),
         }
     }

@@ -111,7 +111,7 @@ async fn fire(
             };
             runs.push(shared.dispatcher.submit_after(reservation, *a, after));
         }
-        Admission::Dropped(_) | Admission::Failed(_) => {}
+        Admission::Dropped(_) | Admission::Failed(_) | Admission::TooLarge(_) => {}
     }
     Ok(())
 }

@@ -4,6 +4,7 @@
 //! exponential backoff and jitter, and deciding every step's and the execution's status.
 
 use super::record::Recorder;
+use super::redact::Secrets;
 use super::report::{Call, ConnectorUse, ExecutionReport, StepReport, TriggerReport};
 use super::status::{ExecutionStatus, StepStatus};
 use crate::config::units::format_duration;
@@ -24,10 +25,24 @@ pub(super) const FLOW_TIMEOUT_NOTE: &str = "interrupted by the flow's timeout";
 /// What became of an event.
 pub enum Admission {
     Accepted(Box<Accepted>),
-    /// The trigger connector dropped the event; nothing was stored.
+    /// The trigger connector dropped the event; no execution was stored, only the
+    /// trigger's log records and the host's `event_dropped` record.
     Dropped(ExecutionReport),
     /// The trigger failed; the execution is stored `failed`.
     Failed(ExecutionReport),
+    /// The event's payload is over `limits.max_payload` (its note says by how much);
+    /// nothing of it was stored.
+    TooLarge(ExecutionReport),
+}
+
+/// What the trigger made of an event.
+enum Triggered {
+    Payload(Value),
+    /// The trigger connector returned none.
+    Dropped,
+    /// The payload the event itself makes (no trigger connector) is over the limit.
+    TooLarge(String),
+    Failed(Failure),
 }
 
 /// An execution stored `pending`, ready to run.
@@ -176,12 +191,13 @@ impl Executor {
     pub async fn execute(&self, flow: &Flow, event: TriggerEvent) -> Result<ExecutionReport, StoreError> {
         match self.admit(flow, event).await? {
             Admission::Accepted(a) => self.run(flow, *a).await,
-            Admission::Dropped(r) | Admission::Failed(r) => Ok(r),
+            Admission::Dropped(r) | Admission::Failed(r) | Admission::TooLarge(r) => Ok(r),
         }
     }
 
     /// Turns an event into an execution: runs the trigger connector (if any), then stores
-    /// the execution `pending` with its payload. Nothing is stored for a dropped event.
+    /// the execution `pending` with its payload. A dropped event stores only its log
+    /// records; one whose payload is over the limit, nothing.
     pub async fn admit(&self, flow: &Flow, event: TriggerEvent) -> Result<Admission, StoreError> {
         self.admit_with(flow, event, Vec::new()).await
     }
@@ -247,8 +263,10 @@ impl Executor {
                 kind: flow.trigger.kind.name(),
                 payload: None,
                 dropped: false,
+                note: None,
                 connector: None,
                 call: None,
+                events: Vec::new(),
             },
             steps: fresh_steps(flow),
             resume_at: None,
@@ -262,11 +280,21 @@ impl Executor {
             attempt: 1,
             environment: self.environment.clone(),
         };
+        // An event that starts no run: every step skipped, saying why.
+        let skip_all = |report: &mut ExecutionReport, status, why: &str| {
+            report.status = status;
+            for s in &mut report.steps {
+                s.status = StepStatus::Skipped;
+                s.note = Some(why.to_string());
+            }
+            report.finished_at = SystemTime::now();
+            report.duration = clock.elapsed();
+        };
         match self
             .trigger_payload(flow, &event, &trigger_ctx, &mut report.trigger)
             .await
         {
-            Ok(Some(payload)) => {
+            Triggered::Payload(payload) => {
                 report.trigger.payload = Some(payload.clone());
                 if durable {
                     recorder.accepted(&report, extra).await?;
@@ -288,27 +316,46 @@ impl Executor {
                     clock,
                 })))
             }
-            Ok(None) => {
-                report.trigger.dropped = true;
-                report.status = ExecutionStatus::Success;
-                for s in &mut report.steps {
-                    s.status = StepStatus::Skipped;
-                    s.note = Some("the trigger connector dropped the event".into());
-                }
-                report.finished_at = SystemTime::now();
-                report.duration = clock.elapsed();
+            Triggered::Dropped => {
+                let t = &mut report.trigger;
+                t.dropped = true;
+                let connector = t.connector.as_ref().map_or("?", |c| c.name.as_str()).to_string();
+                let reason = t
+                    .call
+                    .as_ref()
+                    .and_then(|c| drop_reason(&c.logs))
+                    .unwrap_or_else(|| format!("connector \"{connector}\" returned none and logged no reason"));
+                t.events.push(super::events::event_dropped(&connector, &reason));
+                t.note = Some(reason);
+                skip_all(
+                    &mut report,
+                    ExecutionStatus::Success,
+                    "the trigger connector dropped the event",
+                );
+                // No execution, but a trace: the connector's records and the host's.
+                recorder.not_started(&report, extra).await?;
                 Ok(Admission::Dropped(report))
             }
-            Err(failure) => {
+            Triggered::TooLarge(why) => {
+                skip_all(
+                    &mut report,
+                    ExecutionStatus::Failed,
+                    &format!("{why}; nothing was recorded"),
+                );
+                report.trigger.note = Some(why);
+                recorder.not_started(&report, extra).await?;
+                Ok(Admission::TooLarge(report))
+            }
+            Triggered::Failed(failure) => {
                 // The event arrived and is kept, with why it could not start.
+                report.trigger.events.push(super::events::trigger_failed(&failure));
+                report.trigger.note = Some(failure.to_string());
                 recorder.accepted(&report, extra).await?;
-                report.status = ExecutionStatus::Failed;
-                for s in &mut report.steps {
-                    s.status = StepStatus::Skipped;
-                    s.note = Some(format!("the trigger failed: {failure}"));
-                }
-                report.finished_at = SystemTime::now();
-                report.duration = clock.elapsed();
+                skip_all(
+                    &mut report,
+                    ExecutionStatus::Failed,
+                    &format!("the trigger failed: {failure}"),
+                );
                 recorder.finished(&report, 0).await?;
                 self.count_end(&report);
                 Ok(Admission::Failed(report))
@@ -411,27 +458,36 @@ impl Executor {
         recorder.status(report).await
     }
 
-    /// The payload the flow starts with, or `None` when a trigger connector dropped it.
+    /// The payload the flow starts with (credentials redacted, see [`super::redact`]), or
+    /// why there is none.
     async fn trigger_payload(
         &self,
         flow: &Flow,
         event: &TriggerEvent,
         ctx: &CallContext,
         report: &mut TriggerReport,
-    ) -> Result<Option<Value>, Failure> {
+    ) -> Triggered {
+        let redacted = match &flow.trigger.kind {
+            TriggerKind::Http { redacted, .. } => redacted.as_slice(),
+            _ => &[],
+        };
+        let secrets = Secrets::of(event, redacted);
         let max = self.registry.runtime.limits().max_payload;
         let Some(call) = &flow.trigger.connector else {
-            let payload = default_payload(event);
+            let mut payload = default_payload(event);
+            secrets.payload(&mut payload);
             let size = payload.to_string().len() as u64;
             if size > max {
-                return Err(Failure::new(
-                    ErrorKind::InvalidOutput,
-                    format!("trigger payload is {size} bytes, over the {max}-byte limit (limits.max_payload)"),
+                return Triggered::TooLarge(format!(
+                    "the trigger payload is {size} bytes, over the {max}-byte limit (limits.max_payload)"
                 ));
             }
-            return Ok(Some(payload));
+            return Triggered::Payload(payload);
         };
-        let connector = self.connector(&call.connector, World::Trigger)?;
+        let connector = match self.connector(&call.connector, World::Trigger) {
+            Ok(c) => c,
+            Err(f) => return Triggered::Failed(f),
+        };
         report.connector = Some(ConnectorUse {
             name: connector.name.clone(),
             sha256: connector.info.sha256.clone(),
@@ -441,9 +497,17 @@ impl Executor {
         let inv = connector
             .accept(&self.registry.runtime, ctx, &call.config, event, &limits)
             .await;
-        let (result, call) = split(inv, started_at);
+        let (result, mut call) = split(inv, started_at);
+        secrets.logs(&mut call.logs);
         report.call = Some(call);
-        result
+        match result {
+            Ok(Some(mut payload)) => {
+                secrets.payload(&mut payload);
+                Triggered::Payload(payload)
+            }
+            Ok(None) => Triggered::Dropped,
+            Err(f) => Triggered::Failed(f),
+        }
     }
 
     /// Whether the connector named `name` may act outside its sandbox (an unknown one is
@@ -546,6 +610,10 @@ impl Executor {
             } else {
                 run.await?
             };
+            if let StepOutcome::Failed = outcome {
+                let e = super::events::step_failed(&report.steps[i]);
+                report.steps[i].events.push(e);
+            }
             recorder.step_finished(report, i).await?;
             self.count_step(flow, report, i);
             match outcome {
@@ -666,6 +734,8 @@ impl Executor {
                             if crate::time_format::deadline_in(wait) >= deadline {
                                 break Err((f, false));
                             }
+                            r.events
+                                .push(super::events::step_retry(&step.name, try_no, policy.attempts, &f, wait));
                             tokio::time::sleep(wait).await;
                             try_no += 1;
                             if tries.durable {
@@ -805,6 +875,16 @@ fn split<T>(inv: Invocation<T>, started_at: SystemTime) -> (Result<T, Failure>, 
     (inv.result, call)
 }
 
+/// Why a trigger connector dropped an event: its last log record of level `info` or
+/// above, else its last record.
+fn drop_reason(logs: &[crate::plugin::LogRecord]) -> Option<String> {
+    logs.iter()
+        .rev()
+        .find(|l| l.level >= crate::plugin::Level::Info)
+        .or(logs.last())
+        .map(|l| l.message.clone())
+}
+
 /// Exponential backoff with "equal jitter": between half and all of
 /// `min(backoff · 2^(try-1), max_backoff)`.
 fn backoff(p: &RetryPolicy, try_no: u32) -> Duration {
@@ -816,7 +896,7 @@ fn backoff(p: &RetryPolicy, try_no: u32) -> Duration {
     base.mul_f64(0.5 + 0.5 * jitter)
 }
 
-/// The payload a flow starts with when it has no trigger connector.
+/// The payload a flow starts with when it has no trigger connector (before redaction).
 pub fn default_payload(event: &TriggerEvent) -> Value {
     match event {
         TriggerEvent::Http {
@@ -825,24 +905,7 @@ pub fn default_payload(event: &TriggerEvent) -> Value {
             query,
             headers,
             body,
-        } => {
-            let query: Map<String, Value> = form_urlencoded::parse(query.as_bytes())
-                .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-                .collect();
-            let headers: Map<String, Value> = headers
-                .iter()
-                .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                .collect();
-            let body = if body.is_empty() {
-                Value::Null
-            } else {
-                match std::str::from_utf8(body) {
-                    Ok(t) => serde_json::from_str(t).unwrap_or_else(|_| Value::String(t.to_string())),
-                    Err(_) => Value::String(String::from_utf8_lossy(body).into_owned()),
-                }
-            };
-            json!({ "kind": "http", "method": method, "path": path, "query": query, "headers": headers, "body": body })
-        }
+        } => super::http_document::document(method, path, query, headers, body),
         TriggerEvent::Schedule { scheduled_at, fired_at } => {
             json!({ "kind": "schedule", "scheduled_at": scheduled_at, "fired_at": fired_at })
         }

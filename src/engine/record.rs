@@ -132,6 +132,23 @@ impl Recorder {
         action: &str,
         logs: &[LogRecord],
     ) -> Write {
+        self.log_rows(r, step, connector, |_| action, logs)
+    }
+
+    /// The host's own records (see [`super::events`]): each one's action is its event
+    /// name, which is also its category.
+    fn host_logs(&self, r: &ExecutionReport, step: Option<&str>, connector: Option<&str>, logs: &[LogRecord]) -> Write {
+        self.log_rows(r, step, connector, |l| l.category.as_str(), logs)
+    }
+
+    fn log_rows<'a>(
+        &self,
+        r: &ExecutionReport,
+        step: Option<&str>,
+        connector: Option<&str>,
+        action: impl Fn(&'a LogRecord) -> &'a str,
+        logs: &'a [LogRecord],
+    ) -> Write {
         Write::Logs(
             logs.iter()
                 .map(|l| LogRow {
@@ -144,7 +161,7 @@ impl Recorder {
                     attempt: r.attempt,
                     step: step.map(str::to_string),
                     connector: connector.map(str::to_string),
-                    action: action.to_string(),
+                    action: action(l).to_string(),
                     category: l.category.clone(),
                     environment: r.environment.clone(),
                     message: l.message.clone(),
@@ -179,11 +196,32 @@ impl Recorder {
                 value: p.clone(),
             });
         }
+        writes.extend(self.trigger_logs(r));
+        writes
+    }
+
+    /// The trigger connector's records and the host's records of the trigger.
+    fn trigger_logs(&self, r: &ExecutionReport) -> Vec<Write> {
+        let connector = r.trigger.connector.as_ref().map(|c| c.name.as_str());
+        let mut writes = Vec::new();
         if let Some(call) = &r.trigger.call {
-            let connector = r.trigger.connector.as_ref().map(|c| c.name.as_str());
             writes.push(self.logs(r, None, connector, "accept", &call.logs));
         }
+        if !r.trigger.events.is_empty() {
+            writes.push(self.host_logs(r, None, connector, &r.trigger.events));
+        }
         writes
+    }
+
+    /// An event that starts no execution (dropped, or refused): no execution row, only
+    /// the trigger's records and `extra`, durable before the sender is answered.
+    pub(crate) async fn not_started(&self, r: &ExecutionReport, extra: Vec<Write>) -> Result<(), StoreError> {
+        let mut writes = self.trigger_logs(r);
+        writes.extend(extra);
+        if self.store.is_none() || writes.is_empty() {
+            return Ok(());
+        }
+        self.write(writes).await
     }
 
     pub(crate) async fn status(&self, r: &ExecutionReport) -> Result<(), StoreError> {
@@ -205,10 +243,10 @@ impl Recorder {
         if self.store.is_none() {
             return Ok(());
         }
-        let record = host_record(crate::plugin::Level::Warn, "recovery", message);
+        let record = super::events::step_interrupted(message);
         let mut writes = vec![
             self.step(r, index),
-            self.logs(r, Some(&r.steps[index].name), connector, "recover", &[record]),
+            self.host_logs(r, Some(&r.steps[index].name), connector, &[record]),
         ];
         writes.extend(self.rows(r));
         self.write(writes).await
@@ -226,9 +264,9 @@ impl Recorder {
             .get(from)
             .and_then(|s| s.connector.as_ref())
             .map(|c| c.name.as_str());
-        let record = host_record(crate::plugin::Level::Error, "execution", message);
+        let record = super::events::execution_stopped(message);
         let mut writes: Vec<Write> = (from..r.steps.len()).map(|i| self.step(r, i)).collect();
-        writes.push(self.logs(r, step, connector, "abandon", &[record]));
+        writes.push(self.host_logs(r, step, connector, &[record]));
         writes.extend(self.rows(r));
         self.write(writes).await
     }
@@ -339,6 +377,9 @@ impl Recorder {
         if !logs.is_empty() {
             writes.push(self.logs(r, Some(&s.name), connector, "run", &logs));
         }
+        if !s.events.is_empty() {
+            writes.push(self.host_logs(r, Some(&s.name), connector, &s.events));
+        }
         self.defer(writes);
         Ok(())
     }
@@ -353,6 +394,10 @@ impl Recorder {
             .map(|i| self.step(r, i))
             .collect();
         writes.extend(self.rows(r));
+        if r.status == super::ExecutionStatus::Rejected {
+            let (step, record) = super::events::execution_rejected(r);
+            writes.push(self.host_logs(r, step, None, &[record]));
+        }
         self.write(writes).await
     }
 }
@@ -375,15 +420,5 @@ fn try_row(c: &Call) -> TryRow {
         fuel_used: c.fuel_used,
         error: c.error.clone(),
         dropped_logs: c.dropped_logs,
-    }
-}
-
-/// A record the host writes about an execution (not a connector's).
-fn host_record(level: crate::plugin::Level, category: &str, message: String) -> LogRecord {
-    LogRecord {
-        time: SystemTime::now(),
-        level,
-        category: category.into(),
-        message,
     }
 }

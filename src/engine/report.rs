@@ -50,10 +50,17 @@ pub struct TriggerReport {
     /// or failed.
     pub payload: Option<Value>,
     pub dropped: bool,
+    /// Why the event was dropped (the trigger connector's last log record), refused or
+    /// failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connector: Option<ConnectorUse>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub call: Option<Call>,
+    /// The host's records of the trigger (see [`super::events`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<LogRecord>,
 }
 
 /// Which component ran: its name and content hash, so a changed plugin is visible.
@@ -108,6 +115,10 @@ pub struct StepReport {
     /// For a manual retry from the failed step: the attempt whose output this step reuses.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reused_from: Option<u32>,
+    /// The host's records of the step: its retried tries and its final failure (see
+    /// [`super::events`]).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<LogRecord>,
 }
 
 impl StepReport {
@@ -127,6 +138,7 @@ impl StepReport {
             note: None,
             tries: Vec::new(),
             reused_from: None,
+            events: Vec::new(),
         }
     }
 }

@@ -203,9 +203,9 @@ async fn send(
     // aborted when the request fails or the guest drops the response, and the body's
     // deadline ends any read.
     let conn = AbortOnDrop(tokio::spawn(conn));
-    let first_byte = options
-        .and_then(|o| o.first_byte_timeout)
-        .map_or(deadline, |t| deadline.min(Instant::from_std(crate::time_format::deadline_in(t))));
+    let first_byte = options.and_then(|o| o.first_byte_timeout).map_or(deadline, |t| {
+        deadline.min(Instant::from_std(crate::time_format::deadline_in(t)))
+    });
     let response = tokio::time::timeout_at(first_byte, sender.send_request(request))
         .await
         .map_err(|_| timed_out("the response from"))?
@@ -312,7 +312,9 @@ async fn connect(
     deadline: Instant,
     guest_timeout: Option<std::time::Duration>,
 ) -> Result<TcpStream, Fail> {
-    let deadline = guest_timeout.map_or(deadline, |t| deadline.min(Instant::from_std(crate::time_format::deadline_in(t))));
+    let deadline = guest_timeout.map_or(deadline, |t| {
+        deadline.min(Instant::from_std(crate::time_format::deadline_in(t)))
+    });
     let mut last = None;
     for addr in addrs {
         match tokio::time::timeout_at(deadline, TcpStream::connect(addr)).await {

@@ -398,7 +398,10 @@ fn open_repairing(path: &Path) -> Result<Database, redb::DatabaseError> {
         })
         .create(path)?;
     if shown.load(Ordering::Relaxed) > 0 {
-        tracing::info!(seconds = started.elapsed().as_secs_f64(), "the database is repaired; nothing committed was lost");
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "the database is repaired; nothing committed was lost"
+        );
     }
     Ok(db)
 }

@@ -347,6 +347,24 @@ impl Daemon {
         }
     }
 
+    /// Waits until a line of the daemon's log passes `matches`, at most `secs`; panics
+    /// with `what` and the log otherwise. The log is read by another thread, so a line
+    /// written before an answer may arrive after it.
+    pub fn wait_log_line(&self, what: &str, secs: u64, matches: impl Fn(&str) -> bool) {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+        loop {
+            let log = self.log.lock().unwrap().clone();
+            if log.lines().any(&matches) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < end,
+                "no log line {what} within {secs}s:\n{log}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     pub fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpResponse {
         http_request(self.addr, method, path, headers, body)
     }

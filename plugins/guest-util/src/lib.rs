@@ -73,6 +73,11 @@ impl Expr {
         }
     }
 
+    /// The expression as written.
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
     pub fn search(&self, doc: &Value) -> Result<Value, String> {
         self.search_in(&mut Doc::new(doc))
     }

@@ -8,7 +8,13 @@ wit_bindgen::generate!({ path: "../../wit", world: "trigger-connector" });
 use exports::flowd::connector::trigger::{ConfigError, Context, Event, Guest, StepError};
 use flowd::connector::log::{Level, log};
 use guest_util::{Expr, Problem, SPEC_KEYS, Spec, config_object, kind, unknown_keys};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
+
+/// The host's own reading of a request (repeated headers and query keys kept, binary
+/// bodies as marked base64), so a reshaped payload starts from the same document.
+#[allow(dead_code)]
+#[path = "../../../src/engine/http_document.rs"]
+mod http_document;
 
 struct Reshape;
 
@@ -50,31 +56,9 @@ fn fail(code: &str, message: String, retryable: bool) -> StepError {
     }
 }
 
-/// The body as JSON when it parses, else as text, else as an array of bytes.
-fn body_value(body: &[u8]) -> Value {
-    if body.is_empty() {
-        return Value::Null;
-    }
-    match std::str::from_utf8(body) {
-        Ok(text) => serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_string())),
-        Err(_) => Value::Array(body.iter().map(|b| json!(b)).collect()),
-    }
-}
-
 fn document(event: &Event) -> Result<Value, StepError> {
     Ok(match event {
-        Event::Http(req) => {
-            let mut query = Map::new();
-            for (k, v) in form_urlencoded::parse(req.query.as_bytes()) {
-                query.insert(k.into_owned(), Value::String(v.into_owned()));
-            }
-            let mut headers = Map::new();
-            for (k, v) in &req.headers {
-                headers.insert(k.clone(), Value::String(v.clone()));
-            }
-            json!({"kind": "http", "method": req.method, "path": req.path, "query": query,
-                   "headers": headers, "body": body_value(&req.body)})
-        }
+        Event::Http(req) => http_document::document(&req.method, &req.path, &req.query, &req.headers, &req.body),
         Event::Schedule(tick) => {
             json!({"kind": "schedule", "scheduled_at": tick.scheduled_at, "fired_at": tick.fired_at})
         }
@@ -109,7 +93,12 @@ impl Guest for Reshape {
         let doc = document(&event)?;
         if let Some(filter) = &s.filter {
             if !filter.truthy(&doc).map_err(|m| fail("filter", m, false))? {
-                log(Level::Info, "reshape", "event dropped by filter");
+                // The last record before a drop is the reason the host reports.
+                log(
+                    Level::Info,
+                    "reshape",
+                    &format!("event dropped: filter `{}` is false for it", filter.text()),
+                );
                 return Ok(None);
             }
         }

@@ -41,7 +41,8 @@ pub fn run_error(e: RunError) -> ApiError {
         RunError::NotScheduled(_) => ApiError::new(StatusCode::CONFLICT, "not_scheduled", e.to_string()),
         RunError::NotManual { .. } => ApiError::new(StatusCode::CONFLICT, "not_manual", e.to_string()),
         RunError::QueueFull { .. } => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "queue_full", e.to_string()),
-        RunError::Dropped => ApiError::new(StatusCode::CONFLICT, "dropped", e.to_string()),
+        RunError::Dropped(_) => ApiError::new(StatusCode::CONFLICT, "dropped", e.to_string()),
+        RunError::TooLarge(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string()),
         RunError::TriggerFailed(_) => ApiError::new(StatusCode::CONFLICT, "trigger_failed", e.to_string()),
         RunError::Store(e) => ApiError::internal(e),
     }

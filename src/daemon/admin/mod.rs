@@ -2,6 +2,7 @@
 //! with a bearer token (viewer reads, operator also changes). JSON in and out, errors as
 //! `{"error": {"code", "message"}}`, times in RFC 3339 UTC.
 
+mod audit;
 mod auth;
 mod executions;
 mod flows;
@@ -22,7 +23,7 @@ use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
+use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -44,6 +45,8 @@ pub struct ApiError {
     code: &'static str,
     message: String,
     allow: Option<String>,
+    /// A 401's `WWW-Authenticate` challenge.
+    challenge: Option<&'static str>,
     /// More for the client than the message (a reload's errors, each on its own).
     details: Option<Box<(&'static str, Value)>>,
 }
@@ -55,8 +58,14 @@ impl ApiError {
             code,
             message: message.into(),
             allow: None,
+            challenge: None,
             details: None,
         }
+    }
+
+    fn with_challenge(mut self, challenge: &'static str) -> ApiError {
+        self.challenge = Some(challenge);
+        self
     }
 
     fn with(mut self, key: &'static str, value: Value) -> ApiError {
@@ -96,6 +105,10 @@ impl ApiError {
         if let Some(allow) = self.allow.and_then(|a| HeaderValue::from_str(&a).ok()) {
             r.headers_mut().insert(ALLOW, allow);
         }
+        if let Some(challenge) = self.challenge {
+            r.headers_mut()
+                .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
         boxed(r)
     }
 }
@@ -124,10 +137,10 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
         .iter()
         .any(|r| r.access == Access::Public && r.path == trimmed);
     // A token is checked before the path: without one, nothing says what exists.
-    let role = if public {
+    let token = if public {
         None
     } else {
-        Some(auth::role(&shared.config.server.tokens, req.headers())?)
+        Some(auth::token(&shared.config.server.tokens, req.headers())?)
     };
     let (route, captures) = match found {
         Ok(found) => found,
@@ -135,12 +148,16 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
         Err(Miss::Method(allow)) => return Err(ApiError::method(allow)),
     };
     if route.access == Access::Operator {
-        auth::require_operator(role.expect("only public routes skip the token"))?;
+        let token = token.expect("only public routes skip the token");
+        if let Err(refused) = auth::require_operator(token.role) {
+            audit::change(token, route.endpoint, &captures, refused.status);
+            return Err(refused);
+        }
     }
     let query = req.uri().query().map(str::to_string);
     let query = query.as_deref();
     let arg = |i: usize| captures[i];
-    match route.endpoint {
+    let answer = match route.endpoint {
         E::Health => {
             params::Params::parse(query, &[])?;
             ok(&json!({ "status": "ok" }))
@@ -166,11 +183,23 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
         E::FlowDeactivate => flows::set_active(shared, arg(0), false, query).await,
         E::FlowRun => {
             let name = arg(0).to_string();
-            let body = read_json(shared, req).await?;
-            flows::run(shared, &name, body, query).await
+            match read_json(shared, req).await {
+                Ok(body) => flows::run(shared, &name, body, query).await,
+                Err(e) => Err(e),
+            }
         }
         E::Reload => flows::reload(shared, query).await,
+    };
+    if route.access == Access::Operator
+        && let Some(token) = token
+    {
+        let status = match &answer {
+            Ok(r) => r.status(),
+            Err(e) => e.status,
+        };
+        audit::change(token, route.endpoint, &captures, status);
     }
+    answer
 }
 
 /// The OpenAPI 3 document of this API, kept in the repository.

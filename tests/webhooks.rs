@@ -1,0 +1,435 @@
+//! What a webhook sender gets and what is kept of its request, over real sockets against
+//! the real daemon: bodies that are not the JSON they claim to be (400 with the line and
+//! column, nothing recorded), dropped events (the flow's status, a log record with the
+//! trigger connector's reason, a counter), a body the listener takes but whose payload
+//! would not fit the store (413 before anything is recorded), repeated headers and query
+//! keys and binary bodies kept whole, and credentials redacted from what is stored and
+//! shown (the trigger connector still seeing them).
+
+mod support;
+
+use serde_json::{Value, json};
+use support::admin::{TOKENS, VIEWER, ended, get, start};
+use support::{Daemon, HttpResponse, Setup};
+
+/// The example config's `order-intake` flow, as shipped.
+fn order_intake() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/flows/order-intake.toml")).unwrap()
+}
+
+fn metrics(d: &Daemon) -> String {
+    let r = d.admin("GET", "/metrics", Some(VIEWER), b"");
+    assert_eq!(r.status, 200);
+    String::from_utf8(r.body).unwrap()
+}
+
+fn has_line(text: &str, line: &str) {
+    assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
+}
+
+fn error_of(r: &HttpResponse) -> Value {
+    r.json()["error"].clone()
+}
+
+/// The executions the daemon recorded (newest first).
+fn executions(d: &Daemon, flow: &str) -> Vec<Value> {
+    get(d, &format!("/v1/executions?flow={flow}"))["executions"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn bodies_that_are_not_the_json_they_claim_get_400_with_line_and_column_and_nothing_recorded() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow("order-intake", &order_intake());
+    setup.flow(
+        "loose",
+        "[flow]\nname = \"loose\"\n[trigger.http]\npath = \"/loose\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    let d = start(&setup);
+    let json_type = [("content-type", "application/json")];
+
+    // The example flow takes JSON: a truncated order, text, an empty body.
+    let r = d.request("POST", "/hooks/orders", &json_type, br#"{"order": {"id": "A-1","#);
+    assert_eq!(r.status, 400, "{r:?}");
+    let e = error_of(&r);
+    assert_eq!(e["code"], "invalid_json");
+    assert_eq!((e["line"].as_u64(), e["column"].as_u64()), (Some(1), Some(23)), "{e}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("flow \"order-intake\" takes a JSON body, and it is not valid JSON: ")
+            && message.ends_with("at line 1 column 23"),
+        "{message}"
+    );
+    let r = d.request(
+        "POST",
+        "/hooks/orders",
+        &[("content-type", "text/plain")],
+        b"one order, please",
+    );
+    assert_eq!((r.status, error_of(&r)["line"].as_u64()), (400, Some(1)), "{r:?}");
+    let r = d.request(
+        "POST",
+        "/hooks/orders",
+        &[],
+        b"{\n  \"order\": {\n    \"id\": \"A-1\",,\n",
+    );
+    let e = error_of(&r);
+    assert_eq!(
+        (r.status, e["line"].as_u64(), e["column"].as_u64()),
+        (400, Some(3), Some(17)),
+        "{e}"
+    );
+    let r = d.request("POST", "/hooks/orders", &json_type, b"");
+    assert_eq!(r.status, 400);
+    assert_eq!(
+        error_of(&r)["message"],
+        "flow \"order-intake\" takes a JSON body, and the body is empty"
+    );
+
+    // A flow that takes anything: a body sent as JSON must be JSON; text stays text.
+    for content_type in ["application/json", "application/vnd.api+json; charset=utf-8"] {
+        let r = d.request("POST", "/loose", &[("content-type", content_type)], b"{\"a\": tru");
+        assert_eq!(r.status, 400, "{content_type}: {r:?}");
+        let message = error_of(&r)["message"].as_str().unwrap().to_string();
+        assert!(
+            message.starts_with("the body is sent as JSON (its content-type says so), and it is not valid JSON"),
+            "{message}"
+        );
+    }
+    let r = d.request("POST", "/loose", &[("content-type", "text/plain")], b"{\"a\": tru");
+    assert_eq!(r.status, 202, "{r:?}");
+    let text_job = r.json()["job_id"].as_str().unwrap().to_string();
+    ended(&d, &text_job, 1);
+    let trigger = get(&d, &format!("/v1/executions/{text_job}/trigger"));
+    assert_eq!(trigger["body"], "{\"a\": tru");
+
+    assert!(
+        executions(&d, "order-intake").is_empty(),
+        "a refused body records nothing"
+    );
+    assert_eq!(executions(&d, "loose").len(), 1);
+    let m = metrics(&d);
+    has_line(
+        &m,
+        "flowd_webhook_requests_total{flow=\"order-intake\",outcome=\"invalid_json\"} 4",
+    );
+    has_line(
+        &m,
+        "flowd_webhook_requests_total{flow=\"loose\",outcome=\"invalid_json\"} 2",
+    );
+    has_line(
+        &m,
+        "flowd_webhook_requests_total{flow=\"loose\",outcome=\"accepted\"} 1",
+    );
+    d.stop();
+}
+
+#[test]
+fn a_dropped_event_gets_the_flows_status_and_leaves_a_log_record_and_a_count() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow("order-intake", &order_intake());
+    let filtered = |name: &str, extra: &str| {
+        format!(
+            "[flow]\nname = \"{name}\"\n[trigger.http]\npath = \"/{name}\"\n{extra}\n[trigger]\nconnector = \"reshape\"\nconfig = {{ filter = \"body.keep\" }}\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n"
+        )
+    };
+    setup.flow("default", &filtered("default", ""));
+    setup.flow("quiet", &filtered("quiet", "drop_status = 204"));
+    setup.flow(
+        "silent",
+        "[flow]\nname = \"silent\"\n[trigger.http]\npath = \"/silent\"\n[trigger]\nconnector = \"trigger-echo\"\nconfig = { drop = true }\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    let d = start(&setup);
+
+    // The example flow refuses valid JSON that is not an order: its caller must know.
+    let r = d.request("POST", "/hooks/orders", &[], b"[1,2,3]");
+    assert_eq!(r.status, 422, "{r:?}");
+    let reason = "event dropped: filter `body.order` is false for it";
+    assert_eq!(
+        r.json()["error"],
+        json!({ "code": "event_dropped", "message": format!("the event was dropped: {reason}") })
+    );
+    let order_job = r.json()["job_id"].as_str().unwrap().to_string();
+
+    // By default a drop is a 200 that says so: senders count 2xx as delivered.
+    let r = d.request("POST", "/default", &[], br#"{"keep": false}"#);
+    assert_eq!(r.status, 200, "{r:?}");
+    let v = r.json();
+    assert_eq!(
+        (&v["dropped"], &v["reason"]),
+        (
+            &json!(true),
+            &json!("event dropped: filter `body.keep` is false for it")
+        )
+    );
+    let default_job = v["job_id"].as_str().unwrap().to_string();
+    let r = d.request("POST", "/quiet", &[], br#"{"keep": false}"#);
+    assert_eq!((r.status, r.body.len()), (204, 0));
+    let r = d.request("POST", "/silent", &[], b"{}");
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.json()["reason"],
+        "connector \"trigger-echo\" returned none and logged no reason"
+    );
+    assert_eq!(d.request("POST", "/default", &[], br#"{"keep": true}"#).status, 202);
+
+    // The trace: the connector's own record and the host's, under the event's job id.
+    let logs = get(&d, &format!("/v1/logs?job_id={order_job}"))["logs"].clone();
+    let logs = logs.as_array().unwrap();
+    assert_eq!(logs.len(), 2, "{logs:#?}");
+    let host = logs
+        .iter()
+        .find(|l| l["category"] == "event_dropped")
+        .expect("the host's record");
+    assert_eq!(host["level"], "warn");
+    assert_eq!(host["action"], "event_dropped");
+    assert_eq!(host["connector"], "reshape");
+    assert_eq!(host["flow"], "order-intake");
+    assert_eq!(
+        host["message"],
+        format!("event dropped by trigger connector \"reshape\": {reason}")
+    );
+    let own = logs
+        .iter()
+        .find(|l| l["category"] == "reshape")
+        .expect("the connector's record");
+    assert_eq!((&own["action"], &own["message"]), (&json!("accept"), &json!(reason)));
+    let warned = get(&d, "/v1/logs?level=warn&category=event_dropped")["logs"].clone();
+    assert_eq!(warned.as_array().unwrap().len(), 4, "one per dropped event: {warned:#}");
+    assert!(
+        warned
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l["job_id"] == default_job.as_str()),
+        "{warned:#}"
+    );
+
+    assert!(
+        executions(&d, "order-intake").is_empty(),
+        "a dropped event is no execution"
+    );
+    assert_eq!(executions(&d, "default").len(), 1);
+    let m = metrics(&d);
+    for line in [
+        "flowd_webhook_requests_total{flow=\"order-intake\",outcome=\"dropped\"} 1",
+        "flowd_webhook_requests_total{flow=\"default\",outcome=\"dropped\"} 1",
+        "flowd_webhook_requests_total{flow=\"default\",outcome=\"accepted\"} 1",
+        "flowd_webhook_requests_total{flow=\"quiet\",outcome=\"dropped\"} 1",
+        "flowd_webhook_requests_total{flow=\"silent\",outcome=\"dropped\"} 1",
+    ] {
+        has_line(&m, line);
+    }
+    d.stop();
+}
+
+#[test]
+fn a_body_the_listener_takes_fits_the_stored_payload_or_is_refused_before_anything_is_recorded() {
+    let setup = Setup::with_server("max_payload = \"16KiB\"", &format!("max_body = \"16KiB\"\n{TOKENS}"));
+    setup.flow(
+        "big",
+        "[flow]\nname = \"big\"\n[trigger.http]\npath = \"/big\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    let d = start(&setup);
+    // Just under server.max_body: the request as stored (headers, query, body) is over.
+    let body = json!({ "text": "x".repeat(16 * 1024 - 40) }).to_string();
+    assert!(body.len() < 16 * 1024);
+    let r = d.request("POST", "/big", &[("content-type", "application/json")], body.as_bytes());
+    assert_eq!(r.status, 413, "{r:?}");
+    let e = error_of(&r);
+    assert_eq!(e["code"], "payload_too_large");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("the trigger payload is ")
+            && message.ends_with(
+                "bytes, over the 16384-byte limit (limits.max_payload) (it is this request as JSON: headers, query and body); nothing was recorded"
+            ),
+        "{message}"
+    );
+    let small = json!({ "text": "x".repeat(8 * 1024) }).to_string();
+    let r = d.request("POST", "/big", &[], small.as_bytes());
+    assert_eq!(r.status, 202, "{r:?}");
+    ended(&d, r.json()["job_id"].as_str().unwrap(), 1);
+    let all = executions(&d, "big");
+    assert_eq!(all.len(), 1, "the refused request left nothing: {all:#?}");
+    assert_eq!(all[0]["status"], "success");
+    has_line(
+        &metrics(&d),
+        "flowd_webhook_requests_total{flow=\"big\",outcome=\"payload_too_large\"} 1",
+    );
+    d.stop();
+}
+
+#[test]
+fn repeated_headers_and_query_keys_and_binary_bodies_are_kept_whole() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow(
+        "raw",
+        "[flow]\nname = \"raw\"\n[trigger.http]\npath = \"/raw\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    // The bundled reshape connector reads a request the same way.
+    setup.flow(
+        "shaped",
+        "[flow]\nname = \"shaped\"\n[trigger.http]\npath = \"/shaped\"\n[trigger]\nconnector = \"reshape\"\nconfig = { select = \"@\" }\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    let d = start(&setup);
+    let binary: Vec<u8> = vec![0xff, 0x00, 0xfe, 0x80, b'a', 0xc3];
+    let headers = [
+        ("content-type", "application/octet-stream"),
+        ("x-tag", "one"),
+        ("x-tag", "two, three"),
+        ("cookie", "a=1"),
+        ("cookie", "b=2"),
+    ];
+    for path in ["/raw", "/shaped"] {
+        let r = d.request(
+            "POST",
+            &format!("{path}?tag=a&one=1&tag=b&tag=c%20d"),
+            &headers,
+            &binary,
+        );
+        assert_eq!(r.status, 202, "{path}: {r:?}");
+        let job = r.json()["job_id"].as_str().unwrap().to_string();
+        ended(&d, &job, 1);
+        let p = get(&d, &format!("/v1/executions/{job}/trigger"));
+        assert_eq!(p["query"], json!({ "tag": ["a", "b", "c d"], "one": "1" }), "{path}");
+        assert_eq!(p["headers"]["x-tag"], "one, two, three", "{path}");
+        assert_eq!(p["headers"]["cookie"], "[redacted]", "{path}: a cookie is a credential");
+        assert_eq!(p["body"], "/wD+gGHD", "{path}: the bytes in base64");
+        assert_eq!(p["body_encoding"], "base64", "{path}");
+    }
+    // Text stays text, unmarked.
+    let r = d.request("POST", "/raw", &[], "héllo\u{0}".as_bytes());
+    let job = r.json()["job_id"].as_str().unwrap().to_string();
+    ended(&d, &job, 1);
+    let p = get(&d, &format!("/v1/executions/{job}/trigger"));
+    assert_eq!(p["body"], "héllo\u{0}");
+    assert!(p.get("body_encoding").is_none(), "{p}");
+    d.stop();
+}
+
+#[test]
+fn credentials_are_redacted_from_stored_payloads_and_every_answer_but_reach_the_trigger_connector() {
+    const AUTH: &str = "Bearer sk_live_0123456789abcdef";
+    const COOKIE: &str = "session=c00kie-0123456789";
+    const API_KEY: &str = "key-fedcba9876543210";
+    let setup = Setup::with_server("", TOKENS);
+    // Each flow logs its headers through a placeholder, too.
+    let flow = |name: &str, http: &str, connector: &str| {
+        let headers = if connector.is_empty() {
+            "trigger.headers.authorization"
+        } else {
+            "trigger.event.headers"
+        };
+        format!(
+            "[flow]\nname = \"{name}\"\n[trigger.http]\npath = \"/{name}\"\n{http}\n{connector}\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n[[steps]]\nname = \"note\"\nconnector = \"log\"\nconfig = {{ message = \"auth was {{{{ {headers} }}}}\" }}\n"
+        )
+    };
+    let signed = "signature = { header = \"X-Signature\", secret_env = \"FLOWD_TEST_SECRET\" }";
+    setup.flow("plain", &flow("plain", signed, ""));
+    setup.flow(
+        "tuned",
+        &flow(
+            "tuned",
+            "keep_headers = [\"Authorization\"]\nredact_headers = [\"x-api-key\"]",
+            "",
+        ),
+    );
+    setup.flow(
+        "connected",
+        &flow("connected", signed, "[trigger]\nconnector = \"trigger-echo\""),
+    );
+    let d = support::Daemon::start_with_env(
+        &setup,
+        &[
+            ("FLOWD_TEST_VIEWER", support::admin::VIEWER),
+            ("FLOWD_TEST_OPERATOR", support::admin::OPERATOR),
+            ("FLOWD_TEST_SECRET", "s3cret"),
+        ],
+    );
+    let body = br#"{"n": 1}"#;
+    let signature = {
+        use hmac::{Hmac, Mac};
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(body);
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    };
+    let send = |path: &str| {
+        let r = d.request(
+            "POST",
+            path,
+            &[
+                ("authorization", AUTH),
+                ("cookie", COOKIE),
+                ("x-signature", &signature),
+                ("x-api-key", API_KEY),
+            ],
+            body,
+        );
+        // The signature was checked against what was sent.
+        assert_eq!(r.status, 202, "{path}: {r:?}");
+        let job = r.json()["job_id"].as_str().unwrap().to_string();
+        ended(&d, &job, 1);
+        job
+    };
+    let answers = |job: &str| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for path in [
+            format!("/v1/executions/{job}"),
+            format!("/v1/executions/{job}/trigger"),
+            format!("/v1/executions/{job}/steps/s/input"),
+            format!("/v1/executions/{job}/steps/s/output"),
+            format!("/v1/executions/{job}/steps/note/config"),
+            format!("/v1/logs?job_id={job}"),
+            format!("/v1/logs/download?format=text&job_id={job}"),
+        ] {
+            let r = d.admin("GET", &path, Some(VIEWER), b"");
+            assert_eq!(r.status, 200, "{path}");
+            out.push((path, String::from_utf8(r.body).unwrap()));
+        }
+        out
+    };
+
+    let job = send("/plain");
+    let p = get(&d, &format!("/v1/executions/{job}/trigger"));
+    for h in ["authorization", "cookie", "x-signature"] {
+        assert_eq!(p["headers"][h], "[redacted]", "{h}: {p:#}");
+    }
+    assert_eq!(p["headers"]["x-api-key"], API_KEY, "not redacted by default");
+    for (path, text) in answers(&job) {
+        for secret in [AUTH, "sk_live_0123456789abcdef", COOKIE, signature.as_str()] {
+            assert!(!text.contains(secret), "{secret} in {path}: {text}");
+        }
+    }
+
+    let job = send("/tuned");
+    let p = get(&d, &format!("/v1/executions/{job}/trigger"));
+    assert_eq!(p["headers"]["authorization"], AUTH, "kept by the flow");
+    assert_eq!(p["headers"]["x-api-key"], "[redacted]", "added by the flow");
+    assert_eq!(p["headers"]["cookie"], "[redacted]");
+    assert_eq!(p["headers"]["x-signature"], signature, "no signature on this flow");
+
+    // The trigger connector got the request as sent (it copies the headers into its
+    // output); what it returned is stored with the values cut out.
+    let job = send("/connected");
+    let p = get(&d, &format!("/v1/executions/{job}/trigger"));
+    let headers = p["event"]["headers"].as_array().unwrap();
+    for (name, shown) in [
+        ("authorization", "[redacted]"),
+        ("cookie", "[redacted]"),
+        ("x-signature", "[redacted]"),
+    ] {
+        assert!(
+            headers.contains(&json!([name, shown])),
+            "{name} reached the connector, and is redacted: {headers:?}"
+        );
+    }
+    for (path, text) in answers(&job) {
+        for secret in [AUTH, COOKIE, signature.as_str()] {
+            assert!(!text.contains(secret), "{secret} in {path}: {text}");
+        }
+    }
+    d.stop();
+}
