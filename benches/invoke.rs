@@ -116,7 +116,7 @@ fn main() {
     config.limits.step.memory = 64 << 20;
     config.limits.instances = 100;
     let rt = Arc::new(Runtime::new(&config).unwrap());
-    let connector = rt.load("echo", &wasm, &Default::default()).unwrap();
+    let connector = Arc::new(rt.load("echo", &wasm, &Default::default()).unwrap());
     let plain = plain_engine();
     let plain_pre = raw_pre(&plain, &wasm);
     let flowd_engine_pre = raw_pre(rt.engine(), &wasm);
@@ -189,7 +189,7 @@ fn main() {
                             1 => raw_call(rt.engine(), &flowd_engine_pre, &config_text, &input, true).await,
                             2 => {
                                 let inv = connector
-                                    .run(&rt, &ctx, &config_value, &input, &limits, limits.timeout)
+                                    .run(&rt, &ctx, &config_value, input.clone(), &limits, limits.timeout)
                                     .await;
                                 assert!(inv.result.is_ok());
                             }

@@ -8,13 +8,16 @@
 //! Run: `cargo bench --bench load` (`-- --quick` for a short run; `-- --flowd-only` drives
 //! flowd alone for 10 s, for a profiler).
 
+#[path = "support/http.rs"]
+mod http;
+
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http::{connect, latencies, ms, percentile, send};
+use http_body_util::Full;
 use hyper::{Request, Response};
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 /// The allocator the `flowd` binary uses.
 #[global_allocator]
@@ -83,31 +86,7 @@ async fn flowd(dir: &std::path::Path) -> (SocketAddr, flowd::daemon::Daemon) {
     (daemon.local_addr(), daemon)
 }
 
-type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
-
-async fn connect(addr: SocketAddr) -> Sender {
-    let stream = TcpStream::connect(addr).await.unwrap();
-    stream.set_nodelay(true).unwrap();
-    let (send, conn) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    send
-}
-
 const BODY: &[u8] = br#"{"id":"A-1","items":[{"sku":"tea","price":4.5},{"sku":"cup","price":12}]}"#;
-
-async fn send(s: &mut Sender, addr: SocketAddr, path: &str) {
-    s.ready().await.unwrap();
-    let req = Request::post(path)
-        .header("host", addr.to_string())
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(BODY)))
-        .unwrap();
-    let resp = s.send_request(req).await.unwrap();
-    assert_eq!(resp.status(), 200);
-    resp.into_body().collect().await.unwrap();
-}
 
 /// Requests per second with CONNECTIONS connections sending back to back.
 async fn max_rate(addr: SocketAddr, path: &'static str, for_: Duration) -> f64 {
@@ -118,7 +97,7 @@ async fn max_rate(addr: SocketAddr, path: &'static str, for_: Duration) -> f64 {
             let mut s = connect(addr).await;
             let mut n = 0u64;
             while Instant::now() < end {
-                send(&mut s, addr, path).await;
+                assert_eq!(send(&mut s, addr, "POST", path, BODY).await, 200);
                 n += 1;
             }
             n
@@ -134,36 +113,8 @@ async fn max_rate(addr: SocketAddr, path: &'static str, for_: Duration) -> f64 {
 
 /// p50 and p99 latency at `rate` requests per second, open loop.
 async fn latency_at(addr: SocketAddr, path: &'static str, rate: f64, for_: Duration) -> (Duration, Duration) {
-    let n = (rate * for_.as_secs_f64()) as usize;
-    let interval = Duration::from_secs_f64(1.0 / rate);
-    let start = Instant::now() + Duration::from_millis(50);
-    // Request i is due at start + i × interval, whichever connection is free takes it.
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let next = next.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut s = connect(addr).await;
-            let mut lat = Vec::new();
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= n {
-                    break;
-                }
-                let due = start + interval * i as u32;
-                tokio::time::sleep_until(due.into()).await;
-                send(&mut s, addr, path).await;
-                lat.push(due.elapsed());
-            }
-            lat
-        }));
-    }
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.unwrap());
-    }
-    all.sort();
-    (all[all.len() / 2], all[all.len() * 99 / 100])
+    let all = latencies(addr, "POST", path, BODY, 200, rate, for_, CONNECTIONS).await;
+    (percentile(&all, 50), percentile(&all, 99))
 }
 
 fn main() {
@@ -223,10 +174,6 @@ fn main() {
         println!("  {:<44} p50 {:>8.2} ms   p99 {:>8.2} ms", "flowd", ms(f50), ms(f99));
         daemon.shutdown().await;
     });
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }
 
 /// User plus system CPU time of this process so far (Linux `/proc/self/stat`, in clock

@@ -18,10 +18,12 @@ fn runtime(instances: u32) -> Arc<Runtime> {
     Arc::new(Runtime::new(&config).expect("runtime"))
 }
 
-fn load(rt: &Runtime, name: &str) -> Connector {
+fn load(rt: &Runtime, name: &str) -> Arc<Connector> {
     let bytes = std::fs::read(support::fixture(name)).unwrap();
-    rt.load(name, &bytes, &Grants::default())
-        .unwrap_or_else(|e| panic!("loading {name}: {e}"))
+    Arc::new(
+        rt.load(name, &bytes, &Grants::default())
+            .unwrap_or_else(|e| panic!("loading {name}: {e}")),
+    )
 }
 
 fn ctx() -> CallContext {
@@ -43,9 +45,16 @@ fn limits(fuel: u64, timeout_ms: u64, memory_mib: u64) -> StepLimits {
     }
 }
 
-async fn run(rt: &Runtime, c: &Connector, config: Value, l: StepLimits) -> Result<Value, ErrorKind> {
+async fn run(rt: &Arc<Runtime>, c: &Arc<Connector>, config: Value, l: StepLimits) -> Result<Value, ErrorKind> {
     let inv = c
-        .run(rt, &ctx(), &config, r#"{"trigger": 1, "steps": {}}"#, &l, l.timeout)
+        .run(
+            rt,
+            &ctx(),
+            &config,
+            r#"{"trigger": 1, "steps": {}}"#.into(),
+            &l,
+            l.timeout,
+        )
         .await;
     inv.result.map_err(|f| f.kind)
 }
@@ -115,7 +124,7 @@ async fn every_failure_leaves_the_engine_usable() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_looping_component_does_not_block_other_executions() {
     let rt = runtime(8);
-    let looper = Arc::new(load(&rt, "looper"));
+    let looper = load(&rt, "looper");
     let echo = load(&rt, "echo");
     let looping = {
         let (rt, looper) = (rt.clone(), looper.clone());
@@ -134,7 +143,7 @@ async fn a_looping_component_does_not_block_other_executions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_invocations_share_the_pool() {
     let rt = runtime(16);
-    let echo = Arc::new(load(&rt, "echo"));
+    let echo = load(&rt, "echo");
     let mut tasks = Vec::new();
     for i in 0..64 {
         let (rt, echo) = (rt.clone(), echo.clone());

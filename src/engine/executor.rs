@@ -710,7 +710,7 @@ impl Executor {
                     let timeout = limits.timeout.min(remaining);
                     let started_at = SystemTime::now();
                     let inv = connector
-                        .run(&self.registry.runtime, &ctx, &config, &input, limits, timeout)
+                        .run(&self.registry.runtime, &ctx, &config, input.clone(), limits, timeout)
                         .await;
                     let (result, call) = split(inv, started_at);
                     r.fuel_used += call.fuel_used;

@@ -63,7 +63,14 @@ pub struct LogBuffer {
     max: usize,
     partial_stdout: Vec<u8>,
     partial_stderr: Vec<u8>,
+    /// The last stderr lines, kept past the record cap: what a trap is explained with,
+    /// even after stdout filled the records.
+    stderr_tail: std::collections::VecDeque<String>,
 }
+
+/// stderr lines kept for a trap's explanation, and how much of each.
+const STDERR_TAIL: usize = 32;
+const STDERR_TAIL_LINE: usize = 2 << 10;
 
 impl LogBuffer {
     pub fn new(max: u32) -> LogBuffer {
@@ -116,6 +123,10 @@ impl LogBuffer {
     fn push_stdio(&mut self, err: bool, line: &str) {
         let line = line.strip_suffix('\r').unwrap_or(line);
         if err {
+            if self.stderr_tail.len() == STDERR_TAIL {
+                self.stderr_tail.pop_front();
+            }
+            self.stderr_tail.push_back(truncate(line, STDERR_TAIL_LINE));
             self.push(Level::Warn, "stderr", line);
         } else {
             self.push(Level::Info, "stdout", line);
@@ -140,12 +151,7 @@ impl LogBuffer {
     /// there is one (from its `panicked at` line on, without the backtrace hint), else
     /// the last stderr line.
     pub fn trap_context(&self) -> Option<String> {
-        let stderr: Vec<&str> = self
-            .records
-            .iter()
-            .filter(|r| r.category == "stderr")
-            .map(|r| r.message.as_str())
-            .collect();
+        let stderr: Vec<&str> = self.stderr_tail.iter().map(String::as_str).collect();
         let start = stderr
             .iter()
             .rposition(|l| l.contains("panicked at"))
@@ -159,7 +165,7 @@ impl LogBuffer {
     }
 }
 
-fn truncate(s: &str, max: usize) -> String {
+pub(super) fn truncate(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }

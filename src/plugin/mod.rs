@@ -2,7 +2,6 @@
 //! (compiled once, cached on disk), and a fresh bounded store per invocation: fuel, an
 //! epoch deadline and a memory limiter, with overruns reported as the contract's kinds.
 
-use crate::sync::Lock as _;
 pub mod bindings;
 pub mod bundled;
 mod cache;
@@ -10,6 +9,8 @@ mod engine;
 mod failure;
 mod host;
 pub mod imports;
+mod invoke;
+mod lanes;
 mod outbound;
 
 pub use cache::Origin;
@@ -17,21 +18,22 @@ pub use failure::{ErrorKind, Failure};
 pub use host::{Level, LogRecord};
 pub use imports::{Import, Verdict};
 
-use crate::config::units::format_bytes;
 use crate::config::{ConnectorConfig, ConnectorSource, DaemonConfig, Grants, Limits, StepLimits};
 use anyhow::{Context as _, anyhow};
 use bindings::action::{ActionConnector, ActionConnectorPre};
 use bindings::trigger::exports::flowd::connector::trigger as wit_trigger;
 use bindings::trigger::{TriggerConnector, TriggerConnectorPre};
 use host::HostState;
+use invoke::{invoke, output, step_failure};
+use lanes::Lane;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use wasmtime::Engine;
 use wasmtime::component::{Component, HasSelf, Linker, types::ComponentItem};
-use wasmtime::{Engine, Store, Trap, UpdateDeadline};
 
 const ACTION_EXPORT: &str = "flowd:connector/action@0.1.0";
 const TRIGGER_EXPORT: &str = "flowd:connector/trigger@0.1.0";
@@ -294,161 +296,6 @@ impl Runtime {
         self.load(&c.name, &bytes, &c.grants)
             .map_err(|e| anyhow!("connector \"{}\": {e}", c.name))
     }
-
-    fn new_store(&self, grants: &Grants, limits: &StepLimits, deadline: Instant) -> anyhow::Result<Store<HostState>> {
-        let state = HostState::new(grants, limits.memory, self.limits.max_log_records)?;
-        let mut store = Store::new(&self.engine, state);
-        store.limiter(|s| &mut s.limiter);
-        store.set_fuel(limits.fuel).map_err(anyhow::Error::from)?;
-        store.set_epoch_deadline(1);
-        // Each tick, a running component either yields to the async runtime (so it never
-        // holds a worker thread) or, past its deadline, is interrupted.
-        store.epoch_deadline_callback(move |_| {
-            if Instant::now() >= deadline {
-                Ok(UpdateDeadline::Interrupt)
-            } else {
-                Ok(UpdateDeadline::Yield(1))
-            }
-        });
-        Ok(store)
-    }
-}
-
-/// Runs `call` in a fresh store bounded by `limits` and `timeout`, and reports it.
-async fn invoke<T, F>(rt: &Runtime, grants: &Grants, limits: &StepLimits, timeout: Duration, call: F) -> Invocation<T>
-where
-    F: AsyncFnOnce(&mut Store<HostState>) -> Result<Result<T, Failure>, wasmtime::Error>,
-{
-    let _slot = rt.slots.acquire().await.expect("the slot semaphore is never closed");
-    let start = Instant::now();
-    let deadline = start + timeout;
-    let mut store = match rt.new_store(grants, limits, deadline) {
-        Ok(s) => s,
-        Err(e) => {
-            return Invocation {
-                result: Err(Failure::new(
-                    ErrorKind::Host,
-                    format!("cannot prepare the sandbox: {e:#}"),
-                )),
-                fuel_used: 0,
-                duration: start.elapsed(),
-                logs: Vec::new(),
-                dropped_logs: 0,
-            };
-        }
-    };
-    // Epoch interruption stops WebAssembly code; this also bounds time spent in host calls.
-    let outcome = tokio::time::timeout(timeout + engine::TICK * 10, call(&mut store)).await;
-    let duration = start.elapsed();
-    let fuel_used = limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0));
-    let state = store.data();
-    let mut log = state.log.locked();
-    log.finish();
-    let result = match outcome {
-        Err(_elapsed) => Err(timeout_failure(timeout)),
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => Err(classify_trap(
-            &e,
-            state.limiter.refused,
-            limits,
-            timeout,
-            log.trap_context().as_deref(),
-        )),
-    };
-    // A component that fails after the host refused or failed one of its requests failed
-    // because of it: report that (naming the destination), not the component's rewording.
-    let result = match result {
-        Err(f) if matches!(f.kind, ErrorKind::Connector | ErrorKind::Trap) => {
-            match state.outbound_issue.locked().take() {
-                Some(issue) => Err(issue.into_failure()),
-                None => Err(f),
-            }
-        }
-        other => other,
-    };
-    let logs = std::mem::take(&mut log.records);
-    let dropped_logs = log.dropped;
-    Invocation {
-        result,
-        fuel_used,
-        duration,
-        logs,
-        dropped_logs,
-    }
-}
-
-fn timeout_failure(timeout: Duration) -> Failure {
-    Failure::new(
-        ErrorKind::Timeout,
-        format!(
-            "did not finish within {}",
-            crate::config::units::format_duration(timeout)
-        ),
-    )
-}
-
-fn classify_trap(
-    e: &wasmtime::Error,
-    refused_memory: Option<u64>,
-    limits: &StepLimits,
-    timeout: Duration,
-    stderr: Option<&str>,
-) -> Failure {
-    if let Some(asked) = refused_memory {
-        return Failure::new(
-            ErrorKind::MemoryLimit,
-            format!(
-                "memory limit of {} reached (the component asked to grow to {})",
-                format_bytes(limits.memory),
-                format_bytes(asked)
-            ),
-        );
-    }
-    match e.downcast_ref::<Trap>() {
-        Some(Trap::OutOfFuel) => Failure::new(
-            ErrorKind::FuelExhausted,
-            format!("used all of its fuel ({} units)", limits.fuel),
-        ),
-        Some(Trap::Interrupt) => timeout_failure(timeout),
-        Some(trap) => {
-            let mut message = format!("wasm trap: {trap}");
-            if let Some(line) = stderr {
-                message.push_str(&format!("; stderr: {line}"));
-            }
-            Failure::new(ErrorKind::Trap, message)
-        }
-        None => Failure::new(ErrorKind::Host, format!("{e:#}")),
-    }
-}
-
-/// Checks an output's size and that it is JSON.
-fn check_output(text: String, max: u64) -> Result<Value, Failure> {
-    if text.len() as u64 > max {
-        return Err(Failure::new(
-            ErrorKind::InvalidOutput,
-            format!(
-                "output is {}, over the {} payload limit (limits.max_payload)",
-                format_bytes(text.len() as u64),
-                format_bytes(max)
-            ),
-        ));
-    }
-    serde_json::from_str(&text).map_err(|e| {
-        let head: String = text.chars().take(60).collect();
-        Failure::new(
-            ErrorKind::InvalidOutput,
-            format!("output is not JSON ({e}); it starts with {head:?}"),
-        )
-    })
-}
-
-fn connector_failure(e: bindings::types::StepError) -> Failure {
-    Failure {
-        kind: ErrorKind::Connector,
-        code: Some(e.code),
-        message: e.message,
-        retryable: e.retryable,
-    }
 }
 
 fn wit_context(ctx: &CallContext) -> bindings::types::Context {
@@ -476,28 +323,34 @@ impl Connector {
     }
 
     /// Asks the component to check a config; `Ok(problems)` lists what it rejected.
-    pub async fn validate(&self, rt: &Runtime, config: &Value) -> Result<Vec<ConfigProblem>, Failure> {
-        let limits = rt.limits.step;
-        let text = config.to_string();
-        let inv = match &self.pre {
-            Pre::Action(pre) => {
-                invoke(rt, &self.grants, &limits, limits.timeout, async |store| {
-                    let inst: ActionConnector = pre.instantiate_async(&mut *store).await?;
-                    let r = inst.flowd_connector_action().call_validate(&mut *store, &text).await?;
-                    Ok(Ok(r))
-                })
-                .await
-            }
-            Pre::Trigger(pre) => {
-                invoke(rt, &self.grants, &limits, limits.timeout, async |store| {
-                    let inst: TriggerConnector = pre.instantiate_async(&mut *store).await?;
-                    let r = inst.flowd_connector_trigger().call_validate(&mut *store, &text).await?;
-                    Ok(Ok(r))
-                })
-                .await
+    pub async fn validate(self: &Arc<Self>, rt: &Arc<Runtime>, config: &Value) -> Result<Vec<ConfigProblem>, Failure> {
+        let (this, rt, text) = (self.clone(), rt.clone(), config.to_string());
+        let lane = Lane::default();
+        let work = {
+            let lane = lane.clone();
+            async move {
+                let limits = rt.limits.step;
+                match &this.pre {
+                    Pre::Action(pre) => {
+                        invoke(&rt, &this.grants, &limits, limits.timeout, &lane, async |store| {
+                            let inst: ActionConnector = pre.instantiate_async(&mut *store).await?;
+                            let r = inst.flowd_connector_action().call_validate(&mut *store, &text).await?;
+                            Ok(Ok(r))
+                        })
+                        .await
+                    }
+                    Pre::Trigger(pre) => {
+                        invoke(&rt, &this.grants, &limits, limits.timeout, &lane, async |store| {
+                            let inst: TriggerConnector = pre.instantiate_async(&mut *store).await?;
+                            let r = inst.flowd_connector_trigger().call_validate(&mut *store, &text).await?;
+                            Ok(Ok(r))
+                        })
+                        .await
+                    }
+                }
             }
         };
-        match inv.result? {
+        match lane.run(work).await.result? {
             Ok(()) => Ok(Vec::new()),
             Err(errors) => Ok(errors
                 .into_iter()
@@ -512,45 +365,57 @@ impl Connector {
     /// Runs an action step. `timeout` may be shorter than the step's (the flow's time
     /// running out).
     pub async fn run(
-        &self,
-        rt: &Runtime,
+        self: &Arc<Self>,
+        rt: &Arc<Runtime>,
         ctx: &CallContext,
         config: &Value,
-        input: &str,
+        input: String,
         limits: &StepLimits,
         timeout: Duration,
     ) -> Invocation<Value> {
-        let Pre::Action(pre) = &self.pre else {
+        if self.world() != World::Action {
             return not_this_world(World::Action);
-        };
+        }
+        let (this, rt, limits) = (self.clone(), rt.clone(), *limits);
         let (ctx, config) = (wit_context(ctx), config.to_string());
-        let max = rt.limits.max_payload;
-        invoke(rt, &self.grants, limits, timeout, async |store| {
-            let inst: ActionConnector = pre.instantiate_async(&mut *store).await?;
-            let r = inst
-                .flowd_connector_action()
-                .call_run(&mut *store, &ctx, &config, input)
-                .await?;
-            Ok(match r {
-                Ok(text) => check_output(text, max),
-                Err(e) => Err(connector_failure(e)),
-            })
-        })
-        .await
+        let lane = Lane::default();
+        let work = {
+            let lane = lane.clone();
+            async move {
+                let Pre::Action(pre) = &this.pre else {
+                    return not_this_world(World::Action);
+                };
+                let max = rt.limits.max_payload;
+                invoke(&rt, &this.grants, &limits, timeout, &lane, async |store| {
+                    let inst: ActionConnector = pre.instantiate_async(&mut *store).await?;
+                    let r = inst
+                        .flowd_connector_action()
+                        .call_run(&mut *store, &ctx, &config, &input)
+                        .await?;
+                    Ok(match r {
+                        Ok(text) => output(text, max),
+                        Err(e) => Err(step_failure(e)),
+                    })
+                })
+                .await
+            }
+        };
+        lane.run(work).await
     }
 
     /// Hands an event to a trigger connector: `Ok(None)` means the event is dropped.
     pub async fn accept(
-        &self,
-        rt: &Runtime,
+        self: &Arc<Self>,
+        rt: &Arc<Runtime>,
         ctx: &CallContext,
         config: &Value,
         event: &TriggerEvent,
         limits: &StepLimits,
     ) -> Invocation<Option<Value>> {
-        let Pre::Trigger(pre) = &self.pre else {
+        if self.world() != World::Trigger {
             return not_this_world(World::Trigger);
-        };
+        }
+        let (this, rt, limits) = (self.clone(), rt.clone(), *limits);
         let (ctx, config) = (wit_context(ctx), config.to_string());
         let event = match event {
             TriggerEvent::Http {
@@ -574,20 +439,30 @@ impl Connector {
             }
             TriggerEvent::Manual(v) => wit_trigger::Event::Manual(v.to_string()),
         };
-        let max = rt.limits.max_payload;
-        invoke(rt, &self.grants, limits, limits.timeout, async |store| {
-            let inst: TriggerConnector = pre.instantiate_async(&mut *store).await?;
-            let r = inst
-                .flowd_connector_trigger()
-                .call_accept(&mut *store, &ctx, &config, &event)
-                .await?;
-            Ok(match r {
-                Ok(Some(text)) => check_output(text, max).map(Some),
-                Ok(None) => Ok(None),
-                Err(e) => Err(connector_failure(e)),
-            })
-        })
-        .await
+        let lane = Lane::default();
+        let work = {
+            let lane = lane.clone();
+            async move {
+                let Pre::Trigger(pre) = &this.pre else {
+                    return not_this_world(World::Trigger);
+                };
+                let max = rt.limits.max_payload;
+                invoke(&rt, &this.grants, &limits, limits.timeout, &lane, async |store| {
+                    let inst: TriggerConnector = pre.instantiate_async(&mut *store).await?;
+                    let r = inst
+                        .flowd_connector_trigger()
+                        .call_accept(&mut *store, &ctx, &config, &event)
+                        .await?;
+                    Ok(match r {
+                        Ok(Some(text)) => output(text, max).map(Some),
+                        Ok(None) => Ok(None),
+                        Err(e) => Err(step_failure(e)),
+                    })
+                })
+                .await
+            }
+        };
+        lane.run(work).await
     }
 }
 

@@ -39,6 +39,7 @@ pub const ACTION_FIXTURES: &[&str] = &[
     "stdout-writer",
     "sockets",
     "sleeper",
+    "bad-abi",
 ];
 
 /// A scratch directory with a daemon config (`flowd.toml`) and a `flows/` directory.

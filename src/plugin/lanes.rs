@@ -1,0 +1,138 @@
+//! Where a component runs. Every invocation starts on the caller's runtime, beside the
+//! listeners, the dispatcher and every other short invocation; one that keeps running
+//! (its epoch deadline reached [`DEMOTE_AFTER`] times, about 10 ms of running code) moves
+//! to the slow lane: a runtime of its own whose threads have the lowest CPU priority, so a
+//! runaway component gets what the rest leave and never holds a worker they need. A
+//! component waiting on I/O or a timer does not run, and stays where it is.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::Poll;
+
+/// Epoch ticks of running code after which an invocation moves to the slow lane.
+pub(crate) const DEMOTE_AFTER: u32 = 5;
+
+/// One invocation's place: set (by its store's epoch callback) when it is to move.
+#[derive(Clone, Default)]
+pub(crate) struct Lane {
+    demoted: Arc<AtomicBool>,
+}
+
+impl Lane {
+    /// Called at each epoch tick that finds the invocation running; `ticks` so far.
+    pub(crate) fn ticked(&self, ticks: u32) {
+        if ticks == DEMOTE_AFTER {
+            self.demoted.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Runs `work` here until it is demoted, then on the slow lane to its end.
+    pub(crate) async fn run<F>(self, work: F) -> F::Output
+    where
+        F: Future + Send + 'static,
+        F::Output: Send + 'static,
+    {
+        let mut work: Pin<Box<F>> = Box::pin(work);
+        let here = std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
+            Poll::Ready(out) => Poll::Ready(Some(out)),
+            // A demoted invocation yields at its next tick: that is where it moves.
+            Poll::Pending if self.demoted.load(Ordering::Relaxed) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        })
+        .await;
+        if let Some(out) = here {
+            return out;
+        }
+        // Dropped by its caller, the invocation stops there too.
+        let mut task = AbortOnDrop(slow_lane().spawn(work));
+        match (&mut task.0).await {
+            Ok(out) => out,
+            // The slow lane is never shut down: only a panic ends a task early, and it
+            // goes on to the caller.
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => std::panic::resume_unwind(Box::new(format!("the slow lane dropped an invocation: {e}"))),
+        }
+    }
+}
+
+/// A slow-lane task that ends with the future waiting for it.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// The slow lane, started the first time an invocation is demoted.
+fn slow_lane() -> &'static tokio::runtime::Handle {
+    static SLOW: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    SLOW.get_or_init(|| {
+        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads)
+            .thread_name("flowd-slow-lane")
+            .on_thread_start(lowest_priority)
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("cannot start the slow lane's threads: {e}"))
+    })
+    .handle()
+}
+
+/// Gives the calling thread the lowest CPU priority (nice 19). On Linux the nice value
+/// is a thread's own, so the rest of the process keeps its priority.
+fn lowest_priority() {
+    // SAFETY: setpriority on the calling thread's id changes only its scheduling weight.
+    let failed = unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0
+    };
+    if failed {
+        tracing::warn!(
+            error = %std::io::Error::last_os_error(),
+            "the slow lane's thread keeps its CPU priority: a runaway component competes with the rest"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_demoted_invocation_finishes_on_a_low_priority_thread() {
+        let lane = Lane::default();
+        let flag = lane.clone();
+        let main_thread = std::thread::current().id();
+        let (thread, nice) = lane
+            .run(async move {
+                for tick in 1..=DEMOTE_AFTER {
+                    flag.ticked(tick);
+                    tokio::task::yield_now().await;
+                }
+                let nice =
+                    unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::syscall(libc::SYS_gettid) as libc::id_t) };
+                (std::thread::current().id(), nice)
+            })
+            .await;
+        assert_ne!(thread, main_thread, "it moved");
+        assert_eq!(nice, 19);
+        assert!(std::thread::current().name().is_some_and(|n| !n.contains("slow")));
+    }
+
+    #[tokio::test]
+    async fn a_short_invocation_stays_where_it_started() {
+        let main_thread = std::thread::current().id();
+        let thread = Lane::default()
+            .run(async {
+                tokio::task::yield_now().await;
+                std::thread::current().id()
+            })
+            .await;
+        assert_eq!(thread, main_thread);
+    }
+}
