@@ -200,6 +200,9 @@ fn check_data_dir(config: &DaemonConfig, errors: &mut ConfigErrors) {
     });
 }
 
+/// What a connector rejected in a config: (dotted path, message) pairs.
+type Problems = Vec<(String, String)>;
+
 /// Checks what only the connectors can check: that each connector implements the world
 /// its use needs, and that it accepts the config it is given (a problem at a config key
 /// is shown at that key).
@@ -214,14 +217,18 @@ pub async fn validate_with_connectors(registry: &Registry, flow: &Flow) -> Confi
             calls.push((format!("step \"{}\"", step.name), call, World::Action));
         }
     }
-    // Steps with one connector and one config are validated once.
-    let mut seen: HashMap<(&str, String), Vec<(String, String)>> = HashMap::new();
-    for (who, call, world) in calls {
+    // Each distinct (connector, config) is validated once, several at a time.
+    let mut checks: Vec<(&str, &crate::config::ConnectorCall, String)> = Vec::new();
+    let mut pending: HashMap<(String, String), Option<Problems>> = HashMap::new();
+    let mut running = tokio::task::JoinSet::new();
+    let limit = std::thread::available_parallelism().map_or(2, |n| n.get()) * 2;
+    let mut results = Vec::new();
+    for (who, call, world) in &calls {
         // A connector that failed to load was already reported where it is configured.
         let Some(connector) = registry.get(&call.connector) else {
             continue;
         };
-        if connector.world() != world {
+        if connector.world() != *world {
             errors.push(call.error_at(
                 "",
                 format!(
@@ -233,17 +240,41 @@ pub async fn validate_with_connectors(registry: &Registry, flow: &Flow) -> Confi
             ));
             continue;
         }
-        let key = (call.connector.as_str(), call.config.to_string());
-        let problems = match seen.get(&key) {
-            Some(p) => p.clone(),
-            None => {
-                let p = match connector.validate(&registry.runtime, &call.config).await {
-                    Ok(problems) => problems.into_iter().map(|p| (p.path, p.message)).collect(),
-                    Err(f) => vec![(String::new(), format!("failed to validate its config: {f}"))],
-                };
-                seen.insert(key, p.clone());
-                p
+        let text = call.config.to_string();
+        let key = (call.connector.clone(), text.clone());
+        checks.push((who.as_str(), call, text));
+        if pending.contains_key(&key) {
+            continue;
+        }
+        pending.insert(key.clone(), None);
+        if running.len() >= limit
+            && let Some(done) = running.join_next().await
+        {
+            results.push(done);
+        }
+        let (connector, runtime, config) = (connector.clone(), registry.runtime.clone(), call.config.clone());
+        running.spawn(async move { (key, connector.validate(&runtime, &config).await) });
+    }
+    while let Some(done) = running.join_next().await {
+        results.push(done);
+    }
+    for done in results {
+        let (key, outcome) = match done {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(ConfigError::new(format!("a connector's config check failed: {e}")));
+                continue;
             }
+        };
+        let problems = match outcome {
+            Ok(problems) => problems.into_iter().map(|p| (p.path, p.message)).collect(),
+            Err(f) => vec![(String::new(), format!("failed to validate its config: {f}"))],
+        };
+        pending.insert(key, Some(problems));
+    }
+    for (who, call, text) in checks {
+        let Some(Some(problems)) = pending.get(&(call.connector.clone(), text)) else {
+            continue;
         };
         for (path, message) in problems {
             let what = if path.is_empty() {
@@ -252,7 +283,7 @@ pub async fn validate_with_connectors(registry: &Registry, flow: &Flow) -> Confi
                 format!("config.{path}: ")
             };
             errors.push(call.error_at(
-                &path,
+                path,
                 format!(
                     "{who}: connector \"{}\" rejected the config: {what}{message}",
                     call.connector
