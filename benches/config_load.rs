@@ -3,7 +3,7 @@
 //! reading the step before), loaded as `flowd validate` loads it: parsed, resolved,
 //! every step's config checked by its connector. Prints the time of each size, the time
 //! per step, and each size's per-step time as a ratio to the smallest (1.0 everywhere
-//! means linear growth).
+//! means linear growth). Each figure is the fastest of five runs (two at 100,000 steps).
 //!
 //! Run: `cargo bench --bench config_load` (`-- --quick` stops at 10,000 steps).
 
@@ -76,7 +76,14 @@ async fn main() {
     println!("steps    parse+resolve   whole load   per step   ratio to 1k");
     let mut base = None;
     for &n in sizes {
-        let t = measure(dir.path(), n).await;
+        // The fastest of a few runs: the machine's other work only ever adds time.
+        let runs = if n >= 100_000 { 2 } else { 5 };
+        let mut t = measure(dir.path(), n).await;
+        for _ in 1..runs {
+            let again = measure(dir.path(), n).await;
+            t.parse = t.parse.min(again.parse);
+            t.load = t.load.min(again.load);
+        }
         let per_step = t.load.as_secs_f64() / n as f64;
         let ratio = per_step / *base.get_or_insert(per_step);
         println!(
