@@ -476,7 +476,8 @@ fn resolve_connector(
             return None;
         }
         (None, None) => {
-            if !t_has_error(errors, &format!("connectors.{name}.")) {
+            // A `bundled` or `path` that is not a string was reported as such.
+            if !t.has("bundled") && !t.has("path") {
                 errors.push(
                     source
                         .error(name_span, format!("connector \"{name}\" needs `bundled` or `path`"))
@@ -497,11 +498,6 @@ fn resolve_connector(
         location: Some(place.location()),
         place: Some(place),
     })
-}
-
-/// Whether an error about a key under `prefix` was reported already.
-fn t_has_error(errors: &ConfigErrors, prefix: &str) -> bool {
-    errors.0.iter().any(|e| e.message.starts_with(prefix))
 }
 
 fn resolve_limits(t: Option<Table>, errors: &mut ConfigErrors) -> Limits {

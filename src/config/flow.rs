@@ -277,6 +277,7 @@ impl Flow {
         let raw_trigger = root.table("trigger", &mut errors);
         let raw_steps = root.tables("steps", &mut errors);
         let had_steps = root.has("steps");
+        let had_trigger = root.has("trigger");
         root.finish(&mut errors);
 
         let mut name = None;
@@ -341,7 +342,8 @@ impl Flow {
         let trigger = match raw_trigger {
             Some(t) => resolve_trigger(t, daemon, &mut errors),
             None => {
-                if !root_has_error_at_key(&errors, "trigger") {
+                // A `trigger` that is not a table was reported as such.
+                if !had_trigger {
                     errors.push(source.error(0..0, "a flow needs a [trigger] table").with_help(
                         "add `[trigger.manual]`, `[trigger.http]` with a `path`, or `[trigger.schedule]` with a `cron`",
                     ));
@@ -437,14 +439,6 @@ impl Flow {
     pub fn has_respond_step(&self) -> bool {
         self.steps.iter().any(|s| matches!(s.action, Action::Respond { .. }))
     }
-}
-
-/// Whether a wrong-type error was already reported for a top-level key.
-fn root_has_error_at_key(errors: &ConfigErrors, key: &str) -> bool {
-    errors
-        .0
-        .iter()
-        .any(|e| e.message.starts_with(&format!("{key} must be")))
 }
 
 /// A `respond` step answers an HTTP request, once.
@@ -762,13 +756,11 @@ fn check_connector(source: &SourceFile, daemon: &DaemonConfig, name: &Spanned<St
     );
     e = match did_you_mean(name.get_ref(), known.iter().copied()) {
         Some(h) => e.with_help(h),
-        None if super::BUNDLED.contains(&name.get_ref().as_str()) => e.with_help(
-            format!(
-                "add it to {}: `[connectors.{0}]` with `bundled = \"{0}\"`",
-                daemon.describe(),
-            )
-            .replace("{0}", name.get_ref()),
-        ),
+        None if super::BUNDLED.contains(&name.get_ref().as_str()) => e.with_help(format!(
+            "it is bundled: add `[connectors.{n}]` with `bundled = \"{n}\"` to {}",
+            daemon.describe(),
+            n = name.get_ref()
+        )),
         None => e,
     };
     errors.push(e);
