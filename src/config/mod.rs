@@ -2,7 +2,9 @@
 //! resolved into validated types (with `file:line:column` for every problem) before
 //! anything runs. Nothing past this module reads TOML.
 //!
-//! - [`document`](self): a TOML document read key by key, every mistake collected.
+//! - `document`: a TOML document read key by key, every mistake collected, every value
+//!   range-checked.
+//! - `diag`: source files with their line starts, and the located errors.
 //! - `daemon`, `flow`, `tokens`: the two kinds of file and the admin tokens.
 //! - [`CronExpr`]: cron expressions as crontab reads them.
 //! - [`report`]: diagnostics rendered as cargo renders them, or as JSON lines.
