@@ -22,14 +22,8 @@ pub async fn serve(args: ServeArgs) -> u8 {
             return EXIT_CONFIG;
         }
     };
-    let setup = match loader::load(&config, &[], Purpose::Serve).await {
-        Ok(s) => s,
-        Err(failed) => {
-            super::report_config_errors(&failed.errors, &failed.summary(), MessageFormat::Human);
-            return EXIT_CONFIG;
-        }
-    };
-    // Colours only for a terminal: a log file or journal gets plain text.
+    // Colours only for a terminal: a log file or journal gets plain text. Set up before
+    // loading, so what loading warns about (a cache that cannot be used) is logged.
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -39,6 +33,13 @@ pub async fn serve(args: ServeArgs) -> u8 {
     } else {
         builder.with_target(false).init();
     }
+    let setup = match loader::load(&config, &[], Purpose::Serve).await {
+        Ok(s) => s,
+        Err(failed) => {
+            super::report_config_errors(&failed.errors, &failed.summary(), MessageFormat::Human);
+            return EXIT_CONFIG;
+        }
+    };
     match crate::daemon::serve(config, setup).await {
         Ok(()) => EXIT_OK,
         Err(e) => {
