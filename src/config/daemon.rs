@@ -600,22 +600,23 @@ fn resolve_limits(t: Option<Table>, errors: &mut ConfigErrors) -> Limits {
 fn resolve_grants(mut t: Table, base: &Path, errors: &mut ConfigErrors) -> Grants {
     let source = t.source;
     let env_map = t.value::<BTreeMap<String, String>>("env", "a table of variable names to text", errors);
-    let inherit = t.value::<Vec<String>>("inherit_env", "an array of variable names", errors);
+    let inherit = t.strings("inherit_env", errors);
     let dir_tables = t.tables("dirs", errors);
-    let sockets_raw = t.value::<Vec<String>>("sockets", "an array of addresses such as \"127.0.0.1:5432\"", errors);
+    let sockets_raw = t.strings("sockets", errors);
     let http = t.table("http", errors);
     let mut env: Vec<(String, String)> = env_map
         .map(|m| m.into_inner().into_iter().collect())
         .unwrap_or_default();
-    if let Some(names) = inherit {
-        for name in names.get_ref() {
-            match std::env::var(name) {
-                Ok(v) => env.push((name.clone(), v)),
-                Err(_) => errors.push(source.error(
-                    names.span(),
-                    format!("grants.inherit_env names \"{name}\", which is not set in the daemon's environment"),
-                )),
-            }
+    for name in inherit.unwrap_or_default() {
+        match std::env::var(name.get_ref()) {
+            Ok(v) => env.push((name.get_ref().clone(), v)),
+            Err(_) => errors.push(source.error(
+                name.span(),
+                format!(
+                    "grants.inherit_env names \"{}\", which is not set in the daemon's environment",
+                    name.get_ref()
+                ),
+            )),
         }
     }
     let mut dirs = Vec::new();
@@ -655,15 +656,16 @@ fn resolve_grants(mut t: Table, base: &Path, errors: &mut ConfigErrors) -> Grant
         });
     }
     let mut sockets = Vec::new();
-    if let Some(list) = sockets_raw {
-        for s in list.get_ref() {
-            match s.parse::<SocketAddr>() {
-                Ok(a) => sockets.push(a),
-                Err(_) => errors.push(source.error(
-                    list.span(),
-                    format!("grants.sockets: \"{s}\" is not an IP address with a port, such as \"127.0.0.1:5432\""),
-                )),
-            }
+    for s in sockets_raw.unwrap_or_default() {
+        match s.get_ref().parse::<SocketAddr>() {
+            Ok(a) => sockets.push(a),
+            Err(_) => errors.push(source.error(
+                s.span(),
+                format!(
+                    "grants.sockets: \"{}\" is not an IP address with a port, such as \"127.0.0.1:5432\"",
+                    s.get_ref()
+                ),
+            )),
         }
     }
     let http = http.map(|h| std::sync::Arc::new(resolve_http(h, errors)));

@@ -190,6 +190,26 @@ impl<'a, 'i> Table<'a, 'i> {
         }
     }
 
+    /// An array of strings, each with its own span.
+    pub fn strings(&mut self, key: &'static str, errors: &mut ConfigErrors) -> Option<Vec<Spanned<String>>> {
+        let node = self.get(key)?;
+        let DeValue::Array(items) = node.get_ref() else {
+            errors.push(self.wrong(key, node, "an array of strings"));
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item.get_ref() {
+                DeValue::String(s) => out.push(Spanned::new(item.span(), s.to_string())),
+                other => errors.push(self.source.error(
+                    item.span(),
+                    format!("{}{key}[{i}] must be a string, not {}", self.prefix, kind(other)),
+                )),
+            }
+        }
+        Some(out)
+    }
+
     /// One of `options`, with the closest as a `help` when it is none of them.
     pub fn choice(
         &mut self,
