@@ -156,6 +156,7 @@ fn main() {
             source: flowd::config::ConnectorSource::File(echo_path.clone()),
             grants: Default::default(),
             location: None,
+            place: None,
         },
     );
     let flow_src = SourceFile::new(

@@ -1,16 +1,16 @@
-//! Cron schedules: when a `schedule` flow fires next, and which fire times a stopped
+//! Cron schedules (as crontab reads them, see [`crate::config::CronExpr`]): when a
+//! `schedule` flow fires next, and which fire times a stopped
 //! daemon missed, in the flow's IANA time zone (daylight-saving changes included: a
 //! local time that does not exist is skipped, one that happens twice fires once).
 
-use crate::config::{CatchUp, TriggerKind};
+use crate::config::{CatchUp, CronExpr, TriggerKind};
 use chrono::Utc;
-use std::str::FromStr;
 use std::time::SystemTime;
 
 /// A flow's parsed schedule.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    cron: cron::Schedule,
+    cron: CronExpr,
     tz: chrono_tz::Tz,
     pub catch_up: CatchUp,
 }
@@ -31,7 +31,7 @@ impl Schedule {
             return None;
         };
         Some(Schedule {
-            cron: cron::Schedule::from_str(cron).ok()?,
+            cron: cron.parse().ok()?,
             tz: timezone.parse().ok()?,
             catch_up: *catch_up,
         })

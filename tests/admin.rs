@@ -196,14 +196,13 @@ fn a_short_token_value_is_refused_when_the_config_loads() {
         .env("FLOWD_TEST_OPERATOR", OPERATOR)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains(
-            "flowd.toml:12:7: server.tokens \"dash\": the value of $FLOWD_TEST_VIEWER is shorter than 16 characters"
-        ),
+        stderr.contains("error: server.tokens \"dash\": the value of $FLOWD_TEST_VIEWER is shorter than 16 characters"),
         "{stderr}"
     );
+    assert!(stderr.contains("flowd.toml:12:7\n"), "{stderr}");
     assert!(!stderr.contains("short\""), "the value is never printed: {stderr}");
 }
 

@@ -264,6 +264,25 @@ fn reload_through_the_api_is_all_or_nothing_and_lists_every_error() {
     d.stop();
 }
 
+/// Reload checks the whole flow set as start does: two flows on one webhook path are
+/// refused, the error placed at the second flow's `path`, and the running config stays.
+#[test]
+fn reload_refuses_two_flows_on_one_path_naming_where() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow("a", &flow_file("a", "/a", ECHO_THEN_ECHO));
+    let d = start(&setup);
+    setup.flow("d", &flow_file("d", "/a", ECHO_THEN_ECHO));
+    let (status, v) = post_op(&d, "/v1/reload", b"");
+    assert_eq!(status, 422, "{v}");
+    let errors = v["error"]["errors"].as_array().unwrap();
+    assert_eq!(errors.len(), 1, "{v}");
+    assert_eq!(errors[0]["message"], "flows \"a\" and \"d\" both listen on /a");
+    let at = errors[0]["location"].as_str().unwrap_or_default();
+    assert!(at.ends_with("flows/d.toml:4:8"), "{v}");
+    assert_eq!(get(&d, "/v1/flows")["flows"].as_array().unwrap().len(), 1);
+    d.stop();
+}
+
 #[test]
 fn payloads_download_raw_and_metrics_count_what_ran() {
     let setup = Setup::with_server("", TOKENS);

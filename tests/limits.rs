@@ -226,3 +226,31 @@ fn sockets_are_denied_unless_granted() {
     assert_eq!(code, 0, "{s:#}");
     assert_eq!(s["output"], json!({"connected": true}));
 }
+
+/// The largest value of every bounded setting is one the runtime can hold (values past
+/// them are refused at load, see tests/config_errors.rs): the daemon takes webhooks into a
+/// flow throttled to the slowest rate with the longest queue wait, whose step has the
+/// largest fuel and time and retries with the longest backoff, and which pauses for the
+/// longest pause.
+#[test]
+fn the_largest_accepted_values_run() {
+    let setup = Setup::with_server(
+        "timeout = \"1d\"\nmax_timeout = \"1d\"\nflow_timeout = \"365d\"\nmax_flow_timeout = \"365d\"\nfuel = 1000000000000000000\nmax_fuel = 1000000000000000000\nmax_log_records = 1000000",
+        "respond_timeout = \"1d\"\nshutdown_grace = \"1h\"\nworkers = 100000",
+    );
+    setup.flow(
+        "edge",
+        "[flow]\nname = \"edge\"\ntimeout = \"365d\"\nthrottle = { max_concurrency = 100000, rate = 0.00001, queue_capacity = 1000000, max_wait = \"365d\" }\n[trigger.http]\npath = \"/edge\"\nrespond_timeout = \"1d\"\n[[steps]]\nname = \"a\"\nconnector = \"echo\"\nretry = { attempts = 10, backoff = \"1d\", max_backoff = \"1d\" }\n[[steps]]\nname = \"wait\"\npause = \"365d\"\n",
+    );
+    let d = support::Daemon::start(&setup);
+    for _ in 0..3 {
+        assert_eq!(d.request("POST", "/edge", &[], b"{}").status, 202);
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !d.log.lock().unwrap().contains("execution paused") {
+        assert!(std::time::Instant::now() < deadline, "{}", d.log.lock().unwrap());
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(d.admin("GET", "/healthz", None, b"").status, 200);
+    d.stop();
+}

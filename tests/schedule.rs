@@ -154,3 +154,58 @@ fn overlap_policies() {
         "queue keeps every fire: {queue_kept} vs {skip_kept}"
     );
 }
+
+/// The daemon's next fire times (`GET /v1/schedules`) of crontab-style expressions: the
+/// weekday numbers mean what crontab means (1 Monday, 0 and 7 Sunday), five fields fire at
+/// second 0, and restricting both day fields fires on either.
+#[test]
+fn cron_weekdays_are_numbered_as_in_crontab() {
+    use chrono::{DateTime, Datelike, Timelike, Utc, Weekday};
+    use support::admin::{TOKENS, VIEWER, start};
+    let setup = Setup::with_server("", TOKENS);
+    let flow = |name: &str, cron: &str| {
+        format!("[flow]\nname = \"{name}\"\n[trigger.schedule]\ncron = \"{cron}\"\ntimezone = \"UTC\"\n{ECHO}")
+    };
+    setup.flow("weekdays", &flow("weekdays", "0 9 * * 1-5"));
+    setup.flow("weekdays6", &flow("weekdays6", "0 0 9 * * 1-5"));
+    setup.flow("sundays", &flow("sundays", "30 8 * * 7"));
+    setup.flow("either", &flow("either", "0 12 13 * 5"));
+    let d = start(&setup);
+    let r = d.admin("GET", "/v1/schedules?next=12", Some(VIEWER), b"");
+    assert_eq!(r.status, 200);
+    let schedules = r.json();
+    let fires = |name: &str| -> Vec<DateTime<Utc>> {
+        let s = schedules["schedules"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["flow"] == name)
+            .unwrap_or_else(|| panic!("no schedule {name}: {schedules}"));
+        s["next_fires"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t.as_str().unwrap().parse().unwrap())
+            .collect()
+    };
+    for name in ["weekdays", "weekdays6"] {
+        let f = fires(name);
+        assert_eq!(f.len(), 12);
+        for t in &f {
+            assert!(
+                !matches!(t.weekday(), Weekday::Sat | Weekday::Sun),
+                "{name} fires on {t}"
+            );
+            assert_eq!((t.hour(), t.minute(), t.second()), (9, 0, 0), "{name} fires at {t}");
+        }
+        let days: std::collections::BTreeSet<_> = f.iter().map(|t| t.weekday().num_days_from_monday()).collect();
+        assert_eq!(days.len(), 5, "{name}: Monday to Friday");
+    }
+    for t in fires("sundays") {
+        assert_eq!((t.weekday(), t.hour(), t.minute()), (Weekday::Sun, 8, 30));
+    }
+    for t in fires("either") {
+        assert!(t.day() == 13 || t.weekday() == Weekday::Fri, "either fires on {t}");
+    }
+    d.stop();
+}

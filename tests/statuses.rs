@@ -364,3 +364,33 @@ fn manual_retry_refusals() {
         "a refused retry changes nothing"
     );
 }
+
+/// `executions show --config` judges a retry with the flows loaded as the daemon loads
+/// them: a step config its connector rejects makes the config invalid (exit 2, the
+/// connector's error shown) instead of a retry said to be possible.
+#[test]
+fn the_retry_view_loads_flows_as_the_daemon_does() {
+    let setup = Setup::new("");
+    let always = setup.flow(
+        "always",
+        "[flow]\nname = \"always\"\n[trigger.manual]\n[[steps]]\nname = \"a\"\nconnector = \"fail\"\n",
+    );
+    let (_, r) = run_recorded(&setup, &always, &json!(1));
+    let j = job(&r);
+    let cfg = config_path(&setup);
+    let (code, out, _) = data_cli(&setup, &["executions", "show", &j, "--json", "--config", &cfg]);
+    assert_eq!(code, 0);
+    let d: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(d["retry"], json!({"retries_left": 2, "possible": true}));
+    // Another flow of the config that its connector refuses: the daemon would not start.
+    setup.flow(
+        "noisy",
+        "[flow]\nname = \"noisy\"\n[trigger.manual]\n[[steps]]\nname = \"a\"\nconnector = \"log\"\nconfig = { level = \"loud\", message = \"x\" }\n",
+    );
+    let (code, out, err) = data_cli(&setup, &["executions", "show", &j, "--json", "--config", &cfg]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("error: step \"a\": connector \"log\" rejected the config: config.level: unknown level \"loud\""),
+        "{err}"
+    );
+}

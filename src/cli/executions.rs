@@ -2,10 +2,11 @@
 //! read a data directory directly, for use without a daemon (offline mode, here);
 //! without it they ask the daemon's admin API (client mode, [`super::remote`]).
 
+use super::EXIT_CONFIG;
 use super::args::{Target, TimeRange, client_only, parse_level, parse_status};
 use crate::config::DaemonConfig;
 use crate::engine::{ContinueError, ExecutionStatus, Executor, RetryFrom, retries_left};
-use crate::loader;
+use crate::loader::{FlowSet, Purpose};
 use crate::plugin::Level;
 use crate::store::{Execution, JobId, ListQuery, LogKey, LogQuery, RedbStore, Store};
 use clap::{Args, Subcommand};
@@ -98,21 +99,31 @@ pub struct ShowArgs {
     pub json: bool,
 }
 
-/// Whether a manual retry of `exec` is possible now under the flows of `config`.
-fn retry_view(config: &Option<PathBuf>, exec: &Execution) -> Value {
-    let Some(path) = config else {
+/// Whether a manual retry of `exec` is possible now under the flows of `config`
+/// (`None`: no config given), loaded as the daemon loads them.
+fn retry_view(config: Option<(&Path, &FlowSet)>, exec: &Execution) -> Value {
+    let Some((path, flows)) = config else {
         return json!({ "retries_left": retries_left(exec) });
     };
-    let flow = DaemonConfig::load(path).ok().and_then(|c| {
-        let dir = c.flows_dir.clone()?;
-        let files = crate::config::flow_files(&dir).ok()?;
-        files
-            .iter()
-            .filter_map(|f| crate::config::Flow::load(f, &c).ok())
-            .find(|f| f.name == exec.flow)
-    });
+    let flow = flows.by_name.get(&exec.flow);
     let missing = || format!("flow \"{}\" is not defined by {}", exec.flow, path.display());
-    crate::views::retry(flow.as_ref().ok_or_else(missing), exec)
+    crate::views::retry(flow.map(|f| f.as_ref()).ok_or_else(missing), exec)
+}
+
+/// The flows of a daemon config, loaded and checked as the daemon would (connectors
+/// included), for offline commands; errors are printed.
+async fn offline_flows(path: &Path) -> Result<(DaemonConfig, crate::loader::Setup), u8> {
+    let config = DaemonConfig::load(path).map_err(|errors| {
+        super::print_errors(&errors);
+        EXIT_CONFIG
+    })?;
+    match crate::loader::load(&config, &[], Purpose::Offline).await {
+        Ok(setup) => Ok((config, setup)),
+        Err(failed) => {
+            super::report_config_errors(&failed.errors, &failed.summary(), super::MessageFormat::Human);
+            Err(EXIT_CONFIG)
+        }
+    }
 }
 
 #[derive(Args)]
@@ -194,7 +205,7 @@ pub async fn executions(cmd: ExecutionsCommand) -> u8 {
             None => super::remote::list(a).await,
         },
         ExecutionsCommand::Show(a) => match a.target.data_dir.clone() {
-            Some(dir) => show(&dir, a),
+            Some(dir) => show(&dir, a).await,
             None => super::remote::show(a).await,
         },
         ExecutionsCommand::Resume(a) => match a.target.data_dir.clone() {
@@ -218,12 +229,9 @@ pub async fn executions(cmd: ExecutionsCommand) -> u8 {
 /// Resumes (`retry` is `None`) or retries one execution with the flows and connectors of
 /// a daemon config.
 async fn continue_execution(dir: &Path, a: &ResumeArgs, retry: Option<RetryFrom>) -> u8 {
-    let config = match DaemonConfig::load(&a.config) {
-        Ok(c) => c,
-        Err(errors) => {
-            super::print_errors(&errors);
-            return 2;
-        }
+    let (config, setup) = match offline_flows(&a.config).await {
+        Ok(loaded) => loaded,
+        Err(code) => return code,
     };
     let store = match open(dir) {
         Ok(s) => Arc::new(s),
@@ -240,25 +248,8 @@ async fn continue_execution(dir: &Path, a: &ResumeArgs, retry: Option<RetryFrom>
             return 1;
         }
     };
-    let (registry, mut errors) = match loader::load_registry(&config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return 2;
-        }
-    };
-    let flows = match loader::load_flows(&registry, &config).await {
-        Ok(f) => f,
-        Err(e) => {
-            errors.extend(e);
-            Vec::new()
-        }
-    };
-    if !errors.is_empty() {
-        super::print_errors(&errors);
-        return 2;
-    }
-    let Some(flow) = flows.into_iter().find(|f| f.name == exec.flow) else {
+    let crate::loader::Setup { registry, flows } = setup;
+    let Some(flow) = flows.by_name.get(&exec.flow).map(|f| f.as_ref().clone()) else {
         eprintln!(
             "error: execution {} belongs to flow \"{}\", which {} does not define",
             a.job_id,
@@ -329,12 +320,20 @@ fn list(dir: &Path, a: ListArgs) -> u8 {
     0
 }
 
-fn show(dir: &Path, a: ShowArgs) -> u8 {
+async fn show(dir: &Path, a: ShowArgs) -> u8 {
     let store = match open(dir) {
         Ok(s) => s,
         Err(c) => return c,
     };
-    let detail = crate::views::execution_detail(&store, a.job_id, |e| retry_view(&a.config, e));
+    let loaded = match &a.config {
+        Some(path) => match offline_flows(path).await {
+            Ok((_, setup)) => Some((path.as_path(), setup.flows)),
+            Err(code) => return code,
+        },
+        None => None,
+    };
+    let view = loaded.as_ref().map(|(p, f)| (*p, f));
+    let detail = crate::views::execution_detail(&store, a.job_id, |e| retry_view(view, e));
     let detail = match detail {
         Ok(Some(d)) => d,
         Ok(None) => {

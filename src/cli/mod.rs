@@ -1,7 +1,10 @@
 //! The `flowd` command line: flags parsed by clap into validated arguments, then one
-//! subcommand run on a tokio runtime. Exit codes: 0 success, 1 the thing checked or run
-//! did not succeed (or the admin API answered an error), 2 the invocation or its config
-//! was wrong (or the daemon could not be reached), 3 a retry or resume was refused.
+//! subcommand run on a tokio runtime. Exit codes, the same for every command:
+//! [`EXIT_OK`] 0 success; [`EXIT_FAILED`] 1 what ran did not succeed (an execution, the
+//! daemon after it started, or the admin API answered an error); [`EXIT_CONFIG`] 2 the
+//! config or the invocation is wrong (every config error, in `validate`, `run` and `serve`
+//! alike), or the daemon could not be reached; [`EXIT_REFUSED`] 3 a retry or resume was
+//! refused.
 //!
 //! `executions`, `logs` and `flows activate|deactivate` work in two modes: with
 //! `--data-dir` on a data directory directly ([`executions`], [`flows`]), without it as a
@@ -75,6 +78,38 @@ enum PluginCommand {
     Check(check::CheckArgs),
 }
 
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_CONFIG: u8 = 2;
+pub const EXIT_REFUSED: u8 = 3;
+
+/// How config errors are printed: rendered for people, or one JSON object a line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+/// Prints config errors (on stderr, or as JSON lines on stdout) ending with a summary;
+/// `what` says what was checked (`2 of 3 flows valid`), when anything was.
+pub(crate) fn report_config_errors(errors: &crate::config::ConfigErrors, what: &str, format: MessageFormat) {
+    use std::io::Write as _;
+    match format {
+        MessageFormat::Human => {
+            let _ = std::io::stderr().write_all(crate::config::report::render_all(errors, what).as_bytes());
+        }
+        MessageFormat::Json => {
+            let mut out = std::io::stdout().lock();
+            for e in &errors.0 {
+                let _ = writeln!(out, "{}", crate::config::report::json(e));
+            }
+            let summary = serde_json::json!({ "reason": "summary", "errors": errors.len(), "checked": what });
+            let _ = writeln!(out, "{summary}");
+        }
+    }
+}
+
 /// A `--config` flag's meaning, shared by subcommands.
 pub(crate) fn daemon_config(
     path: Option<&PathBuf>,
@@ -120,11 +155,7 @@ pub fn main() -> ExitCode {
     ExitCode::from(code)
 }
 
-/// Prints every config error, one per line, then a count.
+/// Prints every config error as cargo prints diagnostics, then a count.
 pub(crate) fn print_errors(errors: &crate::config::ConfigErrors) {
-    for e in &errors.0 {
-        eprintln!("error: {e}");
-    }
-    let n = errors.len();
-    eprintln!("{n} error{}", if n == 1 { "" } else { "s" });
+    report_config_errors(errors, "", MessageFormat::Human);
 }

@@ -1,5 +1,6 @@
 //! `flowd run`: one local execution of a flow, the connector author's inner loop.
 
+use super::EXIT_CONFIG;
 use crate::config::{ConfigError, ConfigErrors, ConnectorConfig, ConnectorSource, Flow, Grants};
 use crate::engine::{ExecutionReport, ExecutionStatus, Executor, StepInput, local_event};
 use crate::loader;
@@ -75,7 +76,7 @@ pub async fn run(args: RunArgs) -> u8 {
         Ok(c) => c,
         Err(errors) => {
             super::print_errors(&errors);
-            return 2;
+            return EXIT_CONFIG;
         }
     };
     for (name, path) in &args.connectors {
@@ -86,6 +87,7 @@ pub async fn run(args: RunArgs) -> u8 {
                 source: ConnectorSource::File(path.clone()),
                 grants: Grants::default(),
                 location: None,
+                place: None,
             },
         );
     }
@@ -96,37 +98,13 @@ pub async fn run(args: RunArgs) -> u8 {
             return 2;
         }
     };
-    let flow = match Flow::load(&args.flow, &config) {
-        Ok(f) => f,
+    let (registry, flow, config) = match loader::load_one(config, &args.flow).await {
+        Ok(loaded) => loaded,
         Err(errors) => {
-            super::print_errors(&errors);
-            return 2;
+            print_run_errors(errors, &args);
+            return EXIT_CONFIG;
         }
     };
-    // Only the connectors this flow uses are loaded.
-    let used: Vec<&str> = flow
-        .trigger
-        .connector
-        .iter()
-        .map(|c| c.connector.as_str())
-        .chain(flow.steps.iter().filter_map(|s| match &s.action {
-            crate::config::Action::Connector { call, .. } => Some(call.connector.as_str()),
-            _ => None,
-        }))
-        .collect();
-    config.connectors.retain(|name, _| used.contains(&name.as_str()));
-    let (registry, mut errors) = match loader::load_registry(&config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return 2;
-        }
-    };
-    errors.extend(loader::validate_with_connectors(&registry, &flow).await);
-    if !errors.is_empty() {
-        print_run_errors(errors, &args);
-        return 2;
-    }
     let mut executor = Executor::new(Arc::new(registry), config.environment.clone());
     if args.count != 1 {
         executor = executor.on_accepted(|job| {
@@ -295,8 +273,8 @@ fn print_run_errors(errors: ConfigErrors, args: &RunArgs) {
             .into_iter()
             .map(|e| match (&e.location, args.connectors.is_empty()) {
                 (None, false) => ConfigError {
-                    location: None,
                     message: format!("--connector: {}", e.message),
+                    ..e
                 },
                 _ => e,
             })

@@ -1,6 +1,9 @@
-//! `flowd serve`: the daemon.
+//! `flowd serve`: the daemon. The whole setup is loaded (as `validate` loads it, with the
+//! same report and exit code on any error) before anything listens.
 
+use super::{EXIT_CONFIG, EXIT_FAILED, EXIT_OK, MessageFormat};
 use crate::config::DaemonConfig;
+use crate::loader::{self, Purpose};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -15,11 +18,12 @@ pub async fn serve(args: ServeArgs) -> u8 {
     let config = match DaemonConfig::load(&args.config) {
         Ok(c) => c,
         Err(errors) => {
-            super::print_errors(&errors);
-            return 2;
+            super::report_config_errors(&errors, "", MessageFormat::Human);
+            return EXIT_CONFIG;
         }
     };
-    // Colours only for a terminal: a log file or journal gets plain text.
+    // Colours only for a terminal: a log file or journal gets plain text. Set up before
+    // loading, so what loading warns about (a cache that cannot be used) is logged.
     let builder = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -29,11 +33,18 @@ pub async fn serve(args: ServeArgs) -> u8 {
     } else {
         builder.with_target(false).init();
     }
-    match crate::daemon::serve(config).await {
-        Ok(()) => 0,
+    let setup = match loader::load(&config, &[], Purpose::Serve).await {
+        Ok(s) => s,
+        Err(failed) => {
+            super::report_config_errors(&failed.errors, &failed.summary(), MessageFormat::Human);
+            return EXIT_CONFIG;
+        }
+    };
+    match crate::daemon::serve(config, setup).await {
+        Ok(()) => EXIT_OK,
         Err(e) => {
             eprintln!("error: {e:#}");
-            2
+            EXIT_FAILED
         }
     }
 }

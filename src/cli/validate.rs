@@ -1,7 +1,9 @@
-//! `flowd validate`: the daemon config and every flow, reporting every problem.
+//! `flowd validate`: the daemon config and every flow, through the loader `serve` uses,
+//! reporting every problem (exit 0 when valid, 2 when not).
 
-use crate::config::{ConfigErrors, DaemonConfig, flow_files};
-use crate::loader;
+use super::{EXIT_CONFIG, EXIT_OK, MessageFormat};
+use crate::config::DaemonConfig;
+use crate::loader::{self, Purpose};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -10,6 +12,10 @@ pub struct ValidateArgs {
     /// The daemon config.
     #[arg(long, value_name = "FILE", default_value = "config/flowd.toml", env = "FLOWD_CONFIG")]
     config: PathBuf,
+    /// How errors are printed: `human` (as cargo does, on stderr) or `json` (one object a
+    /// line on stdout, for editors and CI).
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    message_format: MessageFormat,
     /// Flow files to check besides those in the config's flows directory.
     flows: Vec<PathBuf>,
 }
@@ -18,42 +24,29 @@ pub async fn validate(args: ValidateArgs) -> u8 {
     let config = match DaemonConfig::load(&args.config) {
         Ok(c) => c,
         Err(errors) => {
-            super::print_errors(&errors);
-            return 1;
+            super::report_config_errors(&errors, "", args.message_format);
+            return EXIT_CONFIG;
         }
     };
-    let (registry, mut errors) = match loader::load_registry(&config) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e:#}");
-            return 2;
+    match loader::load(&config, &args.flows, Purpose::Validate).await {
+        Ok(setup) => {
+            let n = setup.flows.by_name.len();
+            match args.message_format {
+                MessageFormat::Human => println!(
+                    "ok: {} and {n} flow{} are valid",
+                    config.describe(),
+                    if n == 1 { "" } else { "s" }
+                ),
+                MessageFormat::Json => println!(
+                    "{}",
+                    serde_json::json!({ "reason": "summary", "errors": 0, "checked": format!("{n} of {n} flows valid") })
+                ),
+            }
+            EXIT_OK
         }
-    };
-    let mut files = Vec::new();
-    if let Some(dir) = &config.flows_dir {
-        match flow_files(dir) {
-            Ok(f) => files.extend(f),
-            Err(e) => errors.push(e),
+        Err(failed) => {
+            super::report_config_errors(&failed.errors, &failed.summary(), args.message_format);
+            EXIT_CONFIG
         }
-    }
-    files.extend(args.flows.iter().cloned());
-    let (flows, flow_errors) = loader::load_flow_files(&registry, &config, &files).await;
-    errors.extend(flow_errors);
-    let valid = flows.len();
-    report(&errors, &config, valid, files.len())
-}
-
-fn report(errors: &ConfigErrors, config: &DaemonConfig, valid: usize, total: usize) -> u8 {
-    if errors.is_empty() {
-        println!(
-            "ok: {} and {total} flow{} are valid",
-            config.describe(),
-            if total == 1 { "" } else { "s" }
-        );
-        0
-    } else {
-        super::print_errors(errors);
-        eprintln!("{valid} of {total} flow{} valid", if total == 1 { "" } else { "s" });
-        1
     }
 }

@@ -4,10 +4,11 @@
 //! granted beyond the sandbox's default.
 
 use super::Location;
-use super::diag::{ConfigErrors, SourceFile, parse_toml};
+use super::diag::{ConfigErrors, Place, SourceFile, did_you_mean};
+use super::document::{self, Table};
 use super::http_grant::{self, HostRule, HttpGrant};
-use super::units::{Bytes, Dur, format_bytes, format_duration};
-use serde::{Deserialize, Serialize};
+use super::units::{format_bytes, format_duration};
+use serde::Serialize;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -27,6 +28,7 @@ const WASM32_MAX_MEMORY: u64 = 4 << 30;
 /// How long executions and log records are kept when the config says nothing.
 const DEFAULT_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 const MIN_RETENTION: Duration = Duration::from_secs(60);
+const MIN_STEP_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// A validated daemon config.
 #[derive(Debug, Clone)]
@@ -43,6 +45,11 @@ pub struct DaemonConfig {
     pub retention: Duration,
     pub server: Server,
     pub connectors: BTreeMap<String, ConnectorConfig>,
+    /// Where `flows`, `server.listen`, `server.admin` and `server.data_dir` are written.
+    pub places: Places,
+    /// Problems that stop `serve` (and `validate`) but not `flowd run`, which does not
+    /// listen: admin tokens that are missing or too weak.
+    pub serve_errors: ConfigErrors,
 }
 
 /// What `flowd serve` listens on and how it holds up under load and at shutdown.
@@ -155,6 +162,7 @@ pub struct ConnectorConfig {
     pub source: ConnectorSource,
     pub grants: Grants,
     pub location: Option<Location>,
+    pub place: Option<Place>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -193,201 +201,124 @@ pub struct DirGrant {
     pub writable: bool,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDaemon {
-    environment: Option<Spanned<String>>,
-    flows: Option<Spanned<String>>,
-    cache_dir: Option<Spanned<String>>,
-    retention: Option<Spanned<Dur>>,
-    #[serde(default)]
-    server: RawServer,
-    #[serde(default)]
-    limits: RawLimits,
-    #[serde(default)]
-    connectors: BTreeMap<String, Spanned<RawConnector>>,
+/// The places in the daemon config that checks made later (by the loader) point at.
+#[derive(Debug, Clone, Default)]
+pub struct Places {
+    pub flows: Option<Place>,
+    pub listen: Option<Place>,
+    pub admin: Option<Place>,
+    pub data_dir: Option<Place>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawServer {
-    listen: Option<Spanned<String>>,
-    admin: Option<Spanned<String>>,
-    data_dir: Option<String>,
-    max_body: Option<Spanned<Bytes>>,
-    respond_timeout: Option<Spanned<Dur>>,
-    shutdown_grace: Option<Dur>,
-    workers: Option<Spanned<u32>>,
-    log_format: Option<Spanned<String>>,
-    timezone: Option<Spanned<String>>,
-    #[serde(default)]
-    tokens: Vec<Spanned<super::tokens::RawToken>>,
-    header_read_timeout: Option<Spanned<Dur>>,
-    body_read_timeout: Option<Spanned<Dur>>,
-    idle_timeout: Option<Spanned<Dur>>,
-    max_connections: Option<Spanned<u32>>,
-}
+/// Bounds of the daemon config's values: what the runtime can represent, with room.
+const MAX_STEP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+const MAX_FLOW_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+/// Well inside `SystemTime` arithmetic and the 48-bit millisecond time of job ids.
+const MAX_RETENTION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+const MAX_GRACE: Duration = Duration::from_secs(3600);
+/// wasmtime keeps fuel in an `i64`.
+const MAX_FUEL: u64 = 1_000_000_000_000_000_000;
+pub(crate) const MIN_MEMORY: u64 = 64 << 10;
+const MAX_BODY: u64 = 1 << 30;
+const MAX_PAYLOAD: u64 = 1 << 30;
+const MAX_HTTP_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The range of the listeners' header, body and idle timeouts.
+const CONNECTION_TIMEOUTS: std::ops::RangeInclusive<Duration> = Duration::from_millis(100)..=Duration::from_secs(3600);
+/// The most connections a listener may hold open.
+const MAX_CONNECTIONS: u64 = 1_000_000;
 
-fn resolve_server(source: &SourceFile, base: &Path, raw: RawServer, errors: &mut ConfigErrors) -> Server {
+fn resolve_server(
+    t: Option<Table>,
+    base: &Path,
+    errors: &mut ConfigErrors,
+    places: &mut Places,
+    serve_errors: &mut ConfigErrors,
+) -> Server {
     let mut s = Server::defaults(base);
-    let mut addr = |v: &Option<Spanned<String>>, key: &str, into: &mut SocketAddr| {
-        if let Some(a) = v {
+    let Some(mut t) = t else {
+        return s;
+    };
+    let source = t.source;
+    for (key, into, place) in [
+        ("listen", &mut s.listen, &mut places.listen),
+        ("admin", &mut s.admin, &mut places.admin),
+    ] {
+        if let Some(a) = t.string(key, errors) {
+            *place = Some(t.place(a.span()));
             match a.get_ref().parse::<SocketAddr>() {
                 Ok(parsed) => *into = parsed,
-                Err(_) => errors.push(source.error(
-                    a.span(),
-                    format!(
-                        "server.{key} \"{}\" is not an IP address with a port, such as \"127.0.0.1:8080\"",
-                        a.get_ref()
-                    ),
-                )),
+                Err(_) => errors.push(
+                    source
+                        .error(
+                            a.span(),
+                            format!("server.{key} \"{}\" is not an IP address with a port", a.get_ref()),
+                        )
+                        .with_help(if a.get_ref().starts_with("localhost") {
+                            "write the address, such as \"127.0.0.1:8080\" (names are not resolved)"
+                        } else {
+                            "write it as \"127.0.0.1:8080\" or \"[::1]:8080\""
+                        }),
+                ),
             }
         }
-    };
-    addr(&raw.listen, "listen", &mut s.listen);
-    addr(&raw.admin, "admin", &mut s.admin);
-    if let Some(d) = raw.data_dir {
-        s.data_dir = base.join(d);
     }
-    if let Some(b) = raw.max_body {
-        s.max_body = b.get_ref().0;
-        if s.max_body == 0 {
-            errors.push(source.error(b.span(), "server.max_body must be more than 0"));
-        }
+    if let Some(d) = t.string("data_dir", errors) {
+        places.data_dir = Some(t.place(d.span()));
+        s.data_dir = base.join(d.get_ref());
     }
-    if let Some(t) = raw.respond_timeout {
-        s.respond_timeout = t.get_ref().0;
-        if s.respond_timeout < Duration::from_millis(10) {
-            errors.push(source.error(t.span(), "server.respond_timeout must be at least 10ms"));
-        }
+    if let Some(b) = t.bytes("max_body", 1..=MAX_BODY, errors) {
+        s.max_body = b.into_inner();
     }
-    if let Some(g) = raw.shutdown_grace {
-        s.shutdown_grace = g.0;
+    if let Some(r) = t.duration(
+        "respond_timeout",
+        super::flow::MIN_TIMEOUT..=super::flow::MAX_RESPOND_TIMEOUT,
+        errors,
+    ) {
+        s.respond_timeout = r.into_inner();
     }
-    if let Some(w) = raw.workers {
-        s.workers = *w.get_ref();
-        if s.workers == 0 {
-            errors.push(source.error(w.span(), "server.workers must be more than 0"));
-        }
+    if let Some(g) = t.duration("shutdown_grace", Duration::ZERO..=MAX_GRACE, errors) {
+        s.shutdown_grace = g.into_inner();
     }
-    if let Some(f) = raw.log_format {
-        match f.get_ref().as_str() {
-            "text" => s.log_json = false,
-            "json" => s.log_json = true,
-            other => errors.push(source.error(
-                f.span(),
-                format!("server.log_format \"{other}\" is not \"text\" or \"json\""),
-            )),
-        }
+    if let Some(w) = t.int("workers", 1..=100_000, errors) {
+        s.workers = w.into_inner() as u32;
     }
-    if let Some(tz) = raw.timezone {
+    if let Some(f) = t.choice("log_format", &["text", "json"], errors) {
+        s.log_json = *f.get_ref() == "json";
+    }
+    if let Some(tz) = t.string("timezone", errors) {
         match tz.get_ref().parse::<chrono_tz::Tz>() {
             Ok(parsed) => s.timezone = parsed,
-            Err(_) => errors.push(source.error(
-                tz.span(),
-                format!(
-                    "server.timezone \"{}\" is not an IANA time zone name, such as \"Europe/Berlin\" or \"UTC\"",
-                    tz.get_ref()
-                ),
-            )),
-        }
-    }
-    s.tokens = super::tokens::resolve(source, raw.tokens, errors);
-    for (value, key, into) in [
-        (
-            raw.header_read_timeout,
-            "header_read_timeout",
-            &mut s.header_read_timeout,
-        ),
-        (raw.body_read_timeout, "body_read_timeout", &mut s.body_read_timeout),
-        (raw.idle_timeout, "idle_timeout", &mut s.idle_timeout),
-    ] {
-        if let Some(t) = value {
-            *into = t.get_ref().0;
-            if !(CONNECTION_TIMEOUTS.0..=CONNECTION_TIMEOUTS.1).contains(into) {
-                errors.push(source.error(
-                    t.span(),
+            Err(_) => {
+                let mut e = source.error(
+                    tz.span(),
                     format!(
-                        "server.{key} must be between {} and {}",
-                        super::units::format_duration(CONNECTION_TIMEOUTS.0),
-                        super::units::format_duration(CONNECTION_TIMEOUTS.1)
+                        "server.timezone \"{}\" is not an IANA time zone name, such as \"Europe/Berlin\" or \"UTC\"",
+                        tz.get_ref()
                     ),
-                ));
+                );
+                if let Some(h) = did_you_mean(tz.get_ref(), chrono_tz::TZ_VARIANTS.iter().map(|z| z.name())) {
+                    e = e.with_help(h);
+                }
+                errors.push(e);
             }
         }
     }
-    if let Some(n) = raw.max_connections {
-        s.max_connections = *n.get_ref();
-        if !(1..=MAX_CONNECTIONS).contains(&s.max_connections) {
-            errors.push(source.error(
-                n.span(),
-                format!("server.max_connections must be between 1 and {MAX_CONNECTIONS}"),
-            ));
-        }
+    if let Some(d) = t.duration("header_read_timeout", CONNECTION_TIMEOUTS, errors) {
+        s.header_read_timeout = d.into_inner();
     }
+    if let Some(d) = t.duration("body_read_timeout", CONNECTION_TIMEOUTS, errors) {
+        s.body_read_timeout = d.into_inner();
+    }
+    if let Some(d) = t.duration("idle_timeout", CONNECTION_TIMEOUTS, errors) {
+        s.idle_timeout = d.into_inner();
+    }
+    if let Some(n) = t.int("max_connections", 1..=MAX_CONNECTIONS, errors) {
+        s.max_connections = n.into_inner() as u32;
+    }
+    let tokens = t.tables("tokens", errors);
+    s.tokens = super::tokens::resolve(tokens, errors, serve_errors);
+    t.finish(errors);
     s
-}
-
-/// The range of the listeners' header, body and idle timeouts.
-const CONNECTION_TIMEOUTS: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(3600));
-
-/// The most connections a listener may hold open.
-const MAX_CONNECTIONS: u32 = 1_000_000;
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLimits {
-    fuel: Option<Spanned<u64>>,
-    timeout: Option<Spanned<Dur>>,
-    memory: Option<Spanned<Bytes>>,
-    max_fuel: Option<Spanned<u64>>,
-    max_timeout: Option<Spanned<Dur>>,
-    max_memory: Option<Spanned<Bytes>>,
-    flow_timeout: Option<Spanned<Dur>>,
-    max_flow_timeout: Option<Spanned<Dur>>,
-    max_payload: Option<Spanned<Bytes>>,
-    max_log_records: Option<Spanned<u32>>,
-    instances: Option<Spanned<u32>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConnector {
-    bundled: Option<Spanned<String>>,
-    path: Option<Spanned<String>>,
-    #[serde(default)]
-    grants: RawGrants,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawGrants {
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    #[serde(default)]
-    inherit_env: Vec<Spanned<String>>,
-    #[serde(default)]
-    dirs: Vec<Spanned<RawDir>>,
-    #[serde(default)]
-    sockets: Vec<Spanned<String>>,
-    http: Option<Spanned<RawHttp>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    allow: Vec<Spanned<String>>,
-    timeout: Option<Spanned<Dur>>,
-    max_response: Option<Spanned<Bytes>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawDir {
-    host: Spanned<String>,
-    guest: String,
-    #[serde(default)]
-    writable: bool,
 }
 
 impl DaemonConfig {
@@ -402,6 +333,8 @@ impl DaemonConfig {
             limits: Limits::default(),
             retention: DEFAULT_RETENTION,
             server: Server::defaults(Path::new(".")),
+            places: Places::default(),
+            serve_errors: ConfigErrors::default(),
             connectors: BUNDLED
                 .iter()
                 .filter(|n| !NEEDS_GRANT.contains(n))
@@ -411,6 +344,7 @@ impl DaemonConfig {
                         source: ConnectorSource::Bundled(n.to_string()),
                         grants: Grants::default(),
                         location: None,
+                        place: None,
                     };
                     (n.to_string(), c)
                 })
@@ -425,82 +359,60 @@ impl DaemonConfig {
     }
 
     pub fn parse(source: &SourceFile) -> Result<DaemonConfig, ConfigErrors> {
-        let raw: RawDaemon = parse_toml(source)?;
+        let doc = document::parse(source)?;
         let mut errors = ConfigErrors::default();
+        let mut serve_errors = ConfigErrors::default();
+        let mut places = Places::default();
         let base = source.path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut root = Table::root(source, &doc);
 
-        let environment = match raw.environment {
+        let environment = match root.string("environment", &mut errors) {
             Some(env) => {
                 check_name(source, &env, "environment", &mut errors);
                 env.into_inner()
             }
             None => "default".into(),
         };
-        let limits = resolve_limits(source, &raw.limits, &mut errors);
-        let server = resolve_server(source, &base, raw.server, &mut errors);
-        let retention = match raw.retention {
-            Some(r) => {
-                if r.get_ref().0 < MIN_RETENTION {
-                    errors.push(source.error(r.span(), "retention must be at least 1m"));
-                }
-                r.into_inner().0
-            }
-            None => DEFAULT_RETENTION,
-        };
-        let mut connectors = BTreeMap::new();
-        for (name, raw) in raw.connectors {
-            let span = raw.span();
-            let raw = raw.into_inner();
-            if !valid_name(&name) {
-                errors.push(source.error(span.clone(), format!("invalid connector name \"{name}\": {NAME_RULE}")));
-            }
-            let src = match (raw.bundled, raw.path) {
-                (Some(b), None) => {
-                    if !BUNDLED.contains(&b.get_ref().as_str()) {
-                        errors.push(source.error(
-                            b.span(),
-                            format!(
-                                "unknown bundled connector \"{}\"; bundled connectors are: {}",
-                                b.get_ref(),
-                                BUNDLED.join(", ")
-                            ),
-                        ));
-                    }
-                    ConnectorSource::Bundled(b.into_inner())
-                }
-                (None, Some(p)) => ConnectorSource::File(base.join(p.get_ref())),
-                (Some(b), Some(_)) => {
-                    errors.push(source.error(
-                        b.span(),
-                        format!("connector \"{name}\" sets both `bundled` and `path`; set one"),
-                    ));
-                    continue;
-                }
-                (None, None) => {
-                    errors.push(source.error(
-                        span,
-                        format!("connector \"{name}\" needs `bundled = \"<name>\"` or `path = \"<file.wasm>\"`"),
-                    ));
-                    continue;
-                }
-            };
-            let grants = resolve_grants(source, &base, raw.grants, &mut errors);
-            let location = Some(source.at(span));
-            connectors.insert(
-                name.clone(),
-                ConnectorConfig {
-                    name,
-                    source: src,
-                    grants,
-                    location,
-                },
-            );
-        }
-        let flows_dir = raw.flows.map(|f| base.join(f.get_ref()));
-        let cache_dir = match raw.cache_dir {
+        let flows_dir = root.string("flows", &mut errors).map(|f| {
+            places.flows = Some(root.place(f.span()));
+            base.join(f.get_ref())
+        });
+        let cache_dir = match root.string("cache_dir", &mut errors) {
             Some(c) => Some(base.join(c.get_ref())),
             None => default_cache_dir(),
         };
+        let retention = root
+            .duration("retention", MIN_RETENTION..=MAX_RETENTION, &mut errors)
+            .map_or(DEFAULT_RETENTION, Spanned::into_inner);
+        let server_table = root.table("server", &mut errors);
+        let server = resolve_server(server_table, &base, &mut errors, &mut places, &mut serve_errors);
+        let limits = resolve_limits(root.table("limits", &mut errors), &mut errors);
+        let mut connectors = BTreeMap::new();
+        if let Some(mut table) = root.table("connectors", &mut errors) {
+            let entries: Vec<_> = table.entries().collect();
+            for (name, node) in entries {
+                let name_span = name.span();
+                let name = name.into_inner().to_string();
+                if !valid_name(&name) {
+                    errors.push(source.error(
+                        name_span.clone(),
+                        format!("invalid connector name \"{name}\": {NAME_RULE}"),
+                    ));
+                }
+                let Some(t) = table.entry_table(&name, node, &mut errors) else {
+                    continue;
+                };
+                if let Some(c) = resolve_connector(t, &name, name_span, &base, &mut errors) {
+                    connectors.insert(name, c);
+                }
+            }
+            table.finish(&mut errors);
+        }
+        root.finish(&mut errors);
+        if !errors.is_empty() {
+            // The file is refused anyway: report everything in it at once.
+            errors.extend(std::mem::take(&mut serve_errors));
+        }
         errors.into_result(DaemonConfig {
             source: Some(source.path.clone()),
             environment,
@@ -510,6 +422,8 @@ impl DaemonConfig {
             retention,
             server,
             connectors,
+            places,
+            serve_errors,
         })
     }
 
@@ -532,7 +446,7 @@ fn default_cache_dir() -> Option<PathBuf> {
         .map(|h| PathBuf::from(h).join(".cache/flowd"))
 }
 
-pub(crate) const NAME_RULE: &str = "use letters, digits, `_` and `-`, starting with a letter";
+pub(crate) const NAME_RULE: &str = "use ASCII letters, digits, `_` and `-`, starting with a letter";
 
 pub(crate) fn valid_name(s: &str) -> bool {
     let mut chars = s.chars();
@@ -550,138 +464,180 @@ pub(crate) fn check_name(source: &SourceFile, name: &Spanned<String>, what: &str
     }
 }
 
-fn resolve_limits(source: &SourceFile, raw: &RawLimits, errors: &mut ConfigErrors) -> Limits {
+fn resolve_connector(
+    mut t: Table,
+    name: &str,
+    name_span: std::ops::Range<usize>,
+    base: &Path,
+    errors: &mut ConfigErrors,
+) -> Option<ConnectorConfig> {
+    let source = t.source;
+    let bundled = t.string("bundled", errors);
+    let path = t.string("path", errors);
+    let grants = t.table("grants", errors);
+    let grants = grants.map(|g| resolve_grants(g, base, errors)).unwrap_or_default();
+    t.finish(errors);
+    let src = match (bundled, path) {
+        (Some(b), None) => {
+            if !BUNDLED.contains(&b.get_ref().as_str()) {
+                let mut e = source.error(
+                    b.span(),
+                    format!(
+                        "unknown bundled connector \"{}\"; bundled connectors are: {}",
+                        b.get_ref(),
+                        BUNDLED.join(", ")
+                    ),
+                );
+                if let Some(h) = did_you_mean(b.get_ref(), BUNDLED.iter().copied()) {
+                    e = e.with_help(h);
+                }
+                errors.push(e);
+            }
+            ConnectorSource::Bundled(b.into_inner())
+        }
+        (None, Some(p)) => ConnectorSource::File(base.join(p.get_ref())),
+        (Some(b), Some(_)) => {
+            errors.push(source.error(
+                b.span(),
+                format!("connector \"{name}\" sets both `bundled` and `path`; set one"),
+            ));
+            return None;
+        }
+        (None, None) => {
+            // A `bundled` or `path` that is not a string was reported as such.
+            if !t.has("bundled") && !t.has("path") {
+                errors.push(
+                    source
+                        .error(name_span, format!("connector \"{name}\" needs `bundled` or `path`"))
+                        .with_help(format!(
+                            "add `bundled = \"<name>\"` (one of {}) or `path = \"<file.wasm>\"`",
+                            BUNDLED.join(", ")
+                        )),
+                );
+            }
+            return None;
+        }
+    };
+    let place = t.place(t.span.clone());
+    Some(ConnectorConfig {
+        name: name.to_string(),
+        source: src,
+        grants,
+        location: Some(place.location()),
+        place: Some(place),
+    })
+}
+
+fn resolve_limits(t: Option<Table>, errors: &mut ConfigErrors) -> Limits {
     let d = Limits::default();
-    let get = |v: &Option<Spanned<u64>>, default: u64| v.as_ref().map_or(default, |s| *s.get_ref());
-    let get_d = |v: &Option<Spanned<Dur>>, default: Duration| v.as_ref().map_or(default, |s| s.get_ref().0);
-    let get_b = |v: &Option<Spanned<Bytes>>, default: u64| v.as_ref().map_or(default, |s| s.get_ref().0);
-    let max_memory_given = raw.max_memory.is_some();
+    let Some(mut t) = t else {
+        return d;
+    };
+    let fuel = t.int("fuel", 1..=MAX_FUEL, errors);
+    let timeout = t.duration("timeout", MIN_STEP_TIMEOUT..=MAX_STEP_TIMEOUT, errors);
+    let memory = t.bytes("memory", MIN_MEMORY..=WASM32_MAX_MEMORY, errors);
+    let max_fuel = t.int("max_fuel", 1..=MAX_FUEL, errors);
+    let max_timeout = t.duration("max_timeout", MIN_STEP_TIMEOUT..=MAX_STEP_TIMEOUT, errors);
+    let max_memory = t.bytes("max_memory", MIN_MEMORY..=WASM32_MAX_MEMORY, errors);
+    let flow_timeout = t.duration("flow_timeout", MIN_STEP_TIMEOUT..=MAX_FLOW_TIMEOUT, errors);
+    let max_flow_timeout = t.duration("max_flow_timeout", MIN_STEP_TIMEOUT..=MAX_FLOW_TIMEOUT, errors);
+    let max_payload = t.bytes("max_payload", 1024..=MAX_PAYLOAD, errors);
+    let max_log_records = t.int("max_log_records", 0..=1_000_000, errors);
+    let instances = t.int("instances", 1..=10_000, errors);
+    let source = t.source;
+    t.finish(errors);
+
+    let v = |x: &Option<Spanned<u64>>| x.as_ref().map(|s| *s.get_ref());
+    let dv = |x: &Option<Spanned<Duration>>| x.as_ref().map(|s| *s.get_ref());
+    // An unset cap grows to the default it caps, and an unset default shrinks to its cap.
+    let step = StepLimits {
+        fuel: v(&fuel).unwrap_or(d.step.fuel.min(v(&max_fuel).unwrap_or(u64::MAX))),
+        timeout: dv(&timeout).unwrap_or(d.step.timeout.min(dv(&max_timeout).unwrap_or(Duration::MAX))),
+        memory: v(&memory).unwrap_or(d.step.memory.min(v(&max_memory).unwrap_or(u64::MAX))),
+    };
+    let max_step = StepLimits {
+        fuel: v(&max_fuel).unwrap_or(d.max_step.fuel.max(step.fuel)),
+        timeout: dv(&max_timeout).unwrap_or(d.max_step.timeout.max(step.timeout)),
+        memory: v(&max_memory).unwrap_or(d.max_step.memory.max(step.memory)),
+    };
+    let flow = dv(&flow_timeout).unwrap_or(d.flow_timeout.min(dv(&max_flow_timeout).unwrap_or(Duration::MAX)));
     let l = Limits {
-        step: StepLimits {
-            fuel: get(&raw.fuel, d.step.fuel),
-            timeout: get_d(&raw.timeout, d.step.timeout),
-            memory: get_b(
-                &raw.memory,
-                if max_memory_given {
-                    d.step.memory.min(get_b(&raw.max_memory, 0))
-                } else {
-                    d.step.memory
-                },
-            ),
-        },
-        max_step: StepLimits {
-            fuel: get(&raw.max_fuel, d.max_step.fuel.max(get(&raw.fuel, 0))),
-            timeout: get_d(
-                &raw.max_timeout,
-                d.max_step.timeout.max(get_d(&raw.timeout, Duration::ZERO)),
-            ),
-            memory: get_b(&raw.max_memory, d.max_step.memory.max(get_b(&raw.memory, 0))),
-        },
-        flow_timeout: get_d(&raw.flow_timeout, d.flow_timeout),
-        max_flow_timeout: get_d(
-            &raw.max_flow_timeout,
-            d.max_flow_timeout.max(get_d(&raw.flow_timeout, Duration::ZERO)),
-        ),
-        max_payload: get_b(&raw.max_payload, d.max_payload),
-        max_log_records: raw.max_log_records.as_ref().map_or(d.max_log_records, |s| *s.get_ref()),
-        instances: raw.instances.as_ref().map_or(d.instances, |s| *s.get_ref()),
+        step,
+        max_step,
+        flow_timeout: flow,
+        max_flow_timeout: dv(&max_flow_timeout).unwrap_or(d.max_flow_timeout.max(flow)),
+        max_payload: v(&max_payload).unwrap_or(d.max_payload),
+        max_log_records: v(&max_log_records).map_or(d.max_log_records, |n| n as u32),
+        instances: v(&instances).map_or(d.instances, |n| n as u32),
     };
-    let mut err = |span: Option<std::ops::Range<usize>>, msg: String| {
-        let span = span.unwrap_or(0..0);
-        errors.push(source.error(span, msg));
+    let over = |value: Option<std::ops::Range<usize>>, cap: Option<std::ops::Range<usize>>, msg: String| {
+        let mut e = source.error(value.or(cap.clone()).unwrap_or(0..0), msg);
+        if let Some(c) = cap {
+            e = e.with_related(source.related(c, "the cap is set here"));
+        }
+        e
     };
-    let span_u = |v: &Option<Spanned<u64>>| v.as_ref().map(|s| s.span());
-    let span_d = |v: &Option<Spanned<Dur>>| v.as_ref().map(|s| s.span());
-    let span_b = |v: &Option<Spanned<Bytes>>| v.as_ref().map(|s| s.span());
-    if l.step.fuel == 0 {
-        err(span_u(&raw.fuel), "limits.fuel must be more than 0".into());
-    }
+    let span = |x: &Option<Spanned<u64>>| x.as_ref().map(|s| s.span());
+    let dspan = |x: &Option<Spanned<Duration>>| x.as_ref().map(|s| s.span());
     if l.step.fuel > l.max_step.fuel {
-        err(
-            span_u(&raw.fuel).or(span_u(&raw.max_fuel)),
+        errors.push(over(
+            span(&fuel),
+            span(&max_fuel),
             format!(
                 "limits.fuel ({}) is over limits.max_fuel ({})",
                 l.step.fuel, l.max_step.fuel
             ),
-        );
-    }
-    for (v, name) in [
-        (&raw.timeout, "timeout"),
-        (&raw.max_timeout, "max_timeout"),
-        (&raw.flow_timeout, "flow_timeout"),
-        (&raw.max_flow_timeout, "max_flow_timeout"),
-    ] {
-        if let Some(s) = v
-            && s.get_ref().0 < Duration::from_millis(10)
-        {
-            err(Some(s.span()), format!("limits.{name} must be at least 10ms"));
-        }
+        ));
     }
     if l.step.timeout > l.max_step.timeout {
-        err(
-            span_d(&raw.timeout).or(span_d(&raw.max_timeout)),
+        errors.push(over(
+            dspan(&timeout),
+            dspan(&max_timeout),
             format!(
                 "limits.timeout ({}) is over limits.max_timeout ({})",
                 format_duration(l.step.timeout),
                 format_duration(l.max_step.timeout)
             ),
-        );
+        ));
     }
     if l.flow_timeout > l.max_flow_timeout {
-        err(
-            span_d(&raw.flow_timeout).or(span_d(&raw.max_flow_timeout)),
+        errors.push(over(
+            dspan(&flow_timeout),
+            dspan(&max_flow_timeout),
             format!(
                 "limits.flow_timeout ({}) is over limits.max_flow_timeout ({})",
                 format_duration(l.flow_timeout),
                 format_duration(l.max_flow_timeout)
             ),
-        );
-    }
-    if l.max_step.memory > WASM32_MAX_MEMORY {
-        err(
-            span_b(&raw.max_memory),
-            format!(
-                "limits.max_memory ({}) is over the 4 GiB a 32-bit WebAssembly memory can address",
-                format_bytes(l.max_step.memory)
-            ),
-        );
-    }
-    if l.step.memory < 64 << 10 {
-        err(
-            span_b(&raw.memory),
-            "limits.memory must be at least 64 KiB (one WebAssembly page)".into(),
-        );
+        ));
     }
     if l.step.memory > l.max_step.memory {
-        err(
-            span_b(&raw.memory).or(span_b(&raw.max_memory)),
+        errors.push(over(
+            span(&memory),
+            span(&max_memory),
             format!(
                 "limits.memory ({}) is over limits.max_memory ({})",
                 format_bytes(l.step.memory),
                 format_bytes(l.max_step.memory)
             ),
-        );
-    }
-    if l.max_payload < 1024 {
-        err(
-            span_b(&raw.max_payload),
-            "limits.max_payload must be at least 1 KiB".into(),
-        );
-    }
-    if l.instances == 0 || l.instances > 10_000 {
-        err(
-            raw.instances.as_ref().map(|s| s.span()),
-            format!("limits.instances must be between 1 and 10000, not {}", l.instances),
-        );
+        ));
     }
     l
 }
 
-fn resolve_grants(source: &SourceFile, base: &Path, raw: RawGrants, errors: &mut ConfigErrors) -> Grants {
-    let mut env: Vec<(String, String)> = raw.env.into_iter().collect();
-    for name in raw.inherit_env {
+fn resolve_grants(mut t: Table, base: &Path, errors: &mut ConfigErrors) -> Grants {
+    let source = t.source;
+    let env_map = t.value::<BTreeMap<String, String>>("env", "a table of variable names to text", errors);
+    let inherit = t.strings("inherit_env", errors);
+    let dir_tables = t.tables("dirs", errors);
+    let sockets_raw = t.strings("sockets", errors);
+    let http = t.table("http", errors);
+    let mut env: Vec<(String, String)> = env_map
+        .map(|m| m.into_inner().into_iter().collect())
+        .unwrap_or_default();
+    for name in inherit.unwrap_or_default() {
         match std::env::var(name.get_ref()) {
-            Ok(v) => env.push((name.into_inner(), v)),
+            Ok(v) => env.push((name.get_ref().clone(), v)),
             Err(_) => errors.push(source.error(
                 name.span(),
                 format!(
@@ -692,33 +648,43 @@ fn resolve_grants(source: &SourceFile, base: &Path, raw: RawGrants, errors: &mut
         }
     }
     let mut dirs = Vec::new();
-    for d in raw.dirs {
-        let span = d.span();
-        let d = d.into_inner();
-        let host = base.join(d.host.get_ref());
-        if !host.is_dir() {
+    for mut d in dir_tables {
+        let host = d.string("host", errors);
+        let guest = d.string("guest", errors);
+        let writable = d.boolean("writable", errors).is_some_and(|w| *w.get_ref());
+        for key in ["host", "guest"] {
+            if !d.has(key) {
+                errors.push(source.error(d.span.clone(), format!("grants.dirs: each directory needs `{key}`")));
+            }
+        }
+        d.finish(errors);
+        let (Some(host), Some(guest)) = (host, guest) else {
+            continue;
+        };
+        let host_path = base.join(host.get_ref());
+        if !host_path.is_dir() {
             errors.push(source.error(
-                d.host.span(),
-                format!("grants.dirs: {} is not a directory", host.display()),
+                host.span(),
+                format!("grants.dirs: {} is not a directory", host_path.display()),
             ));
         }
-        if !d.guest.starts_with('/') {
+        if !guest.get_ref().starts_with('/') {
             errors.push(source.error(
-                span,
+                guest.span(),
                 format!(
                     "grants.dirs: guest path \"{}\" must be absolute (start with `/`)",
-                    d.guest
+                    guest.get_ref()
                 ),
             ));
         }
         dirs.push(DirGrant {
-            host,
-            guest: d.guest,
-            writable: d.writable,
+            host: host_path,
+            guest: guest.into_inner(),
+            writable,
         });
     }
     let mut sockets = Vec::new();
-    for s in raw.sockets {
+    for s in sockets_raw.unwrap_or_default() {
         match s.get_ref().parse::<SocketAddr>() {
             Ok(a) => sockets.push(a),
             Err(_) => errors.push(source.error(
@@ -730,7 +696,8 @@ fn resolve_grants(source: &SourceFile, base: &Path, raw: RawGrants, errors: &mut
             )),
         }
     }
-    let http = raw.http.map(|h| std::sync::Arc::new(resolve_http(source, h, errors)));
+    let http = http.map(|h| std::sync::Arc::new(resolve_http(h, errors)));
+    t.finish(errors);
     Grants {
         env,
         dirs,
@@ -739,41 +706,45 @@ fn resolve_grants(source: &SourceFile, base: &Path, raw: RawGrants, errors: &mut
     }
 }
 
-fn resolve_http(source: &SourceFile, raw: Spanned<RawHttp>, errors: &mut ConfigErrors) -> HttpGrant {
-    let span = raw.span();
-    let raw = raw.into_inner();
-    if raw.allow.is_empty() {
-        errors.push(source.error(
-            span,
-            "grants.http.allow is empty: list the origins the connector may call, such as \"api.example.com\"",
-        ));
-    }
+fn resolve_http(mut t: Table, errors: &mut ConfigErrors) -> HttpGrant {
+    let source = t.source;
+    let allow_node = t.get("allow");
+    let timeout = t.duration("timeout", Duration::from_millis(1)..=MAX_HTTP_TIMEOUT, errors);
+    let max_response = t.bytes("max_response", 1..=MAX_BODY, errors);
     let mut allow = Vec::new();
-    for entry in raw.allow {
-        match HostRule::parse(entry.get_ref()) {
-            Ok(rule) => allow.push(rule),
-            Err(why) => errors.push(source.error(
-                entry.span(),
-                format!("grants.http.allow: \"{}\": {why}", entry.get_ref()),
-            )),
+    match allow_node.map(|n| (n, n.get_ref())) {
+        Some((n, toml::de::DeValue::Array(items))) => {
+            if items.is_empty() {
+                errors.push(
+                    source
+                        .error(n.span(), "grants.http.allow is empty")
+                        .with_help("list the origins the connector may call, such as \"api.example.com\""),
+                );
+            }
+            for item in items.iter() {
+                match item.get_ref().as_str() {
+                    Some(text) => match HostRule::parse(text) {
+                        Ok(rule) => allow.push(rule),
+                        Err(why) => {
+                            errors.push(source.error(item.span(), format!("grants.http.allow: \"{text}\": {why}")))
+                        }
+                    },
+                    None => errors.push(source.error(item.span(), "grants.http.allow: each entry must be a string")),
+                }
+            }
         }
+        Some((n, _)) => errors.push(source.error(n.span(), "grants.http.allow must be an array of origins")),
+        None => errors.push(
+            source
+                .error(t.span.clone(), "grants.http needs `allow`")
+                .with_help("list the origins the connector may call: `allow = [\"api.example.com\"]`"),
+        ),
     }
-    let timeout = raw.timeout.map_or(http_grant::DEFAULT_TIMEOUT, |t| {
-        if t.get_ref().0 < Duration::from_millis(1) {
-            errors.push(source.error(t.span(), "grants.http.timeout must be at least 1ms"));
-        }
-        t.into_inner().0
-    });
-    let max_response = raw.max_response.map_or(http_grant::DEFAULT_MAX_RESPONSE, |m| {
-        if m.get_ref().0 == 0 {
-            errors.push(source.error(m.span(), "grants.http.max_response must be more than 0"));
-        }
-        m.into_inner().0
-    });
+    t.finish(errors);
     HttpGrant {
         allow,
-        timeout,
-        max_response,
+        timeout: timeout.map_or(http_grant::DEFAULT_TIMEOUT, Spanned::into_inner),
+        max_response: max_response.map_or(http_grant::DEFAULT_MAX_RESPONSE, Spanned::into_inner),
     }
 }
 

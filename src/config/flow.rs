@@ -3,17 +3,19 @@
 //! that the executor runs without looking at TOML again.
 
 use super::Location;
+use super::cron::CronExpr;
 use super::daemon::{DaemonConfig, NAME_RULE, StepLimits, check_name, valid_name};
-use super::diag::{ConfigErrors, SourceFile, parse_toml};
+use super::diag::{ConfigErrors, Place, SourceFile, did_you_mean};
+use super::document::{self, Table};
 use super::template::{PlaceholderError, Scope, Template};
-use super::units::{Bytes, Dur, format_bytes, format_duration, parse_duration};
+use super::units::{format_bytes, format_duration};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 use toml::Spanned;
 
@@ -38,6 +40,9 @@ pub struct Flow {
     pub trigger_fingerprint: String,
     #[serde(skip)]
     pub source: PathBuf,
+    /// Where the flow is named (its `name`, else its file), for errors about the flow.
+    #[serde(skip)]
+    pub place: Option<Place>,
 }
 
 /// A flow's throttle: executions wait `queued` in the flow's queue for their turn.
@@ -58,6 +63,9 @@ pub struct Throttle {
 pub struct Trigger {
     pub kind: TriggerKind,
     pub connector: Option<ConnectorCall>,
+    /// An HTTP trigger's `path` (for errors about the path).
+    #[serde(skip)]
+    pub place: Option<Place>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -174,6 +182,39 @@ pub struct ConnectorCall {
     pub template: Template,
     #[serde(skip)]
     pub location: Option<Location>,
+    /// The config's place in the file.
+    #[serde(skip)]
+    pub place: Option<Place>,
+    /// Each config key's span (dotted paths, array items by index): a problem the
+    /// connector reports at a path is shown at that key.
+    #[serde(skip)]
+    pub keys: Arc<Vec<(String, Range<usize>)>>,
+}
+
+impl ConnectorCall {
+    /// An error about the config at `path` (dotted keys, as a connector reports it):
+    /// at that key when the file has it, else at the closest enclosing key, else at the
+    /// config.
+    pub fn error_at(&self, path: &str, message: impl Into<String>) -> super::ConfigError {
+        let message = message.into();
+        let Some(place) = &self.place else {
+            return super::ConfigError {
+                location: self.location.clone(),
+                ..super::ConfigError::new(message)
+            };
+        };
+        let normalized = path.replace('[', ".").replace(']', "");
+        let mut p = normalized.trim_matches('.');
+        loop {
+            if p.is_empty() {
+                return place.error(message);
+            }
+            if let Some((_, span)) = self.keys.iter().find(|(k, _)| k == p) {
+                return place.source.error(span.clone(), message);
+            }
+            p = p.rsplit_once('.').map_or("", |(head, _)| head);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -184,6 +225,9 @@ pub struct Step {
     pub retry: Option<RetryPolicy>,
     /// Earlier steps whose output this step's placeholders read.
     pub needs: BTreeSet<String>,
+    /// The step's `name` in its file.
+    #[serde(skip)]
+    pub place: Option<Place>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -228,159 +272,38 @@ pub struct RetryPolicy {
     pub max_backoff: Duration,
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFlowFile {
-    flow: Spanned<RawFlow>,
-    trigger: Spanned<RawTrigger>,
-    #[serde(default)]
-    steps: Vec<Spanned<RawStep>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawFlow {
-    name: Option<Spanned<String>>,
-    project: Option<Spanned<String>>,
-    description: Option<String>,
-    timeout: Option<Spanned<Dur>>,
-    throttle: Option<Spanned<RawThrottle>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawThrottle {
-    max_concurrency: Option<Spanned<u32>>,
-    rate: Option<Spanned<f64>>,
-    queue_capacity: Option<Spanned<u32>>,
-    max_wait: Option<Spanned<Dur>>,
-}
-
-fn resolve_throttle(source: &SourceFile, raw: RawThrottle, errors: &mut ConfigErrors) -> Throttle {
-    let mut t = Throttle {
-        max_concurrency: 1,
-        rate: None,
-        queue_capacity: 1000,
-        max_wait: Duration::from_secs(60),
-    };
-    if let Some(m) = raw.max_concurrency {
-        t.max_concurrency = *m.get_ref();
-        if t.max_concurrency == 0 {
-            errors.push(source.error(m.span(), "flow.throttle.max_concurrency must be at least 1"));
-        }
-    }
-    if let Some(r) = raw.rate {
-        let rate = *r.get_ref();
-        if !(rate > 0.0 && rate.is_finite()) {
-            errors.push(source.error(
-                r.span(),
-                format!("flow.throttle.rate must be a positive number of executions per second, not {rate}"),
-            ));
-        }
-        t.rate = Some(rate);
-    }
-    if let Some(q) = raw.queue_capacity {
-        t.queue_capacity = *q.get_ref();
-        if t.queue_capacity == 0 {
-            errors.push(source.error(q.span(), "flow.throttle.queue_capacity must be at least 1"));
-        }
-    }
-    if let Some(w) = raw.max_wait {
-        t.max_wait = w.get_ref().0;
-        if t.max_wait < Duration::from_millis(10) {
-            errors.push(source.error(w.span(), "flow.throttle.max_wait must be at least 10ms"));
-        }
-    }
-    t
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTrigger {
-    http: Option<Spanned<RawHttp>>,
-    schedule: Option<Spanned<RawSchedule>>,
-    manual: Option<Spanned<RawManual>>,
-    connector: Option<Spanned<String>>,
-    config: Option<Spanned<toml::Value>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawHttp {
-    path: Spanned<String>,
-    method: Option<Spanned<String>>,
-    signature: Option<Spanned<RawSignature>>,
-    respond_timeout: Option<Spanned<Dur>>,
-    body: Option<BodyKind>,
-    drop_status: Option<Spanned<u16>>,
-    redact_headers: Option<Vec<Spanned<String>>>,
-    keep_headers: Option<Vec<Spanned<String>>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSignature {
-    header: String,
-    secret_env: Spanned<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSchedule {
-    cron: Spanned<String>,
-    timezone: Option<Spanned<String>>,
-    catch_up: Option<CatchUp>,
-    overlap: Option<Overlap>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawManual {}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawStep {
-    name: Spanned<String>,
-    connector: Option<Spanned<String>>,
-    config: Option<Spanned<toml::Value>>,
-    pause: Option<Spanned<String>>,
-    respond: Option<Spanned<RawRespond>>,
-    fuel: Option<Spanned<u64>>,
-    timeout: Option<Spanned<Dur>>,
-    memory: Option<Spanned<Bytes>>,
-    on_error: Option<OnError>,
-    retry: Option<Spanned<RawRetry>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRespond {
-    status: Option<Spanned<u16>>,
-    headers: Option<Spanned<BTreeMap<String, String>>>,
-    body: Option<Spanned<toml::Value>>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawRetry {
-    attempts: Spanned<u32>,
-    backoff: Option<Dur>,
-    max_backoff: Option<Dur>,
-}
+/// The longest a flow may wait for anything (a pause, a place in its throttle queue): far
+/// inside what `Instant`, `SystemTime` and chrono can add to now.
+pub const MAX_WAIT: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The longest a retry backoff may be.
+const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+/// The longest a webhook may be held open for its `respond` step.
+pub const MAX_RESPOND_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+/// Throttle rates, in executions per second: one a little more than a day apart, up to a
+/// rate whose interval is still a whole number of nanoseconds.
+const RATE: std::ops::RangeInclusive<f64> = 0.00001..=1_000_000.0;
 
 /// The steps before the one being resolved, for placeholder checks.
-struct Earlier<'a>(&'a [String]);
+struct Earlier<'a> {
+    names: &'a [String],
+    set: &'a std::collections::HashSet<String>,
+}
 
 impl Scope for Earlier<'_> {
     fn is_earlier_step(&self, name: &str) -> bool {
-        self.0.iter().any(|s| s == name)
+        self.set.contains(name)
     }
     fn describe_earlier(&self) -> String {
-        if self.0.is_empty() {
-            "this is the first step".into()
-        } else {
-            format!("earlier steps: {}", self.0.join(", "))
+        const SHOWN: usize = 10;
+        match self.names.len() {
+            0 => "this is the first step".into(),
+            n if n <= SHOWN => format!("earlier steps: {}", self.names.join(", ")),
+            n => format!("earlier steps: {}, … ({n} in all)", self.names[n - SHOWN..].join(", ")),
         }
+    }
+    fn closest_earlier(&self, name: &str) -> Option<String> {
+        super::diag::closest(name, self.names.iter().map(String::as_str)).map(str::to_string)
     }
 }
 
@@ -392,16 +315,56 @@ impl Flow {
     }
 
     pub fn parse(source: &SourceFile, daemon: &DaemonConfig) -> Result<Flow, ConfigErrors> {
-        let raw: RawFlowFile = parse_toml(source)?;
+        let doc = document::parse(source)?;
         let mut errors = ConfigErrors::default();
         let limits = &daemon.limits;
+        let mut root = Table::root(source, &doc);
+        let header = root.table("flow", &mut errors);
+        let raw_trigger = root.table("trigger", &mut errors);
+        let raw_steps = root.tables("steps", &mut errors);
+        let had_steps = root.has("steps");
+        let had_trigger = root.has("trigger");
+        root.finish(&mut errors);
 
-        let header = raw.flow.into_inner();
-        let name = match header.name {
-            Some(n) => {
+        let mut name = None;
+        let mut project = "default".to_string();
+        let mut description = None;
+        let mut timeout = limits.flow_timeout;
+        let mut throttle = None;
+        let mut place = source.path.file_stem().map(|_| Place {
+            source: source.clone(),
+            span: 0..0,
+        });
+        if let Some(mut h) = header {
+            place = Some(h.place(h.span.clone()));
+            if let Some(n) = h.string("name", &mut errors) {
                 check_name(source, &n, "flow name", &mut errors);
-                n.into_inner()
+                place = Some(h.place(n.span()));
+                name = Some(n.into_inner());
             }
+            if let Some(p) = h.string("project", &mut errors) {
+                check_name(source, &p, "project", &mut errors);
+                project = p.into_inner();
+            }
+            description = h.string("description", &mut errors).map(Spanned::into_inner);
+            if let Some(t) = h.duration("timeout", MIN_TIMEOUT..=limits.max_flow_timeout, &mut errors) {
+                timeout = t.into_inner();
+            } else if let Some(e) = errors.0.last_mut()
+                && h.has("timeout")
+                && e.message.starts_with("flow.timeout must be from")
+            {
+                e.help = Some(format!(
+                    "the daemon's limits.max_flow_timeout is {}",
+                    format_duration(limits.max_flow_timeout)
+                ));
+            }
+            throttle = h
+                .table("throttle", &mut errors)
+                .map(|t| resolve_throttle(t, &mut errors));
+            h.finish(&mut errors);
+        }
+        let name = match name {
+            Some(n) => n,
             None => {
                 let stem = source
                     .path
@@ -409,81 +372,98 @@ impl Flow {
                     .map(|s| s.to_string_lossy().into_owned())
                     .unwrap_or_default();
                 if !valid_name(&stem) {
-                    errors.push(source.error(
-                        0..0,
-                        format!(
-                            "the file name \"{stem}\" is not a valid flow name ({NAME_RULE}); set `name` in [flow]"
-                        ),
-                    ));
+                    errors.push(
+                        source
+                            .error(
+                                0..0,
+                                format!("the file name \"{stem}\" is not a valid flow name ({NAME_RULE})"),
+                            )
+                            .with_help("set `name` in [flow]"),
+                    );
                 }
                 stem
             }
         };
-        let project = match header.project {
-            Some(p) => {
-                check_name(source, &p, "project", &mut errors);
-                p.into_inner()
-            }
-            None => "default".into(),
-        };
-        let timeout = match header.timeout {
-            Some(t) => {
-                let d = t.get_ref().0;
-                if d > limits.max_flow_timeout {
-                    errors.push(source.error(
-                        t.span(),
-                        format!(
-                            "flow timeout {} is over the daemon's max_flow_timeout ({})",
-                            format_duration(d),
-                            format_duration(limits.max_flow_timeout)
-                        ),
+
+        let trigger = match raw_trigger {
+            Some(t) => resolve_trigger(t, daemon, &mut errors),
+            None => {
+                // A `trigger` that is not a table was reported as such.
+                if !had_trigger {
+                    errors.push(source.error(0..0, "a flow needs a [trigger] table").with_help(
+                        "add `[trigger.manual]`, `[trigger.http]` with a `path`, or `[trigger.schedule]` with a `cron`",
                     ));
-                } else if d < Duration::from_millis(10) {
-                    errors.push(source.error(t.span(), "flow timeout must be at least 10ms"));
                 }
-                d
+                Trigger {
+                    kind: TriggerKind::Manual,
+                    connector: None,
+                    place: None,
+                }
             }
-            None => limits.flow_timeout,
         };
 
-        let throttle = header
-            .throttle
-            .map(|t| resolve_throttle(source, t.into_inner(), &mut errors));
-        let trigger = resolve_trigger(source, daemon, raw.trigger, &mut errors);
-
-        if raw.steps.is_empty() {
-            errors.push(source.error(0..0, "a flow needs at least one step: add a [[steps]] table"));
+        if raw_steps.is_empty() && !had_steps {
+            errors.push(
+                source
+                    .error(0..0, "a flow needs at least one step")
+                    .with_help("add a [[steps]] table with a `name` and a `connector`"),
+            );
         }
         let mut steps: Vec<Step> = Vec::new();
         let mut names: Vec<String> = Vec::new();
-        let mut seen: BTreeMap<String, Range<usize>> = BTreeMap::new();
-        for raw_step in raw.steps {
-            let span = raw_step.span();
-            let raw_step = raw_step.into_inner();
-            let step_name = raw_step.name.get_ref().clone();
-            check_name(source, &raw_step.name, "step name", &mut errors);
-            if seen.contains_key(&step_name) {
-                let first = source.at(seen[&step_name].clone());
-                errors.push(source.error(
-                    raw_step.name.span(),
-                    format!(
-                        "duplicate step name \"{step_name}\" (first used at line {})",
-                        first.line
-                    ),
-                ));
-            } else {
-                seen.insert(step_name.clone(), raw_step.name.span());
+        let mut set = std::collections::HashSet::new();
+        let mut seen: HashMap<String, Range<usize>> = HashMap::new();
+        let mut responds: Vec<(String, Place)> = Vec::new();
+        for (i, mut raw_step) in raw_steps.into_iter().enumerate() {
+            let Some(step_name) = raw_step.string("name", &mut errors) else {
+                if !raw_step.has("name") {
+                    errors.push(raw_step.error(raw_step.span.clone(), format!("steps[{i}] needs a `name`")));
+                }
+                continue;
+            };
+            let raw_step = raw_step.titled(
+                format!("step \"{}\"", step_name.get_ref()),
+                format!("step \"{}\": ", step_name.get_ref()),
+            );
+            check_name(source, &step_name, "step name", &mut errors);
+            match seen.get(step_name.get_ref()) {
+                Some(first) => errors.push(
+                    source
+                        .error(
+                            step_name.span(),
+                            format!("duplicate step name \"{}\"", step_name.get_ref()),
+                        )
+                        .with_label("used again here")
+                        .with_related(source.related(first.clone(), "first used here"))
+                        .with_help("give each step its own name: later steps and placeholders refer to steps by name"),
+                ),
+                None => {
+                    seen.insert(step_name.get_ref().clone(), step_name.span());
+                }
             }
-            if let Some(step) = resolve_step(source, daemon, raw_step, span, &names, &mut errors) {
-                steps.push(step);
+            let scope = Earlier {
+                names: &names,
+                set: &set,
+            };
+            let name_place = raw_step.place(step_name.span());
+            if let Some(step) = resolve_step(raw_step, daemon, step_name.get_ref(), &scope, &mut errors) {
+                if matches!(step.action, Action::Respond { .. }) {
+                    responds.push((step.name.clone(), name_place.clone()));
+                }
+                steps.push(Step {
+                    place: Some(name_place),
+                    ..step
+                });
             }
-            names.push(step_name);
+            set.insert(step_name.get_ref().clone());
+            names.push(step_name.into_inner());
         }
+        check_responds(&trigger, &responds, &mut errors);
 
         let mut flow = Flow {
             name,
             project,
-            description: header.description,
+            description,
             timeout,
             throttle,
             trigger,
@@ -491,10 +471,14 @@ impl Flow {
             version: String::new(),
             trigger_fingerprint: String::new(),
             source: source.path.clone(),
+            place,
         };
+        if !errors.is_empty() {
+            return errors.into_result(flow);
+        }
         flow.version = short_hash(&serde_json::to_vec(&flow).expect("a flow serializes"));
         flow.trigger_fingerprint = short_hash(&serde_json::to_vec(&flow.trigger).expect("a trigger serializes"));
-        errors.into_result(flow)
+        Ok(flow)
     }
 
     /// Whether a step of this flow answers the HTTP trigger.
@@ -560,75 +544,188 @@ fn resolve_redaction(
     (redact, keep, redacted)
 }
 
+/// A `respond` step answers an HTTP request, once.
+fn check_responds(trigger: &Trigger, responds: &[(String, Place)], errors: &mut ConfigErrors) {
+    if !matches!(trigger.kind, TriggerKind::Http { .. }) {
+        for (name, place) in responds {
+            errors.push(
+                place
+                    .error(format!(
+                        "step \"{name}\" is a `respond` step, but this flow is started by {}: there is no HTTP request to answer",
+                        match trigger.kind {
+                            TriggerKind::Schedule { .. } => "a schedule",
+                            _ => "hand (a manual trigger)",
+                        }
+                    ))
+                    .with_help("remove the step, or trigger the flow with [trigger.http]"),
+            );
+        }
+        return;
+    }
+    if let [(_, first), rest @ ..] = responds {
+        for (name, place) in rest {
+            errors.push(
+                place
+                    .error(format!(
+                        "step \"{name}\" is a second `respond` step: an HTTP request is answered once"
+                    ))
+                    .with_label("second respond step")
+                    .with_related(first.related("the request is answered here"))
+                    .with_help("keep one `respond` step"),
+            );
+        }
+    }
+}
+
 fn short_hash(bytes: &[u8]) -> String {
     let digest = Sha256::digest(bytes);
     digest[..6].iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn resolve_trigger(
-    source: &SourceFile,
-    daemon: &DaemonConfig,
-    raw: Spanned<RawTrigger>,
-    errors: &mut ConfigErrors,
-) -> Trigger {
-    let span = raw.span();
-    let raw = raw.into_inner();
-    let count = raw.http.is_some() as u8 + raw.schedule.is_some() as u8 + raw.manual.is_some() as u8;
-    if count != 1 {
-        errors.push(source.error(
-            span.clone(),
-            "[trigger] needs exactly one of `http`, `schedule` or `manual`",
-        ));
+fn resolve_throttle(mut t: Table, errors: &mut ConfigErrors) -> Throttle {
+    let mut out = Throttle {
+        max_concurrency: 1,
+        rate: None,
+        queue_capacity: 1000,
+        max_wait: Duration::from_secs(60),
+    };
+    if let Some(m) = t.int("max_concurrency", 1..=100_000, errors) {
+        out.max_concurrency = m.into_inner() as u32;
     }
-    let kind = if let Some(http) = raw.http {
-        let http = http.into_inner();
-        let path = http.path.get_ref();
-        if !path.starts_with('/') || path.contains(char::is_whitespace) || path.contains('?') || path.contains('#') {
-            errors.push(source.error(
-                http.path.span(),
-                format!("trigger.http.path \"{path}\" must start with `/` and hold no spaces, `?` or `#`"),
-            ));
-        }
-        let method = match &http.method {
+    out.rate = t.number("rate", RATE, errors).map(Spanned::into_inner);
+    if let Some(q) = t.int("queue_capacity", 1..=1_000_000, errors) {
+        out.queue_capacity = q.into_inner() as u32;
+    }
+    if let Some(w) = t.duration("max_wait", MIN_TIMEOUT..=MAX_WAIT, errors) {
+        out.max_wait = w.into_inner();
+    }
+    t.finish(errors);
+    out
+}
+
+/// The span of the text inside a string value's quotes, when the value is written as a
+/// plain one-line string (so a position in the string is a position in the file).
+fn inside_quotes(source: &SourceFile, span: &Range<usize>, value: &str) -> Option<usize> {
+    let raw = source.text.get(span.clone())?;
+    let inner = raw
+        .strip_prefix('"')
+        .and_then(|r| r.strip_suffix('"'))
+        .or_else(|| raw.strip_prefix('\'').and_then(|r| r.strip_suffix('\'')))?;
+    (inner == value).then_some(span.start + 1)
+}
+
+fn resolve_trigger(mut t: Table, daemon: &DaemonConfig, errors: &mut ConfigErrors) -> Trigger {
+    let source = t.source;
+    let span = t.span.clone();
+    let http = t.table("http", errors);
+    let schedule = t.table("schedule", errors);
+    let manual = t.table("manual", errors);
+    let connector = t.string("connector", errors);
+    let config = t.get("config");
+    let count = http.is_some() as u8 + schedule.is_some() as u8 + manual.is_some() as u8;
+    if count != 1 {
+        errors.push(
+            source
+                .error(
+                    span.clone(),
+                    if count == 0 {
+                        "[trigger] needs one of `http`, `schedule` or `manual`"
+                    } else {
+                        "[trigger] has more than one of `http`, `schedule` and `manual`: a flow has one trigger"
+                    },
+                )
+                .with_help("write one of `[trigger.http]` with a `path`, `[trigger.schedule]` with a `cron`, or `[trigger.manual]`"),
+        );
+    }
+    let mut place = None;
+    let kind = if let Some(mut http) = http {
+        let path = http.string("path", errors);
+        let method = http.string("method", errors);
+        let signature = http.table("signature", errors);
+        let respond_timeout = http.duration("respond_timeout", MIN_TIMEOUT..=MAX_RESPOND_TIMEOUT, errors);
+        let path = match path {
+            Some(p) => {
+                let text = p.get_ref();
+                if !text.starts_with('/')
+                    || text.contains(char::is_whitespace)
+                    || text.contains('?')
+                    || text.contains('#')
+                {
+                    errors.push(source.error(
+                        p.span(),
+                        format!("trigger.http.path \"{text}\" must start with `/` and hold no spaces, `?` or `#`"),
+                    ));
+                }
+                place = Some(http.place(p.span()));
+                p.into_inner()
+            }
+            None => {
+                if !http.has("path") {
+                    errors.push(
+                        source
+                            .error(http.span.clone(), "[trigger.http] needs a `path`")
+                            .with_help("add `path = \"/hooks/<name>\"`"),
+                    );
+                }
+                place = Some(http.place(http.span.clone()));
+                String::new()
+            }
+        };
+        let method = match method {
             Some(m) => {
                 let upper = m.get_ref().to_ascii_uppercase();
-                if !["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&upper.as_str()) {
-                    errors.push(source.error(
+                const METHODS: [&str; 5] = ["GET", "POST", "PUT", "PATCH", "DELETE"];
+                if !METHODS.contains(&upper.as_str()) {
+                    let mut e = source.error(
                         m.span(),
                         format!(
                             "trigger.http.method \"{}\" is not one of GET, POST, PUT, PATCH, DELETE",
                             m.get_ref()
                         ),
-                    ));
+                    );
+                    if let Some(h) = did_you_mean(&upper, METHODS) {
+                        e = e.with_help(h);
+                    }
+                    errors.push(e);
                 }
                 upper
             }
             None => "POST".into(),
         };
-        let signature = http.signature.map(|sig| {
-            let sig = sig.into_inner();
-            let name = sig.secret_env.get_ref();
+        let signature = signature.and_then(|mut sig| {
+            let header = sig.string("header", errors);
+            let secret_env = sig.string("secret_env", errors);
+            for (key, v) in [("header", &header), ("secret_env", &secret_env)] {
+                if v.is_none() && !sig.has(key) {
+                    errors.push(source.error(sig.span.clone(), format!("trigger.http.signature needs `{key}`")));
+                }
+            }
+            sig.finish(errors);
+            let (header, secret_env) = (header?, secret_env?);
+            let name = secret_env.get_ref();
             let secret = match std::env::var(name) {
                 Ok(v) if !v.is_empty() => v.into_bytes(),
                 _ => {
                     errors.push(source.error(
-                        sig.secret_env.span(),
+                        secret_env.span(),
                         format!("trigger.http.signature.secret_env names \"{name}\", which is not set (or empty) in the daemon's environment"),
                     ));
                     Vec::new()
                 }
             };
-            Signature { header: sig.header.to_ascii_lowercase(), secret_env: sig.secret_env.into_inner(), secret }
+            Some(Signature {
+                header: header.into_inner().to_ascii_lowercase(),
+                secret_env: secret_env.into_inner(),
+                secret,
+            })
         });
-        let respond_timeout = http.respond_timeout.map(|t| {
-            if t.get_ref().0 < Duration::from_millis(10) {
-                errors.push(source.error(t.span(), "trigger.http.respond_timeout must be at least 10ms"));
-            }
-            t.get_ref().0
-        });
-        let drop_status = match http.drop_status {
+        let body = match http.choice("body", &["any", "json"], errors) {
+            Some(k) if *k.get_ref() == "json" => BodyKind::Json,
+            _ => BodyKind::Any,
+        };
+        let drop_status = match http.int("drop_status", 200..=499, errors) {
             Some(s) => {
-                let status = *s.get_ref();
+                let status = *s.get_ref() as u16;
                 if !(200..300).contains(&status) && !(400..500).contains(&status) {
                     errors.push(source.error(
                         s.span(),
@@ -639,71 +736,115 @@ fn resolve_trigger(
             }
             None => DEFAULT_DROP_STATUS,
         };
+        let redact = http.strings("redact_headers", errors).unwrap_or_default();
+        let keep = http.strings("keep_headers", errors).unwrap_or_default();
         let (redact_headers, keep_headers, redacted) = resolve_redaction(
             source,
-            http.redact_headers.unwrap_or_default(),
-            http.keep_headers.unwrap_or_default(),
+            redact,
+            keep,
             signature.as_ref().map(|s| s.header.as_str()),
             errors,
         );
+        http.finish(errors);
         TriggerKind::Http {
-            path: http.path.into_inner(),
+            path,
             method,
             signature,
-            respond_timeout,
-            body: http.body.unwrap_or_default(),
+            respond_timeout: respond_timeout.map(Spanned::into_inner),
+            body,
             drop_status,
             redact_headers,
             keep_headers,
             redacted,
         }
-    } else if let Some(s) = raw.schedule {
-        let s = s.into_inner();
-        if let Err(e) = cron::Schedule::from_str(s.cron.get_ref()) {
-            errors.push(source.error(s.cron.span(), format!(
-                "invalid cron expression \"{}\": {} (expected 6 or 7 fields: sec min hour day-of-month month day-of-week [year])",
-                s.cron.get_ref(),
-                // The cron crate's message repeats the input with a caret line; keep its reason.
-                e.to_string().lines().last().unwrap_or_default().trim()
-            )));
-        }
-        let timezone = match s.timezone {
+    } else if let Some(mut s) = schedule {
+        let cron = s.string("cron", errors);
+        let timezone = s.string("timezone", errors);
+        let catch_up = s.choice("catch_up", &["skip", "one", "all"], errors);
+        let overlap = s.choice("overlap", &["allow", "skip", "queue"], errors);
+        s.finish(errors);
+        let cron = match cron {
+            Some(c) => {
+                if let Err(e) = c.get_ref().parse::<CronExpr>() {
+                    let span = match inside_quotes(source, &c.span(), c.get_ref()) {
+                        Some(at) => at + e.span.start..at + e.span.end,
+                        None => c.span(),
+                    };
+                    let mut err = source.error(
+                        span,
+                        format!("invalid cron expression \"{}\": {}", c.get_ref(), e.message),
+                    );
+                    if let Some(h) = e.help {
+                        err = err.with_help(h);
+                    }
+                    errors.push(err);
+                }
+                c.into_inner()
+            }
+            None => {
+                if !s.has("cron") {
+                    errors.push(
+                        source
+                            .error(s.span.clone(), "[trigger.schedule] needs a `cron` expression")
+                            .with_help("add `cron = \"0 9 * * 1-5\"` (09:00 on weekdays)"),
+                    );
+                }
+                String::new()
+            }
+        };
+        let timezone = match timezone {
             Some(tz) => {
                 if tz.get_ref().parse::<chrono_tz::Tz>().is_err() {
-                    errors.push(source.error(
+                    let mut e = source.error(
                         tz.span(),
                         format!(
                             "unknown time zone \"{}\": expected an IANA name such as \"Europe/Berlin\" or \"UTC\"",
                             tz.get_ref()
                         ),
-                    ));
+                    );
+                    if let Some(h) = did_you_mean(tz.get_ref(), chrono_tz::TZ_VARIANTS.iter().map(|z| z.name())) {
+                        e = e.with_help(h);
+                    }
+                    errors.push(e);
                 }
                 tz.into_inner()
             }
             None => "UTC".into(),
         };
         TriggerKind::Schedule {
-            cron: s.cron.into_inner(),
+            cron,
             timezone,
-            catch_up: s.catch_up.unwrap_or(CatchUp::Skip),
-            overlap: s.overlap.unwrap_or(Overlap::Allow),
+            catch_up: match catch_up.as_ref().map(|c| *c.get_ref()) {
+                Some("one") => CatchUp::One,
+                Some("all") => CatchUp::All,
+                _ => CatchUp::Skip,
+            },
+            overlap: match overlap.as_ref().map(|o| *o.get_ref()) {
+                Some("skip") => Overlap::Skip,
+                Some("queue") => Overlap::Queue,
+                _ => Overlap::Allow,
+            },
         }
     } else {
+        if let Some(m) = manual {
+            m.finish(errors);
+        }
         TriggerKind::Manual
     };
 
-    let connector = match (raw.connector, raw.config) {
+    let connector = match (connector, config) {
         (Some(c), config) => {
             check_connector(source, daemon, &c, errors);
-            let (value, location) = match &config {
-                Some(cfg) => (toml_to_json(cfg.get_ref()), Some(source.at(cfg.span()))),
-                None => (Value::Object(Default::default()), None),
+            let (value, keys, at) = match config {
+                Some(cfg) => {
+                    let (v, keys) = document::config_json(cfg);
+                    (v, keys, cfg.span())
+                }
+                None => (Value::Object(Default::default()), Vec::new(), span.clone()),
             };
-            if let Some(cfg) = &config
-                && value_has_placeholder(&value)
-            {
+            if config.is_some() && value_has_placeholder(&value) {
                 errors.push(source.error(
-                    cfg.span(),
+                    at.clone(),
                     "trigger config cannot hold placeholders: nothing has run yet when the trigger is called",
                 ));
             }
@@ -711,7 +852,9 @@ fn resolve_trigger(
                 connector: c.into_inner(),
                 template: Template::Literal(value.clone()),
                 config: value,
-                location: location.or_else(|| Some(source.at(span.clone()))),
+                location: Some(source.at(at.clone())),
+                place: Some(t.place(at)),
+                keys: Arc::new(keys),
             })
         }
         (None, Some(cfg)) => {
@@ -723,161 +866,113 @@ fn resolve_trigger(
         }
         (None, None) => None,
     };
-    Trigger { kind, connector }
+    t.finish(errors);
+    Trigger { kind, connector, place }
 }
 
 fn check_connector(source: &SourceFile, daemon: &DaemonConfig, name: &Spanned<String>, errors: &mut ConfigErrors) {
-    if !daemon.connectors.contains_key(name.get_ref()) {
-        let known: Vec<&str> = daemon.connectors.keys().map(String::as_str).collect();
-        errors.push(source.error(
-            name.span(),
-            format!(
-                "unknown connector \"{}\"; {} names: {}",
-                name.get_ref(),
-                daemon.describe(),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            ),
-        ));
+    if daemon.connectors.contains_key(name.get_ref()) {
+        return;
     }
+    let known: Vec<&str> = daemon.connectors.keys().map(String::as_str).collect();
+    let mut e = source.error(
+        name.span(),
+        format!(
+            "unknown connector \"{}\"; {} names: {}",
+            name.get_ref(),
+            daemon.describe(),
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ),
+    );
+    e = match did_you_mean(name.get_ref(), known.iter().copied()) {
+        Some(h) => e.with_help(h),
+        None if super::BUNDLED.contains(&name.get_ref().as_str()) => e.with_help(format!(
+            "it is bundled: add `[connectors.{n}]` with `bundled = \"{n}\"` to {}",
+            daemon.describe(),
+            n = name.get_ref()
+        )),
+        None => e,
+    };
+    errors.push(e);
 }
 
 fn resolve_step(
-    source: &SourceFile,
+    mut t: Table,
     daemon: &DaemonConfig,
-    raw: RawStep,
-    span: Range<usize>,
-    earlier: &[String],
+    name: &str,
+    scope: &dyn Scope,
     errors: &mut ConfigErrors,
 ) -> Option<Step> {
-    let name = raw.name.get_ref().clone();
-    let kinds = raw.connector.is_some() as u8 + raw.pause.is_some() as u8 + raw.respond.is_some() as u8;
-    if kinds != 1 {
-        errors.push(source.error(
-            span.clone(),
-            format!("step \"{name}\" needs exactly one of `connector`, `pause` or `respond`"),
-        ));
-        return None;
-    }
-    let scope = Earlier(earlier);
-    let mut needs = BTreeSet::new();
+    let source = t.source;
+    let span = t.span.clone();
+    let l = &daemon.limits;
     let before = errors.len();
-
-    let connector_only = |errors: &mut ConfigErrors, key: &str, s: Range<usize>| {
-        errors.push(source.error(s, format!("step \"{name}\": `{key}` applies only to connector steps")));
-    };
-    if raw.connector.is_none() {
-        if let Some(c) = &raw.config {
-            connector_only(errors, "config", c.span());
-        }
-        if let Some(f) = &raw.fuel {
-            connector_only(errors, "fuel", f.span());
-        }
-        if let Some(t) = &raw.timeout {
-            connector_only(errors, "timeout", t.span());
-        }
-        if let Some(m) = &raw.memory {
-            connector_only(errors, "memory", m.span());
-        }
-        if let Some(r) = &raw.retry {
-            connector_only(errors, "retry", r.span());
+    let connector = t.string("connector", errors);
+    let config = t.get("config");
+    let pause = t.string("pause", errors);
+    let respond = t.table("respond", errors);
+    let fuel = t.int("fuel", 1..=l.max_step.fuel, errors);
+    cap_help(&t, "fuel", errors, || {
+        format!("the daemon's limits.max_fuel is {}", l.max_step.fuel)
+    });
+    let timeout = t.duration("timeout", MIN_TIMEOUT..=l.max_step.timeout, errors);
+    cap_help(&t, "timeout", errors, || {
+        format!(
+            "the daemon's limits.max_timeout is {}",
+            format_duration(l.max_step.timeout)
+        )
+    });
+    let memory = t.bytes("memory", super::daemon::MIN_MEMORY..=l.max_step.memory, errors);
+    cap_help(&t, "memory", errors, || {
+        format!("the daemon's limits.max_memory is {}", format_bytes(l.max_step.memory))
+    });
+    let on_error = t.choice("on_error", &["fail", "continue"], errors);
+    let retry = t.table("retry", errors);
+    let kinds = t.has("connector") as u8 + t.has("pause") as u8 + t.has("respond") as u8;
+    if kinds != 1 {
+        errors.push(
+            source
+                .error(
+                    span.clone(),
+                    format!("step \"{name}\" needs exactly one of `connector`, `pause` or `respond`"),
+                )
+                .with_help(if kinds == 0 {
+                    "add `connector = \"<name>\"` with its `config`, `pause = \"5m\"`, or `respond = { status = 200 }`"
+                } else {
+                    "split it into one step per action"
+                }),
+        );
+    }
+    let mut needs = BTreeSet::new();
+    if !t.has("connector") {
+        for key in ["config", "fuel", "timeout", "memory", "retry"] {
+            if let Some(s) = t.key_span(key) {
+                errors.push(source.error(s, format!("step \"{name}\": `{key}` applies only to connector steps")));
+            }
         }
     }
-
-    let action = if let Some(connector) = raw.connector {
-        check_connector(source, daemon, &connector, errors);
-        let (config, cfg_span) = match &raw.config {
-            Some(c) => (toml_to_json(c.get_ref()), c.span()),
-            None => (Value::Object(Default::default()), span.clone()),
-        };
-        let template = parse_template(source, &config, cfg_span.clone(), &scope, errors);
-        template.dependencies(&mut needs);
-        let limits = resolve_step_limits(source, daemon, &name, &raw.fuel, &raw.timeout, &raw.memory, errors);
-        Action::Connector {
-            call: ConnectorCall {
-                connector: connector.into_inner(),
-                config,
-                template,
-                location: Some(source.at(cfg_span)),
-            },
-            limits,
+    let retry = retry.and_then(|mut r| {
+        let attempts = r.int("attempts", 1..=10, errors);
+        let backoff = r.duration("backoff", Duration::ZERO..=MAX_BACKOFF, errors);
+        let max_backoff = r.duration("max_backoff", Duration::ZERO..=MAX_BACKOFF, errors);
+        if !r.has("attempts") {
+            errors.push(
+                source
+                    .error(r.span.clone(), format!("step \"{name}\": retry needs `attempts`"))
+                    .with_help("add `attempts = 3` (tries in all, the first included)"),
+            );
         }
-    } else if let Some(pause) = raw.pause {
-        let p = if pause.get_ref() == "until_resumed" {
-            Pause::UntilResumed
-        } else {
-            match parse_duration(pause.get_ref()) {
-                Ok(d) => Pause::For(d),
-                Err(e) => {
-                    errors.push(source.error(
-                        pause.span(),
-                        format!("step \"{name}\": pause: {e}, or \"until_resumed\""),
-                    ));
-                    Pause::For(Duration::ZERO)
-                }
-            }
-        };
-        Action::Pause(p)
-    } else {
-        let respond = raw.respond.expect("one of the three is set");
-        let respond = respond.into_inner();
-        let status = match respond.status {
-            Some(s) if !(100..=599).contains(s.get_ref()) => {
-                errors.push(source.error(
-                    s.span(),
-                    format!(
-                        "step \"{name}\": respond.status {} is not an HTTP status (100–599)",
-                        s.get_ref()
-                    ),
-                ));
-                500
-            }
-            Some(s) => s.into_inner(),
-            None => 200,
-        };
-        let body = match respond.body {
-            Some(b) => {
-                let t = parse_template(source, &toml_to_json(b.get_ref()), b.span(), &scope, errors);
-                t.dependencies(&mut needs);
-                t
-            }
-            None => Template::Literal(Value::Null),
-        };
-        let headers = match respond.headers {
-            Some(h) => {
-                let value = Value::Object(
-                    h.get_ref()
-                        .iter()
-                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
-                        .collect(),
-                );
-                let t = parse_template(source, &value, h.span(), &scope, errors);
-                t.dependencies(&mut needs);
-                t
-            }
-            None => Template::Literal(Value::Object(Default::default())),
-        };
-        Action::Respond { status, headers, body }
-    };
-
-    let retry = raw.retry.map(|r| {
-        let rs = r.span();
-        let r = r.into_inner();
-        let attempts = *r.attempts.get_ref();
-        if attempts == 0 || attempts > 10 {
-            errors.push(source.error(
-                r.attempts.span(),
-                format!("step \"{name}\": retry.attempts must be between 1 and 10, not {attempts}"),
-            ));
-        }
-        let backoff = r.backoff.map_or(Duration::from_secs(1), |d| d.0);
-        let max_backoff = r.max_backoff.map_or(Duration::from_secs(60), |d| d.0);
+        r.finish(errors);
+        let attempts = attempts?;
+        let backoff = backoff.map_or(Duration::from_secs(1), Spanned::into_inner);
+        let max_backoff = max_backoff.map_or(Duration::from_secs(60), Spanned::into_inner);
         if backoff > max_backoff {
             errors.push(source.error(
-                rs,
+                attempts.span(),
                 format!(
                     "step \"{name}\": retry.backoff ({}) is over retry.max_backoff ({})",
                     format_duration(backoff),
@@ -885,87 +980,125 @@ fn resolve_step(
                 ),
             ));
         }
-        RetryPolicy {
-            attempts,
+        Some(RetryPolicy {
+            attempts: attempts.into_inner() as u32,
             backoff,
             max_backoff,
-        }
+        })
     });
 
+    let action = if let Some(connector) = connector {
+        check_connector(source, daemon, &connector, errors);
+        let (config, keys, cfg_span) = match config {
+            Some(c) => {
+                let (v, keys) = document::config_json(c);
+                (v, keys, c.span())
+            }
+            None => (Value::Object(Default::default()), Vec::new(), span.clone()),
+        };
+        let template = parse_template(source, &config, cfg_span.clone(), scope, errors);
+        template.dependencies(&mut needs);
+        let mut limits = l.step;
+        if let Some(f) = fuel {
+            limits.fuel = f.into_inner();
+        }
+        if let Some(d) = timeout {
+            limits.timeout = d.into_inner();
+        }
+        if let Some(m) = memory {
+            limits.memory = m.into_inner();
+        }
+        Some(Action::Connector {
+            call: ConnectorCall {
+                connector: connector.into_inner(),
+                config,
+                template,
+                location: Some(source.at(cfg_span.clone())),
+                place: Some(t.place(cfg_span)),
+                keys: Arc::new(keys),
+            },
+            limits,
+        })
+    } else if let Some(pause) = pause {
+        if pause.get_ref() == "until_resumed" {
+            Some(Action::Pause(Pause::UntilResumed))
+        } else {
+            match document::duration_in(pause.get_ref(), &(Duration::ZERO..=MAX_WAIT)) {
+                Ok(d) => Some(Action::Pause(Pause::For(d))),
+                Err(e) => {
+                    let mut e = e.error(source, pause.span(), &format!("step \"{name}\": pause"));
+                    if let Some(h) = &mut e.help {
+                        h.push_str(" (or \"until_resumed\" to wait for a resume)");
+                    }
+                    errors.push(e);
+                    None
+                }
+            }
+        }
+    } else if let Some(mut respond) = respond {
+        let status = respond.int("status", 100..=599, errors);
+        let headers = respond.value::<BTreeMap<String, String>>("headers", "a table of header names to text", errors);
+        let body = respond.get("body");
+        respond.finish(errors);
+        let body = match body {
+            Some(b) => {
+                let t = parse_template(source, &document::config_json(b).0, b.span(), scope, errors);
+                t.dependencies(&mut needs);
+                t
+            }
+            None => Template::Literal(Value::Null),
+        };
+        let headers = match headers {
+            Some(h) => {
+                let value = Value::Object(
+                    h.get_ref()
+                        .iter()
+                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .collect(),
+                );
+                let t = parse_template(source, &value, h.span(), scope, errors);
+                t.dependencies(&mut needs);
+                t
+            }
+            None => Template::Literal(Value::Object(Default::default())),
+        };
+        Some(Action::Respond {
+            status: status.map_or(200, |s| s.into_inner() as u16),
+            headers,
+            body,
+        })
+    } else {
+        None
+    };
+    t.finish(errors);
     if errors.len() > before {
         return None;
     }
     Some(Step {
-        name,
-        action,
-        on_error: raw.on_error.unwrap_or_default(),
+        name: name.to_string(),
+        action: action?,
+        on_error: match on_error.as_ref().map(|o| *o.get_ref()) {
+            Some("continue") => OnError::Continue,
+            _ => OnError::Fail,
+        },
         retry,
         needs,
+        place: None,
     })
 }
 
-fn resolve_step_limits(
-    source: &SourceFile,
-    daemon: &DaemonConfig,
-    step: &str,
-    fuel: &Option<Spanned<u64>>,
-    timeout: &Option<Spanned<Dur>>,
-    memory: &Option<Spanned<Bytes>>,
-    errors: &mut ConfigErrors,
-) -> StepLimits {
-    let l = &daemon.limits;
-    let mut out = l.step;
-    if let Some(f) = fuel {
-        let v = *f.get_ref();
-        if v == 0 {
-            errors.push(source.error(f.span(), format!("step \"{step}\": fuel must be more than 0")));
-        } else if v > l.max_step.fuel {
-            errors.push(source.error(
-                f.span(),
-                format!(
-                    "step \"{step}\": fuel {v} is over the daemon's max_fuel ({})",
-                    l.max_step.fuel
-                ),
-            ));
-        }
-        out.fuel = v;
+/// Adds the daemon's cap as a `help` to the range error just reported for a step `key`.
+fn cap_help(t: &Table, key: &str, errors: &mut ConfigErrors, help: impl FnOnce() -> String) {
+    let prefix = format!("{}{key} must be", t.prefix());
+    if let Some(e) = errors.0.last_mut()
+        && e.message.starts_with(&prefix)
+        && !["string", "integer", "float", "boolean", "date-time", "array", "table"]
+            .iter()
+            .any(|k| e.message.ends_with(k))
+        && e.help.is_none()
+    {
+        e.help = Some(help());
     }
-    if let Some(t) = timeout {
-        let v = t.get_ref().0;
-        if v < Duration::from_millis(10) {
-            errors.push(source.error(t.span(), format!("step \"{step}\": timeout must be at least 10ms")));
-        } else if v > l.max_step.timeout {
-            errors.push(source.error(
-                t.span(),
-                format!(
-                    "step \"{step}\": timeout {} is over the daemon's max_timeout ({})",
-                    format_duration(v),
-                    format_duration(l.max_step.timeout)
-                ),
-            ));
-        }
-        out.timeout = v;
-    }
-    if let Some(m) = memory {
-        let v = m.get_ref().0;
-        if v < 64 << 10 {
-            errors.push(source.error(
-                m.span(),
-                format!("step \"{step}\": memory must be at least 64 KiB (one WebAssembly page)"),
-            ));
-        } else if v > l.max_step.memory {
-            errors.push(source.error(
-                m.span(),
-                format!(
-                    "step \"{step}\": memory {} is over the daemon's max_memory ({})",
-                    format_bytes(v),
-                    format_bytes(l.max_step.memory)
-                ),
-            ));
-        }
-        out.memory = v;
-    }
-    out
 }
 
 /// Parses placeholders in `value`, locating each bad one inside `span` of the file.
@@ -981,7 +1114,16 @@ fn parse_template(
     for p in problems {
         let region = source.text.get(span.clone()).unwrap_or("");
         let at = region.find(p.text.as_str()).map_or(span.start, |i| span.start + i);
-        errors.push(source.error(at..at, p.message));
+        let len = if region.contains(p.text.as_str()) {
+            p.text.len()
+        } else {
+            0
+        };
+        let mut e = source.error(at..at + len, p.message);
+        if let Some(h) = p.help {
+            e = e.with_help(h);
+        }
+        errors.push(e);
     }
     t
 }

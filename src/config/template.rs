@@ -55,12 +55,18 @@ pub struct PlaceholderError {
     /// The offending text as written (`{{ step.x }}`), to locate it in the file.
     pub text: String,
     pub message: String,
+    /// A likely fix (the closest earlier step's name).
+    pub help: Option<String>,
 }
 
 /// What a step may refer to: the steps before it.
 pub trait Scope {
     fn is_earlier_step(&self, name: &str) -> bool;
     fn describe_earlier(&self) -> String;
+    /// The earlier step whose name is closest to `name`, when one is close.
+    fn closest_earlier(&self, _name: &str) -> Option<String> {
+        None
+    }
 }
 
 impl Template {
@@ -209,6 +215,7 @@ fn parse_text(s: &str, scope: &dyn Scope) -> Result<Vec<Part>, PlaceholderError>
             return Err(PlaceholderError {
                 text: rest[start..].to_string(),
                 message: "unclosed placeholder: `{{` without a matching `}}`".into(),
+                help: Some("close it with `}}`".into()),
             });
         };
         let text = &rest[start..start + 2 + end + 2];
@@ -225,6 +232,7 @@ fn parse_ref(expr: &str, text: &str, scope: &dyn Scope) -> Result<Ref, Placehold
     let err = |message: String| PlaceholderError {
         text: text.to_string(),
         message,
+        help: None,
     };
     if expr.is_empty() {
         return Err(err("empty placeholder: expected `trigger…` or `steps.<name>…`".into()));
@@ -250,19 +258,27 @@ fn parse_ref(expr: &str, text: &str, scope: &dyn Scope) -> Result<Ref, Placehold
                 )));
             };
             if !scope.is_earlier_step(name) {
-                return Err(err(format!(
-                    "placeholder {text}: no earlier step named \"{name}\" ({})",
-                    scope.describe_earlier()
-                )));
+                return Err(PlaceholderError {
+                    help: scope
+                        .closest_earlier(name)
+                        .map(|c| format!("did you mean `steps.{c}`?")),
+                    ..err(format!(
+                        "placeholder {text}: no earlier step named \"{name}\" ({})",
+                        scope.describe_earlier()
+                    ))
+                });
             }
             Ok(Ref {
                 step: Some(name.to_string()),
                 path: segments[2..].iter().map(|s| s.to_string()).collect(),
             })
         }
-        other => Err(err(format!(
-            "placeholder {text}: unknown root \"{other}\"; expected `trigger` or `steps.<name>`"
-        ))),
+        other => Err(PlaceholderError {
+            help: super::diag::did_you_mean(other, ["trigger", "steps"]),
+            ..err(format!(
+                "placeholder {text}: unknown root \"{other}\"; expected `trigger` or `steps.<name>`"
+            ))
+        }),
     }
 }
 

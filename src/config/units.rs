@@ -37,6 +37,27 @@ pub fn format_duration(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
+/// Formats a bound of a range in its largest whole unit (`10ms`, `24h`, `365d`).
+pub fn format_bound(d: Duration) -> String {
+    const UNITS: [(u128, &str); 5] = [
+        (86_400_000, "d"),
+        (3_600_000, "h"),
+        (60_000, "m"),
+        (1000, "s"),
+        (1, "ms"),
+    ];
+    let ms = d.as_millis();
+    if ms == 0 || !d.subsec_nanos().is_multiple_of(1_000_000) {
+        return format_duration(d);
+    }
+    let (unit, name) = UNITS
+        .iter()
+        .find(|(u, _)| ms.is_multiple_of(*u))
+        .copied()
+        .unwrap_or((1, "ms"));
+    format!("{}{name}", ms / unit)
+}
+
 /// A size in bytes: an integer, or text with a unit (`"64MiB"`, `"1 MB"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct Bytes(pub u64);

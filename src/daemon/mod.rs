@@ -15,12 +15,12 @@ pub use dispatch::{Dispatcher, Done, FlowLoad, Load};
 
 use crate::config::{ConfigErrors, DaemonConfig, Flow, TriggerKind};
 use crate::engine::{Admission, Executor};
-use crate::loader;
+use crate::loader::{self, Purpose, Setup};
 use crate::plugin::{Registry, TriggerEvent};
 use crate::store::{JobId, RedbStore, Store, StoreError, Write};
 use anyhow::{Context as _, anyhow};
 use serde_json::Value;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
 use tokio::net::TcpListener;
@@ -31,31 +31,7 @@ use tokio_util::sync::CancellationToken;
 /// waited out by its run, as most pauses are brief).
 pub const PARK_PAUSES_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// The loaded flows, by name and by webhook path.
-#[derive(Default)]
-pub struct FlowSet {
-    pub by_name: HashMap<String, Arc<Flow>>,
-    pub by_path: HashMap<String, Arc<Flow>>,
-}
-
-impl FlowSet {
-    fn new(flows: Vec<Flow>) -> Result<FlowSet, String> {
-        let mut set = FlowSet::default();
-        for flow in flows {
-            let flow = Arc::new(flow);
-            if let TriggerKind::Http { path, .. } = &flow.trigger.kind
-                && let Some(other) = set.by_path.insert(path.clone(), flow.clone())
-            {
-                return Err(format!(
-                    "flows \"{}\" and \"{}\" both listen on {path}",
-                    other.name, flow.name
-                ));
-            }
-            set.by_name.insert(flow.name.clone(), flow);
-        }
-        Ok(set)
-    }
-}
+pub use crate::loader::FlowSet;
 
 /// What every request and task of the daemon shares.
 pub struct Shared {
@@ -280,9 +256,9 @@ impl Shared {
             Ok(c) => c,
             Err(e) => return Ok(Err(e)),
         };
-        let (registry, flows) = match load(&config).await? {
-            Ok(loaded) => loaded,
-            Err(e) => return Ok(Err(e)),
+        let Setup { registry, flows } = match loader::load(&config, &[], Purpose::Serve).await {
+            Ok(setup) => setup,
+            Err(failed) => return Ok(Err(failed.errors)),
         };
         if config.server != self.config.server {
             tracing::warn!("[server] settings changed: they apply at the next start");
@@ -337,34 +313,19 @@ fn daemon_executor(
         .park_pauses_after(PARK_PAUSES_AFTER)
 }
 
-/// Loads the connectors and flows of `config`, reporting every problem.
-async fn load(config: &DaemonConfig) -> anyhow::Result<Result<(Registry, FlowSet), ConfigErrors>> {
-    let (registry, mut errors) = loader::load_registry(config)?;
-    let flows = match loader::load_flows(&registry, config).await {
-        Ok(f) => f,
-        Err(e) => {
-            errors.extend(e);
-            Vec::new()
-        }
-    };
-    if !errors.is_empty() {
-        return Ok(Err(errors));
-    }
-    match FlowSet::new(flows) {
-        Ok(set) => Ok(Ok((registry, set))),
-        Err(e) => Ok(Err(crate::config::ConfigError {
-            location: None,
-            message: e,
-        }
-        .into())),
-    }
-}
-
 impl Daemon {
     /// Loads everything, opens the store, binds the listener, recovers unfinished
     /// executions and starts the schedules.
     pub async fn start(config: DaemonConfig) -> anyhow::Result<Daemon> {
-        let (registry, flows) = load(&config).await?.map_err(|e| anyhow!("{e}"))?;
+        let setup = loader::load(&config, &[], Purpose::Serve)
+            .await
+            .map_err(|failed| anyhow!("{}", failed.errors))?;
+        Self::start_with(config, setup).await
+    }
+
+    /// Starts on a setup loaded from `config` (see [`loader::load`]).
+    pub async fn start_with(config: DaemonConfig, setup: Setup) -> anyhow::Result<Daemon> {
+        let Setup { registry, flows } = setup;
         let store = RedbStore::open(&config.server.data_dir, config.limits.max_payload as usize)
             .context("opening the data directory")?;
         let store: Arc<dyn Store> = Arc::new(store);
@@ -535,15 +496,16 @@ fn recover(shared: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs the daemon until SIGTERM or SIGINT; SIGHUP reloads the config file.
-pub async fn serve(config: DaemonConfig) -> anyhow::Result<()> {
+/// Runs the daemon on a loaded setup until SIGTERM or SIGINT; SIGHUP reloads the config
+/// file.
+pub async fn serve(config: DaemonConfig, setup: Setup) -> anyhow::Result<()> {
     use tokio::signal::unix::{SignalKind, signal};
     // Installed before anything is announced: a signal that came before its handler
     // would kill the process.
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut hup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
-    let daemon = Daemon::start(config).await?;
+    let daemon = Daemon::start_with(config, setup).await?;
     let local = daemon.local_addr();
     // Tests and scripts wait for these lines to know the ports (the trigger one last).
     println!("flowd: admin listener on http://{}", daemon.admin_addr());
