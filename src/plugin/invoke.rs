@@ -99,6 +99,26 @@ fn new_store(
     Ok(store)
 }
 
+/// What an invocation holds until it is over: its store (with its instance's pool slots)
+/// and its place among `limits.instances`. The invocation hands it back rather than drop
+/// it, so that it is released on the caller's lane: freeing pool slots takes the pool's
+/// locks, which a slow-lane thread (lowest priority, descheduled at any moment) must not
+/// hold while the rest waits.
+pub(super) struct Held {
+    _store: Option<Store<HostState>>,
+    _slot: Option<tokio::sync::OwnedSemaphorePermit>,
+}
+
+impl Held {
+    /// Nothing held: the invocation never started.
+    pub(super) fn none() -> Held {
+        Held {
+            _store: None,
+            _slot: None,
+        }
+    }
+}
+
 /// Runs `call` in a fresh store bounded by `limits` and `timeout`, and reports it.
 pub(super) async fn invoke<T, F>(
     rt: &Runtime,
@@ -107,24 +127,26 @@ pub(super) async fn invoke<T, F>(
     timeout: Duration,
     lane: &Lane,
     call: F,
-) -> Invocation<T>
+) -> (Invocation<T>, Held)
 where
     F: AsyncFnOnce(&mut Store<HostState>) -> Result<Result<T, Failure>, wasmtime::Error>,
 {
-    let Ok(_slot) = rt.slots.acquire().await else {
-        return failed(
-            Failure::new(ErrorKind::Host, "the instance pool is closed"),
-            Duration::ZERO,
-        );
+    let Ok(slot) = rt.slots.clone().acquire_owned().await else {
+        let f = Failure::new(ErrorKind::Host, "the instance pool is closed");
+        return (failed(f, Duration::ZERO), Held::none());
     };
     let start = Instant::now();
     let deadline = crate::time_format::deadline_in(timeout);
     let mut store = match new_store(rt, grants, limits, deadline, lane) {
         Ok(s) => s,
         Err(e) => {
-            return failed(
-                Failure::new(ErrorKind::Host, format!("cannot prepare the sandbox: {e:#}")),
-                start.elapsed(),
+            let f = Failure::new(ErrorKind::Host, format!("cannot prepare the sandbox: {e:#}"));
+            return (
+                failed(f, start.elapsed()),
+                Held {
+                    _store: None,
+                    _slot: Some(slot),
+                },
             );
         }
     };
@@ -166,13 +188,21 @@ where
     };
     let logs = std::mem::take(&mut log.records);
     let dropped_logs = log.dropped;
-    Invocation {
+    drop(log);
+    let invocation = Invocation {
         result,
         fuel_used,
         duration,
         logs,
         dropped_logs,
-    }
+    };
+    (
+        invocation,
+        Held {
+            _store: Some(store),
+            _slot: Some(slot),
+        },
+    )
 }
 
 fn failed<T>(f: Failure, duration: Duration) -> Invocation<T> {

@@ -1,9 +1,10 @@
 //! Where a component runs. Every invocation starts on the caller's runtime, beside the
 //! listeners, the dispatcher and every other short invocation; one that keeps running
-//! (its epoch deadline reached [`DEMOTE_AFTER`] times, about 10 ms of running code) moves
-//! to the slow lane: a runtime of its own whose threads have the lowest CPU priority, so a
-//! runaway component gets what the rest leave and never holds a worker they need. A
-//! component waiting on I/O or a timer does not run, and stays where it is.
+//! (its epoch deadline reached [`DEMOTE_AFTER`] times: 4–6 ms of running code) moves
+//! to the slow lane: a runtime of its own whose threads have a low CPU priority (nice
+//! [`SLOW_NICE`]), so a runaway component gets a small share of what the rest want and
+//! never holds a worker they need. A component waiting on I/O or a timer does not run, and
+//! stays where it is.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,7 +14,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
 /// Epoch ticks of running code after which an invocation moves to the slow lane.
-pub(crate) const DEMOTE_AFTER: u32 = 5;
+pub(crate) const DEMOTE_AFTER: u32 = 3;
+
+/// The slow lane's nice value: about a tenth of the weight of a normal thread, so a
+/// runaway still runs often enough to meet its own timeout (and give back its worker)
+/// while the rest is busy; at 19 (a sixty-eighth) it could wait past its deadline for
+/// long stretches, holding its worker all the while.
+const SLOW_NICE: i32 = 10;
 
 /// One invocation's place: set (by its store's epoch callback) when it is to move.
 #[derive(Clone, Default)]
@@ -27,6 +34,19 @@ impl Lane {
         if ticks == DEMOTE_AFTER {
             self.demoted.store(true, Ordering::Relaxed);
         }
+    }
+
+    /// Runs `work` (see [`Lane::run`]) and drops what it hands back held here, on the
+    /// caller's lane.
+    pub(crate) async fn run_then_release<F, T, H>(self, work: F) -> T
+    where
+        F: Future<Output = (T, H)> + Send + 'static,
+        T: Send + 'static,
+        H: Send + 'static,
+    {
+        let (out, held) = self.run(work).await;
+        drop(held);
+        out
     }
 
     /// Runs `work` here until it is demoted, then on the slow lane to its end.
@@ -75,7 +95,7 @@ fn slow_lane() -> &'static tokio::runtime::Handle {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("flowd-slow-lane")
-            .on_thread_start(lowest_priority)
+            .on_thread_start(slow_priority)
             .enable_all()
             .build()
             .unwrap_or_else(|e| panic!("cannot start the slow lane's threads: {e}"))
@@ -83,13 +103,13 @@ fn slow_lane() -> &'static tokio::runtime::Handle {
     .handle()
 }
 
-/// Gives the calling thread the lowest CPU priority (nice 19). On Linux the nice value
-/// is a thread's own, so the rest of the process keeps its priority.
-fn lowest_priority() {
+/// Gives the calling thread the slow lane's CPU priority. On Linux the nice value is a
+/// thread's own, so the rest of the process keeps its priority.
+fn slow_priority() {
     // SAFETY: setpriority on the calling thread's id changes only its scheduling weight.
     let failed = unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        libc::setpriority(libc::PRIO_PROCESS, tid, 19) != 0
+        libc::setpriority(libc::PRIO_PROCESS, tid, SLOW_NICE) != 0
     };
     if failed {
         tracing::warn!(
@@ -120,7 +140,7 @@ mod tests {
             })
             .await;
         assert_ne!(thread, main_thread, "it moved");
-        assert_eq!(nice, 19);
+        assert_eq!(nice, SLOW_NICE);
         assert!(std::thread::current().name().is_some_and(|n| !n.contains("slow")));
     }
 

@@ -24,7 +24,7 @@ use bindings::action::{ActionConnector, ActionConnectorPre};
 use bindings::trigger::exports::flowd::connector::trigger as wit_trigger;
 use bindings::trigger::{TriggerConnector, TriggerConnectorPre};
 use host::HostState;
-use invoke::{invoke, output, step_failure};
+use invoke::{Held, invoke, output, step_failure};
 use lanes::Lane;
 use serde::Serialize;
 use serde_json::Value;
@@ -350,7 +350,7 @@ impl Connector {
                 }
             }
         };
-        match lane.run(work).await.result? {
+        match lane.run_then_release(work).await.result? {
             Ok(()) => Ok(Vec::new()),
             Err(errors) => Ok(errors
                 .into_iter()
@@ -383,7 +383,7 @@ impl Connector {
             let lane = lane.clone();
             async move {
                 let Pre::Action(pre) = &this.pre else {
-                    return not_this_world(World::Action);
+                    return (not_this_world(World::Action), Held::none());
                 };
                 let max = rt.limits.max_payload;
                 invoke(&rt, &this.grants, &limits, timeout, &lane, async |store| {
@@ -400,7 +400,7 @@ impl Connector {
                 .await
             }
         };
-        lane.run(work).await
+        lane.run_then_release(work).await
     }
 
     /// Hands an event to a trigger connector: `Ok(None)` means the event is dropped.
@@ -444,7 +444,7 @@ impl Connector {
             let lane = lane.clone();
             async move {
                 let Pre::Trigger(pre) = &this.pre else {
-                    return not_this_world(World::Trigger);
+                    return (not_this_world(World::Trigger), Held::none());
                 };
                 let max = rt.limits.max_payload;
                 invoke(&rt, &this.grants, &limits, limits.timeout, &lane, async |store| {
@@ -462,7 +462,7 @@ impl Connector {
                 .await
             }
         };
-        lane.run(work).await
+        lane.run_then_release(work).await
     }
 }
 
