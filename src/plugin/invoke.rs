@@ -87,13 +87,12 @@ fn new_store(
     // Each tick, a running component either yields to the async runtime (so it never
     // holds a worker thread) or, past its deadline, is interrupted; one that keeps
     // running moves to the slow lane.
-    let (lane, mut ticks) = (lane.clone(), 0u32);
-    store.epoch_deadline_callback(move |_| {
+    let (lane, fuel) = (lane.clone(), limits.fuel);
+    store.epoch_deadline_callback(move |ctx| {
         if Instant::now() >= deadline {
             return Ok(UpdateDeadline::Interrupt);
         }
-        ticks = ticks.saturating_add(1);
-        lane.ticked(ticks);
+        lane.ticked(fuel.saturating_sub(ctx.get_fuel().unwrap_or(fuel)));
         Ok(UpdateDeadline::Yield(1))
     });
     Ok(store)

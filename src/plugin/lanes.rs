@@ -1,7 +1,8 @@
 //! Where a component runs. Every invocation starts on the caller's runtime, beside the
 //! listeners, the dispatcher and every other short invocation; one that keeps running
-//! (its epoch deadline reached [`DEMOTE_AFTER`] times: 4–6 ms of running code) moves
-//! to the slow lane: a runtime of its own whose threads have a low CPU priority (nice
+//! (past [`DEMOTE_AFTER`] units of fuel: a few milliseconds of running code, counted in
+//! instructions so that a short step preempted on a busy machine is not taken for a long
+//! one) moves to the slow lane: a runtime of its own whose threads have a low CPU priority (nice
 //! [`SLOW_NICE`]), so a runaway component gets a small share of what the rest want and
 //! never holds a worker they need. A component waiting on I/O or a timer does not run, and
 //! stays where it is.
@@ -13,8 +14,10 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::Poll;
 
-/// Epoch ticks of running code after which an invocation moves to the slow lane.
-pub(crate) const DEMOTE_AFTER: u32 = 3;
+/// Fuel an invocation may burn before it moves to the slow lane (a bundled `transform`
+/// step burns a few hundred thousand units; a tight loop, about ten million a
+/// millisecond here).
+pub(crate) const DEMOTE_AFTER: u64 = 20_000_000;
 
 /// The slow lane's nice value: about a tenth of the weight of a normal thread, so a
 /// runaway still runs often enough to meet its own timeout (and give back its worker)
@@ -29,9 +32,10 @@ pub(crate) struct Lane {
 }
 
 impl Lane {
-    /// Called at each epoch tick that finds the invocation running; `ticks` so far.
-    pub(crate) fn ticked(&self, ticks: u32) {
-        if ticks == DEMOTE_AFTER {
+    /// Called at each epoch tick that finds the invocation running, with the fuel it has
+    /// burned so far.
+    pub(crate) fn ticked(&self, fuel_used: u64) {
+        if fuel_used >= DEMOTE_AFTER {
             self.demoted.store(true, Ordering::Relaxed);
         }
     }
@@ -130,10 +134,10 @@ mod tests {
         let main_thread = std::thread::current().id();
         let (thread, nice) = lane
             .run(async move {
-                for tick in 1..=DEMOTE_AFTER {
-                    flag.ticked(tick);
-                    tokio::task::yield_now().await;
-                }
+                flag.ticked(DEMOTE_AFTER / 2);
+                tokio::task::yield_now().await;
+                flag.ticked(DEMOTE_AFTER);
+                tokio::task::yield_now().await;
                 let nice =
                     unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::syscall(libc::SYS_gettid) as libc::id_t) };
                 (std::thread::current().id(), nice)
