@@ -24,6 +24,7 @@ pub mod loader;
 pub mod metrics;
 pub mod plugin;
 pub mod schedule;
+pub mod status;
 pub mod store;
 pub(crate) mod sync;
 pub(crate) mod time_format;

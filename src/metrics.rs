@@ -4,7 +4,8 @@
 //! API renders them in the Prometheus text format together with the dispatcher's queue
 //! depths and the store's commit figures.
 
-use crate::engine::{ExecutionStatus, StepStatus};
+use crate::engine::Observer;
+use crate::status::{ExecutionStatus, StepStatus};
 use crate::sync::Lock as _;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -47,9 +48,9 @@ fn flow_stats<'a>(flows: &'a mut HashMap<String, FlowStats>, flow: &str) -> &'a 
     flows.get_mut(flow).expect("inserted above")
 }
 
-impl Metrics {
+impl Observer for Metrics {
     /// An execution reached a final status.
-    pub fn execution_ended(&self, flow: &str, status: ExecutionStatus) {
+    fn execution_ended(&self, flow: &str, status: ExecutionStatus) {
         let mut flows = self.flows.locked();
         *flow_stats(&mut flows, flow)
             .executions
@@ -57,15 +58,8 @@ impl Metrics {
             .or_default() += 1;
     }
 
-    /// A webhook request to `flow` was answered: `outcome` is `accepted`, `dropped`, or
-    /// the error code of the answer.
-    pub fn webhook_request(&self, flow: &str, outcome: &'static str) {
-        let mut flows = self.flows.lock().expect("metrics lock");
-        *flow_stats(&mut flows, flow).webhooks.entry(outcome).or_default() += 1;
-    }
-
     /// A step ended (or was skipped) after `duration`, using `fuel`.
-    pub fn step_ended(&self, flow: &str, step: &str, status: StepStatus, duration: Duration, fuel: u64) {
+    fn step_ended(&self, flow: &str, step: &str, status: StepStatus, duration: Duration, fuel: u64) {
         let mut flows = self.flows.locked();
         let f = flow_stats(&mut flows, flow);
         if !f.steps.contains_key(step) {
@@ -85,6 +79,15 @@ impl Metrics {
         s.sum += secs;
         s.count += 1;
         s.fuel += fuel;
+    }
+}
+
+impl Metrics {
+    /// A webhook request to `flow` was answered: `outcome` is `accepted`, `dropped`, or
+    /// the error code of the answer.
+    pub fn webhook_request(&self, flow: &str, outcome: &'static str) {
+        let mut flows = self.flows.locked();
+        *flow_stats(&mut flows, flow).webhooks.entry(outcome).or_default() += 1;
     }
 
     /// The recorded figures in the Prometheus text format (families in a fixed order,

@@ -107,13 +107,7 @@ pub async fn run(args: RunArgs) -> u8 {
     };
     let mut executor = Executor::new(Arc::new(registry), config.environment.clone());
     if args.count != 1 {
-        executor = executor.on_accepted(|job| {
-            use std::io::Write as _;
-            let mut out = std::io::stdout().lock();
-            // Printed only once the execution is durable: the crash test relies on it.
-            let _ = writeln!(out, "accepted {job}");
-            let _ = out.flush();
-        });
+        executor = executor.with_observer(Arc::new(PrintAccepted));
     }
     let mut pruning = None;
     if let Some(dir) = &args.data_dir {
@@ -281,4 +275,17 @@ fn print_run_errors(errors: ConfigErrors, args: &RunArgs) {
             .collect(),
     );
     super::print_errors(&errors);
+}
+
+/// `flowd run --count`: prints each job id once its execution is durably accepted (the
+/// crash test relies on it being printed only then).
+struct PrintAccepted;
+
+impl crate::engine::Observer for PrintAccepted {
+    fn accepted(&self, job: crate::store::JobId) {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "accepted {job}");
+        let _ = out.flush();
+    }
 }

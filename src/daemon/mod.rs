@@ -156,13 +156,7 @@ impl Shared {
     /// it is not a fire time of the schedule, so catch-up does not count it.
     pub async fn fire_now(&self, flow: &str) -> Result<JobId, RunError> {
         self.start_now(flow, |f| match f.trigger.kind {
-            TriggerKind::Schedule { .. } => {
-                let now = crate::time_format::rfc3339(std::time::SystemTime::now());
-                Ok(TriggerEvent::Schedule {
-                    scheduled_at: now.clone(),
-                    fired_at: now,
-                })
-            }
+            TriggerKind::Schedule { .. } => Ok(TriggerEvent::schedule(std::time::SystemTime::now())),
             _ => Err(RunError::NotScheduled(f.name.clone())),
         })
         .await
@@ -308,7 +302,7 @@ fn daemon_executor(
 ) -> Executor {
     Executor::new(Arc::new(registry), config.environment.clone())
         .with_store(store.clone())
-        .with_metrics(metrics.clone())
+        .with_observer(metrics.clone())
         .with_pauses(pauses.clone())
         .park_pauses_after(PARK_PAUSES_AFTER)
 }

@@ -98,10 +98,7 @@ async fn fire(
         }
         return Ok(());
     };
-    let event = TriggerEvent::Schedule {
-        scheduled_at: crate::time_format::rfc3339(at),
-        fired_at: crate::time_format::rfc3339(SystemTime::now()),
-    };
+    let event = TriggerEvent::schedule(at);
     match shared.dispatcher.executor().admit_with(flow, event, record).await? {
         Admission::Accepted(a) => {
             let after = if overlap == Overlap::Queue {

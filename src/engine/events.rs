@@ -9,9 +9,9 @@
 //! cannot carry on is `error`.
 
 use super::report::{ExecutionReport, StepReport};
-use super::status::StepStatus;
 use crate::config::units::format_duration;
 use crate::plugin::{Failure, Level, LogRecord};
+use crate::status::StepStatus;
 use std::time::{Duration, SystemTime};
 
 const STEP_FAILED: &str = "step_failed";

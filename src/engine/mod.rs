@@ -1,22 +1,51 @@
-//! The engine: execution and step statuses, the executor that runs a flow's steps
-//! through connectors, and the report of what happened; the payload an event starts a
-//! flow with (the document of an HTTP request, credentials redacted) and the host's own
-//! records in the running logs. It serves no HTTP and knows nothing of how executions
-//! are stored.
+//! The engine: how an event becomes an execution and how an execution runs, every
+//! transition recorded in a [`crate::store::Store`] it is given before it is acted upon.
+//! It serves no HTTP and knows nothing of how executions are stored.
+//!
+//! - `executor`: what executions share, and how an event is accepted.
+//! - `trigger`: the payload an event starts a flow with (`http_document`: an HTTP
+//!   request's; `redact`: credentials taken out).
+//! - `run`: one run of an execution, step after step, through pauses.
+//! - `step`: one step: its tries, backoff, a pause, a `respond`.
+//! - `resume`: picking an execution up from the store: recovery, retry, resume.
+//! - `record`: the transitions written to the store, and when.
+//! - `events`: the host's own records in the running logs.
+//! - `report`: what one execution did, as the CLI prints it.
+//! - `observer`, `pauses`: who watches, and the timed pauses waited out here.
 
 mod events;
 mod executor;
 pub mod http_document;
+mod observer;
 mod pauses;
 mod record;
 mod redact;
 mod report;
 mod resume;
-mod status;
+mod run;
+mod step;
+mod trigger;
 
-pub use executor::{Accepted, Admission, Executor, StepInput, default_payload, local_event};
+pub use crate::status::{ConnectorUse, ExecutionStatus, StepStatus};
+pub use executor::{Accepted, Admission, Executor};
+pub use observer::Observer;
 pub use pauses::Pauses;
 pub use redact::REDACTED;
-pub use report::{Call, ConnectorUse, ExecutionReport, StepReport, TriggerReport};
+pub use report::{Call, ExecutionReport, StepReport, TriggerReport};
 pub use resume::{ContinueError, MAX_MANUAL_RETRIES, Resumed, RetryFrom, RetryRefusal, retries_left, retry_refusal};
-pub use status::{ExecutionStatus, StepStatus};
+pub use trigger::{default_payload, local_event};
+
+use serde_json::{Map, Value};
+
+/// A step's input: the trigger payload and the outputs of the steps before it.
+#[derive(serde::Serialize)]
+pub struct StepInput<'a> {
+    pub trigger: &'a Value,
+    pub steps: &'a Map<String, Value>,
+}
+
+impl StepInput<'_> {
+    pub fn to_value(&self) -> Value {
+        serde_json::to_value(self).expect("JSON values serialize")
+    }
+}

@@ -5,8 +5,8 @@
 //! cannot reach outside its sandbox) travel with the next one that must be durable.
 
 use super::report::{Call, ExecutionReport, StepReport};
-use super::status::StepStatus;
 use crate::plugin::LogRecord;
+use crate::status::StepStatus;
 use crate::store::{
     Attempt, Execution, JobId, LogRow, PayloadKey, PayloadKind, StepRow, Store, StoreError, TryRow, Write,
 };
@@ -19,24 +19,50 @@ pub(crate) const VISIBLE_AFTER: std::time::Duration = std::time::Duration::from_
 
 /// Records one execution; without a store it records nothing.
 pub(crate) struct Recorder {
-    pub(crate) store: Option<Arc<dyn Store>>,
-    pub(crate) job_id: JobId,
-    pub(crate) trigger_fingerprint: String,
-    pub(crate) created_at: SystemTime,
+    store: Option<Arc<dyn Store>>,
+    pub(super) job_id: JobId,
+    trigger_fingerprint: String,
+    created_at: SystemTime,
     /// The first step the current attempt runs.
-    pub(crate) from_step: u32,
+    from_step: u32,
     /// Who waits for the `respond` step's output (a held-open webhook).
-    pub(crate) responder: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<serde_json::Value>>>,
+    responder: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<serde_json::Value>>>,
     /// Transitions that go out with the next durable write: a step's end, the start of a
     /// step that cannot reach outside its sandbox, a held webhook's acceptance. Each is
     /// durable before anything outside can see its effect (the next step that can reach
     /// out, the webhook's answer, the end of the run), at a fraction of the commits.
-    pub(crate) deferred: std::sync::Mutex<Vec<Write>>,
+    deferred: std::sync::Mutex<Vec<Write>>,
     /// Set when the final status went out with a last `respond` step's flush.
-    pub(crate) ended: std::sync::atomic::AtomicBool,
+    ended: std::sync::atomic::AtomicBool,
 }
 
 impl Recorder {
+    /// Records attempt-so-far of `job_id` in `store` (nothing without one); `from_step` is
+    /// the first step the current attempt runs.
+    pub(crate) fn new(
+        store: Option<Arc<dyn Store>>,
+        job_id: JobId,
+        trigger_fingerprint: &str,
+        created_at: SystemTime,
+        from_step: u32,
+    ) -> Recorder {
+        Recorder {
+            store,
+            job_id,
+            trigger_fingerprint: trigger_fingerprint.to_string(),
+            created_at,
+            from_step,
+            responder: Default::default(),
+            deferred: Default::default(),
+            ended: Default::default(),
+        }
+    }
+
+    /// Whoever waits for the `respond` step's output (a held-open webhook) gets it on `tx`.
+    pub(crate) fn respond_to(&self, tx: tokio::sync::oneshot::Sender<serde_json::Value>) {
+        *self.responder.locked() = Some(tx);
+    }
+
     /// Hands a `respond` step's output to whoever waits for it (at most once).
     pub(crate) fn respond(&self, output: &serde_json::Value) {
         if let Some(tx) = self.responder.locked().take() {
@@ -344,17 +370,19 @@ impl Recorder {
         Ok(out)
     }
 
-    /// A step ended (or paused): its row, payloads and log records.
-    pub(crate) async fn step_finished(&self, r: &ExecutionReport, index: usize) -> Result<(), StoreError> {
+    /// A step ended (or paused, or was skipped): its row, payloads and log records go
+    /// out with the next durable transition (nothing outside can see a step's end before
+    /// then: the next step that can reach out, the response, the execution's end).
+    pub(crate) fn step_ended(&self, r: &ExecutionReport, index: usize) {
         if self.store.is_none() {
-            return Ok(());
+            return;
         }
         let s = &r.steps[index];
         let mut writes = vec![self.step(r, index)];
         if s.reused_from.is_some() {
             // Its payloads are stored with the attempt it came from.
             self.defer(writes);
-            return Ok(());
+            return;
         }
         let key = |kind| PayloadKey {
             job_id: self.job_id,
@@ -381,7 +409,6 @@ impl Recorder {
             writes.push(self.host_logs(r, Some(&s.name), connector, &s.events));
         }
         self.defer(writes);
-        Ok(())
     }
 
     /// The execution reached a final status (or paused): steps not yet written and the row.

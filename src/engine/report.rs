@@ -1,8 +1,8 @@
 //! What one execution did: its trigger, each step with its tries, timing, fuel, payloads
 //! and log records. The CLI prints it; the store (a later layer) records it.
 
-use super::status::{ExecutionStatus, StepStatus};
 use crate::plugin::{Failure, LogRecord};
+use crate::status::{ConnectorUse, ExecutionStatus, StepStatus};
 use serde::Serialize;
 use serde_json::Value;
 use std::time::{Duration, SystemTime};
@@ -61,13 +61,6 @@ pub struct TriggerReport {
     /// The host's records of the trigger (see [`super::events`]).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<LogRecord>,
-}
-
-/// Which component ran: its name and content hash, so a changed plugin is visible.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct ConnectorUse {
-    pub name: String,
-    pub sha256: String,
 }
 
 /// One invocation of a component (a step's try, or the trigger connector).

@@ -5,14 +5,15 @@
 //! Recovery is at-least-once per step: a step that was running when the process died
 //! has no stored result and runs again; a step with a stored result never does.
 
-use super::executor::{Data, Executor, fresh_steps};
+use super::executor::Executor;
 use super::record::Recorder;
 use super::report::{Call, ExecutionReport, StepReport, TriggerReport};
-use super::status::{ExecutionStatus, StepStatus};
+use super::run::{Run, Sources, fresh_steps};
 use crate::config::{Action, Flow};
 use crate::plugin::{ErrorKind, Failure};
+use crate::status::{ExecutionStatus, StepStatus};
 use crate::store::{Execution, JobId, PayloadKey, PayloadKind, StoreError};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime};
 
 /// How a resume was accepted.
@@ -183,15 +184,24 @@ impl Executor {
     }
 
     fn recorder_from(&self, flow: &Flow, exec: &Execution, from_step: u32) -> Recorder {
-        Recorder {
-            store: self.store.clone(),
-            job_id: exec.job_id,
-            trigger_fingerprint: flow.trigger_fingerprint.clone(),
-            created_at: exec.created_at,
+        Recorder::new(
+            self.store.clone(),
+            exec.job_id,
+            &flow.trigger_fingerprint,
+            exec.created_at,
             from_step,
-            responder: Default::default(),
-            deferred: Default::default(),
-            ended: Default::default(),
+        )
+    }
+
+    /// A run of the current attempt of a stored execution, picked up now.
+    fn run_of<'a>(&'a self, flow: &'a Flow, report: ExecutionReport, sources: Sources, recorder: Recorder) -> Run<'a> {
+        Run {
+            exec: self,
+            flow,
+            report,
+            sources,
+            recorder,
+            clock: Instant::now(),
         }
     }
 
@@ -225,14 +235,11 @@ impl Executor {
     }
 
     /// The report and step data of the execution's current attempt, from the store.
-    fn load(&self, flow: &Flow, exec: &Execution) -> Result<(ExecutionReport, Data), StoreError> {
+    fn load(&self, flow: &Flow, exec: &Execution) -> Result<(ExecutionReport, Sources), StoreError> {
         let store = self.store.as_ref().ok_or(StoreError::Closed)?;
         let trigger = store.payload(PayloadKey::trigger(exec.job_id))?.unwrap_or(Value::Null);
         let mut report = self.bare(flow, exec, Some(trigger.clone()));
-        let mut data = Data {
-            trigger,
-            outputs: Map::new(),
-        };
+        let mut data = Sources::new(trigger);
         for row in store
             .steps(exec.job_id)?
             .into_iter()
@@ -291,24 +298,19 @@ impl Executor {
         if exec.status != ExecutionStatus::Paused {
             return Err(ContinueError::NotPaused(job, exec.status));
         }
-        let (report, data, recorder, paused) = self.end_pause(flow, &exec).await?;
-        Ok(self
-            .drive(flow, report, data, paused + 1, &recorder, Instant::now())
-            .await?)
+        let (run, paused) = self.end_pause(flow, &exec).await?;
+        Ok(run.drive(paused + 1).await?)
     }
 
     /// Ends the pause of `exec` (paused) durably: the paused step succeeds and the
     /// execution is `running`. What to drive on with, and the paused step's index.
-    async fn end_pause(
-        &self,
-        flow: &Flow,
-        exec: &Execution,
-    ) -> Result<(ExecutionReport, Data, Recorder, usize), ContinueError> {
-        let (mut report, mut data) = self.load(flow, exec)?;
+    async fn end_pause<'a>(&'a self, flow: &'a Flow, exec: &Execution) -> Result<(Run<'a>, usize), ContinueError> {
+        let (report, data) = self.load(flow, exec)?;
         let recorder = self.recorder(flow, exec)?;
         let paused = paused_step(&report);
-        self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
-        Ok((report, data, recorder, paused))
+        let mut run = self.run_of(flow, report, data, recorder);
+        run.unpause(paused).await?;
+        Ok((run, paused))
     }
 
     /// Continues an execution the store holds unfinished (after a crash or restart):
@@ -331,11 +333,9 @@ impl Executor {
                     }
                     self.pauses.wait(job, at).await;
                 }
-                let mut data = data;
-                self.unpause(flow, &mut report, &mut data, paused, &recorder).await?;
-                Ok(self
-                    .drive(flow, report, data, paused + 1, &recorder, Instant::now())
-                    .await?)
+                let mut run = self.run_of(flow, report, data, recorder);
+                run.unpause(paused).await?;
+                Ok(run.drive(paused + 1).await?)
             }
             _ => {
                 let start = report
@@ -399,7 +399,7 @@ impl Executor {
                     }
                     None => recorder.status(&report).await?,
                 }
-                Ok(self.drive(flow, report, data, start, &recorder, Instant::now()).await?)
+                Ok(self.run_of(flow, report, data, recorder).drive(start).await?)
             }
         }
     }
@@ -422,7 +422,7 @@ impl Executor {
         report.status = ExecutionStatus::Rejected;
         report.finished_at = SystemTime::now();
         recorder.finished(&report, 0).await?;
-        self.count_end(&report);
+        self.observe_end(&report);
         Ok(report)
     }
 
@@ -471,7 +471,7 @@ impl Executor {
         report.resume_at = None;
         report.finished_at = SystemTime::now();
         recorder.abandoned(&report, at, message).await?;
-        self.count_end(&report);
+        self.observe_end(&report);
         Ok(())
     }
 
@@ -516,10 +516,7 @@ impl Executor {
             steps: fresh_steps(flow),
             ..previous.clone()
         };
-        let recorder = Recorder {
-            from_step: start as u32,
-            ..self.recorder(flow, &exec)?
-        };
+        let recorder = self.recorder_from(flow, &exec, start as u32);
         for i in 0..start {
             let before = &previous.steps[i];
             let s = &mut report.steps[i];
@@ -531,7 +528,7 @@ impl Executor {
             s.reused_from = Some(from_attempt);
             s.note = Some(format!("output reused from attempt {from_attempt}"));
             s.output = before.output.clone();
-            recorder.step_finished(&report, i).await?;
+            recorder.step_ended(&report, i);
         }
         // The reused steps go out with the attempt's row, in one transaction.
         recorder.status(&report).await?;

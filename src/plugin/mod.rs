@@ -160,6 +160,16 @@ pub enum TriggerEvent {
     Manual(Value),
 }
 
+impl TriggerEvent {
+    /// A schedule's fire at `at` (its scheduled time), fired now.
+    pub fn schedule(at: std::time::SystemTime) -> TriggerEvent {
+        TriggerEvent::Schedule {
+            scheduled_at: crate::time_format::rfc3339(at),
+            fired_at: crate::time_format::rfc3339(std::time::SystemTime::now()),
+        }
+    }
+}
+
 /// A problem a connector found in a config.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ConfigProblem {

@@ -1,8 +1,8 @@
 //! What the store keeps, independent of any backend: executions, the steps of each
 //! attempt, payloads, and log records, plus the queries the CLI and API ask.
 
-use crate::engine::{ConnectorUse, ExecutionStatus, StepStatus};
 use crate::plugin::{Failure, Level};
+use crate::status::{ConnectorUse, ExecutionStatus, StepStatus};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;

@@ -10,7 +10,7 @@ use super::tables::{
     STEPS,
 };
 use super::{PruneFuture, Pruned, Store, StoreError, WriteFuture};
-use crate::engine::ExecutionStatus;
+use crate::status::ExecutionStatus;
 use redb::{Database, ReadableDatabase, ReadableTable, Table, TableError, WriteTransaction};
 use serde::Deserialize;
 use serde_json::Value;

@@ -1,4 +1,6 @@
-//! Execution and step statuses, exactly as the contract names them.
+//! The vocabulary the engine decides and the store keeps: execution and step statuses,
+//! exactly as the contract names them, and which connector a step ran. It sits below
+//! both, so neither reaches up to the other for it.
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -86,4 +88,11 @@ impl fmt::Display for StepStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// Which component ran: its name and content hash, so a changed plugin is visible.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnectorUse {
+    pub name: String,
+    pub sha256: String,
 }

@@ -1,0 +1,249 @@
+//! One step of a run: placeholders resolved, the connector called with its limits and
+//! the flow's remaining time, retryable failures tried again after an exponential backoff
+//! with jitter (each failed try durable before the next leaves, for a step that can reach
+//! outside its sandbox), a `pause` or a `respond` answered by the host.
+
+use super::executor::{Executor, FLOW_TIMEOUT_NOTE};
+use super::record::Recorder;
+use super::report::{Call, StepReport};
+use super::run::Sources;
+use crate::config::units::format_duration;
+use crate::config::{Action, Flow, Pause, RetryPolicy, Step};
+use crate::plugin::{CallContext, ErrorKind, Failure, Invocation, World};
+use crate::status::{ConnectorUse, StepStatus};
+use crate::store::StoreError;
+use serde_json::{Map, Value, json};
+use std::hash::{BuildHasher, Hasher};
+use std::time::{Duration, Instant, SystemTime};
+
+/// One step to run, with what it runs on.
+pub(super) struct StepCall<'a> {
+    pub(super) exec: &'a Executor,
+    pub(super) flow: &'a Flow,
+    pub(super) step: &'a Step,
+    pub(super) sources: &'a Sources,
+    /// When the flow's allocated time runs out.
+    pub(super) deadline: Instant,
+    pub(super) ctx: CallContext,
+    pub(super) tries: Tries<'a>,
+}
+
+/// Where a step's tries are recorded while it retries.
+pub(super) struct Tries<'a> {
+    pub(super) recorder: &'a Recorder,
+    pub(super) attempt: u32,
+    pub(super) index: usize,
+    /// The step can reach outside its sandbox: each try's predecessors are durable first.
+    pub(super) durable: bool,
+}
+
+pub(super) enum StepOutcome {
+    Done(Value),
+    Failed,
+    /// The flow's allocated time ran out during this step.
+    OutOfTime,
+    /// Until this time, or until resumed.
+    Paused(Option<SystemTime>),
+}
+
+pub(super) fn finish_failed(r: &mut StepReport, clock: Instant, f: Failure) -> StepOutcome {
+    r.status = StepStatus::Failed;
+    r.error = Some(f);
+    r.finished_at = Some(SystemTime::now());
+    r.duration = clock.elapsed();
+    StepOutcome::Failed
+}
+
+impl StepCall<'_> {
+    /// Runs the step, recording into `r`; fails only when a try cannot be recorded.
+    pub(super) async fn run(self, r: &mut StepReport) -> Result<StepOutcome, StoreError> {
+        let StepCall {
+            exec,
+            flow,
+            step,
+            sources: data,
+            deadline,
+            ctx,
+            tries,
+        } = self;
+        let clock = Instant::now();
+        let outcome = match &step.action {
+            Action::Connector { call, limits } => {
+                let config = match call.template.resolve(&data.trigger, &data.outputs) {
+                    Ok(c) => c,
+                    Err(message) => return Ok(finish_failed(r, clock, Failure::new(ErrorKind::Template, message))),
+                };
+                let input = data.input_json();
+                let connector = match exec.connector(&call.connector, World::Action) {
+                    Ok(c) => c,
+                    Err(f) => return Ok(finish_failed(r, clock, f)),
+                };
+                r.connector = Some(ConnectorUse {
+                    name: connector.name.clone(),
+                    sha256: connector.info.sha256.clone(),
+                });
+                r.config = Some(config.clone());
+                let policy = step.retry.unwrap_or(RetryPolicy {
+                    attempts: 1,
+                    backoff: Duration::ZERO,
+                    max_backoff: Duration::ZERO,
+                });
+                let mut try_no = 1;
+                let outcome = loop {
+                    let remaining = deadline.saturating_duration_since(Instant::now());
+                    let flow_bound = remaining <= limits.timeout;
+                    let timeout = limits.timeout.min(remaining);
+                    let started_at = SystemTime::now();
+                    let inv = connector
+                        .run(&exec.registry.runtime, &ctx, &config, input.clone(), limits, timeout)
+                        .await;
+                    let (result, call) = split(inv, started_at);
+                    r.fuel_used += call.fuel_used;
+                    r.tries.push(call);
+                    match result {
+                        Ok(output) => break Ok(output),
+                        Err(f) if f.kind == ErrorKind::Timeout && flow_bound => {
+                            break Err((
+                                Failure::new(
+                                    ErrorKind::Timeout,
+                                    format!(
+                                        "interrupted: the flow's timeout of {} was exceeded",
+                                        format_duration(flow.timeout)
+                                    ),
+                                ),
+                                true,
+                            ));
+                        }
+                        Err(f) if f.retryable && try_no < policy.attempts => {
+                            let wait = backoff(&policy, try_no);
+                            if crate::time_format::deadline_in(wait) >= deadline {
+                                break Err((f, false));
+                            }
+                            r.events
+                                .push(super::events::step_retry(&step.name, try_no, policy.attempts, &f, wait));
+                            tokio::time::sleep(wait).await;
+                            try_no += 1;
+                            if tries.durable {
+                                tries.recorder.retrying(tries.attempt, tries.index, r).await?;
+                            }
+                        }
+                        Err(f) => break Err((f, false)),
+                    }
+                };
+                match outcome {
+                    Ok(output) => {
+                        r.output = Some(output.clone());
+                        r.status = StepStatus::Success;
+                        StepOutcome::Done(output)
+                    }
+                    Err((f, out_of_time)) => {
+                        let o = finish_failed(r, clock, f);
+                        if out_of_time {
+                            r.note = Some(FLOW_TIMEOUT_NOTE.into());
+                            StepOutcome::OutOfTime
+                        } else {
+                            o
+                        }
+                    }
+                }
+            }
+            Action::Pause(pause) => {
+                r.status = StepStatus::Paused;
+                let resume_at = match pause {
+                    Pause::For(d) => {
+                        let at = crate::time_format::after(SystemTime::now(), *d);
+                        r.note = Some(format!(
+                            "paused for {}, until {}",
+                            format_duration(*d),
+                            crate::time_format::rfc3339(at)
+                        ));
+                        Some(at)
+                    }
+                    Pause::UntilResumed => {
+                        r.note = Some("paused until resumed".into());
+                        None
+                    }
+                };
+                r.duration = clock.elapsed();
+                return Ok(StepOutcome::Paused(resume_at));
+            }
+            Action::Respond { status, headers, body } => {
+                let resolved = body
+                    .resolve(&data.trigger, &data.outputs)
+                    .and_then(|b| headers.resolve(&data.trigger, &data.outputs).map(|h| (b, h)));
+                match resolved {
+                    Ok((body, headers)) => {
+                        // Header values are text: a placeholder that gave JSON is sent as its JSON text.
+                        let headers: Map<String, Value> = match headers {
+                            Value::Object(m) => m
+                                .into_iter()
+                                .map(|(k, v)| match v {
+                                    Value::String(_) => (k, v),
+                                    other => (k, Value::String(other.to_string())),
+                                })
+                                .collect(),
+                            _ => Map::new(),
+                        };
+                        let out = json!({ "status": status, "headers": headers, "body": body });
+                        r.output = Some(out.clone());
+                        r.status = StepStatus::Success;
+                        StepOutcome::Done(out)
+                    }
+                    Err(message) => finish_failed(r, clock, Failure::new(ErrorKind::Template, message)),
+                }
+            }
+        };
+        r.finished_at = Some(SystemTime::now());
+        r.duration = clock.elapsed();
+        Ok(outcome)
+    }
+}
+
+pub(super) fn split<T>(inv: Invocation<T>, started_at: SystemTime) -> (Result<T, Failure>, Call) {
+    let call = Call {
+        started_at,
+        duration: inv.duration,
+        fuel_used: inv.fuel_used,
+        error: inv.result.as_ref().err().cloned(),
+        logs: inv.logs,
+        dropped_logs: inv.dropped_logs,
+    };
+    (inv.result, call)
+}
+
+/// Exponential backoff with "equal jitter": between half and all of
+/// `min(backoff · 2^(try-1), max_backoff)`.
+fn backoff(p: &RetryPolicy, try_no: u32) -> Duration {
+    let base = p
+        .backoff
+        .saturating_mul(1u32 << (try_no - 1).min(20))
+        .min(p.max_backoff);
+    let jitter = std::collections::hash_map::RandomState::new().build_hasher().finish() as f64 / u64::MAX as f64;
+    base.mul_f64(0.5 + 0.5 * jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let p = RetryPolicy {
+            attempts: 5,
+            backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(3),
+        };
+        for _ in 0..50 {
+            let b1 = backoff(&p, 1);
+            assert!(
+                b1 >= Duration::from_millis(500) && b1 <= Duration::from_secs(1),
+                "{b1:?}"
+            );
+            let b3 = backoff(&p, 3);
+            assert!(
+                b3 >= Duration::from_millis(1500) && b3 <= Duration::from_secs(3),
+                "{b3:?}"
+            );
+        }
+    }
+}
