@@ -663,7 +663,7 @@ fn main() {
         let start = Instant::now();
         let mut records = 0usize;
         loop {
-            let page = store.logs(&q).expect("a page of log records");
+            let page = rt.block_on(store.logs(&q)).expect("a page of log records");
             records += page.len();
             if page.len() < q.limit {
                 break;

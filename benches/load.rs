@@ -16,6 +16,7 @@ use http::{connect, latencies, ms, percentile, send};
 use http_body_util::Full;
 use hyper::{Request, Response};
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 
@@ -73,7 +74,23 @@ name = "reply"
 respond = { status = 200, body = "{{ steps.enrich }}" }
 "#;
 
-async fn flowd(dir: &std::path::Path) -> (SocketAddr, flowd::daemon::Daemon) {
+/// A running daemon and the redb store under it (for its group-commit figures).
+struct Flowd {
+    daemon: flowd::daemon::Daemon,
+    store: Arc<flowd::store::RedbStore>,
+}
+
+impl Flowd {
+    fn store_stats(&self) -> flowd::store::WriterStats {
+        self.store.writer_stats()
+    }
+
+    async fn shutdown(self) -> bool {
+        self.daemon.shutdown().await
+    }
+}
+
+async fn flowd(dir: &std::path::Path) -> (SocketAddr, Flowd) {
     std::fs::create_dir_all(dir.join("flows")).unwrap();
     std::fs::write(dir.join("flows/bench.toml"), FLOW).unwrap();
     std::fs::write(
@@ -82,8 +99,14 @@ async fn flowd(dir: &std::path::Path) -> (SocketAddr, flowd::daemon::Daemon) {
     )
     .unwrap();
     let config = flowd::config::DaemonConfig::load(&dir.join("flowd.toml")).unwrap();
-    let daemon = flowd::daemon::Daemon::start(config).await.unwrap();
-    (daemon.local_addr(), daemon)
+    let setup = flowd::loader::load(&config, &[], flowd::loader::Purpose::Serve)
+        .await
+        .unwrap();
+    let store = Arc::new(flowd::store::RedbStore::open(&dir.join("data"), config.limits.max_payload as usize).unwrap());
+    let daemon = flowd::daemon::Daemon::start_on(config, setup, store.clone())
+        .await
+        .unwrap();
+    (daemon.local_addr(), Flowd { daemon, store })
 }
 
 const BODY: &[u8] = br#"{"id":"A-1","items":[{"sku":"tea","price":4.5},{"sku":"cup","price":12}]}"#;

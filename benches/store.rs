@@ -190,7 +190,7 @@ async fn group_commit(shape: Arc<Shape>, concurrency: usize, budget: Duration) -
         executions += t.await.expect("a writer task");
     }
     let secs = start.elapsed().as_secs_f64();
-    let commits = store.stats().commits;
+    let commits = store.writer_stats().commits;
     Run {
         executions,
         secs,
@@ -211,7 +211,7 @@ async fn one_fsync_per_execution(shape: Arc<Shape>, budget: Duration) -> Run {
         executions += 1;
     }
     let secs = start.elapsed().as_secs_f64();
-    let commits = store.stats().commits;
+    let commits = store.writer_stats().commits;
     Run {
         executions,
         secs,

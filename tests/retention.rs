@@ -127,32 +127,32 @@ async fn record_all(store: &RedbStore, jobs: &[(JobId, ExecutionStatus, SystemTi
     }
 }
 
-fn assert_gone(store: &RedbStore, id: JobId) {
-    assert_eq!(store.execution(id).unwrap(), None, "{id}");
-    assert!(store.steps(id).unwrap().is_empty(), "steps of {id}");
+async fn assert_gone(store: &RedbStore, id: JobId) {
+    assert_eq!(store.execution(id).await.unwrap(), None, "{id}");
+    assert!(store.steps(id).await.unwrap().is_empty(), "steps of {id}");
     for key in payload_keys(id) {
-        assert_eq!(store.payload(key).unwrap(), None, "{key:?}");
+        assert_eq!(store.payload(key).await.unwrap(), None, "{key:?}");
     }
-    let logs = job_log_rows(store, id);
+    let logs = job_log_rows(store, id).await;
     assert!(logs.is_empty(), "logs of {id}: {logs:?}");
 }
 
-fn assert_intact(store: &RedbStore, id: JobId, status: ExecutionStatus, t: SystemTime) {
+async fn assert_intact(store: &RedbStore, id: JobId, status: ExecutionStatus, t: SystemTime) {
     let t = ms(t);
-    assert_eq!(store.execution(id).unwrap(), Some(execution(id, status, t)));
-    assert_eq!(store.steps(id).unwrap(), vec![step(0, t), step(1, t)]);
+    assert_eq!(store.execution(id).await.unwrap(), Some(execution(id, status, t)));
+    assert_eq!(store.steps(id).await.unwrap(), vec![step(0, t), step(1, t)]);
     for key in payload_keys(id) {
-        assert!(store.payload(key).unwrap().is_some(), "{key:?}");
+        assert!(store.payload(key).await.unwrap().is_some(), "{key:?}");
     }
-    assert_eq!(job_log_rows(store, id), vec![log(id, 0, t), log(id, 1, t)]);
+    assert_eq!(job_log_rows(store, id).await, vec![log(id, 0, t), log(id, 1, t)]);
 }
 
-fn job_log_rows(store: &RedbStore, id: JobId) -> Vec<LogRow> {
+async fn job_log_rows(store: &RedbStore, id: JobId) -> Vec<LogRow> {
     let q = LogQuery {
         job_id: Some(id),
         ..LogQuery::default()
     };
-    store.logs(&q).unwrap().into_iter().map(|(_, row)| row).collect()
+    store.logs(&q).await.unwrap().into_iter().map(|(_, row)| row).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,13 +223,13 @@ async fn old_final_executions_are_pruned_in_batches_while_writes_go_on() {
     assert!(during > 0, "no write completed while pruning ran");
 
     for (id, _, _) in &old {
-        assert_gone(&store, *id);
+        assert_gone(&store, *id).await;
     }
     for (id, status, t) in paused.iter().chain(&recent) {
-        assert_intact(&store, *id, *status, *t);
+        assert_intact(&store, *id, *status, *t).await;
     }
     for (id, t) in &new_jobs {
-        assert_intact(&store, *id, ExecutionStatus::Success, *t);
+        assert_intact(&store, *id, ExecutionStatus::Success, *t).await;
     }
     // The indexes lost the pruned executions too.
     let by_flow = store
@@ -237,6 +237,7 @@ async fn old_final_executions_are_pruned_in_batches_while_writes_go_on() {
             flow: Some(FLOW.into()),
             ..ListQuery::default()
         })
+        .await
         .unwrap();
     assert_eq!(by_flow.len(), paused.len() + recent.len() + new_jobs.len());
     let failed = store
@@ -244,9 +245,10 @@ async fn old_final_executions_are_pruned_in_batches_while_writes_go_on() {
             statuses: vec![ExecutionStatus::Failed],
             ..ListQuery::default()
         })
+        .await
         .unwrap();
     assert!(failed.is_empty(), "{failed:?}");
-    assert_eq!(store.unfinished().unwrap().len(), paused.len());
+    assert_eq!(store.unfinished().await.unwrap().len(), paused.len());
 
     assert_eq!(
         prune_all(store.as_ref(), now - 30 * DAY).await.unwrap(),
@@ -277,9 +279,9 @@ async fn old_log_records_without_a_final_execution_are_swept() {
     let pruned = prune_all(&store, now - 30 * DAY).await.unwrap();
     assert_eq!(pruned.executions, 0);
     assert_eq!(pruned.log_records, 2);
-    assert_eq!(job_log_rows(&store, orphan), vec![log(orphan, 0, now)]);
-    assert_eq!(job_log_rows(&store, running), vec![log(running, 0, long_ago)]);
-    assert!(store.execution(running).unwrap().is_some());
+    assert_eq!(job_log_rows(&store, orphan).await, vec![log(orphan, 0, now)]);
+    assert_eq!(job_log_rows(&store, running).await, vec![log(running, 0, long_ago)]);
+    assert!(store.execution(running).await.unwrap().is_some());
 }
 
 #[tokio::test]
@@ -291,11 +293,11 @@ async fn the_background_task_prunes_when_it_starts() {
     record_all(&store, &[(id, ExecutionStatus::Success, t)]).await;
     let task = flowd::store::retention::spawn(store.clone(), 30 * DAY, Duration::from_secs(3600));
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while store.execution(id).unwrap().is_some() {
+    while store.execution(id).await.unwrap().is_some() {
         assert!(std::time::Instant::now() < deadline, "not pruned");
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    assert_gone(&store, id);
+    assert_gone(&store, id).await;
     task.abort();
 }
 

@@ -3,14 +3,18 @@
 //! without it they ask the daemon's admin API (client mode, [`super::remote`]).
 
 use super::EXIT_CONFIG;
-use super::args::{Target, TimeRange, client_only, parse_level, parse_status};
+use super::args::Query;
+use super::args::{Target, TimeRange, client_only, parse_status};
+use super::client::{Client, ClientError};
+use super::remote::{CommandError, Outcome, POLL, decode, page_limit, print_json, with_client};
 use crate::config::DaemonConfig;
-use crate::engine::{ContinueError, ExecutionStatus, Executor, RetryFrom, retries_left};
+use crate::detail::RetryView;
+use crate::engine::{ContinueError, ExecutionStatus, Executor, RetryFrom};
 use crate::loader::{FlowSet, Purpose};
-use crate::plugin::Level;
-use crate::store::{Execution, JobId, ListQuery, LogKey, LogQuery, RedbStore, Store};
+use crate::store::{Execution, JobId, ListQuery};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use hyper::{Method, StatusCode};
+use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -101,13 +105,13 @@ pub struct ShowArgs {
 
 /// Whether a manual retry of `exec` is possible now under the flows of `config`
 /// (`None`: no config given), loaded as the daemon loads them.
-fn retry_view(config: Option<(&Path, &FlowSet)>, exec: &Execution) -> Value {
+fn retry_view(config: Option<(&Path, &FlowSet)>, exec: &Execution) -> RetryView {
     let Some((path, flows)) = config else {
-        return json!({ "retries_left": retries_left(exec) });
+        return RetryView::unknown(exec);
     };
     let flow = flows.by_name.get(&exec.flow);
     let missing = || format!("flow \"{}\" is not defined by {}", exec.flow, path.display());
-    crate::views::retry(flow.map(|f| f.as_ref()).ok_or_else(missing), exec)
+    crate::detail::retry(flow.map(|f| f.as_ref()).ok_or_else(missing), exec)
 }
 
 /// The flows of a daemon config, loaded and checked as the daemon would (connectors
@@ -126,91 +130,19 @@ async fn offline_flows(path: &Path) -> Result<(DaemonConfig, crate::loader::Setu
     }
 }
 
-#[derive(Args)]
-pub struct LogsArgs {
-    #[command(flatten)]
-    pub target: Target,
-    #[arg(long)]
-    pub flow: Option<String>,
-    #[arg(long)]
-    pub project: Option<String>,
-    #[arg(long, value_name = "VERSION")]
-    pub flow_version: Option<String>,
-    #[arg(long)]
-    pub environment: Option<String>,
-    #[arg(long, value_name = "JOB_ID")]
-    pub job: Option<JobId>,
-    #[arg(long)]
-    pub step: Option<String>,
-    #[arg(long)]
-    pub connector: Option<String>,
-    /// What was running: run (a step), accept (the trigger), or a host event name.
-    #[arg(long)]
-    pub action: Option<String>,
-    #[arg(long)]
-    pub category: Option<String>,
-    /// The lowest level shown: trace, debug, info, warn or error.
-    #[arg(long, value_parser = parse_level, conflicts_with = "levels")]
-    pub level: Option<Level>,
-    /// Exactly these levels, comma-separated.
-    #[arg(long, value_name = "L[,L...]", value_delimiter = ',', value_parser = parse_level)]
-    pub levels: Vec<Level>,
-    /// Only records whose message contains this text.
-    #[arg(long, value_name = "TEXT")]
-    pub contains: Option<String>,
-    #[command(flatten)]
-    pub time: TimeRange,
-    /// At most this many records: offline the oldest (default 1000); in client mode the
-    /// newest (default 100, at most 1000), printed oldest first.
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub limit: Option<u64>,
-    /// The records older than a page (its next-page hint); client mode.
-    #[arg(long, value_name = "CURSOR", value_parser = parse_log_cursor)]
-    pub cursor: Option<LogKey>,
-    /// Print new matching records as they are stored, until Ctrl-C or the daemon stops
-    /// (client mode).
-    #[arg(long, conflicts_with_all = ["from", "to", "preset", "limit", "cursor", "download"])]
-    pub follow: bool,
-    /// Write every matching record to FILE, oldest first, streamed; FILE appears only
-    /// once complete (client mode).
-    #[arg(long, value_name = "FILE", conflicts_with_all = ["limit", "cursor", "json"])]
-    pub download: Option<PathBuf>,
-    /// The format of --download.
-    #[arg(long, value_enum, default_value_t = super::remote::DownloadFormat::Ndjson, requires = "download")]
-    pub format: super::remote::DownloadFormat,
-    /// JSON: offline and with --follow one record per line, otherwise the API's answer.
-    #[arg(long)]
-    pub json: bool,
-}
-
-fn parse_log_cursor(s: &str) -> Result<LogKey, String> {
-    s.parse()
-}
-
-fn open(dir: &Path) -> Result<RedbStore, u8> {
-    if !dir.join("flowd.redb").is_file() {
-        eprintln!("error: --data-dir {}: no flowd database there", dir.display());
-        return Err(2);
-    }
-    RedbStore::open(dir, usize::MAX).map_err(|e| {
-        eprintln!("error: --data-dir: {e}");
-        2
-    })
-}
-
 pub async fn executions(cmd: ExecutionsCommand) -> u8 {
     match cmd {
         ExecutionsCommand::List(a) => match a.target.data_dir.clone() {
-            Some(dir) => list(&dir, a),
-            None => super::remote::list(a).await,
+            Some(dir) => list(&dir, a).await,
+            None => list_remote(a).await,
         },
         ExecutionsCommand::Show(a) => match a.target.data_dir.clone() {
             Some(dir) => show(&dir, a).await,
-            None => super::remote::show(a).await,
+            None => show_remote(a).await,
         },
         ExecutionsCommand::Resume(a) => match a.target.data_dir.clone() {
             Some(dir) => continue_execution(&dir, &a, None).await,
-            None => super::remote::resume(a).await,
+            None => resume_remote(a).await,
         },
         ExecutionsCommand::Retry(a) => match a.resume.target.data_dir.clone() {
             Some(dir) => {
@@ -221,7 +153,7 @@ pub async fn executions(cmd: ExecutionsCommand) -> u8 {
                 };
                 continue_execution(&dir, &a.resume, Some(from)).await
             }
-            None => super::remote::retry(a).await,
+            None => retry_remote(a).await,
         },
     }
 }
@@ -233,11 +165,11 @@ async fn continue_execution(dir: &Path, a: &ResumeArgs, retry: Option<RetryFrom>
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let store = match open(dir) {
-        Ok(s) => Arc::new(s),
+    let store = match super::source::open_store(dir) {
+        Ok(s) => s,
         Err(c) => return c,
     };
-    let exec = match store.execution(a.job_id) {
+    let exec = match store.execution(a.job_id).await {
         Ok(Some(e)) => e,
         Ok(None) => {
             eprintln!("error: no execution {} in {}", a.job_id, dir.display());
@@ -287,11 +219,11 @@ async fn continue_execution(dir: &Path, a: &ResumeArgs, retry: Option<RetryFrom>
     }
 }
 
-fn list(dir: &Path, a: ListArgs) -> u8 {
+async fn list(dir: &Path, a: ListArgs) -> u8 {
     if let Err(c) = client_only(a.time.preset.is_some(), "--preset") {
         return c;
     }
-    let store = match open(dir) {
+    let store = match super::source::open_store(dir) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -305,7 +237,7 @@ fn list(dir: &Path, a: ListArgs) -> u8 {
         before: a.cursor,
         limit: a.limit.map_or(50, |n| n as usize),
     };
-    let rows = match store.list(&q) {
+    let rows = match store.list(&q).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: {e}");
@@ -321,7 +253,7 @@ fn list(dir: &Path, a: ListArgs) -> u8 {
 }
 
 async fn show(dir: &Path, a: ShowArgs) -> u8 {
-    let store = match open(dir) {
+    let store = match super::source::open_store(dir) {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -333,7 +265,7 @@ async fn show(dir: &Path, a: ShowArgs) -> u8 {
         None => None,
     };
     let view = loaded.as_ref().map(|(p, f)| (*p, f));
-    let detail = crate::views::execution_detail(&store, a.job_id, |e| retry_view(view, e));
+    let detail = crate::detail::execution_detail(store.as_ref(), a.job_id, |e| Some(retry_view(view, e))).await;
     let detail = match detail {
         Ok(Some(d)) => d,
         Ok(None) => {
@@ -348,57 +280,146 @@ async fn show(dir: &Path, a: ShowArgs) -> u8 {
     if a.json {
         println!("{}", serde_json::to_string_pretty(&detail).expect("serializes"));
     } else {
-        print!("{}", super::render::execution_detail(&detail));
+        let shown = serde_json::to_value(&detail).expect("the detail serializes");
+        print!("{}", super::render::execution_detail(&shown));
     }
     0
 }
 
-pub async fn logs(a: LogsArgs) -> u8 {
-    let Some(dir) = a.target.data_dir.clone() else {
-        return super::remote::logs(a).await;
-    };
-    let refused = client_only(a.time.preset.is_some(), "--preset")
-        .and_then(|()| client_only(a.cursor.is_some(), "--cursor"))
-        .and_then(|()| client_only(a.follow, "--follow"))
-        .and_then(|()| client_only(a.download.is_some(), "--download"));
-    if let Err(c) = refused {
-        return c;
-    }
-    let store = match open(&dir) {
-        Ok(s) => s,
-        Err(c) => return c,
-    };
-    let q = LogQuery {
-        job_id: a.job,
-        project: a.project,
-        flow: a.flow,
-        flow_version: a.flow_version,
-        environment: a.environment,
-        step: a.step,
-        connector: a.connector,
-        action: a.action,
-        level: a.level,
-        levels: a.levels,
-        category: a.category,
-        contains: a.contains,
-        from: a.time.from,
-        to: a.time.to,
-        limit: a.limit.map_or(1000, |n| n as usize),
-        ..LogQuery::default()
-    };
-    let rows = match store.logs(&q) {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("error: {e}");
-            return 1;
-        }
-    };
-    for (_, l) in rows {
+async fn list_remote(a: ListArgs) -> u8 {
+    with_client(&a.target.remote, async |c| {
+        let mut q = Query::new();
+        q.opt("flow", a.flow.as_deref())
+            .opt("project", a.project.as_deref())
+            .list("status", a.status.iter().map(|s| s.as_str()))
+            .opt("trigger_kind", a.trigger_kind.as_deref())
+            .opt("limit", page_limit(a.limit)?)
+            .opt("cursor", a.cursor.map(|c| c.to_string()));
+        a.time.append(&mut q);
+        let (_, v) = c.json(Method::GET, &q.path("/v1/executions"), None).await?;
         if a.json {
-            println!("{}", serde_json::to_string(&l).expect("serializes"));
-        } else {
-            println!("{}", crate::views::log_line(&l));
+            print_json(&v);
+            return Ok(0);
         }
+        let rows: Vec<Execution> = decode(&c, &v, "executions")?;
+        print!("{}", super::render::executions_table(&rows));
+        if let Some(next) = v["next_cursor"].as_str() {
+            println!("more: add --cursor {next} for the next page");
+        }
+        Ok(0)
+    })
+    .await
+}
+
+async fn show_remote(a: ShowArgs) -> u8 {
+    with_client(&a.target.remote, async |c| {
+        let (_, v) = c
+            .json(Method::GET, &format!("/v1/executions/{}", a.job_id), None)
+            .await?;
+        if a.json {
+            print_json(&v);
+        } else {
+            print!("{}", super::render::execution_detail(&v));
+        }
+        Ok(0)
+    })
+    .await
+}
+
+/// A 409 of the retry and resume endpoints is a refusal: exit 3 with its code.
+pub(super) fn refused(what: &str, e: ClientError) -> Outcome {
+    match e {
+        ClientError::Api {
+            status: StatusCode::CONFLICT,
+            code,
+            message,
+            ..
+        } => {
+            eprintln!("error: {what} refused ({code}): {message}");
+            Ok(3)
+        }
+        e => Err(e.into()),
     }
-    0
+}
+
+async fn resume_remote(a: ResumeArgs) -> u8 {
+    with_client(&a.target.remote, async |c| {
+        let path = format!("/v1/executions/{}/resume", a.job_id);
+        let v = match c.json(Method::POST, &path, None).await {
+            Ok((_, v)) => v,
+            Err(e) => return refused("resume", e),
+        };
+        if a.json {
+            print_json(&v);
+        } else {
+            println!("resume accepted: {}", a.job_id);
+        }
+        Ok(0)
+    })
+    .await
+}
+
+async fn retry_remote(a: RetryArgs) -> u8 {
+    let job = a.resume.job_id;
+    with_client(&a.resume.target.remote, async |c| {
+        let from = if a.from_start { "start" } else { "failed_step" };
+        let path = format!("/v1/executions/{job}/retry?from={from}");
+        let v = match c.json(Method::POST, &path, None).await {
+            Ok((_, v)) => v,
+            Err(e) => return refused("retry", e),
+        };
+        let attempt: u32 = decode(&c, &v, "attempt")?;
+        if !a.wait {
+            if a.resume.json {
+                print_json(&v);
+            } else {
+                println!("retry accepted: attempt {attempt} of {job}");
+            }
+            return Ok(0);
+        }
+        if !a.resume.json {
+            println!("retry accepted: attempt {attempt} of {job}; waiting for it to end");
+        }
+        let row = wait_for(&c, job, attempt).await?;
+        if a.resume.json {
+            print_json(&row);
+        }
+        let e: Execution =
+            serde_json::from_value(row).map_err(|e| CommandError::local(format!("the execution row: {e}")))?;
+        if !a.resume.json {
+            println!(
+                "attempt {attempt} of {job}: {} ({} of {} steps executed{})",
+                e.status.as_str(),
+                e.steps_executed,
+                e.steps_total,
+                crate::detail::duration(&e).map_or(String::new(), |d| format!(", {d:.3}s"))
+            );
+            if e.status == ExecutionStatus::Paused {
+                println!("it is paused: `flowd executions resume {job}` resumes it now");
+            }
+        }
+        Ok(if e.status == ExecutionStatus::Success { 0 } else { 1 })
+    })
+    .await
+}
+
+/// Polls the list row of `job` until its attempt `attempt` has ended or paused (a pause
+/// may last until someone resumes it, so waiting ends there too).
+async fn wait_for(c: &Client, job: JobId, attempt: u32) -> Result<Value, CommandError> {
+    loop {
+        let (_, v) = c
+            .json(Method::GET, &format!("/v1/executions?job_id={job}"), None)
+            .await?;
+        let row = &v["executions"][0];
+        if row.is_null() {
+            return Err(CommandError::local(format!(
+                "execution {job} is no longer listed by the daemon"
+            )));
+        }
+        let this_attempt = row["attempt"].as_u64() == Some(u64::from(attempt));
+        if this_attempt && (row["finished_at"].is_string() || row["status"] == "paused") {
+            return Ok(row.clone());
+        }
+        tokio::time::sleep(POLL).await;
+    }
 }

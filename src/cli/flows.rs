@@ -4,8 +4,11 @@
 //! daemon's admin API ([`super::remote`]).
 
 use super::args::{Remote, Target, parse_flow_name};
-use crate::store::{RedbStore, Store, Write};
+use super::client::ClientError;
+use super::remote::{print_json, text, with_client};
+use crate::store::Write;
 use clap::{Args, Subcommand};
+use hyper::Method;
 use std::path::Path;
 
 #[derive(Subcommand)]
@@ -51,24 +54,21 @@ pub struct FlowArgs {
 
 pub async fn flows(cmd: FlowsCommand) -> u8 {
     let (args, active) = match cmd {
-        FlowsCommand::List(a) => return super::remote::flows_list(a).await,
-        FlowsCommand::Reload(a) => return super::remote::reload(a).await,
+        FlowsCommand::List(a) => return list_remote(a).await,
+        FlowsCommand::Reload(a) => return reload(a).await,
         FlowsCommand::Activate(a) => (a, true),
         FlowsCommand::Deactivate(a) => (a, false),
     };
     match args.target.data_dir.clone() {
         Some(dir) => set_active(&dir, &args.flow, active).await,
-        None => super::remote::set_active(args, active).await,
+        None => set_active_remote(args, active).await,
     }
 }
 
 async fn set_active(dir: &Path, flow: &str, active: bool) -> u8 {
-    let store = match RedbStore::open(dir, usize::MAX) {
+    let store = match super::source::create_store(dir) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("error: --data-dir: {e}");
-            return 2;
-        }
+        Err(code) => return code,
     };
     let write = Write::FlowActive {
         flow: flow.to_string(),
@@ -84,4 +84,83 @@ async fn set_active(dir: &Path, flow: &str, active: bool) -> u8 {
             1
         }
     }
+}
+
+async fn list_remote(a: ListArgs) -> u8 {
+    with_client(&a.remote, async |c| {
+        let (_, v) = c.json(Method::GET, "/v1/flows", None).await?;
+        if a.json {
+            print_json(&v);
+            return Ok(0);
+        }
+        println!(
+            "{:<24}  {:<16}  {:<8}  {:<8}  {:>5}  version",
+            "flow", "project", "trigger", "state", "steps"
+        );
+        for f in v["flows"].as_array().into_iter().flatten() {
+            println!(
+                "{:<24}  {:<16}  {:<8}  {:<8}  {:>5}  {}",
+                text(f, "name"),
+                text(f, "project"),
+                text(f, "trigger_kind"),
+                if f["active"] == true { "active" } else { "inactive" },
+                f["steps"].to_string(),
+                text(f, "version"),
+            );
+        }
+        Ok(0)
+    })
+    .await
+}
+
+async fn set_active_remote(a: FlowArgs, active: bool) -> u8 {
+    with_client(&a.target.remote, async |c| {
+        let action = if active { "activate" } else { "deactivate" };
+        let (_, v) = c
+            .json(Method::POST, &format!("/v1/flows/{}/{action}", a.flow), None)
+            .await?;
+        if a.json {
+            print_json(&v);
+        } else {
+            println!("flow {} is {}", a.flow, if active { "active" } else { "inactive" });
+        }
+        Ok(0)
+    })
+    .await
+}
+
+async fn reload(a: ReloadArgs) -> u8 {
+    with_client(&a.remote, async |c| {
+        match c.json(Method::POST, "/v1/reload", None).await {
+            Ok((_, v)) => {
+                if a.json {
+                    print_json(&v);
+                } else {
+                    println!("reloaded: {} flows", v["flows"]);
+                }
+                Ok(0)
+            }
+            Err(ClientError::Api { code, body, .. }) if code == "invalid_config" => {
+                if a.json {
+                    print_json(&body);
+                }
+                let errors = body["error"]["errors"].as_array().cloned().unwrap_or_default();
+                for e in &errors {
+                    match e["location"].as_str() {
+                        Some(at) => eprintln!("error: {at}: {}", text(e, "message")),
+                        None => eprintln!("error: {}", text(e, "message")),
+                    }
+                }
+                eprintln!(
+                    "{} error{}: {}",
+                    errors.len(),
+                    if errors.len() == 1 { "" } else { "s" },
+                    text(&body["error"], "message")
+                );
+                Ok(1)
+            }
+            Err(e) => Err(e.into()),
+        }
+    })
+    .await
 }

@@ -6,19 +6,24 @@
 //! alike), or the daemon could not be reached; [`EXIT_REFUSED`] 3 a retry or resume was
 //! refused.
 //!
-//! `executions`, `logs` and `flows activate|deactivate` work in two modes: with
-//! `--data-dir` on a data directory directly ([`executions`], [`flows`]), without it as a
-//! client of the daemon's admin API ([`remote`] over [`client`]).
+//! One module per command (`run`, `serve`, `validate`, `check`, `executions`, `logs`,
+//! `flows`, `schedules`), each with its arguments and its body. `executions`, `logs` and
+//! `flows activate|deactivate` read either a data directory (`--data-dir`, opened by
+//! [`source`]) or the daemon's admin API (the [`client`], with what client-mode commands
+//! share in [`remote`]); the choice is made once, at the top of the command.
 
 mod args;
 mod check;
 mod client;
 mod executions;
 mod flows;
+mod logs;
 mod remote;
 mod render;
 mod run;
+mod schedules;
 mod serve;
+mod source;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -62,12 +67,12 @@ enum Command {
     },
     /// Recorded log records: from the daemon's admin API (the newest page, printed oldest
     /// first; --follow, --download), or with --data-dir from a data directory (oldest first).
-    Logs(Box<executions::LogsArgs>),
+    Logs(Box<logs::LogsArgs>),
     /// The daemon's scheduled tasks: next fire times, scheduled executions, enable,
     /// disable, run now (admin API).
     Schedules {
         #[command(subcommand)]
-        command: remote::SchedulesCommand,
+        command: schedules::SchedulesCommand,
     },
 }
 
@@ -147,9 +152,9 @@ pub fn main() -> ExitCode {
             } => check::check(args).await,
             Command::Validate(args) => validate::validate(args).await,
             Command::Executions { command } => executions::executions(command).await,
-            Command::Logs(args) => executions::logs(*args).await,
+            Command::Logs(args) => logs::logs(*args).await,
             Command::Flows { command } => flows::flows(command).await,
-            Command::Schedules { command } => remote::schedules(command).await,
+            Command::Schedules { command } => schedules::schedules(command).await,
         }
     });
     ExitCode::from(code)

@@ -2,9 +2,9 @@
 //! per step with status, duration, fuel, output and log lines), the execution list, and
 //! a recorded execution's detail.
 
+use crate::detail::one_line;
 use crate::engine::{Call, ExecutionReport, ExecutionStatus, StepStatus};
 use crate::store::Execution;
-use crate::views::one_line;
 use serde_json::Value;
 use std::fmt::Write;
 use std::time::Duration;
@@ -125,7 +125,7 @@ pub fn executions_table(rows: &[Execution]) -> String {
             e.job_id.to_string(),
             e.flow,
             e.status.as_str(),
-            crate::views::duration(e).map_or("-".into(), |d| format!("{d:.3}s")),
+            crate::detail::duration(e).map_or("-".into(), |d| format!("{d:.3}s")),
             format!("{}/{}", e.steps_executed, e.steps_total),
             e.attempt,
             crate::time_format::rfc3339(e.created_at),
@@ -134,7 +134,7 @@ pub fn executions_table(rows: &[Execution]) -> String {
     o
 }
 
-/// A recorded execution's detail ([`crate::views::execution_detail`], read from a data
+/// A recorded execution's detail ([`crate::detail::execution_detail`], read from a data
 /// directory or answered by the admin API): its header, whether a retry is possible,
 /// and each attempt's steps.
 pub fn execution_detail(detail: &Value) -> String {

@@ -4,7 +4,7 @@ use super::EXIT_CONFIG;
 use crate::config::{ConfigError, ConfigErrors, ConnectorConfig, ConnectorSource, Flow, Grants};
 use crate::engine::{ExecutionReport, ExecutionStatus, Executor, StepInput, local_event};
 use crate::loader;
-use crate::store::{RedbStore, Store, retention};
+use crate::store::retention;
 use clap::Args;
 use serde_json::Value;
 use std::io::Read;
@@ -111,9 +111,12 @@ pub async fn run(args: RunArgs) -> u8 {
     }
     let mut pruning = None;
     if let Some(dir) = &args.data_dir {
-        match RedbStore::open(dir, config.limits.max_payload as usize) {
+        let store_config = crate::store::StoreConfig {
+            dir: dir.clone(),
+            max_payload: config.limits.max_payload as usize,
+        };
+        match crate::store::open(&store_config) {
             Ok(store) => {
-                let store: Arc<dyn Store> = Arc::new(store);
                 // One retention pass alongside the run; the daemon prunes continuously.
                 let cutoff = std::time::SystemTime::now() - config.retention;
                 let s = store.clone();
@@ -198,7 +201,7 @@ fn report_json(report: &ExecutionReport) -> Value {
 /// Continues every unfinished execution of `flow` in the store, printing each outcome.
 pub(super) async fn recover(executor: &Arc<Executor>, flow: &Arc<Flow>) -> Result<(), u8> {
     let Some(store) = executor.store() else { return Ok(()) };
-    let unfinished = store.unfinished().map_err(|e| {
+    let unfinished = store.unfinished().await.map_err(|e| {
         eprintln!("error: reading unfinished executions: {e}");
         1
     })?;

@@ -16,6 +16,12 @@ use std::time::Duration;
 use toml::Spanned;
 
 /// The bundled connectors, available by these names.
+/// The longest a webhook may be held open for its `respond` step (the server default
+/// and each flow's own).
+pub const MAX_RESPOND_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
+/// The shortest timeout of anything (a step, a flow, a webhook's respond, a wait).
+pub(crate) const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+
 pub const BUNDLED: &[&str] = &["log", "transform", "reshape", "http"];
 
 /// Bundled connectors that cannot run without a grant, so the built-in config leaves
@@ -269,11 +275,7 @@ fn resolve_server(
     if let Some(b) = t.bytes("max_body", 1..=MAX_BODY, errors) {
         s.max_body = b.into_inner();
     }
-    if let Some(r) = t.duration(
-        "respond_timeout",
-        super::flow::MIN_TIMEOUT..=super::flow::MAX_RESPOND_TIMEOUT,
-        errors,
-    ) {
+    if let Some(r) = t.duration("respond_timeout", MIN_TIMEOUT..=MAX_RESPOND_TIMEOUT, errors) {
         s.respond_timeout = r.into_inner();
     }
     if let Some(g) = t.duration("shutdown_grace", Duration::ZERO..=MAX_GRACE, errors) {

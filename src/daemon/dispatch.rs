@@ -60,13 +60,15 @@ enum Stop {
     Panic(String),
 }
 
+crate::store_errors_into!(Stop);
+
 impl Stop {
     /// Whether the execution is ended `failed` for it. A store that closed (shutdown)
     /// leaves it to the next start; a resume that found it no longer paused, or gone,
     /// has nothing to end.
     fn ends_it(&self) -> bool {
         match self {
-            Stop::Store(StoreError::Closed) | Stop::Continue(ContinueError::Store(StoreError::Closed)) => false,
+            Stop::Store(e) | Stop::Continue(ContinueError::Store(e)) if e.is_closed() => false,
             Stop::Store(_) | Stop::Panic(_) | Stop::Continue(ContinueError::Store(_)) => true,
             Stop::Continue(_) => false,
         }

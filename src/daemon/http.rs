@@ -7,6 +7,7 @@
 //! path is counted by outcome for `/metrics`.
 
 use super::Shared;
+use super::respond::{Body, error, json};
 use crate::config::{BodyKind, Flow, Signature, TriggerKind};
 use crate::engine::Admission;
 use crate::plugin::TriggerEvent;
@@ -17,20 +18,6 @@ use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTE
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
-
-pub type Body = Full<Bytes>;
-
-pub fn json_response(status: StatusCode, value: &Value) -> Response<Body> {
-    let mut r = Response::new(Full::new(Bytes::from(value.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
-}
-
-pub fn error(status: StatusCode, code: &str, message: impl Into<String>) -> Response<Body> {
-    json_response(status, &json!({ "error": { "code": code, "message": message.into() } }))
-}
 
 /// Answers one webhook request, counting its outcome per flow (`/metrics`).
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
@@ -148,7 +135,7 @@ async fn handle_flow(shared: &Shared, flow: Arc<Flow>, req: Request<Incoming>) -
         };
         return (
             "invalid_json",
-            json_response(
+            json(
                 StatusCode::BAD_REQUEST,
                 &json!({ "error": { "code": "invalid_json", "message": message, "line": e.line(), "column": e.column() } }),
             ),
@@ -230,7 +217,7 @@ async fn accept(
             let why = r.trigger.note.unwrap_or_else(|| "the trigger failed".into());
             return (
                 "trigger_failed",
-                json_response(
+                json(
                     StatusCode::UNPROCESSABLE_ENTITY,
                     &json!({ "error": { "code": "trigger_failed", "message": why }, "job_id": r.job_id }),
                 ),
@@ -241,21 +228,18 @@ async fn accept(
     let job = accepted.job_id.to_string();
     if !flow.has_respond_step() {
         shared.dispatcher.submit(reservation, *accepted);
-        return (
-            "accepted",
-            json_response(StatusCode::ACCEPTED, &json!({ "job_id": job })),
-        );
+        return ("accepted", json(StatusCode::ACCEPTED, &json!({ "job_id": job })));
     }
     let (tx, rx) = tokio::sync::oneshot::channel();
     accepted.respond_to(tx);
     shared.dispatcher.submit(reservation, *accepted);
     let r = match tokio::time::timeout(respond_timeout, rx).await {
         Ok(Ok(out)) => respond(&out, &job),
-        Ok(Err(_)) => json_response(
+        Ok(Err(_)) => json(
             StatusCode::BAD_GATEWAY,
             &json!({ "error": { "code": "no_response", "message": "the execution ended before its respond step ran" }, "job_id": job }),
         ),
-        Err(_) => json_response(
+        Err(_) => json(
             StatusCode::GATEWAY_TIMEOUT,
             &json!({ "error": { "code": "respond_timeout", "message": format!("no response within {}", crate::config::units::format_duration(respond_timeout)) }, "job_id": job }),
         ),
@@ -278,12 +262,12 @@ fn dropped(status: u16, r: &crate::engine::ExecutionReport) -> Response<Body> {
         return resp;
     }
     if status.is_success() {
-        json_response(
+        json(
             status,
             &json!({ "dropped": true, "reason": reason, "job_id": r.job_id }),
         )
     } else {
-        json_response(
+        json(
             status,
             &json!({ "error": { "code": "event_dropped", "message": format!("the event was dropped: {reason}") }, "job_id": r.job_id }),
         )

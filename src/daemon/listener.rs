@@ -208,7 +208,7 @@ pub fn error_response(status: hyper::StatusCode, code: &str, message: &str) -> R
 }
 
 fn error_json(code: &str, message: &str) -> String {
-    serde_json::json!({ "error": { "code": code, "message": message } }).to_string()
+    super::respond::error_text(code, message)
 }
 
 /// What a connection's reader, writer and service share.

@@ -6,20 +6,22 @@
 use crate::sync::{Lock as _, Shared as _};
 pub mod admin;
 mod body;
+mod control;
 mod dispatch;
 mod http;
 pub mod listener;
+mod respond;
 mod scheduler;
 
+pub use control::{ContinueRequestError, RunError};
 pub use dispatch::{Dispatcher, Done, FlowLoad, Load};
 
-use crate::config::{ConfigErrors, DaemonConfig, Flow, TriggerKind};
-use crate::engine::{Admission, Executor};
+use crate::config::{ConfigErrors, DaemonConfig, TriggerKind};
+use crate::engine::Executor;
 use crate::loader::{self, Purpose, Setup};
-use crate::plugin::{Registry, TriggerEvent};
-use crate::store::{JobId, RedbStore, Store, StoreError, Write};
+use crate::plugin::Registry;
+use crate::store::Store;
 use anyhow::{Context as _, anyhow};
-use serde_json::Value;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, RwLock};
@@ -43,67 +45,12 @@ pub struct Shared {
     pub stopping: CancellationToken,
     pub metrics: Arc<crate::metrics::Metrics>,
     pauses: Arc<crate::engine::Pauses>,
-    /// Jobs whose retry or resume is being accepted right now.
-    claims: Mutex<std::collections::HashSet<JobId>>,
+    /// Who this daemon is in the store's claims (unique per start).
+    owner: String,
     /// One task per schedule flow; replaced on reload.
     schedules: Mutex<Vec<JoinHandle<()>>>,
     /// Reloads (SIGHUP, the API) run one at a time.
     reloading: tokio::sync::Mutex<()>,
-}
-
-/// Why a retry or resume request was not accepted.
-#[derive(Debug, thiserror::Error)]
-pub enum ContinueRequestError {
-    #[error("no execution {0}")]
-    NotFound(JobId),
-    #[error(
-        "execution {job} belongs to flow \"{flow}\", which the daemon no longer loads; start a new execution of a loaded flow instead"
-    )]
-    FlowGone { job: JobId, flow: String },
-    #[error("flow \"{0}\" is inactive; activate it first (POST /v1/flows/{0}/activate)")]
-    Inactive(String),
-    #[error("another retry or resume of execution {0} is being accepted; look at its status and try again")]
-    Busy(JobId),
-    #[error(transparent)]
-    Continue(#[from] crate::engine::ContinueError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
-
-/// Holds a job while its retry or resume is accepted, so two requests cannot both pass
-/// the checks before either is stored.
-struct Claim<'a> {
-    shared: &'a Shared,
-    job: JobId,
-}
-
-impl Drop for Claim<'_> {
-    fn drop(&mut self) {
-        self.shared.claims.locked().remove(&self.job);
-    }
-}
-
-/// Why a manual run did not start.
-#[derive(Debug, thiserror::Error)]
-pub enum RunError {
-    #[error("no flow named \"{0}\"")]
-    UnknownFlow(String),
-    #[error("flow \"{0}\" is inactive")]
-    Inactive(String),
-    #[error("flow \"{0}\" has no schedule trigger")]
-    NotScheduled(String),
-    #[error("flow \"{flow}\" has no manual trigger; {how} instead")]
-    NotManual { flow: String, how: String },
-    #[error("flow \"{flow}\" has a full queue; try again in {retry_after}s")]
-    QueueFull { flow: String, retry_after: u64 },
-    #[error("the trigger connector dropped the event: {0}")]
-    Dropped(String),
-    #[error("{0}; nothing was recorded")]
-    TooLarge(String),
-    #[error("the trigger failed (execution {0} is recorded as failed)")]
-    TriggerFailed(String),
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 impl Shared {
@@ -113,164 +60,6 @@ impl Shared {
 
     pub fn is_active(&self, flow: &str) -> bool {
         !self.inactive.read_now().contains(flow)
-    }
-
-    /// Activates or deactivates a flow; the choice is stored and survives restarts.
-    pub async fn set_active(&self, flow: &str, active: bool) -> Result<(), RunError> {
-        if !self.flows().by_name.contains_key(flow) {
-            return Err(RunError::UnknownFlow(flow.to_string()));
-        }
-        self.store
-            .write(vec![Write::FlowActive {
-                flow: flow.to_string(),
-                active,
-            }])
-            .await?;
-        let mut inactive = self.inactive.write_now();
-        if active {
-            inactive.remove(flow);
-        } else {
-            inactive.insert(flow.to_string());
-        }
-        Ok(())
-    }
-
-    /// Starts an execution of `flow` now with `body` as a manual event (the API's
-    /// `POST /flows/{flow}/run`); the job id once it is stored.
-    pub async fn run_now(&self, flow: &str, body: Value) -> Result<JobId, RunError> {
-        self.start_now(flow, |f| match &f.trigger.kind {
-            TriggerKind::Manual => Ok(TriggerEvent::Manual(body)),
-            // Its steps read an HTTP request or a fire time, not a manual body.
-            other => Err(RunError::NotManual {
-                flow: f.name.clone(),
-                how: match other {
-                    TriggerKind::Http { path, method, .. } => format!("send {method} {path} to the trigger listener"),
-                    _ => format!("fire it with POST /v1/schedules/{}/run", f.name),
-                },
-            }),
-        })
-        .await
-    }
-
-    /// Fires a schedule flow now, as its schedule would (a scheduled task's "run now");
-    /// it is not a fire time of the schedule, so catch-up does not count it.
-    pub async fn fire_now(&self, flow: &str) -> Result<JobId, RunError> {
-        self.start_now(flow, |f| match f.trigger.kind {
-            TriggerKind::Schedule { .. } => Ok(TriggerEvent::schedule(std::time::SystemTime::now())),
-            _ => Err(RunError::NotScheduled(f.name.clone())),
-        })
-        .await
-    }
-
-    async fn start_now(
-        &self,
-        flow: &str,
-        event: impl FnOnce(&Flow) -> Result<TriggerEvent, RunError>,
-    ) -> Result<JobId, RunError> {
-        let flow = self
-            .flows()
-            .by_name
-            .get(flow)
-            .cloned()
-            .ok_or_else(|| RunError::UnknownFlow(flow.to_string()))?;
-        let event = event(&flow)?;
-        if !self.is_active(&flow.name) {
-            return Err(RunError::Inactive(flow.name.clone()));
-        }
-        let reservation = self
-            .dispatcher
-            .reserve(&flow)
-            .map_err(|retry_after| RunError::QueueFull {
-                flow: flow.name.clone(),
-                retry_after,
-            })?;
-        match self.dispatcher.executor().admit(&flow, event).await? {
-            Admission::Accepted(a) => {
-                let job = a.job_id;
-                self.dispatcher.submit(reservation, *a);
-                Ok(job)
-            }
-            Admission::Dropped(r) => Err(RunError::Dropped(r.trigger.note.unwrap_or_default())),
-            Admission::TooLarge(r) => Err(RunError::TooLarge(r.trigger.note.unwrap_or_default())),
-            Admission::Failed(r) => Err(RunError::TriggerFailed(r.job_id)),
-        }
-    }
-
-    /// The stored execution `job` and its flow as loaded now, held for a retry or resume.
-    fn claim(&self, job: JobId) -> Result<(Claim<'_>, Arc<Flow>), ContinueRequestError> {
-        let exec = self.store.execution(job)?.ok_or(ContinueRequestError::NotFound(job))?;
-        let flow = self
-            .flows()
-            .by_name
-            .get(&exec.flow)
-            .cloned()
-            .ok_or_else(|| ContinueRequestError::FlowGone {
-                job,
-                flow: exec.flow.clone(),
-            })?;
-        if !self.is_active(&flow.name) {
-            return Err(ContinueRequestError::Inactive(flow.name.clone()));
-        }
-        if !self.claims.locked().insert(job) {
-            return Err(ContinueRequestError::Busy(job));
-        }
-        Ok((Claim { shared: self, job }, flow))
-    }
-
-    /// Accepts a manual retry of `job` (stored as a new attempt before this returns) and
-    /// hands it to the dispatcher; the attempt's number.
-    pub async fn retry(&self, job: JobId, from: crate::engine::RetryFrom) -> Result<u32, ContinueRequestError> {
-        let (_claim, flow) = self.claim(job)?;
-        let attempt = self.dispatcher.executor().accept_retry(&flow, job, from).await?;
-        self.dispatcher.recover(flow, job);
-        Ok(attempt)
-    }
-
-    /// Resumes `job`: a pause until resumed ends durably, then the dispatcher runs the
-    /// rest; a timed pause is woken, and the task waiting it out goes on.
-    pub async fn resume(&self, job: JobId) -> Result<(), ContinueRequestError> {
-        let (_claim, flow) = self.claim(job)?;
-        if self.dispatcher.executor().accept_resume(&flow, job).await? == crate::engine::Resumed::Stored {
-            self.dispatcher.recover(flow, job);
-        }
-        Ok(())
-    }
-
-    /// Reloads connectors and flows from the config file the daemon started with, all or
-    /// nothing: on any error the running ones stay and every error is returned. Server
-    /// settings need a restart. The number of flows loaded.
-    pub async fn reload(self: &Arc<Self>) -> anyhow::Result<Result<usize, ConfigErrors>> {
-        let Some(path) = self.config.source.clone() else {
-            return Err(anyhow!(
-                "the daemon runs on the built-in config: there is no file to reload"
-            ));
-        };
-        let _one = self.reloading.lock().await;
-        let config = match DaemonConfig::load(&path) {
-            Ok(c) => c,
-            Err(e) => return Ok(Err(e)),
-        };
-        let Setup { registry, flows } = match loader::load(&config, &[], Purpose::Serve).await {
-            Ok(setup) => setup,
-            Err(failed) => return Ok(Err(failed.errors)),
-        };
-        if config.server != self.config.server {
-            tracing::warn!("[server] settings changed: they apply at the next start");
-        }
-        let executor = Arc::new(self.executor_for(registry, &config));
-        let n = flows.by_name.len();
-        self.dispatcher.set_executor(executor);
-        *self.flows.write_now() = Arc::new(flows);
-        let mut schedules = self.schedules.locked();
-        for s in schedules.drain(..) {
-            s.abort();
-        }
-        *schedules = spawn_schedules(self);
-        Ok(Ok(n))
-    }
-
-    fn executor_for(&self, registry: Registry, config: &DaemonConfig) -> Executor {
-        daemon_executor(registry, config, &self.store, &self.metrics, &self.pauses)
     }
 
     /// The next `n` fire times of a schedule flow (none for other flows).
@@ -319,11 +108,16 @@ impl Daemon {
 
     /// Starts on a setup loaded from `config` (see [`loader::load`]).
     pub async fn start_with(config: DaemonConfig, setup: Setup) -> anyhow::Result<Daemon> {
+        let store =
+            crate::store::open(&crate::store::StoreConfig::of(&config)).context("opening the data directory")?;
+        Self::start_on(config, setup, store).await
+    }
+
+    /// Starts on a setup and a store opened by the caller (which may keep its own handle
+    /// on the backend, e.g. for its figures).
+    pub async fn start_on(config: DaemonConfig, setup: Setup, store: Arc<dyn Store>) -> anyhow::Result<Daemon> {
         let Setup { registry, flows } = setup;
-        let store = RedbStore::open(&config.server.data_dir, config.limits.max_payload as usize)
-            .context("opening the data directory")?;
-        let store: Arc<dyn Store> = Arc::new(store);
-        let inactive = store.inactive_flows()?;
+        let inactive = store.inactive_flows().await?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let pauses = Arc::new(crate::engine::Pauses::default());
         let executor = Arc::new(daemon_executor(registry, &config, &store, &metrics, &pauses));
@@ -346,11 +140,11 @@ impl Daemon {
             stopping,
             metrics,
             pauses,
-            claims: Mutex::default(),
+            owner: format!("flowd-{}", uuid::Uuid::now_v7()),
             schedules: Mutex::default(),
             reloading: tokio::sync::Mutex::new(()),
         });
-        recover(&shared)?;
+        recover(&shared).await?;
         *shared.schedules.locked() = spawn_schedules(&shared);
         let retention =
             crate::store::retention::spawn(store, shared.config.retention, std::time::Duration::from_secs(3600));
@@ -364,11 +158,6 @@ impl Daemon {
             admin_accept,
             retention,
         })
-    }
-
-    /// The store's group-commit counters.
-    pub fn store_stats(&self) -> crate::store::WriterStats {
-        self.shared.store.stats()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -449,10 +238,10 @@ where
 
 /// Hands every unfinished execution of a known flow back to the dispatcher, saying in
 /// the log what it found and what becomes of it.
-fn recover(shared: &Shared) -> anyhow::Result<()> {
+async fn recover(shared: &Shared) -> anyhow::Result<()> {
     use crate::engine::ExecutionStatus as S;
     let flows = shared.flows();
-    let unfinished = shared.store.unfinished()?;
+    let unfinished = shared.store.unfinished().await?;
     let count = |s: S| unfinished.iter().filter(|e| e.status == s).count();
     let (pending, queued, running, paused) = (count(S::Pending), count(S::Queued), count(S::Running), count(S::Paused));
     let until_resumed = unfinished

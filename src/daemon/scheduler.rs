@@ -36,7 +36,7 @@ async fn run(shared: &Shared, flow: &Arc<Flow>) -> anyhow::Result<()> {
         .expect("the daemon always has a store");
     let mut runs: Vec<Done> = Vec::new();
     let now = SystemTime::now();
-    let mut last = match store.last_fire(&flow.name)? {
+    let mut last = match store.last_fire(&flow.name).await? {
         Some(last) => {
             for t in schedule.missed(last, now) {
                 tracing::info!(flow = %flow.name, at = %crate::time_format::rfc3339(t), "catching up a fire time missed while flowd was down");

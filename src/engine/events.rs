@@ -9,6 +9,10 @@
 //! cannot carry on is `error`.
 
 use super::report::{ExecutionReport, StepReport};
+
+/// The note on a step the flow's timeout interrupted: recovery reads it to know the
+/// execution was rejected.
+pub(super) const FLOW_TIMEOUT_NOTE: &str = "interrupted by the flow's timeout";
 use crate::config::units::format_duration;
 use crate::plugin::{Failure, Level, LogRecord};
 use crate::status::StepStatus;
@@ -63,10 +67,7 @@ pub(super) fn step_retry(step: &str, try_no: u32, attempts: u32, f: &Failure, wa
 /// The record of a `rejected` execution, saying why, with the step the flow's timeout
 /// interrupted (if it did).
 pub(super) fn execution_rejected(r: &ExecutionReport) -> (Option<&str>, LogRecord) {
-    let interrupted = r
-        .steps
-        .iter()
-        .find(|s| s.note.as_deref() == Some(super::executor::FLOW_TIMEOUT_NOTE));
+    let interrupted = r.steps.iter().find(|s| s.note.as_deref() == Some(FLOW_TIMEOUT_NOTE));
     let why = match interrupted {
         Some(s) => format!(
             "step \"{}\" {}",

@@ -2,7 +2,8 @@
 //! transition recorded in a [`crate::store::Store`] it is given before it is acted upon.
 //! It serves no HTTP and knows nothing of how executions are stored.
 //!
-//! - `executor`: what executions share, and how an event is accepted.
+//! - `executor`: what executions share.
+//! - `accept`: how an event becomes an execution, stored before it runs.
 //! - `trigger`: the payload an event starts a flow with (`http_document`: an HTTP
 //!   request's; `redact`: credentials taken out).
 //! - `run`: one run of an execution, step after step, through pauses.
@@ -13,6 +14,7 @@
 //! - `report`: what one execution did, as the CLI prints it.
 //! - `observer`, `pauses`: who watches, and the timed pauses waited out here.
 
+mod accept;
 mod events;
 mod executor;
 pub mod http_document;
@@ -27,7 +29,8 @@ mod step;
 mod trigger;
 
 pub use crate::status::{ConnectorUse, ExecutionStatus, StepStatus};
-pub use executor::{Accepted, Admission, Executor};
+pub use accept::{Accepted, Admission};
+pub use executor::Executor;
 pub use observer::Observer;
 pub use pauses::Pauses;
 pub use redact::REDACTED;

@@ -74,7 +74,7 @@ impl Recorder {
         let Some(store) = &self.store else { return Ok(()) };
         let mut all = std::mem::take(&mut *self.deferred.locked());
         merge(&mut all, writes);
-        store.write(all).await
+        Ok(store.write(all).await?)
     }
 
     fn defer(&self, writes: Vec<Write>) {

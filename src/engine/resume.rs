@@ -8,7 +8,8 @@
 use super::executor::Executor;
 use super::record::Recorder;
 use super::report::{Call, ExecutionReport, StepReport, TriggerReport};
-use super::run::{Run, Sources, fresh_steps};
+use super::run::{Run, fresh_steps};
+use super::step::Sources;
 use crate::config::{Action, Flow};
 use crate::plugin::{ErrorKind, Failure};
 use crate::status::{ExecutionStatus, StepStatus};
@@ -92,6 +93,8 @@ pub enum ContinueError {
     Store(#[from] StoreError),
 }
 
+crate::store_errors_into!(ContinueError);
+
 /// Whether `exec` may be retried now under `flow`, and if not, why.
 pub fn retry_refusal(flow: &Flow, exec: &Execution) -> Option<RetryRefusal> {
     if !matches!(
@@ -159,9 +162,9 @@ fn is_final(s: StepStatus) -> bool {
 }
 
 impl Executor {
-    fn stored(&self, flow: &Flow, job: JobId) -> Result<Execution, ContinueError> {
+    async fn stored(&self, flow: &Flow, job: JobId) -> Result<Execution, ContinueError> {
         let store = self.store.as_ref().ok_or(ContinueError::NoStore)?;
-        let exec = store.execution(job)?.ok_or(ContinueError::NotFound(job))?;
+        let exec = store.execution(job).await?.ok_or(ContinueError::NotFound(job))?;
         if exec.flow != flow.name {
             return Err(ContinueError::WrongFlow {
                 job,
@@ -173,10 +176,11 @@ impl Executor {
     }
 
     /// A recorder that goes on writing the execution's current attempt.
-    fn recorder(&self, flow: &Flow, exec: &Execution) -> Result<Recorder, StoreError> {
-        let store = self.store.as_ref().ok_or(StoreError::Closed)?;
+    async fn recorder(&self, flow: &Flow, exec: &Execution) -> Result<Recorder, StoreError> {
+        let store = self.store.as_ref().ok_or(crate::store::ReadError::Closed)?;
         let from_step = store
-            .attempts(exec.job_id)?
+            .attempts(exec.job_id)
+            .await?
             .into_iter()
             .find(|a| a.attempt == exec.attempt)
             .map_or(0, |a| a.from_step);
@@ -235,13 +239,17 @@ impl Executor {
     }
 
     /// The report and step data of the execution's current attempt, from the store.
-    fn load(&self, flow: &Flow, exec: &Execution) -> Result<(ExecutionReport, Sources), StoreError> {
-        let store = self.store.as_ref().ok_or(StoreError::Closed)?;
-        let trigger = store.payload(PayloadKey::trigger(exec.job_id))?.unwrap_or(Value::Null);
+    async fn load(&self, flow: &Flow, exec: &Execution) -> Result<(ExecutionReport, Sources), StoreError> {
+        let store = self.store.as_ref().ok_or(crate::store::ReadError::Closed)?;
+        let trigger = store
+            .payload(PayloadKey::trigger(exec.job_id))
+            .await?
+            .unwrap_or(Value::Null);
         let mut report = self.bare(flow, exec, Some(trigger.clone()));
         let mut data = Sources::new(trigger);
         for row in store
-            .steps(exec.job_id)?
+            .steps(exec.job_id)
+            .await?
             .into_iter()
             .filter(|r| r.attempt == exec.attempt)
         {
@@ -280,7 +288,7 @@ impl Executor {
                     step: row.index,
                     kind: PayloadKind::Output,
                 };
-                if let Some(out) = store.payload(key)? {
+                if let Some(out) = store.payload(key).await? {
                     if matches!(flow.steps[i].action, Action::Respond { .. }) {
                         report.response = Some(out.clone());
                     }
@@ -294,7 +302,7 @@ impl Executor {
 
     /// Resumes a paused execution now (the paused step succeeds) and runs it on.
     pub async fn resume(&self, flow: &Flow, job: JobId) -> Result<ExecutionReport, ContinueError> {
-        let exec = self.stored(flow, job)?;
+        let exec = self.stored(flow, job).await?;
         if exec.status != ExecutionStatus::Paused {
             return Err(ContinueError::NotPaused(job, exec.status));
         }
@@ -305,8 +313,8 @@ impl Executor {
     /// Ends the pause of `exec` (paused) durably: the paused step succeeds and the
     /// execution is `running`. What to drive on with, and the paused step's index.
     async fn end_pause<'a>(&'a self, flow: &'a Flow, exec: &Execution) -> Result<(Run<'a>, usize), ContinueError> {
-        let (report, data) = self.load(flow, exec)?;
-        let recorder = self.recorder(flow, exec)?;
+        let (report, data) = self.load(flow, exec).await?;
+        let recorder = self.recorder(flow, exec).await?;
         let paused = paused_step(&report);
         let mut run = self.run_of(flow, report, data, recorder);
         run.unpause(paused).await?;
@@ -317,9 +325,9 @@ impl Executor {
     /// pending and queued ones start, running ones go on at the first step without a
     /// stored result, paused ones wait for their due time (or stay paused until resumed).
     pub async fn recover(&self, flow: &Flow, job: JobId) -> Result<ExecutionReport, ContinueError> {
-        let exec = self.stored(flow, job)?;
-        let (mut report, data) = self.load(flow, &exec)?;
-        let recorder = self.recorder(flow, &exec)?;
+        let exec = self.stored(flow, job).await?;
+        let (mut report, data) = self.load(flow, &exec).await?;
+        let recorder = self.recorder(flow, &exec).await?;
         match exec.status {
             s if s.is_final() => Ok(report),
             ExecutionStatus::Paused => {
@@ -407,13 +415,13 @@ impl Executor {
     /// Ends an execution that waited too long to start (`queued` past the throttle's
     /// `max_wait`): `rejected`, every step skipped with `why`.
     pub async fn reject_waiting(&self, flow: &Flow, job: JobId, why: &str) -> Result<ExecutionReport, ContinueError> {
-        let exec = self.stored(flow, job)?;
+        let exec = self.stored(flow, job).await?;
         if exec.status.is_final() {
-            let (report, _) = self.load(flow, &exec)?;
+            let (report, _) = self.load(flow, &exec).await?;
             return Ok(report);
         }
-        let (mut report, _) = self.load(flow, &exec)?;
-        let recorder = self.recorder(flow, &exec)?;
+        let (mut report, _) = self.load(flow, &exec).await?;
+        let recorder = self.recorder(flow, &exec).await?;
         for s in &mut report.steps {
             *s = StepReport::new(&s.name, s.kind);
             s.status = StepStatus::Skipped;
@@ -431,16 +439,16 @@ impl Executor {
     /// error saying `why` (the steps after it are skipped), and an `error` record says the
     /// same, so a restart finds it final instead of meeting the same fault again.
     pub async fn abandon(&self, flow: &Flow, job: JobId, why: &str) -> Result<(), ContinueError> {
-        let exec = self.stored(flow, job)?;
+        let exec = self.stored(flow, job).await?;
         if exec.status.is_final() {
             return Ok(());
         }
         // Records that cannot be read are replaced by what the execution row tells.
-        let mut report = match self.load(flow, &exec) {
+        let mut report = match self.load(flow, &exec).await {
             Ok((report, _)) => report,
             Err(_) => self.bare(flow, &exec, None),
         };
-        let recorder = match self.recorder(flow, &exec) {
+        let recorder = match self.recorder(flow, &exec).await {
             Ok(r) => r,
             Err(_) => self.recorder_from(flow, &exec, 0),
         };
@@ -487,11 +495,11 @@ impl Executor {
     /// throttled flow) with the steps it reuses, so [`Executor::recover`] runs it from
     /// the first step it does not reuse, now or after a restart. Returns the attempt.
     pub async fn accept_retry(&self, flow: &Flow, job: JobId, from: RetryFrom) -> Result<u32, ContinueError> {
-        let exec = self.stored(flow, job)?;
+        let exec = self.stored(flow, job).await?;
         if let Some(refusal) = retry_refusal(flow, &exec) {
             return Err(refusal.into());
         }
-        let (previous, _) = self.load(flow, &exec)?;
+        let (previous, _) = self.load(flow, &exec).await?;
         let attempt = exec.attempt + 1;
         let start = match from {
             RetryFrom::Start => 0,
@@ -539,7 +547,7 @@ impl Executor {
     /// the execution is `running`), so [`Executor::recover`] runs the rest, now or after
     /// a restart. A timed pause is woken: the task waiting it out here goes on now.
     pub async fn accept_resume(&self, flow: &Flow, job: JobId) -> Result<Resumed, ContinueError> {
-        let exec = self.stored(flow, job)?;
+        let exec = self.stored(flow, job).await?;
         if exec.status != ExecutionStatus::Paused {
             return Err(ContinueError::NotPaused(job, exec.status));
         }

@@ -4,44 +4,19 @@
 //! step skipped. A run is made by the executor for an accepted event, or by recovery, a
 //! retry or a resume from what the store holds.
 
-use super::executor::{Executor, FLOW_TIMEOUT_NOTE};
+use super::events::FLOW_TIMEOUT_NOTE;
+use super::executor::Executor;
 use super::record::Recorder;
 use super::report::{ExecutionReport, StepReport};
-use super::step::{StepCall, StepOutcome, Tries};
+use super::step::{Sources, StepCall, StepOutcome, Tries};
 use crate::config::units::format_duration;
 use crate::config::{Action, Flow, OnError, Step};
 use crate::plugin::CallContext;
 use crate::status::{ExecutionStatus, StepStatus};
 use crate::store::StoreError;
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use std::collections::BTreeMap;
 use std::time::{Instant, SystemTime};
-
-/// What a step's input and placeholders are drawn from: the trigger payload and each
-/// successful step's output.
-pub(super) struct Sources {
-    pub(super) trigger: Value,
-    pub(super) outputs: Map<String, Value>,
-}
-
-impl Sources {
-    pub(super) fn new(trigger: Value) -> Sources {
-        Sources {
-            trigger,
-            outputs: Map::new(),
-        }
-    }
-
-    /// A step's input as the JSON text a connector receives, written from the sources
-    /// in place.
-    pub(super) fn input_json(&self) -> String {
-        serde_json::to_string(&super::StepInput {
-            trigger: &self.trigger,
-            steps: &self.outputs,
-        })
-        .expect("JSON values serialize")
-    }
-}
 
 /// An execution being run.
 pub(super) struct Run<'a> {

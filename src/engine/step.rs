@@ -3,10 +3,10 @@
 //! with jitter (each failed try durable before the next leaves, for a step that can reach
 //! outside its sandbox), a `pause` or a `respond` answered by the host.
 
-use super::executor::{Executor, FLOW_TIMEOUT_NOTE};
+use super::events::FLOW_TIMEOUT_NOTE;
+use super::executor::Executor;
 use super::record::Recorder;
 use super::report::{Call, StepReport};
-use super::run::Sources;
 use crate::config::units::format_duration;
 use crate::config::{Action, Flow, Pause, RetryPolicy, Step};
 use crate::plugin::{CallContext, ErrorKind, Failure, Invocation, World};
@@ -15,6 +15,32 @@ use crate::store::StoreError;
 use serde_json::{Map, Value, json};
 use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant, SystemTime};
+
+/// What a step's input and placeholders are drawn from: the trigger payload and each
+/// successful step's output.
+pub(super) struct Sources {
+    pub(super) trigger: Value,
+    pub(super) outputs: Map<String, Value>,
+}
+
+impl Sources {
+    pub(super) fn new(trigger: Value) -> Sources {
+        Sources {
+            trigger,
+            outputs: Map::new(),
+        }
+    }
+
+    /// A step's input as the JSON text a connector receives, written from the sources
+    /// in place.
+    pub(super) fn input_json(&self) -> String {
+        serde_json::to_string(&super::StepInput {
+            trigger: &self.trigger,
+            steps: &self.outputs,
+        })
+        .expect("JSON values serialize")
+    }
+}
 
 /// One step to run, with what it runs on.
 pub(super) struct StepCall<'a> {

@@ -8,8 +8,9 @@
 
 use super::engine;
 use super::failure::{ErrorKind, Failure};
-use super::host::{HostState, truncate};
+use super::host::HostState;
 use super::lanes::Lane;
+use super::log::truncate;
 use super::{Invocation, Runtime};
 use crate::config::units::{format_bytes, format_duration};
 use crate::config::{Grants, StepLimits};

@@ -11,12 +11,13 @@ mod host;
 pub mod imports;
 mod invoke;
 mod lanes;
+mod log;
 mod outbound;
 
 pub use cache::Origin;
 pub use failure::{ErrorKind, Failure};
-pub use host::{Level, LogRecord};
 pub use imports::{Import, Verdict};
+pub use log::{Level, LogRecord};
 
 use crate::config::{ConnectorConfig, ConnectorSource, DaemonConfig, Grants, Limits, StepLimits};
 use anyhow::{Context as _, anyhow};

@@ -5,7 +5,7 @@
 //! failure is kept so that a step failing after it reads as a `host` error naming it.
 
 use super::failure::{ErrorKind, Failure};
-use super::host::{Level, SharedLog};
+use super::log::{Level, SharedLog};
 use crate::config::http_grant::{self, HttpGrant, Origin, Scheme};
 use crate::config::units::{format_bytes, format_duration};
 use crate::sync::Lock as _;

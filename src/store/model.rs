@@ -158,6 +158,9 @@ pub enum PayloadKind {
 }
 
 impl PayloadKind {
+    /// The kind's byte in a stored payload key. These bytes are on disk: never renumber.
+    /// 2 sits between config and output for a step's input, which is not stored (it is
+    /// the trigger payload and earlier outputs, stored already), so it stays unused.
     pub(crate) fn code(self) -> u8 {
         match self {
             PayloadKind::Trigger => 0,
@@ -266,6 +269,8 @@ pub struct ListQuery {
     /// Any of these statuses; empty: every status.
     pub statuses: Vec<ExecutionStatus>,
     pub trigger_kind: Option<String>,
+    /// Created at or after `from` and at or before `to`, both to the millisecond (the
+    /// precision of a job id's time).
     pub from: Option<SystemTime>,
     pub to: Option<SystemTime>,
     /// Only executions older than this one (the previous page's last job id).
@@ -301,6 +306,7 @@ pub struct LogQuery {
     pub levels: Vec<Level>,
     pub category: Option<String>,
     pub contains: Option<String>,
+    /// Written at or after `from` and at or before `to` (both inclusive).
     pub from: Option<SystemTime>,
     pub to: Option<SystemTime>,
     pub newest_first: bool,

@@ -28,15 +28,15 @@ pub fn spawn(store: Arc<dyn Store>, retention: Duration, interval: Duration) -> 
     })
 }
 
-/// Prunes in batches until a batch finds less than it may delete; what was deleted in all.
+/// Prunes in batches until the store says nothing more is past `cutoff`; what was
+/// deleted in all.
 pub async fn prune_all(store: &dyn Store, cutoff: SystemTime) -> Result<Pruned, StoreError> {
     let mut total = Pruned::default();
     loop {
         let p = store.prune(cutoff, BATCH).await?;
         total.executions += p.executions;
         total.log_records += p.log_records;
-        // A batch is full when it reached either of its limits (see `Store::prune`).
-        if p.executions < BATCH && p.log_records < BATCH * 16 {
+        if !p.more {
             return Ok(total);
         }
         // Let writes queued behind this batch commit before the next one.

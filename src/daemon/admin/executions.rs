@@ -26,11 +26,11 @@ const LIST_PARAMS: &[&str] = &[
 /// A row of the list: the stored execution with its duration in seconds.
 fn row(e: &crate::store::Execution) -> Value {
     let mut v = serde_json::to_value(e).expect("serializes");
-    v["duration"] = json!(crate::views::duration(e));
+    v["duration"] = json!(crate::detail::duration(e));
     v
 }
 
-pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
+pub async fn list(shared: &Shared, query: Option<&str>) -> Answer {
     let p = Params::parse(query, LIST_PARAMS)?;
     let limit = p.limit("limit", 50, 1000)?;
     let (from, to) = p.time_range(shared.config.server.timezone)?;
@@ -47,8 +47,8 @@ pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
         limit,
     };
     let rows = match p.job_id("job_id")? {
-        Some(id) => one(shared, id, &q)?,
-        None => shared.store.list(&q).map_err(ApiError::internal)?,
+        Some(id) => one(shared, id, &q).await?,
+        None => shared.store.list(&q).await.map_err(ApiError::internal)?,
     };
     let next = (rows.len() == limit).then(|| rows.last().map(|e| e.job_id.to_string()));
     ok(&json!({
@@ -58,8 +58,8 @@ pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
 }
 
 /// The execution `id` if it passes the other filters of `q`.
-fn one(shared: &Shared, id: JobId, q: &ListQuery) -> Result<Vec<crate::store::Execution>, ApiError> {
-    let Some(e) = shared.store.execution(id).map_err(ApiError::internal)? else {
+async fn one(shared: &Shared, id: JobId, q: &ListQuery) -> Result<Vec<crate::store::Execution>, ApiError> {
+    let Some(e) = shared.store.execution(id).await.map_err(ApiError::internal)? else {
         return Ok(Vec::new());
     };
     let keep = q.keeps(&e)
@@ -69,28 +69,28 @@ fn one(shared: &Shared, id: JobId, q: &ListQuery) -> Result<Vec<crate::store::Ex
     Ok(if keep { vec![e] } else { Vec::new() })
 }
 
-pub fn detail(shared: &Shared, id: &str, query: Option<&str>) -> Answer {
+pub async fn detail(shared: &Shared, id: &str, query: Option<&str>) -> Answer {
     Params::parse(query, &[])?;
     let job_id = parse_job(id)?;
     let flows = shared.flows();
-    let detail = crate::views::execution_detail(shared.store.as_ref(), job_id, |e| {
+    let detail = crate::detail::execution_detail(shared.store.as_ref(), job_id, |e| {
         let flow = flows
             .by_name
             .get(&e.flow)
             .map(|f| f.as_ref())
             .ok_or_else(|| format!("flow \"{}\" is no longer loaded by the daemon", e.flow));
         let loaded = flow.is_ok();
-        let mut retry = crate::views::retry(flow, e);
+        let mut retry = crate::detail::retry(flow, e);
         // A retry request checks this before the rest (see `Shared::claim`).
         if loaded && !shared.is_active(&e.flow) {
-            retry["possible"] = false.into();
-            retry["refused"] = json!({
-                "code": "flow_inactive",
-                "message": ContinueRequestError::Inactive(e.flow.clone()).to_string(),
-            });
+            retry.refuse(
+                "flow_inactive",
+                ContinueRequestError::Inactive(e.flow.clone()).to_string(),
+            );
         }
-        retry
+        Some(retry)
     })
+    .await
     .map_err(ApiError::internal)?;
     match detail {
         Some(d) => ok(&d),
@@ -115,6 +115,7 @@ fn continue_error(e: ContinueRequestError) -> ApiError {
         ContinueRequestError::Continue(C::NotFound(_)) => ApiError::not_found(e.to_string()),
         ContinueRequestError::Continue(e) => ApiError::internal(e),
         ContinueRequestError::Store(e) => ApiError::internal(e),
+        ContinueRequestError::Claim { .. } => ApiError::internal(e),
     }
 }
 

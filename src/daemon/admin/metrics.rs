@@ -53,27 +53,7 @@ pub fn render(shared: &Shared, query: Option<&str>) -> Answer {
     out.push_str("# HELP flowd_workers The most executions that run at once (server.workers).\n");
     out.push_str("# TYPE flowd_workers gauge\n");
     let _ = writeln!(out, "flowd_workers {}", load.workers);
-    let stats = shared.store.stats();
-    out.push_str("# HELP flowd_store_commits_total Durable commits of the store's writer.\n");
-    out.push_str("# TYPE flowd_store_commits_total counter\n");
-    let _ = writeln!(out, "flowd_store_commits_total {}", stats.commits);
-    out.push_str(
-        "# HELP flowd_store_write_requests_total Write requests committed; per commit, the group-commit batch size.\n",
-    );
-    out.push_str("# TYPE flowd_store_write_requests_total counter\n");
-    let _ = writeln!(out, "flowd_store_write_requests_total {}", stats.requests);
-    out.push_str("# HELP flowd_store_commit_batch_size Write requests per durable commit (group commit).\n");
-    out.push_str("# TYPE flowd_store_commit_batch_size histogram\n");
-    let mut cumulative = 0;
-    for (i, n) in stats.batches.iter().enumerate() {
-        cumulative += n;
-        let le = crate::store::BATCH_BUCKETS
-            .get(i)
-            .map_or("+Inf".to_string(), |b| b.to_string());
-        let _ = writeln!(out, "flowd_store_commit_batch_size_bucket{{le=\"{le}\"}} {cumulative}");
-    }
-    let _ = writeln!(out, "flowd_store_commit_batch_size_sum {}", stats.requests);
-    let _ = writeln!(out, "flowd_store_commit_batch_size_count {}", stats.commits);
+    shared.store.render_metrics(&mut out);
     let mut r = Response::new(Full::new(Bytes::from(out)));
     r.headers_mut().insert(
         CONTENT_TYPE,

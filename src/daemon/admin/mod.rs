@@ -18,12 +18,12 @@ mod stream;
 pub use presets::NAMES as PRESETS;
 
 use super::Shared;
-use super::http::{Body, json_response};
+use super::respond::{Body, json as json_response};
 use bytes::Bytes;
+use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{ALLOW, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -115,7 +115,7 @@ impl ApiError {
 
 type Answer = Result<Response<AdminBody>, ApiError>;
 
-fn ok(value: &Value) -> Answer {
+fn ok(value: &impl serde::Serialize) -> Answer {
     Ok(boxed(json_response(StatusCode::OK, value)))
 }
 
@@ -164,17 +164,17 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
         }
         E::Metrics => metrics::render(shared, query),
         E::OpenApi => openapi(query),
-        E::ExecutionList => executions::list(shared, query),
-        E::ExecutionDetail => executions::detail(shared, arg(0), query),
-        E::TriggerPayload => payloads::trigger(shared, arg(0), query),
-        E::StepPayload => payloads::step(shared, arg(0), arg(1), arg(2), query),
+        E::ExecutionList => executions::list(shared, query).await,
+        E::ExecutionDetail => executions::detail(shared, arg(0), query).await,
+        E::TriggerPayload => payloads::trigger(shared, arg(0), query).await,
+        E::StepPayload => payloads::step(shared, arg(0), arg(1), arg(2), query).await,
         E::Retry => executions::retry(shared, arg(0), query).await,
         E::Resume => executions::resume(shared, arg(0), query).await,
-        E::LogSearch => logs::search(shared, query),
+        E::LogSearch => logs::search(shared, query).await,
         E::LogDownload => stream::download(shared, query),
         E::LogFollow => stream::follow(shared, query),
-        E::ScheduleList => schedules::list(shared, query),
-        E::ScheduleExecutions => schedules::executions(shared, query),
+        E::ScheduleList => schedules::list(shared, query).await,
+        E::ScheduleExecutions => schedules::executions(shared, query).await,
         E::ScheduleEnable => schedules::set_enabled(shared, arg(0), true, query).await,
         E::ScheduleDisable => schedules::set_enabled(shared, arg(0), false, query).await,
         E::ScheduleRun => schedules::run(shared, arg(0), query).await,
@@ -207,10 +207,7 @@ const OPENAPI: &str = include_str!("../../../docs/openapi.json");
 
 fn openapi(query: Option<&str>) -> Answer {
     params::Params::parse(query, &[])?;
-    let mut r = Response::new(Full::new(Bytes::from_static(OPENAPI.as_bytes())));
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Ok(boxed(r))
+    Ok(boxed(super::respond::json_text(StatusCode::OK, OPENAPI)))
 }
 
 /// The request body as JSON (empty: `{}`), at most [`MAX_BODY`] bytes.

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 /// How far back the scheduled-tasks view looks without a time filter.
 const DEFAULT_WINDOW: Duration = Duration::from_secs(30 * 60);
 
-pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
+pub async fn list(shared: &Shared, query: Option<&str>) -> Answer {
     let p = Params::parse(query, &["next"])?;
     let next = p.limit("next", 5, 100)?;
     let flows = shared.flows();
@@ -31,7 +31,7 @@ pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
         let TriggerKind::Schedule { cron, timezone, .. } = &f.trigger.kind else {
             unreachable!("filtered above")
         };
-        let last = shared.store.last_fire(&f.name).map_err(ApiError::internal)?;
+        let last = shared.store.last_fire(&f.name).await.map_err(ApiError::internal)?;
         let fires = shared.next_fires(&f.name, next).unwrap_or_default();
         rows.push(json!({
             "flow": f.name,
@@ -49,7 +49,7 @@ pub fn list(shared: &Shared, query: Option<&str>) -> Answer {
 
 const EXECUTION_PARAMS: &[&str] = &["flow", "status", "from", "to", "preset", "limit", "cursor"];
 
-pub fn executions(shared: &Shared, query: Option<&str>) -> Answer {
+pub async fn executions(shared: &Shared, query: Option<&str>) -> Answer {
     let p = Params::parse(query, EXECUTION_PARAMS)?;
     let limit = p.limit("limit", 50, 1000)?;
     let (mut from, to) = p.time_range(shared.config.server.timezone)?;
@@ -66,12 +66,13 @@ pub fn executions(shared: &Shared, query: Option<&str>) -> Answer {
         limit,
         ..ListQuery::default()
     };
-    let rows = shared.store.list(&q).map_err(ApiError::internal)?;
+    let rows = shared.store.list(&q).await.map_err(ApiError::internal)?;
     let mut out = Vec::with_capacity(rows.len());
     for e in &rows {
         let trigger = shared
             .store
             .payload(PayloadKey::trigger(e.job_id))
+            .await
             .map_err(ApiError::internal)?
             .unwrap_or(Value::Null);
         out.push(json!({
@@ -83,7 +84,7 @@ pub fn executions(shared: &Shared, query: Option<&str>) -> Answer {
             "scheduled_at": trigger["scheduled_at"],
             "fired_at": trigger["fired_at"],
             "finished_at": e.finished_at.map(crate::time_format::rfc3339),
-            "duration": crate::views::duration(e),
+            "duration": crate::detail::duration(e),
         }));
     }
     let next = (rows.len() == limit).then(|| rows.last().map(|e| e.job_id.to_string()));

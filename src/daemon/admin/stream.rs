@@ -94,7 +94,7 @@ fn encode(format: Format, rows: &[(LogKey, LogRow)], header: bool) -> Bytes {
         }
         Format::Text => {
             for (_, r) in rows {
-                out.extend_from_slice(crate::views::log_line(r).as_bytes());
+                out.extend_from_slice(crate::detail::log_line(r).as_bytes());
                 out.push(b'\n');
             }
         }
@@ -185,12 +185,9 @@ pub fn download(shared: &Arc<Shared>, q: Option<&str>) -> Answer {
     Ok(r)
 }
 
-/// One page of `q`, read off the async threads (a large scan must not stall them).
+/// One page of `q` (the store keeps a large scan off the async threads).
 async fn read(shared: &Arc<Shared>, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>, String> {
-    let (shared, q) = (shared.clone(), q.clone());
-    tokio::task::spawn_blocking(move || shared.store.logs(&q).map_err(|e| e.to_string()))
-        .await
-        .map_err(|e| e.to_string())?
+    shared.store.logs(q).await.map_err(|e| e.to_string())
 }
 
 pub fn follow(shared: &Arc<Shared>, q: Option<&str>) -> Answer {

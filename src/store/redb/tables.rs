@@ -1,7 +1,10 @@
 //! Every redb table, in one place. Keys are typed; values are JSON documents of the
 //! model types. Job ids are UUIDv7 as `u128`, so numeric order is creation order.
+//! [`Tables`] opens them all in one write transaction.
 
-use redb::TableDefinition;
+use super::write_err;
+use crate::store::WriteError;
+use redb::{Table, TableDefinition, WriteTransaction};
 
 /// job id → `Execution`.
 pub(crate) const EXECUTIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("executions");
@@ -28,3 +31,36 @@ pub(crate) const BY_FLOW_STATUS: TableDefinition<(&str, u8, u128), ()> =
 pub(crate) const SCHEDULES: TableDefinition<&str, u64> = TableDefinition::new("schedules");
 /// flow name → () for each flow an operator deactivated.
 pub(crate) const INACTIVE_FLOWS: TableDefinition<&str, ()> = TableDefinition::new("inactive_flows");
+
+/// Every table, opened in one write transaction.
+pub(super) struct Tables<'txn> {
+    pub(super) executions: Table<'txn, u128, &'static [u8]>,
+    pub(super) inactive: Table<'txn, &'static str, ()>,
+    pub(super) schedules: Table<'txn, &'static str, u64>,
+    pub(super) attempts: Table<'txn, (u128, u32), &'static [u8]>,
+    pub(super) steps: Table<'txn, (u128, u32, u32), &'static [u8]>,
+    pub(super) payloads: Table<'txn, (u128, u32, u32, u8), &'static [u8]>,
+    pub(super) logs: Table<'txn, (u64, u128, u32), &'static [u8]>,
+    pub(super) logs_by_job: Table<'txn, (u128, u64, u32), ()>,
+    pub(super) by_flow: Table<'txn, (&'static str, u128), ()>,
+    pub(super) by_status: Table<'txn, (u8, u128), ()>,
+    pub(super) by_flow_status: Table<'txn, (&'static str, u8, u128), ()>,
+}
+
+impl<'txn> Tables<'txn> {
+    pub(super) fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, WriteError> {
+        Ok(Tables {
+            executions: txn.open_table(EXECUTIONS).map_err(write_err)?,
+            inactive: txn.open_table(INACTIVE_FLOWS).map_err(write_err)?,
+            schedules: txn.open_table(SCHEDULES).map_err(write_err)?,
+            attempts: txn.open_table(ATTEMPTS).map_err(write_err)?,
+            steps: txn.open_table(STEPS).map_err(write_err)?,
+            payloads: txn.open_table(PAYLOADS).map_err(write_err)?,
+            logs: txn.open_table(LOGS).map_err(write_err)?,
+            logs_by_job: txn.open_table(LOGS_BY_JOB).map_err(write_err)?,
+            by_flow: txn.open_table(BY_FLOW).map_err(write_err)?,
+            by_status: txn.open_table(BY_STATUS).map_err(write_err)?,
+            by_flow_status: txn.open_table(BY_FLOW_STATUS).map_err(write_err)?,
+        })
+    }
+}

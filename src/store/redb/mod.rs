@@ -1,0 +1,613 @@
+//! The embedded backend: one redb file under the data directory. One writer thread owns
+//! every write transaction and commits in groups (see `writer`); readers open their own
+//! read transactions and never wait for it (see `query`); retention runs in bounded
+//! batches through the writer (see `prune`). Claims live in this process's memory: one
+//! daemon holds the file at a time (redb locks it).
+//!
+//! - `tables`: every table, typed, in one place.
+//! - `writer`, `query`, `prune`: writes, reads, retention.
+
+mod prune;
+mod query;
+mod tables;
+mod writer;
+
+pub use writer::{BATCH_BUCKETS, WriterStats};
+
+use crate::status::ExecutionStatus;
+use crate::store::{
+    Attempt, ClaimError, Execution, JobId, Lease, ListQuery, LogKey, LogQuery, LogRow, OpenError, PayloadKey, Pruned,
+    ReadError, StepRow, Store, StoreFuture, Write, WriteError,
+};
+use redb::{Database, ReadableDatabase, ReadableTable, TableError};
+use serde::Deserialize;
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tables::BY_FLOW_STATUS;
+use tables::Tables;
+use tokio::sync::oneshot;
+use writer::{Counters, PruneRequest, Request, WriteRequest, encode, writer_loop};
+
+pub struct RedbStore {
+    db: Arc<Database>,
+    tx: Option<mpsc::Sender<Request>>,
+    writer: Option<JoinHandle<()>>,
+    max_payload: usize,
+    counters: Arc<Counters>,
+    path: PathBuf,
+    /// Who holds which execution, until when, with the last fence granted per execution.
+    claims: Mutex<HashMap<JobId, (Lease, u64)>>,
+}
+
+fn write_err(e: impl std::fmt::Display) -> WriteError {
+    WriteError::Backend(e.to_string())
+}
+
+fn read_err(e: impl std::fmt::Display) -> ReadError {
+    ReadError::Backend(e.to_string())
+}
+
+/// An execution status as the status indexes key it. These codes are on disk: never
+/// renumber them.
+const fn status_code(s: ExecutionStatus) -> u8 {
+    match s {
+        ExecutionStatus::Pending => 0,
+        ExecutionStatus::Queued => 1,
+        ExecutionStatus::Running => 2,
+        ExecutionStatus::Paused => 3,
+        ExecutionStatus::Success => 4,
+        ExecutionStatus::PartiallyExecuted => 5,
+        ExecutionStatus::Failed => 6,
+        ExecutionStatus::Rejected => 7,
+    }
+}
+
+/// Codes of the statuses that are not final: what recovery scans for.
+const UNFINISHED: [u8; 4] = [
+    status_code(ExecutionStatus::Pending),
+    status_code(ExecutionStatus::Queued),
+    status_code(ExecutionStatus::Running),
+    status_code(ExecutionStatus::Paused),
+];
+
+fn nanos(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}
+
+fn decode<T: serde::de::DeserializeOwned>(table: &'static str, bytes: &[u8]) -> Result<T, ReadError> {
+    serde_json::from_slice(bytes).map_err(|e| ReadError::Corrupt {
+        table,
+        detail: e.to_string(),
+    })
+}
+
+/// The part of an execution row the indexes and pruning need.
+#[derive(Deserialize)]
+struct ExecutionHead {
+    flow: String,
+    status: ExecutionStatus,
+}
+
+impl RedbStore {
+    /// Opens (or creates) `dir/flowd.redb`. `max_payload` caps every stored payload.
+    pub fn open(dir: &Path, max_payload: usize) -> Result<RedbStore, OpenError> {
+        let open_err = |message: String| OpenError::Database {
+            path: dir.display().to_string(),
+            message,
+        };
+        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let path = dir.join("flowd.redb");
+        if !path.exists() {
+            create_atomically(dir, &path).map_err(|e| open_err(e.to_string()))?;
+        }
+        let db = open_repairing(&path).map_err(|e| open_err(e.to_string()))?;
+        create_tables(&db).map_err(|e| open_err(e.to_string()))?;
+        let db = Arc::new(db);
+        let (tx, rx) = mpsc::channel::<Request>();
+        let counters = Arc::new(Counters::default());
+        let writer = {
+            let (db, counters) = (db.clone(), counters.clone());
+            std::thread::Builder::new()
+                .name("flowd-store-writer".into())
+                .spawn(move || writer_loop(&db, rx, &counters))
+                .map_err(|e| open_err(e.to_string()))?
+        };
+        Ok(RedbStore {
+            db,
+            tx: Some(tx),
+            writer: Some(writer),
+            max_payload,
+            counters,
+            path,
+            claims: Mutex::default(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Durable commits and write requests so far (their ratio is the group-commit batch).
+    pub fn writer_stats(&self) -> WriterStats {
+        WriterStats {
+            commits: self.counters.commits.load(Ordering::Relaxed),
+            requests: self.counters.requests.load(Ordering::Relaxed),
+            batches: std::array::from_fn(|i| self.counters.batches[i].load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Hands `request` to the writer thread.
+    fn send(&self, request: Request) -> Result<(), WriteError> {
+        self.tx
+            .as_ref()
+            .ok_or(WriteError::Closed)?
+            .send(request)
+            .map_err(|_| WriteError::Closed)
+    }
+
+    /// A read answered now, on the caller's thread: a point lookup costs microseconds.
+    fn now<T: Send + 'static>(&self, read: impl FnOnce(&Database) -> T) -> StoreFuture<'_, T> {
+        Box::pin(std::future::ready(read(&self.db)))
+    }
+
+    /// A read that may scan many records, on the blocking pool, so it never holds a
+    /// runtime thread.
+    fn scan<T: Send + 'static>(
+        &self,
+        read: impl FnOnce(&Database) -> Result<T, ReadError> + Send + 'static,
+    ) -> StoreFuture<'_, Result<T, ReadError>> {
+        let db = self.db.clone();
+        Box::pin(async move {
+            tokio::task::spawn_blocking(move || read(&db))
+                .await
+                .map_err(|e| ReadError::Backend(format!("the read task failed: {e}")))?
+        })
+    }
+}
+
+/// Creates every table, so readers never meet a missing one.
+///
+/// A database written before `BY_FLOW_STATUS` existed lacks it: the index is rebuilt
+/// from the executions here, once, in the transaction that creates it (so a crash midway
+/// leaves no partial index), rather than having readers fall back to a slower scan.
+fn create_tables(db: &Database) -> Result<(), WriteError> {
+    let missing = match db.begin_read().map_err(write_err)?.open_table(BY_FLOW_STATUS) {
+        Ok(_) => false,
+        Err(TableError::TableDoesNotExist(_)) => true,
+        Err(e) => return Err(write_err(e)),
+    };
+    let txn = db.begin_write().map_err(write_err)?;
+    {
+        let mut tables = Tables::open(&txn)?;
+        if missing {
+            for item in tables.executions.iter().map_err(write_err)? {
+                let (id, row) = item.map_err(write_err)?;
+                let head: ExecutionHead =
+                    decode("executions", row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
+                tables
+                    .by_flow_status
+                    .insert((head.flow.as_str(), status_code(head.status), id.value()), ())
+                    .map_err(write_err)?;
+            }
+        }
+    }
+    txn.commit().map_err(write_err)
+}
+
+/// Opens the database at `path`. One not closed cleanly (flowd was killed, the machine
+/// stopped) is checked and repaired first, which takes time in proportion to its size: the
+/// log says so, and how far it got, rather than leaving the start-up silent.
+fn open_repairing(path: &Path) -> Result<Database, redb::DatabaseError> {
+    let started = std::time::Instant::now();
+    let shown = Arc::new(AtomicU64::new(0));
+    let seen = shown.clone();
+    let size = std::fs::metadata(path).map_or(0, |m| m.len());
+    let where_ = path.display().to_string();
+    let db = redb::Builder::new()
+        .set_repair_callback(move |session| {
+            // Percent done, plus one so that 0 means "not started".
+            let done = (session.progress() * 100.0) as u64 + 1;
+            let last = seen.load(Ordering::Relaxed);
+            if last == 0 {
+                tracing::warn!(path = %where_, size = %crate::config::units::format_bytes(size), "the database was not closed cleanly (flowd was killed or the machine stopped): checking and repairing it before anything runs");
+            }
+            if last == 0 || done >= last + 10 {
+                seen.store(done, Ordering::Relaxed);
+                tracing::info!("repairing the database: {}% checked", done - 1);
+            }
+        })
+        .create(path)?;
+    if shown.load(Ordering::Relaxed) > 0 {
+        tracing::info!(
+            seconds = started.elapsed().as_secs_f64(),
+            "the database is repaired; nothing committed was lost"
+        );
+    }
+    Ok(db)
+}
+
+/// A new database is built under a temporary name and renamed into place, so a crash
+/// while it is being created leaves no half-written file where the database belongs
+/// (found by the SIGKILL test: redb cannot open a file killed before its header is out).
+fn create_atomically(dir: &Path, path: &Path) -> Result<(), Box<dyn std::error::Error>> {
+    let tmp = dir.join("flowd.redb.creating");
+    let _ = std::fs::remove_file(&tmp);
+    {
+        let db = Database::create(&tmp)?;
+        create_tables(&db)?;
+    }
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()?;
+    Ok(())
+}
+
+impl Drop for RedbStore {
+    fn drop(&mut self) {
+        // Closing the channel ends the writer after it commits what is queued.
+        self.tx.take();
+        if let Some(w) = self.writer.take() {
+            let _ = w.join();
+        }
+    }
+}
+
+impl Store for RedbStore {
+    fn write(&self, writes: Vec<Write>) -> StoreFuture<'_, Result<(), WriteError>> {
+        Box::pin(async move {
+            let writes = encode(writes, self.max_payload)?;
+            let (done, wait) = oneshot::channel();
+            self.send(Request::Write(WriteRequest { writes, done }))?;
+            wait.await.map_err(|_| WriteError::Closed)?
+        })
+    }
+
+    fn prune(&self, cutoff: SystemTime, max_executions: usize) -> StoreFuture<'_, Result<Pruned, WriteError>> {
+        Box::pin(async move {
+            let (done, wait) = oneshot::channel();
+            self.send(Request::Prune(PruneRequest {
+                cutoff,
+                max_executions,
+                done,
+            }))?;
+            wait.await.map_err(|_| WriteError::Closed)?
+        })
+    }
+
+    fn execution(&self, id: JobId) -> StoreFuture<'_, Result<Option<Execution>, ReadError>> {
+        self.now(move |db| query::execution(db, id))
+    }
+
+    fn attempts(&self, id: JobId) -> StoreFuture<'_, Result<Vec<Attempt>, ReadError>> {
+        self.now(move |db| query::attempts(db, id))
+    }
+
+    fn steps(&self, id: JobId) -> StoreFuture<'_, Result<Vec<StepRow>, ReadError>> {
+        self.now(move |db| query::steps(db, id))
+    }
+
+    fn payload(&self, key: PayloadKey) -> StoreFuture<'_, Result<Option<Value>, ReadError>> {
+        self.now(move |db| query::payload(db, key))
+    }
+
+    fn list<'a>(&'a self, q: &'a ListQuery) -> StoreFuture<'a, Result<Vec<Execution>, ReadError>> {
+        let q = q.clone();
+        self.scan(move |db| query::list(db, &q))
+    }
+
+    fn logs<'a>(&'a self, q: &'a LogQuery) -> StoreFuture<'a, Result<Vec<(LogKey, LogRow)>, ReadError>> {
+        let q = q.clone();
+        self.scan(move |db| query::logs(db, &q))
+    }
+
+    fn inactive_flows(&self) -> StoreFuture<'_, Result<BTreeSet<String>, ReadError>> {
+        self.now(query::inactive_flows)
+    }
+
+    fn last_fire<'a>(&'a self, flow: &'a str) -> StoreFuture<'a, Result<Option<SystemTime>, ReadError>> {
+        self.now(move |db| query::last_fire(db, flow))
+    }
+
+    fn unfinished(&self) -> StoreFuture<'_, Result<Vec<Execution>, ReadError>> {
+        self.scan(query::unfinished)
+    }
+
+    fn claim<'a>(&'a self, job: JobId, owner: &'a str, ttl: Duration) -> StoreFuture<'a, Result<Lease, ClaimError>> {
+        let now = SystemTime::now();
+        let expires = crate::time_format::after(now, ttl);
+        let mut claims = crate::sync::Lock::locked(&self.claims);
+        let granted = match claims.get(&job) {
+            Some((held, _)) if held.owner != owner && held.expires > now => Err(ClaimError::Held {
+                job,
+                owner: held.owner.clone(),
+                until: held.expires,
+            }),
+            Some((held, fence)) if held.owner == owner && held.expires > now => Ok((*fence, held.fence)),
+            Some((_, fence)) => Ok((fence + 1, fence + 1)),
+            None => Ok((1, 1)),
+        };
+        let result = granted.map(|(last, fence)| {
+            let lease = Lease {
+                job,
+                owner: owner.to_string(),
+                fence,
+                expires,
+            };
+            claims.insert(job, (lease.clone(), last));
+            lease
+        });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn release(&self, lease: Lease) -> StoreFuture<'_, Result<(), ClaimError>> {
+        let mut claims = crate::sync::Lock::locked(&self.claims);
+        let result = match claims.get_mut(&lease.job) {
+            Some((held, _)) if held.owner == lease.owner && held.fence == lease.fence => {
+                // Expired now; the fence stays, so the next claim gets a greater one.
+                held.expires = SystemTime::UNIX_EPOCH;
+                Ok(())
+            }
+            _ => Err(ClaimError::Lost(lease.job)),
+        };
+        Box::pin(std::future::ready(result))
+    }
+
+    fn render_metrics(&self, out: &mut String) {
+        let stats = self.writer_stats();
+        out.push_str("# HELP flowd_store_commits_total Durable commits of the store's writer.\n");
+        out.push_str("# TYPE flowd_store_commits_total counter\n");
+        let _ = writeln!(out, "flowd_store_commits_total {}", stats.commits);
+        out.push_str(
+            "# HELP flowd_store_write_requests_total Write requests committed; per commit, the group-commit batch size.\n",
+        );
+        out.push_str("# TYPE flowd_store_write_requests_total counter\n");
+        let _ = writeln!(out, "flowd_store_write_requests_total {}", stats.requests);
+        out.push_str("# HELP flowd_store_commit_batch_size Write requests per durable commit (group commit).\n");
+        out.push_str("# TYPE flowd_store_commit_batch_size histogram\n");
+        let mut cumulative = 0;
+        for (i, n) in stats.batches.iter().enumerate() {
+            cumulative += n;
+            let le = BATCH_BUCKETS.get(i).map_or("+Inf".to_string(), |b| b.to_string());
+            let _ = writeln!(out, "flowd_store_commit_batch_size_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let _ = writeln!(out, "flowd_store_commit_batch_size_sum {}", stats.requests);
+        let _ = writeln!(out, "flowd_store_commit_batch_size_count {}", stats.commits);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::query::{escaped, holds};
+    use super::tables::{BY_FLOW, BY_STATUS, EXECUTIONS};
+    use super::writer::json;
+    use super::*;
+    use std::collections::BTreeSet;
+    use std::time::Duration;
+
+    const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    fn block<F: std::future::Future>(f: F) -> F::Output {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(f)
+    }
+
+    fn execution(job_id: JobId, flow: &str, status: ExecutionStatus, created_at: SystemTime) -> Execution {
+        Execution {
+            job_id,
+            project: "p".into(),
+            flow: flow.into(),
+            flow_version: "v1".into(),
+            trigger_kind: "manual".into(),
+            trigger_fingerprint: "f".into(),
+            environment: "test".into(),
+            status,
+            attempt: 1,
+            created_at,
+            started_at: None,
+            finished_at: None,
+            steps_total: 1,
+            steps_executed: 0,
+            resume_at: None,
+        }
+    }
+
+    /// Executions of flows a, b, c: half 100 days old, half an hour old, all pending.
+    fn seed(store: &RedbStore) -> Vec<Execution> {
+        let now = SystemTime::now();
+        let rows: Vec<Execution> = (0..60u32)
+            .map(|i| {
+                let age = if i < 30 { 100 * DAY } else { Duration::from_secs(1800) };
+                let t = now - age + Duration::from_secs(u64::from(i));
+                let flow = ["a", "b", "c"][i as usize % 3];
+                execution(JobId::at(t), flow, ExecutionStatus::Pending, t)
+            })
+            .collect();
+        block(store.write(rows.iter().cloned().map(Write::Execution).collect())).expect("a write");
+        rows
+    }
+
+    /// Moves every execution on to a status of its own: some stay unfinished.
+    fn finish(store: &RedbStore, rows: &mut [Execution]) {
+        const NEXT: [ExecutionStatus; 5] = [
+            ExecutionStatus::Success,
+            ExecutionStatus::Failed,
+            ExecutionStatus::PartiallyExecuted,
+            ExecutionStatus::Running,
+            ExecutionStatus::Failed,
+        ];
+        for (i, e) in rows.iter_mut().enumerate() {
+            e.status = NEXT[(i / 3) % NEXT.len()];
+        }
+        block(store.write(rows.iter().cloned().map(Write::Execution).collect())).expect("a write");
+    }
+
+    /// Every index holds exactly the entries the execution rows call for.
+    fn assert_indexes_agree(db: &Database) {
+        let r = db.begin_read().unwrap();
+        let (mut flow, mut status, mut both) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        for item in r.open_table(EXECUTIONS).unwrap().iter().unwrap() {
+            let (id, v) = item.unwrap();
+            let head: ExecutionHead = decode("executions", v.value()).unwrap();
+            let (id, code) = (id.value(), status_code(head.status));
+            flow.insert((head.flow.clone(), id));
+            status.insert((code, id));
+            both.insert((head.flow, code, id));
+        }
+        let keys = |t: redb::ReadOnlyTable<_, ()>| -> BTreeSet<_> {
+            t.iter().unwrap().map(|i| i.unwrap().0.value()).collect()
+        };
+        let by_flow: BTreeSet<(String, u128)> = r
+            .open_table(BY_FLOW)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|i| {
+                let (k, _) = i.unwrap();
+                let (f, id) = k.value();
+                (f.to_string(), id)
+            })
+            .collect();
+        let by_flow_status: BTreeSet<(String, u8, u128)> = r
+            .open_table(BY_FLOW_STATUS)
+            .unwrap()
+            .iter()
+            .unwrap()
+            .map(|i| {
+                let (k, _) = i.unwrap();
+                let (f, s, id) = k.value();
+                (f.to_string(), s, id)
+            })
+            .collect();
+        assert_eq!(by_flow, flow, "BY_FLOW");
+        assert_eq!(keys(r.open_table(BY_STATUS).unwrap()), status, "BY_STATUS");
+        assert_eq!(by_flow_status, both, "BY_FLOW_STATUS");
+    }
+
+    /// What `q` must answer, worked out from every row.
+    fn expected(store: &RedbStore, q: &ListQuery) -> Vec<JobId> {
+        let all = block(store.list(&ListQuery::default())).unwrap();
+        let rows = all
+            .into_iter()
+            .filter(|e| q.keeps(e) && q.before.is_none_or(|b| e.job_id < b))
+            .map(|e| e.job_id);
+        rows.take(if q.limit == 0 { usize::MAX } else { q.limit }).collect()
+    }
+
+    fn assert_lists_agree(store: &RedbStore) {
+        use ExecutionStatus::{Failed, PartiallyExecuted, Running, Success};
+        let mut checked = 0;
+        for flow in [None, Some("a"), Some("b"), Some("zz")] {
+            for statuses in [
+                vec![],
+                vec![Failed],
+                vec![Success, Failed],
+                vec![Running, PartiallyExecuted, Failed],
+            ] {
+                for limit in [0, 3] {
+                    let mut q = ListQuery {
+                        flow: flow.map(str::to_string),
+                        statuses: statuses.clone(),
+                        limit,
+                        ..ListQuery::default()
+                    };
+                    let got: Vec<JobId> = block(store.list(&q)).unwrap().iter().map(|e| e.job_id).collect();
+                    assert_eq!(got, expected(store, &q), "{q:?}");
+                    checked += got.len();
+                    // The next page starts below the last id of this one.
+                    if let Some(last) = got.last() {
+                        q.before = Some(*last);
+                        let next: Vec<JobId> = block(store.list(&q)).unwrap().iter().map(|e| e.job_id).collect();
+                        assert_eq!(next, expected(store, &q), "{q:?}");
+                    }
+                }
+            }
+        }
+        assert!(checked > 0);
+    }
+
+    #[test]
+    fn the_flow_status_index_follows_status_changes_and_pruning() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        let mut rows = seed(&store);
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
+
+        finish(&store, &mut rows);
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
+        // A status that stays the same re-indexes nothing and loses nothing.
+        block(store.write(vec![Write::Execution(rows[0].clone())])).unwrap();
+        assert_indexes_agree(&store.db);
+
+        let old_final = rows[..30].iter().filter(|e| e.status.is_final()).count();
+        let pruned = block(store.prune(SystemTime::now() - 50 * DAY, 1000)).unwrap();
+        assert_eq!(pruned.executions, old_final);
+        assert!(old_final > 0 && old_final < 30, "some old executions stay unfinished");
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
+    }
+
+    #[test]
+    fn a_message_substring_is_found_in_the_stored_bytes_however_it_is_escaped() {
+        for message in [
+            "plain",
+            "say \"hi\"\tthen\\leave\n",
+            "caf\u{e9} \u{1}ctrl",
+            "日本語のログ",
+        ] {
+            let row = LogRow {
+                time: SystemTime::now(),
+                level: crate::plugin::Level::Info,
+                job_id: JobId::new(),
+                project: "p".into(),
+                flow: "f".into(),
+                flow_version: "v".into(),
+                attempt: 1,
+                step: None,
+                connector: None,
+                action: "run".into(),
+                category: "c".into(),
+                environment: "e".into(),
+                message: message.into(),
+            };
+            let bytes = json(&row);
+            let chars: Vec<char> = message.chars().collect();
+            for i in 0..chars.len() {
+                for j in i..=chars.len() {
+                    let part: String = chars[i..j].iter().collect();
+                    assert!(holds(&bytes, &escaped(&part)), "{part:?} of {message:?}");
+                }
+            }
+        }
+        assert!(!holds(&json(&"timed out"), &escaped("timed  out")));
+    }
+
+    #[test]
+    fn a_database_without_the_flow_status_index_gets_it_rebuilt_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+            let mut rows = seed(&store);
+            finish(&store, &mut rows);
+        }
+        {
+            // As an older flowd left it: every table but the new index.
+            let db = Database::create(dir.path().join("flowd.redb")).unwrap();
+            let txn = db.begin_write().unwrap();
+            assert!(txn.delete_table(BY_FLOW_STATUS).unwrap());
+            txn.commit().unwrap();
+        }
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
+    }
+}

@@ -1,0 +1,275 @@
+//! The one writer thread: it owns every write transaction and commits whatever queued up
+//! while the previous commit was syncing (group commit), so under load many executions
+//! share one fsync and alone a write commits at once; prune batches go through it too,
+//! each in a transaction of its own. Records are encoded on the caller's task: the
+//! thread only inserts bytes.
+
+use super::tables::Tables;
+use super::{ExecutionHead, decode, nanos, status_code, write_err};
+use crate::store::{PayloadKind, Pruned, Write, WriteError};
+use redb::Database;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::SystemTime;
+use tokio::sync::oneshot;
+
+/// The most requests one transaction takes; the rest wait for the next commit.
+const MAX_BATCH: usize = 4096;
+
+/// What the writer thread is asked to do.
+pub(super) enum Request {
+    Write(WriteRequest),
+    Prune(PruneRequest),
+}
+
+pub(super) struct WriteRequest {
+    pub(super) writes: Vec<Encoded>,
+    pub(super) done: oneshot::Sender<Result<(), WriteError>>,
+}
+
+pub(super) struct PruneRequest {
+    pub(super) cutoff: SystemTime,
+    pub(super) max_executions: usize,
+    pub(super) done: oneshot::Sender<Result<Pruned, WriteError>>,
+}
+
+/// Upper bounds of the batch-size histogram in [`WriterStats::batches`]; the last bucket
+/// takes larger batches.
+pub const BATCH_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024];
+
+/// Group commits of writes and the write requests they carried, since the store opened
+/// (prune transactions are not counted).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WriterStats {
+    pub commits: u64,
+    pub requests: u64,
+    /// Commits by the number of requests they carried, per bucket of [`BATCH_BUCKETS`]
+    /// and one more for larger ones (not cumulative).
+    pub batches: [u64; BATCH_BUCKETS.len() + 1],
+}
+
+/// What the writer thread counts, read by [`RedbStore::writer_stats`].
+#[derive(Default)]
+pub(super) struct Counters {
+    pub(super) commits: AtomicU64,
+    pub(super) requests: AtomicU64,
+    pub(super) batches: [AtomicU64; BATCH_BUCKETS.len() + 1],
+}
+
+/// A write with its records already encoded, on the caller's task: the one writer thread
+/// only inserts bytes.
+pub(super) enum Encoded {
+    Execution {
+        id: u128,
+        flow: String,
+        status: u8,
+        bytes: Vec<u8>,
+    },
+    FlowActive {
+        flow: String,
+        active: bool,
+    },
+    LastFire {
+        flow: String,
+        at: u64,
+    },
+    Attempt {
+        key: (u128, u32),
+        bytes: Vec<u8>,
+    },
+    Step {
+        key: (u128, u32, u32),
+        bytes: Vec<u8>,
+    },
+    Payload {
+        key: (u128, u32, u32, u8),
+        bytes: Vec<u8>,
+    },
+    Log {
+        time: u64,
+        job: u128,
+        bytes: Vec<u8>,
+    },
+}
+
+/// Encodes `writes`, refusing a payload over `max_payload` bytes.
+pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encoded>, WriteError> {
+    let mut out = Vec::with_capacity(writes.len());
+    for w in writes {
+        match w {
+            Write::Execution(e) => out.push(Encoded::Execution {
+                id: e.job_id.0,
+                status: status_code(e.status),
+                bytes: json(&e),
+                flow: e.flow,
+            }),
+            Write::FlowActive { flow, active } => out.push(Encoded::FlowActive { flow, active }),
+            Write::LastFire { flow, at } => out.push(Encoded::LastFire { flow, at: nanos(at) }),
+            Write::Attempt { job_id, row } => out.push(Encoded::Attempt {
+                key: (job_id.0, row.attempt),
+                bytes: json(&row),
+            }),
+            Write::Step { job_id, row } => out.push(Encoded::Step {
+                key: (job_id.0, row.attempt, row.index),
+                bytes: json(&row),
+            }),
+            Write::Payload { key, value } => {
+                let bytes = json(&value);
+                if bytes.len() > max_payload {
+                    let kind = match key.kind {
+                        PayloadKind::Trigger => "trigger",
+                        PayloadKind::Config => "config",
+                        PayloadKind::Output => "output",
+                    };
+                    return Err(WriteError::PayloadTooLarge {
+                        kind,
+                        size: bytes.len(),
+                        max: max_payload,
+                    });
+                }
+                out.push(Encoded::Payload {
+                    key: (key.job_id.0, key.attempt, key.step, key.kind.code()),
+                    bytes,
+                });
+            }
+            Write::Logs(rows) => {
+                for row in rows {
+                    out.push(Encoded::Log {
+                        time: nanos(row.time),
+                        job: row.job_id.0,
+                        bytes: json(&row),
+                    });
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
+    serde_json::to_vec(v).expect("store records serialize")
+}
+
+pub(super) fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, counters: &Counters) {
+    let mut seq: u32 = 0;
+    // A prune met while gathering a batch waits here for the batch to commit.
+    let mut held: Option<Request> = None;
+    loop {
+        let first = match held.take() {
+            Some(r) => r,
+            None => match rx.recv() {
+                Ok(r) => r,
+                Err(_) => return,
+            },
+        };
+        let first = match first {
+            Request::Write(w) => w,
+            Request::Prune(p) => {
+                let _ = p.done.send(super::prune::prune(db, p.cutoff, p.max_executions));
+                continue;
+            }
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Request::Write(w)) => batch.push(w),
+                Ok(prune) => {
+                    held = Some(prune);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let result = apply(db, &batch, &mut seq);
+        counters.commits.fetch_add(1, Ordering::Relaxed);
+        counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
+        let bucket = BATCH_BUCKETS
+            .iter()
+            .position(|b| batch.len() as u64 <= *b)
+            .unwrap_or(BATCH_BUCKETS.len());
+        counters.batches[bucket].fetch_add(1, Ordering::Relaxed);
+        for r in batch {
+            let _ = r.done.send(result.clone());
+        }
+    }
+}
+
+/// Applies a batch in one durable transaction.
+fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), WriteError> {
+    let txn = db.begin_write().map_err(write_err)?;
+    {
+        let mut tables = Tables::open(&txn)?;
+        for w in batch.iter().flat_map(|r| &r.writes) {
+            match w {
+                Encoded::Execution {
+                    id,
+                    flow,
+                    status,
+                    bytes,
+                } => {
+                    let old = tables.executions.insert(*id, bytes.as_slice()).map_err(write_err)?;
+                    let old = match old {
+                        Some(old) => Some(
+                            decode::<ExecutionHead>("executions", old.value())
+                                .map_err(|e| WriteError::Backend(e.to_string()))?,
+                        ),
+                        None => None,
+                    };
+                    match old {
+                        Some(old) if status_code(old.status) == *status => {}
+                        Some(old) => {
+                            let s = status_code(old.status);
+                            tables.by_status.remove((s, *id)).map_err(write_err)?;
+                            tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
+                            tables
+                                .by_flow_status
+                                .remove((old.flow.as_str(), s, *id))
+                                .map_err(write_err)?;
+                            tables
+                                .by_flow_status
+                                .insert((flow.as_str(), *status, *id), ())
+                                .map_err(write_err)?;
+                        }
+                        // A new execution: its flow never changes, so it is indexed once.
+                        None => {
+                            tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
+                            tables.by_flow.insert((flow.as_str(), *id), ()).map_err(write_err)?;
+                            tables
+                                .by_flow_status
+                                .insert((flow.as_str(), *status, *id), ())
+                                .map_err(write_err)?;
+                        }
+                    }
+                }
+                Encoded::FlowActive { flow, active } => {
+                    if *active {
+                        tables.inactive.remove(flow.as_str()).map_err(write_err)?;
+                    } else {
+                        tables.inactive.insert(flow.as_str(), ()).map_err(write_err)?;
+                    }
+                }
+                Encoded::LastFire { flow, at } => {
+                    tables.schedules.insert(flow.as_str(), *at).map_err(write_err)?;
+                }
+                Encoded::Attempt { key, bytes } => {
+                    tables.attempts.insert(*key, bytes.as_slice()).map_err(write_err)?;
+                }
+                Encoded::Step { key, bytes } => {
+                    tables.steps.insert(*key, bytes.as_slice()).map_err(write_err)?;
+                }
+                Encoded::Payload { key, bytes } => {
+                    tables.payloads.insert(*key, bytes.as_slice()).map_err(write_err)?;
+                }
+                Encoded::Log { time, job, bytes } => {
+                    *seq = seq.wrapping_add(1);
+                    tables
+                        .logs
+                        .insert((*time, *job, *seq), bytes.as_slice())
+                        .map_err(write_err)?;
+                    tables.logs_by_job.insert((*job, *time, *seq), ()).map_err(write_err)?;
+                }
+            }
+        }
+    }
+    txn.commit().map_err(write_err)
+}
