@@ -1,8 +1,12 @@
 //! Compiles the bundled connectors in `plugins/` to WebAssembly components and embeds
-//! them in the `flowd` binary (see `src/plugin/bundled.rs`).
+//! them in the `flowd` binary (see `src/plugin/bundled.rs`), and builds the web console
+//! (`console/`) that `src/daemon/admin/console.rs` embeds.
 
 #[path = "plugins/build_guests.rs"]
 mod build_guests;
+
+#[path = "console/build_console.rs"]
+mod build_console;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -35,6 +39,7 @@ fn main() {
         .unwrap();
     }
     code.push_str("];\n");
-    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("bundled.rs");
-    std::fs::write(out, code).unwrap();
+    let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
+    std::fs::write(out.join("bundled.rs"), code).unwrap();
+    build_console::build(&root, &out);
 }

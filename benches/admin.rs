@@ -9,7 +9,8 @@
 //! reused by later runs (the last hour is topped up so it always holds recent records);
 //! delete it to seed afresh.
 //!
-//! Run: `cargo bench --bench admin` (add `-- --quick` for a short run).
+//! Run: `cargo bench --bench admin` (add `-- --quick` for a short run). `benches/console.rs`
+//! reuses its seeding and daemon.
 
 use flowd::engine::{ConnectorUse, ExecutionStatus, StepStatus};
 use flowd::plugin::{ErrorKind, Failure, Level};
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Names the seeded shape: change it whenever the seeding below changes, so a stale data
 /// directory is never reused.
-const SHAPE: &str = "v1";
+pub(crate) const SHAPE: &str = "v1";
 /// (flow, project, trigger kind).
 const FLOWS: [(&str, &str, &str); 5] = [
     ("orders", "shop", "http"),
@@ -46,7 +47,7 @@ const HOUR: Duration = Duration::from_secs(3600);
 /// Only failed executions log this, so a search for it matches about 1 record in 40.
 const NEEDLE: &str = "timed out";
 const TOKEN_ENV: &str = "FLOWD_BENCH_ADMIN_TOKEN";
-const TOKEN: &str = "bench-admin-token-0123456789";
+pub(crate) const TOKEN: &str = "bench-admin-token-0123456789";
 
 /// splitmix64: the seeded data is the same on every machine.
 struct Rng(u64);
@@ -277,7 +278,7 @@ fn unix(t: SystemTime) -> u64 {
 
 /// Seeds `root/data` unless a complete earlier seeding is there, then tops the last hour
 /// up to [`RECENT_PER_HOUR`]. The marker file holds the time of the newest record.
-fn prepare(rt: &tokio::runtime::Runtime, root: &Path, n: usize) {
+pub(crate) fn prepare(rt: &tokio::runtime::Runtime, root: &Path, n: usize) {
     let data = root.join("data");
     let marker = root.join("seeded-until");
     let now = SystemTime::now();
@@ -331,7 +332,7 @@ fn prepare(rt: &tokio::runtime::Runtime, root: &Path, n: usize) {
 }
 
 /// The daemon config and flow files, beside the data directory.
-fn write_config(root: &Path) -> PathBuf {
+pub(crate) fn write_config(root: &Path) -> PathBuf {
     let flows = root.join("flows");
     std::fs::create_dir_all(&flows).expect("the flows directory");
     for (name, project, _) in FLOWS {
@@ -360,14 +361,14 @@ fn write_config(root: &Path) -> PathBuf {
 }
 
 /// `flowd serve`, killed when dropped.
-struct Daemon {
-    child: Child,
-    admin: SocketAddr,
+pub(crate) struct Daemon {
+    pub(crate) child: Child,
+    pub(crate) admin: SocketAddr,
     stderr: Arc<std::sync::Mutex<String>>,
 }
 
 impl Daemon {
-    fn start(config: &Path) -> Daemon {
+    pub(crate) fn start(config: &Path) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_flowd"))
             .arg("serve")
             .arg("--config")

@@ -23,8 +23,8 @@
 //! 6. [`metrics`]: counters and histograms for `/metrics` (an engine observer);
 //!    [`detail`]: the typed read model of one execution (its attempts, steps, payloads
 //!    by key, whether it can be retried), for the API and the CLI.
-//! 7. [`daemon`]: `flowd serve`: the listeners, dispatch, schedules, the admin API,
-//!    operator actions and shutdown.
+//! 7. [`daemon`]: `flowd serve`: the listeners, dispatch, schedules, the admin API and
+//!    its web console (built from `console/` and embedded), operator actions and shutdown.
 //! 8. [`cli`]: the `flowd` command line, one module per command.
 
 pub mod cli;

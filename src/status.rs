@@ -24,6 +24,18 @@ pub enum ExecutionStatus {
 }
 
 impl ExecutionStatus {
+    /// Every status, in the contract's order.
+    pub const ALL: [ExecutionStatus; 8] = [
+        ExecutionStatus::Pending,
+        ExecutionStatus::Queued,
+        ExecutionStatus::Running,
+        ExecutionStatus::Paused,
+        ExecutionStatus::Success,
+        ExecutionStatus::PartiallyExecuted,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Rejected,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             ExecutionStatus::Pending => "pending",

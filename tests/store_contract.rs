@@ -80,6 +80,16 @@ impl Store for Faulty {
     fn list<'a>(&'a self, q: &'a ListQuery) -> StoreFuture<'a, Result<Vec<Execution>, ReadError>> {
         self.inner.list(q)
     }
+    fn histogram<'a>(
+        &'a self,
+        q: &'a ListQuery,
+        edges: &'a [SystemTime],
+    ) -> StoreFuture<'a, Result<Vec<[u64; 8]>, ReadError>> {
+        self.inner.histogram(q, edges)
+    }
+    fn oldest(&self) -> StoreFuture<'_, Result<Option<Execution>, ReadError>> {
+        self.inner.oldest()
+    }
     fn logs<'a>(&'a self, q: &'a LogQuery) -> StoreFuture<'a, Result<Vec<(LogKey, LogRow)>, ReadError>> {
         self.inner.logs(q)
     }

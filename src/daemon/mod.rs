@@ -51,6 +51,8 @@ pub struct Shared {
     schedules: Mutex<Vec<JoinHandle<()>>>,
     /// Reloads (SIGHUP, the API) run one at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// The web console's sign-ins.
+    pub sessions: admin::session::Sessions,
 }
 
 impl Shared {
@@ -78,6 +80,8 @@ pub struct Daemon {
     accept: JoinHandle<()>,
     admin_accept: JoinHandle<()>,
     retention: JoinHandle<()>,
+    /// The operator token made at start (see [`admin::session::local_token`]).
+    local_token: Option<String>,
 }
 
 /// The daemon's executor over `registry`: recording in `store`, counting in `metrics`,
@@ -115,8 +119,11 @@ impl Daemon {
 
     /// Starts on a setup and a store opened by the caller (which may keep its own handle
     /// on the backend, e.g. for its figures).
-    pub async fn start_on(config: DaemonConfig, setup: Setup, store: Arc<dyn Store>) -> anyhow::Result<Daemon> {
+    pub async fn start_on(mut config: DaemonConfig, setup: Setup, store: Arc<dyn Store>) -> anyhow::Result<Daemon> {
         let Setup { registry, flows } = setup;
+        let local = admin::session::local_token(&config.server).context("making the local operator token")?;
+        let local_token = local.as_ref().map(|t| t.value.clone());
+        config.server.tokens.extend(local);
         let inactive = store.inactive_flows().await?;
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let pauses = Arc::new(crate::engine::Pauses::default());
@@ -143,6 +150,7 @@ impl Daemon {
             owner: format!("flowd-{}", uuid::Uuid::now_v7()),
             schedules: Mutex::default(),
             reloading: tokio::sync::Mutex::new(()),
+            sessions: admin::session::Sessions::default(),
         });
         recover(&shared).await?;
         *shared.schedules.locked() = spawn_schedules(&shared);
@@ -157,7 +165,14 @@ impl Daemon {
             accept,
             admin_accept,
             retention,
+            local_token,
         })
+    }
+
+    /// The operator token this daemon made for itself, when its config has none and it
+    /// listens on loopback only. Printed at start, never logged.
+    pub fn local_token(&self) -> Option<&str> {
+        self.local_token.as_deref()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
@@ -291,7 +306,29 @@ pub async fn serve(config: DaemonConfig, setup: Setup) -> anyhow::Result<()> {
     let daemon = Daemon::start_with(config, setup).await?;
     let local = daemon.local_addr();
     // Tests and scripts wait for these lines to know the ports (the trigger one last).
-    println!("flowd: admin listener on http://{}", daemon.admin_addr());
+    let admin = daemon.admin_addr();
+    println!("flowd: admin listener on http://{admin}");
+    match admin::console::missing() {
+        None => println!("flowd: web console on http://{admin}/"),
+        Some(reason) => {
+            println!("flowd: no web console: {reason}");
+            tracing::warn!("no web console: {reason}");
+        }
+    }
+    let tokens = &daemon.shared().config.server.tokens;
+    if tokens.is_empty() {
+        println!(
+            "flowd: no admin tokens are configured and a listener is not on loopback, so nobody can sign in: add [[server.tokens]] to the config"
+        );
+        tracing::warn!("no admin tokens are configured: the admin API answers only /healthz");
+    }
+    if let Some(token) = daemon.local_token() {
+        // stdout only, as Jupyter does: the log may be shipped elsewhere; the terminal is
+        // the operator's own.
+        println!(
+            "flowd: no admin tokens are configured; sign in to the console (or call the API) with this local operator token, valid until the daemon stops:\nflowd:     {token}"
+        );
+    }
     println!("flowd: trigger listener on http://{local}");
     tracing::info!(%local, flows = daemon.shared().flows().by_name.len(), "trigger listener ready");
     loop {

@@ -173,6 +173,18 @@ pub trait Store: Send + Sync + 'static {
     /// Executions matching `q`, newest first, at most `q.limit`; a page is the same
     /// whatever is inserted meanwhile (job ids grow with time, the cursor is an id).
     fn list<'a>(&'a self, q: &'a ListQuery) -> StoreFuture<'a, Result<Vec<Execution>, ReadError>>;
+    /// Executions matching `q` (its `before` and `limit` aside) per status, in the buckets
+    /// `[edges[i], edges[i + 1])` of their creation time as their job ids hold it (in
+    /// milliseconds, as [`Store::list`] filters by time): per bucket one count per status,
+    /// in [`crate::status::ExecutionStatus::ALL`]'s order. Never more than the list would
+    /// show; a backend should count off its indexes rather than read every row.
+    fn histogram<'a>(
+        &'a self,
+        q: &'a ListQuery,
+        edges: &'a [SystemTime],
+    ) -> StoreFuture<'a, Result<Vec<[u64; 8]>, ReadError>>;
+    /// The oldest execution kept.
+    fn oldest(&self) -> StoreFuture<'_, Result<Option<Execution>, ReadError>>;
     /// Log records matching `q` with their keys, oldest first (or newest first).
     fn logs<'a>(&'a self, q: &'a LogQuery) -> StoreFuture<'a, Result<Vec<(LogKey, LogRow)>, ReadError>>;
     /// The flows an operator deactivated.

@@ -314,6 +314,72 @@ pub async fn the_list_is_newest_first_and_every_filter_keeps_what_it_says(store:
     }
 }
 
+/// The histogram holds, bucket by bucket and status by status, what the list shows for
+/// the same query; a bucket is `[edge, next edge)` of the creation time.
+pub async fn the_histogram_counts_what_the_list_shows_per_bucket(store: Arc<dyn Store>) {
+    assert!(store.oldest().await.unwrap().is_none(), "an empty store has no oldest");
+    let t0 = ms(SystemTime::now() - DAY);
+    let rows = seed(store.as_ref(), t0, 60).await;
+    assert_eq!(store.oldest().await.unwrap().map(|e| e.job_id), Some(rows[0].job_id));
+    // Uneven buckets over the seeded minute, starting before it and ending inside it.
+    let edges: Vec<SystemTime> = [0u64, 7_000, 7_001, 30_000, 45_500, 55_000]
+        .iter()
+        .map(|ms| t0 - Duration::from_secs(2) + Duration::from_millis(*ms))
+        .collect();
+    let queries = [
+        ListQuery::default(),
+        ListQuery {
+            flow: Some("a".into()),
+            ..ListQuery::default()
+        },
+        ListQuery {
+            statuses: vec![ExecutionStatus::Failed, ExecutionStatus::Queued],
+            ..ListQuery::default()
+        },
+        ListQuery {
+            flow: Some("b".into()),
+            statuses: vec![ExecutionStatus::Failed],
+            ..ListQuery::default()
+        },
+        ListQuery {
+            project: Some("other".into()),
+            ..ListQuery::default()
+        },
+        ListQuery {
+            trigger_kind: Some("schedule".into()),
+            statuses: vec![ExecutionStatus::Paused],
+            from: Some(t0 + Duration::from_secs(20)),
+            ..ListQuery::default()
+        },
+    ];
+    for q in queries {
+        let got = store.histogram(&q, &edges).await.unwrap();
+        assert_eq!(got.len(), edges.len() - 1, "{q:?}");
+        for (i, counts) in got.iter().enumerate() {
+            let mut want = [0u64; 8];
+            for e in rows.iter().filter(|e| {
+                q.keeps(e)
+                    && q.from.is_none_or(|f| e.created_at >= f)
+                    && e.created_at >= edges[i]
+                    && e.created_at < edges[i + 1]
+            }) {
+                let at = ExecutionStatus::ALL.iter().position(|s| *s == e.status).unwrap();
+                want[at] += 1;
+            }
+            assert_eq!(*counts, want, "bucket {i} of {q:?}");
+        }
+        let total: u64 = got.iter().flatten().sum();
+        assert!(total > 0, "{q:?} counts something");
+    }
+    assert!(
+        store
+            .histogram(&ListQuery::default(), &edges[..1])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
 pub async fn a_cursor_holds_while_new_executions_arrive(store: Arc<dyn Store>) {
     let t0 = ms(SystemTime::now() - Duration::from_secs(3600));
     let rows = seed(store.as_ref(), t0, 40).await;
@@ -627,6 +693,10 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn the_list_is_newest_first_and_every_filter_keeps_what_it_says() {
                 contract::the_list_is_newest_first_and_every_filter_keeps_what_it_says($fresh().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn the_histogram_counts_what_the_list_shows_per_bucket() {
+                contract::the_histogram_counts_what_the_list_shows_per_bucket($fresh().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_cursor_holds_while_new_executions_arrive() {

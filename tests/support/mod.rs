@@ -220,6 +220,8 @@ pub struct Daemon {
     pub admin: std::net::SocketAddr,
     /// Every line the daemon wrote to stderr so far is read by a thread into this.
     pub log: std::sync::Arc<std::sync::Mutex<String>>,
+    /// What `flowd serve` printed on stdout up to the trigger listener's line.
+    pub banner: String,
 }
 
 impl Daemon {
@@ -268,9 +270,12 @@ impl Daemon {
         let stdout = child.stdout.take().unwrap();
         let mut lines = std::io::BufReader::new(stdout).lines();
         let mut admin = None;
+        let mut banner = String::new();
         let addr = loop {
             match lines.next() {
                 Some(Ok(line)) => {
+                    banner.push_str(&line);
+                    banner.push('\n');
                     if let Some(a) = line.strip_prefix("flowd: admin listener on http://") {
                         admin = Some(a.parse().unwrap());
                     }
@@ -288,6 +293,7 @@ impl Daemon {
             addr,
             admin,
             log,
+            banner,
         }
     }
 

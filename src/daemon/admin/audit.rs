@@ -3,8 +3,8 @@
 //! log with the name of the token that asked, what it acted on and the status answered,
 //! whether the change was made or refused.
 
+use super::auth::Caller;
 use super::routes::Endpoint;
-use crate::config::AdminToken;
 use hyper::StatusCode;
 
 /// What a change route does, and to what kind of thing (its capture names one).
@@ -25,7 +25,7 @@ fn action(e: Endpoint) -> (&'static str, &'static str) {
 
 /// Logs one change request by `token` to the route `endpoint` (with its path
 /// `captures`), answered `status`.
-pub fn change(token: &AdminToken, endpoint: Endpoint, captures: &[&str], status: StatusCode) {
+pub fn change(token: &Caller, endpoint: Endpoint, captures: &[&str], status: StatusCode) {
     let (action, kind) = action(endpoint);
     // Quoted (Debug), so a name from the request cannot forge log lines.
     let target = match captures.first() {

@@ -1,11 +1,14 @@
 //! The admin API on its own listener: `/healthz` without a token, everything under `/v1`
-//! with a bearer token (viewer reads, operator also changes). JSON in and out, errors as
-//! `{"error": {"code", "message"}}`, times in RFC 3339 UTC.
+//! with a bearer token or a console session (viewer reads, operator also changes). JSON in
+//! and out, errors as `{"error": {"code", "message"}}`, times in RFC 3339 UTC. Every other
+//! `GET` is the web console's (see `console`).
 
 mod audit;
 mod auth;
+pub mod console;
 mod executions;
 mod flows;
+mod histogram;
 mod logs;
 mod metrics;
 mod params;
@@ -13,6 +16,8 @@ mod payloads;
 mod presets;
 pub mod routes;
 mod schedules;
+pub mod session;
+mod signin;
 mod stream;
 
 pub use presets::NAMES as PRESETS;
@@ -127,30 +132,48 @@ pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Adm
 async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
     use routes::{Access, Endpoint as E, Miss};
     let path = req.uri().path().to_string();
+    if req.method() == hyper::Method::GET && console::owns(&path) {
+        return Ok(console::serve(&path));
+    }
     let trimmed = match path.trim_end_matches('/') {
         "" => "/",
         p => p,
     };
     let segments: Vec<&str> = trimmed.split('/').skip(1).collect();
     let found = routes::find(req.method().as_str(), &segments);
-    let public = routes::ROUTES
-        .iter()
-        .any(|r| r.access == Access::Public && r.path == trimmed);
-    // A token is checked before the path: without one, nothing says what exists.
-    let token = if public {
+    // Public: the route found is, or (for a wrong method) every route at the path is.
+    let public = match &found {
+        Ok((r, _)) => r.access == Access::Public,
+        Err(_) => {
+            let mut at_path = routes::ROUTES.iter().filter(|r| r.path == trimmed).peekable();
+            at_path.peek().is_some() && at_path.all(|r| r.access == Access::Public)
+        }
+    };
+    // A caller is checked before the path: without a token, nothing says what exists.
+    let caller = if public {
         None
     } else {
-        Some(auth::token(&shared.config.server.tokens, req.headers())?)
+        Some(auth::caller(
+            &shared.config.server.tokens,
+            &shared.sessions,
+            req.headers(),
+        )?)
     };
     let (route, captures) = match found {
         Ok(found) => found,
         Err(Miss::NotFound) => return Err(ApiError::not_found(format!("no admin endpoint at {path}"))),
         Err(Miss::Method(allow)) => return Err(ApiError::method(allow)),
     };
+    if let Some(caller) = &caller
+        && caller.session.is_some()
+        && req.method() != hyper::Method::GET
+    {
+        auth::require_same_origin(req.headers())?;
+    }
     if route.access == Access::Operator {
-        let token = token.expect("only public routes skip the token");
-        if let Err(refused) = auth::require_operator(token.role) {
-            audit::change(token, route.endpoint, &captures, refused.status);
+        let caller = caller.as_ref().expect("only public routes skip the caller");
+        if let Err(refused) = auth::require_operator(caller.role) {
+            audit::change(caller, route.endpoint, &captures, refused.status);
             return Err(refused);
         }
     }
@@ -164,7 +187,11 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
         }
         E::Metrics => metrics::render(shared, query),
         E::OpenApi => openapi(query),
+        E::SignIn => signin::sign_in(shared, req, query).await,
+        E::Session => signin::show(shared, caller.as_ref().expect("a viewer route"), query),
+        E::SignOut => signin::sign_out(shared, caller.as_ref().expect("a viewer route"), query),
         E::ExecutionList => executions::list(shared, query).await,
+        E::ExecutionHistogram => histogram::answer(shared, query).await,
         E::ExecutionDetail => executions::detail(shared, arg(0), query).await,
         E::TriggerPayload => payloads::trigger(shared, arg(0), query).await,
         E::StepPayload => payloads::step(shared, arg(0), arg(1), arg(2), query).await,
@@ -191,13 +218,13 @@ async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
         E::Reload => flows::reload(shared, query).await,
     };
     if route.access == Access::Operator
-        && let Some(token) = token
+        && let Some(caller) = &caller
     {
         let status = match &answer {
             Ok(r) => r.status(),
             Err(e) => e.status,
         };
-        audit::change(token, route.endpoint, &captures, status);
+        audit::change(caller, route.endpoint, &captures, status);
     }
     answer
 }

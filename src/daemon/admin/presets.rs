@@ -24,7 +24,7 @@ pub const NAMES: &[&str] = &[
 
 /// The first instant of `date` in `tz`: local midnight, or the first instant after a
 /// daylight-saving gap that swallowed it.
-fn day_start(tz: Tz, date: NaiveDate) -> SystemTime {
+pub(super) fn day_start(tz: Tz, date: NaiveDate) -> SystemTime {
     let mut t = date.and_hms_opt(0, 0, 0).expect("midnight exists");
     for _ in 0..48 {
         if let Some(local) = tz.from_local_datetime(&t).earliest() {

@@ -5,7 +5,7 @@
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Access {
-    /// No token needed (`/healthz` only).
+    /// No token needed (`/healthz`, and signing in to the console).
     Public,
     /// Any configured token.
     Viewer,
@@ -19,7 +19,11 @@ pub enum Endpoint {
     Health,
     Metrics,
     OpenApi,
+    SignIn,
+    Session,
+    SignOut,
     ExecutionList,
+    ExecutionHistogram,
     ExecutionDetail,
     TriggerPayload,
     StepPayload,
@@ -64,7 +68,11 @@ pub const ROUTES: &[Route] = &[
     route("GET", "/healthz", Public, E::Health),
     route("GET", "/metrics", Viewer, E::Metrics),
     route("GET", "/v1/openapi.json", Viewer, E::OpenApi),
+    route("POST", "/v1/session", Public, E::SignIn),
+    route("GET", "/v1/session", Viewer, E::Session),
+    route("DELETE", "/v1/session", Viewer, E::SignOut),
     route("GET", "/v1/executions", Viewer, E::ExecutionList),
+    route("GET", "/v1/executions/histogram", Viewer, E::ExecutionHistogram),
     route("GET", "/v1/executions/{job_id}", Viewer, E::ExecutionDetail),
     route("GET", "/v1/executions/{job_id}/trigger", Viewer, E::TriggerPayload),
     route(
@@ -166,6 +174,10 @@ mod tests {
         assert_eq!(find("GET", &p).unwrap_err(), Miss::Method("POST".into()));
         assert_eq!(find("GET", &segs("/v1/nothing")).unwrap_err(), Miss::NotFound);
         assert_eq!(find("GET", &segs("/v1/flows//run")).unwrap_err(), Miss::NotFound);
+        let p = segs("/v1/executions/histogram");
+        assert_eq!(find("GET", &p).unwrap().0.endpoint, Endpoint::ExecutionHistogram);
+        let p = segs("/v1/session");
+        assert_eq!(find("PATCH", &p).unwrap_err(), Miss::Method("POST, GET, DELETE".into()));
     }
 
     #[test]

@@ -301,6 +301,19 @@ impl Store for RedbStore {
         self.scan(move |db| query::list(db, &q))
     }
 
+    fn histogram<'a>(
+        &'a self,
+        q: &'a ListQuery,
+        edges: &'a [SystemTime],
+    ) -> StoreFuture<'a, Result<Vec<[u64; 8]>, ReadError>> {
+        let (q, edges) = (q.clone(), edges.to_vec());
+        self.scan(move |db| query::histogram(db, &q, &edges))
+    }
+
+    fn oldest(&self) -> StoreFuture<'_, Result<Option<Execution>, ReadError>> {
+        self.now(query::oldest)
+    }
+
     fn logs<'a>(&'a self, q: &'a LogQuery) -> StoreFuture<'a, Result<Vec<(LogKey, LogRow)>, ReadError>> {
         let q = q.clone();
         self.scan(move |db| query::logs(db, &q))

@@ -1,7 +1,8 @@
 //! Reads of the redb store: one execution and its attempts, steps and payloads; the
 //! execution list through the narrowest index a query allows, read newest first and
-//! lazily, so a page costs what it returns; log searches by time or by job, with a byte
-//! prefilter for message substrings; what recovery and the scheduler ask.
+//! lazily, so a page costs what it returns; the list's histogram counted off the status
+//! indexes; log searches by time or by job, with a byte prefilter for message substrings;
+//! what recovery and the scheduler ask.
 
 use super::tables::{
     ATTEMPTS, BY_FLOW, BY_FLOW_STATUS, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES,
@@ -219,6 +220,100 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
         }
     }
     Ok(out)
+}
+
+pub(super) fn histogram(db: &Database, q: &ListQuery, edges: &[SystemTime]) -> Result<Vec<[u64; 8]>, ReadError> {
+    let mut out = vec![[0u64; 8]; edges.len().saturating_sub(1)];
+    let (Some(first), Some(last)) = (edges.first(), edges.last()) else {
+        return Ok(out);
+    };
+    let bounds: Vec<u128> = edges.iter().map(|t| JobId::lower_bound(*t).0).collect();
+    // The list's own bounds (see `list`), within the buckets'.
+    let lo = q
+        .from
+        .map_or(0, |t| JobId::lower_bound(t).0)
+        .max(JobId::lower_bound(*first).0);
+    let mut hi =
+        q.to.map_or(u128::MAX, |t| JobId::lower_bound(t).0.saturating_add(1 << 80));
+    hi = hi.min(JobId::lower_bound(*last).0);
+    if let Some(before) = q.before {
+        hi = hi.min(before.0);
+    }
+    if lo >= hi || out.is_empty() {
+        return Ok(out);
+    }
+    // Within one range ids ascend, so the bucket only moves forward.
+    let last_bucket = out.len() - 1;
+    let count = |out: &mut Vec<[u64; 8]>, ids: &mut dyn Iterator<Item = Result<(u128, u8), ReadError>>| {
+        let mut b = 0;
+        for item in ids {
+            let (id, code) = item?;
+            while b < last_bucket && id >= bounds[b + 1] {
+                b += 1;
+            }
+            out[b][usize::from(code)] += 1;
+        }
+        Ok::<(), ReadError>(())
+    };
+    let r = db.begin_read().map_err(read_err)?;
+    if q.project.is_some() || q.trigger_kind.is_some() {
+        // Only the rows hold these: read them, through the flow's index when there is one.
+        let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
+        let mut ids = executions.range(lo..hi).map_err(read_err)?.filter_map(|item| {
+            let row = item.map_err(read_err).and_then(|(k, v)| {
+                let e: Execution = decode("executions", v.value())?;
+                Ok((k.value(), e))
+            });
+            match row {
+                Ok((id, e)) => q.keeps(&e).then(|| Ok((id, status_code(e.status)))),
+                Err(e) => Some(Err(e)),
+            }
+        });
+        count(&mut out, &mut ids)?;
+        return Ok(out);
+    }
+    let mut codes: Vec<u8> = if q.statuses.is_empty() {
+        crate::status::ExecutionStatus::ALL
+            .iter()
+            .map(|s| status_code(*s))
+            .collect()
+    } else {
+        q.statuses.iter().map(|s| status_code(*s)).collect()
+    };
+    codes.sort_unstable();
+    codes.dedup();
+    for code in codes {
+        match &q.flow {
+            Some(flow) => {
+                let t = r.open_table(BY_FLOW_STATUS).map_err(read_err)?;
+                let range = t
+                    .range((flow.as_str(), code, lo)..(flow.as_str(), code, hi))
+                    .map_err(read_err)?;
+                count(
+                    &mut out,
+                    &mut range.map(|i| i.map(|(k, _)| (k.value().2, code)).map_err(read_err)),
+                )?;
+            }
+            None => {
+                let t = r.open_table(BY_STATUS).map_err(read_err)?;
+                let range = t.range((code, lo)..(code, hi)).map_err(read_err)?;
+                count(
+                    &mut out,
+                    &mut range.map(|i| i.map(|(k, _)| (k.value().1, code)).map_err(read_err)),
+                )?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+pub(super) fn oldest(db: &Database) -> Result<Option<Execution>, ReadError> {
+    let r = db.begin_read().map_err(read_err)?;
+    let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
+    match executions.first().map_err(read_err)? {
+        Some((_, v)) => Ok(Some(decode("executions", v.value())?)),
+        None => Ok(None),
+    }
 }
 
 pub(super) fn logs(db: &Database, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>, ReadError> {
