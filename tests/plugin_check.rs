@@ -123,10 +123,15 @@ fn an_unknown_import_is_named() {
 
 #[test]
 fn malformed_components_are_refused_with_a_reason() {
-    let (code, text) = check(&support::fixture("core-module"), None);
+    let empty = tempfile::tempdir().unwrap();
+    let (code, text) = check(&support::fixture("core-module"), Some(empty.path()));
     assert_eq!(code, 1);
+    let cached = std::fs::read_dir(empty.path().join("flowd")).map_or(0, |d| d.count());
+    assert_eq!(cached, 0, "a core module is refused before anything is compiled");
     assert!(
-        text.contains("can run:  no: not a valid WebAssembly component"),
+        text.contains(
+            "can run:  no: a core WebAssembly module, not a component: make it one with `wasm-tools component new`"
+        ),
         "{text}"
     );
 
@@ -174,4 +179,21 @@ fn a_second_start_loads_the_compiled_component_from_the_cache() {
     assert!(third.contains("compile:  compiled in"), "{third}");
     let (_, fourth) = check(&echo, Some(cache.path()));
     assert!(fourth.contains("loaded from the compiled-component cache"), "{fourth}");
+}
+
+#[test]
+fn an_export_that_does_not_match_the_world_is_named_in_check_and_in_run() {
+    let mismatch = "`run` does not match the world: the component has run(config: string, input: string) -> result<string, step-error>, the world run(ctx: context, config: string, input: string) -> result<string, step-error>";
+    let (code, text) = check(&support::fixture("no-ctx"), None);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains(&format!("can run:  no: {mismatch}")), "{text}");
+
+    let setup = support::Setup::new("");
+    let flow = setup.flow("t", &support::one_step("stale", "{}", ""));
+    let connector = format!("stale={}", support::fixture("no-ctx").display());
+    let out = setup.run_raw(&flow, None, &["--connector", &connector]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(mismatch), "{stderr}");
+    assert!(!stderr.contains("tuple"), "{stderr}");
 }

@@ -109,8 +109,13 @@ pub async fn check(args: CheckArgs) -> u8 {
         let how = match info.origin {
             Origin::Compiled => "compiled",
             Origin::Cached => "loaded from the compiled-component cache",
+            Origin::Skipped => "skipped",
         };
-        println!("compile:  {how} in {:.1} ms", info.load_time.as_secs_f64() * 1000.0);
+        if info.origin == Origin::Skipped {
+            println!("compile:  skipped: this host refuses its imports");
+        } else {
+            println!("compile:  {how} in {:.1} ms", info.load_time.as_secs_f64() * 1000.0);
+        }
         println!("imports:");
         let width = info.imports.iter().map(|i| i.name.len()).max().unwrap_or(0);
         for i in &info.imports {

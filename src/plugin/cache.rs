@@ -23,6 +23,8 @@ pub struct Cache {
 pub enum Origin {
     Compiled,
     Cached,
+    /// Not compiled: what the bytes say already rules it out.
+    Skipped,
 }
 
 impl Cache {
