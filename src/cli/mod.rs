@@ -15,10 +15,12 @@ mod check;
 mod client;
 mod executions;
 mod flows;
+mod plugin;
 mod remote;
 mod render;
 mod run;
 mod serve;
+mod templates;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -76,6 +78,10 @@ enum PluginCommand {
     /// Say which world a component implements, what it imports, whether this host can run
     /// it, and how long it takes to compile.
     Check(check::CheckArgs),
+    /// Create a connector project (Rust, JavaScript or Python) from a template.
+    New(plugin::NewArgs),
+    /// Write the WIT this binary serves (the `flowd:connector` package).
+    Wit(plugin::WitArgs),
 }
 
 pub const EXIT_OK: u8 = 0;
@@ -145,6 +151,12 @@ pub fn main() -> ExitCode {
             Command::Plugin {
                 command: PluginCommand::Check(args),
             } => check::check(args).await,
+            Command::Plugin {
+                command: PluginCommand::New(args),
+            } => plugin::new(args),
+            Command::Plugin {
+                command: PluginCommand::Wit(args),
+            } => plugin::wit(args),
             Command::Validate(args) => validate::validate(args).await,
             Command::Executions { command } => executions::executions(command).await,
             Command::Logs(args) => executions::logs(*args).await,
