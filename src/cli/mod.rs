@@ -15,6 +15,7 @@ mod check;
 mod client;
 mod executions;
 mod flows;
+mod http_event;
 mod plugin;
 mod remote;
 mod render;
