@@ -295,3 +295,49 @@ fn componentize_js_with_its_default_http_is_told_to_disable_it_before_compiling(
     assert!(!text.contains("list the origins it may call"), "{text}");
     assert!(!compiled, "compiled before refusing");
 }
+
+#[test]
+fn a_cold_compile_of_a_large_component_shows_progress_on_stderr() {
+    let cache = tempfile::tempdir().unwrap();
+    let qjs = component("qjs", "action");
+    let check = || {
+        let out = support::flowd()
+            .env("XDG_CACHE_HOME", cache.path())
+            .args(["plugin", "check"])
+            .arg(&qjs)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let first = check();
+    let line = first
+        .lines()
+        .find(|l| l.starts_with("compiling "))
+        .unwrap_or_else(|| panic!("no progress line in {first:?}"));
+    let rest = line
+        .strip_prefix(&format!("compiling {} (1.5 MiB)… ", qjs.display()))
+        .unwrap_or_else(|| panic!("{line}"));
+    let (secs, tail) = rest.split_once(" s").unwrap_or_else(|| panic!("{line}"));
+    assert!(secs.parse::<f64>().is_ok(), "{line}");
+    assert_eq!(tail, ", cached", "{line}");
+    assert!(!check().contains("compiling"), "a cached load is silent");
+
+    // `run` names the connector; a small component compiles without a word.
+    let setup = Setup::new("");
+    std::fs::write(
+        setup.path("flowd.toml"),
+        std::fs::read_to_string(setup.config()).unwrap().replace(
+            &support::cache_dir().join("flowd").display().to_string(),
+            &setup.path("fresh").display().to_string(),
+        ),
+    )
+    .unwrap();
+    let (code, _, err) = run(&setup, "qjs", ACTION_FLOW, &json!({"name": "ada"}));
+    assert_eq!(code, 0, "{err}");
+    assert!(err.contains("compiling greet (1.5 MiB)… "), "{err}");
+    let small = setup.flow("small", &support::one_step("echo", "{}", ""));
+    let out = setup.run_raw(&small, None, &[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("compiling"));
+}

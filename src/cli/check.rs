@@ -56,7 +56,8 @@ pub async fn check(args: CheckArgs) -> u8 {
             }
         },
     };
-    let info = match runtime.inspect(&bytes, &grants) {
+    let label = args.file.display().to_string();
+    let info = match runtime.inspect(&label, &bytes, &grants) {
         Ok((_, info)) => info,
         Err(e) => {
             if args.json {
@@ -77,7 +78,7 @@ pub async fn check(args: CheckArgs) -> u8 {
     };
     // Linking is the final word: it also catches type mismatches the policy cannot see.
     let verdict = runtime
-        .load("check", &bytes, &grants)
+        .load(&label, &bytes, &grants)
         .map(|_| ())
         .map_err(|e| e.to_string());
     if args.json {

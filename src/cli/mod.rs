@@ -17,6 +17,7 @@ mod executions;
 mod flows;
 mod http_event;
 mod plugin;
+mod progress;
 mod remote;
 mod render;
 mod run;
@@ -129,6 +130,7 @@ pub(crate) fn daemon_config(
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::install(matches!(cli.command, Command::Serve(_)));
     // The daemon sets up its own logging from its config.
     if !matches!(cli.command, Command::Serve(_)) {
         tracing_subscriber::fmt()

@@ -47,27 +47,33 @@ impl Cache {
         self.dir.join(format!("{content_hash}-{}.cwasm", self.engine_key))
     }
 
-    /// The compiled component for `bytes`, from the cache when it holds a usable one.
-    pub fn load_or_compile(
-        &self,
-        engine: &Engine,
-        bytes: &[u8],
-        content_hash: &str,
-    ) -> anyhow::Result<(Component, Origin)> {
+    /// The compiled component for `content_hash`, when the cache holds a usable one.
+    pub fn load(&self, engine: &Engine, content_hash: &str) -> Option<Component> {
         let path = self.path_for(content_hash);
-        if path.is_file() {
-            // SAFETY: the file was produced by `Engine::precompile_component` for an engine
-            // with this compatibility hash and written atomically into a private directory.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => return Ok((c, Origin::Cached)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "unusable cache entry; compiling again"),
+        if !path.is_file() {
+            return None;
+        }
+        // SAFETY: the file was produced by `Engine::precompile_component` for an engine
+        // with this compatibility hash and written atomically into a private directory.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unusable cache entry; compiling again");
+                None
             }
         }
-        let component = compile(engine, bytes)?;
-        if let Err(e) = self.store(&component, &path) {
-            tracing::warn!(path = %path.display(), error = %e, "could not write the component cache");
+    }
+
+    /// Keeps a compiled component; whether it was written.
+    pub fn keep(&self, component: &Component, content_hash: &str) -> bool {
+        let path = self.path_for(content_hash);
+        match self.store(component, &path) {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not write the component cache");
+                false
+            }
         }
-        Ok((component, Origin::Compiled))
     }
 
     fn store(&self, component: &Component, path: &Path) -> anyhow::Result<()> {

@@ -13,6 +13,7 @@ mod invoke;
 mod lanes;
 mod outbound;
 mod preflight;
+pub mod progress;
 mod signature;
 mod trap;
 
@@ -255,7 +256,13 @@ impl Runtime {
     /// Compiles (or loads from cache) and inspects a component, without linking it. The
     /// bytes are read first: a core module, the async ABI or an import this host refuses
     /// is reported without compiling (`component` is then `None`).
-    pub fn inspect(&self, bytes: &[u8], grants: &Grants) -> Result<(Option<Component>, Inspection), LoadError> {
+    /// `label` names the component in progress reports.
+    pub fn inspect(
+        &self,
+        label: &str,
+        bytes: &[u8],
+        grants: &Grants,
+    ) -> Result<(Option<Component>, Inspection), LoadError> {
         let start = Instant::now();
         let sha256: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
         let early = preflight::read(bytes)?;
@@ -294,11 +301,26 @@ impl Runtime {
                 return Ok((None, info));
             }
         }
-        let (component, origin) = match &self.cache {
-            Some(c) => c.load_or_compile(&self.engine, bytes, &sha256),
-            None => cache::compile(&self.engine, bytes).map(|c| (c, Origin::Compiled)),
-        }
-        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let (component, origin) = match self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256)) {
+            Some(c) => (c, Origin::Cached),
+            None => {
+                let size = bytes.len() as u64;
+                progress::report(&progress::Compile::Started { label, size });
+                let compiled = cache::compile(&self.engine, bytes).map_err(|e| {
+                    progress::report(&progress::Compile::Failed { label });
+                    LoadError::Compile(format!("{e:#}"))
+                })?;
+                let cached = self.cache.as_ref().is_some_and(|c| c.keep(&compiled, &sha256));
+                let elapsed = start.elapsed();
+                progress::report(&progress::Compile::Finished {
+                    label,
+                    size,
+                    elapsed,
+                    cached,
+                });
+                (compiled, Origin::Compiled)
+            }
+        };
         let load_time = start.elapsed();
         let ty = component.component_type();
         let imports = ty
@@ -319,7 +341,7 @@ impl Runtime {
 
     /// Loads a connector: compile, check every import against the sandbox policy, link.
     pub fn load(&self, name: &str, bytes: &[u8], grants: &Grants) -> Result<Connector, LoadError> {
-        let (component, info) = self.inspect(bytes, grants)?;
+        let (component, info) = self.inspect(name, bytes, grants)?;
         let refused = imports::refused(&info.imports);
         let component = match component {
             Some(c) if refused.is_empty() => c,
