@@ -207,7 +207,7 @@ impl Runtime {
         bindings::log_iface::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         let cache = match &config.cache_dir {
-            Some(dir) => match cache::Cache::open(dir, &engine) {
+            Some(dir) => match cache::Cache::open(dir, &engine, config.cache_size) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "component cache disabled");
@@ -307,7 +307,7 @@ impl Runtime {
                 let size = bytes.len() as u64;
                 progress::report(&progress::Compile::Started { label, size });
                 let compiled = cache::compile(&self.engine, bytes).map_err(|e| {
-                    progress::report(&progress::Compile::Failed { label });
+                    progress::report(&progress::Compile::Failed { label, size });
                     LoadError::Compile(format!("{e:#}"))
                 })?;
                 let cached = self.cache.as_ref().is_some_and(|c| c.keep(&compiled, &sha256));

@@ -25,6 +25,7 @@ pub enum Compile<'a> {
     },
     Failed {
         label: &'a str,
+        size: u64,
     },
 }
 
@@ -38,10 +39,8 @@ pub fn report_to(sink: impl Fn(&Compile<'_>) + Send + Sync + 'static) {
 }
 
 pub(super) fn report(event: &Compile<'_>) {
-    let size = match event {
-        Compile::Started { size, .. } | Compile::Finished { size, .. } => *size,
-        Compile::Failed { .. } => LARGE,
-    };
+    let (Compile::Started { size, .. } | Compile::Finished { size, .. } | Compile::Failed { size, .. }) = event;
+    let size = *size;
     if size >= LARGE
         && let Some(sink) = SINK.get()
     {
