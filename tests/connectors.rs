@@ -36,7 +36,7 @@ fn component(build: &str, world: &str) -> PathBuf {
 }
 
 /// `flowd run --json` of `flow` with `input` and the build's two connectors as `greet`
-/// and `greet-trigger`: the exit code, the report (or Null) and stderr.
+/// and `greet-trigger`: the exit code, the report (or Null) and what else it said.
 fn run(setup: &Setup, build: &str, flow: &str, input: &Value) -> (i32, Value, String) {
     let flow = setup.flow("greet", flow);
     let action = format!("greet={}", component(build, "action").display());
@@ -47,11 +47,12 @@ fn run(setup: &Setup, build: &str, flow: &str, input: &Value) -> (i32, Value, St
         &["--json", "--connector", &action, "--connector", &trigger],
     );
     let report = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
-    (
-        out.status.code().unwrap(),
-        report,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    // Without a report, stdout holds the load errors as JSON lines.
+    let mut said = String::from_utf8_lossy(&out.stderr).into_owned();
+    if report.is_null() {
+        said.push_str(&String::from_utf8_lossy(&out.stdout));
+    }
+    (out.status.code().unwrap(), report, said)
 }
 
 const ACTION_FLOW: &str = r#"

@@ -134,3 +134,49 @@ fn validate_takes_a_connector_from_a_file() {
     assert_eq!(code, 0, "{text}");
     assert!(text.starts_with("ok: "), "{text}");
 }
+
+#[test]
+fn run_json_prints_load_errors_as_json_lines() {
+    let setup = Setup::new("");
+    let flow = setup.flow("t", &support::one_step("nope", "{}", ""));
+    let out = setup.run_raw(&flow, None, &["--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0]["reason"], "config-error", "{stdout}");
+    assert!(lines[0]["message"].as_str().unwrap().contains("nope"), "{stdout}");
+    assert_eq!(lines[1]["reason"], "summary", "{stdout}");
+}
+
+#[test]
+fn the_trigger_line_shows_its_time_fuel_and_error() {
+    let setup = Setup::new("");
+    let flow = setup.flow("hook", HTTP_FLOW);
+    let out = setup.run_raw(&flow, Some(&json!({"a": 1})), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = stdout.lines().find(|l| l.trim_start().starts_with("trigger")).unwrap();
+    assert!(line.contains(" ms  fuel ") || line.contains(" s  fuel "), "{line}");
+
+    let setup = Setup::new("");
+    let failing = HTTP_FLOW.replace("connector = \"trigger-echo\"", "connector = \"greet\"");
+    let flow = setup.flow("hook", &failing);
+    let greet = format!("greet={}", support::fixture("example-rust-trigger").display());
+    let out = setup.run_raw(&flow, Some(&json!({"name": "busy"})), &["--connector", &greet]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("trigger"))
+        .unwrap();
+    assert!(lines[at].contains("fuel "), "{stdout}");
+    assert_eq!(
+        lines[at + 1].trim(),
+        "error: connector (busy): the greeter is busy, try again",
+        "{stdout}"
+    );
+}

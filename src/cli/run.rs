@@ -291,7 +291,12 @@ fn print_run_errors(errors: ConfigErrors, args: &RunArgs) {
             })
             .collect(),
     );
-    super::print_errors(&errors);
+    let format = if args.json {
+        super::MessageFormat::Json
+    } else {
+        super::MessageFormat::Human
+    };
+    super::report_config_errors(&errors, "", format);
 }
 
 /// `flowd run --count`: prints each job id once its execution is durably accepted (the
