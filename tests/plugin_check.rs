@@ -123,10 +123,15 @@ fn an_unknown_import_is_named() {
 
 #[test]
 fn malformed_components_are_refused_with_a_reason() {
-    let (code, text) = check(&support::fixture("core-module"), None);
+    let empty = tempfile::tempdir().unwrap();
+    let (code, text) = check(&support::fixture("core-module"), Some(empty.path()));
     assert_eq!(code, 1);
+    let cached = std::fs::read_dir(empty.path().join("flowd")).map_or(0, |d| d.count());
+    assert_eq!(cached, 0, "a core module is refused before anything is compiled");
     assert!(
-        text.contains("can run:  no: not a valid WebAssembly component"),
+        text.contains(
+            "can run:  no: a core WebAssembly module, not a component: make it one with `wasm-tools component new`"
+        ),
         "{text}"
     );
 
@@ -174,4 +179,80 @@ fn a_second_start_loads_the_compiled_component_from_the_cache() {
     assert!(third.contains("compile:  compiled in"), "{third}");
     let (_, fourth) = check(&echo, Some(cache.path()));
     assert!(fourth.contains("loaded from the compiled-component cache"), "{fourth}");
+}
+
+#[test]
+fn an_export_that_does_not_match_the_world_is_named_in_check_and_in_run() {
+    let mismatch = "`run` does not match the world: the component has run(config: string, input: string) -> result<string, step-error>, the world run(ctx: context, config: string, input: string) -> result<string, step-error>";
+    let (code, text) = check(&support::fixture("no-ctx"), None);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains(&format!("can run:  no: {mismatch}")), "{text}");
+
+    let setup = support::Setup::new("");
+    let flow = setup.flow("t", &support::one_step("stale", "{}", ""));
+    let connector = format!("stale={}", support::fixture("no-ctx").display());
+    let out = setup.run_raw(&flow, None, &["--connector", &connector]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(mismatch), "{stderr}");
+    assert!(!stderr.contains("tuple"), "{stderr}");
+}
+
+#[test]
+fn the_cache_is_capped_by_size_evicting_the_least_recently_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let check_in = |cap: u64, name: &str| {
+        let config = dir.path().join("flowd.toml");
+        std::fs::write(
+            &config,
+            format!("cache_dir = {:?}\ncache_size = {cap}\n", cache.display().to_string()),
+        )
+        .unwrap();
+        let (code, text) = check_with(&support::fixture(name), None, &["--config", config.to_str().unwrap()]);
+        assert_eq!(code, 0, "{text}");
+        text
+    };
+    let files = || -> Vec<(String, u64)> {
+        let mut v: Vec<(String, u64)> = std::fs::read_dir(&cache)
+            .map(|d| {
+                d.flatten()
+                    .map(|e| {
+                        (
+                            e.file_name().to_string_lossy().into_owned(),
+                            e.metadata().unwrap().len(),
+                        )
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    // Each fixture's compiled size, measured with room for all three.
+    let mut size = std::collections::BTreeMap::new();
+    for name in ["echo", "fail", "panic"] {
+        let before: Vec<String> = files().into_iter().map(|(f, _)| f).collect();
+        check_in(1 << 40, name);
+        let (file, len) = files().into_iter().find(|(f, _)| !before.contains(f)).unwrap();
+        size.insert(name, (file, len));
+    }
+    let (a, b, c) = (&size["echo"], &size["fail"], &size["panic"]);
+    let cap = (a.1 + b.1 + c.1 / 2).max(1 << 20);
+    assert!(
+        a.1 + b.1 <= cap && a.1 + b.1 + c.1 > cap && a.1 + c.1 <= cap,
+        "the fixtures' sizes do not suit this test: {size:?}"
+    );
+    std::fs::remove_dir_all(&cache).unwrap();
+
+    check_in(cap, "echo");
+    check_in(cap, "fail");
+    // echo is used again, so fail is now the least recently used.
+    let text = check_in(cap, "echo");
+    assert!(text.contains("loaded from the compiled-component cache"), "{text}");
+    check_in(cap, "panic");
+    let names: Vec<String> = files().into_iter().map(|(f, _)| f).collect();
+    assert!(names.contains(&a.0) && names.contains(&c.0), "{names:?}");
+    assert!(!names.contains(&b.0), "the least recently used stays: {names:?}");
+    assert!(files().iter().map(|(_, l)| l).sum::<u64>() <= cap);
 }

@@ -56,7 +56,8 @@ pub async fn check(args: CheckArgs) -> u8 {
             }
         },
     };
-    let info = match runtime.inspect(&bytes, &grants) {
+    let label = args.file.display().to_string();
+    let info = match runtime.inspect(&label, &bytes, &grants) {
         Ok((_, info)) => info,
         Err(e) => {
             if args.json {
@@ -77,7 +78,7 @@ pub async fn check(args: CheckArgs) -> u8 {
     };
     // Linking is the final word: it also catches type mismatches the policy cannot see.
     let verdict = runtime
-        .load("check", &bytes, &grants)
+        .load(&label, &bytes, &grants)
         .map(|_| ())
         .map_err(|e| e.to_string());
     if args.json {
@@ -109,8 +110,13 @@ pub async fn check(args: CheckArgs) -> u8 {
         let how = match info.origin {
             Origin::Compiled => "compiled",
             Origin::Cached => "loaded from the compiled-component cache",
+            Origin::Skipped => "skipped",
         };
-        println!("compile:  {how} in {:.1} ms", info.load_time.as_secs_f64() * 1000.0);
+        if info.origin == Origin::Skipped {
+            println!("compile:  skipped: this host refuses its imports");
+        } else {
+            println!("compile:  {how} in {:.1} ms", info.load_time.as_secs_f64() * 1000.0);
+        }
         println!("imports:");
         let width = info.imports.iter().map(|i| i.name.len()).max().unwrap_or(0);
         for i in &info.imports {

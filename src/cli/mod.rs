@@ -17,13 +17,17 @@ mod check;
 mod client;
 mod executions;
 mod flows;
+mod http_event;
 mod logs;
+mod plugin;
+mod progress;
 mod remote;
 mod render;
 mod run;
 mod schedules;
 mod serve;
 mod source;
+mod templates;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -81,6 +85,10 @@ enum PluginCommand {
     /// Say which world a component implements, what it imports, whether this host can run
     /// it, and how long it takes to compile.
     Check(check::CheckArgs),
+    /// Create a connector project (Rust, JavaScript or Python) from a template.
+    New(plugin::NewArgs),
+    /// Write the WIT this binary serves (the `flowd:connector` package).
+    Wit(plugin::WitArgs),
 }
 
 pub const EXIT_OK: u8 = 0;
@@ -127,6 +135,7 @@ pub(crate) fn daemon_config(
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    progress::install(matches!(cli.command, Command::Serve(_)));
     // The daemon sets up its own logging from its config.
     if !matches!(cli.command, Command::Serve(_)) {
         tracing_subscriber::fmt()
@@ -150,6 +159,12 @@ pub fn main() -> ExitCode {
             Command::Plugin {
                 command: PluginCommand::Check(args),
             } => check::check(args).await,
+            Command::Plugin {
+                command: PluginCommand::New(args),
+            } => plugin::new(args),
+            Command::Plugin {
+                command: PluginCommand::Wit(args),
+            } => plugin::wit(args),
             Command::Validate(args) => validate::validate(args).await,
             Command::Executions { command } => executions::executions(command).await,
             Command::Logs(args) => logs::logs(*args).await,

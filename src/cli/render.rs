@@ -24,6 +24,9 @@ pub fn timeline(r: &ExecutionReport) -> String {
     if let Some(c) = &t.connector {
         let _ = write!(o, " via {} ({})", c.name, &c.sha256[..12]);
     }
+    if let Some(call) = &t.call {
+        let _ = write!(o, "  {}  fuel {}", ms(call.duration), group(call.fuel_used));
+    }
     if t.dropped {
         let _ = write!(o, "  dropped the event");
         // The reason is the connector's own record, printed below; say when it gave none.
@@ -36,6 +39,9 @@ pub fn timeline(r: &ExecutionReport) -> String {
         let _ = write!(o, "  payload {}", shown(p));
     }
     o.push('\n');
+    if let Some(e) = t.call.as_ref().and_then(|c| c.error.as_ref()) {
+        let _ = writeln!(o, "        error: {}", one_line(&e.to_string()));
+    }
     if let Some(call) = &t.call {
         call_lines(&mut o, call, false);
     }

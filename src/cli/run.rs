@@ -16,7 +16,7 @@ pub struct RunArgs {
     /// The flow file.
     flow: PathBuf,
     /// JSON for the trigger: the HTTP body, or the manual run's body. `-` reads stdin.
-    #[arg(long, value_name = "FILE|-")]
+    #[arg(long, value_name = "FILE|-", conflicts_with = "body")]
     input: Option<String>,
     /// The daemon config naming connectors and limits (default: every bundled connector,
     /// default limits).
@@ -35,9 +35,22 @@ pub struct RunArgs {
     /// Print the execution as JSON instead of a timeline.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    http: super::http_event::HttpEventArgs,
 }
 
-fn parse_connector(s: &str) -> Result<(String, PathBuf), String> {
+/// A connector given as `--connector NAME=FILE`: no grants, no place in a config file.
+pub(super) fn file_connector(name: &str, path: &std::path::Path) -> ConnectorConfig {
+    ConnectorConfig {
+        name: name.to_string(),
+        source: ConnectorSource::File(path.to_path_buf()),
+        grants: Grants::default(),
+        location: None,
+        place: None,
+    }
+}
+
+pub(super) fn parse_connector(s: &str) -> Result<(String, PathBuf), String> {
     let (name, path) = s
         .split_once('=')
         .ok_or_else(|| format!("expected NAME=FILE.wasm, got {s:?}"))?;
@@ -80,16 +93,7 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
     for (name, path) in &args.connectors {
-        config.connectors.insert(
-            name.clone(),
-            ConnectorConfig {
-                name: name.clone(),
-                source: ConnectorSource::File(path.clone()),
-                grants: Grants::default(),
-                location: None,
-                place: None,
-            },
-        );
+        config.connectors.insert(name.clone(), file_connector(name, path));
     }
     let input = match read_input(&args.input) {
         Ok(v) => v,
@@ -131,6 +135,13 @@ pub async fn run(args: RunArgs) -> u8 {
             }
         }
     }
+    let event = match args.http.event(&flow) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return EXIT_CONFIG;
+        }
+    };
     let (executor, flow) = (Arc::new(executor), Arc::new(flow));
     if args.data_dir.is_some() {
         // Opening a data dir picks up this flow's unfinished executions first.
@@ -141,7 +152,7 @@ pub async fn run(args: RunArgs) -> u8 {
     let code = if args.count != 1 {
         batch(executor, flow, input, args.count).await
     } else {
-        single(&executor, &flow, input, args.json).await
+        single(&executor, &flow, input, event, args.json).await
     };
     if let Some(p) = pruning
         && let Ok(Err(e)) = p.await
@@ -151,8 +162,14 @@ pub async fn run(args: RunArgs) -> u8 {
     code
 }
 
-async fn single(executor: &Executor, flow: &Flow, input: Value, json: bool) -> u8 {
-    let event = local_event(&flow.trigger.kind, input);
+async fn single(
+    executor: &Executor,
+    flow: &Flow,
+    input: Value,
+    event: Option<crate::plugin::TriggerEvent>,
+    json: bool,
+) -> u8 {
+    let event = event.unwrap_or_else(|| local_event(&flow.trigger.kind, input));
     let report = match executor.execute(flow, event).await {
         Ok(r) => r,
         Err(e) => {
@@ -277,7 +294,12 @@ fn print_run_errors(errors: ConfigErrors, args: &RunArgs) {
             })
             .collect(),
     );
-    super::print_errors(&errors);
+    let format = if args.json {
+        super::MessageFormat::Json
+    } else {
+        super::MessageFormat::Human
+    };
+    super::report_config_errors(&errors, "", format);
 }
 
 /// `flowd run --count`: prints each job id once its execution is durably accepted (the

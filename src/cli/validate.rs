@@ -16,18 +16,26 @@ pub struct ValidateArgs {
     /// line on stdout, for editors and CI).
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     message_format: MessageFormat,
+    /// Use a component file as connector NAME (repeatable), with no grants, as `run` does.
+    #[arg(long = "connector", value_name = "NAME=FILE.wasm", value_parser = super::run::parse_connector)]
+    connectors: Vec<(String, PathBuf)>,
     /// Flow files to check besides those in the config's flows directory.
     flows: Vec<PathBuf>,
 }
 
 pub async fn validate(args: ValidateArgs) -> u8 {
-    let config = match DaemonConfig::load(&args.config) {
+    let mut config = match DaemonConfig::load(&args.config) {
         Ok(c) => c,
         Err(errors) => {
             super::report_config_errors(&errors, "", args.message_format);
             return EXIT_CONFIG;
         }
     };
+    for (name, path) in &args.connectors {
+        config
+            .connectors
+            .insert(name.clone(), super::run::file_connector(name, path));
+    }
     match loader::load(&config, &args.flows, Purpose::Validate).await {
         Ok(setup) => {
             let n = setup.flows.by_name.len();

@@ -46,6 +46,8 @@ pub struct DaemonConfig {
     pub flows_dir: Option<PathBuf>,
     /// Where compiled components are cached; `None` disables the cache.
     pub cache_dir: Option<PathBuf>,
+    /// The most the cache may hold; the least recently used files go first.
+    pub cache_size: u64,
     pub limits: Limits,
     /// Executions and log records older than this are pruned in the background.
     pub retention: Duration,
@@ -332,6 +334,7 @@ impl DaemonConfig {
             environment: "local".into(),
             flows_dir: None,
             cache_dir: default_cache_dir(),
+            cache_size: DEFAULT_CACHE_SIZE,
             limits: Limits::default(),
             retention: DEFAULT_RETENTION,
             server: Server::defaults(Path::new(".")),
@@ -383,6 +386,9 @@ impl DaemonConfig {
             Some(c) => Some(base.join(c.get_ref())),
             None => default_cache_dir(),
         };
+        let cache_size = root
+            .bytes("cache_size", MIN_CACHE_SIZE..=MAX_CACHE_SIZE, &mut errors)
+            .map_or(DEFAULT_CACHE_SIZE, Spanned::into_inner);
         let retention = root
             .duration("retention", MIN_RETENTION..=MAX_RETENTION, &mut errors)
             .map_or(DEFAULT_RETENTION, Spanned::into_inner);
@@ -420,6 +426,7 @@ impl DaemonConfig {
             environment,
             flows_dir,
             cache_dir,
+            cache_size,
             limits,
             retention,
             server,
@@ -437,6 +444,10 @@ impl DaemonConfig {
         }
     }
 }
+
+const DEFAULT_CACHE_SIZE: u64 = 1 << 30;
+const MIN_CACHE_SIZE: u64 = 1 << 20;
+const MAX_CACHE_SIZE: u64 = 1 << 40;
 
 /// `$XDG_CACHE_HOME/flowd`, else `~/.cache/flowd`.
 fn default_cache_dir() -> Option<PathBuf> {

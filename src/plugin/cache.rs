@@ -2,6 +2,10 @@
 //! the engine's compatibility hash, so a second start loads machine code instead of
 //! compiling again.
 //!
+//! The cache is capped by size: a file's modification time is its last use (a load
+//! touches it), and after each write the least recently used files are removed until the
+//! rest fit, the file just written always kept.
+//!
 //! Invariant: a cache file is written to a temporary name and renamed into place, so a
 //! reader sees a whole artifact or none. Loading trusts the file's contents (it is
 //! native code): the directory is created private to the user running flowd.
@@ -16,6 +20,8 @@ use wasmtime::component::Component;
 pub struct Cache {
     dir: PathBuf,
     engine_key: String,
+    /// The most the cache's files may add up to, in bytes.
+    cap: u64,
 }
 
 /// Where a component came from, for `flowd plugin check` and the load log.
@@ -23,10 +29,12 @@ pub struct Cache {
 pub enum Origin {
     Compiled,
     Cached,
+    /// Not compiled: what the bytes say already rules it out.
+    Skipped,
 }
 
 impl Cache {
-    pub fn open(dir: &Path, engine: &Engine) -> anyhow::Result<Cache> {
+    pub fn open(dir: &Path, engine: &Engine, cap: u64) -> anyhow::Result<Cache> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating the component cache {}", dir.display()))?;
         #[cfg(unix)]
         {
@@ -38,6 +46,7 @@ impl Cache {
         Ok(Cache {
             dir: dir.to_path_buf(),
             engine_key: format!("{:016x}", h.finish()),
+            cap,
         })
     }
 
@@ -45,27 +54,39 @@ impl Cache {
         self.dir.join(format!("{content_hash}-{}.cwasm", self.engine_key))
     }
 
-    /// The compiled component for `bytes`, from the cache when it holds a usable one.
-    pub fn load_or_compile(
-        &self,
-        engine: &Engine,
-        bytes: &[u8],
-        content_hash: &str,
-    ) -> anyhow::Result<(Component, Origin)> {
+    /// The compiled component for `content_hash`, when the cache holds a usable one.
+    pub fn load(&self, engine: &Engine, content_hash: &str) -> Option<Component> {
         let path = self.path_for(content_hash);
-        if path.is_file() {
-            // SAFETY: the file was produced by `Engine::precompile_component` for an engine
-            // with this compatibility hash and written atomically into a private directory.
-            match unsafe { Component::deserialize_file(engine, &path) } {
-                Ok(c) => return Ok((c, Origin::Cached)),
-                Err(e) => tracing::warn!(path = %path.display(), error = %e, "unusable cache entry; compiling again"),
+        if !path.is_file() {
+            return None;
+        }
+        // SAFETY: the file was produced by `Engine::precompile_component` for an engine
+        // with this compatibility hash and written atomically into a private directory.
+        match unsafe { Component::deserialize_file(engine, &path) } {
+            Ok(c) => {
+                touch(&path);
+                Some(c)
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "unusable cache entry; compiling again");
+                None
             }
         }
-        let component = compile(engine, bytes)?;
-        if let Err(e) = self.store(&component, &path) {
-            tracing::warn!(path = %path.display(), error = %e, "could not write the component cache");
+    }
+
+    /// Keeps a compiled component; whether it was written.
+    pub fn keep(&self, component: &Component, content_hash: &str) -> bool {
+        let path = self.path_for(content_hash);
+        match self.store(component, &path) {
+            Ok(()) => {
+                self.evict(&path);
+                true
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "could not write the component cache");
+                false
+            }
         }
-        Ok((component, Origin::Compiled))
     }
 
     fn store(&self, component: &Component, path: &Path) -> anyhow::Result<()> {
@@ -77,6 +98,43 @@ impl Cache {
         std::fs::write(&tmp, bytes)?;
         std::fs::rename(&tmp, path)?;
         Ok(())
+    }
+}
+
+impl Cache {
+    /// Removes the least recently used files until the cache fits its cap; `keep` stays.
+    fn evict(&self, keep: &Path) {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return;
+        };
+        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+            .filter_map(|e| {
+                let meta = e.metadata().ok()?;
+                Some((meta.modified().ok()?, meta.len(), e.path()))
+            })
+            .collect();
+        let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+        files.sort();
+        for (_, len, path) in files {
+            if total <= self.cap {
+                break;
+            }
+            if path == keep {
+                continue;
+            }
+            // Another process may have removed it already; either way it is gone.
+            let _ = std::fs::remove_file(&path);
+            total = total.saturating_sub(len);
+        }
+    }
+}
+
+/// Marks a cache file as just used.
+fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().write(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
     }
 }
 

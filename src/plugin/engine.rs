@@ -19,6 +19,9 @@ const WASM_PAGE: u64 = 64 << 10;
 /// Bytes of each linear memory reset in place rather than decommitted.
 const KEEP_RESIDENT: usize = 4 << 20;
 
+/// Core instances one component may hold.
+const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
+
 /// Builds the engine. The pool holds `limits.instances` component instances, each with
 /// room for `limits.max_step.memory` bytes of linear memory and nothing more.
 pub fn build(limits: &Limits) -> anyhow::Result<Engine> {
@@ -27,9 +30,11 @@ pub fn build(limits: &Limits) -> anyhow::Result<Engine> {
 
     let mut pool = PoolingAllocationConfig::new();
     pool.total_component_instances(instances)
-        // Rust components hold a handful of core instances (the program plus shims).
-        .total_core_instances(instances * 8)
-        .max_core_instances_per_component(16)
+        // Rust components hold a handful of core instances (the program plus shims), a
+        // componentize-py one 38 (the interpreter, libc and its extension modules). A core
+        // instance's slot is a count, not reserved memory, so the room costs nothing.
+        .total_core_instances(instances * CORE_INSTANCES_PER_COMPONENT)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
         .total_memories(instances * 2)
         .max_memories_per_component(2)
         .total_tables(instances * 4)

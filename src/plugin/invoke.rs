@@ -257,8 +257,8 @@ fn classify(
     }
     if let Some(exit) = e.downcast_ref::<wasmtime_wasi::I32Exit>() {
         let mut message = format!("the component called exit({}) instead of returning a result", exit.0);
-        if let Some(line) = stderr {
-            message.push_str(&format!("; stderr: {line}"));
+        if let Some(summary) = stderr {
+            message.push_str(&format!("; {summary}"));
         }
         return Failure::new(ErrorKind::Trap, message);
     }
@@ -271,8 +271,8 @@ fn classify(
         Some(trap) => {
             // A trap displays as "wasm trap: …" itself.
             let mut message = trap.to_string();
-            if let Some(line) = stderr {
-                message.push_str(&format!("; stderr: {line}"));
+            if let Some(summary) = stderr {
+                message.push_str(&format!("; {summary}"));
             }
             Failure::new(ErrorKind::Trap, message)
         }

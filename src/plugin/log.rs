@@ -134,21 +134,11 @@ impl LogBuffer {
         }
     }
 
-    /// What the component said on stderr before it trapped: a Rust panic's message when
-    /// there is one (from its `panicked at` line on, without the backtrace hint), else
-    /// the last stderr line.
+    /// What the component said on stderr before it trapped, summarised in its language
+    /// (see [`super::trap`]).
     pub fn trap_context(&self) -> Option<String> {
         let stderr: Vec<&str> = self.stderr_tail.iter().map(String::as_str).collect();
-        let start = stderr
-            .iter()
-            .rposition(|l| l.contains("panicked at"))
-            .or(stderr.len().checked_sub(1))?;
-        let lines: Vec<&str> = stderr[start..]
-            .iter()
-            .copied()
-            .filter(|l| !l.starts_with("note: "))
-            .collect();
-        Some(lines.join(" "))
+        super::trap::summary(&stderr)
     }
 }
 

@@ -13,6 +13,10 @@ mod invoke;
 mod lanes;
 mod log;
 mod outbound;
+mod preflight;
+pub mod progress;
+mod signature;
+mod trap;
 
 pub use cache::Origin;
 pub use failure::{ErrorKind, Failure};
@@ -74,12 +78,26 @@ pub enum LoadError {
     Read { path: PathBuf, source: std::io::Error },
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
+    #[error(
+        "a core WebAssembly module, not a component: make it one with `wasm-tools component new` (for a wasm32-wasip1 build, with the WASI preview1 reactor adapter), or build for wasm32-wasip2"
+    )]
+    CoreModule,
+    #[error(
+        "uses the component-model async ABI (`{0}`), which this host does not run: build it synchronously (componentize-qjs: add `--sync`)"
+    )]
+    AsyncAbi(String),
     #[error("implements neither flowd world: it exports no `{ACTION_EXPORT}` nor `{TRIGGER_EXPORT}`")]
     NoWorld,
     #[error("imports what this host does not offer: {}", .0.join("; "))]
     Refused(Vec<String>),
     #[error("cannot be linked: {0}")]
     Link(String),
+    #[error("`{function}` does not match the world: the component has {found}, the world {expected}")]
+    Signature {
+        function: String,
+        found: String,
+        expected: String,
+    },
 }
 
 /// What is known of a component after inspecting it.
@@ -105,6 +123,7 @@ impl Serialize for Origin {
         s.serialize_str(match self {
             Origin::Compiled => "compiled",
             Origin::Cached => "cache",
+            Origin::Skipped => "skipped",
         })
     }
 }
@@ -189,7 +208,7 @@ impl Runtime {
         bindings::log_iface::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         let cache = match &config.cache_dir {
-            Some(dir) => match cache::Cache::open(dir, &engine) {
+            Some(dir) => match cache::Cache::open(dir, &engine, config.cache_size) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "component cache disabled");
@@ -235,22 +254,81 @@ impl Runtime {
         }
     }
 
-    /// Compiles (or loads from cache) and inspects a component, without linking it.
-    pub fn inspect(&self, bytes: &[u8], grants: &Grants) -> Result<(Component, Inspection), LoadError> {
+    /// Compiles (or loads from cache) and inspects a component, without linking it. The
+    /// bytes are read first: a core module, the async ABI or an import this host refuses
+    /// is reported without compiling (`component` is then `None`).
+    /// `label` names the component in progress reports.
+    pub fn inspect(
+        &self,
+        label: &str,
+        bytes: &[u8],
+        grants: &Grants,
+    ) -> Result<(Option<Component>, Inspection), LoadError> {
         let start = Instant::now();
         let sha256: String = Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect();
-        let (component, origin) = match &self.cache {
-            Some(c) => c.load_or_compile(&self.engine, bytes, &sha256),
-            None => cache::compile(&self.engine, bytes).map(|c| (c, Origin::Compiled)),
+        let early = preflight::read(bytes)?;
+        let classify = |name: &str, early: Option<&preflight::Preflight>| {
+            let verdict = imports::classify(name, grants);
+            match verdict {
+                Verdict::NotOffered(_)
+                    if name.starts_with("wasi:http/") && early.is_some_and(|p| p.is_componentize_js()) =>
+                {
+                    Verdict::NotOffered(preflight::HTTP_DEFAULT_HINT.into())
+                }
+                v => v,
+            }
+        };
+        let info = |world, imports, exports, origin, load_time| Inspection {
+            world,
+            imports,
+            exports,
+            sha256: sha256.clone(),
+            size: bytes.len() as u64,
+            origin,
+            load_time,
+        };
+        if let Some(p) = &early {
+            let imports: Vec<Import> = p
+                .imports
+                .iter()
+                .map(|name| Import {
+                    name: name.clone(),
+                    verdict: classify(name, Some(p)),
+                })
+                .collect();
+            if !imports::refused(&imports).is_empty() {
+                let world = world_of(&p.exports);
+                let info = info(world, imports, p.exports.clone(), Origin::Skipped, start.elapsed());
+                return Ok((None, info));
+            }
         }
-        .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let (component, origin) = match self.cache.as_ref().and_then(|c| c.load(&self.engine, &sha256)) {
+            Some(c) => (c, Origin::Cached),
+            None => {
+                let size = bytes.len() as u64;
+                progress::report(&progress::Compile::Started { label, size });
+                let compiled = cache::compile(&self.engine, bytes).map_err(|e| {
+                    progress::report(&progress::Compile::Failed { label, size });
+                    LoadError::Compile(format!("{e:#}"))
+                })?;
+                let cached = self.cache.as_ref().is_some_and(|c| c.keep(&compiled, &sha256));
+                let elapsed = start.elapsed();
+                progress::report(&progress::Compile::Finished {
+                    label,
+                    size,
+                    elapsed,
+                    cached,
+                });
+                (compiled, Origin::Compiled)
+            }
+        };
         let load_time = start.elapsed();
         let ty = component.component_type();
         let imports = ty
             .imports(&self.engine)
             .map(|(name, _)| Import {
                 name: name.to_string(),
-                verdict: imports::classify(name, grants),
+                verdict: classify(name, early.as_ref()),
             })
             .collect();
         let exports: Vec<String> = ty
@@ -258,33 +336,24 @@ impl Runtime {
             .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentInstance(_)))
             .map(|(name, _)| name.to_string())
             .collect();
-        let world = if exports.iter().any(|e| e == ACTION_EXPORT) {
-            Some(World::Action)
-        } else if exports.iter().any(|e| e == TRIGGER_EXPORT) {
-            Some(World::Trigger)
-        } else {
-            None
-        };
-        let info = Inspection {
-            world,
-            imports,
-            exports,
-            sha256,
-            size: bytes.len() as u64,
-            origin,
-            load_time,
-        };
-        Ok((component, info))
+        let world = world_of(&exports);
+        Ok((Some(component), info(world, imports, exports, origin, load_time)))
     }
 
     /// Loads a connector: compile, check every import against the sandbox policy, link.
     pub fn load(&self, name: &str, bytes: &[u8], grants: &Grants) -> Result<Connector, LoadError> {
-        let (component, info) = self.inspect(bytes, grants)?;
+        let (component, info) = self.inspect(name, bytes, grants)?;
         let refused = imports::refused(&info.imports);
-        if !refused.is_empty() {
-            return Err(LoadError::Refused(
-                refused.iter().map(|i| format!("{} ({})", i.name, i.verdict)).collect(),
-            ));
+        let component = match component {
+            Some(c) if refused.is_empty() => c,
+            _ => {
+                return Err(LoadError::Refused(
+                    refused.iter().map(|i| format!("{} ({})", i.name, i.verdict)).collect(),
+                ));
+            }
+        };
+        if let Some(world) = info.world {
+            signature::check(&self.engine, &component, world)?;
         }
         let link = |e: wasmtime::Error| LoadError::Link(format!("{e:#}"));
         let instance_pre = self.linker.instantiate_pre(&component).map_err(link)?;
@@ -306,6 +375,17 @@ impl Runtime {
         let (bytes, _) = Self::read_source(&c.source).map_err(|e| anyhow!("connector \"{}\": {e}", c.name))?;
         self.load(&c.name, &bytes, &c.grants)
             .map_err(|e| anyhow!("connector \"{}\": {e}", c.name))
+    }
+}
+
+/// The world a component's instance exports implement.
+fn world_of(exports: &[String]) -> Option<World> {
+    if exports.iter().any(|e| e == ACTION_EXPORT) {
+        Some(World::Action)
+    } else if exports.iter().any(|e| e == TRIGGER_EXPORT) {
+        Some(World::Trigger)
+    } else {
+        None
     }
 }
 

@@ -1,0 +1,182 @@
+//! The connector author's local loop for triggers: `flowd run` hands an http trigger a
+//! raw request (method, headers, query, a body of any bytes), and `flowd validate
+//! --connector NAME=FILE` checks flows against a component not yet in the config.
+
+mod support;
+
+use serde_json::json;
+use support::Setup;
+
+const HTTP_FLOW: &str = r#"
+[flow]
+name = "hook"
+
+[trigger.http]
+path = "/hooks/signed"
+method = "POST"
+
+[trigger]
+connector = "trigger-echo"
+
+[[steps]]
+name = "only"
+connector = "echo"
+"#;
+
+#[test]
+fn run_sends_an_http_event_with_method_headers_query_and_a_raw_body() {
+    let setup = Setup::new("");
+    let flow = setup.flow("hook", HTTP_FLOW);
+    let body = setup.path("form.txt");
+    std::fs::write(&body, "name=ada&sig=1\n").unwrap();
+    let out = setup.run_raw(
+        &flow,
+        None,
+        &[
+            "--json",
+            "--method",
+            "put",
+            "--header",
+            "X-Signature: sha256=abc",
+            "--header",
+            "Content-Type: application/x-www-form-urlencoded",
+            "--query",
+            "a=1&b=2",
+            "--body",
+            body.to_str().unwrap(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        report["trigger"]["payload"]["event"],
+        json!({
+            "kind": "http",
+            "method": "PUT",
+            "path": "/hooks/signed",
+            "query": "a=1&b=2",
+            "headers": [["x-signature", "sha256=abc"], ["content-type", "application/x-www-form-urlencoded"]],
+            "body": "name=ada&sig=1\n",
+        }),
+        "{report:#}"
+    );
+}
+
+#[test]
+fn http_event_flags_need_an_http_trigger_and_well_formed_headers() {
+    let setup = Setup::new("");
+    let manual = setup.flow("m", &support::one_step("echo", "{}", ""));
+    let out = setup.run_raw(&manual, None, &["--query", "a=1"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--query needs a flow with an http trigger; \"t\" has none"),
+        "{err}"
+    );
+
+    let hook = setup.flow("hook", HTTP_FLOW);
+    let out = setup.run_raw(&hook, None, &["--header", "no colon"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("expected `Name: value`"), "{err}");
+
+    let out = setup.run_raw(&hook, Some(&json!({})), &["--body", "-"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("cannot be used with"), "{err}");
+}
+
+#[test]
+fn validate_takes_a_connector_from_a_file() {
+    let setup = Setup::new("");
+    std::fs::write(
+        setup.path("flows/greet.toml"),
+        "[flow]\nname = \"greet\"\n\n[trigger.manual]\n\n[[steps]]\nname = \"hi\"\nconnector = \"fresh\"\nconfig = { invalid = 1 }\n",
+    )
+    .unwrap();
+    let validate = |extra: &[&str]| {
+        let out = support::flowd()
+            .arg("validate")
+            .arg("--config")
+            .arg(setup.config())
+            .args(extra)
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (code, text) = validate(&[]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("fresh"), "{text}");
+    // The component is loaded and asked about the step's config: echo rejects `invalid`.
+    let connector = format!("fresh={}", support::fixture("echo").display());
+    let (code, text) = validate(&["--connector", &connector]);
+    assert_eq!(code, 2, "{text}");
+    assert!(text.contains("echo rejects this key"), "{text}");
+    std::fs::write(
+        setup.path("flows/greet.toml"),
+        "[flow]\nname = \"greet\"\n\n[trigger.manual]\n\n[[steps]]\nname = \"hi\"\nconnector = \"fresh\"\n",
+    )
+    .unwrap();
+    let (code, text) = validate(&["--connector", &connector]);
+    assert_eq!(code, 0, "{text}");
+    assert!(text.starts_with("ok: "), "{text}");
+}
+
+#[test]
+fn run_json_prints_load_errors_as_json_lines() {
+    let setup = Setup::new("");
+    let flow = setup.flow("t", &support::one_step("nope", "{}", ""));
+    let out = setup.run_raw(&flow, None, &["--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{stdout}");
+    assert_eq!(lines[0]["reason"], "config-error", "{stdout}");
+    assert!(lines[0]["message"].as_str().unwrap().contains("nope"), "{stdout}");
+    assert_eq!(lines[1]["reason"], "summary", "{stdout}");
+}
+
+#[test]
+fn the_trigger_line_shows_its_time_fuel_and_error() {
+    let setup = Setup::new("");
+    let flow = setup.flow("hook", HTTP_FLOW);
+    let out = setup.run_raw(&flow, Some(&json!({"a": 1})), &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    let line = stdout.lines().find(|l| l.trim_start().starts_with("trigger")).unwrap();
+    assert!(line.contains(" ms  fuel ") || line.contains(" s  fuel "), "{line}");
+
+    let setup = Setup::new("");
+    let failing = HTTP_FLOW.replace("connector = \"trigger-echo\"", "connector = \"greet\"");
+    let flow = setup.flow("hook", &failing);
+    let greet = format!("greet={}", support::fixture("example-rust-trigger").display());
+    let out = setup.run_raw(&flow, Some(&json!({"name": "busy"})), &["--connector", &greet]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = stdout.lines().collect();
+    let at = lines
+        .iter()
+        .position(|l| l.trim_start().starts_with("trigger"))
+        .unwrap();
+    assert!(lines[at].contains("fuel "), "{stdout}");
+    assert_eq!(
+        lines[at + 1].trim(),
+        "error: connector (busy): the greeter is busy, try again",
+        "{stdout}"
+    );
+}
