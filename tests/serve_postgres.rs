@@ -2,7 +2,7 @@
 //! URL comes from the variable the config names, webhooks are recorded in the database,
 //! the admin API lists and details them, logs are searched there, a failed execution is
 //! retried, a paused one resumed, and everything is still there after a restart
-//! (recovery reads the database). Each test has a database of its own on the test server
+//! (recovery reads the database); a webhook that cannot be stored is answered 503. Each test has a database of its own on the test server
 //! (tests/support/postgres.rs).
 
 mod support;
@@ -162,6 +162,35 @@ fn serve_on_postgres_records_webhooks_and_answers_the_admin_api_with_retry_and_r
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(ended(&d, &across, 1)["status"], "success");
+    d.stop();
+}
+
+#[test]
+fn a_webhook_the_database_cannot_store_is_answered_503_with_retry_after() {
+    let db = Database::create();
+    let setup = postgres_setup();
+    setup.flow(
+        "ok",
+        &flow_file("ok", "/ok", "[[steps]]\nname = \"s\"\nconnector = \"echo\"\n"),
+    );
+    let d = start(&setup, &db);
+    let job = hook(&d, "/ok", "{}");
+    assert_eq!(ended(&d, &job, 1)["status"], "success");
+    // The database goes away under the running daemon (its connections with it).
+    drop(db);
+    for _ in 0..2 {
+        let r = d.request("POST", "/ok", &[], b"{}");
+        assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(r.header("retry-after"), Some("5"));
+        let v = r.json();
+        assert_eq!(v["error"]["code"], "store_unavailable", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains("nothing was recorded"),
+            "{v}"
+        );
+    }
+    // The daemon itself is still up.
+    assert_eq!(d.admin("GET", "/healthz", None, b"").status, 200);
     d.stop();
 }
 
