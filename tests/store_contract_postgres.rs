@@ -1,6 +1,7 @@
 //! The store contract (tests/contract) against the PostgreSQL backend, each check on a
-//! database of its own on the test server (see tests/support/postgres.rs), and what
-//! opening a database does: migrations once, a newer schema refused, an unreachable
+//! database of its own on the test server (see tests/support/postgres.rs), what the
+//! engine does when the store fails (tests/contract/faults.rs), and what opening a
+//! database does: migrations once, a newer schema refused, an unreachable
 //! server named.
 
 mod contract;
@@ -17,6 +18,11 @@ async fn fresh_postgres() -> Arc<dyn Store> {
 }
 
 store_contract!(fresh_postgres, MAX_PAYLOAD);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_whose_transition_cannot_be_recorded_stops_there_and_recovers_without_repeating_a_stored_step() {
+    contract::faults::a_transition_that_cannot_be_recorded_stops_there_and_recovers(fresh_postgres).await;
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema_is_migrated_once_and_a_newer_one_is_refused() {
