@@ -212,3 +212,47 @@ fn serve_on_postgres_without_its_variable_says_which_is_missing() {
         "{stderr}"
     );
 }
+
+#[test]
+fn flowd_store_migrate_brings_the_database_to_the_schema_once() {
+    let db = Database::create();
+    let setup = postgres_setup();
+    let migrate = |env: Option<&str>| {
+        let mut c = support::flowd();
+        c.args(["store", "migrate", "--config"]).arg(setup.config());
+        match env {
+            Some(url) => c.env(URL_VAR, url),
+            None => c.env_remove(URL_VAR),
+        };
+        let out = c.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, stdout, stderr) = migrate(Some(&db.url));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(
+        stdout.contains(&db.name) && stdout.contains("schema version 1"),
+        "{stdout}"
+    );
+    // Again: nothing to apply, the same version.
+    let (code, again, stderr) = migrate(Some(&db.url));
+    assert_eq!((code, again), (Some(0), stdout), "{stderr}");
+    // A daemon starts on the migrated database.
+    let d = start(&setup, &db);
+    d.stop();
+    let (code, _, stderr) = migrate(None);
+    assert_eq!(code, Some(2));
+    assert!(stderr.contains(&format!("${URL_VAR} is not set")), "{stderr}");
+    // The redb default has nothing to migrate.
+    let plain = Setup::new("");
+    let out = support::flowd()
+        .args(["store", "migrate", "--config"])
+        .arg(plain.config())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to migrate"));
+}
