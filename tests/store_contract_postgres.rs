@@ -75,3 +75,78 @@ async fn an_unreachable_server_is_named_without_its_password() {
     assert!(msg.contains("127.0.0.1:1/flowd"), "{msg}");
     assert!(!msg.contains("s3cret-pw"), "the password leaked: {msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_histogram_counts_what_the_list_shows_per_bucket_and_status() {
+    use flowd::engine::ExecutionStatus;
+    use flowd::store::{JobId, ListQuery, Write};
+    use std::time::{Duration, SystemTime};
+    // The statuses in the order of their codes (main's `ExecutionStatus::ALL`).
+    const ORDER: [ExecutionStatus; 8] = [
+        ExecutionStatus::Pending,
+        ExecutionStatus::Queued,
+        ExecutionStatus::Running,
+        ExecutionStatus::Paused,
+        ExecutionStatus::Success,
+        ExecutionStatus::PartiallyExecuted,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Rejected,
+    ];
+    let db = Database::create();
+    let store = PostgresStore::open(&db.url, MAX_PAYLOAD, 2).await.unwrap();
+    assert_eq!(store.oldest().await.unwrap(), None);
+    let t0 = contract::ms(SystemTime::now() - Duration::from_secs(3600));
+    let statuses = [
+        ExecutionStatus::Success,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Running,
+        ExecutionStatus::Queued,
+    ];
+    let rows: Vec<_> = (0..40u64)
+        .map(|i| {
+            let t = t0 + Duration::from_secs(7 * i);
+            let flow = ["a", "b", "c"][i as usize % 3];
+            contract::execution(JobId::at(t), flow, statuses[i as usize % 4], t)
+        })
+        .collect();
+    store
+        .write(rows.iter().cloned().map(Write::Execution).collect())
+        .await
+        .unwrap();
+    assert_eq!(store.oldest().await.unwrap(), Some(rows[0].clone()));
+    let edges: Vec<SystemTime> = (0..6u64).map(|i| t0 + Duration::from_secs(50 * i + 3)).collect();
+    for q in [
+        ListQuery::default(),
+        ListQuery {
+            flow: Some("a".into()),
+            ..ListQuery::default()
+        },
+        ListQuery {
+            statuses: vec![ExecutionStatus::Failed, ExecutionStatus::Queued],
+            project: Some("shop".into()),
+            ..ListQuery::default()
+        },
+        ListQuery {
+            from: Some(t0 + Duration::from_secs(100)),
+            trigger_kind: Some("schedule".into()),
+            ..ListQuery::default()
+        },
+    ] {
+        let got = store.histogram(&q, &edges).await.unwrap();
+        assert_eq!(got.len(), edges.len() - 1);
+        // What the list shows, counted by hand.
+        let listed = store.list(&ListQuery { limit: 0, ..q.clone() }).await.unwrap();
+        let mut want = vec![[0u64; 8]; edges.len() - 1];
+        for e in &listed {
+            if let Some(b) = edges
+                .windows(2)
+                .position(|w| e.created_at >= w[0] && e.created_at < w[1])
+            {
+                let code = ORDER.iter().position(|s| *s == e.status).unwrap();
+                want[b][code] += 1;
+            }
+        }
+        assert_eq!(got, want, "{q:?}");
+        assert!(got.iter().flatten().sum::<u64>() > 0, "{q:?} counted nothing");
+    }
+}

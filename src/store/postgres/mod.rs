@@ -196,6 +196,18 @@ impl PostgresStore {
         Ok(known)
     }
 
+    /// Executions matching `q` per status in time buckets: what main's
+    /// `Store::histogram` asks (the console's histogram); the trait impl delegates here
+    /// once this branch meets main.
+    pub async fn histogram(&self, q: &ListQuery, edges: &[SystemTime]) -> Result<Vec<[u64; 8]>, ReadError> {
+        query::histogram(self, q, edges).await
+    }
+
+    /// The oldest execution kept: main's `Store::oldest`.
+    pub async fn oldest(&self) -> Result<Option<Execution>, ReadError> {
+        query::oldest(self).await
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, String> {
         self.pool.get().await.map_err(|e| pool_describe(&e))
     }

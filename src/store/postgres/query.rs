@@ -144,6 +144,72 @@ pub(super) async fn list(store: &PostgresStore, q: &ListQuery) -> Result<Vec<Exe
         .collect()
 }
 
+/// The list's filters but its cursor and limit, within `[lo, hi)` of job ids.
+fn list_filter(q: &ListQuery, lo: u128, hi: u128) -> Filter {
+    let mut f = Filter::default();
+    let lo = q.from.map_or(lo, |t| JobId::lower_bound(t).0.max(lo));
+    let hi =
+        q.to.map_or(hi, |t| JobId::lower_bound(t).0.saturating_add(1 << 80).min(hi));
+    f.add("job_id >= $", id(lo));
+    f.add("job_id < $", id(hi));
+    if let Some(flow) = &q.flow {
+        f.add("flow = $", flow.clone());
+    }
+    if !q.statuses.is_empty() {
+        let codes: Vec<i16> = q.statuses.iter().map(|s| status_code(*s)).collect();
+        f.add("status = ANY($)", codes);
+    }
+    if let Some(p) = &q.project {
+        f.add("project = $", p.clone());
+    }
+    if let Some(k) = &q.trigger_kind {
+        f.add("trigger_kind = $", k.clone());
+    }
+    f
+}
+
+/// Executions matching `q` (its cursor and limit aside) per status in the buckets
+/// `[edges[i], edges[i + 1])` of their creation time (as their job ids hold it): one
+/// count per status code per bucket, counted by the database off the indexes.
+pub(super) async fn histogram(
+    store: &PostgresStore,
+    q: &ListQuery,
+    edges: &[SystemTime],
+) -> Result<Vec<[u64; 8]>, ReadError> {
+    let mut out = vec![[0u64; 8]; edges.len().saturating_sub(1)];
+    let c = client(store).await?;
+    for (b, pair) in edges.windows(2).enumerate() {
+        let (lo, hi) = (JobId::lower_bound(pair[0]).0, JobId::lower_bound(pair[1]).0);
+        if lo >= hi {
+            continue;
+        }
+        let f = list_filter(q, lo, hi);
+        let sql = format!("SELECT status, count(*) FROM executions {} GROUP BY status", f.sql());
+        let st = c.prepare_cached(&sql).await.map_err(read_err)?;
+        for row in c.query(&st, &f.params()).await.map_err(read_err)? {
+            let code: i16 = row.get(0);
+            let n: i64 = row.get(1);
+            if let Some(slot) = usize::try_from(code).ok().and_then(|i| out[b].get_mut(i)) {
+                *slot += n as u64;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The oldest execution kept (the lowest job id).
+pub(super) async fn oldest(store: &PostgresStore) -> Result<Option<Execution>, ReadError> {
+    let c = client(store).await?;
+    match c
+        .query_opt("SELECT doc::text FROM executions ORDER BY job_id LIMIT 1", &[])
+        .await
+        .map_err(read_err)?
+    {
+        Some(row) => Ok(Some(decode("executions", row.get(0))?)),
+        None => Ok(None),
+    }
+}
+
 pub(super) async fn logs(store: &PostgresStore, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>, ReadError> {
     let mut f = Filter::default();
     if let Some(job) = q.job_id {
