@@ -165,7 +165,7 @@ async fn continue_execution(dir: &Path, a: &ResumeArgs, retry: Option<RetryFrom>
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let store = match super::source::open_store(dir) {
+    let store = match super::source::open_store(dir).await {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -223,7 +223,7 @@ async fn list(dir: &Path, a: ListArgs) -> u8 {
     if let Err(c) = client_only(a.time.preset.is_some(), "--preset") {
         return c;
     }
-    let store = match super::source::open_store(dir) {
+    let store = match super::source::open_store(dir).await {
         Ok(s) => s,
         Err(c) => return c,
     };
@@ -253,7 +253,7 @@ async fn list(dir: &Path, a: ListArgs) -> u8 {
 }
 
 async fn show(dir: &Path, a: ShowArgs) -> u8 {
-    let store = match super::source::open_store(dir) {
+    let store = match super::source::open_store(dir).await {
         Ok(s) => s,
         Err(c) => return c,
     };

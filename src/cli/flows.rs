@@ -66,7 +66,7 @@ pub async fn flows(cmd: FlowsCommand) -> u8 {
 }
 
 async fn set_active(dir: &Path, flow: &str, active: bool) -> u8 {
-    let store = match super::source::create_store(dir) {
+    let store = match super::source::create_store(dir).await {
         Ok(s) => s,
         Err(code) => return code,
     };

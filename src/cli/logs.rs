@@ -92,7 +92,7 @@ async fn logs_offline(dir: std::path::PathBuf, a: LogsArgs) -> u8 {
     if let Err(c) = refused {
         return c;
     }
-    let store = match super::source::open_store(&dir) {
+    let store = match super::source::open_store(&dir).await {
         Ok(s) => s,
         Err(c) => return c,
     };

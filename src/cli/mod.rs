@@ -7,7 +7,7 @@
 //! refused.
 //!
 //! One module per command (`run`, `serve`, `validate`, `check`, `executions`, `logs`,
-//! `flows`, `schedules`), each with its arguments and its body. `executions`, `logs` and
+//! `flows`, `schedules`, `store`), each with its arguments and its body. `executions`, `logs` and
 //! `flows activate|deactivate` read either a data directory (`--data-dir`, opened by
 //! [`source`]) or the daemon's admin API (the [`client`], with what client-mode commands
 //! share in [`remote`]); the choice is made once, at the top of the command.
@@ -27,6 +27,7 @@ mod run;
 mod schedules;
 mod serve;
 mod source;
+mod store;
 mod templates;
 mod validate;
 
@@ -77,6 +78,12 @@ enum Command {
     Schedules {
         #[command(subcommand)]
         command: schedules::SchedulesCommand,
+    },
+    /// The daemon config's store: `migrate` brings a PostgreSQL database to this flowd's
+    /// schema.
+    Store {
+        #[command(subcommand)]
+        command: store::StoreCommand,
     },
 }
 
@@ -170,6 +177,7 @@ pub fn main() -> ExitCode {
             Command::Logs(args) => logs::logs(*args).await,
             Command::Flows { command } => flows::flows(command).await,
             Command::Schedules { command } => schedules::schedules(command).await,
+            Command::Store { command } => store::store(command).await,
         }
     });
     ExitCode::from(code)

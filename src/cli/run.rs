@@ -115,11 +115,8 @@ pub async fn run(args: RunArgs) -> u8 {
     }
     let mut pruning = None;
     if let Some(dir) = &args.data_dir {
-        let store_config = crate::store::StoreConfig {
-            dir: dir.clone(),
-            max_payload: config.limits.max_payload as usize,
-        };
-        match crate::store::open(&store_config) {
+        let store_config = crate::store::StoreConfig::redb(dir.clone(), config.limits.max_payload as usize);
+        match crate::store::open(&store_config).await {
             Ok(store) => {
                 // One retention pass alongside the run; the daemon prunes continuously.
                 let cutoff = std::time::SystemTime::now() - config.retention;

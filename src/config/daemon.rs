@@ -52,6 +52,8 @@ pub struct DaemonConfig {
     /// Executions and log records older than this are pruned in the background.
     pub retention: Duration,
     pub server: Server,
+    /// Which database keeps the executions (`[store]`).
+    pub store: super::StoreSection,
     pub connectors: BTreeMap<String, ConnectorConfig>,
     /// Where `flows`, `server.listen`, `server.admin` and `server.data_dir` are written.
     pub places: Places,
@@ -338,6 +340,7 @@ impl DaemonConfig {
             limits: Limits::default(),
             retention: DEFAULT_RETENTION,
             server: Server::defaults(Path::new(".")),
+            store: super::StoreSection::Redb,
             places: Places::default(),
             serve_errors: ConfigErrors::default(),
             connectors: BUNDLED
@@ -394,6 +397,7 @@ impl DaemonConfig {
             .map_or(DEFAULT_RETENTION, Spanned::into_inner);
         let server_table = root.table("server", &mut errors);
         let server = resolve_server(server_table, &base, &mut errors, &mut places, &mut serve_errors);
+        let store = super::store::resolve(root.table("store", &mut errors), &mut errors, &mut serve_errors);
         let limits = resolve_limits(root.table("limits", &mut errors), &mut errors);
         let mut connectors = BTreeMap::new();
         if let Some(mut table) = root.table("connectors", &mut errors) {
@@ -430,6 +434,7 @@ impl DaemonConfig {
             limits,
             retention,
             server,
+            store,
             connectors,
             places,
             serve_errors,

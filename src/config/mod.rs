@@ -16,6 +16,7 @@ mod document;
 mod flow;
 pub mod http_grant;
 pub mod report;
+mod store;
 pub mod template;
 mod tokens;
 pub mod units;
@@ -30,6 +31,7 @@ pub use flow::{
     Action, BodyKind, CatchUp, ConnectorCall, Flow, MAX_WAIT, OnError, Overlap, Pause, RetryPolicy, Signature, Step,
     Throttle, Trigger, TriggerKind, toml_to_json,
 };
+pub use store::StoreSection;
 pub use template::Template;
 pub use tokens::{AdminToken, Role};
 

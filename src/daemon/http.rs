@@ -161,6 +161,9 @@ fn is_json_type(content_type: &str) -> bool {
         && (sub.eq_ignore_ascii_case(b"json") || sub.len() > 5 && sub[sub.len() - 5..].eq_ignore_ascii_case(b"+json"))
 }
 
+/// Seconds a sender is asked to wait when its request could not be stored.
+const STORE_RETRY_AFTER: u32 = 5;
+
 async fn accept(
     shared: &Shared,
     flow: Arc<Flow>,
@@ -190,14 +193,18 @@ async fn accept(
     let admission = match admitted {
         Ok(a) => a,
         Err(e) => {
-            return (
-                "store",
-                error(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "store",
-                    format!("the request could not be stored: {e}"),
+            // Nothing was stored (the database is unreachable, or refused the write):
+            // the sender keeps the event and sends it again later.
+            let mut r = error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                format!(
+                    "the request could not be stored, so nothing was recorded ({e}); try again in {STORE_RETRY_AFTER}s"
                 ),
             );
+            r.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER));
+            return ("store_unavailable", r);
         }
     };
     let accepted = match admission {

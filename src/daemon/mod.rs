@@ -112,8 +112,9 @@ impl Daemon {
 
     /// Starts on a setup loaded from `config` (see [`loader::load`]).
     pub async fn start_with(config: DaemonConfig, setup: Setup) -> anyhow::Result<Daemon> {
-        let store =
-            crate::store::open(&crate::store::StoreConfig::of(&config)).context("opening the data directory")?;
+        let store = crate::store::open(&crate::store::StoreConfig::of(&config))
+            .await
+            .context("opening the store")?;
         Self::start_on(config, setup, store).await
     }
 

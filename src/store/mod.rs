@@ -4,15 +4,18 @@
 //! - `model`: what is kept and asked: executions, attempts, steps, payloads, log records,
 //!   the writes and the queries.
 //! - `redb`: the embedded backend, the default.
+//! - `postgres`: PostgreSQL, a database several daemons may share.
 //! - `retention`: pruning what is older than the retention, in bounded batches.
 
 mod model;
+pub mod postgres;
 pub mod redb;
 pub mod retention;
 
 pub use model::{
     Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, PayloadKind, StepRow, TryRow, Write,
 };
+pub use postgres::PostgresStore;
 pub use redb::{BATCH_BUCKETS, RedbStore, WriterStats};
 
 use serde_json::Value;
@@ -137,25 +140,78 @@ pub struct Lease {
 /// Where a store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreConfig {
-    /// The embedded database's directory.
-    pub dir: PathBuf,
+    pub backend: Backend,
     /// The largest payload stored (`limits.max_payload`).
     pub max_payload: usize,
 }
 
+/// Which database keeps the executions.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded database in this directory.
+    Redb { dir: PathBuf },
+    /// A PostgreSQL database; `url` was read from the environment variable `url_env`.
+    Postgres {
+        url: String,
+        url_env: String,
+        pool_size: usize,
+    },
+}
+
+impl std::fmt::Debug for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Backend::Redb { dir } => f.debug_struct("Redb").field("dir", dir).finish(),
+            // The URL may hold a password: only where it came from is shown.
+            Backend::Postgres { url_env, pool_size, .. } => f
+                .debug_struct("Postgres")
+                .field("url_env", url_env)
+                .field("pool_size", pool_size)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
 impl StoreConfig {
+    /// The embedded store in `dir`.
+    pub fn redb(dir: PathBuf, max_payload: usize) -> StoreConfig {
+        StoreConfig {
+            backend: Backend::Redb { dir },
+            max_payload,
+        }
+    }
+
     /// Where `config`'s daemon keeps its executions.
     pub fn of(config: &crate::config::DaemonConfig) -> StoreConfig {
+        let backend = match &config.store {
+            crate::config::StoreSection::Redb => Backend::Redb {
+                dir: config.server.data_dir.clone(),
+            },
+            crate::config::StoreSection::Postgres {
+                url_env,
+                url,
+                pool_size,
+            } => Backend::Postgres {
+                url: url.clone(),
+                url_env: url_env.clone(),
+                pool_size: *pool_size as usize,
+            },
+        };
         StoreConfig {
-            dir: config.server.data_dir.clone(),
+            backend,
             max_payload: config.limits.max_payload as usize,
         }
     }
 }
 
-/// Opens the store `config` names.
-pub fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, OpenError> {
-    Ok(Arc::new(RedbStore::open(&config.dir, config.max_payload)?))
+/// Opens the store `config` names (a PostgreSQL database is migrated first).
+pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, OpenError> {
+    match &config.backend {
+        Backend::Redb { dir } => Ok(Arc::new(RedbStore::open(dir, config.max_payload)?)),
+        Backend::Postgres { url, pool_size, .. } => Ok(Arc::new(
+            PostgresStore::open(url, config.max_payload, *pool_size).await?,
+        )),
+    }
 }
 
 /// Where executions are recorded. Writes are durable when their future resolves; reads

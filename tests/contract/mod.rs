@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod faults;
+
 use flowd::engine::ExecutionStatus;
 use flowd::plugin::Level;
 use flowd::store::{

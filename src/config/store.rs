@@ -1,0 +1,166 @@
+//! The daemon config's `[store]`: which database keeps the executions. The embedded
+//! redb file under `server.data_dir` by default; or PostgreSQL, whose URL is read from
+//! the environment variable `url_env` names (a URL may hold a password: it never lives
+//! in the file).
+
+use super::diag::ConfigErrors;
+use super::document::Table;
+
+/// The most connections one daemon's pool may open.
+const MAX_POOL: u64 = 1000;
+const DEFAULT_POOL: u32 = 16;
+const URL_EXAMPLE: &str = "postgres://flowd:PASSWORD@127.0.0.1:5432/flowd";
+
+/// Where executions are kept.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub enum StoreSection {
+    /// The embedded database in `server.data_dir`.
+    #[default]
+    Redb,
+    /// PostgreSQL at the URL read from `$url_env` when the config loaded.
+    Postgres {
+        url_env: String,
+        url: String,
+        pool_size: u32,
+    },
+}
+
+impl std::fmt::Debug for StoreSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StoreSection::Redb => f.write_str("Redb"),
+            // Never the URL: it may hold a password.
+            StoreSection::Postgres { url_env, pool_size, .. } => f
+                .debug_struct("Postgres")
+                .field("url_env", url_env)
+                .field("pool_size", pool_size)
+                .finish_non_exhaustive(),
+        }
+    }
+}
+
+fn valid_var(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// Reads `[store]`. A missing or unusable variable stops `serve` and `validate` (in
+/// `serve_errors`), not `flowd run`, which keeps no store of the daemon's.
+pub(super) fn resolve(t: Option<Table>, errors: &mut ConfigErrors, serve_errors: &mut ConfigErrors) -> StoreSection {
+    let Some(mut t) = t else {
+        return StoreSection::Redb;
+    };
+    let source = t.source;
+    let backend = t.choice("backend", &["redb", "postgres"], errors);
+    let url_env = t.string("url_env", errors);
+    let pool_size = t.int("pool_size", 1..=MAX_POOL, errors);
+    if let Some(url) = t.get("url") {
+        errors.push(
+            source
+                .error(
+                    url.span(),
+                    "store.url: the database URL is not written in the config file (it may hold a password)",
+                )
+                .with_help("set it in an environment variable and name that variable with `url_env`"),
+        );
+    }
+    t.finish(errors);
+    let postgres = backend.as_ref().is_some_and(|b| *b.get_ref() == "postgres");
+    if !postgres {
+        for (key, span) in [
+            ("url_env", url_env.as_ref().map(|u| u.span())),
+            ("pool_size", pool_size.as_ref().map(|p| p.span())),
+        ] {
+            if let Some(span) = span {
+                errors.push(
+                    source
+                        .error(
+                            span,
+                            format!("store.{key} is for backend = \"postgres\"; this store is redb"),
+                        )
+                        .with_help("add backend = \"postgres\" to [store], or remove this key"),
+                );
+            }
+        }
+        return StoreSection::Redb;
+    }
+    let backend = backend.expect("postgres was chosen");
+    let Some(url_env) = url_env else {
+        errors.push(
+            source
+                .error(
+                    backend.span(),
+                    "store.backend = \"postgres\" needs store.url_env: the environment variable holding the database URL",
+                )
+                .with_help(format!(
+                    "add url_env = \"FLOWD_DATABASE_URL\" and set that variable to a URL such as {URL_EXAMPLE}"
+                )),
+        );
+        return StoreSection::Redb;
+    };
+    let var = url_env.get_ref();
+    if !valid_var(var) {
+        errors.push(
+            source
+                .error(
+                    url_env.span(),
+                    format!("store.url_env \"{var}\" is not an environment variable name"),
+                )
+                .with_help("name the variable, such as \"FLOWD_DATABASE_URL\", not its value"),
+        );
+        return StoreSection::Redb;
+    }
+    let pool_size = pool_size.map_or(DEFAULT_POOL, |p| p.into_inner() as u32);
+    let url = match std::env::var(var) {
+        Ok(v) if v.trim().is_empty() => {
+            serve_errors.push(source.error(url_env.span(), format!("store.url_env: ${var} is empty")));
+            String::new()
+        }
+        Ok(v) => {
+            // Only the parser's reason is shown, never the value: it may hold a password.
+            if let Err(e) = v.trim().parse::<tokio_postgres::Config>() {
+                serve_errors.push(
+                    source
+                        .error(
+                            url_env.span(),
+                            format!("store.url_env: ${var} does not hold a PostgreSQL URL ({e})"),
+                        )
+                        .with_help(format!("such as {URL_EXAMPLE}")),
+                );
+            }
+            v.trim().to_string()
+        }
+        Err(_) => {
+            serve_errors.push(
+                source
+                    .error(
+                        url_env.span(),
+                        format!("store.url_env: the environment variable ${var} is not set (or not UTF-8)"),
+                    )
+                    .with_help(format!("set it to the database URL, such as {URL_EXAMPLE}")),
+            );
+            String::new()
+        }
+    };
+    StoreSection::Postgres {
+        url_env: var.clone(),
+        url,
+        pool_size,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_var;
+
+    #[test]
+    fn variable_names_are_told_from_values() {
+        for ok in ["FLOWD_DATABASE_URL", "_X", "db1"] {
+            assert!(valid_var(ok), "{ok}");
+        }
+        for bad in ["", "1X", "postgres://u@h/db", "A-B", "A B"] {
+            assert!(!valid_var(bad), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,152 @@
+//! The store contract (tests/contract) against the PostgreSQL backend, each check on a
+//! database of its own on the test server (see tests/support/postgres.rs), what the
+//! engine does when the store fails (tests/contract/faults.rs), and what opening a
+//! database does: migrations once, a newer schema refused, an unreachable
+//! server named.
+
+mod contract;
+mod support;
+
+use flowd::store::{PostgresStore, Store};
+use std::sync::Arc;
+use support::postgres::{Database, Scratch};
+
+const MAX_PAYLOAD: usize = 1 << 20;
+
+async fn fresh_postgres() -> Arc<dyn Store> {
+    Arc::new(Scratch::new(MAX_PAYLOAD).await)
+}
+
+store_contract!(fresh_postgres, MAX_PAYLOAD);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_execution_whose_transition_cannot_be_recorded_stops_there_and_recovers_without_repeating_a_stored_step() {
+    contract::faults::a_transition_that_cannot_be_recorded_stops_there_and_recovers(fresh_postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_schema_is_migrated_once_and_a_newer_one_is_refused() {
+    let db = Database::create();
+    let store = PostgresStore::open(&db.url, MAX_PAYLOAD, 2).await.unwrap();
+    let version = store.migrate().await.unwrap();
+    assert!(version >= 1);
+    // Opened again (another daemon, a restart): nothing applied twice.
+    let again = PostgresStore::open(&db.url, MAX_PAYLOAD, 2).await.unwrap();
+    assert_eq!(again.migrate().await.unwrap(), version);
+    drop((store, again));
+
+    let (client, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    let versions: Vec<i32> = client
+        .query("SELECT version FROM flowd_schema_version ORDER BY version", &[])
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, (1..=version as i32).collect::<Vec<_>>());
+    client
+        .execute(
+            "INSERT INTO flowd_schema_version (version) VALUES ($1)",
+            &[&(version as i32 + 1)],
+        )
+        .await
+        .unwrap();
+    drop(client);
+    let _ = task.await;
+    let err = PostgresStore::open(&db.url, MAX_PAYLOAD, 2)
+        .await
+        .err()
+        .expect("a newer schema was opened");
+    let msg = err.to_string();
+    assert!(msg.contains("newer than this flowd knows"), "{msg}");
+    assert!(msg.contains(&db.name), "the message names the database: {msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_named_without_its_password() {
+    // Port 1: nothing listens there.
+    let url = "postgres://flowd:s3cret-pw@127.0.0.1:1/flowd";
+    let err = PostgresStore::open(url, MAX_PAYLOAD, 2)
+        .await
+        .err()
+        .expect("opened nothing");
+    let msg = err.to_string();
+    assert!(msg.contains("127.0.0.1:1/flowd"), "{msg}");
+    assert!(!msg.contains("s3cret-pw"), "the password leaked: {msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_histogram_counts_what_the_list_shows_per_bucket_and_status() {
+    use flowd::engine::ExecutionStatus;
+    use flowd::store::{JobId, ListQuery, Write};
+    use std::time::{Duration, SystemTime};
+    // The statuses in the order of their codes (main's `ExecutionStatus::ALL`).
+    const ORDER: [ExecutionStatus; 8] = [
+        ExecutionStatus::Pending,
+        ExecutionStatus::Queued,
+        ExecutionStatus::Running,
+        ExecutionStatus::Paused,
+        ExecutionStatus::Success,
+        ExecutionStatus::PartiallyExecuted,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Rejected,
+    ];
+    let db = Database::create();
+    let store = PostgresStore::open(&db.url, MAX_PAYLOAD, 2).await.unwrap();
+    assert_eq!(store.oldest().await.unwrap(), None);
+    let t0 = contract::ms(SystemTime::now() - Duration::from_secs(3600));
+    let statuses = [
+        ExecutionStatus::Success,
+        ExecutionStatus::Failed,
+        ExecutionStatus::Running,
+        ExecutionStatus::Queued,
+    ];
+    let rows: Vec<_> = (0..40u64)
+        .map(|i| {
+            let t = t0 + Duration::from_secs(7 * i);
+            let flow = ["a", "b", "c"][i as usize % 3];
+            contract::execution(JobId::at(t), flow, statuses[i as usize % 4], t)
+        })
+        .collect();
+    store
+        .write(rows.iter().cloned().map(Write::Execution).collect())
+        .await
+        .unwrap();
+    assert_eq!(store.oldest().await.unwrap(), Some(rows[0].clone()));
+    let edges: Vec<SystemTime> = (0..6u64).map(|i| t0 + Duration::from_secs(50 * i + 3)).collect();
+    for q in [
+        ListQuery::default(),
+        ListQuery {
+            flow: Some("a".into()),
+            ..ListQuery::default()
+        },
+        ListQuery {
+            statuses: vec![ExecutionStatus::Failed, ExecutionStatus::Queued],
+            project: Some("shop".into()),
+            ..ListQuery::default()
+        },
+        ListQuery {
+            from: Some(t0 + Duration::from_secs(100)),
+            trigger_kind: Some("schedule".into()),
+            ..ListQuery::default()
+        },
+    ] {
+        let got = store.histogram(&q, &edges).await.unwrap();
+        assert_eq!(got.len(), edges.len() - 1);
+        // What the list shows, counted by hand.
+        let listed = store.list(&ListQuery { limit: 0, ..q.clone() }).await.unwrap();
+        let mut want = vec![[0u64; 8]; edges.len() - 1];
+        for e in &listed {
+            if let Some(b) = edges
+                .windows(2)
+                .position(|w| e.created_at >= w[0] && e.created_at < w[1])
+            {
+                let code = ORDER.iter().position(|s| *s == e.status).unwrap();
+                want[b][code] += 1;
+            }
+        }
+        assert_eq!(got, want, "{q:?}");
+        assert!(got.iter().flatten().sum::<u64>() > 0, "{q:?} counted nothing");
+    }
+}
