@@ -71,6 +71,29 @@ fn transform_computes_renames_sets_and_removes() {
 }
 
 #[test]
+fn transform_from_a_field_chain_reads_what_it_names_as_jmespath_would() {
+    // A plain `from` chain is read from the input text without parsing the rest of it;
+    // what it gives must be what JMESPath gives for the same chain.
+    let setup = Setup::new("");
+    let body = json!({"aA": 0, "a": {"b": [1, {"c": "d\"e"}], "s": "text"}, "a\u{e9}": 2});
+    for (from, want) in [
+        ("trigger.body.a.b", json!([1, {"c": "d\"e"}])),
+        ("trigger.body.a.missing", json!(null)),
+        ("trigger.body.a.s.x", json!(null)),
+        ("trigger.body.a.b.c", json!(null)),
+        ("trigger.body", body.clone()),
+    ] {
+        let flow = setup.flow(
+            "f",
+            &support::one_step("transform", &format!("{{ from = \"{from}\" }}"), ""),
+        );
+        let (code, r) = setup.run(&flow, Some(&body));
+        assert_eq!(code, 0, "{from}: {r:#}");
+        assert_eq!(step(&r, "only")["output"], want, "{from}");
+    }
+}
+
+#[test]
 fn transform_errors_at_run_time_are_connector_errors() {
     let setup = Setup::new("");
     let flow = setup.flow(
