@@ -149,6 +149,7 @@ impl StepCall<'_> {
                     sha256: connector.info.sha256.clone(),
                 });
                 r.config = Some(config.clone());
+                r.config_shared = matches!(call.template, crate::config::Template::Literal(_));
                 let policy = step.retry.unwrap_or(RetryPolicy {
                     attempts: 1,
                     backoff: Duration::ZERO,
