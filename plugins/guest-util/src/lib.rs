@@ -4,6 +4,35 @@
 
 use serde_json::{Map, Value};
 
+/// JMESPath's functions, with `sum` kept integral: a sum of integers is an integer.
+static RUNTIME: std::sync::LazyLock<jmespath::Runtime> = std::sync::LazyLock::new(|| {
+    let mut runtime = jmespath::Runtime::new();
+    runtime.register_builtin_functions();
+    runtime.register_function("sum", Box::new(IntegralSum(jmespath::functions::SumFn::new())));
+    runtime
+});
+
+/// `sum()` that returns an integer when every item is one and the total fits in 64 bits
+/// (JMESPath's own adds as floating point: `sum([1, 2])` would be `3.0`).
+struct IntegralSum(jmespath::functions::SumFn);
+
+impl jmespath::functions::Function for IntegralSum {
+    fn evaluate(&self, args: &[jmespath::Rcvar], ctx: &mut jmespath::Context<'_>) -> jmespath::SearchResult {
+        // The built-in checks the argument and gives the floating-point sum.
+        let float = self.0.evaluate(args, ctx)?;
+        let integral = args[0].as_array().and_then(|items| {
+            items.iter().try_fold(0i64, |total, item| match &**item {
+                jmespath::Variable::Number(n) => n.as_i64().and_then(|i| total.checked_add(i)),
+                _ => None,
+            })
+        });
+        Ok(match integral {
+            Some(total) => jmespath::Rcvar::new(jmespath::Variable::Number(total.into())),
+            None => float,
+        })
+    }
+}
+
 /// A problem in a config: where (dotted keys) and what.
 pub type Problem = (String, String);
 
@@ -53,7 +82,7 @@ impl<'a> Doc<'a> {
 
 impl Expr {
     pub fn compile(path: &str, text: &str, problems: &mut Vec<Problem>) -> Option<Expr> {
-        match jmespath::compile(text) {
+        match RUNTIME.compile(text) {
             Ok(compiled) => Some(Expr {
                 text: text.to_string(),
                 compiled,
