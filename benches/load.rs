@@ -125,7 +125,7 @@ struct Shape {
     path: &'static str,
     body: &'static [u8],
     /// A key and value the response must hold (checked once, before the load).
-    expect: (&'static str, &'static str),
+    expect: (&'static str, f64),
 }
 
 const SHAPES: [Shape; 2] = [
@@ -135,7 +135,7 @@ const SHAPES: [Shape; 2] = [
         flow: FLOW,
         path: "/bench",
         body: BODY,
-        expect: ("total", "16.5"),
+        expect: ("total", 16.5),
     },
     Shape {
         name: "peer",
@@ -143,7 +143,7 @@ const SHAPES: [Shape; 2] = [
         flow: PEER_FLOW,
         path: "/peer",
         body: PEER_BODY,
-        expect: ("items_sum", "46"),
+        expect: ("items_sum", 46.0),
     },
 ];
 
@@ -227,8 +227,8 @@ async fn check(addr: SocketAddr, shape: &Shape) {
     let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
     let (key, want) = shape.expect;
     assert_eq!(
-        v[key].to_string(),
-        want,
+        v[key].as_f64(),
+        Some(want),
         "{}: {}",
         shape.name,
         String::from_utf8_lossy(&body)
