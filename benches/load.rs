@@ -1,19 +1,28 @@
 //! Webhook load, bounded and on 127.0.0.1 only: a bare hyper server answering a trivial
-//! JSON body against `flowd serve` running webhook → 3 Rust connector steps → respond,
-//! with every transition recorded durably. Both run in this process on the same tokio
-//! runtime as the load generator. Prints, in one run: the highest rate each sustains with
-//! 64 keep-alive connections, p50/p99 latency at a fixed offered load (open loop: latency
-//! counts from when a request was due, not when it was sent), and flowd's ratio to hyper.
+//! JSON body against `flowd serve` running two flow shapes, each on its own store, with
+//! every transition recorded durably. All run in this process on the same tokio runtime
+//! as the load generator. The shapes:
+//! - `bench`: webhook → 2 transforms → log → respond (the shape this benchmark began with);
+//! - `peer`: the shape users compare with n8n (issue 17): webhook → set fields → compute
+//!   `items_count`/`items_sum` → set `ok`/`echo_id` (three `transform` steps) → respond
+//!   with the whole object, for a ~200-byte JSON body.
+//!
+//! Prints, in one run and for each shape: the highest rate it sustains with 64 keep-alive
+//! connections as a share of bare hyper's (measured before and after the shapes, the mean
+//! taken), the process's CPU time per execution (the load generator's share is bare
+//! hyper's CPU per request, printed beside it), bytes on disk per execution (the redb
+//! file once the store is closed, over the executions it holds), and p50/p99 latency at a
+//! fixed offered load (open loop: latency counts from when a request was due).
 //!
 //! Run: `cargo bench --bench load` (`-- --quick` for a short run; `-- --flowd-only` drives
-//! flowd alone for 10 s, for a profiler).
+//! flowd alone for 10 s, for a profiler, with `--shape peer` for the peer shape).
 
 #[path = "support/http.rs"]
 mod http;
 
 use bytes::Bytes;
 use http::{connect, latencies, ms, percentile, send};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -48,6 +57,7 @@ async fn bare_hyper() -> SocketAddr {
     addr
 }
 
+/// The shape this benchmark began with.
 const FLOW: &str = r#"
 [flow]
 name = "bench"
@@ -74,6 +84,69 @@ name = "reply"
 respond = { status = 200, body = "{{ steps.enrich }}" }
 "#;
 
+const BODY: &[u8] = br#"{"id":"A-1","items":[{"sku":"tea","price":4.5},{"sku":"cup","price":12}]}"#;
+
+/// The shape users compare with n8n (issue 17): the same four nodes as the n8n workflow.
+const PEER_FLOW: &str = r#"
+[flow]
+name = "peer"
+[trigger.http]
+path = "/peer"
+
+[[steps]]
+name = "set_fields"
+connector = "transform"
+config = { from = "trigger.body", fields = { id = "id", customer = "customer", items = "items" } }
+
+[[steps]]
+name = "compute"
+connector = "transform"
+config = { from = "steps.set_fields", keep = true, fields = { items_count = "length(items)", items_sum = "sum(items[].price)" } }
+
+[[steps]]
+name = "mark"
+connector = "transform"
+config = { from = "steps.compute", keep = true, fields = { echo_id = "id" }, set = { ok = true } }
+
+[[steps]]
+name = "reply"
+respond = { status = 200, body = "{{ steps.mark }}" }
+"#;
+
+/// ~200 bytes, as in the peer comparison.
+const PEER_BODY: &[u8] = br#"{"id":"ord-10042","customer":"Ada Lovelace","email":"ada@example.com","items":[{"sku":"tea","qty":2,"price":4},{"sku":"cup","qty":1,"price":12},{"sku":"pot","qty":1,"price":30}],"note":"ring twice"}"#;
+
+/// One flow shape: its flow file, where it listens, what it is sent.
+#[derive(Clone, Copy)]
+struct Shape {
+    name: &'static str,
+    label: &'static str,
+    flow: &'static str,
+    path: &'static str,
+    body: &'static [u8],
+    /// A key and value the response must hold (checked once, before the load).
+    expect: (&'static str, f64),
+}
+
+const SHAPES: [Shape; 2] = [
+    Shape {
+        name: "bench",
+        label: "transform, transform, log, respond",
+        flow: FLOW,
+        path: "/bench",
+        body: BODY,
+        expect: ("total", 16.5),
+    },
+    Shape {
+        name: "peer",
+        label: "peer: 3 transforms, respond (n8n's shape)",
+        flow: PEER_FLOW,
+        path: "/peer",
+        body: PEER_BODY,
+        expect: ("items_sum", 46.0),
+    },
+];
+
 /// A running daemon and the redb store under it (for its group-commit figures).
 struct Flowd {
     daemon: flowd::daemon::Daemon,
@@ -85,14 +158,18 @@ impl Flowd {
         self.store.writer_stats()
     }
 
+    /// Stops the daemon and closes its store.
     async fn shutdown(self) -> bool {
-        self.daemon.shutdown().await
+        let Flowd { daemon, store } = self;
+        let clean = daemon.shutdown().await;
+        drop(store);
+        clean
     }
 }
 
-async fn flowd(dir: &std::path::Path) -> (SocketAddr, Flowd) {
+async fn flowd(dir: &std::path::Path, shape: &Shape) -> (SocketAddr, Flowd) {
     std::fs::create_dir_all(dir.join("flows")).unwrap();
-    std::fs::write(dir.join("flows/bench.toml"), FLOW).unwrap();
+    std::fs::write(dir.join("flows").join(format!("{}.toml", shape.name)), shape.flow).unwrap();
     std::fs::write(
         dir.join("flowd.toml"),
         "environment = \"bench\"\nflows = \"flows\"\n[server]\nlisten = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\ndata_dir = \"data\"\nworkers = 256\n[limits]\ninstances = 512\n[connectors.transform]\nbundled = \"transform\"\n[connectors.log]\nbundled = \"log\"\n",
@@ -109,10 +186,9 @@ async fn flowd(dir: &std::path::Path) -> (SocketAddr, Flowd) {
     (daemon.local_addr(), Flowd { daemon, store })
 }
 
-const BODY: &[u8] = br#"{"id":"A-1","items":[{"sku":"tea","price":4.5},{"sku":"cup","price":12}]}"#;
-
-/// Requests per second with CONNECTIONS connections sending back to back.
-async fn max_rate(addr: SocketAddr, path: &'static str, for_: Duration) -> f64 {
+/// Requests answered per second with CONNECTIONS connections sending back to back, and
+/// how many were answered.
+async fn max_rate(addr: SocketAddr, path: &'static str, body: &'static [u8], for_: Duration) -> (f64, u64) {
     let end = Instant::now() + for_;
     let mut tasks = Vec::new();
     for _ in 0..CONNECTIONS {
@@ -120,7 +196,7 @@ async fn max_rate(addr: SocketAddr, path: &'static str, for_: Duration) -> f64 {
             let mut s = connect(addr).await;
             let mut n = 0u64;
             while Instant::now() < end {
-                assert_eq!(send(&mut s, addr, "POST", path, BODY).await, 200);
+                assert_eq!(send(&mut s, addr, "POST", path, body).await, 200);
                 n += 1;
             }
             n
@@ -131,17 +207,114 @@ async fn max_rate(addr: SocketAddr, path: &'static str, for_: Duration) -> f64 {
     for t in tasks {
         total += t.await.unwrap();
     }
-    total as f64 / start.elapsed().as_secs_f64()
+    (total as f64 / start.elapsed().as_secs_f64(), total)
 }
 
-/// p50 and p99 latency at `rate` requests per second, open loop.
-async fn latency_at(addr: SocketAddr, path: &'static str, rate: f64, for_: Duration) -> (Duration, Duration) {
-    let all = latencies(addr, "POST", path, BODY, 200, rate, for_, CONNECTIONS).await;
-    (percentile(&all, 50), percentile(&all, 99))
+/// The response to one request, which must hold `shape.expect`.
+async fn check(addr: SocketAddr, shape: &Shape) {
+    let mut s = connect(addr).await;
+    s.ready().await.unwrap();
+    let req = hyper::Request::builder()
+        .method("POST")
+        .uri(shape.path)
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(shape.body)))
+        .unwrap();
+    let resp = s.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    let body = resp.into_body().collect().await.unwrap().to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    let (key, want) = shape.expect;
+    assert_eq!(
+        v[key].as_f64(),
+        Some(want),
+        "{}: {}",
+        shape.name,
+        String::from_utf8_lossy(&body)
+    );
+}
+
+/// CPU time of this process (user + system) spent while `work` runs.
+async fn with_cpu<T>(work: impl std::future::Future<Output = T>) -> (T, Duration) {
+    let before = cpu_time();
+    let out = work.await;
+    (out, cpu_time() - before)
+}
+
+/// What one shape measured.
+struct Measured {
+    rate: f64,
+    cpu_per_exec: Duration,
+    bytes_per_exec: f64,
+    executions: u64,
+    commits_per_exec: f64,
+    requests_per_commit: f64,
+    p50: Duration,
+    p99: Duration,
+    offered: f64,
+}
+
+async fn measure(shape: &Shape, run_for: Duration, lat_for: Duration) -> Measured {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, daemon) = flowd(dir.path(), shape).await;
+    check(addr, shape).await;
+    // Warm up: compile caches, connection set-up, the store's first pages.
+    let (_, warm) = max_rate(addr, shape.path, shape.body, Duration::from_millis(500)).await;
+    let before = daemon.store_stats();
+    let ((rate, n), cpu) = with_cpu(max_rate(addr, shape.path, shape.body, run_for)).await;
+    let after = daemon.store_stats();
+    let commits = (after.commits - before.commits) as f64;
+    // The fixed offered load: half of what flowd sustains.
+    let offered = (rate / 2.0).max(10.0);
+    let lat = latencies(addr, "POST", shape.path, shape.body, 200, offered, lat_for, CONNECTIONS).await;
+    assert!(
+        daemon.shutdown().await,
+        "{}: the daemon did not stop cleanly",
+        shape.name
+    );
+    let executions = 1 + warm + n + lat.len() as u64;
+    let bytes = std::fs::metadata(dir.path().join("data/flowd.redb")).unwrap().len();
+    Measured {
+        rate,
+        cpu_per_exec: cpu / n.max(1) as u32,
+        bytes_per_exec: bytes as f64 / executions as f64,
+        executions,
+        commits_per_exec: commits / n.max(1) as f64,
+        requests_per_commit: (after.requests - before.requests) as f64 / commits.max(1.0),
+        p50: percentile(&lat, 50),
+        p99: percentile(&lat, 99),
+        offered,
+    }
+}
+
+/// Drives one shape alone for 10 s (for a profiler) and prints what it did.
+async fn flowd_only(shape: &Shape) {
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, daemon) = flowd(dir.path(), shape).await;
+    check(addr, shape).await;
+    max_rate(addr, shape.path, shape.body, Duration::from_millis(500)).await;
+    let before = daemon.store_stats();
+    let ((rate, n), cpu) = with_cpu(max_rate(addr, shape.path, shape.body, Duration::from_secs(10))).await;
+    let after = daemon.store_stats();
+    println!(
+        "flowd alone, shape {}: {rate:.0} executions/s, {:.0} commits/s, {:.1} write requests per commit, \
+         {:.0} us of CPU per execution (process, load generator included)",
+        shape.name,
+        (after.commits - before.commits) as f64 / 10.0,
+        (after.requests - before.requests) as f64 / (after.commits - before.commits).max(1) as f64,
+        cpu.as_secs_f64() * 1e6 / n.max(1) as f64
+    );
+    daemon.shutdown().await;
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
 }
 
 fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
     let (run_for, lat_for) = if quick {
         (Duration::from_secs(1), Duration::from_secs(1))
     } else {
@@ -152,61 +325,84 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
     rt.block_on(async {
-        let hyper_addr = bare_hyper().await;
-        let (flowd_addr, daemon) = flowd(dir.path()).await;
-        // Warm up: compile caches, connection set-up, the store's first pages.
-        max_rate(hyper_addr, "/", Duration::from_millis(300)).await;
-        max_rate(flowd_addr, "/bench", Duration::from_millis(500)).await;
-        if std::env::args().any(|a| a == "--flowd-only") {
-            let before = daemon.store_stats();
-            let cpu_before = cpu_time();
-            let rate = max_rate(flowd_addr, "/bench", Duration::from_secs(10)).await;
-            let cpu = cpu_time() - cpu_before;
-            let after = daemon.store_stats();
-            println!(
-                "flowd alone: {rate:.0} executions/s, {:.0} commits/s, {:.1} write requests per commit, \
-                 {:.0} us of CPU per execution (process, load generator included)",
-                (after.commits - before.commits) as f64 / 10.0,
-                (after.requests - before.requests) as f64 / (after.commits - before.commits).max(1) as f64,
-                cpu.as_secs_f64() * 1e6 / (rate * 10.0)
-            );
-            daemon.shutdown().await;
+        if args.iter().any(|a| a == "--flowd-only") {
+            let name = args
+                .iter()
+                .position(|a| a == "--shape")
+                .and_then(|i| args.get(i + 1))
+                .map_or("bench", String::as_str);
+            let shape = SHAPES
+                .iter()
+                .find(|s| s.name == name)
+                .unwrap_or_else(|| panic!("--shape: no shape {name:?} (bench or peer)"));
+            flowd_only(shape).await;
             return;
         }
-
-        let hyper_rate = max_rate(hyper_addr, "/", run_for).await;
-        let before = daemon.store_stats();
-        let flowd_rate = max_rate(flowd_addr, "/bench", run_for).await;
-        let after = daemon.store_stats();
-        let executions = flowd_rate * run_for.as_secs_f64();
-        let commits = (after.commits - before.commits) as f64;
-        // The fixed offered load: half of what flowd sustains, for both.
-        let offered = (flowd_rate / 2.0).max(10.0);
-        let (h50, h99) = latency_at(hyper_addr, "/", offered, lat_for).await;
-        let (f50, f99) = latency_at(flowd_addr, "/bench", offered, lat_for).await;
+        let hyper_addr = bare_hyper().await;
+        max_rate(hyper_addr, "/", BODY, Duration::from_millis(300)).await;
+        // Bare hyper before and after the shapes: the machine's speed moves during a run.
+        let ((h1, n1), hcpu1) = with_cpu(max_rate(hyper_addr, "/", BODY, run_for)).await;
+        let mut measured = Vec::new();
+        for shape in &SHAPES {
+            measured.push(measure(shape, run_for, lat_for).await);
+        }
+        let ((h2, n2), hcpu2) = with_cpu(max_rate(hyper_addr, "/", BODY, run_for)).await;
+        let hyper_rate = (h1 + h2) / 2.0;
+        let hyper_cpu = (hcpu1 + hcpu2) / (n1 + n2).max(1) as u32;
+        let offered = measured[0].offered;
+        let lat = latencies(hyper_addr, "POST", "/", BODY, 200, offered, lat_for, CONNECTIONS).await;
 
         println!("webhook load on 127.0.0.1, {CONNECTIONS} keep-alive connections, 2 tokio workers shared with the load generator");
-        println!("flowd flow: webhook -> transform -> transform -> log -> respond, every transition durable (redb, fsync)");
-        println!("  {:<44} {:>10.0} req/s", "bare hyper, trivial JSON", hyper_rate);
-        println!("  {:<44} {:>10.0} executions/s  ({:.1}% of bare hyper; target >= 5%)", "flowd, durable 3-step flow", flowd_rate, 100.0 * flowd_rate / hyper_rate);
-        println!("  {:<44} {:>10.1} commits per execution, {:.1} write requests per commit", "flowd's store", commits / executions, (after.requests - before.requests) as f64 / commits.max(1.0));
-        println!("  latency at {offered:.0} req/s offered (open loop):");
-        println!("  {:<44} p50 {:>8.2} ms   p99 {:>8.2} ms", "bare hyper", ms(h50), ms(h99));
-        println!("  {:<44} p50 {:>8.2} ms   p99 {:>8.2} ms", "flowd", ms(f50), ms(f99));
-        daemon.shutdown().await;
+        println!("every flowd transition durable (redb, fsync); CPU is the whole process's, load generator included");
+        println!(
+            "  {:<44} {:>8.0} req/s  (before {h1:.0}, after {h2:.0})   {:>6.1} us CPU/request",
+            "bare hyper, trivial JSON",
+            hyper_rate,
+            us(hyper_cpu)
+        );
+        for (shape, m) in SHAPES.iter().zip(&measured) {
+            println!(
+                "  {:<44} {:>8.0} exec/s   {:>5.2}% of bare hyper   {:>6.1} us CPU/exec ({:.1} over hyper's)   {:>6.0} B/exec on disk",
+                shape.label,
+                m.rate,
+                100.0 * m.rate / hyper_rate,
+                us(m.cpu_per_exec),
+                us(m.cpu_per_exec) - us(hyper_cpu),
+                m.bytes_per_exec
+            );
+        }
+        println!("  store:");
+        for (shape, m) in SHAPES.iter().zip(&measured) {
+            println!(
+                "  {:<44} {:.2} commits per execution, {:.1} write requests per commit, {} executions stored",
+                shape.name, m.commits_per_exec, m.requests_per_commit, m.executions
+            );
+        }
+        println!("  latency, open loop (offered: half of what the shape sustains):");
+        println!(
+            "  {:<44} p50 {:>8.2} ms   p99 {:>8.2} ms   at {offered:.0} req/s",
+            "bare hyper",
+            ms(percentile(&lat, 50)),
+            ms(percentile(&lat, 99))
+        );
+        for (shape, m) in SHAPES.iter().zip(&measured) {
+            println!(
+                "  {:<44} p50 {:>8.2} ms   p99 {:>8.2} ms   at {:.0} req/s",
+                shape.name,
+                ms(m.p50),
+                ms(m.p99),
+                m.offered
+            );
+        }
     });
 }
 
-/// User plus system CPU time of this process so far (Linux `/proc/self/stat`, in clock
-/// ticks of 10 ms).
+/// User plus system CPU time of this process so far.
 fn cpu_time() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // The fields after the command name (which may hold spaces) start after the last ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-    // utime and stime are fields 14 and 15 of stat; here, after pid and comm, 11 and 12.
-    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+    // SAFETY: getrusage writes into the struct it is given and nothing else.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(ru.ru_utime) + tv(ru.ru_stime)
 }

@@ -105,6 +105,20 @@ fn key(job_id: JobId, row: &StepRow, kind: PayloadKind) -> PayloadKey {
     }
 }
 
+/// A step's config: its own, or the one every execution of its flow version shares
+/// (a config without placeholders, see [`PayloadKey::shared_config`]).
+async fn config(store: &dyn Store, e: &Execution, row: &StepRow) -> Result<Option<Value>, ReadError> {
+    if let Some(c) = store.payload(key(e.job_id, row, PayloadKind::Config)).await? {
+        return Ok(Some(c));
+    }
+    // A step is given its config when its connector is found: only such a step has one.
+    if row.connector.is_none() {
+        return Ok(None);
+    }
+    let shared = PayloadKey::shared_config(&e.project, &e.flow, &e.flow_version, row.index);
+    store.payload(shared).await
+}
+
 /// One execution in full, or `None` when there is no such job; `retry` says whether a
 /// manual retry is possible (see [`retry`]; `None` leaves it out).
 pub async fn execution_detail(
@@ -132,7 +146,7 @@ pub async fn execution_detail(
             }
             .to_value()
         });
-        let config = store.payload(key(job_id, &row, PayloadKind::Config)).await?;
+        let config = config(store, &execution, &row).await?;
         let output = store.payload(key(job_id, &row, PayloadKind::Output)).await?;
         if let Some(o) = &output {
             outputs.insert(row.name.clone(), o.clone());
@@ -184,9 +198,9 @@ pub async fn step_payload(
     attempt: u32,
     which: StepPayload,
 ) -> Result<Found, ReadError> {
-    if store.execution(job_id).await?.is_none() {
+    let Some(execution) = store.execution(job_id).await? else {
         return Ok(Found::NoExecution);
-    }
+    };
     let rows = store.steps(job_id).await?;
     let Some(row) = rows
         .iter()
@@ -197,7 +211,7 @@ pub async fn step_payload(
         return Ok(Found::NoStep);
     };
     let value = match which {
-        StepPayload::Config => store.payload(key(job_id, &row, PayloadKind::Config)).await?,
+        StepPayload::Config => config(store, &execution, &row).await?,
         StepPayload::Output => store.payload(key(job_id, &row, PayloadKind::Output)).await?,
         StepPayload::Input if !row.status.ran() => None,
         StepPayload::Input => {

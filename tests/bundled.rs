@@ -71,6 +71,61 @@ fn transform_computes_renames_sets_and_removes() {
 }
 
 #[test]
+fn transform_from_a_field_chain_reads_what_it_names_as_jmespath_would() {
+    // A plain `from` chain is read from the input text without parsing the rest of it;
+    // what it gives must be what JMESPath gives for the same chain.
+    let setup = Setup::new("");
+    let body = json!({"aA": 0, "a": {"b": [1, {"c": "d\"e"}], "s": "text"}, "a\u{e9}": 2});
+    for (from, want) in [
+        ("trigger.body.a.b", json!([1, {"c": "d\"e"}])),
+        ("trigger.body.a.missing", json!(null)),
+        ("trigger.body.a.s.x", json!(null)),
+        ("trigger.body.a.b.c", json!(null)),
+        ("trigger.body", body.clone()),
+    ] {
+        let flow = setup.flow(
+            "f",
+            &support::one_step("transform", &format!("{{ from = \"{from}\" }}"), ""),
+        );
+        let (code, r) = setup.run(&flow, Some(&body));
+        assert_eq!(code, 0, "{from}: {r:#}");
+        assert_eq!(step(&r, "only")["output"], want, "{from}");
+    }
+}
+
+#[test]
+fn transform_sums_integers_to_an_integer() {
+    // JMESPath's own sum() adds as floating point: [1, 2] would give 3.0, shown as 3.0.
+    let setup = Setup::new("");
+    let flow = setup.flow(
+        "t",
+        &support::one_step(
+            "transform",
+            r#"{ from = "trigger.body", fields = { ints = "sum(ints)", mixed = "sum(mixed)", none = "sum(none)", big = "sum(big)", per_item = "sum(items[].price)" } }"#,
+            "",
+        ),
+    );
+    let (code, r) = setup.run(
+        &flow,
+        Some(&json!({
+            "ints": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+            "mixed": [1, 2.5],
+            "none": [],
+            "big": [i64::MAX, 1],
+            "items": [{"price": 4}, {"price": 12}, {"price": 30}]
+        })),
+    );
+    assert_eq!(code, 0, "{r:#}");
+    let out = &step(&r, "only")["output"];
+    // Compared as text: 55 and 55.0 are equal as JSON values but not to a user.
+    for (key, want) in [("ints", "55"), ("mixed", "3.5"), ("none", "0"), ("per_item", "46")] {
+        assert_eq!(out[key].to_string(), want, "{key}: {out}");
+    }
+    // Past 64 bits the sum stays floating point, as before.
+    assert_eq!(out["big"].as_f64(), Some(9.223372036854776e18), "{out}");
+}
+
+#[test]
 fn transform_errors_at_run_time_are_connector_errors() {
     let setup = Setup::new("");
     let flow = setup.flow(

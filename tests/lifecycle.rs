@@ -81,7 +81,7 @@ fn a_deactivated_flow_answers_409_until_activated_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn manual_runs_and_next_fire_times_through_the_library() {
     let setup = Setup::new("");
-    setup.flow("m", "[flow]\nname = \"m\"\n[trigger.manual]\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\nconfig = { n = \"{{ trigger.body.n }}\" }\n");
+    setup.flow("m", "[flow]\nname = \"m\"\n[trigger.manual]\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\nconfig = { n = \"{{ trigger.body.n }}\" }\n[[steps]]\nname = \"t\"\nconnector = \"echo\"\nconfig = { fixed = 1 }\n");
     setup.flow("nightly", "[flow]\nname = \"nightly\"\n[trigger.schedule]\ncron = \"0 0 3 * * *\"\ntimezone = \"Asia/Tokyo\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n");
     let config = flowd::config::DaemonConfig::load(&setup.config()).unwrap();
     let daemon = flowd::daemon::Daemon::start(config).await.unwrap();
@@ -115,4 +115,30 @@ async fn manual_runs_and_next_fire_times_through_the_library() {
     assert_eq!(d["execution"]["status"], "success");
     assert_eq!(d["execution"]["trigger_kind"], "manual");
     assert_eq!(d["steps"][0]["config"], json!({"n": 5}));
+
+    assert_eq!(d["steps"][1]["config"], json!({"fixed": 1}));
+
+    // A config with placeholders is stored with the execution; one without, once for the
+    // flow version (and shown the same).
+    use flowd::store::{PayloadKey, PayloadKind, Store as _};
+    let store = flowd::store::RedbStore::open(&setup.dir.path().join("data"), 1 << 20).unwrap();
+    let e = &d["execution"];
+    let own = |step| PayloadKey {
+        job_id: job,
+        attempt: 1,
+        step,
+        kind: PayloadKind::Config,
+    };
+    let shared = |step| {
+        PayloadKey::shared_config(
+            e["project"].as_str().unwrap(),
+            e["flow"].as_str().unwrap(),
+            e["flow_version"].as_str().unwrap(),
+            step,
+        )
+    };
+    assert_eq!(store.payload(own(0)).await.unwrap(), Some(json!({"n": 5})));
+    assert_eq!(store.payload(shared(0)).await.unwrap(), None);
+    assert_eq!(store.payload(own(1)).await.unwrap(), None);
+    assert_eq!(store.payload(shared(1)).await.unwrap(), Some(json!({"fixed": 1})));
 }

@@ -392,12 +392,15 @@ impl Recorder {
         };
         // The input is not stored: it is the trigger payload plus earlier outputs, each
         // stored once, and is rebuilt from them when shown.
-        for (kind, value) in [(PayloadKind::Config, &s.config), (PayloadKind::Output, &s.output)] {
+        // A config without placeholders is the same for every execution of the flow
+        // version: it is kept once for all of them.
+        let config_key = match s.config_shared {
+            true => PayloadKey::shared_config(&r.project, &r.flow, &r.flow_version, index as u32),
+            false => key(PayloadKind::Config),
+        };
+        for (key, value) in [(config_key, &s.config), (key(PayloadKind::Output), &s.output)] {
             if let Some(v) = value {
-                writes.push(Write::Payload {
-                    key: key(kind),
-                    value: v.clone(),
-                });
+                writes.push(Write::Payload { key, value: v.clone() });
             }
         }
         let connector = s.connector.as_ref().map(|c| c.name.as_str());

@@ -96,6 +96,10 @@ pub struct StepReport {
     /// The step's config with placeholders resolved.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<Value>,
+    /// The config holds no placeholders: every execution of the flow version has the
+    /// same, stored once (see `PayloadKey::shared_config`).
+    #[serde(skip)]
+    pub config_shared: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<Value>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -126,6 +130,7 @@ impl StepReport {
             duration: Duration::ZERO,
             fuel_used: 0,
             config: None,
+            config_shared: false,
             output: None,
             error: None,
             note: None,

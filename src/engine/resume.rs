@@ -293,7 +293,7 @@ impl Executor {
                         report.response = Some(out.clone());
                     }
                     s.output = Some(out.clone());
-                    data.outputs.insert(row.name, out);
+                    data.insert(row.name, out);
                 }
             }
         }

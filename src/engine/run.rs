@@ -76,7 +76,7 @@ impl Run<'_> {
         for later in &mut self.report.steps[paused + 1..] {
             later.note = None;
         }
-        self.sources.outputs.insert(self.flow.steps[paused].name.clone(), out);
+        self.sources.insert(self.flow.steps[paused].name.clone(), out);
         self.report.resume_at = None;
         self.recorder.step_ended(&self.report, paused);
         self.report.status = ExecutionStatus::Running;
@@ -208,7 +208,7 @@ impl Run<'_> {
                         self.recorder.flush().await?;
                         self.recorder.respond(&output);
                     }
-                    self.sources.outputs.insert(step.name.clone(), output);
+                    self.sources.insert(step.name.clone(), output);
                 }
                 StepOutcome::Failed => {
                     unavailable.insert(step.name.clone(), "failed");

@@ -20,26 +20,66 @@ use std::time::{Duration, Instant, SystemTime};
 /// successful step's output.
 pub(super) struct Sources {
     pub(super) trigger: Value,
-    pub(super) outputs: Map<String, Value>,
+    outputs: Map<String, Value>,
+    /// The JSON text of the trigger payload and of each output, each written once when it
+    /// arrives rather than again for every later step's input.
+    trigger_text: String,
+    /// `"name":output` of each output so far, comma-separated, in the order of `outputs`.
+    outputs_text: String,
 }
 
 impl Sources {
     pub(super) fn new(trigger: Value) -> Sources {
+        let trigger_text = serde_json::to_string(&trigger).expect("JSON values serialize");
         Sources {
             trigger,
             outputs: Map::new(),
+            trigger_text,
+            outputs_text: String::new(),
         }
     }
 
-    /// A step's input as the JSON text a connector receives, written from the sources
-    /// in place.
-    pub(super) fn input_json(&self) -> String {
-        serde_json::to_string(&super::StepInput {
-            trigger: &self.trigger,
-            steps: &self.outputs,
-        })
-        .expect("JSON values serialize")
+    /// Each successful step's output by step name.
+    pub(super) fn outputs(&self) -> &Map<String, Value> {
+        &self.outputs
     }
+
+    /// Step `name` succeeded with `output`.
+    pub(super) fn insert(&mut self, name: String, output: Value) {
+        if self.outputs.contains_key(&name) {
+            // Replaced in place (a resumed pause): its text is rewritten with the rest.
+            self.outputs.insert(name, output);
+            self.outputs_text.clear();
+            for (name, output) in &self.outputs {
+                push_member(&mut self.outputs_text, name, output);
+            }
+        } else {
+            push_member(&mut self.outputs_text, &name, &output);
+            self.outputs.insert(name, output);
+        }
+    }
+
+    /// A step's input as the JSON text a connector receives: the text of
+    /// [`super::StepInput`], put together from what was written when each part arrived.
+    pub(super) fn input_json(&self) -> String {
+        let mut s = String::with_capacity(self.trigger_text.len() + self.outputs_text.len() + 24);
+        s.push_str("{\"trigger\":");
+        s.push_str(&self.trigger_text);
+        s.push_str(",\"steps\":{");
+        s.push_str(&self.outputs_text);
+        s.push_str("}}");
+        s
+    }
+}
+
+/// Appends `"name":value` to a comma-separated list of object members.
+fn push_member(out: &mut String, name: &str, value: &Value) {
+    if !out.is_empty() {
+        out.push(',');
+    }
+    out.push_str(&serde_json::to_string(name).expect("strings serialize"));
+    out.push(':');
+    out.push_str(&serde_json::to_string(value).expect("JSON values serialize"));
 }
 
 /// One step to run, with what it runs on.
@@ -95,7 +135,7 @@ impl StepCall<'_> {
         let clock = Instant::now();
         let outcome = match &step.action {
             Action::Connector { call, limits } => {
-                let config = match call.template.resolve(&data.trigger, &data.outputs) {
+                let config = match call.template.resolve(&data.trigger, data.outputs()) {
                     Ok(c) => c,
                     Err(message) => return Ok(finish_failed(r, clock, Failure::new(ErrorKind::Template, message))),
                 };
@@ -109,6 +149,7 @@ impl StepCall<'_> {
                     sha256: connector.info.sha256.clone(),
                 });
                 r.config = Some(config.clone());
+                r.config_shared = matches!(call.template, crate::config::Template::Literal(_));
                 let policy = step.retry.unwrap_or(RetryPolicy {
                     attempts: 1,
                     backoff: Duration::ZERO,
@@ -195,8 +236,8 @@ impl StepCall<'_> {
             }
             Action::Respond { status, headers, body } => {
                 let resolved = body
-                    .resolve(&data.trigger, &data.outputs)
-                    .and_then(|b| headers.resolve(&data.trigger, &data.outputs).map(|h| (b, h)));
+                    .resolve(&data.trigger, data.outputs())
+                    .and_then(|b| headers.resolve(&data.trigger, data.outputs()).map(|h| (b, h)));
                 match resolved {
                     Ok((body, headers)) => {
                         // Header values are text: a placeholder that gave JSON is sent as its JSON text.
@@ -251,6 +292,29 @@ fn backoff(p: &RetryPolicy, try_no: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn input_text_is_the_step_input_serialized() {
+        let mut s = Sources::new(json!({"kind": "http", "body": {"id": "a\"1", "n": [1, 2.5]}}));
+        let whole = |s: &Sources| {
+            serde_json::to_string(&crate::engine::StepInput {
+                trigger: &s.trigger,
+                steps: s.outputs(),
+            })
+            .unwrap()
+        };
+        assert_eq!(s.input_json(), whole(&s));
+        s.insert("first".into(), json!({"x": 1}));
+        s.insert("sec\"ond".into(), json!([true, null]));
+        assert_eq!(s.input_json(), whole(&s));
+        // A paused step's output replaced when it resumes keeps its place.
+        s.insert("first".into(), json!({"resumed_at": "now"}));
+        assert_eq!(s.input_json(), whole(&s));
+        assert!(
+            s.input_json()
+                .contains(r#""steps":{"first":{"resumed_at":"now"},"sec\"ond""#)
+        );
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

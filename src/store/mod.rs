@@ -13,7 +13,8 @@ pub mod redb;
 pub mod retention;
 
 pub use model::{
-    Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, PayloadKind, StepRow, TryRow, Write,
+    Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, PayloadKind, SHARED_ATTEMPT, StepRow,
+    TryRow, Write,
 };
 pub use postgres::PostgresStore;
 pub use redb::{BATCH_BUCKETS, RedbStore, WriterStats};

@@ -188,7 +188,36 @@ impl PayloadKey {
             kind: PayloadKind::Trigger,
         }
     }
+
+    /// Where step `step`'s config is kept once for every execution of a flow version,
+    /// when it holds no placeholders (and so is the same in each): in place of a job id,
+    /// a name-based UUIDv8 of the project, flow and version (never equal to a job id, a
+    /// UUIDv7), and attempt [`SHARED_ATTEMPT`]. It belongs to no execution, so pruning
+    /// executions leaves it; there is one per step of each flow version.
+    pub fn shared_config(project: &str, flow: &str, version: &str, step: u32) -> PayloadKey {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::new()
+            .chain_update(project)
+            .chain_update([0])
+            .chain_update(flow)
+            .chain_update([0])
+            .chain_update(version)
+            .finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        bytes[6] = (bytes[6] & 0x0f) | 0x80; // version 8
+        bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 9562 variant
+        PayloadKey {
+            job_id: JobId(u128::from_be_bytes(bytes)),
+            attempt: SHARED_ATTEMPT,
+            step,
+            kind: PayloadKind::Config,
+        }
+    }
 }
+
+/// The attempt of a [`PayloadKey::shared_config`] key: written once, never replaced.
+pub const SHARED_ATTEMPT: u32 = u32::MAX;
 
 /// One record of the running logs, with every field the API filters on.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

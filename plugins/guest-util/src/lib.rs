@@ -4,6 +4,35 @@
 
 use serde_json::{Map, Value};
 
+/// JMESPath's functions, with `sum` kept integral: a sum of integers is an integer.
+static RUNTIME: std::sync::LazyLock<jmespath::Runtime> = std::sync::LazyLock::new(|| {
+    let mut runtime = jmespath::Runtime::new();
+    runtime.register_builtin_functions();
+    runtime.register_function("sum", Box::new(IntegralSum(jmespath::functions::SumFn::new())));
+    runtime
+});
+
+/// `sum()` that returns an integer when every item is one and the total fits in 64 bits
+/// (JMESPath's own adds as floating point: `sum([1, 2])` would be `3.0`).
+struct IntegralSum(jmespath::functions::SumFn);
+
+impl jmespath::functions::Function for IntegralSum {
+    fn evaluate(&self, args: &[jmespath::Rcvar], ctx: &mut jmespath::Context<'_>) -> jmespath::SearchResult {
+        // The built-in checks the argument and gives the floating-point sum.
+        let float = self.0.evaluate(args, ctx)?;
+        let integral = args[0].as_array().and_then(|items| {
+            items.iter().try_fold(0i64, |total, item| match &**item {
+                jmespath::Variable::Number(n) => n.as_i64().and_then(|i| total.checked_add(i)),
+                _ => None,
+            })
+        });
+        Ok(match integral {
+            Some(total) => jmespath::Rcvar::new(jmespath::Variable::Number(total.into())),
+            None => float,
+        })
+    }
+}
+
 /// A problem in a config: where (dotted keys) and what.
 pub type Problem = (String, String);
 
@@ -53,7 +82,7 @@ impl<'a> Doc<'a> {
 
 impl Expr {
     pub fn compile(path: &str, text: &str, problems: &mut Vec<Problem>) -> Option<Expr> {
-        match jmespath::compile(text) {
+        match RUNTIME.compile(text) {
             Ok(compiled) => Some(Expr {
                 text: text.to_string(),
                 compiled,
@@ -158,6 +187,14 @@ pub struct Spec {
     rename: Vec<(String, String)>,
     set: Vec<(String, Value)>,
     remove: Vec<String>,
+}
+
+/// Why [`Spec::apply_text`] gave no output.
+pub enum Failed {
+    /// The input is not JSON.
+    Input(String),
+    /// An expression could not be evaluated, or the document does not fit the spec.
+    Expression(String),
 }
 
 pub const SPEC_KEYS: &[&str] = &["from", "select", "fields", "keep", "rename", "set", "remove"];
@@ -266,6 +303,31 @@ impl Spec {
             Some(from) => from.search(input)?,
             None => input.clone(),
         };
+        self.apply_to(doc)
+    }
+
+    /// Applies the spec to the JSON text `input`. When `from` is a plain chain of field
+    /// names, only the document it names is parsed into values; the rest is only checked
+    /// to be JSON (a step's input holds the trigger and every earlier output).
+    pub fn apply_text(&self, input: &str) -> Result<Value, Failed> {
+        let not_json = |e: serde_json::Error| Failed::Input(format!("input is not JSON: {e}"));
+        let doc = match self.from.as_ref().and_then(|f| f.fields.as_deref()) {
+            Some(fields) => {
+                let raw: &serde_json::value::RawValue = serde_json::from_str(input).map_err(not_json)?;
+                pick(raw, fields).map_err(not_json)?
+            }
+            None => {
+                let input: Value = serde_json::from_str(input).map_err(not_json)?;
+                match &self.from {
+                    Some(from) => from.search(&input).map_err(Failed::Expression)?,
+                    None => input,
+                }
+            }
+        };
+        self.apply_to(doc).map_err(Failed::Expression)
+    }
+
+    fn apply_to(&self, doc: Value) -> Result<Value, String> {
         let mut out = if let Some(select) = &self.select {
             select.search(&doc)?
         } else if !self.fields.is_empty() {
@@ -311,4 +373,23 @@ impl Spec {
         }
         Ok(out)
     }
+}
+
+/// The value at `fields` in the (valid) JSON text `raw`, parsing only the objects on the
+/// way and the value found: null when a field is missing or a value on the way is not an
+/// object, as [`Expr::search`] gives for a field chain (the last of repeated keys wins).
+fn pick(raw: &serde_json::value::RawValue, fields: &[String]) -> Result<Value, serde_json::Error> {
+    use serde_json::value::RawValue;
+    let mut at = raw;
+    for f in fields {
+        if !at.get().trim_start().starts_with('{') {
+            return Ok(Value::Null);
+        }
+        let members: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(at.get())?;
+        match members.get(f.as_str()) {
+            Some(v) => at = v,
+            None => return Ok(Value::Null),
+        }
+    }
+    serde_json::from_str(at.get())
 }

@@ -7,9 +7,7 @@
 wit_bindgen::generate!({ path: "../../wit", world: "action-connector" });
 
 use exports::flowd::connector::action::{ConfigError, Context, Guest, StepError};
-use flowd::connector::log::{Level, log};
-use guest_util::{Problem, SPEC_KEYS, Spec, config_object, unknown_keys};
-use serde_json::Value;
+use guest_util::{Failed, Problem, SPEC_KEYS, Spec, config_object, unknown_keys};
 
 struct Transform;
 
@@ -48,11 +46,11 @@ impl Guest for Transform {
                     .join("; "),
             )
         })?;
-        let input: Value =
-            serde_json::from_str(&input).map_err(|e| fail("input", format!("input is not JSON: {e}")))?;
-        let out = spec.apply(&input).map_err(|m| fail("expression", m))?;
+        let out = spec.apply_text(&input).map_err(|f| match f {
+            Failed::Input(m) => fail("input", m),
+            Failed::Expression(m) => fail("expression", m),
+        })?;
         let out = out.to_string();
-        log(Level::Debug, "transform", &format!("produced {} bytes", out.len()));
         Ok(out)
     }
 }

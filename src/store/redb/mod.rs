@@ -7,6 +7,7 @@
 //! - `tables`: every table, typed, in one place.
 //! - `writer`, `query`, `prune`: writes, reads, retention.
 
+mod packing;
 mod prune;
 mod query;
 mod tables;

@@ -141,7 +141,7 @@ pub(super) fn payload(db: &Database, key: PayloadKey) -> Result<Option<Value>, R
         .get((key.job_id.0, key.attempt, key.step, key.kind.code()))
         .map_err(read_err)?
     {
-        Some(v) => Ok(Some(decode("payloads", v.value())?)),
+        Some(v) => Ok(Some(decode("payloads", &super::packing::unpack(v.value())?)?)),
         None => Ok(None),
     }
 }

@@ -6,8 +6,8 @@
 
 use super::tables::Tables;
 use super::{ExecutionHead, decode, nanos, status_code, write_err};
-use crate::store::{PayloadKind, Pruned, Write, WriteError};
-use redb::Database;
+use crate::store::{PayloadKind, Pruned, SHARED_ATTEMPT, Write, WriteError};
+use redb::{Database, ReadableTable};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::SystemTime;
@@ -129,7 +129,7 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
                 }
                 out.push(Encoded::Payload {
                     key: (key.job_id.0, key.attempt, key.step, key.kind.code()),
-                    bytes,
+                    bytes: super::packing::pack(bytes),
                 });
             }
             Write::Logs(rows) => {
@@ -258,7 +258,12 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Wri
                     tables.steps.insert(*key, bytes.as_slice()).map_err(write_err)?;
                 }
                 Encoded::Payload { key, bytes } => {
-                    tables.payloads.insert(*key, bytes.as_slice()).map_err(write_err)?;
+                    // A shared config is the same each time: written once, its page left
+                    // alone by every later execution.
+                    let shared = key.1 == SHARED_ATTEMPT;
+                    if !shared || tables.payloads.get(*key).map_err(write_err)?.is_none() {
+                        tables.payloads.insert(*key, bytes.as_slice()).map_err(write_err)?;
+                    }
                 }
                 Encoded::Log { time, job, bytes } => {
                     *seq = seq.wrapping_add(1);
