@@ -14,7 +14,8 @@
 //!    policy; one bounded store (fuel, epoch deadline, memory limiter) per invocation.
 //!    [`schedule`]: cron schedules in IANA time zones, next fire times and catch-up.
 //! 3. [`store`]: durable executions: the backend-neutral async `Store` trait (with its
-//!    claims for daemons sharing a store) and the embedded redb backend.
+//!    claims for daemons sharing a store), the embedded redb backend (the default) and
+//!    the PostgreSQL backend.
 //! 4. [`loader`]: one loader for a whole setup (connectors, flows, each step's config
 //!    through its connector, the checks across flows, listeners and tokens), used by
 //!    `serve`, `validate`, reload, `run` and the offline commands alike.
