@@ -4,8 +4,9 @@
 # own on loopback only, and prints its connection URL on stdout (everything else goes to
 # stderr), so `export FLOWD_TEST_POSTGRES=$(scripts/postgres.sh)` works.
 #
-#   FLOWD_PG_DIR   the cluster's directory (default: /tmp/flowd-postgres); it must be
-#                  reachable by the `postgres` user when run as root
+#   FLOWD_PG_DIR   the cluster's directory (default: flowd-postgres in the system's
+#                  temporary directory, as mktemp picks it); it must be reachable by the
+#                  `postgres` user when run as root
 #   FLOWD_PG_PORT  its port (default: 55432)
 #   scripts/postgres.sh stop   stops that cluster
 #
@@ -13,7 +14,7 @@
 # own directory only): it is for development and CI, not for production.
 set -euo pipefail
 
-dir=${FLOWD_PG_DIR:-/tmp/flowd-postgres}
+dir=${FLOWD_PG_DIR:-$(dirname "$(mktemp -u)")/flowd-postgres}
 port=${FLOWD_PG_PORT:-55432}
 
 say() { echo "postgres.sh: $*" >&2; }
