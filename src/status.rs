@@ -36,6 +36,21 @@ impl ExecutionStatus {
         ExecutionStatus::Rejected,
     ];
 
+    /// The status as every store backend keys and stores it. These codes are in
+    /// databases: never renumber them.
+    pub const fn code(self) -> u8 {
+        match self {
+            ExecutionStatus::Pending => 0,
+            ExecutionStatus::Queued => 1,
+            ExecutionStatus::Running => 2,
+            ExecutionStatus::Paused => 3,
+            ExecutionStatus::Success => 4,
+            ExecutionStatus::PartiallyExecuted => 5,
+            ExecutionStatus::Failed => 6,
+            ExecutionStatus::Rejected => 7,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ExecutionStatus::Pending => "pending",

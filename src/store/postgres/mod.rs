@@ -38,16 +38,7 @@ pub struct PostgresStore {
 /// An execution status as the `status` columns hold it (the same codes as redb's).
 /// These codes are in databases: never renumber them.
 pub(super) const fn status_code(s: ExecutionStatus) -> i16 {
-    match s {
-        ExecutionStatus::Pending => 0,
-        ExecutionStatus::Queued => 1,
-        ExecutionStatus::Running => 2,
-        ExecutionStatus::Paused => 3,
-        ExecutionStatus::Success => 4,
-        ExecutionStatus::PartiallyExecuted => 5,
-        ExecutionStatus::Failed => 6,
-        ExecutionStatus::Rejected => 7,
-    }
+    s.code() as i16
 }
 
 /// Codes of the statuses that are not final.

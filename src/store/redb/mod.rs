@@ -57,16 +57,7 @@ fn read_err(e: impl std::fmt::Display) -> ReadError {
 /// An execution status as the status indexes key it. These codes are on disk: never
 /// renumber them.
 const fn status_code(s: ExecutionStatus) -> u8 {
-    match s {
-        ExecutionStatus::Pending => 0,
-        ExecutionStatus::Queued => 1,
-        ExecutionStatus::Running => 2,
-        ExecutionStatus::Paused => 3,
-        ExecutionStatus::Success => 4,
-        ExecutionStatus::PartiallyExecuted => 5,
-        ExecutionStatus::Failed => 6,
-        ExecutionStatus::Rejected => 7,
-    }
+    s.code()
 }
 
 /// Codes of the statuses that are not final: what recovery scans for.
