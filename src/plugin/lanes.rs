@@ -91,11 +91,18 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// The slow lane, started the first time an invocation is demoted.
+/// The slow lane, started the first time an invocation is demoted. It has one thread
+/// fewer than the machine has cores (one on a single core): however many runaways it runs,
+/// a core is left to everything else. A low priority alone is not enough: with every core
+/// held by a runaway, the store's fdatasync calls took 70–180 ms at times (measured with
+/// `perf trace`), and every webhook held open for its durable answer waited that long
+/// (`cargo bench --bench containment`: a healthy flow's p99 at 8× alone with a thread per
+/// core, 1.6–2.2× with one core left free).
 fn slow_lane() -> &'static tokio::runtime::Handle {
     static SLOW: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
     SLOW.get_or_init(|| {
-        let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let threads = cores.saturating_sub(1).max(1);
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads)
             .thread_name("flowd-slow-lane")
