@@ -171,6 +171,7 @@ fn a_second_start_loads_the_compiled_component_from_the_cache() {
     let entries: Vec<_> = std::fs::read_dir(cache.path().join("flowd"))
         .unwrap()
         .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "cwasm"))
         .collect();
     assert_eq!(entries.len(), 1, "{entries:?}");
     std::fs::write(&entries[0], b"not machine code").unwrap();
@@ -202,21 +203,24 @@ fn an_export_that_does_not_match_the_world_is_named_in_check_and_in_run() {
 fn the_cache_is_capped_by_size_evicting_the_least_recently_used() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let check_in = |cap: u64, name: &str| {
+    let check_in = |size: u64, name: &str| {
         let config = dir.path().join("flowd.toml");
         std::fs::write(
             &config,
-            format!("cache_dir = {:?}\ncache_size = {cap}\n", cache.display().to_string()),
+            format!("cache_dir = {:?}\ncache_size = {size}\n", cache.display().to_string()),
         )
         .unwrap();
         let (code, text) = check_with(&support::fixture(name), None, &["--config", config.to_str().unwrap()]);
         assert_eq!(code, 0, "{text}");
         text
     };
+    // The compiled components, name and size; the function cache beside them is counted
+    // on its own below.
     let files = || -> Vec<(String, u64)> {
         let mut v: Vec<(String, u64)> = std::fs::read_dir(&cache)
             .map(|d| {
                 d.flatten()
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
                     .map(|e| {
                         (
                             e.file_name().to_string_lossy().into_owned(),
@@ -238,21 +242,101 @@ fn the_cache_is_capped_by_size_evicting_the_least_recently_used() {
         size.insert(name, (file, len));
     }
     let (a, b, c) = (&size["echo"], &size["fail"], &size["panic"]);
-    let cap = (a.1 + b.1 + c.1 / 2).max(1 << 20);
+    // The components' share is four fifths of `cache_size`.
+    let cap = (a.1 + b.1 + c.1 / 2).max(1 << 20).next_multiple_of(4);
+    let cache_size = cap / 4 * 5;
     assert!(
         a.1 + b.1 <= cap && a.1 + b.1 + c.1 > cap && a.1 + c.1 <= cap,
         "the fixtures' sizes do not suit this test: {size:?}"
     );
     std::fs::remove_dir_all(&cache).unwrap();
 
-    check_in(cap, "echo");
-    check_in(cap, "fail");
+    check_in(cache_size, "echo");
+    check_in(cache_size, "fail");
     // echo is used again, so fail is now the least recently used.
-    let text = check_in(cap, "echo");
+    let text = check_in(cache_size, "echo");
     assert!(text.contains("loaded from the compiled-component cache"), "{text}");
-    check_in(cap, "panic");
+    check_in(cache_size, "panic");
     let names: Vec<String> = files().into_iter().map(|(f, _)| f).collect();
     assert!(names.contains(&a.0) && names.contains(&c.0), "{names:?}");
     assert!(!names.contains(&b.0), "the least recently used stays: {names:?}");
     assert!(files().iter().map(|(_, l)| l).sum::<u64>() <= cap);
+    assert!(functions(&cache).1 <= cache_size / 5, "{:?}", functions(&cache));
+
+    // A cap smaller than the function cache evicts from it too, the oldest first.
+    let (count, bytes) = functions(&cache);
+    assert!(count > 0 && bytes > 0, "no compiled functions were kept");
+    let small = (1u64 << 20).max(bytes * 5 / 2).next_multiple_of(5);
+    std::fs::remove_file(cache.join(&c.0)).unwrap();
+    check_in(small, "panic");
+    let (_, after) = functions(&cache);
+    assert!(
+        after <= small / 5 && after < bytes,
+        "{after} of {bytes} bytes kept under a cap of {small}"
+    );
+}
+
+/// The function cache's entries: how many and their bytes.
+fn functions(cache: &Path) -> (usize, u64) {
+    std::fs::read_dir(cache.join("functions")).map_or((0, 0), |d| {
+        d.flatten()
+            .map(|e| e.metadata().unwrap().len())
+            .fold((0, 0), |(n, b), len| (n + 1, b + len))
+    })
+}
+
+/// `component` with a custom section added: another build of the same code, as a
+/// toolchain makes when only a name, a date or a data byte changed.
+fn rebuilt(component: &[u8], stamp: &str) -> Vec<u8> {
+    let name = b"flowd-test-build";
+    let mut body = vec![name.len() as u8];
+    body.extend_from_slice(name);
+    body.extend_from_slice(stamp.as_bytes());
+    assert!(body.len() < 128, "one-byte LEB length");
+    let mut out = component.to_vec();
+    out.push(0); // a custom section
+    out.push(body.len() as u8);
+    out.extend_from_slice(&body);
+    out
+}
+
+#[test]
+fn a_rebuilt_component_reuses_the_functions_compiled_before() {
+    let cache = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let original = std::fs::read(support::fixture("echo")).unwrap();
+    let first = work.path().join("echo-1.wasm");
+    std::fs::write(&first, rebuilt(&original, "1")).unwrap();
+    let (code, text) = check(&first, Some(cache.path()));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("compile:  compiled in"), "{text}");
+    let kept = functions(&cache.path().join("flowd"));
+    assert!(kept.0 > 0, "the first compile kept its functions: {kept:?}");
+
+    // Another build: a new component (compiled, not loaded), its functions found in the
+    // cache. (wasmtime gives a few of a component's functions a new key on each compile,
+    // the same code or not: about 7% for this one.)
+    let second = work.path().join("echo-2.wasm");
+    std::fs::write(&second, rebuilt(&original, "2")).unwrap();
+    let (code, text) = check(&second, Some(cache.path()));
+    assert_eq!(code, 0, "{text}");
+    assert!(text.contains("compile:  compiled in"), "{text}");
+    let now = functions(&cache.path().join("flowd"));
+    assert!(
+        now.0 - kept.0 <= kept.0 / 5,
+        "most functions came from the cache: {kept:?} then {now:?}"
+    );
+    let kept = now;
+
+    // Different code compiles its own functions, and both builds still run.
+    let (code, text) = check(&support::fixture("fail"), Some(cache.path()));
+    assert_eq!(code, 0, "{text}");
+    assert!(functions(&cache.path().join("flowd")).0 > kept.0);
+    let setup = support::Setup::new("");
+    let flow = setup.flow("t", &support::one_step("echo", "{}", ""));
+    for build in [&first, &second] {
+        let connector = format!("echo={}", build.display());
+        let out = setup.run_raw(&flow, None, &["--connector", &connector]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
 }

@@ -4,15 +4,18 @@
 //!
 //! The cache is capped by size: a file's modification time is its last use (a load
 //! touches it), and after each write the least recently used files are removed until the
-//! rest fit, the file just written always kept.
+//! rest fit, the file just written always kept. A fifth of the cap is the function cache's
+//! (`functions`, in the `functions` subdirectory), the rest the compiled components'.
 //!
 //! Invariant: a cache file is written to a temporary name and renamed into place, so a
 //! reader sees a whole artifact or none. Loading trusts the file's contents (it is
 //! native code): the directory is created private to the user running flowd.
 
+use super::functions::FunctionCache;
 use anyhow::Context as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::Engine;
 use wasmtime::component::Component;
@@ -22,6 +25,15 @@ pub struct Cache {
     engine_key: String,
     /// The most the cache's files may add up to, in bytes.
     cap: u64,
+    functions: Option<Arc<FunctionCache>>,
+}
+
+/// The function cache's share of the cap: one part in this many.
+const FUNCTIONS_SHARE: u64 = 5;
+
+/// Where the function cache lives inside the cache directory.
+pub fn functions_dir(dir: &Path) -> PathBuf {
+    dir.join("functions")
 }
 
 /// Where a component came from, for `flowd plugin check` and the load log.
@@ -34,7 +46,8 @@ pub enum Origin {
 }
 
 impl Cache {
-    pub fn open(dir: &Path, engine: &Engine, cap: u64) -> anyhow::Result<Cache> {
+    /// The cache in `dir`; `functions` is the engine's function cache, when it has one.
+    pub fn open(dir: &Path, engine: &Engine, cap: u64, functions: Option<Arc<FunctionCache>>) -> anyhow::Result<Cache> {
         std::fs::create_dir_all(dir).with_context(|| format!("creating the component cache {}", dir.display()))?;
         #[cfg(unix)]
         {
@@ -47,6 +60,7 @@ impl Cache {
             dir: dir.to_path_buf(),
             engine_key: format!("{:016x}", h.finish()),
             cap,
+            functions,
         })
     }
 
@@ -79,7 +93,11 @@ impl Cache {
         let path = self.path_for(content_hash);
         match self.store(component, &path) {
             Ok(()) => {
-                self.evict(&path);
+                let functions_cap = self.cap / FUNCTIONS_SHARE;
+                evict_lru(&self.dir, self.cap - functions_cap, is_component, Some(&path));
+                if let Some(f) = &self.functions {
+                    f.evict(functions_cap);
+                }
                 true
             }
             Err(e) => {
@@ -101,38 +119,41 @@ impl Cache {
     }
 }
 
-impl Cache {
-    /// Removes the least recently used files until the cache fits its cap; `keep` stays.
-    fn evict(&self, keep: &Path) {
-        let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            return;
-        };
-        let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
-            .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
-            .filter_map(|e| {
-                let meta = e.metadata().ok()?;
-                Some((meta.modified().ok()?, meta.len(), e.path()))
-            })
-            .collect();
-        let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
-        files.sort();
-        for (_, len, path) in files {
-            if total <= self.cap {
-                break;
-            }
-            if path == keep {
-                continue;
-            }
-            // Another process may have removed it already; either way it is gone.
-            let _ = std::fs::remove_file(&path);
-            total = total.saturating_sub(len);
+fn is_component(path: &Path) -> bool {
+    path.extension().is_some_and(|x| x == "cwasm")
+}
+
+/// Removes the least recently used files of `dir` that `select` picks until those left
+/// add up to `cap` bytes; `keep` stays whatever its age.
+pub(super) fn evict_lru(dir: &Path, cap: u64, select: impl Fn(&Path) -> bool, keep: Option<&Path>) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
+        .flatten()
+        .filter(|e| select(&e.path()))
+        .filter_map(|e| {
+            let meta = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
+            Some((meta.modified().ok()?, meta.len(), e.path()))
+        })
+        .collect();
+    let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
+    files.sort();
+    for (_, len, path) in files {
+        if total <= cap {
+            break;
         }
+        if Some(path.as_path()) == keep {
+            continue;
+        }
+        // Another process may have removed it already; either way it is gone.
+        let _ = std::fs::remove_file(&path);
+        total = total.saturating_sub(len);
     }
 }
 
 /// Marks a cache file as just used.
-fn touch(path: &Path) {
+pub(super) fn touch(path: &Path) {
     if let Ok(f) = std::fs::File::options().write(true).open(path) {
         let _ = f.set_modified(std::time::SystemTime::now());
     }

@@ -2,6 +2,7 @@
 //! allocator sized from the daemon's limits; plus the single epoch ticker that drives
 //! every store's deadline.
 
+use super::functions::FunctionCache;
 use crate::config::Limits;
 use anyhow::Context as _;
 use std::sync::Arc;
@@ -23,8 +24,9 @@ const KEEP_RESIDENT: usize = 4 << 20;
 const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 
 /// Builds the engine. The pool holds `limits.instances` component instances, each with
-/// room for `limits.max_step.memory` bytes of linear memory and nothing more.
-pub fn build(limits: &Limits) -> anyhow::Result<Engine> {
+/// room for `limits.max_step.memory` bytes of linear memory and nothing more; compiled
+/// functions are kept in `functions` when given.
+pub fn build(limits: &Limits, functions: Option<Arc<FunctionCache>>) -> anyhow::Result<Engine> {
     let max_memory = limits.max_step.memory.div_ceil(WASM_PAGE) * WASM_PAGE;
     let instances = limits.instances;
 
@@ -67,6 +69,9 @@ pub fn build(limits: &Limits) -> anyhow::Result<Engine> {
         .memory_reservation(max_memory)
         .memory_reservation_for_growth(0)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    if let Some(f) = functions {
+        config.enable_incremental_compilation(f).map_err(anyhow::Error::from)?;
+    }
     Engine::new(&config)
         .map_err(anyhow::Error::from)
         .context("creating the wasmtime engine (pooling allocator)")

@@ -7,6 +7,7 @@ pub mod bundled;
 mod cache;
 mod engine;
 mod failure;
+mod functions;
 mod host;
 pub mod imports;
 mod invoke;
@@ -20,6 +21,7 @@ mod trap;
 
 pub use cache::Origin;
 pub use failure::{ErrorKind, Failure};
+use functions::FunctionCache;
 pub use imports::{Import, Verdict};
 pub use log::{Level, LogRecord};
 
@@ -199,7 +201,11 @@ pub struct ConfigProblem {
 
 impl Runtime {
     pub fn new(config: &DaemonConfig) -> anyhow::Result<Runtime> {
-        let engine = engine::build(&config.limits)?;
+        let functions = config
+            .cache_dir
+            .as_deref()
+            .map(|dir| Arc::new(FunctionCache::new(&cache::functions_dir(dir))));
+        let engine = engine::build(&config.limits, functions.clone())?;
         let mut linker = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker).map_err(anyhow::Error::from)?;
         // Linked for everyone, but `imports::classify` refuses wasi:http to a connector
@@ -208,7 +214,7 @@ impl Runtime {
         bindings::log_iface::add_to_linker::<HostState, HasSelf<HostState>>(&mut linker, |s| s)
             .map_err(anyhow::Error::from)?;
         let cache = match &config.cache_dir {
-            Some(dir) => match cache::Cache::open(dir, &engine, config.cache_size) {
+            Some(dir) => match cache::Cache::open(dir, &engine, config.cache_size, functions) {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::warn!(error = %format!("{e:#}"), "component cache disabled");
