@@ -180,3 +180,30 @@ fn the_trigger_line_shows_its_time_fuel_and_error() {
         "{stdout}"
     );
 }
+
+#[test]
+fn a_skipped_step_shows_the_connector_it_would_have_called() {
+    let setup = Setup::new("");
+    let flow = setup.flow(
+        "f",
+        "[flow]\nname = \"f\"\n[trigger.manual]\n\n[[steps]]\nname = \"first\"\nconnector = \"fail\"\n\n[[steps]]\nname = \"second\"\nconnector = \"echo\"\n\n[[steps]]\nname = \"wait\"\npause = \"1h\"\n",
+    );
+    let out = setup.run_raw(&flow, None, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = |step: &str| -> Vec<&str> {
+        let l = stdout
+            .lines()
+            .find(|l| l.split_whitespace().nth(1) == Some(step))
+            .unwrap_or_else(|| panic!("no line for {step} in\n{stdout}"));
+        l.split_whitespace().collect()
+    };
+    assert_eq!(line("first")[..4], ["FAIL", "first", "fail", "failed"], "{stdout}");
+    assert_eq!(line("second")[..4], ["skip", "second", "echo", "skipped"], "{stdout}");
+    assert_eq!(line("wait")[..4], ["skip", "wait", "pause", "skipped"], "{stdout}");
+}

@@ -200,7 +200,7 @@ async fn continue_execution(dir: &Path, a: &ResumeArgs, retry: Option<RetryFrom>
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&report).expect("serializes"));
             } else {
-                print!("{}", super::render::timeline(&report));
+                print!("{}", super::render::timeline(&report, &flow));
             }
             if report.status == ExecutionStatus::Success {
                 0

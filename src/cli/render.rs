@@ -2,6 +2,7 @@
 //! per step with status, duration, fuel, output and log lines), the execution list, and
 //! a recorded execution's detail.
 
+use crate::config::{Action, Flow};
 use crate::detail::one_line;
 use crate::engine::{Call, ExecutionReport, ExecutionStatus, StepStatus};
 use crate::store::Execution;
@@ -9,10 +10,20 @@ use serde_json::Value;
 use std::fmt::Write;
 use std::time::Duration;
 
+/// The connector `flow` names for its step `step`, if that step calls one.
+fn connector_of<'a>(flow: &'a Flow, step: &str) -> Option<&'a str> {
+    match &flow.steps.iter().find(|s| s.name == step)?.action {
+        Action::Connector { call, .. } => Some(&call.connector),
+        _ => None,
+    }
+}
+
 /// Output longer than this is cut in the timeline (`--json` shows it whole).
 const MAX_SHOWN: usize = 400;
 
-pub fn timeline(r: &ExecutionReport) -> String {
+/// The timeline of `r`, a run of `flow` (which names the connector of a step that did not
+/// run).
+pub fn timeline(r: &ExecutionReport, flow: &Flow) -> String {
     let mut o = String::new();
     let _ = writeln!(
         o,
@@ -57,7 +68,7 @@ pub fn timeline(r: &ExecutionReport) -> String {
         };
         let what = match &s.connector {
             Some(c) => c.name.as_str(),
-            None => s.kind,
+            None => connector_of(flow, &s.name).unwrap_or(s.kind),
         };
         let _ = write!(o, "  {mark:<5} {:<width$}  {what:<10} {:<8}", s.name, s.status.as_str());
         if !matches!(s.status, StepStatus::Skipped | StepStatus::Pending) {

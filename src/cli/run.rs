@@ -180,7 +180,7 @@ async fn single(
             serde_json::to_string_pretty(&report_json(&report)).expect("a report serializes")
         );
     } else {
-        print!("{}", super::render::timeline(&report));
+        print!("{}", super::render::timeline(&report, flow));
     }
     if report.status == ExecutionStatus::Success {
         0
