@@ -2,7 +2,7 @@
 //! `GET /v1/executions/{job_id}` (the execution in full), and its manual retry and
 //! resume (`POST …/retry`, `POST …/resume`).
 
-use super::params::Params;
+use super::params::{EXECUTION_FILTERS, Params};
 use super::{Answer, ApiError, ok};
 use crate::daemon::{ContinueRequestError, Shared};
 use crate::engine::RetryFrom;
@@ -10,18 +10,10 @@ use crate::store::{JobId, ListQuery};
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
-const LIST_PARAMS: &[&str] = &[
-    "status",
-    "flow",
-    "project",
-    "trigger_kind",
-    "job_id",
-    "from",
-    "to",
-    "preset",
-    "limit",
-    "cursor",
-];
+/// The list's parameters: the filters and its page.
+fn list_params() -> Vec<&'static str> {
+    [EXECUTION_FILTERS, &["limit", "cursor"]].concat()
+}
 
 /// A row of the list: the stored execution with its duration in seconds.
 fn row(e: &crate::store::Execution) -> Value {
@@ -31,20 +23,14 @@ fn row(e: &crate::store::Execution) -> Value {
 }
 
 pub async fn list(shared: &Shared, query: Option<&str>) -> Answer {
-    let p = Params::parse(query, LIST_PARAMS)?;
+    let p = Params::parse(query, &list_params())?;
     let limit = p.limit("limit", 50, 1000)?;
-    let (from, to) = p.time_range(shared.config.server.timezone)?;
     let q = ListQuery {
-        flow: p.string("flow")?,
-        project: p.string("project")?,
-        statuses: p.statuses("status")?,
-        trigger_kind: p.one_of("trigger_kind", &["http", "schedule", "manual"])?,
-        from,
-        to,
         // The cursor is the last job id of the previous page: job ids grow with time, so
         // executions created meanwhile never shift a later page.
         before: p.job_id("cursor")?,
         limit,
+        ..p.execution_filter(shared.config.server.timezone)?
     };
     let rows = match p.job_id("job_id")? {
         Some(id) => one(shared, id, &q).await?,

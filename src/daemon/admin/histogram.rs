@@ -4,27 +4,15 @@
 //! time, a day at local midnight, a week on Monday), and the answer says the range and
 //! width applied. Nothing is counted twice and nothing the list hides is counted.
 
-use super::params::Params;
+use super::params::{EXECUTION_FILTERS, Params};
 use super::presets::day_start;
 use super::{Answer, ApiError, ok};
 use crate::daemon::Shared;
 use crate::engine::ExecutionStatus;
-use crate::store::ListQuery;
 use chrono::{Datelike, Days};
 use chrono_tz::Tz;
 use serde_json::{Map, Value, json};
 use std::time::{Duration, SystemTime};
-
-const PARAMS: &[&str] = &[
-    "status",
-    "flow",
-    "project",
-    "trigger_kind",
-    "job_id",
-    "from",
-    "to",
-    "preset",
-];
 
 /// The most buckets an answer has.
 pub const MAX_BUCKETS: u64 = 60;
@@ -108,22 +96,13 @@ fn status_index(s: ExecutionStatus) -> usize {
 }
 
 pub async fn answer(shared: &Shared, query: Option<&str>) -> Answer {
-    let p = Params::parse(query, PARAMS)?;
+    let p = Params::parse(query, EXECUTION_FILTERS)?;
     let tz = shared.config.server.timezone;
-    let (from, to) = p.time_range(tz)?;
+    let q = p.execution_filter(tz)?;
+    let (from, to) = (q.from, q.to);
     let now = SystemTime::now();
     // A preset's end is exclusive; the list (and `time_range`) take it as one ns before.
     let preset = p.string("preset")?.is_some();
-    let q = ListQuery {
-        flow: p.string("flow")?,
-        project: p.string("project")?,
-        statuses: p.statuses("status")?,
-        trigger_kind: p.one_of("trigger_kind", &["http", "schedule", "manual"])?,
-        from,
-        to,
-        before: None,
-        limit: 0,
-    };
     let store = shared.store.as_ref();
     let from = match from {
         Some(f) => f,

@@ -4,10 +4,22 @@
 
 use super::ApiError;
 use crate::engine::ExecutionStatus;
-use crate::store::JobId;
+use crate::store::{JobId, ListQuery};
 use hyper::StatusCode;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
+
+/// The filters the execution list and its histogram share.
+pub const EXECUTION_FILTERS: &[&str] = &[
+    "status",
+    "flow",
+    "project",
+    "trigger_kind",
+    "job_id",
+    "from",
+    "to",
+    "preset",
+];
 
 pub struct Params {
     values: BTreeMap<String, String>,
@@ -80,6 +92,22 @@ impl Params {
                     })
             })
             .transpose()
+    }
+
+    /// The [`EXECUTION_FILTERS`] but `job_id` as a query of every matching execution (no
+    /// cursor, no limit: the caller sets those); `tz` places a preset's days.
+    pub fn execution_filter(&self, tz: chrono_tz::Tz) -> Result<ListQuery, ApiError> {
+        let (from, to) = self.time_range(tz)?;
+        Ok(ListQuery {
+            flow: self.string("flow")?,
+            project: self.string("project")?,
+            statuses: self.statuses("status")?,
+            trigger_kind: self.one_of("trigger_kind", &["http", "schedule", "manual"])?,
+            from,
+            to,
+            before: None,
+            limit: 0,
+        })
     }
 
     /// `from`/`to` (RFC 3339) or `preset` (see [`super::presets`]), not both.
