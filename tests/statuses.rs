@@ -283,6 +283,52 @@ fn manual_retry_from_the_failed_step_and_from_the_start() {
 }
 
 #[test]
+fn a_retry_under_a_changed_flow_keeps_the_configs_earlier_attempts_ran_with() {
+    let setup = Setup::new("");
+    let text = |v: &str| {
+        format!(
+            "[flow]\nname = \"changing\"\n[trigger.manual]\n[[steps]]\nname = \"first\"\nconnector = \"echo\"\nconfig = {{ v = \"{v}\" }}\n[[steps]]\nname = \"second\"\nconnector = \"flaky\"\nconfig = {{ key = \"second-{v}\", fail_times = 1 }}\n"
+        )
+    };
+    let flow = setup.flow("changing", &text("old"));
+    let (code, r) = run_recorded(&setup, &flow, &json!({}));
+    assert_eq!((code, &r["status"]), (1, &json!("failed")));
+    let j = job(&r);
+    let before = show(&setup, &j);
+    let version = before["execution"]["flow_version"].clone();
+
+    // The flow changes (a new version, the same trigger), then the execution is retried.
+    setup.flow("changing", &text("new"));
+    let (code, out, err) = retry(&setup, &j, &["--from-start"]);
+    assert_eq!(code, 1, "{out}{err}");
+    let d = show(&setup, &j);
+    assert_ne!(d["execution"]["flow_version"], version, "the retry ran the new version");
+    let a1 = rows(&d, 1);
+    assert_eq!(
+        a1[0]["config"],
+        json!({"v": "old"}),
+        "attempt 1 ran with the old config"
+    );
+    assert_eq!(a1[1]["config"], json!({"key": "second-old", "fail_times": 1}));
+    assert_eq!(a1, rows(&before, 1), "attempt 1 reads as it did before the retry");
+    let a2 = rows(&d, 2);
+    assert_eq!(a2[0]["config"], json!({"v": "new"}));
+    assert_eq!(a2[0]["output"]["config"], json!({"v": "new"}));
+
+    // A second retry, from the failed step, reuses attempt 2's first step: its config is
+    // the one that step ran with.
+    setup.flow("changing", &text("newer"));
+    let (code, out, err) = retry(&setup, &j, &[]);
+    assert_eq!(code, 1, "{out}{err}");
+    let d = show(&setup, &j);
+    let a3 = rows(&d, 3);
+    assert_eq!(a3[0]["reused_from"], 2);
+    assert_eq!(a3[0]["config"], json!({"v": "new"}));
+    assert_eq!(rows(&d, 1)[0]["config"], json!({"v": "old"}));
+    assert_eq!(rows(&d, 2)[0]["config"], json!({"v": "new"}));
+}
+
+#[test]
 fn manual_retry_refusals() {
     let setup = Setup::new("");
     // 1. Status not retryable.

@@ -13,7 +13,7 @@ use super::step::Sources;
 use crate::config::{Action, Flow};
 use crate::plugin::{ErrorKind, Failure};
 use crate::status::{ExecutionStatus, StepStatus};
-use crate::store::{Execution, JobId, PayloadKey, PayloadKind, StoreError};
+use crate::store::{Execution, JobId, PayloadKey, PayloadKind, Store, StoreError, Write};
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -161,6 +161,36 @@ fn is_final(s: StepStatus) -> bool {
     matches!(s, StepStatus::Success | StepStatus::Failed | StepStatus::Skipped)
 }
 
+/// Gives each step of `exec` that read its config from its flow version's shared one (see
+/// [`PayloadKey::shared_config`]) its own copy. Shared configs are found by the version the
+/// execution row names, and a stored execution taken up under another version of its flow
+/// is about to name that one: without the copy, its earlier attempts would show the new
+/// version's configs, or none. Idempotent: a step with its own config is left alone.
+async fn pin_configs(store: &dyn Store, exec: &Execution) -> Result<(), StoreError> {
+    let mut seen = std::collections::HashSet::new();
+    let mut writes = Vec::new();
+    for row in store.steps(exec.job_id).await? {
+        let own = PayloadKey {
+            job_id: exec.job_id,
+            attempt: row.reused_from.unwrap_or(row.attempt),
+            step: row.index,
+            kind: PayloadKind::Config,
+        };
+        // Only a step whose connector was found was given a config.
+        if row.connector.is_none() || !seen.insert((own.attempt, own.step)) || store.payload(own).await?.is_some() {
+            continue;
+        }
+        let shared = PayloadKey::shared_config(&exec.project, &exec.flow, &exec.flow_version, row.index);
+        if let Some(value) = store.payload(shared).await? {
+            writes.push(Write::Payload { key: own, value });
+        }
+    }
+    if !writes.is_empty() {
+        store.write(writes).await?;
+    }
+    Ok(())
+}
+
 impl Executor {
     async fn stored(&self, flow: &Flow, job: JobId) -> Result<Execution, ContinueError> {
         let store = self.store.as_ref().ok_or(ContinueError::NoStore)?;
@@ -171,6 +201,9 @@ impl Executor {
                 found: exec.flow,
                 expected: flow.name.clone(),
             });
+        }
+        if exec.flow_version != flow.version {
+            pin_configs(store.as_ref(), &exec).await?;
         }
         Ok(exec)
     }
