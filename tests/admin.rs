@@ -7,7 +7,8 @@ mod support;
 
 use serde_json::{Value, json};
 use support::admin::{
-    BY_HAND, NOISY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, hook, ids, ok_bad_nightly, start, text_line,
+    BY_HAND, NOISY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, hook, ids, ok_and_bad, ok_bad_nightly,
+    start, text_line,
 };
 use support::{Daemon, Setup};
 
@@ -16,17 +17,7 @@ fn the_execution_list_filters_and_pages_newest_first() {
     let setup = ok_bad_nightly();
     setup.flow("by-hand", BY_HAND);
     let d = start(&setup);
-    let mut ok = Vec::new();
-    let mut bad = Vec::new();
-    for i in 0..6 {
-        ok.push(hook(&d, "/ok", "{\"n\":1}"));
-        if i % 2 == 0 {
-            bad.push(hook(&d, "/bad", "{\"n\":1}"));
-        }
-    }
-    for j in ok.iter().chain(&bad) {
-        ended(&d, j, 1);
-    }
+    let (ok, bad) = ok_and_bad(&d, 6);
     let list = |q: &str| {
         let r = d.admin("GET", &format!("/v1/executions{q}"), Some(VIEWER), b"");
         assert_eq!(r.status, 200, "{q}: {}", String::from_utf8_lossy(&r.body));

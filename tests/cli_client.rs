@@ -9,7 +9,7 @@ mod support;
 use serde_json::{Value, json};
 use std::io::BufRead;
 use std::process::Stdio;
-use support::admin::{NOISY, OPERATOR, TOKENS, VIEWER, ended, hook, ids, ok_bad_nightly, start, text_line};
+use support::admin::{NOISY, OPERATOR, TOKENS, VIEWER, ended, hook, ids, ok_and_bad, ok_bad_nightly, start, text_line};
 use support::{Daemon, Setup};
 
 /// `flowd ARGS --url <the daemon>` (unless `args` name another) with `token` in
@@ -65,17 +65,7 @@ fn after<'a>(out: &'a str, prefix: &str) -> &'a str {
 fn executions_list_filters_pages_and_shows() {
     let setup = ok_bad_nightly();
     let d = start(&setup);
-    let mut good = Vec::new();
-    let mut bad = Vec::new();
-    for i in 0..4 {
-        good.push(hook(&d, "/ok", "{\"n\": 1}"));
-        if i % 2 == 0 {
-            bad.push(hook(&d, "/bad", "{\"n\": 1}"));
-        }
-    }
-    for j in good.iter().chain(&bad) {
-        ended(&d, j, 1);
-    }
+    let (good, bad) = ok_and_bad(&d, 4);
     let mut newest_first: Vec<String> = good.iter().chain(&bad).cloned().collect();
     newest_first.sort();
     newest_first.reverse();

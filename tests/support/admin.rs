@@ -89,6 +89,23 @@ pub fn hook(d: &Daemon, path: &str, body: &str) -> String {
     r.json()["job_id"].as_str().unwrap().to_string()
 }
 
+/// Sends `n` webhooks to `/ok` and one to `/bad` after every other of them (of
+/// [`ok_bad_nightly`]), and waits until all have ended: their job ids, `/ok`'s and `/bad`'s.
+pub fn ok_and_bad(d: &Daemon, n: usize) -> (Vec<String>, Vec<String>) {
+    let mut ok = Vec::new();
+    let mut bad = Vec::new();
+    for i in 0..n {
+        ok.push(hook(d, "/ok", "{\"n\":1}"));
+        if i % 2 == 0 {
+            bad.push(hook(d, "/bad", "{\"n\":1}"));
+        }
+    }
+    for j in ok.iter().chain(&bad) {
+        ended(d, j, 1);
+    }
+    (ok, bad)
+}
+
 /// Waits (at most 30 s) until `job` has ended its attempt `attempt`; its list row.
 pub fn ended(d: &Daemon, job: &str, attempt: u64) -> Value {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
