@@ -261,6 +261,16 @@ pub trait Store: Send + Sync + 'static {
     fn claim<'a>(&'a self, job: JobId, owner: &'a str, ttl: Duration) -> StoreFuture<'a, Result<Lease, ClaimError>>;
     /// Gives a claim up before it expires.
     fn release(&self, lease: Lease) -> StoreFuture<'_, Result<(), ClaimError>>;
+    /// What operators changed for every daemon sharing this store, read in one go (each
+    /// daemon polls it); `None` for a backend one daemon has to itself.
+    fn operator_state(&self) -> StoreFuture<'_, Result<Option<OperatorState>, ReadError>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// Asks every daemon sharing this store to reload its own config files; the new
+    /// count of [`OperatorState::reloads`] (`None` for a backend one daemon has to itself).
+    fn announce_reload(&self) -> StoreFuture<'_, Result<Option<u64>, WriteError>> {
+        Box::pin(async { Ok(None) })
+    }
     /// The backend's own figures in the Prometheus text format, for `/metrics`.
     fn render_metrics(&self, _out: &mut String) {}
 }

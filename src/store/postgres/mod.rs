@@ -348,6 +348,14 @@ impl Store for PostgresStore {
         Box::pin(self.release_now(lease))
     }
 
+    fn operator_state(&self) -> StoreFuture<'_, Result<Option<crate::store::OperatorState>, ReadError>> {
+        Box::pin(async { query::operator_state(self).await.map(Some) })
+    }
+
+    fn announce_reload(&self) -> StoreFuture<'_, Result<Option<u64>, WriteError>> {
+        Box::pin(async { write::announce_reload(self).await.map(Some) })
+    }
+
     fn render_metrics(&self, out: &mut String) {
         let s = self.pool.status();
         for (name, help, value) in [

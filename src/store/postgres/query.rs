@@ -293,6 +293,21 @@ pub(super) async fn inactive_flows(store: &PostgresStore) -> Result<BTreeSet<Str
         .collect())
 }
 
+pub(super) async fn operator_state(store: &PostgresStore) -> Result<crate::store::OperatorState, ReadError> {
+    let c = client(store).await?;
+    let st = c
+        .prepare_cached(
+            "SELECT (SELECT count FROM signals WHERE name = 'reload'), ARRAY(SELECT flow FROM inactive_flows)",
+        )
+        .await
+        .map_err(read_err)?;
+    let row = c.query_one(&st, &[]).await.map_err(read_err)?;
+    Ok(crate::store::OperatorState {
+        reloads: row.get::<_, Option<i64>>(0).unwrap_or(0) as u64,
+        inactive: row.get::<_, Vec<String>>(1).into_iter().collect(),
+    })
+}
+
 pub(super) async fn last_fire(store: &PostgresStore, flow: &str) -> Result<Option<SystemTime>, ReadError> {
     let c = client(store).await?;
     Ok(
