@@ -187,6 +187,11 @@ impl PostgresStore {
         Ok(known)
     }
 
+    /// How many rows each part of the store holds (exact: each table is scanned).
+    pub async fn counts(&self) -> Result<crate::store::Counts, ReadError> {
+        query::counts(self).await
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, String> {
         self.pool.get().await.map_err(|e| pool_describe(&e))
     }

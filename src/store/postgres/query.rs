@@ -330,3 +330,28 @@ pub(super) async fn unfinished(store: &PostgresStore) -> Result<Vec<Execution>, 
     .map(|r| decode("executions", r.get(0)))
     .collect()
 }
+
+pub(super) async fn counts(store: &PostgresStore) -> Result<crate::store::Counts, ReadError> {
+    let c = client(store).await?;
+    // Exact counts, each a full scan: for a copy's check, not for the API.
+    let row = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM executions), (SELECT count(*) FROM attempts),
+                    (SELECT count(*) FROM steps), (SELECT count(*) FROM payloads),
+                    (SELECT count(*) FROM logs), (SELECT count(*) FROM inactive_flows),
+                    (SELECT count(*) FROM schedules)",
+            &[],
+        )
+        .await
+        .map_err(read_err)?;
+    let n = |i: usize| row.get::<_, i64>(i) as u64;
+    Ok(crate::store::Counts {
+        executions: n(0),
+        attempts: n(1),
+        steps: n(2),
+        payloads: n(3),
+        log_records: n(4),
+        inactive_flows: n(5),
+        schedules: n(6),
+    })
+}
