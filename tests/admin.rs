@@ -7,8 +7,8 @@ mod support;
 
 use serde_json::{Value, json};
 use support::admin::{
-    BY_HAND, NOISY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, hook, ids, ok_and_bad, ok_bad_nightly,
-    start, text_line,
+    BY_HAND, Follow, NOISY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, hook, ids, ok_and_bad,
+    ok_bad_nightly, start, text_line,
 };
 use support::{Daemon, Setup};
 
@@ -428,7 +428,6 @@ fn downloads_in_every_format_parse_back_to_the_searched_records() {
 
 #[test]
 fn follow_mode_delivers_new_records_as_they_are_stored() {
-    use std::io::{Read, Write};
     let setup = ok_bad_nightly();
     setup.flow("by-hand", BY_HAND);
     setup.flow("noisy", NOISY);
@@ -437,53 +436,18 @@ fn follow_mode_delivers_new_records_as_they_are_stored() {
     let r = d.request("POST", "/noisy", &[], b"{\"id\": 1}");
     ended(&d, r.json()["job_id"].as_str().unwrap(), 1);
 
-    let mut s = std::net::TcpStream::connect(d.admin).unwrap();
-    write!(
-        s,
-        "GET /v1/logs/follow?flow=noisy&level=warn HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {VIEWER}\r\n\r\n"
-    )
-    .unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_millis(100))).unwrap();
-    let mut raw = Vec::new();
-    let mut read_until = |raw: &mut Vec<u8>, done: &dyn Fn(&[u8]) -> bool| {
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        let mut buf = [0u8; 4096];
-        while !done(raw) {
-            assert!(std::time::Instant::now() < end, "{}", String::from_utf8_lossy(raw));
-            match s.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => raw.extend_from_slice(&buf[..n]),
-                Err(_) => {}
-            }
-        }
-    };
-    read_until(&mut raw, &|r| r.windows(4).any(|w| w == b"\r\n\r\n"));
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
-    let head = String::from_utf8_lossy(&raw[..split]).to_lowercase();
-    assert!(head.starts_with("http/1.1 200"), "{head}");
-    assert!(head.contains("content-type: application/x-ndjson"), "{head}");
-
-    let lines = |raw: &[u8]| -> Vec<Value> {
-        let (body, _) = support::dechunk(&raw[split..]);
-        String::from_utf8(body)
-            .unwrap()
-            .lines()
-            .filter(|l| !l.is_empty())
-            .map(|l| serde_json::from_str(l).unwrap())
-            .collect()
-    };
+    let mut tail = Follow::open(&d, "flow=noisy&level=warn");
     for id in [2, 3] {
         let r = d.request("POST", "/noisy", &[], format!("{{\"id\": {id}}}").as_bytes());
         assert_eq!(r.status, 202);
-        let want = format!("order {id} late");
-        read_until(&mut raw, &|r| lines(r).iter().any(|l| l["message"] == want.as_str()));
+        tail.wait_for(&format!("order {id} late"));
     }
-    let got: Vec<_> = lines(&raw).iter().map(|l| l["message"].clone()).collect();
+    let got: Vec<_> = tail.records().iter().map(|l| l["message"].clone()).collect();
     assert_eq!(got, [json!("order 2 late"), json!("order 3 late")]);
 
     // Stopping the daemon ends the stream, and the daemon exits cleanly.
     d.signal("TERM");
-    read_until(&mut raw, &|r| support::dechunk(&r[split..]).1);
+    tail.wait_end();
     assert_eq!(d.wait(30), Some(0));
 }
 

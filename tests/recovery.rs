@@ -6,7 +6,7 @@
 mod support;
 
 use flowd::engine::ExecutionStatus;
-use flowd::store::{Attempt, Execution, JobId, PayloadKey, RedbStore, StepRow, Store, Write};
+use flowd::store::{Attempt, Execution, JobId, PayloadKey, StepRow, Write};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
 use support::Setup;
@@ -71,20 +71,11 @@ fn first_step(duration: f64) -> Value {
         "duration": duration, "fuel_used": 10 })
 }
 
-fn seed(setup: &Setup, writes: Vec<Write>) {
-    let store = RedbStore::open(&setup.path("data"), 1 << 20).unwrap();
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(store.write(writes))
-        .unwrap();
-}
-
 #[test]
 fn an_execution_whose_records_cannot_be_read_ends_failed_and_the_rest_is_served() {
     let setup = setup();
     let job = JobId::new();
-    seed(&setup, running(job, first_step(1.0)));
+    support::seed(&setup, running(job, first_step(1.0)));
     // The second step's row is damaged on disk: it is no JSON a step row reads from.
     {
         let db = redb::Database::create(setup.path("data/flowd.redb")).unwrap();
@@ -140,7 +131,7 @@ fn an_execution_whose_records_cannot_be_read_ends_failed_and_the_rest_is_served(
 fn a_stored_duration_no_duration_holds_does_not_stop_recovery() {
     let setup = setup();
     let job = JobId::new();
-    seed(&setup, running(job, first_step(1e300)));
+    support::seed(&setup, running(job, first_step(1e300)));
     let d = start(&setup);
     let row = ended(&d, &job.to_string(), 1);
     assert_eq!(row["status"], "success", "{row}");

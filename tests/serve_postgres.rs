@@ -9,55 +9,18 @@ mod support;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
-use support::admin::{OPERATOR, TOKENS, VIEWER, ended, get, hook, ids};
+use support::admin::{OPERATOR, TOKENS, VIEWER, ended, flow_file, get, hook, ids, post_op, start, wait_status};
 use support::postgres::Database;
-use support::{Daemon, Setup};
+use support::{DATABASE_URL_VAR as URL_VAR, Setup};
 
-const URL_VAR: &str = "FLOWD_TEST_DATABASE_URL";
-
-fn post_op(d: &Daemon, path: &str) -> (u16, Value) {
-    let r = d.admin("POST", path, Some(OPERATOR), b"");
-    let v = if r.body.is_empty() { Value::Null } else { r.json() };
-    (r.status, v)
-}
-
-fn flow_file(name: &str, path: &str, steps: &str) -> String {
-    format!("[flow]\nname = \"{name}\"\n[trigger.http]\npath = \"{path}\"\n{steps}")
-}
-
-/// A setup whose store is PostgreSQL, through `$FLOWD_TEST_DATABASE_URL`.
+/// A setup whose store is PostgreSQL: a database of its own, through
+/// `$FLOWD_TEST_DATABASE_URL`.
 fn postgres_setup() -> Setup {
-    let setup = Setup::with_server("", &format!("shutdown_grace = \"1s\"\n{TOKENS}"));
-    let mut toml = std::fs::read_to_string(setup.config()).unwrap();
-    toml.push_str(&format!(
-        "[store]\nbackend = \"postgres\"\nurl_env = \"{URL_VAR}\"\npool_size = 4\n"
-    ));
-    std::fs::write(setup.config(), toml).unwrap();
-    setup
-}
-
-fn start(setup: &Setup, db: &Database) -> Daemon {
-    Daemon::start_with_env(
-        setup,
-        &[
-            ("FLOWD_TEST_VIEWER", VIEWER),
-            ("FLOWD_TEST_OPERATOR", OPERATOR),
-            (URL_VAR, db.url.as_str()),
-        ],
-    )
-}
-
-fn wait_status(d: &Daemon, job: &str, status: &str) {
-    let end = Instant::now() + Duration::from_secs(30);
-    while get(d, &format!("/v1/executions?job_id={job}"))["executions"][0]["status"] != status {
-        assert!(Instant::now() < end, "{job} never {status}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    Setup::embedded("", &format!("shutdown_grace = \"1s\"\n{TOKENS}")).use_postgres(Database::create())
 }
 
 #[test]
 fn serve_on_postgres_records_webhooks_and_answers_the_admin_api_with_retry_and_resume() {
-    let db = Database::create();
     let setup = postgres_setup();
     setup.flow(
         "ok",
@@ -83,7 +46,7 @@ fn serve_on_postgres_records_webhooks_and_answers_the_admin_api_with_retry_and_r
             "[[steps]]\nname = \"wait\"\npause = \"until_resumed\"\n[[steps]]\nname = \"after\"\nconnector = \"echo\"\n",
         ),
     );
-    let d = start(&setup, &db);
+    let d = start(&setup);
     assert!(
         !setup.path("data/flowd.redb").exists(),
         "a postgres daemon made a redb file"
@@ -117,7 +80,7 @@ fn serve_on_postgres_records_webhooks_and_answers_the_admin_api_with_retry_and_r
     // A failed execution retried from its failed step.
     let failed = hook(&d, "/two", "{\"n\":1}");
     assert_eq!(ended(&d, &failed, 1)["status"], "failed");
-    let (status, v) = post_op(&d, &format!("/v1/executions/{failed}/retry"));
+    let (status, v) = post_op(&d, &format!("/v1/executions/{failed}/retry"), b"");
     assert_eq!((status, v), (202, json!({"job_id": failed, "attempt": 2})));
     assert_eq!(ended(&d, &failed, 2)["status"], "failed");
     let detail = get(&d, &format!("/v1/executions/{failed}"));
@@ -132,10 +95,10 @@ fn serve_on_postgres_records_webhooks_and_answers_the_admin_api_with_retry_and_r
     // A paused execution resumed.
     let paused = hook(&d, "/gate", "{}");
     wait_status(&d, &paused, "paused");
-    let (status, v) = post_op(&d, &format!("/v1/executions/{paused}/resume"));
+    let (status, v) = post_op(&d, &format!("/v1/executions/{paused}/resume"), b"");
     assert_eq!((status, v), (202, json!({"job_id": paused})));
     assert_eq!(ended(&d, &paused, 1)["status"], "success");
-    let (status, v) = post_op(&d, &format!("/v1/executions/{paused}/resume"));
+    let (status, v) = post_op(&d, &format!("/v1/executions/{paused}/resume"), b"");
     assert_eq!((status, v["error"]["code"].clone()), (409, json!("not_paused")));
 
     // A second one left paused across a restart: the new daemon finds it in the database
@@ -146,13 +109,13 @@ fn serve_on_postgres_records_webhooks_and_answers_the_admin_api_with_retry_and_r
     let metrics = String::from_utf8_lossy(&metrics.body).to_string();
     assert!(metrics.contains("flowd_store_pool_max 4"), "{metrics}");
     d.stop();
-    let d = start(&setup, &db);
+    let d = start(&setup);
     let all = get(&d, "/v1/executions?limit=100");
     assert_eq!(all["executions"].as_array().unwrap().len(), 8, "{all}");
     wait_status(&d, &across, "paused");
     let end = Instant::now() + Duration::from_secs(30);
     loop {
-        let (status, v) = post_op(&d, &format!("/v1/executions/{across}/resume"));
+        let (status, v) = post_op(&d, &format!("/v1/executions/{across}/resume"), b"");
         if status == 202 {
             break;
         }
@@ -167,17 +130,16 @@ fn serve_on_postgres_records_webhooks_and_answers_the_admin_api_with_retry_and_r
 
 #[test]
 fn a_webhook_the_database_cannot_store_is_answered_503_with_retry_after() {
-    let db = Database::create();
-    let setup = postgres_setup();
+    let mut setup = postgres_setup();
     setup.flow(
         "ok",
         &flow_file("ok", "/ok", "[[steps]]\nname = \"s\"\nconnector = \"echo\"\n"),
     );
-    let d = start(&setup, &db);
+    let d = start(&setup);
     let job = hook(&d, "/ok", "{}");
     assert_eq!(ended(&d, &job, 1)["status"], "success");
     // The database goes away under the running daemon (its connections with it).
-    drop(db);
+    drop(setup.database.take());
     for _ in 0..2 {
         let r = d.request("POST", "/ok", &[], b"{}");
         assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
@@ -215,8 +177,8 @@ fn serve_on_postgres_without_its_variable_says_which_is_missing() {
 
 #[test]
 fn flowd_store_migrate_brings_the_database_to_the_schema_once() {
-    let db = Database::create();
     let setup = postgres_setup();
+    let db = setup.database.as_ref().unwrap();
     let migrate = |env: Option<&str>| {
         let mut c = support::flowd();
         c.args(["store", "migrate", "--config"]).arg(setup.config());
@@ -234,14 +196,14 @@ fn flowd_store_migrate_brings_the_database_to_the_schema_once() {
     let (code, stdout, stderr) = migrate(Some(&db.url));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stdout.contains(&db.name) && stdout.contains("schema version 1"),
+        stdout.contains(&db.name) && stdout.contains("schema version 2"),
         "{stdout}"
     );
     // Again: nothing to apply, the same version.
     let (code, again, stderr) = migrate(Some(&db.url));
     assert_eq!((code, again), (Some(0), stdout), "{stderr}");
     // A daemon starts on the migrated database.
-    let d = start(&setup, &db);
+    let d = start(&setup);
     d.stop();
     let (code, _, stderr) = migrate(None);
     assert_eq!(code, Some(2));

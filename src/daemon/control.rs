@@ -1,7 +1,7 @@
 //! Operator actions on a running daemon, as the admin API (and SIGHUP) asks them:
 //! activate or deactivate a flow, run one now (manual or schedule), retry or resume an
-//! execution (under the store's claim on it), reload the config. Each says why it was
-//! refused in its own error.
+//! execution (under the store's claim on it), reload the config (here, or on every daemon
+//! sharing the store). Each says why it was refused in its own error.
 
 use super::{Shared, daemon_executor, spawn_schedules};
 use crate::config::{ConfigErrors, DaemonConfig, Flow, TriggerKind};
@@ -254,6 +254,23 @@ impl Shared {
         }
         *schedules = spawn_schedules(self);
         Ok(Ok(n))
+    }
+
+    /// Reloads this daemon's config (see [`Shared::reload`]) and, when that succeeded,
+    /// asks every other daemon sharing the store to reload its own.
+    pub async fn reload_everywhere(self: &Arc<Self>) -> anyhow::Result<Result<usize, ConfigErrors>> {
+        let reloaded = self.reload().await?;
+        if reloaded.is_ok()
+            && let Some(n) = self
+                .store
+                .announce_reload()
+                .await
+                .map_err(|e| anyhow!("reloaded here, but could not ask the other daemons to: {e}"))?
+        {
+            // This daemon has reloaded already: its watch need not again.
+            self.seen_reloads.fetch_max(n, std::sync::atomic::Ordering::SeqCst);
+        }
+        Ok(reloaded)
     }
 
     fn executor_for(&self, registry: Registry, config: &DaemonConfig) -> Executor {

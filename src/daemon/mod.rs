@@ -12,6 +12,7 @@ mod http;
 pub mod listener;
 mod respond;
 mod scheduler;
+mod watch;
 
 pub use control::{ContinueRequestError, RunError};
 pub use dispatch::{Dispatcher, Done, FlowLoad, Load};
@@ -51,6 +52,9 @@ pub struct Shared {
     schedules: Mutex<Vec<JoinHandle<()>>>,
     /// Reloads (SIGHUP, the API) run one at a time.
     reloading: tokio::sync::Mutex<()>,
+    /// The store's count of reloads asked of every daemon, as far as this one has acted
+    /// on it (see `watch`).
+    seen_reloads: std::sync::atomic::AtomicU64,
     /// The web console's sign-ins.
     pub sessions: admin::session::Sessions,
 }
@@ -80,6 +84,8 @@ pub struct Daemon {
     accept: JoinHandle<()>,
     admin_accept: JoinHandle<()>,
     retention: JoinHandle<()>,
+    /// Takes on operator changes made through other daemons sharing the store.
+    watch: Option<JoinHandle<()>>,
     /// The operator token made at start (see [`admin::session::local_token`]).
     local_token: Option<String>,
 }
@@ -125,7 +131,11 @@ impl Daemon {
         let local = admin::session::local_token(&config.server).context("making the local operator token")?;
         let local_token = local.as_ref().map(|t| t.value.clone());
         config.server.tokens.extend(local);
-        let inactive = store.inactive_flows().await?;
+        let state = store.operator_state().await?;
+        let inactive = match &state {
+            Some(state) => state.inactive.clone(),
+            None => store.inactive_flows().await?,
+        };
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let pauses = Arc::new(crate::engine::Pauses::default());
         let executor = Arc::new(daemon_executor(registry, &config, &store, &metrics, &pauses));
@@ -151,10 +161,12 @@ impl Daemon {
             owner: format!("flowd-{}", uuid::Uuid::now_v7()),
             schedules: Mutex::default(),
             reloading: tokio::sync::Mutex::new(()),
+            seen_reloads: Default::default(),
             sessions: admin::session::Sessions::default(),
         });
         recover(&shared).await?;
         *shared.schedules.locked() = spawn_schedules(&shared);
+        let watch = watch::spawn(&shared, &state);
         let retention =
             crate::store::retention::spawn(store, shared.config.retention, std::time::Duration::from_secs(3600));
         let accept = tokio::spawn(serve_listener(shared.clone(), listener, "trigger", http::handle));
@@ -166,6 +178,7 @@ impl Daemon {
             accept,
             admin_accept,
             retention,
+            watch,
             local_token,
         })
     }
@@ -203,6 +216,9 @@ impl Daemon {
     pub async fn shutdown(self) -> bool {
         self.shared.stopping.cancel();
         self.retention.abort();
+        if let Some(w) = &self.watch {
+            w.abort();
+        }
         let schedules: Vec<_> = self.shared.schedules.locked().drain(..).collect();
         for s in &schedules {
             s.abort();
@@ -217,6 +233,9 @@ impl Daemon {
         // An aborted task is dropped by the runtime later, not by abort(); awaiting it
         // waits for that drop, and with it for its hold on the store.
         let _ = self.retention.await;
+        if let Some(w) = self.watch {
+            let _ = w.await;
+        }
         for s in schedules {
             let _ = s.await;
         }

@@ -6,15 +6,17 @@
 //! - `redb`: the embedded backend, the default.
 //! - `postgres`: PostgreSQL, a database several daemons may share.
 //! - `retention`: pruning what is older than the retention, in bounded batches.
+//! - `copy`: moving a redb store into PostgreSQL.
 
+pub mod copy;
 mod model;
 pub mod postgres;
 pub mod redb;
 pub mod retention;
 
 pub use model::{
-    Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, PayloadKind, SHARED_ATTEMPT, StepRow,
-    TryRow, Write,
+    Attempt, Counts, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, PayloadKind, SHARED_ATTEMPT,
+    StepRow, TryRow, Write,
 };
 pub use postgres::PostgresStore;
 pub use redb::{BATCH_BUCKETS, RedbStore, WriterStats};
@@ -136,6 +138,15 @@ pub struct Lease {
     pub owner: String,
     pub fence: u64,
     pub expires: SystemTime,
+}
+
+/// What operators changed that every daemon sharing a store acts on: the flows they
+/// deactivated (schedules disabled among them) and how many reloads were asked of all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OperatorState {
+    pub inactive: BTreeSet<String>,
+    /// Grows by one with every [`Store::announce_reload`].
+    pub reloads: u64,
 }
 
 /// Where a store lives.
@@ -261,6 +272,16 @@ pub trait Store: Send + Sync + 'static {
     fn claim<'a>(&'a self, job: JobId, owner: &'a str, ttl: Duration) -> StoreFuture<'a, Result<Lease, ClaimError>>;
     /// Gives a claim up before it expires.
     fn release(&self, lease: Lease) -> StoreFuture<'_, Result<(), ClaimError>>;
+    /// What operators changed for every daemon sharing this store, read in one go (each
+    /// daemon polls it); `None` for a backend one daemon has to itself.
+    fn operator_state(&self) -> StoreFuture<'_, Result<Option<OperatorState>, ReadError>> {
+        Box::pin(async { Ok(None) })
+    }
+    /// Asks every daemon sharing this store to reload its own config files; the new
+    /// count of [`OperatorState::reloads`] (`None` for a backend one daemon has to itself).
+    fn announce_reload(&self) -> StoreFuture<'_, Result<Option<u64>, WriteError>> {
+        Box::pin(async { Ok(None) })
+    }
     /// The backend's own figures in the Prometheus text format, for `/metrics`.
     fn render_metrics(&self, _out: &mut String) {}
 }

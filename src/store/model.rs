@@ -290,6 +290,47 @@ impl Write {
     }
 }
 
+/// How many rows each part of a store holds (what a copy between backends verifies).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub executions: u64,
+    pub attempts: u64,
+    pub steps: u64,
+    pub payloads: u64,
+    pub log_records: u64,
+    pub inactive_flows: u64,
+    /// Schedules with a last fire time.
+    pub schedules: u64,
+}
+
+impl Counts {
+    pub fn total(&self) -> u64 {
+        self.executions
+            + self.attempts
+            + self.steps
+            + self.payloads
+            + self.log_records
+            + self.inactive_flows
+            + self.schedules
+    }
+}
+
+impl fmt::Display for Counts {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} executions, {} attempts, {} steps, {} payloads, {} log records, {} inactive flows, {} schedule fire times",
+            self.executions,
+            self.attempts,
+            self.steps,
+            self.payloads,
+            self.log_records,
+            self.inactive_flows,
+            self.schedules
+        )
+    }
+}
+
 /// A filter over the execution list, newest first.
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {

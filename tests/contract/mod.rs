@@ -546,6 +546,21 @@ pub async fn flags_and_schedule_marks_are_kept(store: Arc<dyn Store>) {
     assert_eq!(store.inactive_flows().await.unwrap(), BTreeSet::from(["a".to_string()]));
     assert_eq!(store.last_fire("nightly").await.unwrap(), Some(at));
     assert_eq!(store.last_fire("other").await.unwrap(), None);
+    // A backend daemons share reports the same flags to each, and counts the reloads
+    // asked of them all; one a daemon has to itself reports neither.
+    match store.operator_state().await.unwrap() {
+        Some(state) => {
+            assert_eq!(state.inactive, BTreeSet::from(["a".to_string()]));
+            let n = store
+                .announce_reload()
+                .await
+                .unwrap()
+                .expect("a shared store counts reloads");
+            assert_eq!(n, state.reloads + 1);
+            assert_eq!(store.operator_state().await.unwrap().unwrap().reloads, n);
+        }
+        None => assert_eq!(store.announce_reload().await.unwrap(), None),
+    }
 }
 
 pub async fn recovery_finds_every_unfinished_execution_oldest_first(store: Arc<dyn Store>) {

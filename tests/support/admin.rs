@@ -75,6 +75,27 @@ pub fn ok_bad_nightly() -> Setup {
     setup
 }
 
+/// POST as the operator: status and JSON body.
+pub fn post_op(d: &Daemon, path: &str, body: &[u8]) -> (u16, Value) {
+    let r = d.admin("POST", path, Some(OPERATOR), body);
+    let v = if r.body.is_empty() { Value::Null } else { r.json() };
+    (r.status, v)
+}
+
+/// A flow `name` with a webhook on `path` and `steps` (TOML of its `[[steps]]`).
+pub fn flow_file(name: &str, path: &str, steps: &str) -> String {
+    format!("[flow]\nname = \"{name}\"\n[trigger.http]\npath = \"{path}\"\n{steps}")
+}
+
+/// Waits (at most 30 s) until `job` is in `status`.
+pub fn wait_status(d: &Daemon, job: &str, status: &str) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while get(d, &format!("/v1/executions?job_id={job}"))["executions"][0]["status"] != status {
+        assert!(std::time::Instant::now() < end, "{job} never {status}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// `GET path` as the viewer: it must answer 200; its JSON.
 pub fn get(d: &Daemon, path: &str) -> Value {
     let r = d.admin("GET", path, Some(VIEWER), b"");
@@ -147,4 +168,85 @@ pub fn assert_bad_parameter(r: &super::HttpResponse, name: &str, says: &str, wha
         "{what}: {message}"
     );
     assert!(message.contains(says), "{what}: {message}");
+}
+
+/// A live tail (`GET /v1/logs/follow?…`) as the viewer, its body read as it arrives.
+pub struct Follow {
+    stream: std::net::TcpStream,
+    raw: Vec<u8>,
+    /// Where the body starts in `raw`.
+    body: usize,
+}
+
+impl Follow {
+    /// Opens the tail with `query` and reads its head, which must be a 200 of NDJSON.
+    pub fn open(d: &Daemon, query: &str) -> Follow {
+        use std::io::Write;
+        let mut stream = std::net::TcpStream::connect(d.admin).unwrap();
+        write!(
+            stream,
+            "GET /v1/logs/follow?{query} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {VIEWER}\r\n\r\n"
+        )
+        .unwrap();
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_millis(100)))
+            .unwrap();
+        let mut f = Follow {
+            stream,
+            raw: Vec::new(),
+            body: 0,
+        };
+        f.read_until(&|raw| raw.windows(4).any(|w| w == b"\r\n\r\n"));
+        f.body = f.raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap() + 4;
+        let head = String::from_utf8_lossy(&f.raw[..f.body]).to_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        assert!(head.contains("content-type: application/x-ndjson"), "{head}");
+        f
+    }
+
+    /// Reads (at most 30 s) until `done` holds of everything received.
+    fn read_until(&mut self, done: &dyn Fn(&[u8]) -> bool) {
+        use std::io::Read;
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let mut buf = [0u8; 4096];
+        while !done(&self.raw) {
+            assert!(
+                std::time::Instant::now() < end,
+                "{}",
+                String::from_utf8_lossy(&self.raw)
+            );
+            match self.stream.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => self.raw.extend_from_slice(&buf[..n]),
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn records_of(raw: &[u8]) -> Vec<Value> {
+        let (body, _) = super::dechunk(raw);
+        String::from_utf8(body)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// Every record received so far.
+    pub fn records(&self) -> Vec<Value> {
+        Follow::records_of(&self.raw[self.body..])
+    }
+
+    /// Reads until a record whose message is `message` arrived (at most 30 s).
+    pub fn wait_for(&mut self, message: &str) {
+        let at = self.body;
+        self.read_until(&|raw| Follow::records_of(&raw[at..]).iter().any(|l| l["message"] == message));
+    }
+
+    /// Reads until the body's last chunk (at most 30 s).
+    pub fn wait_end(&mut self) {
+        let at = self.body;
+        self.read_until(&|raw| super::dechunk(&raw[at..]).1);
+    }
 }

@@ -1,5 +1,6 @@
 //! Shared by the integration tests: a scratch setup (daemon config naming the fixture
-//! connectors, a flows directory) and a way to run the real `flowd` binary against it.
+//! connectors, a flows directory, the store: redb, or PostgreSQL when
+//! `FLOWD_TEST_BACKEND=postgres`) and a way to run the real `flowd` binary against it.
 
 #![allow(dead_code)]
 
@@ -43,9 +44,25 @@ pub const ACTION_FIXTURES: &[&str] = &[
     "bad-abi",
 ];
 
-/// A scratch directory with a daemon config (`flowd.toml`) and a `flows/` directory.
+/// The variable a PostgreSQL setup's `[store]` names for its database URL.
+pub const DATABASE_URL_VAR: &str = "FLOWD_TEST_DATABASE_URL";
+
+/// Whether the suites' daemons keep their executions in PostgreSQL: `$FLOWD_TEST_BACKEND`
+/// is `postgres` (`redb`, or unset, is the embedded default).
+pub fn on_postgres() -> bool {
+    match std::env::var("FLOWD_TEST_BACKEND").as_deref() {
+        Ok("postgres") => true,
+        Ok("redb") | Err(_) => false,
+        Ok(other) => panic!("FLOWD_TEST_BACKEND={other:?}: expected redb or postgres"),
+    }
+}
+
+/// A scratch directory with a daemon config (`flowd.toml`) and a `flows/` directory,
+/// and, when its store is PostgreSQL, the database of its own (dropped with it).
 pub struct Setup {
     pub dir: tempfile::TempDir,
+    /// Shared by the setups of daemons on one database; dropped with the last.
+    pub database: Option<std::sync::Arc<postgres::Database>>,
 }
 
 impl Setup {
@@ -56,8 +73,39 @@ impl Setup {
     }
 
     /// Like [`Setup::new`], with extra lines for the `[server]` table (which always
-    /// listens on 127.0.0.1 with a port the system picks, and records in `data/`).
+    /// listens on 127.0.0.1 with a port the system picks, and records in `data/`, or in
+    /// a database of its own when [`on_postgres`]).
     pub fn with_server(limits: &str, server: &str) -> Setup {
+        let setup = Setup::embedded(limits, server);
+        if on_postgres() {
+            setup.use_postgres(postgres::Database::create())
+        } else {
+            setup
+        }
+    }
+
+    /// Moves the setup's store to `db`: its config's `[store]` names
+    /// [`DATABASE_URL_VAR`], which every daemon started on it gets (see [`Setup::env`]).
+    pub fn use_postgres(mut self, db: impl Into<std::sync::Arc<postgres::Database>>) -> Setup {
+        let mut toml = std::fs::read_to_string(self.config()).unwrap();
+        toml.push_str(&format!(
+            "[store]\nbackend = \"postgres\"\nurl_env = \"{DATABASE_URL_VAR}\"\npool_size = 4\n"
+        ));
+        std::fs::write(self.config(), toml).unwrap();
+        self.database = Some(db.into());
+        self
+    }
+
+    /// The environment a daemon or command on this setup's config needs (its database's URL).
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        self.database
+            .iter()
+            .map(|db| (DATABASE_URL_VAR, db.url.clone()))
+            .collect()
+    }
+
+    /// [`Setup::with_server`] on the embedded store whatever the environment says.
+    pub fn embedded(limits: &str, server: &str) -> Setup {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut toml = String::from("environment = \"test\"\nflows = \"flows\"\n");
         toml.push_str(&format!(
@@ -81,7 +129,7 @@ impl Setup {
         ));
         std::fs::write(dir.path().join("flowd.toml"), toml).unwrap();
         std::fs::create_dir(dir.path().join("flows")).unwrap();
-        Setup { dir }
+        Setup { dir, database: None }
     }
 
     pub fn path(&self, rel: &str) -> PathBuf {
@@ -173,15 +221,63 @@ pub fn spawn_recorded(setup: &Setup, flow: &Path, input: &Value) -> std::process
         .expect("starting flowd run")
 }
 
-/// `flowd executions show --json` of a job.
+/// Runs `f` on the setup's store (its redb data directory, or its database), opened for
+/// the call, on a runtime of its own.
+pub fn with_store<T: Send + 'static>(
+    setup: &Setup,
+    f: impl AsyncFnOnce(&dyn flowd::store::Store) -> T + Send + 'static,
+) -> T {
+    let (url, dir) = (setup.database.as_ref().map(|db| db.url.clone()), setup.path("data"));
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            let store: Box<dyn flowd::store::Store> = match url {
+                Some(url) => Box::new(flowd::store::PostgresStore::open(&url, 1 << 30, 2).await.unwrap()),
+                None => Box::new(flowd::store::RedbStore::open(&dir, 1 << 30).unwrap()),
+            };
+            f(store.as_ref()).await
+        })
+    })
+    .join()
+    .unwrap()
+}
+
+/// Writes `writes` into the setup's store (no daemon may hold a redb one).
+pub fn seed(setup: &Setup, writes: Vec<flowd::store::Write>) {
+    with_store(setup, async move |store| store.write(writes).await.unwrap());
+}
+
+/// `flowd executions show --json` of a job (on PostgreSQL, which that command does not
+/// read, the same detail from the store).
 pub fn show(setup: &Setup, job: &str) -> Value {
+    if setup.database.is_some() {
+        let job: flowd::store::JobId = job.parse().unwrap();
+        return with_store(setup, async move |store| {
+            let detail = flowd::detail::execution_detail(store, job, |_| None).await.unwrap();
+            serde_json::to_value(detail.expect("the execution is stored")).unwrap()
+        });
+    }
     let (code, out, err) = data_cli(setup, &["executions", "show", job, "--json"]);
     assert_eq!(code, 0, "{err}");
     serde_json::from_str(&out).unwrap()
 }
 
-/// The recorded executions (of one flow, if given), oldest first.
+/// The recorded executions (of one flow, if given), oldest first (on PostgreSQL, which
+/// `flowd executions list` does not read, the same rows from the store).
 pub fn list_executions(setup: &Setup, flow: Option<&str>) -> Vec<Value> {
+    if setup.database.is_some() {
+        let q = flowd::store::ListQuery {
+            flow: flow.map(str::to_string),
+            limit: 100_000,
+            ..Default::default()
+        };
+        let mut all = with_store(setup, async move |store| store.list(&q).await.unwrap());
+        all.reverse();
+        return all.iter().map(|e| serde_json::to_value(e).unwrap()).collect();
+    }
     let mut args = vec!["executions", "list", "--json", "--limit", "100000"];
     if let Some(f) = flow {
         args.extend(["--flow", f]);
@@ -234,6 +330,7 @@ impl Daemon {
     pub fn start_with_env(setup: &Setup, env: &[(&str, &str)]) -> Daemon {
         let mut cmd = flowd();
         cmd.arg("serve").arg("--config").arg(setup.config());
+        cmd.envs(setup.env());
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -249,6 +346,7 @@ impl Daemon {
             .args(["serve", "--config"])
             .arg(setup.config())
             .env("XDG_CACHE_HOME", cache_dir())
+            .envs(setup.env())
             .stdin(Stdio::null());
         Daemon::spawn(cmd)
     }

@@ -163,6 +163,12 @@ impl Store for Scratch {
     fn release(&self, lease: Lease) -> StoreFuture<'_, Result<(), ClaimError>> {
         self.store.release(lease)
     }
+    fn operator_state(&self) -> StoreFuture<'_, Result<Option<flowd::store::OperatorState>, ReadError>> {
+        self.store.operator_state()
+    }
+    fn announce_reload(&self) -> StoreFuture<'_, Result<Option<u64>, WriteError>> {
+        self.store.announce_reload()
+    }
     fn render_metrics(&self, out: &mut String) {
         self.store.render_metrics(out)
     }

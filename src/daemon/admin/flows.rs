@@ -82,10 +82,11 @@ pub fn started(result: Result<crate::store::JobId, RunError>) -> Answer {
 }
 
 /// `POST /v1/reload`: re-reads the daemon config and every flow, all or nothing; a bad
-/// config keeps the running one and answers 422 with every error.
+/// config keeps the running one and answers 422 with every error. Once it succeeded,
+/// every other daemon sharing the store reloads its own files too.
 pub async fn reload(shared: &std::sync::Arc<Shared>, query: Option<&str>) -> Answer {
     Params::parse(query, &[])?;
-    match shared.reload().await {
+    match shared.reload_everywhere().await {
         Ok(Ok(n)) => {
             tracing::info!(flows = n, "reloaded the config (admin API)");
             ok(&json!({ "flows": n }))

@@ -187,6 +187,11 @@ impl PostgresStore {
         Ok(known)
     }
 
+    /// How many rows each part of the store holds (exact: each table is scanned).
+    pub async fn counts(&self) -> Result<crate::store::Counts, ReadError> {
+        query::counts(self).await
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, String> {
         self.pool.get().await.map_err(|e| pool_describe(&e))
     }
@@ -346,6 +351,14 @@ impl Store for PostgresStore {
 
     fn release(&self, lease: Lease) -> StoreFuture<'_, Result<(), ClaimError>> {
         Box::pin(self.release_now(lease))
+    }
+
+    fn operator_state(&self) -> StoreFuture<'_, Result<Option<crate::store::OperatorState>, ReadError>> {
+        Box::pin(async { query::operator_state(self).await.map(Some) })
+    }
+
+    fn announce_reload(&self) -> StoreFuture<'_, Result<Option<u64>, WriteError>> {
+        Box::pin(async { write::announce_reload(self).await.map(Some) })
     }
 
     fn render_metrics(&self, out: &mut String) {

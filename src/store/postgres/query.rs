@@ -293,6 +293,21 @@ pub(super) async fn inactive_flows(store: &PostgresStore) -> Result<BTreeSet<Str
         .collect())
 }
 
+pub(super) async fn operator_state(store: &PostgresStore) -> Result<crate::store::OperatorState, ReadError> {
+    let c = client(store).await?;
+    let st = c
+        .prepare_cached(
+            "SELECT (SELECT count FROM signals WHERE name = 'reload'), ARRAY(SELECT flow FROM inactive_flows)",
+        )
+        .await
+        .map_err(read_err)?;
+    let row = c.query_one(&st, &[]).await.map_err(read_err)?;
+    Ok(crate::store::OperatorState {
+        reloads: row.get::<_, Option<i64>>(0).unwrap_or(0) as u64,
+        inactive: row.get::<_, Vec<String>>(1).into_iter().collect(),
+    })
+}
+
 pub(super) async fn last_fire(store: &PostgresStore, flow: &str) -> Result<Option<SystemTime>, ReadError> {
     let c = client(store).await?;
     Ok(
@@ -314,4 +329,29 @@ pub(super) async fn unfinished(store: &PostgresStore) -> Result<Vec<Execution>, 
     .iter()
     .map(|r| decode("executions", r.get(0)))
     .collect()
+}
+
+pub(super) async fn counts(store: &PostgresStore) -> Result<crate::store::Counts, ReadError> {
+    let c = client(store).await?;
+    // Exact counts, each a full scan: for a copy's check, not for the API.
+    let row = c
+        .query_one(
+            "SELECT (SELECT count(*) FROM executions), (SELECT count(*) FROM attempts),
+                    (SELECT count(*) FROM steps), (SELECT count(*) FROM payloads),
+                    (SELECT count(*) FROM logs), (SELECT count(*) FROM inactive_flows),
+                    (SELECT count(*) FROM schedules)",
+            &[],
+        )
+        .await
+        .map_err(read_err)?;
+    let n = |i: usize| row.get::<_, i64>(i) as u64;
+    Ok(crate::store::Counts {
+        executions: n(0),
+        attempts: n(1),
+        steps: n(2),
+        payloads: n(3),
+        log_records: n(4),
+        inactive_flows: n(5),
+        schedules: n(6),
+    })
 }

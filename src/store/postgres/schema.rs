@@ -10,7 +10,8 @@
 
 /// Every migration, in order; the version of the `n`th (from 1) is `n`. Never edit one
 /// that has shipped: add the next.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE executions (
     job_id bytea PRIMARY KEY,
     flow text NOT NULL,
@@ -76,7 +77,14 @@ CREATE TABLE claims (
     fence bigint NOT NULL,
     expires_ns bigint NOT NULL
 );
-"#];
+"#,
+    r#"
+-- Requests every daemon sharing the database acts on, as counts that grow (each daemon
+-- polls them): 'reload' asks each to reload its own config files.
+CREATE TABLE signals (name text PRIMARY KEY, count bigint NOT NULL);
+INSERT INTO signals (name, count) VALUES ('reload', 0);
+"#,
+];
 
 /// The key of the advisory lock held while migrating ("flowd" in ASCII).
 pub(super) const MIGRATION_LOCK: i64 = 0x0066_6c6f_7764;

@@ -208,6 +208,18 @@ pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(
     tx.commit().await.map_err(write_err)
 }
 
+pub(super) async fn announce_reload(store: &PostgresStore) -> Result<u64, WriteError> {
+    let client = store.client().await.map_err(WriteError::Backend)?;
+    let row = client
+        .query_one(
+            "UPDATE signals SET count = count + 1 WHERE name = 'reload' RETURNING count",
+            &[],
+        )
+        .await
+        .map_err(write_err)?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
 pub(super) async fn prune(
     store: &PostgresStore,
     cutoff: std::time::SystemTime,

@@ -6,13 +6,16 @@
 //!
 //! - `tables`: every table, typed, in one place.
 //! - `writer`, `query`, `prune`: writes, reads, retention.
+//! - `export`: the whole store read out, for a copy into another backend.
 
+mod export;
 mod packing;
 mod prune;
 mod query;
 mod tables;
 mod writer;
 
+pub use export::{Export, Page, Part};
 pub use writer::{BATCH_BUCKETS, WriterStats};
 
 use crate::status::ExecutionStatus;
