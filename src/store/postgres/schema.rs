@@ -10,7 +10,8 @@
 
 /// Every migration, in order; the version of the `n`th (from 1) is `n`. Never edit one
 /// that has shipped: add the next.
-pub(super) const MIGRATIONS: &[&str] = &[r#"
+pub(super) const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE executions (
     job_id bytea PRIMARY KEY,
     flow text NOT NULL,
@@ -76,7 +77,26 @@ CREATE TABLE claims (
     fence bigint NOT NULL,
     expires_ns bigint NOT NULL
 );
-"#];
+"#,
+    r#"
+-- Throttles across daemons: places held under a lease, who waits, the next start.
+CREATE TABLE throttle_slots (
+    job_id bytea PRIMARY KEY,
+    flow text NOT NULL,
+    owner text NOT NULL,
+    fence bigint NOT NULL
+);
+CREATE INDEX throttle_slots_by_flow ON throttle_slots (flow);
+CREATE TABLE throttle_waits (
+    flow text NOT NULL,
+    job_id bytea NOT NULL,
+    seen_ns bigint NOT NULL,
+    PRIMARY KEY (flow, job_id)
+);
+CREATE INDEX throttle_waits_by_job ON throttle_waits (job_id);
+CREATE TABLE throttle_rates (flow text PRIMARY KEY, next_ns bigint NOT NULL);
+"#,
+];
 
 /// The key of the advisory lock held while migrating ("flowd" in ASCII).
 pub(super) const MIGRATION_LOCK: i64 = 0x0066_6c6f_7764;
