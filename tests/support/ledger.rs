@@ -59,14 +59,10 @@ impl Ledger {
                             let in_flight = in_flight.clone();
                             async move {
                                 if let Some(group) = slow {
-                                    {
-                                        let mut m = in_flight.lock().unwrap();
-                                        let (now, most) = m.entry(group.clone()).or_default();
-                                        *now += 1;
-                                        *most = (*most).max(*now);
-                                    }
+                                    // Counted out when the call ends or its caller goes
+                                    // (a killed daemon's connection drops this future).
+                                    let _in_flight = InFlight::enter(&in_flight, group);
                                     tokio::time::sleep(Duration::from_millis(40)).await;
-                                    in_flight.lock().unwrap().get_mut(&group).unwrap().0 -= 1;
                                 }
                                 // A fifth of first calls fail as a busy API does: the
                                 // step's automatic retry calls again (and succeeds).
@@ -99,6 +95,33 @@ impl Ledger {
     /// The most calls under `slow/{group}/…` that were in flight at once.
     pub fn most_at_once(&self, group: &str) -> u64 {
         self.in_flight.lock().unwrap().get(group).map_or(0, |(_, most)| *most)
+    }
+}
+
+/// One call in flight of a group, counted until it is dropped.
+struct InFlight {
+    counts: Arc<Mutex<HashMap<String, (u64, u64)>>>,
+    group: String,
+}
+
+impl InFlight {
+    fn enter(counts: &Arc<Mutex<HashMap<String, (u64, u64)>>>, group: String) -> InFlight {
+        let mut m = counts.lock().unwrap();
+        let (now, most) = m.entry(group.clone()).or_default();
+        *now += 1;
+        *most = (*most).max(*now);
+        InFlight {
+            counts: counts.clone(),
+            group,
+        }
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if let Some((now, _)) = self.counts.lock().unwrap().get_mut(&self.group) {
+            *now -= 1;
+        }
     }
 }
 
