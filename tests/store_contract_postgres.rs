@@ -150,3 +150,74 @@ async fn the_histogram_counts_what_the_list_shows_per_bucket_and_status() {
         assert!(got.iter().flatten().sum::<u64>() > 0, "{q:?} counted nothing");
     }
 }
+
+/// Throttle places across daemons: never more than `max_concurrency` held, the oldest
+/// waiter first, a place of a taken-over execution free again, a lost lease refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttle_places_hold_the_limit_across_owners_and_go_to_the_oldest_waiter() {
+    use flowd::engine::ExecutionStatus;
+    use flowd::store::{ClaimError, JobId, Lease, Slot, Write};
+    use std::time::{Duration, SystemTime};
+    let store = fresh_postgres().await;
+    let t = SystemTime::now();
+    let claim = |owner: &str, ttl: Duration| {
+        let e = contract::execution(JobId::new(), "a", ExecutionStatus::Queued, t);
+        let lease = Lease {
+            job: e.job_id,
+            owner: owner.into(),
+            fence: 1,
+            expires: t,
+        };
+        let writes = vec![
+            Write::Claim {
+                job: e.job_id,
+                owner: owner.into(),
+                ttl,
+            },
+            Write::Execution(e),
+        ];
+        (lease, writes)
+    };
+    let long = Duration::from_secs(60);
+    let mut leases = Vec::new();
+    for (owner, ttl) in [("x", Duration::from_millis(300)), ("y", long), ("x", long), ("y", long)] {
+        let (lease, writes) = claim(owner, ttl);
+        store.write(writes).await.unwrap();
+        leases.push(lease);
+    }
+    async fn take(store: &Arc<dyn Store>, l: &Lease) -> Result<Slot, ClaimError> {
+        store.take_slot(l, "a", 2, None).await
+    }
+    // Two places: the two oldest get them.
+    assert_eq!(take(&store, &leases[0]).await.unwrap(), Slot::Granted);
+    assert_eq!(take(&store, &leases[1]).await.unwrap(), Slot::Granted);
+    // Full: the third waits, and then the fourth waits behind it even once one frees.
+    assert!(matches!(take(&store, &leases[2]).await.unwrap(), Slot::Wait(_)));
+    store.free_slot(leases[1].job).await.unwrap();
+    assert!(matches!(take(&store, &leases[3]).await.unwrap(), Slot::Wait(_)));
+    assert_eq!(take(&store, &leases[2]).await.unwrap(), Slot::Granted);
+    assert!(matches!(take(&store, &leases[3]).await.unwrap(), Slot::Wait(_)));
+    // The first place's lease ends (its daemon died): the place stays held (its step may
+    // still run) until another daemon takes the execution over.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(matches!(take(&store, &leases[3]).await.unwrap(), Slot::Wait(_)));
+    let taken = store.take_over("w", long, &["a".to_string()], 1).await.unwrap();
+    assert_eq!(taken[0].0.job_id, leases[0].job);
+    assert_eq!(take(&store, &leases[3]).await.unwrap(), Slot::Granted);
+    // ... and its old owner may not take one under the lease it lost.
+    match take(&store, &leases[0]).await {
+        Err(ClaimError::Lost(job)) => assert_eq!(job, leases[0].job),
+        other => panic!("a place under an ended lease: {other:?}"),
+    }
+    // A rate: one start per interval, the next told how long to wait.
+    let (rated, writes) = claim("z", long);
+    store.write(writes).await.unwrap();
+    let (next, writes) = claim("z", long);
+    store.write(writes).await.unwrap();
+    let hour = Some(Duration::from_secs(3600));
+    assert_eq!(store.take_slot(&rated, "r", 5, hour).await.unwrap(), Slot::Granted);
+    match store.take_slot(&next, "r", 5, hour).await.unwrap() {
+        Slot::Wait(d) => assert!(d > Duration::from_secs(3000), "{d:?}"),
+        Slot::Granted => panic!("a second start within the rate's interval"),
+    }
+}

@@ -5,10 +5,15 @@
 
 use super::diag::ConfigErrors;
 use super::document::Table;
+use std::time::Duration;
 
 /// The most connections one daemon's pool may open.
 const MAX_POOL: u64 = 1000;
 const DEFAULT_POOL: u32 = 16;
+/// How long a daemon's lease on an execution lasts without a heartbeat (it is renewed
+/// every third of it): how soon another daemon takes over after a crash.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+const LEASES: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(3600);
 const URL_EXAMPLE: &str = "postgres://flowd:PASSWORD@127.0.0.1:5432/flowd";
 
 /// Where executions are kept.
@@ -22,6 +27,8 @@ pub enum StoreSection {
         url_env: String,
         url: String,
         pool_size: u32,
+        /// How long a lease on an execution lasts without a heartbeat.
+        lease: Duration,
     },
 }
 
@@ -30,11 +37,28 @@ impl std::fmt::Debug for StoreSection {
         match self {
             StoreSection::Redb => f.write_str("Redb"),
             // Never the URL: it may hold a password.
-            StoreSection::Postgres { url_env, pool_size, .. } => f
+            StoreSection::Postgres {
+                url_env,
+                pool_size,
+                lease,
+                ..
+            } => f
                 .debug_struct("Postgres")
                 .field("url_env", url_env)
                 .field("pool_size", pool_size)
+                .field("lease", lease)
                 .finish_non_exhaustive(),
+        }
+    }
+}
+
+impl StoreSection {
+    /// How long a lease on an execution lasts without a heartbeat (the embedded store,
+    /// one process's, renews in memory: the default).
+    pub fn lease(&self) -> Duration {
+        match self {
+            StoreSection::Redb => DEFAULT_LEASE,
+            StoreSection::Postgres { lease, .. } => *lease,
         }
     }
 }
@@ -55,6 +79,7 @@ pub(super) fn resolve(t: Option<Table>, errors: &mut ConfigErrors, serve_errors:
     let backend = t.choice("backend", &["redb", "postgres"], errors);
     let url_env = t.string("url_env", errors);
     let pool_size = t.int("pool_size", 1..=MAX_POOL, errors);
+    let lease = t.duration("lease", LEASES, errors);
     if let Some(url) = t.get("url") {
         errors.push(
             source
@@ -71,6 +96,7 @@ pub(super) fn resolve(t: Option<Table>, errors: &mut ConfigErrors, serve_errors:
         for (key, span) in [
             ("url_env", url_env.as_ref().map(|u| u.span())),
             ("pool_size", pool_size.as_ref().map(|p| p.span())),
+            ("lease", lease.as_ref().map(|l| l.span())),
         ] {
             if let Some(span) = span {
                 errors.push(
@@ -147,6 +173,7 @@ pub(super) fn resolve(t: Option<Table>, errors: &mut ConfigErrors, serve_errors:
         url_env: var.clone(),
         url,
         pool_size,
+        lease: lease.map_or(DEFAULT_LEASE, |l| l.into_inner()),
     }
 }
 

@@ -52,9 +52,20 @@ struct Claim {
     lease: Option<crate::store::Lease>,
 }
 
+impl Claim {
+    /// Gives the claim up now (before the dispatcher claims the execution to run it).
+    async fn give_up(mut self) {
+        let Some(lease) = self.lease.take() else { return };
+        if let Err(e) = self.store.release(lease).await {
+            tracing::warn!(error = %e, "could not give up a claim; it expires on its own");
+        }
+    }
+}
+
 impl Drop for Claim {
     fn drop(&mut self) {
-        let (store, lease) = (self.store.clone(), self.lease.take().expect("released once"));
+        let Some(lease) = self.lease.take() else { return };
+        let store = self.store.clone();
         // Giving up is best effort: a claim that is not released expires.
         tokio::spawn(async move {
             if let Err(e) = store.release(lease).await {
@@ -193,13 +204,15 @@ impl Shared {
         // One owner per request: two requests of this daemon must not share a claim.
         let owner = format!("{}/{}", self.owner, uuid::Uuid::now_v7());
         let lease = match self.store.claim(job, &owner, ACCEPT_CLAIM_TTL).await {
-            Ok(lease) => lease,
+            Ok(lease) => Some(lease),
+            // This daemon holds it (a timed pause it waits out): a resume wakes it here.
+            Err(crate::store::ClaimError::Held { owner, .. }) if owner == self.owner => None,
             Err(crate::store::ClaimError::Held { .. }) => return Err(ContinueRequestError::Busy(job)),
             Err(source) => return Err(ContinueRequestError::Claim { job, source }),
         };
         let claim = Claim {
             store: self.store.clone(),
-            lease: Some(lease),
+            lease,
         };
         Ok((claim, flow))
     }
@@ -207,8 +220,9 @@ impl Shared {
     /// Accepts a manual retry of `job` (stored as a new attempt before this returns) and
     /// hands it to the dispatcher; the attempt's number.
     pub async fn retry(&self, job: JobId, from: crate::engine::RetryFrom) -> Result<u32, ContinueRequestError> {
-        let (_claim, flow) = self.claim(job).await?;
+        let (claim, flow) = self.claim(job).await?;
         let attempt = self.dispatcher.executor().accept_retry(&flow, job, from).await?;
+        claim.give_up().await;
         self.dispatcher.recover(flow, job);
         Ok(attempt)
     }
@@ -216,8 +230,9 @@ impl Shared {
     /// Resumes `job`: a pause until resumed ends durably, then the dispatcher runs the
     /// rest; a timed pause is woken, and the task waiting it out goes on.
     pub async fn resume(&self, job: JobId) -> Result<(), ContinueRequestError> {
-        let (_claim, flow) = self.claim(job).await?;
+        let (claim, flow) = self.claim(job).await?;
         if self.dispatcher.executor().accept_resume(&flow, job).await? == crate::engine::Resumed::Stored {
+            claim.give_up().await;
             self.dispatcher.recover(flow, job);
         }
         Ok(())
@@ -274,6 +289,6 @@ impl Shared {
     }
 
     fn executor_for(&self, registry: Registry, config: &DaemonConfig) -> Executor {
-        daemon_executor(registry, config, &self.store, &self.metrics, &self.pauses)
+        daemon_executor(registry, config, &self.store, &self.metrics, &self.pauses, &self.leases)
     }
 }

@@ -3,11 +3,14 @@
 //! while fewer than `server.workers` run in all, honouring each throttled flow's
 //! `max_concurrency` and `rate`, and rejecting what waited past its `max_wait`. Queued
 //! executions are stored as such, so a restart queues them again in order; one not
-//! started when shutdown begins stays in the store for the next start.
+//! started when shutdown begins stays in the store for the next start. Each execution
+//! runs under the daemon's lease on it, and a throttled one starts only once the store
+//! grants it a place among its flow's running executions across every daemon.
 
+use super::leases::Leases;
 use crate::config::{Flow, Throttle};
-use crate::engine::{Accepted, ContinueError, ExecutionStatus, Executor};
-use crate::store::{JobId, StoreError};
+use crate::engine::{Accepted, ContinueError, ExecutionStatus, Executor, Hold};
+use crate::store::{ClaimError, JobId, Slot, Store, StoreError};
 use crate::sync::Lock as _;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -63,12 +66,17 @@ enum Stop {
 crate::store_errors_into!(Stop);
 
 impl Stop {
+    /// The run's lease was lost: another daemon owns the execution now.
+    fn lost_lease(&self) -> bool {
+        matches!(self, Stop::Store(e) | Stop::Continue(ContinueError::Store(e)) if e.is_fenced())
+    }
+
     /// Whether the execution is ended `failed` for it. A store that closed (shutdown)
-    /// leaves it to the next start; a resume that found it no longer paused, or gone,
-    /// has nothing to end.
+    /// leaves it to the next start, a lost lease to the daemon that took it over; a
+    /// resume that found it no longer paused, or gone, has nothing to end.
     fn ends_it(&self) -> bool {
         match self {
-            Stop::Store(e) | Stop::Continue(ContinueError::Store(e)) if e.is_closed() => false,
+            Stop::Store(e) | Stop::Continue(ContinueError::Store(e)) if e.is_closed() || e.is_fenced() => false,
             Stop::Store(_) | Stop::Panic(_) | Stop::Continue(ContinueError::Store(_)) => true,
             Stop::Continue(_) => false,
         }
@@ -92,6 +100,9 @@ struct Item {
     work: Work,
     since: Instant,
     done: watch::Sender<bool>,
+    /// The lease it is held under, once claimed (an accepted execution's from its
+    /// acceptance; others are claimed when they start).
+    hold: Option<Hold>,
 }
 
 struct FlowQueue {
@@ -185,10 +196,17 @@ pub struct Dispatcher {
     wake: Arc<Notify>,
     tasks: TaskTracker,
     stopping: CancellationToken,
+    /// The daemon's leases: each execution runs under one (none: a dispatcher of its own).
+    leases: Option<Arc<Leases>>,
 }
 
 impl Dispatcher {
-    pub fn new(executor: Arc<Executor>, workers: u32, stopping: CancellationToken) -> Dispatcher {
+    pub fn new(
+        executor: Arc<Executor>,
+        workers: u32,
+        stopping: CancellationToken,
+        leases: Option<Arc<Leases>>,
+    ) -> Dispatcher {
         let d = Dispatcher {
             executor: Arc::new(Mutex::new(executor)),
             workers: workers as usize,
@@ -196,6 +214,7 @@ impl Dispatcher {
             wake: Arc::new(Notify::new()),
             tasks: TaskTracker::new(),
             stopping,
+            leases,
         };
         let looper = d.clone();
         // Tracked with the executions, so draining also waits for the loop (and its
@@ -245,6 +264,10 @@ impl Dispatcher {
     /// Queues an accepted execution.
     pub fn submit(&self, mut reservation: Reservation, accepted: Accepted) -> Done {
         reservation.used = true;
+        let hold = match (&self.leases, accepted.lease()) {
+            (Some(leases), Some(lease)) => Some(leases.hold(lease.clone())),
+            _ => None,
+        };
         let mut state = self.state.locked();
         let q = state.queue(&reservation.flow);
         q.reserved -= 1;
@@ -253,6 +276,7 @@ impl Dispatcher {
             work: Work::Fresh(Box::new(accepted)),
             since: Instant::now(),
             done: tx,
+            hold,
         });
         drop(state);
         self.dispatch();
@@ -264,6 +288,10 @@ impl Dispatcher {
     pub fn submit_after(&self, reservation: Reservation, accepted: Accepted, after: Vec<Done>) -> Done {
         if after.iter().all(Done::is_done) {
             return self.submit(reservation, accepted);
+        }
+        // Renewed while it waits, so no other daemon takes it over meanwhile.
+        if let (Some(leases), Some(lease)) = (&self.leases, accepted.lease()) {
+            leases.hold(lease.clone());
         }
         let (tx, rx) = watch::channel(false);
         let this = self.clone();
@@ -281,14 +309,21 @@ impl Dispatcher {
         Done(rx)
     }
 
-    /// Queues an execution the store holds unfinished.
+    /// Queues an execution the store holds unfinished (claimed when it starts).
     pub fn recover(&self, flow: Arc<Flow>, job: JobId) {
+        self.recover_held(flow, job, None);
+    }
+
+    /// Queues an execution the store holds unfinished, under `hold` when it is claimed
+    /// already (taken over).
+    pub fn recover_held(&self, flow: Arc<Flow>, job: JobId, hold: Option<Hold>) {
         let mut state = self.state.locked();
         let (tx, _) = watch::channel(false);
         state.queue(&flow).waiting.push_back(Item {
             work: Work::Recover(job),
             since: Instant::now(),
             done: tx,
+            hold,
         });
         drop(state);
         self.dispatch();
@@ -366,22 +401,90 @@ impl Dispatcher {
     fn start(&self, flow: Arc<Flow>, item: Item) {
         let this = self.clone();
         self.tasks.spawn(async move {
-            let Item { work, done, .. } = item;
+            let Item {
+                work, done, hold, since, ..
+            } = item;
             let executor = this.executor();
             let job = work.job();
+            let hold = match (hold, &this.leases) {
+                (Some(h), _) => Some(h),
+                (None, None) => None,
+                (None, Some(leases)) => match leases.claim(job).await {
+                    Ok(Some(h)) => Some(h),
+                    Ok(None) => {
+                        tracing::info!(job = %job, flow = %flow.name, "execution is held by another daemon: it runs there");
+                        this.not_started(&flow, done);
+                        return;
+                    }
+                    Err(e) => {
+                        tracing::error!(job = %job, flow = %flow.name, error = %e, "could not claim the execution: it is left for a daemon that can");
+                        this.not_started(&flow, done);
+                        return;
+                    }
+                },
+            };
+            if hold.as_ref().is_some_and(|h| h.lost.is_cancelled()) {
+                // Lost while it waited: the daemon that took it over runs it.
+                this.not_started(&flow, done);
+                return;
+            }
+            // A throttled flow's place among its running executions, across every daemon
+            // sharing the store.
+            let store = executor.store().cloned();
+            let gated = match (&flow.throttle, &hold, &store) {
+                (Some(t), Some(h), Some(store)) => {
+                    let fresh = matches!(work, Work::Fresh(_));
+                    match this.gate(store, &flow, t, h, since, fresh).await {
+                        Gate::Go => true,
+                        Gate::TooLong => {
+                            let why = format!(
+                                "waited in the throttle queue longer than max_wait ({})",
+                                crate::config::units::format_duration(t.max_wait)
+                            );
+                            match h.clone().scope(executor.reject_waiting(&flow, job, &why)).await {
+                                Ok(_) => tracing::warn!(job = %job, flow = %flow.name, "execution rejected: {why}"),
+                                Err(e) => tracing::error!(job = %job, flow = %flow.name, error = %e, "rejecting an execution failed"),
+                            }
+                            let _ = store.free_slot(job).await;
+                            if let Some(leases) = &this.leases {
+                                leases.release(job).await;
+                            }
+                            this.not_started(&flow, done);
+                            return;
+                        }
+                        Gate::Stop => {
+                            let _ = store.free_slot(job).await;
+                            this.not_started(&flow, done);
+                            return;
+                        }
+                    }
+                }
+                _ => false,
+            };
             // The execution runs in a task of its own, so that a panic in it stops only
             // it: it is ended `failed` below rather than met again at every start.
             let run = {
-                let (executor, flow) = (executor.clone(), flow.clone());
+                let (executor, flow, hold) = (executor.clone(), flow.clone(), hold.clone());
                 tokio::spawn(async move {
-                    match work {
-                        Work::Fresh(accepted) => executor.run(&flow, *accepted).await.map_err(Stop::from),
-                        Work::Recover(job) => executor.recover(&flow, job).await.map_err(Stop::from),
-                        Work::Resume(job) => executor.resume(&flow, job).await.map_err(Stop::from),
+                    let run = async {
+                        match work {
+                            Work::Fresh(accepted) => executor.run(&flow, *accepted).await.map_err(Stop::from),
+                            Work::Recover(job) => executor.recover(&flow, job).await.map_err(Stop::from),
+                            Work::Resume(job) => executor.resume(&flow, job).await.map_err(Stop::from),
+                        }
+                    };
+                    match hold {
+                        Some(hold) => hold.scope(run).await,
+                        None => run.await,
                     }
                 })
             };
             let result = run.await.unwrap_or_else(|e| Err(Stop::Panic(panic_message(e))));
+            if gated && let Some(store) = &store
+                && let Err(e) = store.free_slot(job).await
+            {
+                tracing::warn!(job = %job, flow = %flow.name, error = %e, "could not give up the throttle place; it frees when the lease ends");
+            }
             let parked = match &result {
                 Ok(r) if r.status == ExecutionStatus::Paused => {
                     let due = r.resume_at.map(crate::time_format::rfc3339);
@@ -392,10 +495,14 @@ impl Dispatcher {
                     tracing::info!(job = %job, flow = %flow.name, status = %r.status, "execution finished");
                     None
                 }
+                Err(stop) if stop.lost_lease() => {
+                    tracing::warn!(job = %job, flow = %flow.name, error = %stop, "execution stopped here: this daemon lost its lease; the daemon that took it over runs it on");
+                    None
+                }
                 Err(stop) => {
                     tracing::error!(job = %job, flow = %flow.name, error = %stop, "execution stopped");
                     if stop.ends_it() {
-                        this.abandon(&executor, &flow, job, &stop.to_string()).await;
+                        this.abandon(&executor, &flow, job, &stop.to_string(), hold.clone()).await;
                     }
                     None
                 }
@@ -407,8 +514,11 @@ impl Dispatcher {
             }
             match parked {
                 // Not ended: whoever waits for its end (an overlap queue) waits on.
-                Some(at) => this.park(flow, job, at, done, executor),
+                Some(at) => this.park(flow, job, at, done, executor, hold),
                 None => {
+                    if let Some(leases) = &this.leases {
+                        leases.release(job).await;
+                    }
                     let _ = done.send(true);
                 }
             }
@@ -416,11 +526,72 @@ impl Dispatcher {
         });
     }
 
+    /// Waits for a place among `flow`'s running executions across the daemons sharing
+    /// the store (see [`Store::take_slot`]), asking again as the store says. Only a
+    /// `fresh` execution (queued since its acceptance) is rejected past `max_wait`; one
+    /// recovered may have run steps already, and waits on.
+    async fn gate(
+        &self,
+        store: &Arc<dyn Store>,
+        flow: &Flow,
+        t: &Throttle,
+        hold: &Hold,
+        since: Instant,
+        fresh: bool,
+    ) -> Gate {
+        let mut failing = false;
+        loop {
+            if fresh && since.elapsed() >= t.max_wait {
+                return Gate::TooLong;
+            }
+            let wait = match store
+                .take_slot(&hold.lease, &flow.name, t.max_concurrency, t.rate.map(interval))
+                .await
+            {
+                Ok(Slot::Granted) => return Gate::Go,
+                Ok(Slot::Wait(d)) => d.min(GATE_POLL),
+                Err(ClaimError::Lost(_)) => return Gate::Stop,
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(flow = %flow.name, error = %e, "could not ask the store for a throttle place; asking again");
+                    }
+                    failing = true;
+                    GATE_RETRY
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = hold.lost.cancelled() => return Gate::Stop,
+                _ = self.stopping.cancelled() => return Gate::Stop,
+            }
+        }
+    }
+
+    /// An item that did not start after all (another daemon holds it): its place frees.
+    fn not_started(&self, flow: &Arc<Flow>, done: watch::Sender<bool>) {
+        {
+            let mut state = self.state.locked();
+            state.running -= 1;
+            state.queue(flow).running -= 1;
+        }
+        let _ = done.send(true);
+        self.wake.notify_one();
+    }
+
     /// Ends `job` `failed` after flowd could not run it on (see [`Executor::abandon`]),
     /// contained like a run: should that fail too, the execution stays as it is stored.
-    async fn abandon(&self, executor: &Arc<Executor>, flow: &Arc<Flow>, job: JobId, why: &str) {
+    /// Under the run's lease, so it cannot end what another daemon took over.
+    async fn abandon(&self, executor: &Arc<Executor>, flow: &Arc<Flow>, job: JobId, why: &str, hold: Option<Hold>) {
         let (executor, flow, why) = (executor.clone(), flow.clone(), why.to_string());
-        let ended = tokio::spawn(async move { executor.abandon(&flow, job, &why).await }).await;
+        let ended = tokio::spawn(async move {
+            let abandon = executor.abandon(&flow, job, &why);
+            match hold {
+                Some(hold) if hold.lost.is_cancelled() => Ok(()),
+                Some(hold) => hold.scope(abandon).await,
+                None => abandon.await,
+            }
+        })
+        .await;
         match ended {
             Ok(Ok(_)) => tracing::warn!(job = %job, "execution ended failed: flowd could not run it on"),
             Ok(Err(e)) => {
@@ -436,7 +607,15 @@ impl Dispatcher {
     /// queues the rest of the run. Not tracked with the running executions: shutdown does
     /// not wait for it, and the pause, stored with its due time, is picked up on the next
     /// start.
-    fn park(&self, flow: Arc<Flow>, job: JobId, at: SystemTime, done: watch::Sender<bool>, executor: Arc<Executor>) {
+    fn park(
+        &self,
+        flow: Arc<Flow>,
+        job: JobId,
+        at: SystemTime,
+        done: watch::Sender<bool>,
+        executor: Arc<Executor>,
+        hold: Option<Hold>,
+    ) {
         let this = self.clone();
         tokio::spawn(async move {
             tokio::select! {
@@ -448,6 +627,7 @@ impl Dispatcher {
                 work: Work::Resume(job),
                 since: Instant::now(),
                 done,
+                hold,
             });
             drop(state);
             this.dispatch();
@@ -463,9 +643,18 @@ impl Dispatcher {
                 "waited in the throttle queue longer than max_wait ({})",
                 crate::config::units::format_duration(max_wait)
             );
-            match this.executor().reject_waiting(&flow, job, &why).await {
+            let executor = this.executor();
+            let reject = executor.reject_waiting(&flow, job, &why);
+            let rejected = match item.hold {
+                Some(hold) => hold.scope(reject).await,
+                None => reject.await,
+            };
+            match rejected {
                 Ok(_) => tracing::warn!(job = %job, flow = %flow.name, "execution rejected: {why}"),
                 Err(e) => tracing::error!(job = %job, flow = %flow.name, error = %e, "rejecting an execution failed"),
+            }
+            if let Some(leases) = &this.leases {
+                leases.release(job).await;
             }
             let _ = item.done.send(true);
         });
@@ -496,6 +685,20 @@ impl Dispatcher {
         tokio::time::timeout(grace, self.tasks.wait()).await.is_ok()
     }
 }
+
+/// What waiting for a throttle place came to.
+enum Gate {
+    Go,
+    /// A fresh execution waited past `max_wait`.
+    TooLong,
+    /// Shutdown, or the lease was lost: it does not start here.
+    Stop,
+}
+
+/// The longest a waiter sleeps between two asks for a throttle place, and after a
+/// failed ask.
+const GATE_POLL: Duration = Duration::from_millis(100);
+const GATE_RETRY: Duration = Duration::from_millis(500);
 
 /// The longest wait the dispatcher schedules: a later moment is re-checked then.
 const FAR: Duration = Duration::from_secs(24 * 3600);
@@ -539,7 +742,7 @@ mod tests {
         );
         Arc::get_mut(&mut f).unwrap().throttle.as_mut().unwrap().rate = Some(1e-20);
         let executor = executor();
-        let d = Dispatcher::new(executor.clone(), 4, CancellationToken::new());
+        let d = Dispatcher::new(executor.clone(), 4, CancellationToken::new(), None);
         let mut done = Vec::new();
         for _ in 0..2 {
             let reservation = d.reserve(&f).expect("room in the queue");

@@ -9,6 +9,7 @@ mod body;
 mod control;
 mod dispatch;
 mod http;
+mod leases;
 pub mod listener;
 mod respond;
 mod scheduler;
@@ -48,6 +49,8 @@ pub struct Shared {
     pauses: Arc<crate::engine::Pauses>,
     /// Who this daemon is in the store's claims (unique per start).
     owner: String,
+    /// Its leases on the executions it holds.
+    leases: Arc<leases::Leases>,
     /// One task per schedule flow; replaced on reload.
     schedules: Mutex<Vec<JoinHandle<()>>>,
     /// Reloads (SIGHUP, the API) run one at a time.
@@ -86,6 +89,10 @@ pub struct Daemon {
     retention: JoinHandle<()>,
     /// Takes on operator changes made through other daemons sharing the store.
     watch: Option<JoinHandle<()>>,
+    heartbeat: JoinHandle<()>,
+    take_over: JoinHandle<()>,
+    /// Stops the heartbeat once running executions are drained.
+    beating: CancellationToken,
     /// The operator token made at start (see [`admin::session::local_token`]).
     local_token: Option<String>,
 }
@@ -98,12 +105,14 @@ fn daemon_executor(
     store: &Arc<dyn Store>,
     metrics: &Arc<crate::metrics::Metrics>,
     pauses: &Arc<crate::engine::Pauses>,
+    leases: &leases::Leases,
 ) -> Executor {
     Executor::new(Arc::new(registry), config.environment.clone())
         .with_store(store.clone())
         .with_observer(metrics.clone())
         .with_pauses(pauses.clone())
         .park_pauses_after(PARK_PAUSES_AFTER)
+        .claim_as(leases.owner.clone(), leases.ttl)
 }
 
 impl Daemon {
@@ -138,9 +147,11 @@ impl Daemon {
         };
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let pauses = Arc::new(crate::engine::Pauses::default());
-        let executor = Arc::new(daemon_executor(registry, &config, &store, &metrics, &pauses));
+        let owner = format!("flowd-{}", uuid::Uuid::now_v7());
+        let leases = Arc::new(leases::Leases::new(store.clone(), owner.clone(), config.store.lease()));
+        let executor = Arc::new(daemon_executor(registry, &config, &store, &metrics, &pauses, &leases));
         let stopping = CancellationToken::new();
-        let dispatcher = Dispatcher::new(executor, config.server.workers, stopping.clone());
+        let dispatcher = Dispatcher::new(executor, config.server.workers, stopping.clone(), Some(leases.clone()));
         let listener = TcpListener::bind(config.server.listen)
             .await
             .with_context(|| format!("binding the trigger listener to {}", config.server.listen))?;
@@ -158,13 +169,17 @@ impl Daemon {
             stopping,
             metrics,
             pauses,
-            owner: format!("flowd-{}", uuid::Uuid::now_v7()),
+            owner,
+            leases: leases.clone(),
             schedules: Mutex::default(),
             reloading: tokio::sync::Mutex::new(()),
             seen_reloads: Default::default(),
             sessions: admin::session::Sessions::default(),
         });
+        let beating = CancellationToken::new();
+        let heartbeat = leases::spawn_heartbeat(leases, beating.clone());
         recover(&shared).await?;
+        let take_over = tokio::spawn(take_over_loop(shared.clone()));
         *shared.schedules.locked() = spawn_schedules(&shared);
         let watch = watch::spawn(&shared, &state);
         let retention =
@@ -179,6 +194,9 @@ impl Daemon {
             admin_accept,
             retention,
             watch,
+            heartbeat,
+            take_over,
+            beating,
             local_token,
         })
     }
@@ -219,6 +237,7 @@ impl Daemon {
         if let Some(w) = &self.watch {
             w.abort();
         }
+        self.take_over.abort();
         let schedules: Vec<_> = self.shared.schedules.locked().drain(..).collect();
         for s in &schedules {
             s.abort();
@@ -236,9 +255,14 @@ impl Daemon {
         if let Some(w) = self.watch {
             let _ = w.await;
         }
+        let _ = self.take_over.await;
         for s in schedules {
             let _ = s.await;
         }
+        // What did not finish is free for another daemon at once, not at its expiry.
+        self.beating.cancel();
+        let _ = self.heartbeat.await;
+        self.shared.leases.release_all().await;
         drained
     }
 }
@@ -271,18 +295,71 @@ where
     .await;
 }
 
-/// Hands every unfinished execution of a known flow back to the dispatcher, saying in
-/// the log what it found and what becomes of it.
+/// How many executions one take-over claims at a time.
+const TAKE_OVER_BATCH: usize = 100;
+
+/// Claims unfinished executions of loaded flows that no daemon holds (all of them at
+/// the first start on a store of its own; on a shared store, those whose daemon's
+/// leases expired) and hands them to the dispatcher, in bounded batches. How many.
+async fn take_over(shared: &Shared) -> Result<Vec<crate::store::Execution>, crate::store::ClaimError> {
+    let flows = shared.flows();
+    let names: Vec<String> = flows.by_name.keys().cloned().collect();
+    let mut all = Vec::new();
+    loop {
+        let batch = shared
+            .store
+            .take_over(&shared.owner, shared.leases.ttl, &names, TAKE_OVER_BATCH)
+            .await?;
+        let n = batch.len();
+        shared.leases.taken_over(n);
+        for (exec, lease) in batch {
+            match flows.by_name.get(&exec.flow) {
+                Some(flow) => {
+                    let hold = shared.leases.hold(lease);
+                    shared.dispatcher.recover_held(flow.clone(), exec.job_id, Some(hold));
+                }
+                // Reloaded away meanwhile: free for a daemon that has the flow.
+                None => {
+                    let _ = shared.store.release(lease).await;
+                }
+            }
+            all.push(exec);
+        }
+        if n < TAKE_OVER_BATCH {
+            return Ok(all);
+        }
+    }
+}
+
+/// Takes over, every half lease, what other daemons' expired leases left.
+async fn take_over_loop(shared: Arc<Shared>) {
+    let every = shared.leases.ttl / 2;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = shared.stopping.cancelled() => return,
+        }
+        match take_over(&shared).await {
+            Ok(taken) if taken.is_empty() => {}
+            Ok(taken) => {
+                tracing::warn!(
+                    executions = taken.len(),
+                    "took over unfinished executions whose daemon's lease expired: they go on here as after a restart"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "taking over expired leases failed; trying again later"),
+        }
+    }
+}
+
+/// Hands every unfinished execution of a known flow that no daemon holds to the
+/// dispatcher, saying in the log what it found and what becomes of it.
 async fn recover(shared: &Shared) -> anyhow::Result<()> {
     use crate::engine::ExecutionStatus as S;
     let flows = shared.flows();
-    let unfinished = shared.store.unfinished().await?;
+    let unfinished = take_over(shared).await?;
     let count = |s: S| unfinished.iter().filter(|e| e.status == s).count();
     let (pending, queued, running, paused) = (count(S::Pending), count(S::Queued), count(S::Running), count(S::Paused));
-    let until_resumed = unfinished
-        .iter()
-        .filter(|e| e.status == S::Paused && e.resume_at.is_none())
-        .count();
     if unfinished.is_empty() {
         tracing::info!("recovery: no unfinished executions");
     } else {
@@ -291,19 +368,26 @@ async fn recover(shared: &Shared) -> anyhow::Result<()> {
             queued,
             running,
             paused,
-            "recovery: {} unfinished executions: pending and queued ones start in their order; running ones go on at their first step without a stored result (a step a restart cut short runs again, shown as an interrupted try); timed pauses wait for their due time; {until_resumed} paused until resumed stay so",
+            "recovery: {} unfinished executions: pending and queued ones start in their order; running ones go on at their first step without a stored result (a step a restart cut short runs again, shown as an interrupted try); timed pauses wait for their due time",
             unfinished.len()
         );
     }
+    // Left alone: paused until resumed, or of a flow the config no longer has.
+    let mut until_resumed = 0;
     let mut unknown = 0;
-    for exec in unfinished {
-        match flows.by_name.get(&exec.flow) {
-            Some(flow) => shared.dispatcher.recover(flow.clone(), exec.job_id),
-            None => {
-                unknown += 1;
-                tracing::warn!(job = %exec.job_id, flow = %exec.flow, status = %exec.status, "recovery: unfinished execution of a flow the config no longer has is left as it is");
-            }
+    for exec in shared.store.unfinished().await? {
+        if exec.status == S::Paused && exec.resume_at.is_none() {
+            until_resumed += 1;
+        } else if !flows.by_name.contains_key(&exec.flow) {
+            unknown += 1;
+            tracing::warn!(job = %exec.job_id, flow = %exec.flow, status = %exec.status, "recovery: unfinished execution of a flow the config no longer has is left as it is");
         }
+    }
+    if until_resumed > 0 {
+        tracing::info!(
+            paused = until_resumed,
+            "recovery: {until_resumed} paused until resumed stay so"
+        );
     }
     if unknown > 0 {
         tracing::warn!(

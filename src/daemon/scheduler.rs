@@ -1,7 +1,8 @@
 //! Fires `schedule` flows: one task per flow sleeps until the next cron time in the
 //! flow's time zone, stores the fire time with the execution it starts (so a fire is never
-//! both run and replayed), replays fire times missed while the daemon was down per
-//! `catch_up`, and applies `overlap` when the previous run is still going.
+//! both run and replayed, and of daemons sharing a store only the first to store it
+//! runs it), replays fire times missed while the daemon was down per `catch_up`, and
+//! applies `overlap` when the previous run is still going.
 
 use super::Shared;
 use super::dispatch::Done;
@@ -9,7 +10,7 @@ use crate::config::{Flow, Overlap, TriggerKind};
 use crate::engine::Admission;
 use crate::plugin::TriggerEvent;
 use crate::schedule::Schedule;
-use crate::store::Write;
+use crate::store::{StoreError, Write, WriteError};
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -68,38 +69,59 @@ async fn fire(
     runs: &mut Vec<Done>,
 ) -> anyhow::Result<()> {
     runs.retain(|d| !d.is_done());
-    let record = vec![Write::LastFire {
+    // The fire time is taken with what becomes of it: daemons sharing the store all fire
+    // it, and the one whose record commits first decides.
+    let record = vec![Write::Fire {
         flow: flow.name.clone(),
         at,
     }];
+    let store = shared
+        .dispatcher
+        .executor()
+        .store()
+        .cloned()
+        .expect("the daemon has a store");
+    let skipped = |why: &'static str| async move {
+        match store.write(record).await {
+            Ok(()) => {
+                tracing::info!(flow = %flow.name, at = %crate::time_format::rfc3339(at), "schedule fire skipped: {why}");
+                Ok(())
+            }
+            Err(WriteError::AlreadyFired { .. }) => Ok(()),
+            Err(e) => Err(e),
+        }
+    };
     if !shared.is_active(&flow.name) {
         // Not replayed when the flow is activated again: it was off at that time.
-        shared
-            .dispatcher
-            .executor()
-            .store()
-            .cloned()
-            .expect("the daemon has a store")
-            .write(record)
-            .await?;
-        return Ok(());
+        return Ok(skipped("the flow is inactive").await?);
     }
     if overlap == Overlap::Skip && !runs.is_empty() {
-        tracing::info!(flow = %flow.name, at = %crate::time_format::rfc3339(at), "schedule fire skipped: the previous run is still going");
-        if let Some(store) = shared.dispatcher.executor().store() {
-            store.write(record).await?;
-        }
-        return Ok(());
+        return Ok(skipped("the previous run is still going").await?);
     }
     let Ok(reservation) = shared.dispatcher.reserve(flow) else {
-        tracing::warn!(flow = %flow.name, at = %crate::time_format::rfc3339(at), "schedule fire skipped: the flow's throttle queue is full");
-        if let Some(store) = shared.dispatcher.executor().store() {
-            store.write(record).await?;
-        }
-        return Ok(());
+        return Ok(skipped("the flow's throttle queue is full").await?);
     };
     let event = TriggerEvent::schedule(at);
-    match shared.dispatcher.executor().admit_with(flow, event, record).await? {
+    let admitted = shared
+        .dispatcher
+        .executor()
+        .admit_with(
+            flow,
+            event,
+            vec![Write::Fire {
+                flow: flow.name.clone(),
+                at,
+            }],
+        )
+        .await;
+    let admitted = match admitted {
+        Err(StoreError::Write(WriteError::AlreadyFired { .. })) => {
+            tracing::debug!(flow = %flow.name, at = %crate::time_format::rfc3339(at), "schedule fire taken by another daemon");
+            return Ok(());
+        }
+        other => other?,
+    };
+    match admitted {
         Admission::Accepted(a) => {
             let after = if overlap == Overlap::Queue {
                 runs.clone()

@@ -11,7 +11,7 @@ use super::trigger::Triggered;
 use crate::config::Flow;
 use crate::plugin::{CallContext, TriggerEvent};
 use crate::status::{ExecutionStatus, StepStatus};
-use crate::store::{JobId, StoreError, Write};
+use crate::store::{JobId, Lease, StoreError, Write};
 use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -35,9 +35,15 @@ pub struct Accepted {
     sources: Sources,
     recorder: Recorder,
     clock: Instant,
+    lease: Option<Lease>,
 }
 
 impl Accepted {
+    /// The claim taken with the acceptance (see [`Executor::claim_as`]).
+    pub fn lease(&self) -> Option<&Lease> {
+        self.lease.as_ref()
+    }
+
     /// Sends the output of the flow's `respond` step to `tx` when it has run.
     pub fn respond_to(&self, tx: tokio::sync::oneshot::Sender<Value>) {
         self.recorder.respond_to(tx);
@@ -146,6 +152,23 @@ impl Executor {
         {
             Triggered::Payload(payload) => {
                 report.trigger.payload = Some(payload.clone());
+                let mut extra = extra;
+                let lease = self.claim_as.as_ref().map(|(owner, ttl)| {
+                    extra.insert(
+                        0,
+                        Write::Claim {
+                            job: id,
+                            owner: owner.clone(),
+                            ttl: *ttl,
+                        },
+                    );
+                    Lease {
+                        job: id,
+                        owner: owner.clone(),
+                        fence: 1,
+                        expires: crate::time_format::after(SystemTime::now(), *ttl),
+                    }
+                });
                 if durable {
                     recorder.accepted(&report, extra).await?;
                     if let Some(o) = &self.observer {
@@ -160,6 +183,7 @@ impl Executor {
                     sources: Sources::new(payload),
                     recorder,
                     clock,
+                    lease,
                 })))
             }
             Triggered::Dropped => {

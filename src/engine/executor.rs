@@ -22,6 +22,8 @@ pub struct Executor {
     /// the execution `paused` and its caller (the daemon's dispatcher) resumes it when
     /// due, so a long pause holds no worker. `None`: every pause is waited out in the run.
     pub(super) park_after: Option<Duration>,
+    /// Who claims each accepted execution, and for how long (a daemon sharing its store).
+    pub(super) claim_as: Option<(String, Duration)>,
 }
 
 impl Executor {
@@ -33,7 +35,16 @@ impl Executor {
             observer: None,
             pauses: Arc::default(),
             park_after: None,
+            claim_as: None,
         }
+    }
+
+    /// Claims every execution it accepts for `owner` for `ttl`, in the acceptance's own
+    /// transaction (see [`super::Accepted::lease`]), so no other daemon sharing the store
+    /// takes it over while its owner holds it.
+    pub fn claim_as(mut self, owner: impl Into<String>, ttl: Duration) -> Executor {
+        self.claim_as = Some((owner.into(), ttl));
+        self
     }
 
     /// Returns executions paused for longer than `after` instead of waiting them out (see

@@ -13,10 +13,12 @@
 //! - `events`: the host's own records in the running logs.
 //! - `report`: what one execution did, as the CLI prints it.
 //! - `observer`, `pauses`: who watches, and the timed pauses waited out here.
+//! - `hold`: the lease a run holds on its execution (its fence on every write).
 
 mod accept;
 mod events;
 mod executor;
+mod hold;
 pub mod http_document;
 mod observer;
 mod pauses;
@@ -31,6 +33,7 @@ mod trigger;
 pub use crate::status::{ConnectorUse, ExecutionStatus, StepStatus};
 pub use accept::{Accepted, Admission};
 pub use executor::Executor;
+pub use hold::Hold;
 pub use observer::Observer;
 pub use pauses::Pauses;
 pub use redact::REDACTED;

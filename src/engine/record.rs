@@ -74,6 +74,7 @@ impl Recorder {
         let Some(store) = &self.store else { return Ok(()) };
         let mut all = std::mem::take(&mut *self.deferred.locked());
         merge(&mut all, writes);
+        all.extend(super::hold::fence(self.job_id));
         Ok(store.write(all).await?)
     }
 

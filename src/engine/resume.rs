@@ -374,6 +374,7 @@ impl Executor {
                     }
                     self.pauses.wait(job, at).await;
                 }
+                super::hold::check(job)?;
                 let mut run = self.run_of(flow, report, data, recorder);
                 run.unpause(paused).await?;
                 Ok(run.drive(paused + 1).await?)

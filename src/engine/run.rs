@@ -55,6 +55,7 @@ impl Run<'_> {
             }
             let paused = written - 1;
             self.exec.pauses.wait(self.recorder.job_id, at).await;
+            super::hold::check(self.recorder.job_id)?;
             self.unpause(paused).await?;
             start = paused + 1;
         }
@@ -133,6 +134,8 @@ impl Run<'_> {
             }
         }
         for (i, step) in flow.steps.iter().enumerate().skip(start) {
+            // A run whose lease was lost leaves the execution to its new owner.
+            super::hold::check(self.recorder.job_id)?;
             if Instant::now() >= deadline {
                 skip_rest(
                     &mut self.report.steps[i..],

@@ -52,6 +52,13 @@ pub enum WriteError {
     Closed,
     #[error("the database refused the write: {0}")]
     Backend(String),
+    /// The writer's lease on the execution expired and was claimed again: its writes are
+    /// refused so that two owners never both record the execution.
+    #[error("the lease of {owner} on execution {job} (fence {fence}) is no longer held: the write is refused")]
+    Fenced { job: JobId, owner: String, fence: u64 },
+    /// Another daemon took this fire time of the schedule first.
+    #[error("fire time {} of flow \"{flow}\" is recorded already", crate::time_format::rfc3339(*.at))]
+    AlreadyFired { flow: String, at: SystemTime },
 }
 
 /// Why a read found no answer.
@@ -115,6 +122,12 @@ impl StoreError {
             StoreError::Read(ReadError::Closed) | StoreError::Write(WriteError::Closed)
         )
     }
+
+    /// The write was refused because the writer no longer holds the execution's lease:
+    /// another owner runs it now.
+    pub fn is_fenced(&self) -> bool {
+        matches!(self, StoreError::Write(WriteError::Fenced { .. }))
+    }
 }
 
 /// What one prune deleted, and whether more is past the cutoff.
@@ -147,6 +160,16 @@ pub struct OperatorState {
     pub inactive: BTreeSet<String>,
     /// Grows by one with every [`Store::announce_reload`].
     pub reloads: u64,
+}
+
+/// What a request for a place among a throttled flow's running executions got.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// It may start: the place is its own until [`Store::free_slot`] (or its lease ends).
+    Granted,
+    /// Not yet (the flow runs its most, its rate allows none now, or an older execution
+    /// waits for a place too): ask again in about this long.
+    Wait(Duration),
 }
 
 /// Where a store lives.
@@ -203,6 +226,7 @@ impl StoreConfig {
                 url_env,
                 url,
                 pool_size,
+                ..
             } => Backend::Postgres {
                 url: url.clone(),
                 url_env: url_env.clone(),
@@ -282,6 +306,41 @@ pub trait Store: Send + Sync + 'static {
     fn announce_reload(&self) -> StoreFuture<'_, Result<Option<u64>, WriteError>> {
         Box::pin(async { Ok(None) })
     }
+    /// Extends each of `leases` (all `owner`'s) by `ttl` from now, while its fence is
+    /// still the execution's (one with no claim yet, its acceptance not yet stored, is
+    /// claimed as it will be); returns those renewed (the others were claimed again).
+    fn renew<'a>(
+        &'a self,
+        owner: &'a str,
+        leases: &'a [Lease],
+        ttl: Duration,
+    ) -> StoreFuture<'a, Result<Vec<Lease>, ClaimError>>;
+    /// Claims for `owner` up to `limit` unfinished executions of `flows` that nobody
+    /// holds (never claimed, released, or their lease expired), oldest first, each with
+    /// a fence greater than any before; executions paused until resumed are left (no
+    /// one runs them until a resume). Several callers at once never get the same one.
+    fn take_over<'a>(
+        &'a self,
+        owner: &'a str,
+        ttl: Duration,
+        flows: &'a [String],
+        limit: usize,
+    ) -> StoreFuture<'a, Result<Vec<(Execution, Lease)>, ClaimError>>;
+    /// A place for `lease`'s execution among `flow`'s running executions across every
+    /// daemon sharing the store: granted while fewer than `max_concurrency` hold one,
+    /// `interval` (one over the rate) has passed since the last grant, and no older
+    /// execution of the flow asked in the last moments without getting one (so the
+    /// oldest waiting goes first). A place held under a lease that ended is free again.
+    /// A backend one process owns may grant at once: that process's dispatcher counts.
+    fn take_slot<'a>(
+        &'a self,
+        lease: &'a Lease,
+        flow: &'a str,
+        max_concurrency: u32,
+        interval: Option<Duration>,
+    ) -> StoreFuture<'a, Result<Slot, ClaimError>>;
+    /// Gives up `job`'s place (its run ended or parked), or stops waiting for one.
+    fn free_slot(&self, job: JobId) -> StoreFuture<'_, Result<(), ClaimError>>;
     /// The backend's own figures in the Prometheus text format, for `/metrics`.
     fn render_metrics(&self, _out: &mut String) {}
 }

@@ -270,6 +270,27 @@ pub enum Write {
         flow: String,
         at: SystemTime,
     },
+    /// Fire time `at` of `flow`'s schedule is taken: recorded as its last fire, unless a
+    /// fire time at or after it already is, which refuses the whole transaction
+    /// ([`super::WriteError::AlreadyFired`]). Daemons sharing a store all fire a
+    /// schedule; the one whose transaction commits first starts the execution.
+    Fire {
+        flow: String,
+        at: SystemTime,
+    },
+    /// Claims the new execution `job` for `owner` for `ttl` (fence 1), with its acceptance.
+    Claim {
+        job: JobId,
+        owner: String,
+        ttl: std::time::Duration,
+    },
+    /// The transaction applies only while `owner` holds `job`'s claim with this fence;
+    /// otherwise it is refused whole ([`super::WriteError::Fenced`]).
+    Fence {
+        job: JobId,
+        owner: String,
+        fence: u64,
+    },
 }
 
 impl Write {

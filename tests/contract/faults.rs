@@ -95,6 +95,35 @@ impl Store for Faulty {
     fn release(&self, lease: Lease) -> StoreFuture<'_, Result<(), ClaimError>> {
         self.inner.release(lease)
     }
+    fn renew<'a>(
+        &'a self,
+        owner: &'a str,
+        leases: &'a [Lease],
+        ttl: Duration,
+    ) -> StoreFuture<'a, Result<Vec<Lease>, ClaimError>> {
+        self.inner.renew(owner, leases, ttl)
+    }
+    fn take_over<'a>(
+        &'a self,
+        owner: &'a str,
+        ttl: Duration,
+        flows: &'a [String],
+        limit: usize,
+    ) -> StoreFuture<'a, Result<Vec<(Execution, Lease)>, ClaimError>> {
+        self.inner.take_over(owner, ttl, flows, limit)
+    }
+    fn take_slot<'a>(
+        &'a self,
+        lease: &'a Lease,
+        flow: &'a str,
+        max_concurrency: u32,
+        interval: Option<Duration>,
+    ) -> StoreFuture<'a, Result<flowd::store::Slot, ClaimError>> {
+        self.inner.take_slot(lease, flow, max_concurrency, interval)
+    }
+    fn free_slot(&self, job: JobId) -> StoreFuture<'_, Result<(), ClaimError>> {
+        self.inner.free_slot(job)
+    }
 }
 
 /// Counts the steps that ended, by name.

@@ -689,6 +689,206 @@ pub async fn a_claim_is_one_owners_until_it_is_released_or_expires(store: Arc<dy
     store.release(fourth).await.unwrap();
 }
 
+fn claimed(exec: Execution, owner: &str, ttl: Duration) -> Vec<Write> {
+    vec![
+        Write::Claim {
+            job: exec.job_id,
+            owner: owner.into(),
+            ttl,
+        },
+        Write::Execution(exec),
+    ]
+}
+
+fn fence(job: JobId, owner: &str, fence: u64) -> Write {
+    Write::Fence {
+        job,
+        owner: owner.into(),
+        fence,
+    }
+}
+
+pub async fn a_stale_owners_write_is_refused_whole(store: Arc<dyn Store>) {
+    let t = ms(SystemTime::now());
+    let job = JobId::new();
+    let running = execution(job, "a", ExecutionStatus::Running, t);
+    store
+        .write(claimed(running.clone(), "one", Duration::from_millis(50)))
+        .await
+        .unwrap();
+    // its owner writes under its fence
+    let mut first = running.clone();
+    first.steps_executed = 1;
+    store
+        .write(vec![Write::Execution(first.clone()), fence(job, "one", 1)])
+        .await
+        .unwrap();
+    // an owner that never held it is refused
+    match store
+        .write(vec![Write::Execution(running.clone()), fence(job, "two", 1)])
+        .await
+    {
+        Err(WriteError::Fenced { job: j, owner, fence }) => assert_eq!((j, owner.as_str(), fence), (job, "two", 1)),
+        other => panic!("a write under a claim never held went through: {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(120)).await;
+    let taken = store
+        .take_over("two", Duration::from_secs(60), &["a".to_string()], 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1, "{taken:?}");
+    let (exec, lease) = &taken[0];
+    assert_eq!((exec, lease.owner.as_str()), (&first, "two"));
+    assert!(lease.fence > 1, "{lease:?}");
+    // the first owner, expired and taken over: its write is refused whole
+    let mut stale = first.clone();
+    stale.status = ExecutionStatus::Success;
+    let refused = store
+        .write(vec![
+            Write::Execution(stale.clone()),
+            Write::Logs(vec![log(job, 0, t, Level::Info, "from the stale owner")]),
+            fence(job, "one", 1),
+        ])
+        .await;
+    assert!(matches!(refused, Err(WriteError::Fenced { .. })), "{refused:?}");
+    assert_eq!(store.execution(job).await.unwrap(), Some(first.clone()));
+    let q = LogQuery {
+        job_id: Some(job),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(
+        store.logs(&q).await.unwrap().is_empty(),
+        "a refused batch wrote its logs"
+    );
+    // its heartbeat renews nothing; the new owner's does, and writes
+    let one = flowd::store::Lease {
+        job,
+        owner: "one".into(),
+        fence: 1,
+        expires: t,
+    };
+    assert!(
+        store
+            .renew("one", &[one], Duration::from_secs(60))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let renewed = store
+        .renew("two", std::slice::from_ref(lease), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(renewed.len(), 1);
+    assert_eq!(renewed[0].fence, lease.fence);
+    assert!(renewed[0].expires >= lease.expires);
+    store
+        .write(vec![Write::Execution(stale.clone()), fence(job, "two", lease.fence)])
+        .await
+        .unwrap();
+    assert_eq!(store.execution(job).await.unwrap(), Some(stale));
+}
+
+pub async fn take_over_claims_what_nobody_holds_once_each(store: Arc<dyn Store>) {
+    let t = SystemTime::now();
+    let long = Duration::from_secs(60);
+    let held = execution(JobId::new(), "a", ExecutionStatus::Running, t);
+    let expired = execution(JobId::new(), "a", ExecutionStatus::Queued, t);
+    let unclaimed = execution(JobId::new(), "a", ExecutionStatus::Pending, t);
+    let mut timed = execution(JobId::new(), "a", ExecutionStatus::Paused, t);
+    timed.resume_at = Some(t + long);
+    let until_resumed = execution(JobId::new(), "a", ExecutionStatus::Paused, t);
+    let done = execution(JobId::new(), "a", ExecutionStatus::Success, t);
+    let other_flow = execution(JobId::new(), "c", ExecutionStatus::Pending, t);
+    store.write(claimed(held.clone(), "one", long)).await.unwrap();
+    store
+        .write(claimed(expired.clone(), "one", Duration::from_millis(30)))
+        .await
+        .unwrap();
+    let rows = [&unclaimed, &timed, &until_resumed, &done, &other_flow];
+    store
+        .write(rows.iter().map(|e| Write::Execution((*e).clone())).collect())
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(80)).await;
+    let flows = ["a".to_string()];
+    let taken = store.take_over("two", long, &flows, 10).await.unwrap();
+    let mut got: Vec<JobId> = taken.iter().map(|(e, _)| e.job_id).collect();
+    got.sort();
+    let mut want = vec![expired.job_id, unclaimed.job_id, timed.job_id];
+    want.sort();
+    assert_eq!(got, want, "taken: {taken:?}");
+    assert!(taken.iter().all(|(e, l)| l.job == e.job_id && l.owner == "two"));
+    // now held by "two": nobody takes them again, nor "two" itself
+    assert!(store.take_over("three", long, &flows, 10).await.unwrap().is_empty());
+    // a bounded batch
+    let many: Vec<Execution> = (0..40)
+        .map(|_| execution(JobId::new(), "c", ExecutionStatus::Pending, t))
+        .collect();
+    store
+        .write(many.iter().cloned().map(Write::Execution).collect())
+        .await
+        .unwrap();
+    let flows = ["c".to_string()];
+    let first = store.take_over("x", long, &flows, 5).await.unwrap();
+    assert_eq!(first.len(), 5);
+    // oldest first
+    assert_eq!(first[0].0.job_id, other_flow.job_id);
+    // two takers racing for the rest: each execution goes to exactly one
+    let (x, y) = tokio::join!(
+        store.take_over("x", long, &flows, 100),
+        store.take_over("y", long, &flows, 100)
+    );
+    let (x, y) = (x.unwrap(), y.unwrap());
+    let mut all: Vec<JobId> = first.iter().chain(&x).chain(&y).map(|(e, _)| e.job_id).collect();
+    let n = all.len();
+    all.sort();
+    all.dedup();
+    assert_eq!(all.len(), n, "an execution was taken twice");
+    assert_eq!(n, 41);
+}
+
+pub async fn a_fire_time_is_taken_once(store: Arc<dyn Store>) {
+    let t = ms(SystemTime::now());
+    let fire = |at| Write::Fire { flow: "b".into(), at };
+    let started = |at| execution(JobId::new(), "b", ExecutionStatus::Pending, at);
+    let first = started(t);
+    store
+        .write(vec![fire(t), Write::Execution(first.clone())])
+        .await
+        .unwrap();
+    assert_eq!(store.last_fire("b").await.unwrap(), Some(t));
+    for at in [t, t - Duration::from_secs(1)] {
+        let again = started(t);
+        match store.write(vec![fire(at), Write::Execution(again.clone())]).await {
+            Err(WriteError::AlreadyFired { flow, .. }) => assert_eq!(flow, "b"),
+            other => panic!("a fire time not after the last was taken: {other:?}"),
+        }
+        assert_eq!(store.execution(again.job_id).await.unwrap(), None);
+    }
+    // three firers of the next time at once: one execution
+    let next = t + Duration::from_secs(1);
+    let racers: Vec<Execution> = (0..3).map(|_| started(next)).collect();
+    let w = |e: &Execution| store.write(vec![fire(next), Write::Execution(e.clone())]);
+    let (a, b, c) = tokio::join!(w(&racers[0]), w(&racers[1]), w(&racers[2]));
+    let results = [a, b, c];
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1, "{results:?}");
+    let mut stored = 0;
+    for e in &racers {
+        stored += usize::from(store.execution(e.job_id).await.unwrap().is_some());
+    }
+    assert_eq!(stored, 1);
+    assert_eq!(store.last_fire("b").await.unwrap(), Some(next));
+    // another flow's fire times are its own
+    store
+        .write(vec![Write::Fire {
+            flow: "a".into(),
+            at: t,
+        }])
+        .await
+        .unwrap();
+}
+
 /// One `#[tokio::test]` per check, each over a store from `$fresh().await`.
 #[macro_export]
 macro_rules! store_contract {
@@ -739,6 +939,18 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_claim_is_one_owners_until_it_is_released_or_expires() {
                 contract::a_claim_is_one_owners_until_it_is_released_or_expires($fresh().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_stale_owners_write_is_refused_whole() {
+                contract::a_stale_owners_write_is_refused_whole($fresh().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn take_over_claims_what_nobody_holds_once_each() {
+                contract::take_over_claims_what_nobody_holds_once_each($fresh().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_fire_time_is_taken_once() {
+                contract::a_fire_time_is_taken_once($fresh().await).await;
             }
         }
     };

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod admin;
+pub mod ledger;
 pub mod postgres;
 
 use serde_json::Value;

@@ -169,6 +169,35 @@ impl Store for Scratch {
     fn announce_reload(&self) -> StoreFuture<'_, Result<Option<u64>, WriteError>> {
         self.store.announce_reload()
     }
+    fn renew<'a>(
+        &'a self,
+        owner: &'a str,
+        leases: &'a [Lease],
+        ttl: Duration,
+    ) -> StoreFuture<'a, Result<Vec<Lease>, ClaimError>> {
+        self.store.renew(owner, leases, ttl)
+    }
+    fn take_over<'a>(
+        &'a self,
+        owner: &'a str,
+        ttl: Duration,
+        flows: &'a [String],
+        limit: usize,
+    ) -> StoreFuture<'a, Result<Vec<(Execution, Lease)>, ClaimError>> {
+        self.store.take_over(owner, ttl, flows, limit)
+    }
+    fn take_slot<'a>(
+        &'a self,
+        lease: &'a Lease,
+        flow: &'a str,
+        max_concurrency: u32,
+        interval: Option<Duration>,
+    ) -> StoreFuture<'a, Result<flowd::store::Slot, ClaimError>> {
+        self.store.take_slot(lease, flow, max_concurrency, interval)
+    }
+    fn free_slot(&self, job: JobId) -> StoreFuture<'_, Result<(), ClaimError>> {
+        self.store.free_slot(job)
+    }
     fn render_metrics(&self, out: &mut String) {
         self.store.render_metrics(out)
     }

@@ -54,6 +54,7 @@ pub fn render(shared: &Shared, query: Option<&str>) -> Answer {
     out.push_str("# TYPE flowd_workers gauge\n");
     let _ = writeln!(out, "flowd_workers {}", load.workers);
     shared.store.render_metrics(&mut out);
+    shared.leases.render(&mut out);
     let mut r = Response::new(Full::new(Bytes::from(out)));
     r.headers_mut().insert(
         CONTENT_TYPE,

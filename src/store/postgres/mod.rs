@@ -6,15 +6,19 @@
 //! - `schema`: the migrations.
 //! - `write`: write batches and retention.
 //! - `query`: reads: one execution, the list, the logs, what recovery asks.
+//! - `lease`: renewing leases and taking over expired ones.
+//! - `throttle`: a throttled flow's places and rate, across daemons.
 
+mod lease;
 mod query;
 mod schema;
+mod throttle;
 mod write;
 
 use crate::status::ExecutionStatus;
 use crate::store::{
     Attempt, ClaimError, Execution, JobId, Lease, ListQuery, LogKey, LogQuery, LogRow, OpenError, PayloadKey, Pruned,
-    ReadError, StepRow, Store, StoreFuture, Write, WriteError,
+    ReadError, Slot, StepRow, Store, StoreFuture, Write, WriteError,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use serde_json::Value;
@@ -199,14 +203,14 @@ impl PostgresStore {
     async fn claim_now(&self, job: JobId, owner: &str, ttl: Duration) -> Result<Lease, ClaimError> {
         let backend = |e: tokio_postgres::Error| ClaimError::Backend(describe(&e));
         let client = self.client().await.map_err(ClaimError::Backend)?;
-        let ttl_ns = i64::try_from(ttl.as_nanos()).unwrap_or(i64::MAX / 2);
+        let ttl_ns = lease::ttl_ns(ttl);
         let job_bytes = id(job.0);
         // The database's clock decides expiry, so daemons on several machines agree.
         // A claim is granted when nobody else holds it unexpired; the fence stays for a
         // renewal by the holder and grows for anyone else.
         let grant = client
-            .prepare_cached(
-                "WITH now AS (SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint * 1000 AS ns)
+            .prepare_cached(&format!(
+                "WITH now AS (SELECT {} AS ns)
                  INSERT INTO claims AS c (job_id, owner, fence, expires_ns)
                  SELECT $1, $2, 1, now.ns + $3 FROM now
                  ON CONFLICT (job_id) DO UPDATE SET
@@ -216,7 +220,8 @@ impl PostgresStore {
                      expires_ns = EXCLUDED.expires_ns
                  WHERE c.owner = EXCLUDED.owner OR c.expires_ns <= EXCLUDED.expires_ns - $3
                  RETURNING fence, expires_ns",
-            )
+                lease::NOW_NS
+            ))
             .await
             .map_err(backend)?;
         for _ in 0..3 {
@@ -359,6 +364,39 @@ impl Store for PostgresStore {
 
     fn announce_reload(&self) -> StoreFuture<'_, Result<Option<u64>, WriteError>> {
         Box::pin(async { write::announce_reload(self).await.map(Some) })
+    }
+
+    fn renew<'a>(
+        &'a self,
+        owner: &'a str,
+        leases: &'a [Lease],
+        ttl: Duration,
+    ) -> StoreFuture<'a, Result<Vec<Lease>, ClaimError>> {
+        Box::pin(lease::renew(self, owner, leases, ttl))
+    }
+
+    fn take_over<'a>(
+        &'a self,
+        owner: &'a str,
+        ttl: Duration,
+        flows: &'a [String],
+        limit: usize,
+    ) -> StoreFuture<'a, Result<Vec<(Execution, Lease)>, ClaimError>> {
+        Box::pin(lease::take_over(self, owner, ttl, flows, limit))
+    }
+
+    fn take_slot<'a>(
+        &'a self,
+        lease: &'a Lease,
+        flow: &'a str,
+        max_concurrency: u32,
+        interval: Option<Duration>,
+    ) -> StoreFuture<'a, Result<Slot, ClaimError>> {
+        Box::pin(throttle::take_slot(self, lease, flow, max_concurrency, interval))
+    }
+
+    fn free_slot(&self, job: JobId) -> StoreFuture<'_, Result<(), ClaimError>> {
+        Box::pin(throttle::free_slot(self, job))
     }
 
     fn render_metrics(&self, out: &mut String) {

@@ -84,6 +84,24 @@ CREATE TABLE claims (
 CREATE TABLE signals (name text PRIMARY KEY, count bigint NOT NULL);
 INSERT INTO signals (name, count) VALUES ('reload', 0);
 "#,
+    r#"
+-- Throttles across daemons: places held under a lease, who waits, the next start.
+CREATE TABLE throttle_slots (
+    job_id bytea PRIMARY KEY,
+    flow text NOT NULL,
+    owner text NOT NULL,
+    fence bigint NOT NULL
+);
+CREATE INDEX throttle_slots_by_flow ON throttle_slots (flow);
+CREATE TABLE throttle_waits (
+    flow text NOT NULL,
+    job_id bytea NOT NULL,
+    seen_ns bigint NOT NULL,
+    PRIMARY KEY (flow, job_id)
+);
+CREATE INDEX throttle_waits_by_job ON throttle_waits (job_id);
+CREATE TABLE throttle_rates (flow text PRIMARY KEY, next_ns bigint NOT NULL);
+"#,
 ];
 
 /// The key of the advisory lock held while migrating ("flowd" in ASCII).

@@ -3,6 +3,7 @@
 //! bounded batch per transaction, old final executions by job id (creation time) then old
 //! log records of their own, skipping rows another daemon is deleting.
 
+use super::lease::{NOW_NS, ttl_ns};
 use super::{PostgresStore, UNFINISHED, describe, from_id, id, nanos, status_code, write_err};
 use crate::plugin::Level;
 use crate::store::{JobId, PayloadKind, Pruned, Write, WriteError};
@@ -60,6 +61,38 @@ pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(
     let tx = client.transaction().await.map_err(write_err)?;
     for (w, payload) in writes.iter().zip(payloads) {
         match w {
+            // Checked last, once the batch's own claim (if any) is in.
+            Write::Fence { .. } => {}
+            Write::Claim { job, owner, ttl } => {
+                tx.execute(
+                    &*format!(
+                        "INSERT INTO claims (job_id, owner, fence, expires_ns) VALUES ($1, $2, 1, {NOW_NS} + $3)
+                         ON CONFLICT (job_id) DO NOTHING"
+                    ),
+                    &[&id(job.0), owner, &ttl_ns(*ttl)],
+                )
+                .await
+                .map_err(write_err)?;
+            }
+            Write::Fire { flow, at } => {
+                // Concurrent firers of one time queue on the row; the first to commit
+                // moves it, the others then find it not earlier and are refused.
+                let n = tx
+                    .execute(
+                        "INSERT INTO schedules AS s (flow, last_fire_ns) VALUES ($1, $2)
+                         ON CONFLICT (flow) DO UPDATE SET last_fire_ns = EXCLUDED.last_fire_ns
+                         WHERE s.last_fire_ns < EXCLUDED.last_fire_ns",
+                        &[flow, &nanos(*at)],
+                    )
+                    .await
+                    .map_err(write_err)?;
+                if n == 0 {
+                    return Err(WriteError::AlreadyFired {
+                        flow: flow.clone(),
+                        at: *at,
+                    });
+                }
+            }
             Write::Execution(e) => {
                 let st = tx
                     .prepare_cached(
@@ -205,6 +238,26 @@ pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(
             }
         }
     }
+    // The claim row is share-locked until commit: a claim by another owner waits for
+    // this transaction, and one made before it has moved the fence, refusing it.
+    for w in &writes {
+        if let Write::Fence { job, owner, fence } = w {
+            let held = tx
+                .query_opt(
+                    "SELECT 1 FROM claims WHERE job_id = $1 AND owner = $2 AND fence = $3 FOR SHARE",
+                    &[&id(job.0), owner, &(*fence as i64)],
+                )
+                .await
+                .map_err(write_err)?;
+            if held.is_none() {
+                return Err(WriteError::Fenced {
+                    job: *job,
+                    owner: owner.clone(),
+                    fence: *fence,
+                });
+            }
+        }
+    }
     tx.commit().await.map_err(write_err)
 }
 
@@ -243,8 +296,15 @@ pub(super) async fn prune(
         .map(|r| r.get(0))
         .collect();
     if !doomed.is_empty() {
-        for table in ["attempts", "steps", "payloads"] {
-            tx.execute(&format!("DELETE FROM {table} WHERE job_id = ANY($1)"), &[&doomed])
+        for table in [
+            "attempts",
+            "steps",
+            "payloads",
+            "claims",
+            "throttle_slots",
+            "throttle_waits",
+        ] {
+            tx.execute(&*format!("DELETE FROM {table} WHERE job_id = ANY($1)"), &[&doomed])
                 .await
                 .map_err(write_err)?;
         }

@@ -21,7 +21,7 @@ pub use writer::{BATCH_BUCKETS, WriterStats};
 use crate::status::ExecutionStatus;
 use crate::store::{
     Attempt, ClaimError, Execution, JobId, Lease, ListQuery, LogKey, LogQuery, LogRow, OpenError, PayloadKey, Pruned,
-    ReadError, StepRow, Store, StoreFuture, Write, WriteError,
+    ReadError, Slot, StepRow, Store, StoreFuture, Write, WriteError,
 };
 use redb::{Database, ReadableDatabase, ReadableTable, TableError};
 use serde::Deserialize;
@@ -45,8 +45,24 @@ pub struct RedbStore {
     max_payload: usize,
     counters: Arc<Counters>,
     path: PathBuf,
-    /// Who holds which execution, until when, with the last fence granted per execution.
-    claims: Mutex<HashMap<JobId, (Lease, u64)>>,
+    /// Who holds which execution, until when.
+    claims: Mutex<Claims>,
+}
+
+/// Claims of this process's executions. A released claim is forgotten (so they do not
+/// pile up); fences come from one counter for all executions, so the next claim of an
+/// execution still gets a greater fence than any before.
+#[derive(Default)]
+struct Claims {
+    held: HashMap<JobId, Lease>,
+    last_fence: u64,
+}
+
+impl Claims {
+    fn next_fence(&mut self) -> u64 {
+        self.last_fence += 1;
+        self.last_fence
+    }
 }
 
 fn write_err(e: impl std::fmt::Display) -> WriteError {
@@ -126,6 +142,40 @@ impl RedbStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Grants the claims of a batch and checks its fences, before it is sent to the
+    /// writer: one process owns the database, so its claims live in memory.
+    fn check_claims(&self, writes: &[Write]) -> Result<(), WriteError> {
+        let mut claims = crate::sync::Lock::locked(&self.claims);
+        for w in writes {
+            // A new execution: no claim of it can be older than its fence 1.
+            if let Write::Claim { job, owner, ttl } = w {
+                claims.last_fence = claims.last_fence.max(1);
+                claims.held.entry(*job).or_insert_with(|| Lease {
+                    job: *job,
+                    owner: owner.clone(),
+                    fence: 1,
+                    expires: crate::time_format::after(SystemTime::now(), *ttl),
+                });
+            }
+        }
+        for w in writes {
+            if let Write::Fence { job, owner, fence } = w {
+                let held = claims
+                    .held
+                    .get(job)
+                    .is_some_and(|l| &l.owner == owner && l.fence == *fence);
+                if !held {
+                    return Err(WriteError::Fenced {
+                        job: *job,
+                        owner: owner.clone(),
+                        fence: *fence,
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Durable commits and write requests so far (their ratio is the group-commit batch).
@@ -256,6 +306,7 @@ impl Drop for RedbStore {
 impl Store for RedbStore {
     fn write(&self, writes: Vec<Write>) -> StoreFuture<'_, Result<(), WriteError>> {
         Box::pin(async move {
+            self.check_claims(&writes)?;
             let writes = encode(writes, self.max_payload)?;
             let (done, wait) = oneshot::channel();
             self.send(Request::Write(WriteRequest { writes, done }))?;
@@ -330,24 +381,23 @@ impl Store for RedbStore {
         let now = SystemTime::now();
         let expires = crate::time_format::after(now, ttl);
         let mut claims = crate::sync::Lock::locked(&self.claims);
-        let granted = match claims.get(&job) {
-            Some((held, _)) if held.owner != owner && held.expires > now => Err(ClaimError::Held {
+        let fence = match claims.held.get(&job) {
+            Some(held) if held.owner != owner && held.expires > now => Err(ClaimError::Held {
                 job,
                 owner: held.owner.clone(),
                 until: held.expires,
             }),
-            Some((held, fence)) if held.owner == owner && held.expires > now => Ok((*fence, held.fence)),
-            Some((_, fence)) => Ok((fence + 1, fence + 1)),
-            None => Ok((1, 1)),
+            Some(held) if held.owner == owner && held.expires > now => Ok(held.fence),
+            _ => Ok(claims.next_fence()),
         };
-        let result = granted.map(|(last, fence)| {
+        let result = fence.map(|fence| {
             let lease = Lease {
                 job,
                 owner: owner.to_string(),
                 fence,
                 expires,
             };
-            claims.insert(job, (lease.clone(), last));
+            claims.held.insert(job, lease.clone());
             lease
         });
         Box::pin(std::future::ready(result))
@@ -355,15 +405,91 @@ impl Store for RedbStore {
 
     fn release(&self, lease: Lease) -> StoreFuture<'_, Result<(), ClaimError>> {
         let mut claims = crate::sync::Lock::locked(&self.claims);
-        let result = match claims.get_mut(&lease.job) {
-            Some((held, _)) if held.owner == lease.owner && held.fence == lease.fence => {
-                // Expired now; the fence stays, so the next claim gets a greater one.
-                held.expires = SystemTime::UNIX_EPOCH;
+        let result = match claims.held.get(&lease.job) {
+            Some(held) if held.owner == lease.owner && held.fence == lease.fence => {
+                claims.held.remove(&lease.job);
                 Ok(())
             }
             _ => Err(ClaimError::Lost(lease.job)),
         };
         Box::pin(std::future::ready(result))
+    }
+
+    fn renew<'a>(
+        &'a self,
+        owner: &'a str,
+        leases: &'a [Lease],
+        ttl: Duration,
+    ) -> StoreFuture<'a, Result<Vec<Lease>, ClaimError>> {
+        let expires = crate::time_format::after(SystemTime::now(), ttl);
+        let mut claims = crate::sync::Lock::locked(&self.claims);
+        let renewed = leases
+            .iter()
+            .filter_map(|lease| {
+                // One not there yet (its acceptance is on its way) is held as it will be.
+                let held = claims.held.entry(lease.job).or_insert_with(|| lease.clone());
+                (held.owner == owner && held.fence == lease.fence).then(|| {
+                    held.expires = expires;
+                    held.clone()
+                })
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(renewed)))
+    }
+
+    fn take_over<'a>(
+        &'a self,
+        owner: &'a str,
+        ttl: Duration,
+        flows: &'a [String],
+        limit: usize,
+    ) -> StoreFuture<'a, Result<Vec<(Execution, Lease)>, ClaimError>> {
+        Box::pin(async move {
+            let unfinished = self
+                .unfinished()
+                .await
+                .map_err(|e| ClaimError::Backend(e.to_string()))?;
+            let now = SystemTime::now();
+            let mut claims = crate::sync::Lock::locked(&self.claims);
+            let mut taken = Vec::new();
+            for exec in unfinished {
+                if taken.len() >= limit {
+                    break;
+                }
+                let until_resumed = exec.status == ExecutionStatus::Paused && exec.resume_at.is_none();
+                if until_resumed || !flows.contains(&exec.flow) {
+                    continue;
+                }
+                if claims.held.get(&exec.job_id).is_some_and(|held| held.expires > now) {
+                    continue;
+                }
+                let fence = claims.next_fence();
+                let lease = Lease {
+                    job: exec.job_id,
+                    owner: owner.to_string(),
+                    fence,
+                    expires: crate::time_format::after(now, ttl),
+                };
+                claims.held.insert(exec.job_id, lease.clone());
+                taken.push((exec, lease));
+            }
+            Ok(taken)
+        })
+    }
+
+    /// One process owns the database: its dispatcher's own counts are the limits.
+    fn take_slot<'a>(
+        &'a self,
+        _lease: &'a Lease,
+        _flow: &'a str,
+        _max_concurrency: u32,
+        _interval: Option<Duration>,
+    ) -> StoreFuture<'a, Result<Slot, ClaimError>> {
+        Box::pin(std::future::ready(Ok(Slot::Granted)))
+    }
+
+    fn free_slot(&self, _job: JobId) -> StoreFuture<'_, Result<(), ClaimError>> {
+        Box::pin(std::future::ready(Ok(())))
     }
 
     fn render_metrics(&self, out: &mut String) {

@@ -73,6 +73,11 @@ pub(super) enum Encoded {
         flow: String,
         at: u64,
     },
+    /// A fire time taken: its request is refused when a fire at or after it is stored.
+    Fire {
+        flow: String,
+        at: SystemTime,
+    },
     Attempt {
         key: (u128, u32),
         bytes: Vec<u8>,
@@ -105,6 +110,9 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
             }),
             Write::FlowActive { flow, active } => out.push(Encoded::FlowActive { flow, active }),
             Write::LastFire { flow, at } => out.push(Encoded::LastFire { flow, at: nanos(at) }),
+            Write::Fire { flow, at } => out.push(Encoded::Fire { flow, at }),
+            // Claims live in memory beside the database (see `RedbStore::write`).
+            Write::Claim { .. } | Write::Fence { .. } => {}
             Write::Attempt { job_id, row } => out.push(Encoded::Attempt {
                 key: (job_id.0, row.attempt),
                 bytes: json(&row),
@@ -180,7 +188,7 @@ pub(super) fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, counters: 
                 Err(_) => break,
             }
         }
-        let result = apply(db, &batch, &mut seq);
+        let results = apply(db, &batch, &mut seq);
         counters.commits.fetch_add(1, Ordering::Relaxed);
         counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let bucket = BATCH_BUCKETS
@@ -188,93 +196,126 @@ pub(super) fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, counters: 
             .position(|b| batch.len() as u64 <= *b)
             .unwrap_or(BATCH_BUCKETS.len());
         counters.batches[bucket].fetch_add(1, Ordering::Relaxed);
-        for r in batch {
-            let _ = r.done.send(result.clone());
+        for (i, r) in batch.into_iter().enumerate() {
+            let result = match &results {
+                Ok(each) => each[i].clone(),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = r.done.send(result);
         }
     }
 }
 
-/// Applies a batch in one durable transaction.
-fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), WriteError> {
+/// Why `request` may not apply to what `tables` hold now: a fire time already taken.
+fn refusal(tables: &Tables, request: &WriteRequest) -> Result<Option<WriteError>, WriteError> {
+    for w in &request.writes {
+        if let Encoded::Fire { flow, at } = w
+            && let Some(last) = tables.schedules.get(flow.as_str()).map_err(write_err)?
+            && last.value() >= nanos(*at)
+        {
+            return Ok(Some(WriteError::AlreadyFired {
+                flow: flow.clone(),
+                at: *at,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// Applies a batch in one durable transaction; per request, whether it applied (a
+/// request refused on its own leaves the others to commit).
+fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<Vec<Result<(), WriteError>>, WriteError> {
     let txn = db.begin_write().map_err(write_err)?;
+    let mut results = Vec::with_capacity(batch.len());
     {
         let mut tables = Tables::open(&txn)?;
-        for w in batch.iter().flat_map(|r| &r.writes) {
-            match w {
-                Encoded::Execution {
-                    id,
-                    flow,
-                    status,
-                    bytes,
-                } => {
-                    let old = tables.executions.insert(*id, bytes.as_slice()).map_err(write_err)?;
-                    let old = match old {
-                        Some(old) => Some(
-                            decode::<ExecutionHead>("executions", old.value())
-                                .map_err(|e| WriteError::Backend(e.to_string()))?,
-                        ),
-                        None => None,
-                    };
-                    match old {
-                        Some(old) if status_code(old.status) == *status => {}
-                        Some(old) => {
-                            let s = status_code(old.status);
-                            tables.by_status.remove((s, *id)).map_err(write_err)?;
-                            tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
-                            tables
-                                .by_flow_status
-                                .remove((old.flow.as_str(), s, *id))
-                                .map_err(write_err)?;
-                            tables
-                                .by_flow_status
-                                .insert((flow.as_str(), *status, *id), ())
-                                .map_err(write_err)?;
+        for request in batch {
+            if let Some(refused) = refusal(&tables, request)? {
+                results.push(Err(refused));
+                continue;
+            }
+            results.push(Ok(()));
+            for w in &request.writes {
+                match w {
+                    Encoded::Execution {
+                        id,
+                        flow,
+                        status,
+                        bytes,
+                    } => {
+                        let old = tables.executions.insert(*id, bytes.as_slice()).map_err(write_err)?;
+                        let old = match old {
+                            Some(old) => Some(
+                                decode::<ExecutionHead>("executions", old.value())
+                                    .map_err(|e| WriteError::Backend(e.to_string()))?,
+                            ),
+                            None => None,
+                        };
+                        match old {
+                            Some(old) if status_code(old.status) == *status => {}
+                            Some(old) => {
+                                let s = status_code(old.status);
+                                tables.by_status.remove((s, *id)).map_err(write_err)?;
+                                tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
+                                tables
+                                    .by_flow_status
+                                    .remove((old.flow.as_str(), s, *id))
+                                    .map_err(write_err)?;
+                                tables
+                                    .by_flow_status
+                                    .insert((flow.as_str(), *status, *id), ())
+                                    .map_err(write_err)?;
+                            }
+                            // A new execution: its flow never changes, so it is indexed once.
+                            None => {
+                                tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
+                                tables.by_flow.insert((flow.as_str(), *id), ()).map_err(write_err)?;
+                                tables
+                                    .by_flow_status
+                                    .insert((flow.as_str(), *status, *id), ())
+                                    .map_err(write_err)?;
+                            }
                         }
-                        // A new execution: its flow never changes, so it is indexed once.
-                        None => {
-                            tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
-                            tables.by_flow.insert((flow.as_str(), *id), ()).map_err(write_err)?;
-                            tables
-                                .by_flow_status
-                                .insert((flow.as_str(), *status, *id), ())
-                                .map_err(write_err)?;
+                    }
+                    Encoded::FlowActive { flow, active } => {
+                        if *active {
+                            tables.inactive.remove(flow.as_str()).map_err(write_err)?;
+                        } else {
+                            tables.inactive.insert(flow.as_str(), ()).map_err(write_err)?;
                         }
                     }
-                }
-                Encoded::FlowActive { flow, active } => {
-                    if *active {
-                        tables.inactive.remove(flow.as_str()).map_err(write_err)?;
-                    } else {
-                        tables.inactive.insert(flow.as_str(), ()).map_err(write_err)?;
+                    Encoded::LastFire { flow, at } => {
+                        tables.schedules.insert(flow.as_str(), *at).map_err(write_err)?;
                     }
-                }
-                Encoded::LastFire { flow, at } => {
-                    tables.schedules.insert(flow.as_str(), *at).map_err(write_err)?;
-                }
-                Encoded::Attempt { key, bytes } => {
-                    tables.attempts.insert(*key, bytes.as_slice()).map_err(write_err)?;
-                }
-                Encoded::Step { key, bytes } => {
-                    tables.steps.insert(*key, bytes.as_slice()).map_err(write_err)?;
-                }
-                Encoded::Payload { key, bytes } => {
-                    // A shared config is the same each time: written once, its page left
-                    // alone by every later execution.
-                    let shared = key.1 == SHARED_ATTEMPT;
-                    if !shared || tables.payloads.get(*key).map_err(write_err)?.is_none() {
-                        tables.payloads.insert(*key, bytes.as_slice()).map_err(write_err)?;
+                    Encoded::Fire { flow, at } => {
+                        tables.schedules.insert(flow.as_str(), nanos(*at)).map_err(write_err)?;
                     }
-                }
-                Encoded::Log { time, job, bytes } => {
-                    *seq = seq.wrapping_add(1);
-                    tables
-                        .logs
-                        .insert((*time, *job, *seq), bytes.as_slice())
-                        .map_err(write_err)?;
-                    tables.logs_by_job.insert((*job, *time, *seq), ()).map_err(write_err)?;
+                    Encoded::Attempt { key, bytes } => {
+                        tables.attempts.insert(*key, bytes.as_slice()).map_err(write_err)?;
+                    }
+                    Encoded::Step { key, bytes } => {
+                        tables.steps.insert(*key, bytes.as_slice()).map_err(write_err)?;
+                    }
+                    Encoded::Payload { key, bytes } => {
+                        // A shared config is the same each time: written once, its page left
+                        // alone by every later execution.
+                        let shared = key.1 == SHARED_ATTEMPT;
+                        if !shared || tables.payloads.get(*key).map_err(write_err)?.is_none() {
+                            tables.payloads.insert(*key, bytes.as_slice()).map_err(write_err)?;
+                        }
+                    }
+                    Encoded::Log { time, job, bytes } => {
+                        *seq = seq.wrapping_add(1);
+                        tables
+                            .logs
+                            .insert((*time, *job, *seq), bytes.as_slice())
+                            .map_err(write_err)?;
+                        tables.logs_by_job.insert((*job, *time, *seq), ()).map_err(write_err)?;
+                    }
                 }
             }
         }
     }
-    txn.commit().map_err(write_err)
+    txn.commit().map_err(write_err)?;
+    Ok(results)
 }
