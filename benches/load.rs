@@ -158,12 +158,13 @@ impl Flowd {
         self.store.writer_stats()
     }
 
-    /// Stops the daemon and closes its store.
-    async fn shutdown(self) -> bool {
+    /// Stops the daemon, measures where the store's bytes went, and closes it.
+    async fn shutdown(self) -> (bool, flowd::store::Space) {
         let Flowd { daemon, store } = self;
         let clean = daemon.shutdown().await;
+        let space = store.space().unwrap();
         drop(store);
-        clean
+        (clean, space)
     }
 }
 
@@ -253,6 +254,7 @@ struct Measured {
     p50: Duration,
     p99: Duration,
     offered: f64,
+    space: flowd::store::Space,
 }
 
 async fn measure(shape: &Shape, run_for: Duration, lat_for: Duration) -> Measured {
@@ -268,11 +270,8 @@ async fn measure(shape: &Shape, run_for: Duration, lat_for: Duration) -> Measure
     // The fixed offered load: half of what flowd sustains.
     let offered = (rate / 2.0).max(10.0);
     let lat = latencies(addr, "POST", shape.path, shape.body, 200, offered, lat_for, CONNECTIONS).await;
-    assert!(
-        daemon.shutdown().await,
-        "{}: the daemon did not stop cleanly",
-        shape.name
-    );
+    let (clean, space) = daemon.shutdown().await;
+    assert!(clean, "{}: the daemon did not stop cleanly", shape.name);
     let executions = 1 + warm + n + lat.len() as u64;
     let bytes = std::fs::metadata(dir.path().join("data/flowd.redb")).unwrap().len();
     Measured {
@@ -285,6 +284,7 @@ async fn measure(shape: &Shape, run_for: Duration, lat_for: Duration) -> Measure
         p50: percentile(&lat, 50),
         p99: percentile(&lat, 99),
         offered,
+        space,
     }
 }
 
@@ -293,7 +293,7 @@ async fn flowd_only(shape: &Shape) {
     let dir = tempfile::tempdir().unwrap();
     let (addr, daemon) = flowd(dir.path(), shape).await;
     check(addr, shape).await;
-    max_rate(addr, shape.path, shape.body, Duration::from_millis(500)).await;
+    let (_, warm) = max_rate(addr, shape.path, shape.body, Duration::from_millis(500)).await;
     let before = daemon.store_stats();
     let ((rate, n), cpu) = with_cpu(max_rate(addr, shape.path, shape.body, Duration::from_secs(10))).await;
     let after = daemon.store_stats();
@@ -305,7 +305,37 @@ async fn flowd_only(shape: &Shape) {
         (after.requests - before.requests) as f64 / (after.commits - before.commits).max(1) as f64,
         cpu.as_secs_f64() * 1e6 / n.max(1) as f64
     );
-    daemon.shutdown().await;
+    let (_, space) = daemon.shutdown().await;
+    print_space(shape.name, &space, 1 + warm + n);
+}
+
+/// One shape's bytes per execution, table by table, then the file's free space.
+fn print_space(shape: &str, space: &flowd::store::Space, executions: u64) {
+    let per = |b: u64| b as f64 / executions.max(1) as f64;
+    let mut tables: Vec<_> = space.tables.iter().filter(|t| t.entries > 0).collect();
+    tables.sort_by_key(|t| std::cmp::Reverse(t.page_bytes));
+    let parts: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {:.0} ({:.0}, {:.2})",
+                t.name,
+                per(t.page_bytes),
+                per(t.stored_bytes),
+                t.entries as f64 / executions.max(1) as f64
+            )
+        })
+        .collect();
+    let in_tables: u64 = space.tables.iter().map(|t| t.page_bytes).sum();
+    println!("  {shape:<8} {}", parts.join(", "));
+    println!(
+        "  {:<8} tables {:.0} B/exec, allocated {:.0}, file {:.0} (free in the file {:.0})",
+        "",
+        per(in_tables),
+        per(space.allocated_bytes),
+        per(space.file_bytes),
+        per(space.file_bytes.saturating_sub(space.allocated_bytes))
+    );
 }
 
 fn us(d: Duration) -> f64 {
@@ -378,6 +408,10 @@ fn main() {
                 "  {:<44} {:.2} commits per execution, {:.1} write requests per commit, {} executions stored",
                 shape.name, m.commits_per_exec, m.requests_per_commit, m.executions
             );
+        }
+        println!("  bytes on disk per execution by table: pages (key+value bytes stored, entries per execution)");
+        for (shape, m) in SHAPES.iter().zip(&measured) {
+            print_space(shape.name, &m.space, m.executions);
         }
         println!("  latency, open loop (offered: half of what the shape sustains):");
         println!(

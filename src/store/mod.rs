@@ -17,7 +17,7 @@ pub use model::{
     TryRow, Write,
 };
 pub use postgres::PostgresStore;
-pub use redb::{BATCH_BUCKETS, RedbStore, WriterStats};
+pub use redb::{BATCH_BUCKETS, RedbStore, Space, TableSpace, WriterStats};
 
 use serde_json::Value;
 use std::collections::BTreeSet;

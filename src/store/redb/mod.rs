@@ -6,13 +6,17 @@
 //!
 //! - `tables`: every table, typed, in one place.
 //! - `writer`, `query`, `prune`: writes, reads, retention.
+//! - `space`: where the file's bytes go, per table.
 
 mod packing;
 mod prune;
 mod query;
+mod rows;
+mod space;
 mod tables;
 mod writer;
 
+pub use space::{Space, TableSpace};
 pub use writer::{BATCH_BUCKETS, WriterStats};
 
 use crate::status::ExecutionStatus;
@@ -134,6 +138,12 @@ impl RedbStore {
         }
     }
 
+    /// Each table's entries, bytes and pages, and the file's allocated and total bytes.
+    pub fn space(&self) -> Result<Space, ReadError> {
+        let file_bytes = std::fs::metadata(&self.path).map_err(read_err)?.len();
+        space::measure(&self.db, file_bytes)
+    }
+
     /// Hands `request` to the writer thread.
     fn send(&self, request: Request) -> Result<(), WriteError> {
         self.tx
@@ -180,8 +190,7 @@ fn create_tables(db: &Database) -> Result<(), WriteError> {
         if missing {
             for item in tables.executions.iter().map_err(write_err)? {
                 let (id, row) = item.map_err(write_err)?;
-                let head: ExecutionHead =
-                    decode("executions", row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
+                let head = rows::head(row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
                 tables
                     .by_flow_status
                     .insert((head.flow.as_str(), status_code(head.status), id.value()), ())
@@ -392,6 +401,7 @@ mod tests {
     use super::tables::{BY_FLOW, BY_STATUS, EXECUTIONS};
     use super::writer::json;
     use super::*;
+    use crate::status::StepStatus;
     use std::collections::BTreeSet;
     use std::time::Duration;
 
@@ -460,7 +470,7 @@ mod tests {
         let (mut flow, mut status, mut both) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
         for item in r.open_table(EXECUTIONS).unwrap().iter().unwrap() {
             let (id, v) = item.unwrap();
-            let head: ExecutionHead = decode("executions", v.value()).unwrap();
+            let head = rows::head(v.value()).unwrap();
             let (id, code) = (id.value(), status_code(head.status));
             flow.insert((head.flow.clone(), id));
             status.insert((code, id));
@@ -594,6 +604,155 @@ mod tests {
             }
         }
         assert!(!holds(&json(&"timed out"), &escaped("timed  out")));
+    }
+
+    /// A store as flowd wrote it before the binary rows: every row JSON text, written
+    /// straight into the tables (indexes included), for `n` executions of flow `old`.
+    fn write_json_store(dir: &Path, n: u32) -> Vec<(Execution, StepRow, LogRow)> {
+        let db = Database::create(dir.join("flowd.redb")).unwrap();
+        create_tables(&db).unwrap();
+        // Whole milliseconds, as records keep times.
+        let now = UNIX_EPOCH + Duration::from_millis(nanos(SystemTime::now()) / 1_000_000);
+        let rows: Vec<_> = (0..n)
+            .map(|i| {
+                let t = now - 100 * DAY + Duration::from_secs(u64::from(i));
+                let mut e = execution(JobId::at(t), "old", ExecutionStatus::Success, t);
+                e.finished_at = Some(t + Duration::from_millis(3));
+                let step = StepRow {
+                    attempt: 1,
+                    index: 0,
+                    name: "s".into(),
+                    kind: "connector".into(),
+                    status: StepStatus::Success,
+                    connector: Some(crate::status::ConnectorUse {
+                        name: "transform".into(),
+                        sha256: "0f".repeat(32),
+                    }),
+                    started_at: Some(t),
+                    finished_at: Some(t),
+                    duration: 0.001,
+                    fuel_used: 12,
+                    error: None,
+                    note: None,
+                    tries: Vec::new(),
+                    reused_from: None,
+                };
+                let log = LogRow {
+                    time: t,
+                    level: crate::plugin::Level::Error,
+                    job_id: e.job_id,
+                    project: "p".into(),
+                    flow: "old".into(),
+                    flow_version: "v1".into(),
+                    attempt: 1,
+                    step: Some("s".into()),
+                    connector: None,
+                    action: "run".into(),
+                    category: "c".into(),
+                    environment: "test".into(),
+                    message: format!("old \"record\" {i}"),
+                };
+                (e, step, log)
+            })
+            .collect();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = Tables::open(&txn).unwrap();
+            for (i, (e, step, log)) in rows.iter().enumerate() {
+                let id = e.job_id.0;
+                let code = status_code(e.status);
+                t.executions.insert(id, json(e).as_slice()).unwrap();
+                t.by_flow.insert(("old", id), ()).unwrap();
+                t.by_status.insert((code, id), ()).unwrap();
+                t.by_flow_status.insert(("old", code, id), ()).unwrap();
+                let attempt = Attempt {
+                    attempt: 1,
+                    status: e.status,
+                    started_at: Some(e.created_at),
+                    finished_at: e.finished_at,
+                    from_step: 0,
+                };
+                t.attempts.insert((id, 1), json(&attempt).as_slice()).unwrap();
+                t.steps.insert((id, 1, 0), json(step).as_slice()).unwrap();
+                let ns = nanos(log.time);
+                t.logs.insert((ns, id, i as u32), json(log).as_slice()).unwrap();
+                t.logs_by_job.insert((id, ns, i as u32), ()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        rows
+    }
+
+    #[test]
+    fn rows_written_as_json_by_an_older_flowd_read_beside_binary_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = write_json_store(dir.path(), 20);
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        // Every old row reads as it was written.
+        for (e, step, log) in &old {
+            assert_eq!(block(store.execution(e.job_id)).unwrap().as_ref(), Some(e));
+            assert_eq!(block(store.steps(e.job_id)).unwrap(), vec![step.clone()]);
+            assert_eq!(block(store.attempts(e.job_id)).unwrap()[0].finished_at, e.finished_at);
+            let q = LogQuery {
+                job_id: Some(e.job_id),
+                ..LogQuery::default()
+            };
+            assert_eq!(block(store.logs(&q)).unwrap()[0].1, *log);
+        }
+        // New rows (binary) beside them: the list, the indexes and the search take both.
+        let mut new = seed(&store);
+        finish(&store, &mut new);
+        let newer = LogRow {
+            job_id: new[59].job_id,
+            time: SystemTime::now(),
+            message: "new \"record\" 7".into(),
+            ..old[7].2.clone()
+        };
+        block(store.write(vec![Write::Logs(vec![newer.clone()])])).unwrap();
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
+        let q = ListQuery {
+            flow: Some("old".into()),
+            ..ListQuery::default()
+        };
+        assert_eq!(block(store.list(&q)).unwrap().len(), 20);
+        let search = |text: &str| {
+            let q = LogQuery {
+                contains: Some(text.into()),
+                ..LogQuery::default()
+            };
+            let mut found: Vec<String> = block(store.logs(&q))
+                .unwrap()
+                .into_iter()
+                .map(|(_, l)| l.message)
+                .collect();
+            found.sort();
+            found
+        };
+        assert_eq!(search("\"record\" 7"), vec!["new \"record\" 7", "old \"record\" 7"]);
+        assert_eq!(
+            search("d\" 1"),
+            (10..20)
+                .chain([1])
+                .map(|i| format!("old \"record\" {i}"))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
+        // An old row rewritten (a status change) moves its indexes from the JSON row's.
+        let mut changed = old[3].0.clone();
+        changed.status = ExecutionStatus::Failed;
+        block(store.write(vec![Write::Execution(changed.clone())])).unwrap();
+        assert_eq!(block(store.execution(changed.job_id)).unwrap(), Some(changed));
+        assert_indexes_agree(&store.db);
+        // Pruning reads old and new rows alike.
+        let pruned = block(store.prune(SystemTime::now() - 50 * DAY, 1000)).unwrap();
+        assert_eq!(
+            pruned.executions,
+            20 + new[..30].iter().filter(|e| e.status.is_final()).count()
+        );
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
     }
 
     #[test]

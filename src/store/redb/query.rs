@@ -4,6 +4,7 @@
 //! indexes; log searches by time or by job, with a byte prefilter for message substrings;
 //! what recovery and the scheduler ask.
 
+use super::rows;
 use super::tables::{
     ATTEMPTS, BY_FLOW, BY_FLOW_STATUS, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES,
     STEPS,
@@ -89,7 +90,7 @@ pub(super) fn execution(db: &Database, id: JobId) -> Result<Option<Execution>, R
     let r = db.begin_read().map_err(read_err)?;
     let t = r.open_table(EXECUTIONS).map_err(read_err)?;
     match t.get(id.0).map_err(read_err)? {
-        Some(v) => Ok(Some(decode("executions", v.value())?)),
+        Some(v) => Ok(Some(rows::decode(v.value())?)),
         None => Ok(None),
     }
 }
@@ -118,7 +119,7 @@ pub(super) fn attempts(db: &Database, id: JobId) -> Result<Vec<Attempt>, ReadErr
     let mut out = Vec::new();
     for item in t.range((id.0, 0)..=(id.0, u32::MAX)).map_err(read_err)? {
         let (_, v) = item.map_err(read_err)?;
-        out.push(decode("attempts", v.value())?);
+        out.push(rows::decode(v.value())?);
     }
     Ok(out)
 }
@@ -129,7 +130,7 @@ pub(super) fn steps(db: &Database, id: JobId) -> Result<Vec<StepRow>, ReadError>
     let mut out = Vec::new();
     for item in t.range((id.0, 0, 0)..=(id.0, u32::MAX, u32::MAX)).map_err(read_err)? {
         let (_, v) = item.map_err(read_err)?;
-        out.push(decode("steps", v.value())?);
+        out.push(rows::decode(v.value())?);
     }
     Ok(out)
 }
@@ -196,7 +197,7 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
             let mut rows = Vec::new();
             for item in range.rev() {
                 let (_, v) = item.map_err(read_err)?;
-                let e: Execution = decode("executions", v.value())?;
+                let e: Execution = rows::decode(v.value())?;
                 if q.keeps(&e) {
                     rows.push(e);
                     if rows.len() >= limit {
@@ -210,7 +211,7 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
     let mut out = Vec::new();
     for id in ids {
         if let Some(v) = executions.get(id?).map_err(read_err)? {
-            let e: Execution = decode("executions", v.value())?;
+            let e: Execution = rows::decode(v.value())?;
             if q.keeps(&e) {
                 out.push(e);
                 if out.len() >= limit {
@@ -261,7 +262,7 @@ pub(super) fn histogram(db: &Database, q: &ListQuery, edges: &[SystemTime]) -> R
         let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
         let mut ids = executions.range(lo..hi).map_err(read_err)?.filter_map(|item| {
             let row = item.map_err(read_err).and_then(|(k, v)| {
-                let e: Execution = decode("executions", v.value())?;
+                let e: Execution = rows::decode(v.value())?;
                 Ok((k.value(), e))
             });
             match row {
@@ -311,7 +312,7 @@ pub(super) fn oldest(db: &Database) -> Result<Option<Execution>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
     match executions.first().map_err(read_err)? {
-        Some((_, v)) => Ok(Some(decode("executions", v.value())?)),
+        Some((_, v)) => Ok(Some(rows::decode(v.value())?)),
         None => Ok(None),
     }
 }
@@ -349,16 +350,21 @@ pub(super) fn logs(db: &Database, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>,
     }
     let limit = if q.limit == 0 { usize::MAX } else { q.limit };
     let mut out = Vec::new();
-    let needle = q.contains.as_deref().map(escaped);
+    let needle = q.contains.as_deref().map(|n| (escaped(n), n.as_bytes()));
     let mut take = |key: LogKey, bytes: &[u8]| -> Result<bool, ReadError> {
-        // A record whose bytes lack the escaped substring cannot match: only the rest
-        // is decoded (and checked in full).
-        if let Some(n) = &needle
-            && !holds(bytes, n)
-        {
-            return Ok(true);
+        // A record whose bytes lack the substring (escaped, in a JSON record) cannot
+        // match: only the rest is decoded (and checked in full).
+        if let Some((escaped, raw)) = &needle {
+            let may = if rows::is_binary(bytes) {
+                raw.is_empty() || bytes.windows(raw.len()).any(|w| w == *raw)
+            } else {
+                holds(bytes, escaped)
+            };
+            if !may {
+                return Ok(true);
+            }
         }
-        let row: LogRow = decode("logs", bytes)?;
+        let row: LogRow = rows::decode(bytes)?;
         if q.keeps(&row) {
             out.push((key, row));
         }
@@ -422,7 +428,7 @@ pub(super) fn unfinished(db: &Database) -> Result<Vec<Execution>, ReadError> {
     let mut out = Vec::new();
     for id in ids {
         if let Some(v) = executions.get(id).map_err(read_err)? {
-            out.push(decode("executions", v.value())?);
+            out.push(rows::decode(v.value())?);
         }
     }
     Ok(out)

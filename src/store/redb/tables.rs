@@ -1,5 +1,5 @@
-//! Every redb table, in one place. Keys are typed; values are JSON documents of the
-//! model types. Job ids are UUIDv7 as `u128`, so numeric order is creation order.
+//! Every redb table, in one place. Keys are typed; rows are in the binary form of
+//! `rows.rs` (JSON text before it), payloads JSON text (see `packing.rs`). Job ids are UUIDv7 as `u128`, so numeric order is creation order.
 //! [`Tables`] opens them all in one write transaction.
 
 use super::write_err;

@@ -5,7 +5,7 @@
 //! thread only inserts bytes.
 
 use super::tables::Tables;
-use super::{ExecutionHead, decode, nanos, status_code, write_err};
+use super::{nanos, rows, status_code, write_err};
 use crate::store::{PayloadKind, Pruned, SHARED_ATTEMPT, Write, WriteError};
 use redb::{Database, ReadableTable};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -100,18 +100,18 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
             Write::Execution(e) => out.push(Encoded::Execution {
                 id: e.job_id.0,
                 status: status_code(e.status),
-                bytes: json(&e),
+                bytes: rows::encode(&e),
                 flow: e.flow,
             }),
             Write::FlowActive { flow, active } => out.push(Encoded::FlowActive { flow, active }),
             Write::LastFire { flow, at } => out.push(Encoded::LastFire { flow, at: nanos(at) }),
             Write::Attempt { job_id, row } => out.push(Encoded::Attempt {
                 key: (job_id.0, row.attempt),
-                bytes: json(&row),
+                bytes: rows::encode(&row),
             }),
             Write::Step { job_id, row } => out.push(Encoded::Step {
                 key: (job_id.0, row.attempt, row.index),
-                bytes: json(&row),
+                bytes: rows::encode(&row),
             }),
             Write::Payload { key, value } => {
                 let bytes = json(&value);
@@ -137,7 +137,7 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
                     out.push(Encoded::Log {
                         time: nanos(row.time),
                         job: row.job_id.0,
-                        bytes: json(&row),
+                        bytes: rows::encode(&row),
                     });
                 }
             }
@@ -209,10 +209,7 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Wri
                 } => {
                     let old = tables.executions.insert(*id, bytes.as_slice()).map_err(write_err)?;
                     let old = match old {
-                        Some(old) => Some(
-                            decode::<ExecutionHead>("executions", old.value())
-                                .map_err(|e| WriteError::Backend(e.to_string()))?,
-                        ),
+                        Some(old) => Some(rows::head(old.value()).map_err(|e| WriteError::Backend(e.to_string()))?),
                         None => None,
                     };
                     match old {
