@@ -402,6 +402,7 @@ mod tests {
     use super::writer::json;
     use super::*;
     use crate::status::StepStatus;
+    use crate::store::PayloadKind;
     use std::collections::BTreeSet;
     use std::time::Duration;
 
@@ -753,6 +754,78 @@ mod tests {
         );
         assert_indexes_agree(&store.db);
         assert_lists_agree(&store);
+    }
+
+    #[test]
+    fn payloads_written_together_share_a_bundle_and_read_one_by_one() {
+        use super::tables::PAYLOADS;
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        let job = JobId::new();
+        let key = |attempt, step, kind| PayloadKey {
+            job_id: job,
+            attempt,
+            step,
+            kind,
+        };
+        let value = |i: u32| serde_json::json!({ "id": "ord-10042", "items": [{ "sku": "tea", "price": 4 }], "n": i });
+        let put = |keys: Vec<(PayloadKey, Value)>| {
+            block(
+                store.write(
+                    keys.into_iter()
+                        .map(|(key, value)| Write::Payload { key, value })
+                        .collect(),
+                ),
+            )
+            .unwrap()
+        };
+        // Before bundles: a payload alone, as an older flowd wrote each.
+        put(vec![(PayloadKey::trigger(job), value(0))]);
+        // One write's payloads (the same place twice: the later one counts).
+        put(vec![
+            (key(1, 0, PayloadKind::Output), value(9)),
+            (key(1, 0, PayloadKind::Config), value(1)),
+            (key(1, 0, PayloadKind::Output), value(2)),
+            (key(1, 1, PayloadKind::Output), value(3)),
+        ]);
+        // A later write starting at the same place: merged into that bundle.
+        put(vec![
+            (key(1, 0, PayloadKind::Output), value(4)),
+            (key(1, 2, PayloadKind::Output), value(5)),
+        ]);
+        let shared = PayloadKey::shared_config("p", "f", "v", 0);
+        put(vec![(shared, value(6)), (key(2, 0, PayloadKind::Output), value(7))]);
+        let read = |k| block(store.payload(k)).unwrap();
+        assert_eq!(read(PayloadKey::trigger(job)), Some(value(0)));
+        assert_eq!(read(key(1, 0, PayloadKind::Config)), Some(value(1)));
+        assert_eq!(read(key(1, 0, PayloadKind::Output)), Some(value(4)));
+        assert_eq!(read(key(1, 1, PayloadKind::Output)), Some(value(3)));
+        assert_eq!(read(key(1, 2, PayloadKind::Output)), Some(value(5)));
+        assert_eq!(read(key(2, 0, PayloadKind::Output)), Some(value(7)));
+        assert_eq!(read(shared), Some(value(6)));
+        assert_eq!(read(key(1, 1, PayloadKind::Config)), None);
+        assert_eq!(read(key(3, 0, PayloadKind::Output)), None);
+        let rows = |db: &Database| {
+            let r = db.begin_read().unwrap();
+            let t = r.open_table(PAYLOADS).unwrap();
+            t.range((job.0, 0, 0, 0)..=(job.0, u32::MAX, u32::MAX, u8::MAX))
+                .unwrap()
+                .count()
+        };
+        // The trigger alone, one bundle for attempt 1 and one row for attempt 2.
+        assert_eq!(rows(&store.db), 3);
+        // Pruning an execution takes its bundles with it.
+        block(store.write(vec![Write::Execution(execution(
+            job,
+            "f",
+            ExecutionStatus::Success,
+            SystemTime::now() - 100 * DAY,
+        ))]))
+        .unwrap();
+        block(store.prune(SystemTime::now() + DAY, 10)).unwrap();
+        assert_eq!(rows(&store.db), 0);
+        assert_eq!(read(key(1, 1, PayloadKind::Output)), None);
+        assert_eq!(read(shared), Some(value(6)));
     }
 
     #[test]

@@ -4,12 +4,12 @@
 //! indexes; log searches by time or by job, with a byte prefilter for message substrings;
 //! what recovery and the scheduler ask.
 
-use super::rows;
 use super::tables::{
     ATTEMPTS, BY_FLOW, BY_FLOW_STATUS, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES,
     STEPS,
 };
 use super::{UNFINISHED, decode, nanos, read_err, status_code};
+use super::{packing, rows};
 use crate::store::{Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, ReadError, StepRow};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde_json::Value;
@@ -138,13 +138,32 @@ pub(super) fn steps(db: &Database, id: JobId) -> Result<Vec<StepRow>, ReadError>
 pub(super) fn payload(db: &Database, key: PayloadKey) -> Result<Option<Value>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let t = r.open_table(PAYLOADS).map_err(read_err)?;
-    match t
-        .get((key.job_id.0, key.attempt, key.step, key.kind.code()))
+    let (job, place) = (key.job_id.0, (key.attempt, key.step, key.kind.code()));
+    if let Some(v) = t.get((job, place.0, place.1, place.2)).map_err(read_err)? {
+        return Ok(Some(decode("payloads", &packing::unpack(v.value())?)?));
+    }
+    if key.attempt == crate::store::SHARED_ATTEMPT {
+        return Ok(None);
+    }
+    // Else in one of the execution's bundles (a place is written once; were it in two,
+    // the later bundle holds the later write).
+    let mut found = None;
+    for item in t
+        .range((job, 0, 0, 0)..=(job, u32::MAX, u32::MAX, u8::MAX))
         .map_err(read_err)?
     {
-        Some(v) => Ok(Some(decode("payloads", &super::packing::unpack(v.value())?)?)),
-        None => Ok(None),
+        let (k, v) = item.map_err(read_err)?;
+        if k.value().3 != packing::BUNDLE {
+            continue;
+        }
+        if let Some((_, json)) = packing::unpack_bundle(v.value())?
+            .into_iter()
+            .find(|(p, _)| *p == place)
+        {
+            found = Some(json);
+        }
     }
+    found.map(|json| decode("payloads", &json)).transpose()
 }
 
 pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadError> {

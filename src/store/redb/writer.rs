@@ -4,10 +4,12 @@
 //! each in a transaction of its own. Records are encoded on the caller's task: the
 //! thread only inserts bytes.
 
+use super::packing::{self, Place};
 use super::tables::Tables;
 use super::{nanos, rows, status_code, write_err};
 use crate::store::{PayloadKind, Pruned, SHARED_ATTEMPT, Write, WriteError};
 use redb::{Database, ReadableTable};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::SystemTime;
@@ -85,6 +87,12 @@ pub(super) enum Encoded {
         key: (u128, u32, u32, u8),
         bytes: Vec<u8>,
     },
+    /// Payloads of one execution stored together (see `packing`), under the first one's
+    /// key with the kind byte `BUNDLE`.
+    Bundle {
+        key: (u128, u32, u32, u8),
+        bytes: Vec<u8>,
+    },
     Log {
         time: u64,
         job: u128,
@@ -92,9 +100,12 @@ pub(super) enum Encoded {
     },
 }
 
-/// Encodes `writes`, refusing a payload over `max_payload` bytes.
+/// Encodes `writes`, refusing a payload over `max_payload` bytes. Two or more payloads
+/// of one execution become one bundle.
 pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encoded>, WriteError> {
     let mut out = Vec::with_capacity(writes.len());
+    // Per execution, its payloads by place (a later write of a place replaces an earlier).
+    let mut payloads: BTreeMap<u128, BTreeMap<Place, Vec<u8>>> = BTreeMap::new();
     for w in writes {
         match w {
             Write::Execution(e) => out.push(Encoded::Execution {
@@ -127,10 +138,16 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
                         max: max_payload,
                     });
                 }
-                out.push(Encoded::Payload {
-                    key: (key.job_id.0, key.attempt, key.step, key.kind.code()),
-                    bytes: super::packing::pack(bytes),
-                });
+                let place = (key.attempt, key.step, key.kind.code());
+                if key.attempt == SHARED_ATTEMPT {
+                    // Kept once for every execution of a flow version: never in a bundle.
+                    out.push(Encoded::Payload {
+                        key: (key.job_id.0, place.0, place.1, place.2),
+                        bytes: packing::pack(bytes),
+                    });
+                } else {
+                    payloads.entry(key.job_id.0).or_default().insert(place, bytes);
+                }
             }
             Write::Logs(rows) => {
                 for row in rows {
@@ -141,6 +158,22 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
                     });
                 }
             }
+        }
+    }
+    for (job, places) in payloads {
+        let mut places: Vec<(Place, Vec<u8>)> = places.into_iter().collect();
+        let (first, _) = places[0];
+        if places.len() == 1 {
+            let ((attempt, step, kind), json) = places.pop().expect("one payload");
+            out.push(Encoded::Payload {
+                key: (job, attempt, step, kind),
+                bytes: packing::pack(json),
+            });
+        } else {
+            out.push(Encoded::Bundle {
+                key: (job, first.0, first.1, packing::BUNDLE),
+                bytes: packing::pack_bundle(&places),
+            });
         }
     }
     Ok(out)
@@ -261,6 +294,24 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Wri
                     if !shared || tables.payloads.get(*key).map_err(write_err)?.is_none() {
                         tables.payloads.insert(*key, bytes.as_slice()).map_err(write_err)?;
                     }
+                }
+                Encoded::Bundle { key, bytes } => {
+                    // Places are written once, so two bundles meet at one key only when
+                    // a later write starts at the same step: the two are merged.
+                    let merged = match tables.payloads.get(*key).map_err(write_err)? {
+                        Some(old) => {
+                            let mut places: BTreeMap<Place, Vec<u8>> = packing::unpack_bundle(old.value())
+                                .map_err(|e| WriteError::Backend(e.to_string()))?
+                                .into_iter()
+                                .collect();
+                            let new = packing::unpack_bundle(bytes).map_err(|e| WriteError::Backend(e.to_string()))?;
+                            places.extend(new);
+                            Some(packing::pack_bundle(&places.into_iter().collect::<Vec<_>>()))
+                        }
+                        None => None,
+                    };
+                    let bytes = merged.as_deref().unwrap_or(bytes.as_slice());
+                    tables.payloads.insert(*key, bytes).map_err(write_err)?;
                 }
                 Encoded::Log { time, job, bytes } => {
                     *seq = seq.wrapping_add(1);
