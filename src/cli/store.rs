@@ -37,7 +37,7 @@ async fn migrate(a: MigrateArgs) -> u8 {
         }
     };
     match &config.store {
-        StoreSection::Redb => {
+        StoreSection::Redb { .. } => {
             println!(
                 "ok: {} keeps executions in redb ({}), which is upgraded when opened: nothing to migrate",
                 config.describe(),

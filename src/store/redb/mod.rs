@@ -91,8 +91,15 @@ struct ExecutionHead {
 }
 
 impl RedbStore {
-    /// Opens (or creates) `dir/flowd.redb`. `max_payload` caps every stored payload.
+    /// Opens (or creates) `dir/flowd.redb` with the default page cache
+    /// ([`crate::config::DEFAULT_REDB_CACHE`]). `max_payload` caps every stored payload.
     pub fn open(dir: &Path, max_payload: usize) -> Result<RedbStore, OpenError> {
+        RedbStore::open_with_cache(dir, max_payload, crate::config::DEFAULT_REDB_CACHE as usize)
+    }
+
+    /// [`RedbStore::open`] with a page cache of at most `cache_size` bytes: what the
+    /// daemon's memory holds of the file beyond the pages the OS caches.
+    pub fn open_with_cache(dir: &Path, max_payload: usize, cache_size: usize) -> Result<RedbStore, OpenError> {
         let open_err = |message: String| OpenError::Database {
             path: dir.display().to_string(),
             message,
@@ -102,7 +109,7 @@ impl RedbStore {
         if !path.exists() {
             create_atomically(dir, &path).map_err(|e| open_err(e.to_string()))?;
         }
-        let db = open_repairing(&path).map_err(|e| open_err(e.to_string()))?;
+        let db = open_repairing(&path, cache_size).map_err(|e| open_err(e.to_string()))?;
         create_tables(&db).map_err(|e| open_err(e.to_string()))?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Request>();
@@ -204,13 +211,14 @@ fn create_tables(db: &Database) -> Result<(), WriteError> {
 /// Opens the database at `path`. One not closed cleanly (flowd was killed, the machine
 /// stopped) is checked and repaired first, which takes time in proportion to its size: the
 /// log says so, and how far it got, rather than leaving the start-up silent.
-fn open_repairing(path: &Path) -> Result<Database, redb::DatabaseError> {
+fn open_repairing(path: &Path, cache_size: usize) -> Result<Database, redb::DatabaseError> {
     let started = std::time::Instant::now();
     let shown = Arc::new(AtomicU64::new(0));
     let seen = shown.clone();
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     let where_ = path.display().to_string();
     let db = redb::Builder::new()
+        .set_cache_size(cache_size)
         .set_repair_callback(move |session| {
             // Percent done, plus one so that 0 means "not started".
             let done = (session.progress() * 100.0) as u64 + 1;
