@@ -34,8 +34,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tables::BY_FLOW_STATUS;
 use tables::Tables;
+use tables::{BY_FLOW_STATUS, LEGACY_BY_FLOW};
 use tokio::sync::oneshot;
 use writer::{Counters, PruneRequest, Request, WriteRequest, encode, writer_loop};
 
@@ -192,6 +192,8 @@ fn create_tables(db: &Database) -> Result<(), WriteError> {
         Err(e) => return Err(write_err(e)),
     };
     let txn = db.begin_write().map_err(write_err)?;
+    // `BY_FLOW_STATUS` holds what this older index did.
+    txn.delete_table(LEGACY_BY_FLOW).map_err(write_err)?;
     {
         let mut tables = Tables::open(&txn)?;
         if missing {
@@ -406,7 +408,7 @@ impl Store for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::query::{escaped, holds};
-    use super::tables::{BY_FLOW, BY_STATUS, EXECUTIONS};
+    use super::tables::{BY_STATUS, EXECUTIONS};
     use super::writer::json;
     use super::*;
     use crate::status::StepStatus;
@@ -476,29 +478,17 @@ mod tests {
     /// Every index holds exactly the entries the execution rows call for.
     fn assert_indexes_agree(db: &Database) {
         let r = db.begin_read().unwrap();
-        let (mut flow, mut status, mut both) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        let (mut status, mut both) = (BTreeSet::new(), BTreeSet::new());
         for item in r.open_table(EXECUTIONS).unwrap().iter().unwrap() {
             let (id, v) = item.unwrap();
             let head = rows::head(v.value()).unwrap();
             let (id, code) = (id.value(), status_code(head.status));
-            flow.insert((head.flow.clone(), id));
             status.insert((code, id));
             both.insert((head.flow, code, id));
         }
         let keys = |t: redb::ReadOnlyTable<_, ()>| -> BTreeSet<_> {
             t.iter().unwrap().map(|i| i.unwrap().0.value()).collect()
         };
-        let by_flow: BTreeSet<(String, u128)> = r
-            .open_table(BY_FLOW)
-            .unwrap()
-            .iter()
-            .unwrap()
-            .map(|i| {
-                let (k, _) = i.unwrap();
-                let (f, id) = k.value();
-                (f.to_string(), id)
-            })
-            .collect();
         let by_flow_status: BTreeSet<(String, u8, u128)> = r
             .open_table(BY_FLOW_STATUS)
             .unwrap()
@@ -510,7 +500,11 @@ mod tests {
                 (f.to_string(), s, id)
             })
             .collect();
-        assert_eq!(by_flow, flow, "BY_FLOW");
+        // The older flow index is gone (`BY_FLOW_STATUS` holds it).
+        assert!(matches!(
+            r.open_table(LEGACY_BY_FLOW),
+            Err(TableError::TableDoesNotExist(_))
+        ));
         assert_eq!(keys(r.open_table(BY_STATUS).unwrap()), status, "BY_STATUS");
         assert_eq!(by_flow_status, both, "BY_FLOW_STATUS");
     }
@@ -667,11 +661,12 @@ mod tests {
         let txn = db.begin_write().unwrap();
         {
             let mut t = Tables::open(&txn).unwrap();
+            let mut by_flow = txn.open_table(LEGACY_BY_FLOW).unwrap();
             for (i, (e, step, log)) in rows.iter().enumerate() {
+                by_flow.insert(("old", e.job_id.0), ()).unwrap();
                 let id = e.job_id.0;
                 let code = status_code(e.status);
                 t.executions.insert(id, json(e).as_slice()).unwrap();
-                t.by_flow.insert(("old", id), ()).unwrap();
                 t.by_status.insert((code, id), ()).unwrap();
                 t.by_flow_status.insert(("old", code, id), ()).unwrap();
                 let attempt = Attempt {

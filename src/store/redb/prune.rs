@@ -43,7 +43,6 @@ pub(super) fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) ->
                 .by_status
                 .remove((status_code(head.status), id))
                 .map_err(write_err)?;
-            tables.by_flow.remove((head.flow.as_str(), id)).map_err(write_err)?;
             tables
                 .by_flow_status
                 .remove((head.flow.as_str(), status_code(head.status), id))

@@ -5,8 +5,7 @@
 //! what recovery and the scheduler ask.
 
 use super::tables::{
-    ATTEMPTS, BY_FLOW, BY_FLOW_STATUS, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES,
-    STEPS,
+    ATTEMPTS, BY_FLOW_STATUS, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES, STEPS,
 };
 use super::{UNFINISHED, decode, nanos, read_err, status_code};
 use super::{packing, rows};
@@ -186,7 +185,14 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
     // costs what it returns (and what the index cannot filter), not the index's size.
     // Every row is still checked in full.
     let ids: IdIter = match (&q.flow, codes.is_empty()) {
-        (Some(flow), false) => {
+        (Some(flow), any_status) => {
+            // A flow alone: its ranges over every status, merged.
+            if any_status {
+                codes = crate::status::ExecutionStatus::ALL
+                    .iter()
+                    .map(|s| status_code(*s))
+                    .collect();
+            }
             let t = r.open_table(BY_FLOW_STATUS).map_err(read_err)?;
             let mut ranges = Vec::new();
             for c in codes {
@@ -196,11 +202,6 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
                 ranges.push(Box::new(range.rev().map(|i| i.map(|(k, _)| k.value().2).map_err(read_err))) as IdIter);
             }
             newest_first(ranges)
-        }
-        (Some(flow), true) => {
-            let t = r.open_table(BY_FLOW).map_err(read_err)?;
-            let range = t.range((flow.as_str(), lo)..(flow.as_str(), hi)).map_err(read_err)?;
-            Box::new(range.rev().map(|i| i.map(|(k, _)| k.value().1).map_err(read_err)))
         }
         (None, false) => {
             let t = r.open_table(BY_STATUS).map_err(read_err)?;

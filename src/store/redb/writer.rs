@@ -263,7 +263,6 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<(), Wri
                         // A new execution: its flow never changes, so it is indexed once.
                         None => {
                             tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
-                            tables.by_flow.insert((flow.as_str(), *id), ()).map_err(write_err)?;
                             tables
                                 .by_flow_status
                                 .insert((flow.as_str(), *status, *id), ())
