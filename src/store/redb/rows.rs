@@ -3,7 +3,7 @@
 //! varints, times as milliseconds since the epoch (what the JSON form kept) with later
 //! times of a row as differences from its first, strings length-prefixed, options behind
 //! a presence byte, a connector's SHA-256 as its 32 bytes. The rare nested parts (a
-//! step's error and tries) are JSON text inside. Rows written before this are JSON
+//! step's or a try's error) are JSON text inside. Rows written before this are JSON
 //! objects, which start with `{`: reads take either form.
 
 use super::ExecutionHead;
@@ -440,7 +440,23 @@ impl Row for StepRow {
             w.str(n);
         }
         if !self.tries.is_empty() {
-            w.json(&self.tries);
+            // Every step that ran has one try at least: binary, with its start as a
+            // difference from the step's.
+            let base = self.started_at.unwrap_or(UNIX_EPOCH);
+            w.uint(self.tries.len() as u64);
+            for t in &self.tries {
+                w.time_from(base, Some(t.started_at));
+                w.f64(t.duration);
+                w.uint(t.fuel_used);
+                w.uint(t.dropped_logs);
+                match &t.error {
+                    Some(e) => {
+                        w.0.push(1);
+                        w.json(e);
+                    }
+                    None => w.0.push(0),
+                }
+            }
         }
         if let Some(a) = self.reused_from {
             w.uint(a.into());
@@ -466,7 +482,23 @@ impl Row for StepRow {
         }
         let error: Option<Failure> = if rare & 1 != 0 { Some(r.json()?) } else { None };
         let note = if rare & 2 != 0 { Some(r.str()?) } else { None };
-        let tries: Vec<TryRow> = if rare & 4 != 0 { r.json()? } else { Vec::new() };
+        let mut tries = Vec::new();
+        if rare & 4 != 0 {
+            let base = started_at.unwrap_or(UNIX_EPOCH);
+            let n = r.uint()?;
+            for _ in 0..n {
+                let started_at = r
+                    .time_from(base)?
+                    .ok_or_else(|| corrupt(r.table, "a try without its start".into()))?;
+                tries.push(TryRow {
+                    started_at,
+                    duration: r.f64()?,
+                    fuel_used: r.uint()?,
+                    dropped_logs: r.uint()?,
+                    error: if r.flag()? { Some(r.json()?) } else { None },
+                });
+            }
+        }
         let reused_from = if rare & 8 != 0 { Some(r.u32()?) } else { None };
         Ok(StepRow {
             attempt,
@@ -593,13 +625,22 @@ mod tests {
             fuel_used: u64::MAX,
             error: Some(failure.clone()),
             note: Some("a note".into()),
-            tries: vec![TryRow {
-                started_at: at(1_764_900_000_000),
-                duration: 0.25,
-                fuel_used: 10,
-                error: Some(failure),
-                dropped_logs: 3,
-            }],
+            tries: vec![
+                TryRow {
+                    started_at: at(1_764_900_000_000),
+                    duration: 0.25,
+                    fuel_used: 10,
+                    error: Some(failure),
+                    dropped_logs: 3,
+                },
+                TryRow {
+                    started_at: at(1_764_899_000_000),
+                    duration: 0.5,
+                    fuel_used: 0,
+                    error: None,
+                    dropped_logs: 0,
+                },
+            ],
             reused_from: Some(1),
         };
         let odd_hash = StepRow {
