@@ -14,8 +14,12 @@
 //! file once the store is closed, over the executions it holds), and p50/p99 latency at a
 //! fixed offered load (open loop: latency counts from when a request was due).
 //!
+//! Then the peer shape under a constant load for 60 s (10 s with `--quick`), the process's
+//! memory sampled as it goes, and per shape the bytes on disk per execution by table.
+//!
 //! Run: `cargo bench --bench load` (`-- --quick` for a short run; `-- --flowd-only` drives
-//! flowd alone for 10 s, for a profiler, with `--shape peer` for the peer shape).
+//! flowd alone for 10 s, for a profiler, with `--shape peer` for the peer shape;
+//! `-- --steady` runs only the 60 s of constant load).
 
 #[path = "support/http.rs"]
 mod http;
@@ -288,6 +292,66 @@ async fn measure(shape: &Shape, run_for: Duration, lat_for: Duration) -> Measure
     }
 }
 
+/// Resident and peak memory of this process (daemon and load generator), in MiB.
+fn memory() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+}
+
+/// The peer shape under a constant offered load (half of what it sustains) for `for_`,
+/// the process's memory sampled every tenth of it: whether it levels off.
+async fn steady(for_: Duration) {
+    let shape = &SHAPES[1];
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, daemon) = flowd(dir.path(), shape).await;
+    check(addr, shape).await;
+    let (rate, _) = max_rate(addr, shape.path, shape.body, Duration::from_secs(2)).await;
+    let offered = (rate / 2.0).max(10.0);
+    let (start_rss, _) = memory();
+    let load = tokio::spawn(latencies(
+        addr,
+        "POST",
+        shape.path,
+        shape.body,
+        200,
+        offered,
+        for_,
+        CONNECTIONS,
+    ));
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    for i in 1..=10 {
+        tokio::time::sleep_until((started + for_ * i / 10).into()).await;
+        samples.push(memory().0);
+    }
+    let lat = load.await.unwrap();
+    let (_, peak) = memory();
+    let (clean, space) = daemon.shutdown().await;
+    assert!(clean, "steady: the daemon did not stop cleanly");
+    println!(
+        "  memory under constant load: peer shape, {offered:.0} req/s offered for {:.0} s ({} answered, p50 {:.2} ms, p99 {:.2} ms), redb cache bound {} MiB",
+        for_.as_secs_f64(),
+        lat.len(),
+        ms(percentile(&lat, 50)),
+        ms(percentile(&lat, 99)),
+        flowd::config::DEFAULT_REDB_CACHE >> 20
+    );
+    let shown: Vec<String> = samples.iter().map(|m| format!("{m:.0}")).collect();
+    println!(
+        "  RSS MiB (process: daemon and load generator) at start {start_rss:.0}, every {:.0} s: {}; peak {peak:.0}; file {:.1} MiB",
+        for_.as_secs_f64() / 10.0,
+        shown.join(" "),
+        space.file_bytes as f64 / (1 << 20) as f64
+    );
+}
+
 /// Drives one shape alone for 10 s (for a profiler) and prints what it did.
 async fn flowd_only(shape: &Shape) {
     let dir = tempfile::tempdir().unwrap();
@@ -369,6 +433,10 @@ fn main() {
             flowd_only(shape).await;
             return;
         }
+        if args.iter().any(|a| a == "--steady") {
+            steady(Duration::from_secs(60)).await;
+            return;
+        }
         let hyper_addr = bare_hyper().await;
         max_rate(hyper_addr, "/", BODY, Duration::from_millis(300)).await;
         // Bare hyper before and after the shapes: the machine's speed moves during a run.
@@ -429,6 +497,7 @@ fn main() {
                 m.offered
             );
         }
+        steady(if quick { Duration::from_secs(10) } else { Duration::from_secs(60) }).await;
     });
 }
 
