@@ -118,6 +118,21 @@ impl Writer {
         }
     }
 
+    /// A start and an end: the end as a difference from the start.
+    fn span(&mut self, started: Option<SystemTime>, finished: Option<SystemTime>) {
+        match started {
+            Some(t) => {
+                self.0.push(1);
+                self.time(t);
+                self.time_from(t, finished);
+            }
+            None => {
+                self.0.push(0);
+                self.time_from(UNIX_EPOCH, finished);
+            }
+        }
+    }
+
     fn f64(&mut self, v: f64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
@@ -203,6 +218,15 @@ impl<'a> Reader<'a> {
             return Ok(None);
         }
         Ok(Some(from_millis(millis(base).wrapping_add(self.int()?))))
+    }
+
+    fn span(&mut self) -> Result<(Option<SystemTime>, Option<SystemTime>), ReadError> {
+        if self.flag()? {
+            let t = self.time()?;
+            Ok((Some(t), self.time_from(t)?))
+        } else {
+            Ok((None, self.time_from(UNIX_EPOCH)?))
+        }
     }
 
     fn f64(&mut self) -> Result<f64, ReadError> {
@@ -332,29 +356,14 @@ impl Row for Attempt {
     fn put(&self, w: &mut Writer) {
         w.uint(self.attempt.into());
         w.0.push(self.status.code());
-        match self.started_at {
-            Some(t) => {
-                w.0.push(1);
-                w.time(t);
-                w.time_from(t, self.finished_at);
-            }
-            None => {
-                w.0.push(0);
-                w.time_from(UNIX_EPOCH, self.finished_at);
-            }
-        }
+        w.span(self.started_at, self.finished_at);
         w.uint(self.from_step.into());
     }
 
     fn get(r: &mut Reader<'_>) -> Result<Self, ReadError> {
         let attempt = r.u32()?;
         let status = r.execution_status()?;
-        let (started_at, finished_at) = if r.flag()? {
-            let t = r.time()?;
-            (Some(t), r.time_from(t)?)
-        } else {
-            (None, r.time_from(UNIX_EPOCH)?)
-        };
+        let (started_at, finished_at) = r.span()?;
         Ok(Attempt {
             attempt,
             status,
@@ -414,17 +423,7 @@ impl Row for StepRow {
         w.str(&self.kind);
         w.0.push(code_of(&STEP_STATUSES, self.status));
         put_connector(w, self.connector.as_ref());
-        match self.started_at {
-            Some(t) => {
-                w.0.push(1);
-                w.time(t);
-                w.time_from(t, self.finished_at);
-            }
-            None => {
-                w.0.push(0);
-                w.time_from(UNIX_EPOCH, self.finished_at);
-            }
-        }
+        w.span(self.started_at, self.finished_at);
         w.f64(self.duration);
         w.uint(self.fuel_used);
         // The rare parts: a failure, a note, retried tries, a reused output.
@@ -468,12 +467,7 @@ impl Row for StepRow {
         let (name, kind) = (r.str()?, r.str()?);
         let status = value_of(r, &STEP_STATUSES, "step status")?;
         let connector = get_connector(r)?;
-        let (started_at, finished_at) = if r.flag()? {
-            let t = r.time()?;
-            (Some(t), r.time_from(t)?)
-        } else {
-            (None, r.time_from(UNIX_EPOCH)?)
-        };
+        let (started_at, finished_at) = r.span()?;
         let duration = r.f64()?;
         let fuel_used = r.uint()?;
         let rare = r.byte()?;
