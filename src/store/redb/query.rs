@@ -376,7 +376,7 @@ pub(super) fn logs(db: &Database, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>,
         // match: only the rest is decoded (and checked in full).
         if let Some((escaped, raw)) = &needle {
             let may = if rows::is_binary(bytes) {
-                raw.is_empty() || bytes.windows(raw.len()).any(|w| w == *raw)
+                memchr::memmem::find(bytes, raw).is_some()
             } else {
                 holds(bytes, escaped)
             };
