@@ -800,12 +800,13 @@ fn main() {
     );
     println!(
         "  daemon VmHWM {:.1} MB before, {:.1} MB after, {:.1} MB after a second download \
-         (VmRSS {:.1} -> {:.1} MB; redb's page cache is up to 1 GiB)",
+         (VmRSS {:.1} -> {:.1} MB; redb's page cache is up to {} MiB, [store] cache_size's default)",
         hwm_before as f64 / 1024.0,
         hwm_after as f64 / 1024.0,
         hwm_again as f64 / 1024.0,
         rss_before as f64 / 1024.0,
-        rss_after as f64 / 1024.0
+        rss_after as f64 / 1024.0,
+        flowd::config::DEFAULT_REDB_CACHE >> 20
     );
     let stderr = daemon.stderr.lock().expect("stderr").clone();
     if stderr.contains("ERROR") || stderr.contains("WARN") {

@@ -14,8 +14,12 @@
 //! file once the store is closed, over the executions it holds), and p50/p99 latency at a
 //! fixed offered load (open loop: latency counts from when a request was due).
 //!
+//! Then the peer shape under a constant load for 60 s (10 s with `--quick`), the process's
+//! memory sampled as it goes, and per shape the bytes on disk per execution by table.
+//!
 //! Run: `cargo bench --bench load` (`-- --quick` for a short run; `-- --flowd-only` drives
-//! flowd alone for 10 s, for a profiler, with `--shape peer` for the peer shape).
+//! flowd alone for 10 s, for a profiler, with `--shape peer` for the peer shape;
+//! `-- --steady` runs only the 60 s of constant load).
 
 #[path = "support/http.rs"]
 mod http;
@@ -158,12 +162,13 @@ impl Flowd {
         self.store.writer_stats()
     }
 
-    /// Stops the daemon and closes its store.
-    async fn shutdown(self) -> bool {
+    /// Stops the daemon, measures where the store's bytes went, and closes it.
+    async fn shutdown(self) -> (bool, flowd::store::Space) {
         let Flowd { daemon, store } = self;
         let clean = daemon.shutdown().await;
+        let space = store.space().unwrap();
         drop(store);
-        clean
+        (clean, space)
     }
 }
 
@@ -253,6 +258,7 @@ struct Measured {
     p50: Duration,
     p99: Duration,
     offered: f64,
+    space: flowd::store::Space,
 }
 
 async fn measure(shape: &Shape, run_for: Duration, lat_for: Duration) -> Measured {
@@ -268,11 +274,8 @@ async fn measure(shape: &Shape, run_for: Duration, lat_for: Duration) -> Measure
     // The fixed offered load: half of what flowd sustains.
     let offered = (rate / 2.0).max(10.0);
     let lat = latencies(addr, "POST", shape.path, shape.body, 200, offered, lat_for, CONNECTIONS).await;
-    assert!(
-        daemon.shutdown().await,
-        "{}: the daemon did not stop cleanly",
-        shape.name
-    );
+    let (clean, space) = daemon.shutdown().await;
+    assert!(clean, "{}: the daemon did not stop cleanly", shape.name);
     let executions = 1 + warm + n + lat.len() as u64;
     let bytes = std::fs::metadata(dir.path().join("data/flowd.redb")).unwrap().len();
     Measured {
@@ -285,7 +288,68 @@ async fn measure(shape: &Shape, run_for: Duration, lat_for: Duration) -> Measure
         p50: percentile(&lat, 50),
         p99: percentile(&lat, 99),
         offered,
+        space,
     }
+}
+
+/// Resident and peak memory of this process (daemon and load generator), in MiB.
+fn memory() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let kib = |key: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (kib("VmRSS:") / 1024.0, kib("VmHWM:") / 1024.0)
+}
+
+/// The peer shape under a constant offered load (half of what it sustains) for `for_`,
+/// the process's memory sampled every tenth of it: whether it levels off.
+async fn steady(for_: Duration) {
+    let shape = &SHAPES[1];
+    let dir = tempfile::tempdir().unwrap();
+    let (addr, daemon) = flowd(dir.path(), shape).await;
+    check(addr, shape).await;
+    let (rate, _) = max_rate(addr, shape.path, shape.body, Duration::from_secs(2)).await;
+    let offered = (rate / 2.0).max(10.0);
+    let (start_rss, _) = memory();
+    let load = tokio::spawn(latencies(
+        addr,
+        "POST",
+        shape.path,
+        shape.body,
+        200,
+        offered,
+        for_,
+        CONNECTIONS,
+    ));
+    let mut samples = Vec::new();
+    let started = Instant::now();
+    for i in 1..=10 {
+        tokio::time::sleep_until((started + for_ * i / 10).into()).await;
+        samples.push(memory().0);
+    }
+    let lat = load.await.unwrap();
+    let (_, peak) = memory();
+    let (clean, space) = daemon.shutdown().await;
+    assert!(clean, "steady: the daemon did not stop cleanly");
+    println!(
+        "  memory under constant load: peer shape, {offered:.0} req/s offered for {:.0} s ({} answered, p50 {:.2} ms, p99 {:.2} ms), redb cache bound {} MiB",
+        for_.as_secs_f64(),
+        lat.len(),
+        ms(percentile(&lat, 50)),
+        ms(percentile(&lat, 99)),
+        flowd::config::DEFAULT_REDB_CACHE >> 20
+    );
+    let shown: Vec<String> = samples.iter().map(|m| format!("{m:.0}")).collect();
+    println!(
+        "  RSS MiB (process: daemon and load generator) at start {start_rss:.0}, every {:.0} s: {}; peak {peak:.0}; file {:.1} MiB",
+        for_.as_secs_f64() / 10.0,
+        shown.join(" "),
+        space.file_bytes as f64 / (1 << 20) as f64
+    );
 }
 
 /// Drives one shape alone for 10 s (for a profiler) and prints what it did.
@@ -293,7 +357,7 @@ async fn flowd_only(shape: &Shape) {
     let dir = tempfile::tempdir().unwrap();
     let (addr, daemon) = flowd(dir.path(), shape).await;
     check(addr, shape).await;
-    max_rate(addr, shape.path, shape.body, Duration::from_millis(500)).await;
+    let (_, warm) = max_rate(addr, shape.path, shape.body, Duration::from_millis(500)).await;
     let before = daemon.store_stats();
     let ((rate, n), cpu) = with_cpu(max_rate(addr, shape.path, shape.body, Duration::from_secs(10))).await;
     let after = daemon.store_stats();
@@ -305,7 +369,37 @@ async fn flowd_only(shape: &Shape) {
         (after.requests - before.requests) as f64 / (after.commits - before.commits).max(1) as f64,
         cpu.as_secs_f64() * 1e6 / n.max(1) as f64
     );
-    daemon.shutdown().await;
+    let (_, space) = daemon.shutdown().await;
+    print_space(shape.name, &space, 1 + warm + n);
+}
+
+/// One shape's bytes per execution, table by table, then the file's free space.
+fn print_space(shape: &str, space: &flowd::store::Space, executions: u64) {
+    let per = |b: u64| b as f64 / executions.max(1) as f64;
+    let mut tables: Vec<_> = space.tables.iter().filter(|t| t.entries > 0).collect();
+    tables.sort_by_key(|t| std::cmp::Reverse(t.page_bytes));
+    let parts: Vec<String> = tables
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {:.0} ({:.0}, {:.2})",
+                t.name,
+                per(t.page_bytes),
+                per(t.stored_bytes),
+                t.entries as f64 / executions.max(1) as f64
+            )
+        })
+        .collect();
+    let in_tables: u64 = space.tables.iter().map(|t| t.page_bytes).sum();
+    println!("  {shape:<8} {}", parts.join(", "));
+    println!(
+        "  {:<8} tables {:.0} B/exec, allocated {:.0}, file {:.0} (free in the file {:.0})",
+        "",
+        per(in_tables),
+        per(space.allocated_bytes),
+        per(space.file_bytes),
+        per(space.file_bytes.saturating_sub(space.allocated_bytes))
+    );
 }
 
 fn us(d: Duration) -> f64 {
@@ -337,6 +431,10 @@ fn main() {
                 .find(|s| s.name == name)
                 .unwrap_or_else(|| panic!("--shape: no shape {name:?} (bench or peer)"));
             flowd_only(shape).await;
+            return;
+        }
+        if args.iter().any(|a| a == "--steady") {
+            steady(Duration::from_secs(60)).await;
             return;
         }
         let hyper_addr = bare_hyper().await;
@@ -379,6 +477,10 @@ fn main() {
                 shape.name, m.commits_per_exec, m.requests_per_commit, m.executions
             );
         }
+        println!("  bytes on disk per execution by table: pages (key+value bytes stored, entries per execution)");
+        for (shape, m) in SHAPES.iter().zip(&measured) {
+            print_space(shape.name, &m.space, m.executions);
+        }
         println!("  latency, open loop (offered: half of what the shape sustains):");
         println!(
             "  {:<44} p50 {:>8.2} ms   p99 {:>8.2} ms   at {offered:.0} req/s",
@@ -395,6 +497,7 @@ fn main() {
                 m.offered
             );
         }
+        steady(if quick { Duration::from_secs(10) } else { Duration::from_secs(60) }).await;
     });
 }
 

@@ -64,7 +64,7 @@ fn postgres_of(config: &DaemonConfig) -> Result<(&str, usize), u8> {
             super::print_errors(&config.serve_errors);
             Err(EXIT_CONFIG)
         }
-        StoreSection::Redb => {
+        StoreSection::Redb { .. } => {
             eprintln!(
                 "error: {} keeps executions in redb: name the target database with [store] backend = \"postgres\" and url_env",
                 config.describe()
@@ -132,7 +132,7 @@ async fn migrate(a: MigrateArgs) -> u8 {
         }
     };
     match &config.store {
-        StoreSection::Redb => {
+        StoreSection::Redb { .. } => {
             println!(
                 "ok: {} keeps executions in redb ({}), which is upgraded when opened: nothing to migrate",
                 config.describe(),

@@ -340,7 +340,7 @@ impl DaemonConfig {
             limits: Limits::default(),
             retention: DEFAULT_RETENTION,
             server: Server::defaults(Path::new(".")),
-            store: super::StoreSection::Redb,
+            store: super::StoreSection::default(),
             places: Places::default(),
             serve_errors: ConfigErrors::default(),
             connectors: BUNDLED

@@ -31,7 +31,7 @@ pub use flow::{
     Action, BodyKind, CatchUp, ConnectorCall, Flow, MAX_WAIT, OnError, Overlap, Pause, RetryPolicy, Signature, Step,
     Throttle, Trigger, TriggerKind, toml_to_json,
 };
-pub use store::StoreSection;
+pub use store::{DEFAULT_REDB_CACHE, StoreSection};
 pub use template::Template;
 pub use tokens::{AdminToken, Role};
 

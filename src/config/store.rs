@@ -16,12 +16,20 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 const LEASES: std::ops::RangeInclusive<Duration> = Duration::from_secs(1)..=Duration::from_secs(3600);
 const URL_EXAMPLE: &str = "postgres://flowd:PASSWORD@127.0.0.1:5432/flowd";
 
+/// redb's page cache by default: enough for the recent executions and indexes a busy
+/// daemon reads, where redb's own default (1 GiB) lets memory grow with the file.
+pub const DEFAULT_REDB_CACHE: u64 = 256 << 20;
+/// The page cache's bounds: redb works below 1 MiB but re-reads every page; past 64 GiB
+/// is a typo more likely than a wish.
+const MIN_REDB_CACHE: u64 = 1 << 20;
+const MAX_REDB_CACHE: u64 = 64 << 30;
+
 /// Where executions are kept.
-#[derive(Clone, Default, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum StoreSection {
-    /// The embedded database in `server.data_dir`.
-    #[default]
-    Redb,
+    /// The embedded database in `server.data_dir`, with a page cache of at most
+    /// `cache_size` bytes (`[store] cache_size`).
+    Redb { cache_size: u64 },
     /// PostgreSQL at the URL read from `$url_env` when the config loaded.
     Postgres {
         url_env: String,
@@ -32,10 +40,18 @@ pub enum StoreSection {
     },
 }
 
+impl Default for StoreSection {
+    fn default() -> Self {
+        StoreSection::Redb {
+            cache_size: DEFAULT_REDB_CACHE,
+        }
+    }
+}
+
 impl std::fmt::Debug for StoreSection {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            StoreSection::Redb => f.write_str("Redb"),
+            StoreSection::Redb { cache_size } => f.debug_struct("Redb").field("cache_size", cache_size).finish(),
             // Never the URL: it may hold a password.
             StoreSection::Postgres {
                 url_env,
@@ -57,7 +73,7 @@ impl StoreSection {
     /// one process's, renews in memory: the default).
     pub fn lease(&self) -> Duration {
         match self {
-            StoreSection::Redb => DEFAULT_LEASE,
+            StoreSection::Redb { .. } => DEFAULT_LEASE,
             StoreSection::Postgres { lease, .. } => *lease,
         }
     }
@@ -73,13 +89,14 @@ fn valid_var(name: &str) -> bool {
 /// `serve_errors`), not `flowd run`, which keeps no store of the daemon's.
 pub(super) fn resolve(t: Option<Table>, errors: &mut ConfigErrors, serve_errors: &mut ConfigErrors) -> StoreSection {
     let Some(mut t) = t else {
-        return StoreSection::Redb;
+        return StoreSection::default();
     };
     let source = t.source;
     let backend = t.choice("backend", &["redb", "postgres"], errors);
     let url_env = t.string("url_env", errors);
     let pool_size = t.int("pool_size", 1..=MAX_POOL, errors);
     let lease = t.duration("lease", LEASES, errors);
+    let cache_size = t.bytes("cache_size", MIN_REDB_CACHE..=MAX_REDB_CACHE, errors);
     if let Some(url) = t.get("url") {
         errors.push(
             source
@@ -109,7 +126,19 @@ pub(super) fn resolve(t: Option<Table>, errors: &mut ConfigErrors, serve_errors:
                 );
             }
         }
-        return StoreSection::Redb;
+        return StoreSection::Redb {
+            cache_size: cache_size.map_or(DEFAULT_REDB_CACHE, |c| c.into_inner()),
+        };
+    }
+    if let Some(c) = &cache_size {
+        errors.push(
+            source
+                .error(
+                    c.span(),
+                    "store.cache_size is redb's page cache; this store is PostgreSQL (the database server caches)",
+                )
+                .with_help("remove this key, or set backend = \"redb\""),
+        );
     }
     let backend = backend.expect("postgres was chosen");
     let Some(url_env) = url_env else {
@@ -123,7 +152,7 @@ pub(super) fn resolve(t: Option<Table>, errors: &mut ConfigErrors, serve_errors:
                     "add url_env = \"FLOWD_DATABASE_URL\" and set that variable to a URL such as {URL_EXAMPLE}"
                 )),
         );
-        return StoreSection::Redb;
+        return StoreSection::default();
     };
     let var = url_env.get_ref();
     if !valid_var(var) {
@@ -135,7 +164,7 @@ pub(super) fn resolve(t: Option<Table>, errors: &mut ConfigErrors, serve_errors:
                 )
                 .with_help("name the variable, such as \"FLOWD_DATABASE_URL\", not its value"),
         );
-        return StoreSection::Redb;
+        return StoreSection::default();
     }
     let pool_size = pool_size.map_or(DEFAULT_POOL, |p| p.into_inner() as u32);
     let url = match std::env::var(var) {

@@ -19,7 +19,7 @@ pub use model::{
     StepRow, TryRow, Write,
 };
 pub use postgres::PostgresStore;
-pub use redb::{BATCH_BUCKETS, RedbStore, WriterStats};
+pub use redb::{BATCH_BUCKETS, RedbStore, Space, TableSpace, WriterStats};
 
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -183,8 +183,9 @@ pub struct StoreConfig {
 /// Which database keeps the executions.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Backend {
-    /// The embedded database in this directory.
-    Redb { dir: PathBuf },
+    /// The embedded database in this directory, with a page cache of at most
+    /// `cache_size` bytes.
+    Redb { dir: PathBuf, cache_size: usize },
     /// A PostgreSQL database; `url` was read from the environment variable `url_env`.
     Postgres {
         url: String,
@@ -196,7 +197,11 @@ pub enum Backend {
 impl std::fmt::Debug for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Backend::Redb { dir } => f.debug_struct("Redb").field("dir", dir).finish(),
+            Backend::Redb { dir, cache_size } => f
+                .debug_struct("Redb")
+                .field("dir", dir)
+                .field("cache_size", cache_size)
+                .finish(),
             // The URL may hold a password: only where it came from is shown.
             Backend::Postgres { url_env, pool_size, .. } => f
                 .debug_struct("Postgres")
@@ -211,7 +216,10 @@ impl StoreConfig {
     /// The embedded store in `dir`.
     pub fn redb(dir: PathBuf, max_payload: usize) -> StoreConfig {
         StoreConfig {
-            backend: Backend::Redb { dir },
+            backend: Backend::Redb {
+                dir,
+                cache_size: crate::config::DEFAULT_REDB_CACHE as usize,
+            },
             max_payload,
         }
     }
@@ -219,8 +227,9 @@ impl StoreConfig {
     /// Where `config`'s daemon keeps its executions.
     pub fn of(config: &crate::config::DaemonConfig) -> StoreConfig {
         let backend = match &config.store {
-            crate::config::StoreSection::Redb => Backend::Redb {
+            crate::config::StoreSection::Redb { cache_size } => Backend::Redb {
                 dir: config.server.data_dir.clone(),
+                cache_size: *cache_size as usize,
             },
             crate::config::StoreSection::Postgres {
                 url_env,
@@ -243,7 +252,11 @@ impl StoreConfig {
 /// Opens the store `config` names (a PostgreSQL database is migrated first).
 pub async fn open(config: &StoreConfig) -> Result<Arc<dyn Store>, OpenError> {
     match &config.backend {
-        Backend::Redb { dir } => Ok(Arc::new(RedbStore::open(dir, config.max_payload)?)),
+        Backend::Redb { dir, cache_size } => Ok(Arc::new(RedbStore::open_with_cache(
+            dir,
+            config.max_payload,
+            *cache_size,
+        )?)),
         Backend::Postgres { url, pool_size, .. } => Ok(Arc::new(
             PostgresStore::open(url, config.max_payload, *pool_size).await?,
         )),

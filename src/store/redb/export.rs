@@ -2,7 +2,7 @@
 //! it again (what `flowd store copy` moves into another backend), and its row counts.
 
 use super::tables::{ATTEMPTS, EXECUTIONS, INACTIVE_FLOWS, LOGS, PAYLOADS, SCHEDULES, STEPS};
-use super::{RedbStore, decode, read_err};
+use super::{RedbStore, decode, packing, read_err, rows};
 use crate::store::{Counts, JobId, PayloadKey, PayloadKind, ReadError, Write};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
 use std::ops::Bound::{Excluded, Unbounded};
@@ -89,6 +89,20 @@ pub struct Page {
     pub rows: usize,
 }
 
+/// How many payloads the table holds, each of a bundle's counted (so the count is the
+/// other backend's, which keeps each payload in a row of its own).
+fn payload_places(t: &impl ReadableTable<(u128, u32, u32, u8), &'static [u8]>) -> Result<u64, ReadError> {
+    let mut n = 0;
+    for item in t.iter().map_err(read_err)? {
+        let (k, v) = item.map_err(read_err)?;
+        n += match k.value().3 {
+            packing::BUNDLE => packing::unpack_bundle(v.value())?.len() as u64,
+            _ => 1,
+        };
+    }
+    Ok(n)
+}
+
 fn kind(code: u8) -> Result<PayloadKind, ReadError> {
     [PayloadKind::Trigger, PayloadKind::Config, PayloadKind::Output]
         .into_iter()
@@ -113,6 +127,8 @@ impl RedbStore {
             let mut writes = Vec::new();
             let mut last = None;
             let rows;
+            // Rows read from the table, where one row may be written as several.
+            let mut read = 0;
             match part {
                 Part::Executions => {
                     let t = r.open_table(EXECUTIONS).map_err(read_err)?;
@@ -122,7 +138,7 @@ impl RedbStore {
                     };
                     for item in t.range::<u128>((from, Unbounded)).map_err(read_err)?.take(limit) {
                         let (k, v) = item.map_err(read_err)?;
-                        writes.push(Write::Execution(decode("executions", v.value())?));
+                        writes.push(Write::Execution(rows::decode(v.value())?));
                         last = Some(Key::Execution(k.value()));
                     }
                     rows = writes.len();
@@ -138,7 +154,7 @@ impl RedbStore {
                         let k = k.value();
                         writes.push(Write::Attempt {
                             job_id: JobId(k.0),
-                            row: decode("attempts", v.value())?,
+                            row: rows::decode(v.value())?,
                         });
                         last = Some(Key::Attempt(k));
                     }
@@ -159,7 +175,7 @@ impl RedbStore {
                         let k = k.value();
                         writes.push(Write::Step {
                             job_id: JobId(k.0),
-                            row: decode("steps", v.value())?,
+                            row: rows::decode(v.value())?,
                         });
                         last = Some(Key::Step(k));
                     }
@@ -178,15 +194,26 @@ impl RedbStore {
                     {
                         let (k, v) = item.map_err(read_err)?;
                         let k = k.value();
-                        let key = PayloadKey {
-                            job_id: JobId(k.0),
-                            attempt: k.1,
-                            step: k.2,
-                            kind: kind(k.3)?,
-                        };
-                        let value = decode("payloads", &super::packing::unpack(v.value())?)?;
-                        writes.push(Write::Payload { key, value });
+                        read += 1;
                         last = Some(Key::Payload(k));
+                        // A bundle holds several of one execution's payloads: each is
+                        // written on its own in the other backend.
+                        let places = match k.3 {
+                            packing::BUNDLE => packing::unpack_bundle(v.value())?,
+                            _ => vec![((k.1, k.2, k.3), packing::unpack(v.value())?.into_owned())],
+                        };
+                        for ((attempt, step, code), json) in places {
+                            let key = PayloadKey {
+                                job_id: JobId(k.0),
+                                attempt,
+                                step,
+                                kind: kind(code)?,
+                            };
+                            writes.push(Write::Payload {
+                                key,
+                                value: decode("payloads", &json)?,
+                            });
+                        }
                     }
                     rows = writes.len();
                 }
@@ -203,7 +230,7 @@ impl RedbStore {
                         .take(limit)
                     {
                         let (k, v) = item.map_err(read_err)?;
-                        records.push(decode("logs", v.value())?);
+                        records.push(rows::decode(v.value())?);
                         last = Some(Key::Log(k.value()));
                     }
                     rows = records.len();
@@ -231,7 +258,8 @@ impl RedbStore {
                     rows = writes.len();
                 }
             }
-            if rows < limit || part == Part::Flows {
+            let taken = if part == Part::Payloads { read } else { rows };
+            if taken < limit || part == Part::Flows {
                 at.part = part.next();
                 at.after = None;
             } else {
@@ -251,7 +279,7 @@ impl RedbStore {
             executions: len(r.open_table(EXECUTIONS).map_err(read_err)?.len())?,
             attempts: len(r.open_table(ATTEMPTS).map_err(read_err)?.len())?,
             steps: len(r.open_table(STEPS).map_err(read_err)?.len())?,
-            payloads: len(r.open_table(PAYLOADS).map_err(read_err)?.len())?,
+            payloads: payload_places(&r.open_table(PAYLOADS).map_err(read_err)?)?,
             log_records: len(r.open_table(LOGS).map_err(read_err)?.len())?,
             inactive_flows: len(r.open_table(INACTIVE_FLOWS).map_err(read_err)?.len())?,
             schedules: len(r.open_table(SCHEDULES).map_err(read_err)?.len())?,

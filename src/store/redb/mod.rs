@@ -7,15 +7,19 @@
 //! - `tables`: every table, typed, in one place.
 //! - `writer`, `query`, `prune`: writes, reads, retention.
 //! - `export`: the whole store read out, for a copy into another backend.
+//! - `space`: where the file's bytes go, per table.
 
 mod export;
 mod packing;
 mod prune;
 mod query;
+mod rows;
+mod space;
 mod tables;
 mod writer;
 
 pub use export::{Export, Page, Part};
+pub use space::{Space, TableSpace};
 pub use writer::{BATCH_BUCKETS, WriterStats};
 
 use crate::status::ExecutionStatus;
@@ -33,8 +37,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tables::BY_FLOW_STATUS;
 use tables::Tables;
+use tables::{BY_FLOW_STATUS, LEGACY_BY_FLOW};
 use tokio::sync::oneshot;
 use writer::{Counters, PruneRequest, Request, WriteRequest, encode, writer_loop};
 
@@ -106,8 +110,15 @@ struct ExecutionHead {
 }
 
 impl RedbStore {
-    /// Opens (or creates) `dir/flowd.redb`. `max_payload` caps every stored payload.
+    /// Opens (or creates) `dir/flowd.redb` with the default page cache
+    /// ([`crate::config::DEFAULT_REDB_CACHE`]). `max_payload` caps every stored payload.
     pub fn open(dir: &Path, max_payload: usize) -> Result<RedbStore, OpenError> {
+        RedbStore::open_with_cache(dir, max_payload, crate::config::DEFAULT_REDB_CACHE as usize)
+    }
+
+    /// [`RedbStore::open`] with a page cache of at most `cache_size` bytes: what the
+    /// daemon's memory holds of the file beyond the pages the OS caches.
+    pub fn open_with_cache(dir: &Path, max_payload: usize, cache_size: usize) -> Result<RedbStore, OpenError> {
         let open_err = |message: String| OpenError::Database {
             path: dir.display().to_string(),
             message,
@@ -117,7 +128,7 @@ impl RedbStore {
         if !path.exists() {
             create_atomically(dir, &path).map_err(|e| open_err(e.to_string()))?;
         }
-        let db = open_repairing(&path).map_err(|e| open_err(e.to_string()))?;
+        let db = open_repairing(&path, cache_size).map_err(|e| open_err(e.to_string()))?;
         create_tables(&db).map_err(|e| open_err(e.to_string()))?;
         let db = Arc::new(db);
         let (tx, rx) = mpsc::channel::<Request>();
@@ -187,6 +198,12 @@ impl RedbStore {
         }
     }
 
+    /// Each table's entries, bytes and pages, and the file's allocated and total bytes.
+    pub fn space(&self) -> Result<Space, ReadError> {
+        let file_bytes = std::fs::metadata(&self.path).map_err(read_err)?.len();
+        space::measure(&self.db, file_bytes)
+    }
+
     /// Hands `request` to the writer thread.
     fn send(&self, request: Request) -> Result<(), WriteError> {
         self.tx
@@ -228,13 +245,14 @@ fn create_tables(db: &Database) -> Result<(), WriteError> {
         Err(e) => return Err(write_err(e)),
     };
     let txn = db.begin_write().map_err(write_err)?;
+    // `BY_FLOW_STATUS` holds what this older index did.
+    txn.delete_table(LEGACY_BY_FLOW).map_err(write_err)?;
     {
         let mut tables = Tables::open(&txn)?;
         if missing {
             for item in tables.executions.iter().map_err(write_err)? {
                 let (id, row) = item.map_err(write_err)?;
-                let head: ExecutionHead =
-                    decode("executions", row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
+                let head = rows::head(row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
                 tables
                     .by_flow_status
                     .insert((head.flow.as_str(), status_code(head.status), id.value()), ())
@@ -248,13 +266,14 @@ fn create_tables(db: &Database) -> Result<(), WriteError> {
 /// Opens the database at `path`. One not closed cleanly (flowd was killed, the machine
 /// stopped) is checked and repaired first, which takes time in proportion to its size: the
 /// log says so, and how far it got, rather than leaving the start-up silent.
-fn open_repairing(path: &Path) -> Result<Database, redb::DatabaseError> {
+fn open_repairing(path: &Path, cache_size: usize) -> Result<Database, redb::DatabaseError> {
     let started = std::time::Instant::now();
     let shown = Arc::new(AtomicU64::new(0));
     let seen = shown.clone();
     let size = std::fs::metadata(path).map_or(0, |m| m.len());
     let where_ = path.display().to_string();
     let db = redb::Builder::new()
+        .set_cache_size(cache_size)
         .set_repair_callback(move |session| {
             // Percent done, plus one so that 0 means "not started".
             let done = (session.progress() * 100.0) as u64 + 1;
@@ -518,9 +537,11 @@ impl Store for RedbStore {
 #[cfg(test)]
 mod tests {
     use super::query::{escaped, holds};
-    use super::tables::{BY_FLOW, BY_STATUS, EXECUTIONS};
+    use super::tables::{BY_STATUS, EXECUTIONS};
     use super::writer::json;
     use super::*;
+    use crate::status::StepStatus;
+    use crate::store::PayloadKind;
     use std::collections::BTreeSet;
     use std::time::Duration;
 
@@ -586,29 +607,17 @@ mod tests {
     /// Every index holds exactly the entries the execution rows call for.
     fn assert_indexes_agree(db: &Database) {
         let r = db.begin_read().unwrap();
-        let (mut flow, mut status, mut both) = (BTreeSet::new(), BTreeSet::new(), BTreeSet::new());
+        let (mut status, mut both) = (BTreeSet::new(), BTreeSet::new());
         for item in r.open_table(EXECUTIONS).unwrap().iter().unwrap() {
             let (id, v) = item.unwrap();
-            let head: ExecutionHead = decode("executions", v.value()).unwrap();
+            let head = rows::head(v.value()).unwrap();
             let (id, code) = (id.value(), status_code(head.status));
-            flow.insert((head.flow.clone(), id));
             status.insert((code, id));
             both.insert((head.flow, code, id));
         }
         let keys = |t: redb::ReadOnlyTable<_, ()>| -> BTreeSet<_> {
             t.iter().unwrap().map(|i| i.unwrap().0.value()).collect()
         };
-        let by_flow: BTreeSet<(String, u128)> = r
-            .open_table(BY_FLOW)
-            .unwrap()
-            .iter()
-            .unwrap()
-            .map(|i| {
-                let (k, _) = i.unwrap();
-                let (f, id) = k.value();
-                (f.to_string(), id)
-            })
-            .collect();
         let by_flow_status: BTreeSet<(String, u8, u128)> = r
             .open_table(BY_FLOW_STATUS)
             .unwrap()
@@ -620,7 +629,11 @@ mod tests {
                 (f.to_string(), s, id)
             })
             .collect();
-        assert_eq!(by_flow, flow, "BY_FLOW");
+        // The older flow index is gone (`BY_FLOW_STATUS` holds it).
+        assert!(matches!(
+            r.open_table(LEGACY_BY_FLOW),
+            Err(TableError::TableDoesNotExist(_))
+        ));
         assert_eq!(keys(r.open_table(BY_STATUS).unwrap()), status, "BY_STATUS");
         assert_eq!(by_flow_status, both, "BY_FLOW_STATUS");
     }
@@ -723,6 +736,228 @@ mod tests {
             }
         }
         assert!(!holds(&json(&"timed out"), &escaped("timed  out")));
+    }
+
+    /// A store as flowd wrote it before the binary rows: every row JSON text, written
+    /// straight into the tables (indexes included), for `n` executions of flow `old`.
+    fn write_json_store(dir: &Path, n: u32) -> Vec<(Execution, StepRow, LogRow)> {
+        let db = Database::create(dir.join("flowd.redb")).unwrap();
+        create_tables(&db).unwrap();
+        // Whole milliseconds, as records keep times.
+        let now = UNIX_EPOCH + Duration::from_millis(nanos(SystemTime::now()) / 1_000_000);
+        let rows: Vec<_> = (0..n)
+            .map(|i| {
+                let t = now - 100 * DAY + Duration::from_secs(u64::from(i));
+                let mut e = execution(JobId::at(t), "old", ExecutionStatus::Success, t);
+                e.finished_at = Some(t + Duration::from_millis(3));
+                let step = StepRow {
+                    attempt: 1,
+                    index: 0,
+                    name: "s".into(),
+                    kind: "connector".into(),
+                    status: StepStatus::Success,
+                    connector: Some(crate::status::ConnectorUse {
+                        name: "transform".into(),
+                        sha256: "0f".repeat(32),
+                    }),
+                    started_at: Some(t),
+                    finished_at: Some(t),
+                    duration: 0.001,
+                    fuel_used: 12,
+                    error: None,
+                    note: None,
+                    tries: Vec::new(),
+                    reused_from: None,
+                };
+                let log = LogRow {
+                    time: t,
+                    level: crate::plugin::Level::Error,
+                    job_id: e.job_id,
+                    project: "p".into(),
+                    flow: "old".into(),
+                    flow_version: "v1".into(),
+                    attempt: 1,
+                    step: Some("s".into()),
+                    connector: None,
+                    action: "run".into(),
+                    category: "c".into(),
+                    environment: "test".into(),
+                    message: format!("old \"record\" {i}"),
+                };
+                (e, step, log)
+            })
+            .collect();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut t = Tables::open(&txn).unwrap();
+            let mut by_flow = txn.open_table(LEGACY_BY_FLOW).unwrap();
+            for (i, (e, step, log)) in rows.iter().enumerate() {
+                by_flow.insert(("old", e.job_id.0), ()).unwrap();
+                let id = e.job_id.0;
+                let code = status_code(e.status);
+                t.executions.insert(id, json(e).as_slice()).unwrap();
+                t.by_status.insert((code, id), ()).unwrap();
+                t.by_flow_status.insert(("old", code, id), ()).unwrap();
+                let attempt = Attempt {
+                    attempt: 1,
+                    status: e.status,
+                    started_at: Some(e.created_at),
+                    finished_at: e.finished_at,
+                    from_step: 0,
+                };
+                t.attempts.insert((id, 1), json(&attempt).as_slice()).unwrap();
+                t.steps.insert((id, 1, 0), json(step).as_slice()).unwrap();
+                let ns = nanos(log.time);
+                t.logs.insert((ns, id, i as u32), json(log).as_slice()).unwrap();
+                t.logs_by_job.insert((id, ns, i as u32), ()).unwrap();
+            }
+        }
+        txn.commit().unwrap();
+        rows
+    }
+
+    #[test]
+    fn rows_written_as_json_by_an_older_flowd_read_beside_binary_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = write_json_store(dir.path(), 20);
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        // Every old row reads as it was written.
+        for (e, step, log) in &old {
+            assert_eq!(block(store.execution(e.job_id)).unwrap().as_ref(), Some(e));
+            assert_eq!(block(store.steps(e.job_id)).unwrap(), vec![step.clone()]);
+            assert_eq!(block(store.attempts(e.job_id)).unwrap()[0].finished_at, e.finished_at);
+            let q = LogQuery {
+                job_id: Some(e.job_id),
+                ..LogQuery::default()
+            };
+            assert_eq!(block(store.logs(&q)).unwrap()[0].1, *log);
+        }
+        // New rows (binary) beside them: the list, the indexes and the search take both.
+        let mut new = seed(&store);
+        finish(&store, &mut new);
+        let newer = LogRow {
+            job_id: new[59].job_id,
+            time: SystemTime::now(),
+            message: "new \"record\" 7".into(),
+            ..old[7].2.clone()
+        };
+        block(store.write(vec![Write::Logs(vec![newer.clone()])])).unwrap();
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
+        let q = ListQuery {
+            flow: Some("old".into()),
+            ..ListQuery::default()
+        };
+        assert_eq!(block(store.list(&q)).unwrap().len(), 20);
+        let search = |text: &str| {
+            let q = LogQuery {
+                contains: Some(text.into()),
+                ..LogQuery::default()
+            };
+            let mut found: Vec<String> = block(store.logs(&q))
+                .unwrap()
+                .into_iter()
+                .map(|(_, l)| l.message)
+                .collect();
+            found.sort();
+            found
+        };
+        assert_eq!(search("\"record\" 7"), vec!["new \"record\" 7", "old \"record\" 7"]);
+        assert_eq!(
+            search("d\" 1"),
+            (10..20)
+                .chain([1])
+                .map(|i| format!("old \"record\" {i}"))
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
+        );
+        // An old row rewritten (a status change) moves its indexes from the JSON row's.
+        let mut changed = old[3].0.clone();
+        changed.status = ExecutionStatus::Failed;
+        block(store.write(vec![Write::Execution(changed.clone())])).unwrap();
+        assert_eq!(block(store.execution(changed.job_id)).unwrap(), Some(changed));
+        assert_indexes_agree(&store.db);
+        // Pruning reads old and new rows alike.
+        let pruned = block(store.prune(SystemTime::now() - 50 * DAY, 1000)).unwrap();
+        assert_eq!(
+            pruned.executions,
+            20 + new[..30].iter().filter(|e| e.status.is_final()).count()
+        );
+        assert_indexes_agree(&store.db);
+        assert_lists_agree(&store);
+    }
+
+    #[test]
+    fn payloads_written_together_share_a_bundle_and_read_one_by_one() {
+        use super::tables::PAYLOADS;
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        let job = JobId::new();
+        let key = |attempt, step, kind| PayloadKey {
+            job_id: job,
+            attempt,
+            step,
+            kind,
+        };
+        let value = |i: u32| serde_json::json!({ "id": "ord-10042", "items": [{ "sku": "tea", "price": 4 }], "n": i });
+        let put = |keys: Vec<(PayloadKey, Value)>| {
+            block(
+                store.write(
+                    keys.into_iter()
+                        .map(|(key, value)| Write::Payload { key, value })
+                        .collect(),
+                ),
+            )
+            .unwrap()
+        };
+        // Before bundles: a payload alone, as an older flowd wrote each.
+        put(vec![(PayloadKey::trigger(job), value(0))]);
+        // One write's payloads (the same place twice: the later one counts).
+        put(vec![
+            (key(1, 0, PayloadKind::Output), value(9)),
+            (key(1, 0, PayloadKind::Config), value(1)),
+            (key(1, 0, PayloadKind::Output), value(2)),
+            (key(1, 1, PayloadKind::Output), value(3)),
+        ]);
+        // A later write starting at the same place: merged into that bundle.
+        put(vec![
+            (key(1, 0, PayloadKind::Output), value(4)),
+            (key(1, 2, PayloadKind::Output), value(5)),
+        ]);
+        let shared = PayloadKey::shared_config("p", "f", "v", 0);
+        put(vec![(shared, value(6)), (key(2, 0, PayloadKind::Output), value(7))]);
+        let read = |k| block(store.payload(k)).unwrap();
+        assert_eq!(read(PayloadKey::trigger(job)), Some(value(0)));
+        assert_eq!(read(key(1, 0, PayloadKind::Config)), Some(value(1)));
+        assert_eq!(read(key(1, 0, PayloadKind::Output)), Some(value(4)));
+        assert_eq!(read(key(1, 1, PayloadKind::Output)), Some(value(3)));
+        assert_eq!(read(key(1, 2, PayloadKind::Output)), Some(value(5)));
+        assert_eq!(read(key(2, 0, PayloadKind::Output)), Some(value(7)));
+        assert_eq!(read(shared), Some(value(6)));
+        assert_eq!(read(key(1, 1, PayloadKind::Config)), None);
+        assert_eq!(read(key(3, 0, PayloadKind::Output)), None);
+        let rows = |db: &Database| {
+            let r = db.begin_read().unwrap();
+            let t = r.open_table(PAYLOADS).unwrap();
+            t.range((job.0, 0, 0, 0)..=(job.0, u32::MAX, u32::MAX, u8::MAX))
+                .unwrap()
+                .count()
+        };
+        // The trigger alone, one bundle for attempt 1 and one row for attempt 2.
+        assert_eq!(rows(&store.db), 3);
+        // Pruning an execution takes its bundles with it.
+        block(store.write(vec![Write::Execution(execution(
+            job,
+            "f",
+            ExecutionStatus::Success,
+            SystemTime::now() - 100 * DAY,
+        ))]))
+        .unwrap();
+        block(store.prune(SystemTime::now() + DAY, 10)).unwrap();
+        assert_eq!(rows(&store.db), 0);
+        assert_eq!(read(key(1, 1, PayloadKind::Output)), None);
+        assert_eq!(read(shared), Some(value(6)));
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! prefix of the executions table; unfinished ones are passed over (recovery needs them).
 
 use super::tables::Tables;
-use super::{ExecutionHead, UNFINISHED, decode, nanos, status_code, write_err};
+use super::{ExecutionHead, UNFINISHED, nanos, rows, status_code, write_err};
 use crate::store::{JobId, Pruned, WriteError};
 use redb::{Database, ReadableTable};
 use std::collections::HashMap;
@@ -31,8 +31,7 @@ pub(super) fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) ->
                 break;
             }
             let (id, row) = item.map_err(write_err)?;
-            let head: ExecutionHead =
-                decode("executions", row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
+            let head: ExecutionHead = rows::head(row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
             if head.status.is_final() {
                 doomed.push((id.value(), head));
             }
@@ -44,7 +43,6 @@ pub(super) fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) ->
                 .by_status
                 .remove((status_code(head.status), id))
                 .map_err(write_err)?;
-            tables.by_flow.remove((head.flow.as_str(), id)).map_err(write_err)?;
             tables
                 .by_flow_status
                 .remove((head.flow.as_str(), status_code(head.status), id))

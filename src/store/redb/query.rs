@@ -5,10 +5,10 @@
 //! what recovery and the scheduler ask.
 
 use super::tables::{
-    ATTEMPTS, BY_FLOW, BY_FLOW_STATUS, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES,
-    STEPS,
+    ATTEMPTS, BY_FLOW_STATUS, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES, STEPS,
 };
 use super::{UNFINISHED, decode, nanos, read_err, status_code};
+use super::{packing, rows};
 use crate::store::{Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, ReadError, StepRow};
 use redb::{Database, ReadableDatabase, ReadableTable};
 use serde_json::Value;
@@ -89,7 +89,7 @@ pub(super) fn execution(db: &Database, id: JobId) -> Result<Option<Execution>, R
     let r = db.begin_read().map_err(read_err)?;
     let t = r.open_table(EXECUTIONS).map_err(read_err)?;
     match t.get(id.0).map_err(read_err)? {
-        Some(v) => Ok(Some(decode("executions", v.value())?)),
+        Some(v) => Ok(Some(rows::decode(v.value())?)),
         None => Ok(None),
     }
 }
@@ -118,7 +118,7 @@ pub(super) fn attempts(db: &Database, id: JobId) -> Result<Vec<Attempt>, ReadErr
     let mut out = Vec::new();
     for item in t.range((id.0, 0)..=(id.0, u32::MAX)).map_err(read_err)? {
         let (_, v) = item.map_err(read_err)?;
-        out.push(decode("attempts", v.value())?);
+        out.push(rows::decode(v.value())?);
     }
     Ok(out)
 }
@@ -129,7 +129,7 @@ pub(super) fn steps(db: &Database, id: JobId) -> Result<Vec<StepRow>, ReadError>
     let mut out = Vec::new();
     for item in t.range((id.0, 0, 0)..=(id.0, u32::MAX, u32::MAX)).map_err(read_err)? {
         let (_, v) = item.map_err(read_err)?;
-        out.push(decode("steps", v.value())?);
+        out.push(rows::decode(v.value())?);
     }
     Ok(out)
 }
@@ -137,13 +137,32 @@ pub(super) fn steps(db: &Database, id: JobId) -> Result<Vec<StepRow>, ReadError>
 pub(super) fn payload(db: &Database, key: PayloadKey) -> Result<Option<Value>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let t = r.open_table(PAYLOADS).map_err(read_err)?;
-    match t
-        .get((key.job_id.0, key.attempt, key.step, key.kind.code()))
+    let (job, place) = (key.job_id.0, (key.attempt, key.step, key.kind.code()));
+    if let Some(v) = t.get((job, place.0, place.1, place.2)).map_err(read_err)? {
+        return Ok(Some(decode("payloads", &packing::unpack(v.value())?)?));
+    }
+    if key.attempt == crate::store::SHARED_ATTEMPT {
+        return Ok(None);
+    }
+    // Else in one of the execution's bundles (a place is written once; were it in two,
+    // the later bundle holds the later write).
+    let mut found = None;
+    for item in t
+        .range((job, 0, 0, 0)..=(job, u32::MAX, u32::MAX, u8::MAX))
         .map_err(read_err)?
     {
-        Some(v) => Ok(Some(decode("payloads", &super::packing::unpack(v.value())?)?)),
-        None => Ok(None),
+        let (k, v) = item.map_err(read_err)?;
+        if k.value().3 != packing::BUNDLE {
+            continue;
+        }
+        if let Some((_, json)) = packing::unpack_bundle(v.value())?
+            .into_iter()
+            .find(|(p, _)| *p == place)
+        {
+            found = Some(json);
+        }
     }
+    found.map(|json| decode("payloads", &json)).transpose()
 }
 
 pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadError> {
@@ -166,7 +185,14 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
     // costs what it returns (and what the index cannot filter), not the index's size.
     // Every row is still checked in full.
     let ids: IdIter = match (&q.flow, codes.is_empty()) {
-        (Some(flow), false) => {
+        (Some(flow), any_status) => {
+            // A flow alone: its ranges over every status, merged.
+            if any_status {
+                codes = crate::status::ExecutionStatus::ALL
+                    .iter()
+                    .map(|s| status_code(*s))
+                    .collect();
+            }
             let t = r.open_table(BY_FLOW_STATUS).map_err(read_err)?;
             let mut ranges = Vec::new();
             for c in codes {
@@ -176,11 +202,6 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
                 ranges.push(Box::new(range.rev().map(|i| i.map(|(k, _)| k.value().2).map_err(read_err))) as IdIter);
             }
             newest_first(ranges)
-        }
-        (Some(flow), true) => {
-            let t = r.open_table(BY_FLOW).map_err(read_err)?;
-            let range = t.range((flow.as_str(), lo)..(flow.as_str(), hi)).map_err(read_err)?;
-            Box::new(range.rev().map(|i| i.map(|(k, _)| k.value().1).map_err(read_err)))
         }
         (None, false) => {
             let t = r.open_table(BY_STATUS).map_err(read_err)?;
@@ -196,7 +217,7 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
             let mut rows = Vec::new();
             for item in range.rev() {
                 let (_, v) = item.map_err(read_err)?;
-                let e: Execution = decode("executions", v.value())?;
+                let e: Execution = rows::decode(v.value())?;
                 if q.keeps(&e) {
                     rows.push(e);
                     if rows.len() >= limit {
@@ -210,7 +231,7 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
     let mut out = Vec::new();
     for id in ids {
         if let Some(v) = executions.get(id?).map_err(read_err)? {
-            let e: Execution = decode("executions", v.value())?;
+            let e: Execution = rows::decode(v.value())?;
             if q.keeps(&e) {
                 out.push(e);
                 if out.len() >= limit {
@@ -261,7 +282,7 @@ pub(super) fn histogram(db: &Database, q: &ListQuery, edges: &[SystemTime]) -> R
         let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
         let mut ids = executions.range(lo..hi).map_err(read_err)?.filter_map(|item| {
             let row = item.map_err(read_err).and_then(|(k, v)| {
-                let e: Execution = decode("executions", v.value())?;
+                let e: Execution = rows::decode(v.value())?;
                 Ok((k.value(), e))
             });
             match row {
@@ -311,7 +332,7 @@ pub(super) fn oldest(db: &Database) -> Result<Option<Execution>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
     match executions.first().map_err(read_err)? {
-        Some((_, v)) => Ok(Some(decode("executions", v.value())?)),
+        Some((_, v)) => Ok(Some(rows::decode(v.value())?)),
         None => Ok(None),
     }
 }
@@ -349,16 +370,21 @@ pub(super) fn logs(db: &Database, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>,
     }
     let limit = if q.limit == 0 { usize::MAX } else { q.limit };
     let mut out = Vec::new();
-    let needle = q.contains.as_deref().map(escaped);
+    let needle = q.contains.as_deref().map(|n| (escaped(n), n.as_bytes()));
     let mut take = |key: LogKey, bytes: &[u8]| -> Result<bool, ReadError> {
-        // A record whose bytes lack the escaped substring cannot match: only the rest
-        // is decoded (and checked in full).
-        if let Some(n) = &needle
-            && !holds(bytes, n)
-        {
-            return Ok(true);
+        // A record whose bytes lack the substring (escaped, in a JSON record) cannot
+        // match: only the rest is decoded (and checked in full).
+        if let Some((escaped, raw)) = &needle {
+            let may = if rows::is_binary(bytes) {
+                memchr::memmem::find(bytes, raw).is_some()
+            } else {
+                holds(bytes, escaped)
+            };
+            if !may {
+                return Ok(true);
+            }
         }
-        let row: LogRow = decode("logs", bytes)?;
+        let row: LogRow = rows::decode(bytes)?;
         if q.keeps(&row) {
             out.push((key, row));
         }
@@ -422,7 +448,7 @@ pub(super) fn unfinished(db: &Database) -> Result<Vec<Execution>, ReadError> {
     let mut out = Vec::new();
     for id in ids {
         if let Some(v) = executions.get(id).map_err(read_err)? {
-            out.push(decode("executions", v.value())?);
+            out.push(rows::decode(v.value())?);
         }
     }
     Ok(out)

@@ -1,5 +1,5 @@
-//! Every redb table, in one place. Keys are typed; values are JSON documents of the
-//! model types. Job ids are UUIDv7 as `u128`, so numeric order is creation order.
+//! Every redb table, in one place. Keys are typed; rows are in the binary form of
+//! `rows.rs` (JSON text before it), payloads JSON text (see `packing.rs`). Job ids are UUIDv7 as `u128`, so numeric order is creation order.
 //! [`Tables`] opens them all in one write transaction.
 
 use super::write_err;
@@ -18,13 +18,15 @@ pub(crate) const PAYLOADS: TableDefinition<(u128, u32, u32, u8), &[u8]> = TableD
 pub(crate) const LOGS: TableDefinition<(u64, u128, u32), &[u8]> = TableDefinition::new("logs");
 /// (job id, time in ns, sequence): the log records of one job.
 pub(crate) const LOGS_BY_JOB: TableDefinition<(u128, u64, u32), ()> = TableDefinition::new("logs_by_job");
-/// (flow name, job id).
-pub(crate) const BY_FLOW: TableDefinition<(&str, u128), ()> = TableDefinition::new("executions_by_flow");
+/// (flow name, job id): an index older stores kept, which `BY_FLOW_STATUS` holds too
+/// (a flow's executions are its ranges over every status); dropped when such a store
+/// opens.
+pub(crate) const LEGACY_BY_FLOW: TableDefinition<(&str, u128), ()> = TableDefinition::new("executions_by_flow");
 /// (status code, job id); also what recovery scans for unfinished executions.
 pub(crate) const BY_STATUS: TableDefinition<(u8, u128), ()> = TableDefinition::new("executions_by_status");
 /// (flow name, status code, job id): one flow's executions in one status are a range, so
-/// the list filtered by flow and status reads only rows it returns. Every write and prune
-/// keeps it in step with `BY_FLOW` and `BY_STATUS`.
+/// the list filtered by flow and status reads only rows it returns, and by flow alone
+/// merges its ranges. Every write and prune keeps it in step with `BY_STATUS`.
 pub(crate) const BY_FLOW_STATUS: TableDefinition<(&str, u8, u128), ()> =
     TableDefinition::new("executions_by_flow_status");
 /// flow name → the last fire time of its schedule, in ns since the epoch.
@@ -42,7 +44,6 @@ pub(super) struct Tables<'txn> {
     pub(super) payloads: Table<'txn, (u128, u32, u32, u8), &'static [u8]>,
     pub(super) logs: Table<'txn, (u64, u128, u32), &'static [u8]>,
     pub(super) logs_by_job: Table<'txn, (u128, u64, u32), ()>,
-    pub(super) by_flow: Table<'txn, (&'static str, u128), ()>,
     pub(super) by_status: Table<'txn, (u8, u128), ()>,
     pub(super) by_flow_status: Table<'txn, (&'static str, u8, u128), ()>,
 }
@@ -58,7 +59,6 @@ impl<'txn> Tables<'txn> {
             payloads: txn.open_table(PAYLOADS).map_err(write_err)?,
             logs: txn.open_table(LOGS).map_err(write_err)?,
             logs_by_job: txn.open_table(LOGS_BY_JOB).map_err(write_err)?,
-            by_flow: txn.open_table(BY_FLOW).map_err(write_err)?,
             by_status: txn.open_table(BY_STATUS).map_err(write_err)?,
             by_flow_status: txn.open_table(BY_FLOW_STATUS).map_err(write_err)?,
         })

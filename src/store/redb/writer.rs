@@ -4,10 +4,12 @@
 //! each in a transaction of its own. Records are encoded on the caller's task: the
 //! thread only inserts bytes.
 
+use super::packing::{self, Place};
 use super::tables::Tables;
-use super::{ExecutionHead, decode, nanos, status_code, write_err};
+use super::{nanos, rows, status_code, write_err};
 use crate::store::{PayloadKind, Pruned, SHARED_ATTEMPT, Write, WriteError};
 use redb::{Database, ReadableTable};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::time::SystemTime;
@@ -90,6 +92,12 @@ pub(super) enum Encoded {
         key: (u128, u32, u32, u8),
         bytes: Vec<u8>,
     },
+    /// Payloads of one execution stored together (see `packing`), under the first one's
+    /// key with the kind byte `BUNDLE`.
+    Bundle {
+        key: (u128, u32, u32, u8),
+        bytes: Vec<u8>,
+    },
     Log {
         time: u64,
         job: u128,
@@ -97,15 +105,18 @@ pub(super) enum Encoded {
     },
 }
 
-/// Encodes `writes`, refusing a payload over `max_payload` bytes.
+/// Encodes `writes`, refusing a payload over `max_payload` bytes. Two or more payloads
+/// of one execution become one bundle.
 pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encoded>, WriteError> {
     let mut out = Vec::with_capacity(writes.len());
+    // Per execution, its payloads by place (a later write of a place replaces an earlier).
+    let mut payloads: BTreeMap<u128, BTreeMap<Place, Vec<u8>>> = BTreeMap::new();
     for w in writes {
         match w {
             Write::Execution(e) => out.push(Encoded::Execution {
                 id: e.job_id.0,
                 status: status_code(e.status),
-                bytes: json(&e),
+                bytes: rows::encode(&e),
                 flow: e.flow,
             }),
             Write::FlowActive { flow, active } => out.push(Encoded::FlowActive { flow, active }),
@@ -115,11 +126,11 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
             Write::Claim { .. } | Write::Fence { .. } => {}
             Write::Attempt { job_id, row } => out.push(Encoded::Attempt {
                 key: (job_id.0, row.attempt),
-                bytes: json(&row),
+                bytes: rows::encode(&row),
             }),
             Write::Step { job_id, row } => out.push(Encoded::Step {
                 key: (job_id.0, row.attempt, row.index),
-                bytes: json(&row),
+                bytes: rows::encode(&row),
             }),
             Write::Payload { key, value } => {
                 let bytes = json(&value);
@@ -135,20 +146,42 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
                         max: max_payload,
                     });
                 }
-                out.push(Encoded::Payload {
-                    key: (key.job_id.0, key.attempt, key.step, key.kind.code()),
-                    bytes: super::packing::pack(bytes),
-                });
+                let place = (key.attempt, key.step, key.kind.code());
+                if key.attempt == SHARED_ATTEMPT {
+                    // Kept once for every execution of a flow version: never in a bundle.
+                    out.push(Encoded::Payload {
+                        key: (key.job_id.0, place.0, place.1, place.2),
+                        bytes: packing::pack(bytes),
+                    });
+                } else {
+                    payloads.entry(key.job_id.0).or_default().insert(place, bytes);
+                }
             }
             Write::Logs(rows) => {
                 for row in rows {
                     out.push(Encoded::Log {
                         time: nanos(row.time),
                         job: row.job_id.0,
-                        bytes: json(&row),
+                        bytes: rows::encode(&row),
                     });
                 }
             }
+        }
+    }
+    for (job, places) in payloads {
+        let mut places: Vec<(Place, Vec<u8>)> = places.into_iter().collect();
+        let (first, _) = places[0];
+        if places.len() == 1 {
+            let ((attempt, step, kind), json) = places.pop().expect("one payload");
+            out.push(Encoded::Payload {
+                key: (job, attempt, step, kind),
+                bytes: packing::pack(json),
+            });
+        } else {
+            out.push(Encoded::Bundle {
+                key: (job, first.0, first.1, packing::BUNDLE),
+                bytes: packing::pack_bundle(&places),
+            });
         }
     }
     Ok(out)
@@ -245,10 +278,7 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<Vec<Res
                     } => {
                         let old = tables.executions.insert(*id, bytes.as_slice()).map_err(write_err)?;
                         let old = match old {
-                            Some(old) => Some(
-                                decode::<ExecutionHead>("executions", old.value())
-                                    .map_err(|e| WriteError::Backend(e.to_string()))?,
-                            ),
+                            Some(old) => Some(rows::head(old.value()).map_err(|e| WriteError::Backend(e.to_string()))?),
                             None => None,
                         };
                         match old {
@@ -269,7 +299,6 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<Vec<Res
                             // A new execution: its flow never changes, so it is indexed once.
                             None => {
                                 tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
-                                tables.by_flow.insert((flow.as_str(), *id), ()).map_err(write_err)?;
                                 tables
                                     .by_flow_status
                                     .insert((flow.as_str(), *status, *id), ())
@@ -311,6 +340,25 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<Vec<Res
                             .insert((*time, *job, *seq), bytes.as_slice())
                             .map_err(write_err)?;
                         tables.logs_by_job.insert((*job, *time, *seq), ()).map_err(write_err)?;
+                    }
+                    Encoded::Bundle { key, bytes } => {
+                        // Places are written once, so two bundles meet at one key only when
+                        // a later write starts at the same step: the two are merged.
+                        let merged = match tables.payloads.get(*key).map_err(write_err)? {
+                            Some(old) => {
+                                let mut places: BTreeMap<Place, Vec<u8>> = packing::unpack_bundle(old.value())
+                                    .map_err(|e| WriteError::Backend(e.to_string()))?
+                                    .into_iter()
+                                    .collect();
+                                let new =
+                                    packing::unpack_bundle(bytes).map_err(|e| WriteError::Backend(e.to_string()))?;
+                                places.extend(new);
+                                Some(packing::pack_bundle(&places.into_iter().collect::<Vec<_>>()))
+                            }
+                            None => None,
+                        };
+                        let bytes = merged.as_deref().unwrap_or(bytes.as_slice());
+                        tables.payloads.insert(*key, bytes).map_err(write_err)?;
                     }
                 }
             }

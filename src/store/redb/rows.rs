@@ -1,0 +1,790 @@
+//! The binary form of the fixed-shape rows (executions, attempts, steps, log records),
+//! in place of JSON text: a format byte, then each field in order: integers as LEB128
+//! varints, times as milliseconds since the epoch (what the JSON form kept) with later
+//! times of a row as differences from its first, strings length-prefixed, options behind
+//! a presence byte, a connector's SHA-256 as its 32 bytes. The rare nested parts (a
+//! step's or a try's error) are JSON text inside. Rows written before this are JSON
+//! objects, which start with `{`: reads take either form.
+
+use super::ExecutionHead;
+use crate::plugin::{Failure, Level};
+use crate::status::{ConnectorUse, ExecutionStatus, StepStatus};
+use crate::store::{Attempt, Execution, JobId, LogRow, ReadError, StepRow, TryRow};
+use serde::de::DeserializeOwned;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// The first byte of a row in this form (JSON text starts with `{`).
+const FORMAT: u8 = 1;
+
+/// A row that has the binary form.
+pub(super) trait Row: Sized + DeserializeOwned {
+    /// The table it lives in, for errors.
+    const TABLE: &'static str;
+    fn put(&self, w: &mut Writer);
+    fn get(r: &mut Reader<'_>) -> Result<Self, ReadError>;
+}
+
+/// The stored bytes of `row`.
+pub(super) fn encode<T: Row>(row: &T) -> Vec<u8> {
+    let mut w = Writer(Vec::with_capacity(128));
+    w.0.push(FORMAT);
+    row.put(&mut w);
+    w.0
+}
+
+/// A row from its stored bytes, in either form.
+pub(super) fn decode<T: Row>(bytes: &[u8]) -> Result<T, ReadError> {
+    match bytes.first() {
+        Some(b'{') => serde_json::from_slice(bytes).map_err(|e| corrupt(T::TABLE, e.to_string())),
+        Some(&FORMAT) => {
+            let mut r = Reader {
+                table: T::TABLE,
+                bytes: &bytes[1..],
+            };
+            let row = T::get(&mut r)?;
+            if !r.bytes.is_empty() {
+                return Err(corrupt(T::TABLE, format!("{} bytes after the row", r.bytes.len())));
+            }
+            Ok(row)
+        }
+        Some(b) => Err(corrupt(T::TABLE, format!("unknown row format {b:#04x}"))),
+        None => Err(corrupt(T::TABLE, "an empty row".into())),
+    }
+}
+
+/// Whether stored bytes are in the binary form (whose strings are stored unescaped).
+pub(super) fn is_binary(bytes: &[u8]) -> bool {
+    bytes.first() == Some(&FORMAT)
+}
+
+/// The flow and status of a stored execution row, in either form.
+pub(super) fn head(bytes: &[u8]) -> Result<ExecutionHead, ReadError> {
+    if bytes.first() == Some(&b'{') {
+        return serde_json::from_slice(bytes).map_err(|e| corrupt("executions", e.to_string()));
+    }
+    let e: Execution = decode(bytes)?;
+    Ok(ExecutionHead {
+        flow: e.flow,
+        status: e.status,
+    })
+}
+
+fn corrupt(table: &'static str, detail: String) -> ReadError {
+    ReadError::Corrupt { table, detail }
+}
+
+pub(super) struct Writer(Vec<u8>);
+
+impl Writer {
+    fn uint(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.0.push(v as u8 | 0x80);
+            v >>= 7;
+        }
+        self.0.push(v as u8);
+    }
+
+    fn int(&mut self, v: i64) {
+        self.uint(((v << 1) ^ (v >> 63)) as u64);
+    }
+
+    fn str(&mut self, s: &str) {
+        self.uint(s.len() as u64);
+        self.0.extend_from_slice(s.as_bytes());
+    }
+
+    fn opt_str(&mut self, s: Option<&str>) {
+        match s {
+            Some(s) => {
+                self.0.push(1);
+                self.str(s);
+            }
+            None => self.0.push(0),
+        }
+    }
+
+    fn time(&mut self, t: SystemTime) {
+        self.int(millis(t));
+    }
+
+    /// `t` as its difference from `base`.
+    fn time_from(&mut self, base: SystemTime, t: Option<SystemTime>) {
+        match t {
+            Some(t) => {
+                self.0.push(1);
+                self.int(millis(t).wrapping_sub(millis(base)));
+            }
+            None => self.0.push(0),
+        }
+    }
+
+    /// A start and an end: the end as a difference from the start.
+    fn span(&mut self, started: Option<SystemTime>, finished: Option<SystemTime>) {
+        match started {
+            Some(t) => {
+                self.0.push(1);
+                self.time(t);
+                self.time_from(t, finished);
+            }
+            None => {
+                self.0.push(0);
+                self.time_from(UNIX_EPOCH, finished);
+            }
+        }
+    }
+
+    fn f64(&mut self, v: f64) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+
+    fn json<T: serde::Serialize>(&mut self, v: &T) {
+        let text = serde_json::to_vec(v).expect("store records serialize");
+        self.uint(text.len() as u64);
+        self.0.extend_from_slice(&text);
+    }
+}
+
+pub(super) struct Reader<'a> {
+    table: &'static str,
+    bytes: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn short(&self) -> ReadError {
+        corrupt(self.table, "a row cut short".into())
+    }
+
+    fn byte(&mut self) -> Result<u8, ReadError> {
+        let (&b, rest) = self.bytes.split_first().ok_or_else(|| self.short())?;
+        self.bytes = rest;
+        Ok(b)
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], ReadError> {
+        if self.bytes.len() < n {
+            return Err(self.short());
+        }
+        let (head, rest) = self.bytes.split_at(n);
+        self.bytes = rest;
+        Ok(head)
+    }
+
+    fn uint(&mut self) -> Result<u64, ReadError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(corrupt(self.table, "a varint longer than 64 bits".into()))
+    }
+
+    fn u32(&mut self) -> Result<u32, ReadError> {
+        let v = self.uint()?;
+        u32::try_from(v).map_err(|_| corrupt(self.table, format!("{v} does not fit 32 bits")))
+    }
+
+    fn int(&mut self) -> Result<i64, ReadError> {
+        let v = self.uint()?;
+        Ok((v >> 1) as i64 ^ -((v & 1) as i64))
+    }
+
+    fn flag(&mut self) -> Result<bool, ReadError> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(corrupt(self.table, format!("a presence byte of {b}"))),
+        }
+    }
+
+    fn str(&mut self) -> Result<String, ReadError> {
+        let n = self.uint()? as usize;
+        let bytes = self.take(n)?;
+        String::from_utf8(bytes.to_vec()).map_err(|e| corrupt(self.table, e.to_string()))
+    }
+
+    fn opt_str(&mut self) -> Result<Option<String>, ReadError> {
+        if self.flag()? { self.str().map(Some) } else { Ok(None) }
+    }
+
+    fn time(&mut self) -> Result<SystemTime, ReadError> {
+        Ok(from_millis(self.int()?))
+    }
+
+    fn time_from(&mut self, base: SystemTime) -> Result<Option<SystemTime>, ReadError> {
+        if !self.flag()? {
+            return Ok(None);
+        }
+        Ok(Some(from_millis(millis(base).wrapping_add(self.int()?))))
+    }
+
+    fn span(&mut self) -> Result<(Option<SystemTime>, Option<SystemTime>), ReadError> {
+        if self.flag()? {
+            let t = self.time()?;
+            Ok((Some(t), self.time_from(t)?))
+        } else {
+            Ok((None, self.time_from(UNIX_EPOCH)?))
+        }
+    }
+
+    fn f64(&mut self) -> Result<f64, ReadError> {
+        let b = self.take(8)?;
+        Ok(f64::from_le_bytes(b.try_into().expect("8 bytes")))
+    }
+
+    fn json<T: DeserializeOwned>(&mut self) -> Result<T, ReadError> {
+        let n = self.uint()? as usize;
+        let text = self.take(n)?;
+        serde_json::from_slice(text).map_err(|e| corrupt(self.table, e.to_string()))
+    }
+
+    fn execution_status(&mut self) -> Result<ExecutionStatus, ReadError> {
+        let code = self.byte()?;
+        ExecutionStatus::ALL
+            .into_iter()
+            .find(|s| s.code() == code)
+            .ok_or_else(|| corrupt(self.table, format!("unknown execution status code {code}")))
+    }
+}
+
+/// Milliseconds since the epoch (negative before it), as the JSON form keeps times.
+fn millis(t: SystemTime) -> i64 {
+    match t.duration_since(UNIX_EPOCH) {
+        Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+        Err(e) => i64::try_from(e.duration().as_millis()).map_or(i64::MIN, |m| -m),
+    }
+}
+
+fn from_millis(ms: i64) -> SystemTime {
+    let d = Duration::from_millis(ms.unsigned_abs());
+    if ms >= 0 {
+        UNIX_EPOCH.checked_add(d).unwrap_or(UNIX_EPOCH)
+    } else {
+        UNIX_EPOCH.checked_sub(d).unwrap_or(UNIX_EPOCH)
+    }
+}
+
+/// Step statuses as stored. These codes are on disk: never renumber them.
+const STEP_STATUSES: [(StepStatus, u8); 6] = [
+    (StepStatus::Pending, 0),
+    (StepStatus::Running, 1),
+    (StepStatus::Success, 2),
+    (StepStatus::Failed, 3),
+    (StepStatus::Skipped, 4),
+    (StepStatus::Paused, 5),
+];
+
+/// Log levels as stored. These codes are on disk: never renumber them.
+const LEVELS: [(Level, u8); 5] = [
+    (Level::Trace, 0),
+    (Level::Debug, 1),
+    (Level::Info, 2),
+    (Level::Warn, 3),
+    (Level::Error, 4),
+];
+
+fn code_of<T: PartialEq + Copy>(table: &[(T, u8)], v: T) -> u8 {
+    table
+        .iter()
+        .find(|(t, _)| *t == v)
+        .map(|(_, c)| *c)
+        .expect("every value has a code")
+}
+
+fn value_of<T: Copy>(r: &mut Reader<'_>, table: &[(T, u8)], what: &str) -> Result<T, ReadError> {
+    let code = r.byte()?;
+    table
+        .iter()
+        .find(|(_, c)| *c == code)
+        .map(|(t, _)| *t)
+        .ok_or_else(|| corrupt(r.table, format!("unknown {what} code {code}")))
+}
+
+impl Row for Execution {
+    const TABLE: &'static str = "executions";
+
+    fn put(&self, w: &mut Writer) {
+        w.0.extend_from_slice(&self.job_id.0.to_be_bytes());
+        w.str(&self.project);
+        w.str(&self.flow);
+        w.str(&self.flow_version);
+        w.str(&self.trigger_kind);
+        w.str(&self.trigger_fingerprint);
+        w.str(&self.environment);
+        w.0.push(self.status.code());
+        w.uint(self.attempt.into());
+        w.time(self.created_at);
+        w.time_from(self.created_at, self.started_at);
+        w.time_from(self.created_at, self.finished_at);
+        w.uint(self.steps_total.into());
+        w.uint(self.steps_executed.into());
+        w.time_from(self.created_at, self.resume_at);
+    }
+
+    fn get(r: &mut Reader<'_>) -> Result<Self, ReadError> {
+        let job_id = JobId(u128::from_be_bytes(r.take(16)?.try_into().expect("16 bytes")));
+        let (project, flow, flow_version) = (r.str()?, r.str()?, r.str()?);
+        let (trigger_kind, trigger_fingerprint, environment) = (r.str()?, r.str()?, r.str()?);
+        let status = r.execution_status()?;
+        let attempt = r.u32()?;
+        let created_at = r.time()?;
+        Ok(Execution {
+            job_id,
+            project,
+            flow,
+            flow_version,
+            trigger_kind,
+            trigger_fingerprint,
+            environment,
+            status,
+            attempt,
+            created_at,
+            started_at: r.time_from(created_at)?,
+            finished_at: r.time_from(created_at)?,
+            steps_total: r.u32()?,
+            steps_executed: r.u32()?,
+            resume_at: r.time_from(created_at)?,
+        })
+    }
+}
+
+impl Row for Attempt {
+    const TABLE: &'static str = "attempts";
+
+    fn put(&self, w: &mut Writer) {
+        w.uint(self.attempt.into());
+        w.0.push(self.status.code());
+        w.span(self.started_at, self.finished_at);
+        w.uint(self.from_step.into());
+    }
+
+    fn get(r: &mut Reader<'_>) -> Result<Self, ReadError> {
+        let attempt = r.u32()?;
+        let status = r.execution_status()?;
+        let (started_at, finished_at) = r.span()?;
+        Ok(Attempt {
+            attempt,
+            status,
+            started_at,
+            finished_at,
+            from_step: r.u32()?,
+        })
+    }
+}
+
+/// A connector's use: its name, and its SHA-256 as 32 bytes when it is 64 lowercase hex
+/// digits (as flowd writes it), else as text.
+fn put_connector(w: &mut Writer, c: Option<&ConnectorUse>) {
+    let Some(c) = c else {
+        w.0.push(0);
+        return;
+    };
+    let raw = (c.sha256.len() == 64 && c.sha256.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .then(|| hex::decode(&c.sha256).ok())
+        .flatten();
+    match raw {
+        Some(raw) => {
+            w.0.push(1);
+            w.str(&c.name);
+            w.0.extend_from_slice(&raw);
+        }
+        None => {
+            w.0.push(2);
+            w.str(&c.name);
+            w.str(&c.sha256);
+        }
+    }
+}
+
+fn get_connector(r: &mut Reader<'_>) -> Result<Option<ConnectorUse>, ReadError> {
+    match r.byte()? {
+        0 => Ok(None),
+        1 => Ok(Some(ConnectorUse {
+            name: r.str()?,
+            sha256: hex::encode(r.take(32)?),
+        })),
+        2 => Ok(Some(ConnectorUse {
+            name: r.str()?,
+            sha256: r.str()?,
+        })),
+        b => Err(corrupt(r.table, format!("a connector tag of {b}"))),
+    }
+}
+
+impl Row for StepRow {
+    const TABLE: &'static str = "steps";
+
+    fn put(&self, w: &mut Writer) {
+        w.uint(self.attempt.into());
+        w.uint(self.index.into());
+        w.str(&self.name);
+        w.str(&self.kind);
+        w.0.push(code_of(&STEP_STATUSES, self.status));
+        put_connector(w, self.connector.as_ref());
+        w.span(self.started_at, self.finished_at);
+        w.f64(self.duration);
+        w.uint(self.fuel_used);
+        // The rare parts: a failure, a note, retried tries, a reused output.
+        let rare = u8::from(self.error.is_some())
+            | u8::from(self.note.is_some()) << 1
+            | u8::from(!self.tries.is_empty()) << 2
+            | u8::from(self.reused_from.is_some()) << 3;
+        w.0.push(rare);
+        if let Some(e) = &self.error {
+            w.json(e);
+        }
+        if let Some(n) = &self.note {
+            w.str(n);
+        }
+        if !self.tries.is_empty() {
+            // Every step that ran has one try at least: binary, with its start as a
+            // difference from the step's.
+            let base = self.started_at.unwrap_or(UNIX_EPOCH);
+            w.uint(self.tries.len() as u64);
+            for t in &self.tries {
+                w.time_from(base, Some(t.started_at));
+                w.f64(t.duration);
+                w.uint(t.fuel_used);
+                w.uint(t.dropped_logs);
+                match &t.error {
+                    Some(e) => {
+                        w.0.push(1);
+                        w.json(e);
+                    }
+                    None => w.0.push(0),
+                }
+            }
+        }
+        if let Some(a) = self.reused_from {
+            w.uint(a.into());
+        }
+    }
+
+    fn get(r: &mut Reader<'_>) -> Result<Self, ReadError> {
+        let (attempt, index) = (r.u32()?, r.u32()?);
+        let (name, kind) = (r.str()?, r.str()?);
+        let status = value_of(r, &STEP_STATUSES, "step status")?;
+        let connector = get_connector(r)?;
+        let (started_at, finished_at) = r.span()?;
+        let duration = r.f64()?;
+        let fuel_used = r.uint()?;
+        let rare = r.byte()?;
+        if rare & !0b1111 != 0 {
+            return Err(corrupt(r.table, format!("unknown parts {rare:#04x}")));
+        }
+        let error: Option<Failure> = if rare & 1 != 0 { Some(r.json()?) } else { None };
+        let note = if rare & 2 != 0 { Some(r.str()?) } else { None };
+        let mut tries = Vec::new();
+        if rare & 4 != 0 {
+            let base = started_at.unwrap_or(UNIX_EPOCH);
+            let n = r.uint()?;
+            for _ in 0..n {
+                let started_at = r
+                    .time_from(base)?
+                    .ok_or_else(|| corrupt(r.table, "a try without its start".into()))?;
+                tries.push(TryRow {
+                    started_at,
+                    duration: r.f64()?,
+                    fuel_used: r.uint()?,
+                    dropped_logs: r.uint()?,
+                    error: if r.flag()? { Some(r.json()?) } else { None },
+                });
+            }
+        }
+        let reused_from = if rare & 8 != 0 { Some(r.u32()?) } else { None };
+        Ok(StepRow {
+            attempt,
+            index,
+            name,
+            kind,
+            status,
+            connector,
+            started_at,
+            finished_at,
+            duration,
+            fuel_used,
+            error,
+            note,
+            tries,
+            reused_from,
+        })
+    }
+}
+
+impl Row for LogRow {
+    const TABLE: &'static str = "logs";
+
+    fn put(&self, w: &mut Writer) {
+        w.time(self.time);
+        w.0.push(code_of(&LEVELS, self.level));
+        w.0.extend_from_slice(&self.job_id.0.to_be_bytes());
+        w.str(&self.project);
+        w.str(&self.flow);
+        w.str(&self.flow_version);
+        w.uint(self.attempt.into());
+        w.opt_str(self.step.as_deref());
+        w.opt_str(self.connector.as_deref());
+        w.str(&self.action);
+        w.str(&self.category);
+        w.str(&self.environment);
+        w.str(&self.message);
+    }
+
+    fn get(r: &mut Reader<'_>) -> Result<Self, ReadError> {
+        let time = r.time()?;
+        let level = value_of(r, &LEVELS, "level")?;
+        let job_id = JobId(u128::from_be_bytes(r.take(16)?.try_into().expect("16 bytes")));
+        Ok(LogRow {
+            time,
+            level,
+            job_id,
+            project: r.str()?,
+            flow: r.str()?,
+            flow_version: r.str()?,
+            attempt: r.u32()?,
+            step: r.opt_str()?,
+            connector: r.opt_str()?,
+            action: r.str()?,
+            category: r.str()?,
+            environment: r.str()?,
+            message: r.str()?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::ErrorKind;
+
+    fn at(ms: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(ms)
+    }
+
+    fn executions() -> Vec<Execution> {
+        let full = Execution {
+            job_id: JobId::new(),
+            project: "shop".into(),
+            flow: "order-intake".into(),
+            flow_version: "3f2a".into(),
+            trigger_kind: "http".into(),
+            trigger_fingerprint: "fp".into(),
+            environment: "prod".into(),
+            status: ExecutionStatus::Paused,
+            attempt: 3,
+            created_at: at(1_764_900_000_123),
+            started_at: Some(at(1_764_900_000_125)),
+            finished_at: Some(at(1_764_900_000_100)),
+            steps_total: 7,
+            steps_executed: 2,
+            resume_at: Some(at(1_864_900_000_000)),
+        };
+        let bare = Execution {
+            project: String::new(),
+            flow: "日本語".into(),
+            status: ExecutionStatus::Rejected,
+            created_at: UNIX_EPOCH - Duration::from_millis(5),
+            started_at: None,
+            finished_at: None,
+            resume_at: None,
+            attempt: u32::MAX,
+            steps_total: u32::MAX,
+            ..full.clone()
+        };
+        vec![full, bare]
+    }
+
+    fn steps() -> Vec<StepRow> {
+        let failure = Failure {
+            kind: ErrorKind::Connector,
+            code: Some("E42".into()),
+            message: "said \"no\"\n".into(),
+            retryable: true,
+        };
+        let full = StepRow {
+            attempt: 2,
+            index: 4,
+            name: "fetch".into(),
+            kind: "connector".into(),
+            status: StepStatus::Failed,
+            connector: Some(ConnectorUse {
+                name: "http".into(),
+                sha256: "ab".repeat(32),
+            }),
+            started_at: Some(at(1_764_900_000_000)),
+            finished_at: Some(at(1_764_900_001_500)),
+            duration: 1.5,
+            fuel_used: u64::MAX,
+            error: Some(failure.clone()),
+            note: Some("a note".into()),
+            tries: vec![
+                TryRow {
+                    started_at: at(1_764_900_000_000),
+                    duration: 0.25,
+                    fuel_used: 10,
+                    error: Some(failure),
+                    dropped_logs: 3,
+                },
+                TryRow {
+                    started_at: at(1_764_899_000_000),
+                    duration: 0.5,
+                    fuel_used: 0,
+                    error: None,
+                    dropped_logs: 0,
+                },
+            ],
+            reused_from: Some(1),
+        };
+        let odd_hash = StepRow {
+            connector: Some(ConnectorUse {
+                name: "x".into(),
+                sha256: "AB".repeat(32),
+            }),
+            started_at: None,
+            finished_at: Some(at(3)),
+            error: None,
+            note: None,
+            tries: Vec::new(),
+            reused_from: None,
+            status: StepStatus::Skipped,
+            ..full.clone()
+        };
+        let bare = StepRow {
+            connector: None,
+            finished_at: None,
+            status: StepStatus::Paused,
+            ..odd_hash.clone()
+        };
+        vec![full, odd_hash, bare]
+    }
+
+    fn logs() -> Vec<LogRow> {
+        let full = LogRow {
+            time: at(1_764_900_000_001),
+            level: Level::Warn,
+            job_id: JobId::new(),
+            project: "p".into(),
+            flow: "f".into(),
+            flow_version: "v".into(),
+            attempt: 1,
+            step: Some("fetch".into()),
+            connector: Some("http".into()),
+            action: "run".into(),
+            category: "orders".into(),
+            environment: "e".into(),
+            message: "caf\u{e9} \"quoted\"\u{1}".into(),
+        };
+        let bare = LogRow {
+            step: None,
+            connector: None,
+            level: Level::Trace,
+            message: String::new(),
+            ..full.clone()
+        };
+        vec![full, bare]
+    }
+
+    fn attempts() -> Vec<Attempt> {
+        vec![
+            Attempt {
+                attempt: 1,
+                status: ExecutionStatus::Success,
+                started_at: Some(at(1_764_900_000_000)),
+                finished_at: Some(at(1_764_900_000_009)),
+                from_step: 0,
+            },
+            Attempt {
+                attempt: 3,
+                status: ExecutionStatus::Running,
+                started_at: None,
+                finished_at: Some(at(9)),
+                from_step: 2,
+            },
+        ]
+    }
+
+    /// Every row reads back equal from the binary form and from its JSON text, and
+    /// every cut of its bytes is an error naming the table, never a panic.
+    fn round_trips<T: Row + serde::Serialize + PartialEq + std::fmt::Debug>(rows: Vec<T>) {
+        for row in rows {
+            let bytes = encode(&row);
+            assert!(is_binary(&bytes));
+            assert_eq!(decode::<T>(&bytes).unwrap(), row);
+            let json = serde_json::to_vec(&row).unwrap();
+            assert!(!is_binary(&json));
+            assert_eq!(decode::<T>(&json).unwrap(), row);
+            assert!(bytes.len() < json.len(), "{} vs {} bytes", bytes.len(), json.len());
+            for cut in 0..bytes.len() {
+                match decode::<T>(&bytes[..cut]) {
+                    Err(ReadError::Corrupt { table, .. }) => assert_eq!(table, T::TABLE),
+                    other => panic!("{} of {} bytes read as {other:?}", cut, bytes.len()),
+                }
+            }
+            let mut longer = bytes.clone();
+            longer.push(0);
+            assert!(matches!(decode::<T>(&longer), Err(ReadError::Corrupt { .. })));
+        }
+    }
+
+    #[test]
+    fn every_row_reads_back_from_either_form() {
+        round_trips(executions());
+        round_trips(attempts());
+        round_trips(steps());
+        round_trips(logs());
+    }
+
+    #[test]
+    fn an_execution_head_reads_from_either_form() {
+        for e in executions() {
+            for bytes in [encode(&e), serde_json::to_vec(&e).unwrap()] {
+                let head = head(&bytes).unwrap();
+                assert_eq!((head.flow, head.status), (e.flow.clone(), e.status));
+            }
+        }
+    }
+
+    #[test]
+    fn bytes_of_neither_form_are_named_errors() {
+        for bad in [
+            &[][..],
+            &[7, 1, 2][..],
+            b"[1]",
+            &[FORMAT, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01][..],
+        ] {
+            let err = decode::<Execution>(bad).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    ReadError::Corrupt {
+                        table: "executions",
+                        ..
+                    }
+                ),
+                "{bad:?}: {err:?}"
+            );
+        }
+        // A status code no status has.
+        let mut bytes = encode(&executions()[0]);
+        let status_at = 1
+            + 16
+            + ["shop", "order-intake", "3f2a", "http", "fp", "prod"]
+                .iter()
+                .map(|s| 1 + s.len())
+                .sum::<usize>();
+        assert_eq!(bytes[status_at], ExecutionStatus::Paused.code());
+        bytes[status_at] = 200;
+        let err = decode::<Execution>(&bytes).unwrap_err().to_string();
+        assert!(err.contains("unknown execution status code 200"), "{err}");
+    }
+
+    #[test]
+    fn the_peer_shape_rows_are_a_fraction_of_their_json() {
+        let (e, s) = (&executions()[0], &steps()[2]);
+        let ratio = |a: usize, b: usize| a as f64 / b as f64;
+        assert!(ratio(encode(e).len(), serde_json::to_vec(e).unwrap().len()) < 0.4);
+        assert!(ratio(encode(s).len(), serde_json::to_vec(s).unwrap().len()) < 0.4);
+    }
+}
