@@ -12,6 +12,7 @@
 //! native code): the directory is created private to the user running flowd.
 
 use super::functions::FunctionCache;
+use super::lru;
 use anyhow::Context as _;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -78,7 +79,7 @@ impl Cache {
         // with this compatibility hash and written atomically into a private directory.
         match unsafe { Component::deserialize_file(engine, &path) } {
             Ok(c) => {
-                touch(&path);
+                lru::touch(&path);
                 Some(c)
             }
             Err(e) => {
@@ -94,7 +95,7 @@ impl Cache {
         match self.store(component, &path) {
             Ok(()) => {
                 let functions_cap = self.cap / FUNCTIONS_SHARE;
-                evict_lru(&self.dir, self.cap - functions_cap, is_component, Some(&path));
+                lru::evict(&self.dir, self.cap - functions_cap, is_component, Some(&path));
                 if let Some(f) = &self.functions {
                     f.evict(functions_cap);
                 }
@@ -121,42 +122,6 @@ impl Cache {
 
 fn is_component(path: &Path) -> bool {
     path.extension().is_some_and(|x| x == "cwasm")
-}
-
-/// Removes the least recently used files of `dir` that `select` picks until those left
-/// add up to `cap` bytes; `keep` stays whatever its age.
-pub(super) fn evict_lru(dir: &Path, cap: u64, select: impl Fn(&Path) -> bool, keep: Option<&Path>) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = entries
-        .flatten()
-        .filter(|e| select(&e.path()))
-        .filter_map(|e| {
-            let meta = e.metadata().ok().filter(std::fs::Metadata::is_file)?;
-            Some((meta.modified().ok()?, meta.len(), e.path()))
-        })
-        .collect();
-    let mut total: u64 = files.iter().map(|(_, len, _)| len).sum();
-    files.sort();
-    for (_, len, path) in files {
-        if total <= cap {
-            break;
-        }
-        if Some(path.as_path()) == keep {
-            continue;
-        }
-        // Another process may have removed it already; either way it is gone.
-        let _ = std::fs::remove_file(&path);
-        total = total.saturating_sub(len);
-    }
-}
-
-/// Marks a cache file as just used.
-pub(super) fn touch(path: &Path) {
-    if let Ok(f) = std::fs::File::options().write(true).open(path) {
-        let _ = f.set_modified(std::time::SystemTime::now());
-    }
 }
 
 pub fn compile(engine: &Engine, bytes: &[u8]) -> anyhow::Result<Component> {

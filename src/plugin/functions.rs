@@ -6,7 +6,7 @@
 //! Invariant: an entry is written to a temporary name and renamed into place, so a reader
 //! sees a whole entry or none; cranelift checks an entry's version before it trusts it.
 //! The entries are bounded by size with the least recently used removed first (a hit
-//! touches its file), by the component cache after each compile (see `cache`).
+//! touches its file), by the component cache after each compile (see `cache`, `lru`).
 
 use std::borrow::Cow;
 use std::fmt::Write as _;
@@ -46,7 +46,7 @@ impl FunctionCache {
 
     /// Removes the least recently used entries until the rest add up to `cap` bytes.
     pub fn evict(&self, cap: u64) {
-        super::cache::evict_lru(&self.dir, cap, |_| true, None);
+        super::lru::evict(&self.dir, cap, |_| true, None);
     }
 }
 
@@ -54,7 +54,7 @@ impl CacheStore for FunctionCache {
     fn get(&self, key: &[u8]) -> Option<Cow<'_, [u8]>> {
         let path = self.path_for(key);
         let bytes = std::fs::read(&path).ok()?;
-        super::cache::touch(&path);
+        super::lru::touch(&path);
         Some(Cow::Owned(bytes))
     }
 

@@ -13,6 +13,7 @@ pub mod imports;
 mod invoke;
 mod lanes;
 mod log;
+mod lru;
 mod outbound;
 mod preflight;
 pub mod progress;
