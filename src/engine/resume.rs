@@ -202,7 +202,15 @@ impl Executor {
                 expected: flow.name.clone(),
             });
         }
-        if exec.flow_version != flow.version {
+        Ok(exec)
+    }
+
+    /// The stored execution `job`, about to run on under `flow` (see [`pin_configs`]).
+    async fn taken_up(&self, flow: &Flow, job: JobId) -> Result<Execution, ContinueError> {
+        let exec = self.stored(flow, job).await?;
+        if exec.flow_version != flow.version
+            && let Some(store) = &self.store
+        {
             pin_configs(store.as_ref(), &exec).await?;
         }
         Ok(exec)
@@ -335,7 +343,7 @@ impl Executor {
 
     /// Resumes a paused execution now (the paused step succeeds) and runs it on.
     pub async fn resume(&self, flow: &Flow, job: JobId) -> Result<ExecutionReport, ContinueError> {
-        let exec = self.stored(flow, job).await?;
+        let exec = self.taken_up(flow, job).await?;
         if exec.status != ExecutionStatus::Paused {
             return Err(ContinueError::NotPaused(job, exec.status));
         }
@@ -358,7 +366,7 @@ impl Executor {
     /// pending and queued ones start, running ones go on at the first step without a
     /// stored result, paused ones wait for their due time (or stay paused until resumed).
     pub async fn recover(&self, flow: &Flow, job: JobId) -> Result<ExecutionReport, ContinueError> {
-        let exec = self.stored(flow, job).await?;
+        let exec = self.taken_up(flow, job).await?;
         let (mut report, data) = self.load(flow, &exec).await?;
         let recorder = self.recorder(flow, &exec).await?;
         match exec.status {
@@ -529,7 +537,7 @@ impl Executor {
     /// throttled flow) with the steps it reuses, so [`Executor::recover`] runs it from
     /// the first step it does not reuse, now or after a restart. Returns the attempt.
     pub async fn accept_retry(&self, flow: &Flow, job: JobId, from: RetryFrom) -> Result<u32, ContinueError> {
-        let exec = self.stored(flow, job).await?;
+        let exec = self.taken_up(flow, job).await?;
         if let Some(refusal) = retry_refusal(flow, &exec) {
             return Err(refusal.into());
         }
@@ -581,7 +589,7 @@ impl Executor {
     /// the execution is `running`), so [`Executor::recover`] runs the rest, now or after
     /// a restart. A timed pause is woken: the task waiting it out here goes on now.
     pub async fn accept_resume(&self, flow: &Flow, job: JobId) -> Result<Resumed, ContinueError> {
-        let exec = self.stored(flow, job).await?;
+        let exec = self.taken_up(flow, job).await?;
         if exec.status != ExecutionStatus::Paused {
             return Err(ContinueError::NotPaused(job, exec.status));
         }
