@@ -151,7 +151,7 @@ mod tests {
         let stderr = [
             "expected a string, received [undefined]",
             "Stack:",
-            "  _utf8AllocateAndEncode@/tmp/x/sources/initializer.js:18:11",
+            "  _utf8AllocateAndEncode@sources/initializer.js:18:11",
             "",
             "Redirecting call to abort() to mozalloc_abort",
             "",
