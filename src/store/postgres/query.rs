@@ -103,31 +103,7 @@ pub(super) async fn payload(store: &PostgresStore, key: PayloadKey) -> Result<Op
 }
 
 pub(super) async fn list(store: &PostgresStore, q: &ListQuery) -> Result<Vec<Execution>, ReadError> {
-    let mut f = Filter::default();
-    // Job ids hold their creation time, so the time range is a range of ids.
-    if let Some(from) = q.from {
-        f.add("job_id >= $", id(JobId::lower_bound(from).0));
-    }
-    let mut hi = q.to.map(|t| JobId::lower_bound(t).0.saturating_add(1 << 80));
-    if let Some(before) = q.before {
-        hi = Some(hi.map_or(before.0, |h| h.min(before.0)));
-    }
-    if let Some(hi) = hi {
-        f.add("job_id < $", id(hi));
-    }
-    if let Some(flow) = &q.flow {
-        f.add("flow = $", flow.clone());
-    }
-    if !q.statuses.is_empty() {
-        let codes: Vec<i16> = q.statuses.iter().map(|s| status_code(*s)).collect();
-        f.add("status = ANY($)", codes);
-    }
-    if let Some(p) = &q.project {
-        f.add("project = $", p.clone());
-    }
-    if let Some(k) = &q.trigger_kind {
-        f.add("trigger_kind = $", k.clone());
-    }
+    let mut f = list_filter(q, None, q.before.map(|b| b.0));
     let n = f.params.len() + 1;
     f.params.push(Box::new(limit(q.limit)));
     let sql = format!(
@@ -144,14 +120,23 @@ pub(super) async fn list(store: &PostgresStore, q: &ListQuery) -> Result<Vec<Exe
         .collect()
 }
 
-/// The list's filters but its cursor and limit, within `[lo, hi)` of job ids.
-fn list_filter(q: &ListQuery, lo: u128, hi: u128) -> Filter {
+/// The list's filters but its cursor and limit, within job ids `[lo, hi)` where given.
+fn list_filter(q: &ListQuery, lo: Option<u128>, hi: Option<u128>) -> Filter {
+    // Of two bounds on one side, the tighter; either alone, that one.
+    let tighter = |a: Option<u128>, b: Option<u128>, pick: fn(u128, u128) -> u128| match (a, b) {
+        (Some(a), Some(b)) => Some(pick(a, b)),
+        (a, b) => a.or(b),
+    };
     let mut f = Filter::default();
-    let lo = q.from.map_or(lo, |t| JobId::lower_bound(t).0.max(lo));
-    let hi =
-        q.to.map_or(hi, |t| JobId::lower_bound(t).0.saturating_add(1 << 80).min(hi));
-    f.add("job_id >= $", id(lo));
-    f.add("job_id < $", id(hi));
+    // Job ids hold their creation time, so the time range is a range of ids.
+    let from = q.from.map(|t| JobId::lower_bound(t).0);
+    let to = q.to.map(|t| JobId::lower_bound(t).0.saturating_add(1 << 80));
+    if let Some(lo) = tighter(from, lo, u128::max) {
+        f.add("job_id >= $", id(lo));
+    }
+    if let Some(hi) = tighter(to, hi, u128::min) {
+        f.add("job_id < $", id(hi));
+    }
     if let Some(flow) = &q.flow {
         f.add("flow = $", flow.clone());
     }
@@ -183,7 +168,7 @@ pub(super) async fn histogram(
         if lo >= hi {
             continue;
         }
-        let f = list_filter(q, lo, hi);
+        let f = list_filter(q, Some(lo), Some(hi));
         let sql = format!("SELECT status, count(*) FROM executions {} GROUP BY status", f.sql());
         let st = c.prepare_cached(&sql).await.map_err(read_err)?;
         for row in c.query(&st, &f.params()).await.map_err(read_err)? {
