@@ -616,10 +616,9 @@ fn sample_jobs(client: &mut Client, k: usize) -> Vec<String> {
     out
 }
 
-fn main() {
-    let quick = std::env::args().any(|a| a == "--quick");
-    let n: usize = if quick { 100_000 } else { 1_000_000 };
-    let (light, heavy) = if quick { (500, 100) } else { (2000, 500) };
+/// A runtime for the client side and the directory the data of `n` executions lives in
+/// (kept across runs, shared with the console benchmark).
+pub(crate) fn runtime_and_root(n: usize) -> (tokio::runtime::Runtime, PathBuf) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -631,6 +630,14 @@ fn main() {
         .to_path_buf();
     let root = target.join("bench-admin-data").join(format!("{SHAPE}-{n}"));
     std::fs::create_dir_all(&root).expect("the bench directory");
+    (rt, root)
+}
+
+fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let n: usize = if quick { 100_000 } else { 1_000_000 };
+    let (light, heavy) = if quick { (500, 100) } else { (2000, 500) };
+    let (rt, root) = runtime_and_root(n);
 
     println!(
         "flowd admin API over a store of {n} executions (5 flows, 2 projects, 3 steps each, 2-3 log records each)"

@@ -118,17 +118,7 @@ fn long_execution(rt: &tokio::runtime::Runtime, root: &Path) -> String {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let n: usize = if quick { 100_000 } else { 1_000_000 };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a tokio runtime");
-    let target = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("the target directory")
-        .to_path_buf();
-    let root = target.join("bench-admin-data").join(format!("{}-{n}", admin::SHAPE));
-    std::fs::create_dir_all(&root).expect("the bench directory");
+    let (rt, root) = admin::runtime_and_root(n);
     println!("flowd console in Chromium over a store of {n} executions (the admin benchmark's data)");
     admin::prepare(&rt, &root, n);
     let job = long_execution(&rt, &root);

@@ -12,8 +12,8 @@ use flowd::store::{Execution, JobId, LogRow, Write};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
 use support::admin::{
-    BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, flow_file, get, hook, post_op, route_path,
-    start,
+    BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, failed_then_retried, flow_file, get, hook,
+    post_op, route_path, start,
 };
 use support::{Daemon, Setup};
 
@@ -39,18 +39,7 @@ fn manual_retry_runs_a_new_attempt_and_every_refusal_is_a_409() {
     let d = start(&setup);
 
     // From the failed step: the first step's output is reused, the second runs again.
-    let job = hook(&d, "/two", "{\"n\":1}");
-    assert_eq!(ended(&d, &job, 1)["status"], "failed");
-    let (status, v) = post_op(&d, &format!("/v1/executions/{job}/retry"), b"");
-    assert_eq!((status, v), (202, json!({"job_id": job, "attempt": 2})));
-    assert_eq!(ended(&d, &job, 2)["status"], "failed");
-    let detail = get(&d, &format!("/v1/executions/{job}"));
-    let a2: Vec<&Value> = detail["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["attempt"] == 2)
-        .collect();
+    let (job, detail, a2) = failed_then_retried(&d, "/two");
     assert_eq!(a2[0]["reused_from"], 1);
     assert_eq!(a2[0]["output"]["input"]["trigger"]["body"], json!({"n": 1}));
     assert_eq!(

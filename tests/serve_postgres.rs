@@ -7,9 +7,11 @@
 
 mod support;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use std::time::{Duration, Instant};
-use support::admin::{OPERATOR, TOKENS, VIEWER, ended, flow_file, get, hook, ids, post_op, start, wait_status};
+use support::admin::{
+    OPERATOR, TOKENS, VIEWER, ended, failed_then_retried, flow_file, get, hook, ids, post_op, start, wait_status,
+};
 use support::postgres::Database;
 use support::{DATABASE_URL_VAR as URL_VAR, Setup};
 
@@ -78,18 +80,7 @@ fn serve_on_postgres_records_webhooks_and_answers_the_admin_api_with_retry_and_r
     assert_eq!(messages, ["order 4 in"], "{logs}");
 
     // A failed execution retried from its failed step.
-    let failed = hook(&d, "/two", "{\"n\":1}");
-    assert_eq!(ended(&d, &failed, 1)["status"], "failed");
-    let (status, v) = post_op(&d, &format!("/v1/executions/{failed}/retry"), b"");
-    assert_eq!((status, v), (202, json!({"job_id": failed, "attempt": 2})));
-    assert_eq!(ended(&d, &failed, 2)["status"], "failed");
-    let detail = get(&d, &format!("/v1/executions/{failed}"));
-    let a2: Vec<&Value> = detail["steps"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|s| s["attempt"] == 2)
-        .collect();
+    let (_, detail, a2) = failed_then_retried(&d, "/two");
     assert_eq!(a2[0]["reused_from"], 1, "{detail}");
 
     // A paused execution resumed.

@@ -127,6 +127,26 @@ pub fn ok_and_bad(d: &Daemon, n: usize) -> (Vec<String>, Vec<String>) {
     (ok, bad)
 }
 
+/// Runs `path` (a flow whose second and last step fails), retries the failed execution
+/// from its failed step and waits for the retry to fail again: the job id and the step rows
+/// of attempt 2.
+pub fn failed_then_retried(d: &Daemon, path: &str) -> (String, Value, Vec<Value>) {
+    let job = hook(d, path, "{\"n\":1}");
+    assert_eq!(ended(d, &job, 1)["status"], "failed");
+    let (status, v) = post_op(d, &format!("/v1/executions/{job}/retry"), b"");
+    assert_eq!((status, v), (202, serde_json::json!({"job_id": job, "attempt": 2})));
+    assert_eq!(ended(d, &job, 2)["status"], "failed");
+    let detail = get(d, &format!("/v1/executions/{job}"));
+    let a2 = detail["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["attempt"] == 2)
+        .cloned()
+        .collect();
+    (job, detail, a2)
+}
+
 /// Waits (at most 30 s) until `job` has ended its attempt `attempt`; its list row.
 pub fn ended(d: &Daemon, job: &str, attempt: u64) -> Value {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
