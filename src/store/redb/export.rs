@@ -138,7 +138,7 @@ impl RedbStore {
                     };
                     for item in t.range::<u128>((from, Unbounded)).map_err(read_err)?.take(limit) {
                         let (k, v) = item.map_err(read_err)?;
-                        writes.push(Write::Execution(rows::decode(v.value())?));
+                        writes.push(Write::Execution(rows::decode(&self.db.names, v.value())?));
                         last = Some(Key::Execution(k.value()));
                     }
                     rows = writes.len();
@@ -154,7 +154,7 @@ impl RedbStore {
                         let k = k.value();
                         writes.push(Write::Attempt {
                             job_id: JobId(k.0),
-                            row: rows::decode(v.value())?,
+                            row: rows::decode(&self.db.names, v.value())?,
                         });
                         last = Some(Key::Attempt(k));
                     }
@@ -175,7 +175,7 @@ impl RedbStore {
                         let k = k.value();
                         writes.push(Write::Step {
                             job_id: JobId(k.0),
-                            row: rows::decode(v.value())?,
+                            row: rows::decode(&self.db.names, v.value())?,
                         });
                         last = Some(Key::Step(k));
                     }
@@ -230,7 +230,7 @@ impl RedbStore {
                         .take(limit)
                     {
                         let (k, v) = item.map_err(read_err)?;
-                        records.push(rows::decode(v.value())?);
+                        records.push(rows::decode(&self.db.names, v.value())?);
                         last = Some(Key::Log(k.value()));
                     }
                     rows = records.len();

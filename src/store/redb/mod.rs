@@ -5,11 +5,13 @@
 //! daemon holds the file at a time (redb locks it).
 //!
 //! - `tables`: every table, typed, in one place.
+//! - `rows`, `names`, `packing`: how rows, repeated strings and payloads lie on disk.
 //! - `writer`, `query`, `prune`: writes, reads, retention.
 //! - `export`: the whole store read out, for a copy into another backend.
 //! - `space`: where the file's bytes go, per table.
 
 mod export;
+mod names;
 mod packing;
 mod prune;
 mod query;
@@ -43,7 +45,7 @@ use tokio::sync::oneshot;
 use writer::{Counters, PruneRequest, Request, WriteRequest, encode, writer_loop};
 
 pub struct RedbStore {
-    db: Arc<Database>,
+    db: Arc<Db>,
     tx: Option<mpsc::Sender<Request>>,
     writer: Option<JoinHandle<()>>,
     max_payload: usize,
@@ -66,6 +68,20 @@ impl Claims {
     fn next_fence(&mut self) -> u64 {
         self.last_fence += 1;
         self.last_fence
+    }
+}
+
+/// The database with the names its rows refer to (read once at open, then kept in step
+/// with what is written).
+struct Db {
+    file: Database,
+    names: names::Names,
+}
+
+impl std::ops::Deref for Db {
+    type Target = Database;
+    fn deref(&self) -> &Database {
+        &self.file
     }
 }
 
@@ -129,8 +145,8 @@ impl RedbStore {
             create_atomically(dir, &path).map_err(|e| open_err(e.to_string()))?;
         }
         let db = open_repairing(&path, cache_size).map_err(|e| open_err(e.to_string()))?;
-        create_tables(&db).map_err(|e| open_err(e.to_string()))?;
-        let db = Arc::new(db);
+        let names = create_tables(&db).map_err(|e| open_err(e.to_string()))?;
+        let db = Arc::new(Db { file: db, names });
         let (tx, rx) = mpsc::channel::<Request>();
         let counters = Arc::new(Counters::default());
         let writer = {
@@ -214,7 +230,7 @@ impl RedbStore {
     }
 
     /// A read answered now, on the caller's thread: a point lookup costs microseconds.
-    fn now<T: Send + 'static>(&self, read: impl FnOnce(&Database) -> T) -> StoreFuture<'_, T> {
+    fn now<T: Send + 'static>(&self, read: impl FnOnce(&Db) -> T) -> StoreFuture<'_, T> {
         Box::pin(std::future::ready(read(&self.db)))
     }
 
@@ -222,7 +238,7 @@ impl RedbStore {
     /// runtime thread.
     fn scan<T: Send + 'static>(
         &self,
-        read: impl FnOnce(&Database) -> Result<T, ReadError> + Send + 'static,
+        read: impl FnOnce(&Db) -> Result<T, ReadError> + Send + 'static,
     ) -> StoreFuture<'_, Result<T, ReadError>> {
         let db = self.db.clone();
         Box::pin(async move {
@@ -233,12 +249,12 @@ impl RedbStore {
     }
 }
 
-/// Creates every table, so readers never meet a missing one.
+/// Creates every table, so readers never meet a missing one, and reads the names.
 ///
 /// A database written before `BY_FLOW_STATUS` existed lacks it: the index is rebuilt
 /// from the executions here, once, in the transaction that creates it (so a crash midway
 /// leaves no partial index), rather than having readers fall back to a slower scan.
-fn create_tables(db: &Database) -> Result<(), WriteError> {
+fn create_tables(db: &Database) -> Result<names::Names, WriteError> {
     let missing = match db.begin_read().map_err(write_err)?.open_table(BY_FLOW_STATUS) {
         Ok(_) => false,
         Err(TableError::TableDoesNotExist(_)) => true,
@@ -247,20 +263,28 @@ fn create_tables(db: &Database) -> Result<(), WriteError> {
     let txn = db.begin_write().map_err(write_err)?;
     // `BY_FLOW_STATUS` holds what this older index did.
     txn.delete_table(LEGACY_BY_FLOW).map_err(write_err)?;
-    {
+    let names = {
         let mut tables = Tables::open(&txn)?;
+        let mut stored = Vec::new();
+        for item in tables.names.iter().map_err(write_err)? {
+            let (id, value) = item.map_err(write_err)?;
+            stored.push((id.value(), value.value().to_vec()));
+        }
+        let names = names::Names::loaded(stored).map_err(|e| WriteError::Backend(e.to_string()))?;
         if missing {
             for item in tables.executions.iter().map_err(write_err)? {
                 let (id, row) = item.map_err(write_err)?;
-                let head = rows::head(row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
+                let head = rows::head(&names, row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
                 tables
                     .by_flow_status
                     .insert((head.flow.as_str(), status_code(head.status), id.value()), ())
                     .map_err(write_err)?;
             }
         }
-    }
-    txn.commit().map_err(write_err)
+        names
+    };
+    txn.commit().map_err(write_err)?;
+    Ok(names)
 }
 
 /// Opens the database at `path`. One not closed cleanly (flowd was killed, the machine
@@ -326,7 +350,7 @@ impl Store for RedbStore {
     fn write(&self, writes: Vec<Write>) -> StoreFuture<'_, Result<(), WriteError>> {
         Box::pin(async move {
             self.check_claims(&writes)?;
-            let writes = encode(writes, self.max_payload)?;
+            let writes = encode(writes, self.max_payload, &self.db.names)?;
             let (done, wait) = oneshot::channel();
             self.send(Request::Write(WriteRequest { writes, done }))?;
             wait.await.map_err(|_| WriteError::Closed)?
@@ -605,12 +629,12 @@ mod tests {
     }
 
     /// Every index holds exactly the entries the execution rows call for.
-    fn assert_indexes_agree(db: &Database) {
+    fn assert_indexes_agree(db: &Db) {
         let r = db.begin_read().unwrap();
         let (mut status, mut both) = (BTreeSet::new(), BTreeSet::new());
         for item in r.open_table(EXECUTIONS).unwrap().iter().unwrap() {
             let (id, v) = item.unwrap();
-            let head = rows::head(v.value()).unwrap();
+            let head = rows::head(&db.names, v.value()).unwrap();
             let (id, code) = (id.value(), status_code(head.status));
             status.insert((code, id));
             both.insert((head.flow, code, id));
@@ -738,7 +762,8 @@ mod tests {
         assert!(!holds(&json(&"timed out"), &escaped("timed  out")));
     }
 
-    /// A store as flowd wrote it before the binary rows: every row JSON text, written
+    /// A store as flowd wrote it before names: the rows of even executions JSON text (as
+    /// before the binary rows), of odd ones binary format 1 (strings inline), written
     /// straight into the tables (indexes included), for `n` executions of flow `old`.
     fn write_json_store(dir: &Path, n: u32) -> Vec<(Execution, StepRow, LogRow)> {
         let db = Database::create(dir.join("flowd.redb")).unwrap();
@@ -795,7 +820,10 @@ mod tests {
                 by_flow.insert(("old", e.job_id.0), ()).unwrap();
                 let id = e.job_id.0;
                 let code = status_code(e.status);
-                t.executions.insert(id, json(e).as_slice()).unwrap();
+                let form = |j: Vec<u8>, b: Vec<u8>| if i % 2 == 0 { j } else { b };
+                t.executions
+                    .insert(id, form(json(e), rows::inline(e)).as_slice())
+                    .unwrap();
                 t.by_status.insert((code, id), ()).unwrap();
                 t.by_flow_status.insert(("old", code, id), ()).unwrap();
                 let attempt = Attempt {
@@ -805,10 +833,16 @@ mod tests {
                     finished_at: e.finished_at,
                     from_step: 0,
                 };
-                t.attempts.insert((id, 1), json(&attempt).as_slice()).unwrap();
-                t.steps.insert((id, 1, 0), json(step).as_slice()).unwrap();
+                t.attempts
+                    .insert((id, 1), form(json(&attempt), rows::inline(&attempt)).as_slice())
+                    .unwrap();
+                t.steps
+                    .insert((id, 1, 0), form(json(step), rows::inline(step)).as_slice())
+                    .unwrap();
                 let ns = nanos(log.time);
-                t.logs.insert((ns, id, i as u32), json(log).as_slice()).unwrap();
+                t.logs
+                    .insert((ns, id, i as u32), form(json(log), rows::inline(log)).as_slice())
+                    .unwrap();
                 t.logs_by_job.insert((id, ns, i as u32), ()).unwrap();
             }
         }
@@ -886,6 +920,25 @@ mod tests {
         );
         assert_indexes_agree(&store.db);
         assert_lists_agree(&store);
+        // Reopened, the names written since read back from the names table.
+        let kept: Vec<Execution> = new[30..]
+            .iter()
+            .map(|e| block(store.execution(e.job_id)).unwrap().expect("stored"))
+            .collect();
+        let mut step = old[1].1.clone();
+        step.name = "a step named after the reopen".into();
+        block(store.write(vec![Write::Step {
+            job_id: kept[0].job_id,
+            row: step.clone(),
+        }]))
+        .unwrap();
+        drop(store);
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        for e in &kept {
+            assert_eq!(block(store.execution(e.job_id)).unwrap().as_ref(), Some(e));
+        }
+        assert_eq!(block(store.steps(kept[0].job_id)).unwrap(), vec![step]);
+        assert_indexes_agree(&store.db);
     }
 
     #[test]

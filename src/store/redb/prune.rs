@@ -3,9 +3,9 @@
 //! prefix of the executions table; unfinished ones are passed over (recovery needs them).
 
 use super::tables::Tables;
-use super::{ExecutionHead, UNFINISHED, nanos, rows, status_code, write_err};
+use super::{Db, ExecutionHead, UNFINISHED, nanos, rows, status_code, write_err};
 use crate::store::{JobId, Pruned, WriteError};
-use redb::{Database, ReadableTable};
+use redb::ReadableTable;
 use std::collections::HashMap;
 use std::time::SystemTime;
 
@@ -13,7 +13,7 @@ use std::time::SystemTime;
 const SWEEP_PER_EXECUTION: usize = 16;
 
 /// One prune batch (see [`crate::store::Store::prune`]) in one durable transaction.
-pub(super) fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) -> Result<Pruned, WriteError> {
+pub(super) fn prune(db: &Db, cutoff: SystemTime, max_executions: usize) -> Result<Pruned, WriteError> {
     let mut pruned = Pruned::default();
     let txn = db.begin_write().map_err(write_err)?;
     {
@@ -31,7 +31,8 @@ pub(super) fn prune(db: &Database, cutoff: SystemTime, max_executions: usize) ->
                 break;
             }
             let (id, row) = item.map_err(write_err)?;
-            let head: ExecutionHead = rows::head(row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
+            let head: ExecutionHead =
+                rows::head(&db.names, row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
             if head.status.is_final() {
                 doomed.push((id.value(), head));
             }

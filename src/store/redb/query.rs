@@ -7,10 +7,10 @@
 use super::tables::{
     ATTEMPTS, BY_FLOW_STATUS, BY_STATUS, EXECUTIONS, INACTIVE_FLOWS, LOGS, LOGS_BY_JOB, PAYLOADS, SCHEDULES, STEPS,
 };
-use super::{UNFINISHED, decode, nanos, read_err, status_code};
+use super::{Db, UNFINISHED, decode, nanos, read_err, status_code};
 use super::{packing, rows};
 use crate::store::{Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, ReadError, StepRow};
-use redb::{Database, ReadableDatabase, ReadableTable};
+use redb::{ReadableDatabase, ReadableTable};
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -85,16 +85,16 @@ fn next_above(k: LogKey) -> Option<LogKey> {
     k.time.checked_add(1).map(|time| LogKey { time, job: 0, seq: 0 })
 }
 
-pub(super) fn execution(db: &Database, id: JobId) -> Result<Option<Execution>, ReadError> {
+pub(super) fn execution(db: &Db, id: JobId) -> Result<Option<Execution>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let t = r.open_table(EXECUTIONS).map_err(read_err)?;
     match t.get(id.0).map_err(read_err)? {
-        Some(v) => Ok(Some(rows::decode(v.value())?)),
+        Some(v) => Ok(Some(rows::decode(&db.names, v.value())?)),
         None => Ok(None),
     }
 }
 
-pub(super) fn inactive_flows(db: &Database) -> Result<std::collections::BTreeSet<String>, ReadError> {
+pub(super) fn inactive_flows(db: &Db) -> Result<std::collections::BTreeSet<String>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let t = r.open_table(INACTIVE_FLOWS).map_err(read_err)?;
     let mut out = std::collections::BTreeSet::new();
@@ -104,7 +104,7 @@ pub(super) fn inactive_flows(db: &Database) -> Result<std::collections::BTreeSet
     Ok(out)
 }
 
-pub(super) fn last_fire(db: &Database, flow: &str) -> Result<Option<SystemTime>, ReadError> {
+pub(super) fn last_fire(db: &Db, flow: &str) -> Result<Option<SystemTime>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let t = r.open_table(SCHEDULES).map_err(read_err)?;
     Ok(t.get(flow)
@@ -112,29 +112,29 @@ pub(super) fn last_fire(db: &Database, flow: &str) -> Result<Option<SystemTime>,
         .map(|v| UNIX_EPOCH + std::time::Duration::from_nanos(v.value())))
 }
 
-pub(super) fn attempts(db: &Database, id: JobId) -> Result<Vec<Attempt>, ReadError> {
+pub(super) fn attempts(db: &Db, id: JobId) -> Result<Vec<Attempt>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let t = r.open_table(ATTEMPTS).map_err(read_err)?;
     let mut out = Vec::new();
     for item in t.range((id.0, 0)..=(id.0, u32::MAX)).map_err(read_err)? {
         let (_, v) = item.map_err(read_err)?;
-        out.push(rows::decode(v.value())?);
+        out.push(rows::decode(&db.names, v.value())?);
     }
     Ok(out)
 }
 
-pub(super) fn steps(db: &Database, id: JobId) -> Result<Vec<StepRow>, ReadError> {
+pub(super) fn steps(db: &Db, id: JobId) -> Result<Vec<StepRow>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let t = r.open_table(STEPS).map_err(read_err)?;
     let mut out = Vec::new();
     for item in t.range((id.0, 0, 0)..=(id.0, u32::MAX, u32::MAX)).map_err(read_err)? {
         let (_, v) = item.map_err(read_err)?;
-        out.push(rows::decode(v.value())?);
+        out.push(rows::decode(&db.names, v.value())?);
     }
     Ok(out)
 }
 
-pub(super) fn payload(db: &Database, key: PayloadKey) -> Result<Option<Value>, ReadError> {
+pub(super) fn payload(db: &Db, key: PayloadKey) -> Result<Option<Value>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let t = r.open_table(PAYLOADS).map_err(read_err)?;
     let (job, place) = (key.job_id.0, (key.attempt, key.step, key.kind.code()));
@@ -165,7 +165,7 @@ pub(super) fn payload(db: &Database, key: PayloadKey) -> Result<Option<Value>, R
     found.map(|json| decode("payloads", &json)).transpose()
 }
 
-pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadError> {
+pub(super) fn list(db: &Db, q: &ListQuery) -> Result<Vec<Execution>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
     let lo = q.from.map_or(0, |t| JobId::lower_bound(t).0);
@@ -217,7 +217,7 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
             let mut rows = Vec::new();
             for item in range.rev() {
                 let (_, v) = item.map_err(read_err)?;
-                let e: Execution = rows::decode(v.value())?;
+                let e: Execution = rows::decode(&db.names, v.value())?;
                 if q.keeps(&e) {
                     rows.push(e);
                     if rows.len() >= limit {
@@ -231,7 +231,7 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
     let mut out = Vec::new();
     for id in ids {
         if let Some(v) = executions.get(id?).map_err(read_err)? {
-            let e: Execution = rows::decode(v.value())?;
+            let e: Execution = rows::decode(&db.names, v.value())?;
             if q.keeps(&e) {
                 out.push(e);
                 if out.len() >= limit {
@@ -243,7 +243,7 @@ pub(super) fn list(db: &Database, q: &ListQuery) -> Result<Vec<Execution>, ReadE
     Ok(out)
 }
 
-pub(super) fn histogram(db: &Database, q: &ListQuery, edges: &[SystemTime]) -> Result<Vec<[u64; 8]>, ReadError> {
+pub(super) fn histogram(db: &Db, q: &ListQuery, edges: &[SystemTime]) -> Result<Vec<[u64; 8]>, ReadError> {
     let mut out = vec![[0u64; 8]; edges.len().saturating_sub(1)];
     let (Some(first), Some(last)) = (edges.first(), edges.last()) else {
         return Ok(out);
@@ -282,7 +282,7 @@ pub(super) fn histogram(db: &Database, q: &ListQuery, edges: &[SystemTime]) -> R
         let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
         let mut ids = executions.range(lo..hi).map_err(read_err)?.filter_map(|item| {
             let row = item.map_err(read_err).and_then(|(k, v)| {
-                let e: Execution = rows::decode(v.value())?;
+                let e: Execution = rows::decode(&db.names, v.value())?;
                 Ok((k.value(), e))
             });
             match row {
@@ -328,16 +328,16 @@ pub(super) fn histogram(db: &Database, q: &ListQuery, edges: &[SystemTime]) -> R
     Ok(out)
 }
 
-pub(super) fn oldest(db: &Database) -> Result<Option<Execution>, ReadError> {
+pub(super) fn oldest(db: &Db) -> Result<Option<Execution>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
     match executions.first().map_err(read_err)? {
-        Some((_, v)) => Ok(Some(rows::decode(v.value())?)),
+        Some((_, v)) => Ok(Some(rows::decode(&db.names, v.value())?)),
         None => Ok(None),
     }
 }
 
-pub(super) fn logs(db: &Database, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>, ReadError> {
+pub(super) fn logs(db: &Db, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let logs = r.open_table(LOGS).map_err(read_err)?;
     let mut lo = LogKey {
@@ -384,7 +384,7 @@ pub(super) fn logs(db: &Database, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>,
                 return Ok(true);
             }
         }
-        let row: LogRow = rows::decode(bytes)?;
+        let row: LogRow = rows::decode(&db.names, bytes)?;
         if q.keeps(&row) {
             out.push((key, row));
         }
@@ -434,7 +434,7 @@ pub(super) fn logs(db: &Database, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>,
     Ok(out)
 }
 
-pub(super) fn unfinished(db: &Database) -> Result<Vec<Execution>, ReadError> {
+pub(super) fn unfinished(db: &Db) -> Result<Vec<Execution>, ReadError> {
     let r = db.begin_read().map_err(read_err)?;
     let by_status = r.open_table(BY_STATUS).map_err(read_err)?;
     let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
@@ -448,7 +448,7 @@ pub(super) fn unfinished(db: &Database) -> Result<Vec<Execution>, ReadError> {
     let mut out = Vec::new();
     for id in ids {
         if let Some(v) = executions.get(id).map_err(read_err)? {
-            out.push(rows::decode(v.value())?);
+            out.push(rows::decode(&db.names, v.value())?);
         }
     }
     Ok(out)

@@ -30,6 +30,8 @@ pub(crate) const BY_STATUS: TableDefinition<(u8, u128), ()> = TableDefinition::n
 pub(crate) const BY_FLOW_STATUS: TableDefinition<(&str, u8, u128), ()> =
     TableDefinition::new("executions_by_flow_status");
 /// flow name → the last fire time of its schedule, in ns since the epoch.
+/// Strings every execution of a flow version repeats, numbered (see `names`).
+pub(crate) const NAMES: TableDefinition<u32, &[u8]> = TableDefinition::new("names");
 pub(crate) const SCHEDULES: TableDefinition<&str, u64> = TableDefinition::new("schedules");
 /// flow name → () for each flow an operator deactivated.
 pub(crate) const INACTIVE_FLOWS: TableDefinition<&str, ()> = TableDefinition::new("inactive_flows");
@@ -46,6 +48,7 @@ pub(super) struct Tables<'txn> {
     pub(super) logs_by_job: Table<'txn, (u128, u64, u32), ()>,
     pub(super) by_status: Table<'txn, (u8, u128), ()>,
     pub(super) by_flow_status: Table<'txn, (&'static str, u8, u128), ()>,
+    pub(super) names: Table<'txn, u32, &'static [u8]>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -61,6 +64,7 @@ impl<'txn> Tables<'txn> {
             logs_by_job: txn.open_table(LOGS_BY_JOB).map_err(write_err)?,
             by_status: txn.open_table(BY_STATUS).map_err(write_err)?,
             by_flow_status: txn.open_table(BY_FLOW_STATUS).map_err(write_err)?,
+            names: txn.open_table(NAMES).map_err(write_err)?,
         })
     }
 }

@@ -4,11 +4,12 @@
 //! each in a transaction of its own. Records are encoded on the caller's task: the
 //! thread only inserts bytes.
 
+use super::names::{Names, Pending};
 use super::packing::{self, Place};
 use super::tables::Tables;
-use super::{nanos, rows, status_code, write_err};
+use super::{Db, nanos, rows, status_code, write_err};
 use crate::store::{PayloadKind, Pruned, SHARED_ATTEMPT, Write, WriteError};
-use redb::{Database, ReadableTable};
+use redb::ReadableTable;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -61,6 +62,8 @@ pub(super) struct Counters {
 /// A write with its records already encoded, on the caller's task: the one writer thread
 /// only inserts bytes.
 pub(super) enum Encoded {
+    /// A numbered value rows of this write refer to that no commit has stored yet.
+    Name(Pending),
     Execution {
         id: u128,
         flow: String,
@@ -107,8 +110,9 @@ pub(super) enum Encoded {
 
 /// Encodes `writes`, refusing a payload over `max_payload` bytes. Two or more payloads
 /// of one execution become one bundle.
-pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encoded>, WriteError> {
+pub(super) fn encode(writes: Vec<Write>, max_payload: usize, names: &Names) -> Result<Vec<Encoded>, WriteError> {
     let mut out = Vec::with_capacity(writes.len());
+    let mut pending = Vec::new();
     // Per execution, its payloads by place (a later write of a place replaces an earlier).
     let mut payloads: BTreeMap<u128, BTreeMap<Place, Vec<u8>>> = BTreeMap::new();
     for w in writes {
@@ -116,7 +120,7 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
             Write::Execution(e) => out.push(Encoded::Execution {
                 id: e.job_id.0,
                 status: status_code(e.status),
-                bytes: rows::encode(&e),
+                bytes: rows::encode(&e, names, &mut pending),
                 flow: e.flow,
             }),
             Write::FlowActive { flow, active } => out.push(Encoded::FlowActive { flow, active }),
@@ -126,11 +130,11 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
             Write::Claim { .. } | Write::Fence { .. } => {}
             Write::Attempt { job_id, row } => out.push(Encoded::Attempt {
                 key: (job_id.0, row.attempt),
-                bytes: rows::encode(&row),
+                bytes: rows::encode(&row, names, &mut pending),
             }),
             Write::Step { job_id, row } => out.push(Encoded::Step {
                 key: (job_id.0, row.attempt, row.index),
-                bytes: rows::encode(&row),
+                bytes: rows::encode(&row, names, &mut pending),
             }),
             Write::Payload { key, value } => {
                 let bytes = json(&value);
@@ -162,7 +166,7 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
                     out.push(Encoded::Log {
                         time: nanos(row.time),
                         job: row.job_id.0,
-                        bytes: rows::encode(&row),
+                        bytes: rows::encode(&row, names, &mut pending),
                     });
                 }
             }
@@ -184,6 +188,7 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize) -> Result<Vec<Encod
             });
         }
     }
+    out.extend(pending.into_iter().map(Encoded::Name));
     Ok(out)
 }
 
@@ -191,7 +196,7 @@ pub(super) fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).expect("store records serialize")
 }
 
-pub(super) fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, counters: &Counters) {
+pub(super) fn writer_loop(db: &Db, rx: mpsc::Receiver<Request>, counters: &Counters) {
     let mut seq: u32 = 0;
     // A prune met while gathering a batch waits here for the batch to commit.
     let mut held: Option<Request> = None;
@@ -222,6 +227,14 @@ pub(super) fn writer_loop(db: &Database, rx: mpsc::Receiver<Request>, counters: 
             }
         }
         let results = apply(db, &batch, &mut seq);
+        if results.is_ok() {
+            db.names.stored(batch.iter().flat_map(|r| {
+                r.writes.iter().filter_map(|w| match w {
+                    Encoded::Name((id, _)) => Some(*id),
+                    _ => None,
+                })
+            }));
+        }
         counters.commits.fetch_add(1, Ordering::Relaxed);
         counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
         let bucket = BATCH_BUCKETS
@@ -257,7 +270,7 @@ fn refusal(tables: &Tables, request: &WriteRequest) -> Result<Option<WriteError>
 
 /// Applies a batch in one durable transaction; per request, whether it applied (a
 /// request refused on its own leaves the others to commit).
-fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<Vec<Result<(), WriteError>>, WriteError> {
+fn apply(db: &Db, batch: &[WriteRequest], seq: &mut u32) -> Result<Vec<Result<(), WriteError>>, WriteError> {
     let txn = db.begin_write().map_err(write_err)?;
     let mut results = Vec::with_capacity(batch.len());
     {
@@ -270,6 +283,9 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<Vec<Res
             results.push(Ok(()));
             for w in &request.writes {
                 match w {
+                    Encoded::Name((id, value)) => {
+                        tables.names.insert(*id, &**value).map_err(write_err)?;
+                    }
                     Encoded::Execution {
                         id,
                         flow,
@@ -278,7 +294,9 @@ fn apply(db: &Database, batch: &[WriteRequest], seq: &mut u32) -> Result<Vec<Res
                     } => {
                         let old = tables.executions.insert(*id, bytes.as_slice()).map_err(write_err)?;
                         let old = match old {
-                            Some(old) => Some(rows::head(old.value()).map_err(|e| WriteError::Backend(e.to_string()))?),
+                            Some(old) => Some(
+                                rows::head(&db.names, old.value()).map_err(|e| WriteError::Backend(e.to_string()))?,
+                            ),
                             None => None,
                         };
                         match old {

@@ -1,0 +1,122 @@
+//! Values every execution of a flow version repeats (its project, flow, version, trigger
+//! and environment; each step's name, kind and connector with its content hash), stored
+//! once in the `names` table and referred to from rows by a small number.
+//!
+//! Numbers are handed out on the caller's task as rows are encoded. A number stays
+//! "pending" until a commit that stored its value succeeds: every write that refers to a
+//! pending number carries the value too (inserting it again is harmless), so whichever of
+//! them commits first makes it durable, and a failed commit loses no value a stored row
+//! refers to.
+
+use crate::store::ReadError;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// A value with its number, to be stored with the rows that refer to it.
+pub(super) type Pending = (u32, Arc<[u8]>);
+
+#[derive(Default)]
+pub(super) struct Names {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    ids: HashMap<Arc<[u8]>, u32>,
+    /// Indexed by number, with whether a commit stored it.
+    values: Vec<(Arc<[u8]>, bool)>,
+}
+
+impl Names {
+    /// The names a database holds, each numbered as stored (numbers run from 0 without gaps).
+    pub(super) fn loaded(stored: impl IntoIterator<Item = (u32, Vec<u8>)>) -> Result<Names, ReadError> {
+        let mut inner = Inner::default();
+        for (id, value) in stored {
+            if id as usize != inner.values.len() {
+                return Err(ReadError::Corrupt {
+                    table: "names",
+                    detail: format!("number {id} follows {}", inner.values.len() as i64 - 1),
+                });
+            }
+            let value: Arc<[u8]> = value.into();
+            inner.ids.insert(value.clone(), id);
+            inner.values.push((value, true));
+        }
+        Ok(Names {
+            inner: Mutex::new(inner),
+        })
+    }
+
+    /// The number of `value`, made now if it has none; a value not yet durable is added to
+    /// `pending` (once).
+    pub(super) fn number(&self, value: &[u8], pending: &mut Vec<Pending>) -> u32 {
+        let mut inner = crate::sync::Lock::locked(&self.inner);
+        let id = match inner.ids.get(value) {
+            Some(id) => *id,
+            None => {
+                let id = u32::try_from(inner.values.len()).expect("fewer than 2^32 distinct names");
+                let value: Arc<[u8]> = value.into();
+                inner.ids.insert(value.clone(), id);
+                inner.values.push((value, false));
+                id
+            }
+        };
+        let (value, durable) = &inner.values[id as usize];
+        if !durable && !pending.iter().any(|(p, _)| *p == id) {
+            pending.push((id, value.clone()));
+        }
+        id
+    }
+
+    /// The value numbered `id`.
+    pub(super) fn value(&self, table: &'static str, id: u32) -> Result<Arc<[u8]>, ReadError> {
+        crate::sync::Lock::locked(&self.inner)
+            .values
+            .get(id as usize)
+            .map(|(v, _)| v.clone())
+            .ok_or_else(|| ReadError::Corrupt {
+                table,
+                detail: format!("a row refers to name {id}, which the names table does not hold"),
+            })
+    }
+
+    /// A commit stored these numbers' values.
+    pub(super) fn stored(&self, ids: impl IntoIterator<Item = u32>) {
+        let mut inner = crate::sync::Lock::locked(&self.inner);
+        for id in ids {
+            if let Some(v) = inner.values.get_mut(id as usize) {
+                v.1 = true;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_is_pending_until_stored_and_then_numbered_the_same() {
+        let names = Names::loaded([(0, b"a".to_vec())]).unwrap();
+        let mut pending = Vec::new();
+        assert_eq!(names.number(b"a", &mut pending), 0);
+        assert!(pending.is_empty(), "a loaded name is durable");
+        assert_eq!(names.number(b"b", &mut pending), 1);
+        assert_eq!(names.number(b"b", &mut pending), 1);
+        assert_eq!(pending.len(), 1, "listed once");
+        // Another write before the first commits carries the value too.
+        let mut other = Vec::new();
+        assert_eq!(names.number(b"b", &mut other), 1);
+        assert_eq!(other.len(), 1);
+        names.stored([1]);
+        let mut after = Vec::new();
+        names.number(b"b", &mut after);
+        assert!(after.is_empty());
+        assert_eq!(&*names.value("steps", 1).unwrap(), b"b");
+        assert!(matches!(
+            names.value("steps", 7),
+            Err(ReadError::Corrupt { table: "steps", .. })
+        ));
+        assert!(Names::loaded([(0, b"a".to_vec()), (2, b"c".to_vec())]).is_err());
+    }
+}
