@@ -40,7 +40,7 @@ pub(super) fn pack_bundle(entries: &[(Place, Vec<u8>)]) -> Vec<u8> {
         varint(&mut raw, json.len() as u64);
         raw.extend_from_slice(json);
     }
-    match zstd::bulk::compress(&raw, LEVEL) {
+    match compress(&raw) {
         Ok(z) if z.len() < raw.len() => [&[BUNDLE_ZSTD][..], &z].concat(),
         _ => [&[BUNDLE_PLAIN][..], &raw].concat(),
     }
@@ -95,6 +95,21 @@ pub(super) fn unpack_bundle(stored: &[u8]) -> Result<Vec<(Place, Vec<u8>)>, Read
     Ok(out)
 }
 
+/// `data` compressed at [`LEVEL`] with this thread's compression context: making a
+/// context costs more than compressing a small bundle with it.
+fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        static COMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Compressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    COMPRESSOR.with_borrow_mut(|c| {
+        if c.is_none() {
+            *c = Some(zstd::bulk::Compressor::new(LEVEL)?);
+        }
+        c.as_mut().expect("made above").compress(data)
+    })
+}
+
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);
@@ -108,7 +123,7 @@ pub(super) fn pack(json: Vec<u8>) -> Vec<u8> {
     if json.len() <= COMPRESS_ABOVE {
         return json;
     }
-    match zstd::bulk::compress(&json, LEVEL) {
+    match compress(&json) {
         Ok(z) if z.len() < json.len() => z,
         _ => json,
     }
