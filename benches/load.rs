@@ -15,11 +15,13 @@
 //! fixed offered load (open loop: latency counts from when a request was due).
 //!
 //! Then the peer shape under a constant load for 60 s (10 s with `--quick`), the process's
-//! memory sampled as it goes, and per shape the bytes on disk per execution by table.
+//! memory sampled as it goes, with the default redb cache bound and with a small one (so
+//! that the bound is reached within the run), and per shape the bytes on disk per
+//! execution by table.
 //!
 //! Run: `cargo bench --bench load` (`-- --quick` for a short run; `-- --flowd-only` drives
 //! flowd alone for 10 s, for a profiler, with `--shape peer` for the peer shape;
-//! `-- --steady` runs only the 60 s of constant load).
+//! `-- --steady [--seconds N] [--cache MIB]` runs only the constant load).
 
 #[path = "support/http.rs"]
 mod http;
@@ -38,6 +40,9 @@ use tokio::net::TcpListener;
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const CONNECTIONS: usize = 64;
+
+/// A redb cache bound the constant load reaches within its 60 s.
+const SMALL_CACHE: u64 = 16 << 20;
 
 async fn bare_hyper() -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -173,6 +178,11 @@ impl Flowd {
 }
 
 async fn flowd(dir: &std::path::Path, shape: &Shape) -> (SocketAddr, Flowd) {
+    flowd_with_cache(dir, shape, flowd::config::DEFAULT_REDB_CACHE).await
+}
+
+/// [`flowd`] with a redb page cache of at most `cache` bytes (`[store] cache_size`).
+async fn flowd_with_cache(dir: &std::path::Path, shape: &Shape, cache: u64) -> (SocketAddr, Flowd) {
     std::fs::create_dir_all(dir.join("flows")).unwrap();
     std::fs::write(dir.join("flows").join(format!("{}.toml", shape.name)), shape.flow).unwrap();
     std::fs::write(
@@ -184,7 +194,10 @@ async fn flowd(dir: &std::path::Path, shape: &Shape) -> (SocketAddr, Flowd) {
     let setup = flowd::loader::load(&config, &[], flowd::loader::Purpose::Serve)
         .await
         .unwrap();
-    let store = Arc::new(flowd::store::RedbStore::open(&dir.join("data"), config.limits.max_payload as usize).unwrap());
+    let store = Arc::new(
+        flowd::store::RedbStore::open_with_cache(&dir.join("data"), config.limits.max_payload as usize, cache as usize)
+            .unwrap(),
+    );
     let daemon = flowd::daemon::Daemon::start_on(config, setup, store.clone())
         .await
         .unwrap();
@@ -306,11 +319,12 @@ fn memory() -> (f64, f64) {
 }
 
 /// The peer shape under a constant offered load (half of what it sustains) for `for_`,
-/// the process's memory sampled every tenth of it: whether it levels off.
-async fn steady(for_: Duration) {
+/// with a redb cache bound of `cache` bytes, the process's memory sampled every tenth of
+/// it: whether it levels off.
+async fn steady(for_: Duration, cache: u64) {
     let shape = &SHAPES[1];
     let dir = tempfile::tempdir().unwrap();
-    let (addr, daemon) = flowd(dir.path(), shape).await;
+    let (addr, daemon) = flowd_with_cache(dir.path(), shape, cache).await;
     check(addr, shape).await;
     let (rate, _) = max_rate(addr, shape.path, shape.body, Duration::from_secs(2)).await;
     let offered = (rate / 2.0).max(10.0);
@@ -341,7 +355,7 @@ async fn steady(for_: Duration) {
         lat.len(),
         ms(percentile(&lat, 50)),
         ms(percentile(&lat, 99)),
-        flowd::config::DEFAULT_REDB_CACHE >> 20
+        cache >> 20
     );
     let shown: Vec<String> = samples.iter().map(|m| format!("{m:.0}")).collect();
     println!(
@@ -434,7 +448,14 @@ fn main() {
             return;
         }
         if args.iter().any(|a| a == "--steady") {
-            steady(Duration::from_secs(60)).await;
+            let number = |flag: &str, default: u64| {
+                args.iter()
+                    .position(|a| a == flag)
+                    .and_then(|i| args.get(i + 1))
+                    .map_or(default, |v| v.parse().unwrap_or_else(|_| panic!("{flag}: not a number: {v}")))
+            };
+            let cache = number("--cache", flowd::config::DEFAULT_REDB_CACHE >> 20) << 20;
+            steady(Duration::from_secs(number("--seconds", 60)), cache).await;
             return;
         }
         let hyper_addr = bare_hyper().await;
@@ -497,7 +518,9 @@ fn main() {
                 m.offered
             );
         }
-        steady(if quick { Duration::from_secs(10) } else { Duration::from_secs(60) }).await;
+        let steady_for = if quick { Duration::from_secs(10) } else { Duration::from_secs(60) };
+        steady(steady_for, flowd::config::DEFAULT_REDB_CACHE).await;
+        steady(steady_for, SMALL_CACHE).await;
     });
 }
 
