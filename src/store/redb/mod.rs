@@ -72,10 +72,11 @@ impl Claims {
 }
 
 /// The database with the names its rows refer to (read once at open, then kept in step
-/// with what is written).
+/// with what is written), and the payload bundle read last.
 struct Db {
     file: Database,
     names: names::Names,
+    last_bundle: packing::LastBundle,
 }
 
 impl std::ops::Deref for Db {
@@ -146,7 +147,11 @@ impl RedbStore {
         }
         let db = open_repairing(&path, cache_size).map_err(|e| open_err(e.to_string()))?;
         let names = create_tables(&db).map_err(|e| open_err(e.to_string()))?;
-        let db = Arc::new(Db { file: db, names });
+        let db = Arc::new(Db {
+            file: db,
+            names,
+            last_bundle: Default::default(),
+        });
         let (tx, rx) = mpsc::channel::<Request>();
         let counters = Arc::new(Counters::default());
         let writer = {
@@ -990,6 +995,16 @@ mod tests {
         assert_eq!(read(shared), Some(value(6)));
         assert_eq!(read(key(1, 1, PayloadKind::Config)), None);
         assert_eq!(read(key(3, 0, PayloadKind::Output)), None);
+        // A bundle read (and kept as the last unpacked) then merged with a later write:
+        // the next read sees the merged bundle, not the one kept.
+        assert_eq!(read(key(1, 1, PayloadKind::Output)), Some(value(3)));
+        put(vec![
+            (key(1, 0, PayloadKind::Output), value(8)),
+            (key(1, 3, PayloadKind::Output), value(10)),
+        ]);
+        assert_eq!(read(key(1, 0, PayloadKind::Output)), Some(value(8)));
+        assert_eq!(read(key(1, 3, PayloadKind::Output)), Some(value(10)));
+        assert_eq!(read(key(1, 1, PayloadKind::Output)), Some(value(3)));
         let rows = |db: &Database| {
             let r = db.begin_read().unwrap();
             let t = r.open_table(PAYLOADS).unwrap();

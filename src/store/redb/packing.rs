@@ -110,6 +110,32 @@ fn compress(data: &[u8]) -> std::io::Result<Vec<u8>> {
     })
 }
 
+/// The bundle unpacked last, kept for the next read of the same stored bytes: an
+/// execution's detail reads each of its payloads in turn, and they share one bundle.
+#[derive(Default)]
+pub(super) struct LastBundle(std::sync::Mutex<Option<(u64, usize, Entries)>>);
+
+/// A bundle's entries, unpacked.
+pub(super) type Entries = std::sync::Arc<Vec<(Place, Vec<u8>)>>;
+
+impl LastBundle {
+    /// The entries of the stored bundle `stored`, unpacked again only when it is not the
+    /// one unpacked last (compared by length and hash of its stored bytes).
+    pub(super) fn entries(&self, stored: &[u8]) -> Result<Entries, ReadError> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(stored);
+        if let Some((h, len, entries)) = &*crate::sync::Lock::locked(&self.0)
+            && *h == hash
+            && *len == stored.len()
+        {
+            return Ok(entries.clone());
+        }
+        let entries = std::sync::Arc::new(unpack_bundle(stored)?);
+        *crate::sync::Lock::locked(&self.0) = Some((hash, stored.len(), entries.clone()));
+        Ok(entries)
+    }
+}
+
 fn varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push(v as u8 | 0x80);

@@ -155,11 +155,8 @@ pub(super) fn payload(db: &Db, key: PayloadKey) -> Result<Option<Value>, ReadErr
         if k.value().3 != packing::BUNDLE {
             continue;
         }
-        if let Some((_, json)) = packing::unpack_bundle(v.value())?
-            .into_iter()
-            .find(|(p, _)| *p == place)
-        {
-            found = Some(json);
+        if let Some((_, json)) = db.last_bundle.entries(v.value())?.iter().find(|(p, _)| *p == place) {
+            found = Some(json.clone());
         }
     }
     found.map(|json| decode("payloads", &json)).transpose()
