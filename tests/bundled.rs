@@ -81,6 +81,9 @@ fn transform_from_a_field_chain_reads_what_it_names_as_jmespath_would() {
         ("trigger.body.a.missing", json!(null)),
         ("trigger.body.a.s.x", json!(null)),
         ("trigger.body.a.b.c", json!(null)),
+        ("trigger.body.aA", json!(0)),
+        ("trigger.body.aA.x", json!(null)),
+        ("trigger.nothing.x.y", json!(null)),
         ("trigger.body", body.clone()),
     ] {
         let flow = setup.flow(
@@ -182,6 +185,51 @@ name = "see"
 connector = "echo"
 "#,
     )
+}
+
+#[test]
+fn a_plain_field_filter_follows_jmespath_truthiness() {
+    // A filter that is a plain chain of field names is read off the value, not compiled:
+    // false, null, empty strings, arrays and objects (and a missing field) drop the event.
+    let setup = Setup::new("");
+    let flow = setup.flow(
+        "hook",
+        r#"
+[flow]
+name = "hook"
+[trigger.http]
+path = "/hook"
+[trigger]
+connector = "reshape"
+config = { filter = "body.keep" }
+
+[[steps]]
+name = "see"
+connector = "echo"
+"#,
+    );
+    for (keep, kept) in [
+        (json!(true), true),
+        (json!(0), true),
+        (json!("x"), true),
+        (json!([0]), true),
+        (json!({"a": 1}), true),
+        (json!(false), false),
+        (json!(null), false),
+        (json!(""), false),
+        (json!([]), false),
+        (json!({}), false),
+    ] {
+        let (code, r) = setup.run(&flow, Some(&json!({"keep": keep})));
+        assert_eq!(code, 0, "{keep}: {r:#}");
+        assert_eq!(
+            r["trigger"]["dropped"].as_bool().unwrap_or(false),
+            !kept,
+            "{keep}: {r:#}"
+        );
+    }
+    let (_, r) = setup.run(&flow, Some(&json!({"other": 1})));
+    assert_eq!(r["trigger"]["dropped"], true, "a missing field is null: {r:#}");
 }
 
 #[test]

@@ -36,14 +36,19 @@ impl jmespath::functions::Function for IntegralSum {
 /// A problem in a config: where (dotted keys) and what.
 pub type Problem = (String, String);
 
-/// A compiled JMESPath expression with the text it came from.
+/// A JMESPath expression with the text it came from: a plain chain of field names
+/// (`a.b.c`) is evaluated on the JSON value directly, with the same result (a missing
+/// field or a non-object gives null), and never compiled (an instance runs one call, so
+/// compiling, and setting up JMESPath's function table, would be paid on every call);
+/// anything else is compiled.
 pub struct Expr {
     text: String,
-    compiled: jmespath::Expression<'static>,
-    /// Set when the expression is a plain chain of field names (`a.b.c`): it is then
-    /// evaluated on the JSON value directly, without converting the document for
-    /// JMESPath, with the same result (a missing field or a non-object gives null).
-    fields: Option<Vec<String>>,
+    form: Form,
+}
+
+enum Form {
+    Fields(Vec<String>),
+    Compiled(jmespath::Expression<'static>),
 }
 
 /// The field names of `a.b.c` when `text` is nothing more than that.
@@ -57,6 +62,20 @@ fn field_chain(text: &str) -> Option<Vec<String>> {
     segs.iter()
         .all(|s| plain(s))
         .then(|| segs.into_iter().map(str::to_string).collect())
+}
+
+/// The value at `fields` in `doc`: null when a field is missing or a value on the way is
+/// not an object, as JMESPath gives.
+fn follow<'v>(doc: &'v Value, fields: &[String]) -> &'v Value {
+    static NULL: Value = Value::Null;
+    let mut at = doc;
+    for f in fields {
+        match at.get(f.as_str()) {
+            Some(v) => at = v,
+            None => return &NULL,
+        }
+    }
+    at
 }
 
 /// A document converted for JMESPath at most once, however many expressions need it.
@@ -82,11 +101,16 @@ impl<'a> Doc<'a> {
 
 impl Expr {
     pub fn compile(path: &str, text: &str, problems: &mut Vec<Problem>) -> Option<Expr> {
+        if let Some(fields) = field_chain(text) {
+            return Some(Expr {
+                text: text.to_string(),
+                form: Form::Fields(fields),
+            });
+        }
         match RUNTIME.compile(text) {
             Ok(compiled) => Some(Expr {
                 text: text.to_string(),
-                compiled,
-                fields: field_chain(text),
+                form: Form::Compiled(compiled),
             }),
             Err(err) => {
                 let reason = err.reason.to_string();
@@ -113,28 +137,41 @@ impl Expr {
 
     /// Evaluates over `doc`, converting it for JMESPath only if this expression needs it.
     pub fn search_in(&self, doc: &mut Doc) -> Result<Value, String> {
-        if let Some(fields) = &self.fields {
-            let mut at = doc.value;
-            for f in fields {
-                match at.get(f.as_str()) {
-                    Some(v) => at = v,
-                    None => return Ok(Value::Null),
-                }
-            }
-            return Ok(at.clone());
-        }
+        let compiled = match &self.form {
+            Form::Fields(fields) => return Ok(follow(doc.value, fields).clone()),
+            Form::Compiled(c) => c,
+        };
         let fail = |e: jmespath::JmespathError| format!("evaluating {:?}: {}", self.text, e.reason);
-        let result = self.compiled.search(doc.converted().map_err(fail)?).map_err(fail)?;
+        let result = compiled.search(doc.converted().map_err(fail)?).map_err(fail)?;
         serde_json::to_value(&*result).map_err(|e| format!("evaluating {:?}: {e}", self.text))
     }
 
     /// JMESPath truthiness: false, null, empty strings, arrays and objects are false.
     pub fn truthy(&self, doc: &Value) -> Result<bool, String> {
-        let result = self
-            .compiled
+        let compiled = match &self.form {
+            Form::Fields(fields) => {
+                return Ok(match follow(doc, fields) {
+                    Value::Null | Value::Bool(false) => false,
+                    Value::String(s) => !s.is_empty(),
+                    Value::Array(a) => !a.is_empty(),
+                    Value::Object(o) => !o.is_empty(),
+                    Value::Bool(true) | Value::Number(_) => true,
+                });
+            }
+            Form::Compiled(c) => c,
+        };
+        let result = compiled
             .search(doc)
             .map_err(|e| format!("evaluating {:?}: {}", self.text, e.reason))?;
         Ok(result.is_truthy())
+    }
+
+    /// The field names of a plain chain, when it is one.
+    fn fields(&self) -> Option<&[String]> {
+        match &self.form {
+            Form::Fields(f) => Some(f),
+            Form::Compiled(_) => None,
+        }
     }
 }
 
@@ -307,15 +344,12 @@ impl Spec {
     }
 
     /// Applies the spec to the JSON text `input`. When `from` is a plain chain of field
-    /// names, only the document it names is parsed into values; the rest is only checked
-    /// to be JSON (a step's input holds the trigger and every earlier output).
+    /// names, only the document it names is parsed into values, in one pass; the rest is
+    /// only checked to be JSON (a step's input holds the trigger and every earlier output).
     pub fn apply_text(&self, input: &str) -> Result<Value, Failed> {
         let not_json = |e: serde_json::Error| Failed::Input(format!("input is not JSON: {e}"));
-        let doc = match self.from.as_ref().and_then(|f| f.fields.as_deref()) {
-            Some(fields) => {
-                let raw: &serde_json::value::RawValue = serde_json::from_str(input).map_err(not_json)?;
-                pick(raw, fields).map_err(not_json)?
-            }
+        let doc = match self.from.as_ref().and_then(Expr::fields) {
+            Some(fields) => pick(input, fields).map_err(not_json)?,
             None => {
                 let input: Value = serde_json::from_str(input).map_err(not_json)?;
                 match &self.from {
@@ -375,21 +409,98 @@ impl Spec {
     }
 }
 
-/// The value at `fields` in the (valid) JSON text `raw`, parsing only the objects on the
-/// way and the value found: null when a field is missing or a value on the way is not an
-/// object, as [`Expr::search`] gives for a field chain (the last of repeated keys wins).
-fn pick(raw: &serde_json::value::RawValue, fields: &[String]) -> Result<Value, serde_json::Error> {
-    use serde_json::value::RawValue;
-    let mut at = raw;
-    for f in fields {
-        if !at.get().trim_start().starts_with('{') {
-            return Ok(Value::Null);
-        }
-        let members: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(at.get())?;
-        match members.get(f.as_str()) {
-            Some(v) => at = v,
-            None => return Ok(Value::Null),
+/// The value at `fields` in the JSON text `input`, in one pass over it: the values on the
+/// way are only checked to be JSON, the value found is parsed. Null when a field is
+/// missing or a value on the way is not an object, as [`Expr::search`] gives for a field
+/// chain (the last of repeated keys wins); an error when `input` is not JSON.
+fn pick(input: &str, fields: &[String]) -> Result<Value, serde_json::Error> {
+    use serde::de::DeserializeSeed;
+    let mut de = serde_json::Deserializer::from_str(input);
+    let value = Path(fields).deserialize(&mut de)?;
+    de.end()?;
+    Ok(value)
+}
+
+/// Deserializes the value at a chain of field names, skipping everything else.
+struct Path<'a>(&'a [String]);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Path<'_> {
+    type Value = Value;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        match self.0.split_first() {
+            None => serde::Deserialize::deserialize(d),
+            Some((first, rest)) => d.deserialize_any(Member { name: first, rest }),
         }
     }
-    serde_json::from_str(at.get())
+}
+
+/// Finds member `name` of an object and deserializes `rest` of the chain in it; any other
+/// value gives null (and is skipped whole).
+struct Member<'a> {
+    name: &'a str,
+    rest: &'a [String],
+}
+
+impl<'de> serde::de::Visitor<'de> for Member<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut found = Value::Null;
+        while let Some(matches) = map.next_key_seed(KeyIs(self.name))? {
+            if matches {
+                found = map.next_value_seed(Path(self.rest))?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(found)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Value::Null)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+}
+
+/// Whether an object's key is `.0`, without making a string of it.
+struct KeyIs<'a>(&'a str);
+
+impl<'de> serde::de::DeserializeSeed<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for KeyIs<'_> {
+    type Value = bool;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a key")
+    }
+    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
+        Ok(key == self.0)
+    }
 }
