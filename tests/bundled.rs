@@ -168,46 +168,36 @@ fn log_writes_records_with_its_level_and_category() {
     assert!(log["time"].as_str().unwrap().ends_with('Z'));
 }
 
-fn reshape_flow(setup: &Setup) -> std::path::PathBuf {
+/// A webhook flow whose trigger connector is `reshape` with `config`, then an echo step.
+fn reshape_flow(setup: &Setup, config: &str) -> std::path::PathBuf {
     setup.flow(
         "hook",
-        r#"
+        &format!(
+            r#"
 [flow]
 name = "hook"
 [trigger.http]
 path = "/hook"
 [trigger]
 connector = "reshape"
-config = { filter = "body.event == 'paid'", fields = { id = "body.id", via = "method" } }
+config = {config}
 
 [[steps]]
 name = "see"
 connector = "echo"
-"#,
+"#
+        ),
     )
 }
+
+const PAID_ONLY: &str = r#"{ filter = "body.event == 'paid'", fields = { id = "body.id", via = "method" } }"#;
 
 #[test]
 fn a_plain_field_filter_follows_jmespath_truthiness() {
     // A filter that is a plain chain of field names is read off the value, not compiled:
     // false, null, empty strings, arrays and objects (and a missing field) drop the event.
     let setup = Setup::new("");
-    let flow = setup.flow(
-        "hook",
-        r#"
-[flow]
-name = "hook"
-[trigger.http]
-path = "/hook"
-[trigger]
-connector = "reshape"
-config = { filter = "body.keep" }
-
-[[steps]]
-name = "see"
-connector = "echo"
-"#,
-    );
+    let flow = reshape_flow(&setup, r#"{ filter = "body.keep" }"#);
     for (keep, kept) in [
         (json!(true), true),
         (json!(0), true),
@@ -235,7 +225,7 @@ connector = "echo"
 #[test]
 fn reshape_filters_and_reshapes_the_event() {
     let setup = Setup::new("");
-    let flow = reshape_flow(&setup);
+    let flow = reshape_flow(&setup, PAID_ONLY);
     let (code, r) = setup.run(&flow, Some(&json!({"event": "paid", "id": "p1"})));
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(r["trigger"]["payload"], json!({"id": "p1", "via": "POST"}));
