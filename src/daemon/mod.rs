@@ -9,7 +9,7 @@ mod body;
 mod control;
 mod dispatch;
 mod http;
-mod leases;
+pub mod leases;
 pub mod listener;
 mod respond;
 mod scheduler;
@@ -148,6 +148,9 @@ impl Daemon {
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let pauses = Arc::new(crate::engine::Pauses::default());
         let owner = format!("flowd-{}", uuid::Uuid::now_v7());
+        // Said so that an operator refused a claim (`flowd executions resume --config`)
+        // can tell which daemon holds the execution.
+        tracing::info!("this daemon claims executions as {owner}");
         let leases = Arc::new(leases::Leases::new(store.clone(), owner.clone(), config.store.lease()));
         let executor = Arc::new(daemon_executor(registry, &config, &store, &metrics, &pauses, &leases));
         let stopping = CancellationToken::new();
