@@ -319,7 +319,15 @@ async fn take_over(shared: &Shared) -> Result<Vec<crate::store::Execution>, crat
             match flows.by_name.get(&exec.flow) {
                 Some(flow) => {
                     let hold = shared.leases.hold(lease);
-                    shared.dispatcher.recover_held(flow.clone(), exec.job_id, Some(hold));
+                    // Queued since its acceptance: max_wait counts from then, whichever
+                    // daemon accepted it (a retry's attempt waits on, as on one daemon).
+                    if exec.status == crate::engine::ExecutionStatus::Queued && exec.attempt == 1 {
+                        shared
+                            .dispatcher
+                            .recover_queued(flow.clone(), exec.job_id, hold, exec.created_at);
+                    } else {
+                        shared.dispatcher.recover_held(flow.clone(), exec.job_id, Some(hold));
+                    }
                 }
                 // Reloaded away meanwhile: free for a daemon that has the flow.
                 None => {
