@@ -187,7 +187,7 @@ fn flowd_store_migrate_brings_the_database_to_the_schema_once() {
     let (code, stdout, stderr) = migrate(Some(&db.url));
     assert_eq!(code, Some(0), "{stderr}");
     assert!(
-        stdout.contains(&db.name) && stdout.contains("schema version 3"),
+        stdout.contains(&db.name) && stdout.contains("schema version 4"),
         "{stdout}"
     );
     // Again: nothing to apply, the same version.

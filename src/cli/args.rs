@@ -10,15 +10,54 @@ use serde_json::Value;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
-/// Offline mode with `--data-dir`, client mode without it.
+/// Offline mode with `--data-dir` or `--config`, client mode with neither.
 #[derive(Args, Clone)]
 pub struct Target {
     /// Read and write this data directory directly, with no daemon running (offline
-    /// mode). Without it, the command asks the daemon's admin API (client mode).
+    /// mode). Without it or --config, the command asks the daemon's admin API (client
+    /// mode).
     #[arg(long, value_name = "DIR", env = "FLOWD_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Read and write the store this daemon config's [store] names directly (offline
+    /// mode): its data directory (no daemon may have it open), or its PostgreSQL database
+    /// (the URL from the variable url_env names), which running daemons may share.
+    /// resume, retry and show also take the flows and connectors from it; with
+    /// --data-dir, they take only those (default: $FLOWD_CONFIG, else config/flowd.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
     #[command(flatten)]
     pub remote: Remote,
+}
+
+impl Target {
+    /// Where an offline command reads and writes, or `None` in client mode; refuses
+    /// (exit code 2) both flags for a command whose `--config` names nothing but the store.
+    pub fn source(&self, flows_too: bool) -> Result<Option<super::source::Source>, u8> {
+        use super::source::Source;
+        match (&self.data_dir, &self.config) {
+            (Some(_), Some(_)) if !flows_too => {
+                eprintln!(
+                    "error: --data-dir (or FLOWD_DATA_DIR) and --config both name a store: give one (--data-dir DIR reads a redb data directory, --config FILE the store its [store] names)"
+                );
+                Err(2)
+            }
+            (Some(dir), _) => Ok(Some(Source::DataDir(dir.clone()))),
+            (None, Some(file)) => Ok(Some(Source::Config(file.clone()))),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// The daemon config whose flows an offline resume or retry runs with.
+    pub fn flows_config(&self) -> PathBuf {
+        self.config
+            .clone()
+            .or_else(|| {
+                std::env::var_os("FLOWD_CONFIG")
+                    .filter(|v| !v.is_empty())
+                    .map(PathBuf::from)
+            })
+            .unwrap_or_else(|| PathBuf::from("config/flowd.toml"))
+    }
 }
 
 /// The admin API to ask.
@@ -127,10 +166,10 @@ pub fn parse_flow_name(s: &str) -> Result<String, String> {
     }
 }
 
-/// Refuses, with exit code 2, a flag that needs the daemon when `--data-dir` is given.
+/// Refuses, with exit code 2, a flag that needs the daemon in offline mode.
 pub fn client_only(given: bool, flag: &str) -> Result<(), u8> {
     if given {
-        eprintln!("error: {flag} needs the daemon: leave out --data-dir to ask its admin API");
+        eprintln!("error: {flag} needs the daemon: leave out --data-dir and --config to ask its admin API");
         return Err(2);
     }
     Ok(())

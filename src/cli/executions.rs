@@ -1,12 +1,17 @@
-//! `flowd executions list|show|resume|retry` and `flowd logs`. With `--data-dir` they
-//! read a data directory directly, for use without a daemon (offline mode, here);
-//! without it they ask the daemon's admin API (client mode, [`super::remote`]).
+//! `flowd executions list|show|resume|retry`. With `--data-dir` or `--config` they read
+//! the store directly, for use without a daemon (offline mode, here; see
+//! [`super::source`]); with neither they ask the daemon's admin API (client mode,
+//! [`super::remote`]). An offline resume or retry claims the execution first, as a daemon
+//! does, and runs it under that lease (renewed, its writes fenced): an execution a live
+//! daemon holds on a shared store is refused, naming the daemon, never raced.
 
 use super::EXIT_CONFIG;
 use super::args::Query;
 use super::args::{Target, TimeRange, client_only, parse_status};
+use super::claims::{Claims, refusal};
 use super::client::{Client, ClientError};
 use super::remote::{CommandError, Outcome, POLL, decode, page_limit, print_json, with_client};
+use super::source::Source;
 use crate::config::DaemonConfig;
 use crate::detail::RetryView;
 use crate::engine::{ContinueError, ExecutionStatus, Executor, RetryFrom};
@@ -15,23 +20,25 @@ use crate::store::{Execution, JobId, ListQuery};
 use clap::{Args, Subcommand};
 use hyper::{Method, StatusCode};
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 #[derive(Subcommand)]
 pub enum ExecutionsCommand {
-    /// Executions, newest first. Asks the daemon's admin API, or with --data-dir reads a
-    /// data directory.
+    /// Executions, newest first. Asks the daemon's admin API, or offline reads the store
+    /// (--data-dir DIR, or --config FILE: the store its [store] names).
     List(ListArgs),
     /// One execution: each attempt's steps with status, timing, fuel, error and payloads.
-    /// Asks the daemon's admin API, or with --data-dir reads a data directory.
+    /// Asks the daemon's admin API, or offline reads the store (--data-dir or --config).
     Show(ShowArgs),
     /// Resume a paused execution now and run it to its end: the daemon does (admin API),
-    /// or with --data-dir this command does, on a stopped daemon's data.
+    /// or offline this command does, with the flows of --config, in a stopped daemon's
+    /// data directory or in a store daemons share (an execution a daemon holds is
+    /// refused, naming it).
     Resume(ResumeArgs),
     /// Retry a failed, partially executed or rejected execution as a new attempt, from
     /// the first step that did not succeed (or with --from-start, from the beginning):
-    /// the daemon does (admin API), or with --data-dir this command does.
+    /// the daemon does (admin API), or offline this command does (as resume).
     Retry(RetryArgs),
 }
 
@@ -40,10 +47,6 @@ pub struct ResumeArgs {
     #[command(flatten)]
     pub target: Target,
     pub job_id: JobId,
-    /// The daemon config whose flows and connectors run the execution (offline mode; a
-    /// daemon uses its own).
-    #[arg(long, value_name = "FILE", default_value = "config/flowd.toml", env = "FLOWD_CONFIG")]
-    pub config: PathBuf,
     /// JSON: offline the run's report; in client mode the API's answer (with --wait, the
     /// execution's row once the attempt ended).
     #[arg(long)]
@@ -95,10 +98,6 @@ pub struct ShowArgs {
     #[command(flatten)]
     pub target: Target,
     pub job_id: JobId,
-    /// A daemon config whose flows say whether a manual retry would be accepted now
-    /// (offline mode; a daemon answers with its loaded flows).
-    #[arg(long, value_name = "FILE")]
-    pub config: Option<PathBuf>,
     #[arg(long)]
     pub json: bool,
 }
@@ -131,48 +130,52 @@ async fn offline_flows(path: &Path) -> Result<(DaemonConfig, crate::loader::Setu
 }
 
 pub async fn executions(cmd: ExecutionsCommand) -> u8 {
-    match cmd {
-        ExecutionsCommand::List(a) => match a.target.data_dir.clone() {
-            Some(dir) => list(&dir, a).await,
-            None => list_remote(a).await,
-        },
-        ExecutionsCommand::Show(a) => match a.target.data_dir.clone() {
-            Some(dir) => show(&dir, a).await,
-            None => show_remote(a).await,
-        },
-        ExecutionsCommand::Resume(a) => match a.target.data_dir.clone() {
-            Some(dir) => continue_execution(&dir, &a, None).await,
-            None => resume_remote(a).await,
-        },
-        ExecutionsCommand::Retry(a) => match a.resume.target.data_dir.clone() {
-            Some(dir) => {
-                let from = if a.from_start {
-                    RetryFrom::Start
-                } else {
-                    RetryFrom::FailedStep
-                };
-                continue_execution(&dir, &a.resume, Some(from)).await
-            }
-            None => retry_remote(a).await,
-        },
+    let target = match &cmd {
+        ExecutionsCommand::List(a) => &a.target,
+        ExecutionsCommand::Show(a) => &a.target,
+        ExecutionsCommand::Resume(a) => &a.target,
+        ExecutionsCommand::Retry(a) => &a.resume.target,
+    };
+    // Only `list` has no flows to take from a config besides the store.
+    let source = match target.source(!matches!(cmd, ExecutionsCommand::List(_))) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match (cmd, source) {
+        (ExecutionsCommand::List(a), Some(source)) => list(&source, a).await,
+        (ExecutionsCommand::List(a), None) => list_remote(a).await,
+        (ExecutionsCommand::Show(a), Some(source)) => show(&source, a).await,
+        (ExecutionsCommand::Show(a), None) => show_remote(a).await,
+        (ExecutionsCommand::Resume(a), Some(source)) => continue_execution(&source, &a, None).await,
+        (ExecutionsCommand::Resume(a), None) => resume_remote(a).await,
+        (ExecutionsCommand::Retry(a), Some(source)) => {
+            let from = if a.from_start {
+                RetryFrom::Start
+            } else {
+                RetryFrom::FailedStep
+            };
+            continue_execution(&source, &a.resume, Some(from)).await
+        }
+        (ExecutionsCommand::Retry(a), None) => retry_remote(a).await,
     }
 }
 
 /// Resumes (`retry` is `None`) or retries one execution with the flows and connectors of
-/// a daemon config.
-async fn continue_execution(dir: &Path, a: &ResumeArgs, retry: Option<RetryFrom>) -> u8 {
-    let (config, setup) = match offline_flows(&a.config).await {
+/// a daemon config, under a claim on it (see [`super::claims`]).
+async fn continue_execution(source: &Source, a: &ResumeArgs, retry: Option<RetryFrom>) -> u8 {
+    let (config, setup) = match offline_flows(&a.target.flows_config()).await {
         Ok(loaded) => loaded,
         Err(code) => return code,
     };
-    let store = match super::source::open_store(dir).await {
+    let offline = match super::source::open(source).await {
         Ok(s) => s,
         Err(c) => return c,
     };
+    let store = offline.store.clone();
     let exec = match store.execution(a.job_id).await {
         Ok(Some(e)) => e,
         Ok(None) => {
-            eprintln!("error: no execution {} in {}", a.job_id, dir.display());
+            eprintln!("error: no execution {} in {}", a.job_id, offline.name);
             return 1;
         }
         Err(e) => {
@@ -191,10 +194,22 @@ async fn continue_execution(dir: &Path, a: &ResumeArgs, retry: Option<RetryFrom>
         return 1;
     };
     let executor = Executor::new(Arc::new(registry), config.environment.clone()).with_store(store);
-    let result = match retry {
-        Some(from) => executor.retry(&flow, a.job_id, from).await,
-        None => executor.resume(&flow, a.job_id).await,
+    let claims = Claims::start(offline.store.clone(), offline.lease);
+    let hold = match claims.claim(a.job_id).await {
+        Ok(hold) => hold,
+        Err(e) => {
+            claims.stop().await;
+            return refusal(a.job_id, &offline.name, &e);
+        }
     };
+    let work = async {
+        match retry {
+            Some(from) => executor.retry(&flow, a.job_id, from).await,
+            None => executor.resume(&flow, a.job_id).await,
+        }
+    };
+    let result = hold.scope(work).await;
+    claims.stop().await;
     match result {
         Ok(report) => {
             if a.json {
@@ -219,12 +234,12 @@ async fn continue_execution(dir: &Path, a: &ResumeArgs, retry: Option<RetryFrom>
     }
 }
 
-async fn list(dir: &Path, a: ListArgs) -> u8 {
+async fn list(source: &Source, a: ListArgs) -> u8 {
     if let Err(c) = client_only(a.time.preset.is_some(), "--preset") {
         return c;
     }
-    let store = match super::source::open_store(dir).await {
-        Ok(s) => s,
+    let store = match super::source::open(source).await {
+        Ok(s) => s.store,
         Err(c) => return c,
     };
     let q = ListQuery {
@@ -252,12 +267,13 @@ async fn list(dir: &Path, a: ListArgs) -> u8 {
     0
 }
 
-async fn show(dir: &Path, a: ShowArgs) -> u8 {
-    let store = match super::source::open_store(dir).await {
+async fn show(source: &Source, a: ShowArgs) -> u8 {
+    let offline = match super::source::open(source).await {
         Ok(s) => s,
         Err(c) => return c,
     };
-    let loaded = match &a.config {
+    let store = offline.store;
+    let loaded = match &a.target.config {
         Some(path) => match offline_flows(path).await {
             Ok((_, setup)) => Some((path.as_path(), setup.flows)),
             Err(code) => return code,
@@ -269,7 +285,7 @@ async fn show(dir: &Path, a: ShowArgs) -> u8 {
     let detail = match detail {
         Ok(Some(d)) => d,
         Ok(None) => {
-            eprintln!("error: no execution {} in {}", a.job_id, dir.display());
+            eprintln!("error: no execution {} in {}", a.job_id, offline.name);
             return 1;
         }
         Err(e) => {

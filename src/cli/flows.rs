@@ -1,7 +1,7 @@
-//! `flowd flows list|activate|deactivate|reload`. Activation with `--data-dir` writes a
-//! stopped daemon's data directory directly (offline mode, here; the choice survives
-//! restarts); everything else, and activation without `--data-dir`, asks the running
-//! daemon's admin API ([`super::remote`]).
+//! `flowd flows list|activate|deactivate|reload`. Activation with `--data-dir` or
+//! `--config` writes the store directly (offline mode, here; the choice survives restarts,
+//! and daemons sharing a PostgreSQL store take it on within a second); everything else,
+//! and activation with neither, asks the running daemon's admin API ([`super::remote`]).
 
 use super::args::{Remote, Target, parse_flow_name};
 use super::client::ClientError;
@@ -9,17 +9,19 @@ use super::remote::{print_json, text, with_client};
 use crate::store::Write;
 use clap::{Args, Subcommand};
 use hyper::Method;
-use std::path::Path;
 
 #[derive(Subcommand)]
 pub enum FlowsCommand {
     /// The daemon's loaded flows with their trigger kind and active state (client mode).
     List(ListArgs),
     /// Take webhooks and fire schedules for the flow again: in the running daemon (admin
-    /// API), or with --data-dir in a stopped daemon's data.
+    /// API), or offline in the store: --data-dir (a stopped daemon's data) or --config
+    /// (its [store]; daemons sharing a PostgreSQL store take it on within a second).
     Activate(FlowArgs),
     /// Answer the flow's webhooks with 409 and fire none of its schedules: in the running
-    /// daemon (admin API), or with --data-dir in a stopped daemon's data.
+    /// daemon (admin API), or offline in the store: --data-dir (a stopped daemon's data)
+    /// or --config (its [store]; daemons sharing a PostgreSQL store take it on within a
+    /// second).
     Deactivate(FlowArgs),
     /// Make the daemon re-read its config and every flow, all or nothing (client mode):
     /// with any error, every error is printed and the running config stays.
@@ -59,15 +61,16 @@ pub async fn flows(cmd: FlowsCommand) -> u8 {
         FlowsCommand::Activate(a) => (a, true),
         FlowsCommand::Deactivate(a) => (a, false),
     };
-    match args.target.data_dir.clone() {
-        Some(dir) => set_active(&dir, &args.flow, active).await,
-        None => set_active_remote(args, active).await,
+    match args.target.source(false) {
+        Ok(Some(source)) => set_active(&source, &args.flow, active).await,
+        Ok(None) => set_active_remote(args, active).await,
+        Err(code) => code,
     }
 }
 
-async fn set_active(dir: &Path, flow: &str, active: bool) -> u8 {
-    let store = match super::source::create_store(dir).await {
-        Ok(s) => s,
+async fn set_active(source: &super::source::Source, flow: &str, active: bool) -> u8 {
+    let store = match super::source::create(source).await {
+        Ok(s) => s.store,
         Err(code) => return code,
     };
     let write = Write::FlowActive {

@@ -1,5 +1,5 @@
 //! `flowd logs`: the running logs of recorded executions, with every filter the admin
-//! API has. With `--data-dir` read from a data directory (oldest first); otherwise from
+//! API has. With `--data-dir` or `--config` read from the store (oldest first); otherwise from
 //! the daemon's API: its newest page printed oldest first, `--follow` (a live tail), or
 //! `--download` (NDJSON, CSV or text, with progress).
 
@@ -78,13 +78,14 @@ fn parse_log_cursor(s: &str) -> Result<LogKey, String> {
 
 /// Runs `flowd logs` on the source its arguments name.
 pub async fn logs(a: LogsArgs) -> u8 {
-    match a.target.data_dir.clone() {
-        Some(dir) => logs_offline(dir, a).await,
-        None => logs_remote(a).await,
+    match a.target.source(false) {
+        Ok(Some(source)) => logs_offline(&source, a).await,
+        Ok(None) => logs_remote(a).await,
+        Err(code) => code,
     }
 }
 
-async fn logs_offline(dir: std::path::PathBuf, a: LogsArgs) -> u8 {
+async fn logs_offline(source: &super::source::Source, a: LogsArgs) -> u8 {
     let refused = client_only(a.time.preset.is_some(), "--preset")
         .and_then(|()| client_only(a.cursor.is_some(), "--cursor"))
         .and_then(|()| client_only(a.follow, "--follow"))
@@ -92,8 +93,8 @@ async fn logs_offline(dir: std::path::PathBuf, a: LogsArgs) -> u8 {
     if let Err(c) = refused {
         return c;
     }
-    let store = match super::source::open_store(&dir).await {
-        Ok(s) => s,
+    let store = match super::source::open(source).await {
+        Ok(s) => s.store,
         Err(c) => return c,
     };
     let q = LogQuery {

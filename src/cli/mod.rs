@@ -8,12 +8,13 @@
 //!
 //! One module per command (`run`, `serve`, `validate`, `check`, `executions`, `logs`,
 //! `flows`, `schedules`, `store`), each with its arguments and its body. `executions`, `logs` and
-//! `flows activate|deactivate` read either a data directory (`--data-dir`, opened by
-//! [`source`]) or the daemon's admin API (the [`client`], with what client-mode commands
+//! `flows activate|deactivate` read either the store (`--data-dir`, or the `[store]` of
+//! `--config`, opened by [`source`]) or the daemon's admin API (the [`client`], with what client-mode commands
 //! share in [`remote`]); the choice is made once, at the top of the command.
 
 mod args;
 mod check;
+mod claims;
 mod client;
 mod executions;
 mod flows;
@@ -59,8 +60,9 @@ enum Command {
     },
     /// Validate the daemon config and every flow, each step's config through its connector.
     Validate(validate::ValidateArgs),
-    /// Recorded executions: from the daemon's admin API (--url, FLOWD_TOKEN), or with
-    /// --data-dir from a data directory directly.
+    /// Recorded executions: from the daemon's admin API (--url, FLOWD_TOKEN), or offline
+    /// from the store directly: --data-dir DIR, or --config FILE (the store its [store]
+    /// names, redb or PostgreSQL).
     Executions {
         #[command(subcommand)]
         command: executions::ExecutionsCommand,
@@ -71,7 +73,8 @@ enum Command {
         command: flows::FlowsCommand,
     },
     /// Recorded log records: from the daemon's admin API (the newest page, printed oldest
-    /// first; --follow, --download), or with --data-dir from a data directory (oldest first).
+    /// first; --follow, --download), or offline from the store, --data-dir or --config
+    /// (oldest first).
     Logs(Box<logs::LogsArgs>),
     /// The daemon's scheduled tasks: next fire times, scheduled executions, enable,
     /// disable, run now (admin API).

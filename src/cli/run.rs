@@ -1,9 +1,12 @@
 //! `flowd run`: one local execution of a flow, the connector author's inner loop.
 
 use super::EXIT_CONFIG;
+use super::claims::{Claims, refusal};
+use super::source::Source;
 use crate::config::{ConfigError, ConfigErrors, ConnectorConfig, ConnectorSource, Flow, Grants};
-use crate::engine::{ExecutionReport, ExecutionStatus, Executor, StepInput, local_event};
+use crate::engine::{Admission, ExecutionReport, ExecutionStatus, Executor, StepInput, local_event};
 use crate::loader;
+use crate::store::ClaimError;
 use crate::store::retention;
 use clap::Args;
 use serde_json::Value;
@@ -26,10 +29,16 @@ pub struct RunArgs {
     #[arg(long = "connector", value_name = "NAME=FILE.wasm", value_parser = parse_connector)]
     connectors: Vec<(String, PathBuf)>,
     /// Record the execution (steps, payloads, log records) in this data directory.
-    #[arg(long, value_name = "DIR")]
+    #[arg(long, value_name = "DIR", conflicts_with = "record")]
     data_dir: Option<PathBuf>,
-    /// Run this many executions at once (with --data-dir, 0 only recovers unfinished
-    /// ones). Prints `accepted <job id>` as each is durably accepted, then one line each.
+    /// Record the execution in the store the --config's [store] names, as --data-dir does:
+    /// its data directory, or its PostgreSQL database (which daemons may share: each
+    /// execution is run under this command's claim on it, see `executions resume`).
+    #[arg(long, requires = "config")]
+    record: bool,
+    /// Run this many executions at once (with a store, 0 only recovers the flow's
+    /// unfinished ones that no daemon holds). Prints `accepted <job id>` as each is
+    /// durably accepted, then one line each.
     #[arg(long, value_name = "N", default_value_t = 1)]
     count: usize,
     /// Print the execution as JSON instead of a timeline.
@@ -114,23 +123,31 @@ pub async fn run(args: RunArgs) -> u8 {
         executor = executor.with_observer(Arc::new(PrintAccepted));
     }
     let mut pruning = None;
-    if let Some(dir) = &args.data_dir {
-        let store_config = crate::store::StoreConfig::redb(dir.clone(), config.limits.max_payload as usize);
-        match crate::store::open(&store_config).await {
-            Ok(store) => {
-                // One retention pass alongside the run; the daemon prunes continuously.
-                let cutoff = std::time::SystemTime::now() - config.retention;
-                let s = store.clone();
-                pruning = Some(tokio::spawn(
-                    async move { retention::prune_all(s.as_ref(), cutoff).await },
-                ));
-                executor = executor.with_store(store);
-            }
-            Err(e) => {
-                eprintln!("error: --data-dir: {e}");
-                return 2;
-            }
-        }
+    let source = match (&args.data_dir, &args.config) {
+        (Some(dir), _) => Some(Source::DataDir(dir.clone())),
+        (None, Some(file)) if args.record => Some(Source::Config(file.clone())),
+        _ => None,
+    };
+    let mut recording = None;
+    if let Some(source) = &source {
+        let offline = match super::source::recording(source, config.limits.max_payload as usize).await {
+            Ok(o) => o,
+            Err(code) => return code,
+        };
+        // One retention pass alongside the run; the daemon prunes continuously.
+        let cutoff = std::time::SystemTime::now() - config.retention;
+        let s = offline.store.clone();
+        pruning = Some(tokio::spawn(
+            async move { retention::prune_all(s.as_ref(), cutoff).await },
+        ));
+        let claims = Claims::start(offline.store.clone(), offline.lease);
+        executor = executor
+            .with_store(offline.store.clone())
+            .claim_as(claims.owner(), claims.ttl());
+        recording = Some(Arc::new(Recording {
+            claims,
+            name: offline.name,
+        }));
     }
     let event = match args.http.event(&flow) {
         Ok(e) => e,
@@ -140,17 +157,21 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     };
     let (executor, flow) = (Arc::new(executor), Arc::new(flow));
-    if args.data_dir.is_some() {
-        // Opening a data dir picks up this flow's unfinished executions first.
-        if let Err(code) = recover(&executor, &flow).await {
+    if let Some(recording) = &recording {
+        // Opening a store picks up this flow's unfinished executions first.
+        if let Err(code) = recover(&executor, &flow, recording).await {
+            recording.claims.stop().await;
             return code;
         }
     }
     let code = if args.count != 1 {
-        batch(executor, flow, input, args.count).await
+        batch(executor, flow, input, args.count, recording.clone()).await
     } else {
-        single(&executor, &flow, input, event, args.json).await
+        single(&executor, &flow, input, event, args.json, recording.as_deref()).await
     };
+    if let Some(recording) = &recording {
+        recording.claims.stop().await;
+    }
     if let Some(p) = pruning
         && let Ok(Err(e)) = p.await
     {
@@ -159,15 +180,44 @@ pub async fn run(args: RunArgs) -> u8 {
     code
 }
 
+/// Where a run records, and its claims there.
+struct Recording {
+    claims: Claims,
+    /// The store, as messages name it.
+    name: String,
+}
+
+/// Runs one execution of `flow` for `event` start to end, as [`Executor::execute`] does,
+/// under the claim taken with its acceptance when it is recorded.
+async fn execute(
+    executor: &Executor,
+    flow: &Flow,
+    event: crate::plugin::TriggerEvent,
+    recording: Option<&Recording>,
+) -> Result<ExecutionReport, crate::store::StoreError> {
+    let accepted = match executor.admit(flow, event).await? {
+        Admission::Accepted(a) => a,
+        Admission::Dropped(r) | Admission::Failed(r) | Admission::TooLarge(r) => return Ok(r),
+    };
+    let (Some(recording), Some(lease)) = (recording, accepted.lease().cloned()) else {
+        return executor.run(flow, *accepted).await;
+    };
+    let job = accepted.job_id;
+    let report = recording.claims.hold(lease).scope(executor.run(flow, *accepted)).await;
+    recording.claims.release(job).await;
+    report
+}
+
 async fn single(
     executor: &Executor,
     flow: &Flow,
     input: Value,
     event: Option<crate::plugin::TriggerEvent>,
     json: bool,
+    recording: Option<&Recording>,
 ) -> u8 {
     let event = event.unwrap_or_else(|| local_event(&flow.trigger.kind, input));
-    let report = match executor.execute(flow, event).await {
+    let report = match execute(executor, flow, event, recording).await {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: the execution could not be recorded, so it stopped: {e}");
@@ -212,8 +262,9 @@ fn report_json(report: &ExecutionReport) -> Value {
     v
 }
 
-/// Continues every unfinished execution of `flow` in the store, printing each outcome.
-pub(super) async fn recover(executor: &Arc<Executor>, flow: &Arc<Flow>) -> Result<(), u8> {
+/// Continues every unfinished execution of `flow` in the store that nobody else holds,
+/// each under a claim, printing each outcome (and each left to its holder).
+async fn recover(executor: &Arc<Executor>, flow: &Arc<Flow>, recording: &Arc<Recording>) -> Result<(), u8> {
     let Some(store) = executor.store() else { return Ok(()) };
     let unfinished = store.unfinished().await.map_err(|e| {
         eprintln!("error: reading unfinished executions: {e}");
@@ -223,15 +274,29 @@ pub(super) async fn recover(executor: &Arc<Executor>, flow: &Arc<Flow>) -> Resul
         .into_iter()
         .filter(|e| e.flow == flow.name)
         .map(|exec| {
-            let (executor, flow) = (executor.clone(), flow.clone());
-            tokio::spawn(async move { (exec.job_id, executor.recover(&flow, exec.job_id).await) })
+            let (executor, flow, recording) = (executor.clone(), flow.clone(), recording.clone());
+            tokio::spawn(async move {
+                let job = exec.job_id;
+                let hold = match recording.claims.claim(job).await {
+                    Ok(hold) => hold,
+                    Err(e) => return (job, Err(e)),
+                };
+                let report = hold.scope(executor.recover(&flow, job)).await;
+                recording.claims.release(job).await;
+                (job, Ok(report))
+            })
         })
         .collect();
     let mut failed = false;
     for t in tasks {
         match t.await {
-            Ok((job, Ok(r))) => println!("recovered {job} {}", r.status),
+            Ok((job, Err(ClaimError::Held { owner, .. }))) => println!("left {job}: {owner} holds it"),
             Ok((job, Err(e))) => {
+                refusal(job, &recording.name, &e);
+                failed = true;
+            }
+            Ok((job, Ok(Ok(r)))) => println!("recovered {job} {}", r.status),
+            Ok((job, Ok(Err(e)))) => {
                 eprintln!("error: recovering {job}: {e}");
                 failed = true;
             }
@@ -244,13 +309,19 @@ pub(super) async fn recover(executor: &Arc<Executor>, flow: &Arc<Flow>) -> Resul
     if failed { Err(1) } else { Ok(()) }
 }
 
-async fn batch(executor: Arc<Executor>, flow: Arc<Flow>, input: Value, count: usize) -> u8 {
+async fn batch(
+    executor: Arc<Executor>,
+    flow: Arc<Flow>,
+    input: Value,
+    count: usize,
+    recording: Option<Arc<Recording>>,
+) -> u8 {
     let mut tasks = Vec::new();
     for _ in 0..count {
-        let (executor, flow, input) = (executor.clone(), flow.clone(), input.clone());
+        let (executor, flow, input, recording) = (executor.clone(), flow.clone(), input.clone(), recording.clone());
         tasks.push(tokio::spawn(async move {
             let event = local_event(&flow.trigger.kind, input);
-            executor.execute(&flow, event).await
+            execute(&executor, &flow, event, recording.as_deref()).await
         }));
     }
     let mut failed = 0;

@@ -228,14 +228,38 @@ impl Shared {
     }
 
     /// Resumes `job`: a pause until resumed ends durably, then the dispatcher runs the
-    /// rest; a timed pause is woken, and the task waiting it out goes on.
+    /// rest; a timed pause is woken, and the task waiting it out goes on, on this daemon
+    /// or, through the store, on the one sharing it that holds the execution. A timed
+    /// pause nobody holds (so nobody waits it out) ends durably here.
     pub async fn resume(&self, job: JobId) -> Result<(), ContinueRequestError> {
-        let (claim, flow) = self.claim(job).await?;
-        if self.dispatcher.executor().accept_resume(&flow, job).await? == crate::engine::Resumed::Stored {
+        let (claim, flow) = match self.claim(job).await {
+            Err(ContinueRequestError::Busy(job)) => return self.wake_elsewhere(job).await,
+            other => other?,
+        };
+        let sole = claim.lease.is_some();
+        if self.dispatcher.executor().accept_resume(&flow, job, sole).await? == crate::engine::Resumed::Stored {
             claim.give_up().await;
             self.dispatcher.recover(flow, job);
         }
         Ok(())
+    }
+
+    /// `job` is held by another daemon sharing the store: a timed pause it waits out is
+    /// woken there (the store passes the request on, see [`super::watch`]); anything
+    /// else it holds is busy.
+    async fn wake_elsewhere(&self, job: JobId) -> Result<(), ContinueRequestError> {
+        let exec = self
+            .store
+            .execution(job)
+            .await?
+            .ok_or(ContinueRequestError::NotFound(job))?;
+        if exec.status == crate::engine::ExecutionStatus::Paused
+            && let Some(due) = exec.resume_at
+            && self.store.ask_wake(job, due).await?
+        {
+            return Ok(());
+        }
+        Err(ContinueRequestError::Busy(job))
     }
 
     /// Reloads connectors and flows from the config file the daemon started with, all or

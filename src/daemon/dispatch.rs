@@ -98,7 +98,11 @@ fn panic_message(e: tokio::task::JoinError) -> String {
 
 struct Item {
     work: Work,
+    /// Since when it waits: its acceptance for one that has run no step yet (`fresh`).
     since: Instant,
+    /// It has run no step of its attempt since it was accepted (here, or by a daemon
+    /// whose lease on it expired): `max_wait` may reject it.
+    fresh: bool,
     done: watch::Sender<bool>,
     /// The lease it is held under, once claimed (an accepted execution's from its
     /// acceptance; others are claimed when they start).
@@ -275,6 +279,7 @@ impl Dispatcher {
         q.waiting.push_back(Item {
             work: Work::Fresh(Box::new(accepted)),
             since: Instant::now(),
+            fresh: true,
             done: tx,
             hold,
         });
@@ -317,11 +322,27 @@ impl Dispatcher {
     /// Queues an execution the store holds unfinished, under `hold` when it is claimed
     /// already (taken over).
     pub fn recover_held(&self, flow: Arc<Flow>, job: JobId, hold: Option<Hold>) {
+        self.requeue(flow, job, hold, None);
+    }
+
+    /// Queues a taken-over execution that was `queued` since its acceptance at
+    /// `accepted` (it ran no step): its `max_wait` counts from then, not from now.
+    pub fn recover_queued(&self, flow: Arc<Flow>, job: JobId, hold: Hold, accepted: SystemTime) {
+        self.requeue(flow, job, Some(hold), Some(accepted));
+    }
+
+    fn requeue(&self, flow: Arc<Flow>, job: JobId, hold: Option<Hold>, accepted: Option<SystemTime>) {
+        // The same moment on the monotonic clock (now, when it lies ahead or too far back).
+        let since = accepted
+            .and_then(|at| SystemTime::now().duration_since(at).ok())
+            .and_then(|ago| Instant::now().checked_sub(ago))
+            .unwrap_or_else(Instant::now);
         let mut state = self.state.locked();
         let (tx, _) = watch::channel(false);
         state.queue(&flow).waiting.push_back(Item {
             work: Work::Recover(job),
-            since: Instant::now(),
+            since,
+            fresh: accepted.is_some(),
             done: tx,
             hold,
         });
@@ -402,7 +423,11 @@ impl Dispatcher {
         let this = self.clone();
         self.tasks.spawn(async move {
             let Item {
-                work, done, hold, since, ..
+                work,
+                done,
+                hold,
+                since,
+                fresh,
             } = item;
             let executor = this.executor();
             let job = work.job();
@@ -433,7 +458,6 @@ impl Dispatcher {
             let store = executor.store().cloned();
             let gated = match (&flow.throttle, &hold, &store) {
                 (Some(t), Some(h), Some(store)) => {
-                    let fresh = matches!(work, Work::Fresh(_));
                     match this.gate(store, &flow, t, h, since, fresh).await {
                         Gate::Go => true,
                         Gate::TooLong => {
@@ -626,6 +650,7 @@ impl Dispatcher {
             state.queue(&flow).waiting.push_back(Item {
                 work: Work::Resume(job),
                 since: Instant::now(),
+                fresh: false,
                 done,
                 hold,
             });

@@ -9,7 +9,7 @@ mod body;
 mod control;
 mod dispatch;
 mod http;
-mod leases;
+pub mod leases;
 pub mod listener;
 mod respond;
 mod scheduler;
@@ -148,6 +148,9 @@ impl Daemon {
         let metrics = Arc::new(crate::metrics::Metrics::default());
         let pauses = Arc::new(crate::engine::Pauses::default());
         let owner = format!("flowd-{}", uuid::Uuid::now_v7());
+        // Said so that an operator refused a claim (`flowd executions resume --config`)
+        // can tell which daemon holds the execution.
+        tracing::info!("this daemon claims executions as {owner}");
         let leases = Arc::new(leases::Leases::new(store.clone(), owner.clone(), config.store.lease()));
         let executor = Arc::new(daemon_executor(registry, &config, &store, &metrics, &pauses, &leases));
         let stopping = CancellationToken::new();
@@ -316,7 +319,15 @@ async fn take_over(shared: &Shared) -> Result<Vec<crate::store::Execution>, crat
             match flows.by_name.get(&exec.flow) {
                 Some(flow) => {
                     let hold = shared.leases.hold(lease);
-                    shared.dispatcher.recover_held(flow.clone(), exec.job_id, Some(hold));
+                    // Queued since its acceptance: max_wait counts from then, whichever
+                    // daemon accepted it (a retry's attempt waits on, as on one daemon).
+                    if exec.status == crate::engine::ExecutionStatus::Queued && exec.attempt == 1 {
+                        shared
+                            .dispatcher
+                            .recover_queued(flow.clone(), exec.job_id, hold, exec.created_at);
+                    } else {
+                        shared.dispatcher.recover_held(flow.clone(), exec.job_id, Some(hold));
+                    }
                 }
                 // Reloaded away meanwhile: free for a daemon that has the flow.
                 None => {

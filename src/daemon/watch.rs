@@ -1,7 +1,7 @@
 //! Operator changes made through another daemon sharing the store: each daemon reads the
 //! store's [`OperatorState`] every [`EVERY`] and takes on the flows deactivated (or
-//! schedules disabled) there, and reloads its own config files when a reload was asked of
-//! all. Polling, not LISTEN/NOTIFY: one small read a second costs the database nothing,
+//! schedules disabled) there, reloads its own config files when a reload was asked of
+//! all, and wakes the timed pauses it waits out that a resume was asked of elsewhere. Polling, not LISTEN/NOTIFY: one small read a second costs the database nothing,
 //! needs no connection of its own, and a daemon that lost the database catches up on its
 //! next read without a path of its own (see docs/storage.md).
 
@@ -46,6 +46,7 @@ async fn watch(shared: Arc<Shared>) {
             tracing::info!("reading operator changes from the store again");
             failing = false;
         }
+        wake(&shared, &state.wakes).await;
         if *shared.inactive.read_now() != state.inactive {
             tracing::info!(inactive = ?state.inactive, "flows (de)activated through another daemon");
             *shared.inactive.write_now() = state.inactive;
@@ -67,5 +68,23 @@ async fn watch(shared: Arc<Shared>) {
                 }
             }
         }
+    }
+}
+
+/// Wakes the timed pauses among `wakes` that this daemon waits out, and has the store
+/// forget their requests (the others are another daemon's, or not waited out yet).
+async fn wake(shared: &Shared, wakes: &[(crate::store::JobId, std::time::SystemTime)]) {
+    let woken: Vec<_> = wakes
+        .iter()
+        .filter(|(job, due)| shared.pauses.wake_due(*job, *due))
+        .map(|(job, _)| *job)
+        .collect();
+    for job in &woken {
+        tracing::info!(job = %job, "timed pause ended early: a resume was asked through another daemon");
+    }
+    if !woken.is_empty()
+        && let Err(e) = shared.store.forget_wakes(woken).await
+    {
+        tracing::warn!(error = %e, "could not clear the resume requests just acted on; a later pause of the same execution is not affected");
     }
 }

@@ -11,14 +11,19 @@ use tokio::sync::Notify;
 /// Shared by every executor of a daemon (a reload makes new executors, not new pauses).
 #[derive(Default)]
 pub struct Pauses {
-    waiting: Mutex<HashMap<JobId, Arc<Notify>>>,
+    /// Each wait, with the time it ends at.
+    waiting: Mutex<HashMap<JobId, (Arc<Notify>, SystemTime)>>,
 }
+
+/// How far a wake asked for the pause due at one time may be from a wait's own end and
+/// still be for it (a due time read back from the store may be rounded).
+const SAME_PAUSE: Duration = Duration::from_secs(1);
 
 impl Pauses {
     /// Waits until `until`, or until [`Pauses::wake`] is called for `job`.
     pub(crate) async fn wait(&self, job: JobId, until: SystemTime) {
         let notify = Arc::new(Notify::new());
-        self.waiting.locked().insert(job, notify.clone());
+        self.waiting.locked().insert(job, (notify.clone(), until));
         let wait = until.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -30,12 +35,28 @@ impl Pauses {
     /// Ends the wait of `job` now; false when no task here waits for it.
     pub fn wake(&self, job: JobId) -> bool {
         match self.waiting.locked().get(&job) {
-            Some(n) => {
+            Some((n, _)) => {
                 // A permit is kept if the waiter is between registering and awaiting.
                 n.notify_one();
                 true
             }
             None => false,
+        }
+    }
+
+    /// Ends the wait of `job` now if it is the pause due at `due` (a later pause of the
+    /// same execution is not woken by a request for an earlier one); false otherwise.
+    pub fn wake_due(&self, job: JobId, due: SystemTime) -> bool {
+        let same = |until: SystemTime| {
+            let gap = until.duration_since(due).or_else(|e| Ok::<_, ()>(e.duration()));
+            gap.is_ok_and(|g| g <= SAME_PAUSE)
+        };
+        match self.waiting.locked().get(&job) {
+            Some((n, until)) if same(*until) => {
+                n.notify_one();
+                true
+            }
+            _ => false,
         }
     }
 }
@@ -59,6 +80,20 @@ mod tests {
             .expect("woken long before its hour")
             .unwrap();
         assert!(!pauses.wake(job), "the wait is over and forgotten");
+        let due = SystemTime::now() + Duration::from_secs(3600);
+        let p = pauses.clone();
+        let waiter = tokio::spawn(async move { p.wait(job, due).await });
+        while !pauses.wake_due(job, due + Duration::from_millis(400)) {
+            assert!(
+                !pauses.wake_due(job, due + Duration::from_secs(5)),
+                "a request for another pause"
+            );
+            tokio::task::yield_now().await;
+        }
+        tokio::time::timeout(Duration::from_secs(10), waiter)
+            .await
+            .expect("woken by a request for its own due time")
+            .unwrap();
         pauses.wait(job, SystemTime::now()).await;
     }
 }

@@ -587,8 +587,11 @@ impl Executor {
 
     /// Ends a pause. One that waits until resumed ends durably (the paused step succeeds,
     /// the execution is `running`), so [`Executor::recover`] runs the rest, now or after
-    /// a restart. A timed pause is woken: the task waiting it out here goes on now.
-    pub async fn accept_resume(&self, flow: &Flow, job: JobId) -> Result<Resumed, ContinueError> {
+    /// a restart. A timed pause is woken: the task waiting it out here goes on now. When
+    /// no task here waits it out, `sole` says the caller holds the execution's claim
+    /// (nobody else does, so nobody waits it out anywhere): the timed pause then ends
+    /// durably too; otherwise the task about to wait may not have begun yet (not waiting).
+    pub async fn accept_resume(&self, flow: &Flow, job: JobId, sole: bool) -> Result<Resumed, ContinueError> {
         let exec = self.taken_up(flow, job).await?;
         if exec.status != ExecutionStatus::Paused {
             return Err(ContinueError::NotPaused(job, exec.status));
@@ -598,7 +601,9 @@ impl Executor {
             if self.pauses.wake(job) {
                 return Ok(Resumed::Woken);
             }
-            return Err(ContinueError::NotWaiting(job, crate::time_format::rfc3339(at)));
+            if !sole {
+                return Err(ContinueError::NotWaiting(job, crate::time_format::rfc3339(at)));
+            }
         }
         self.end_pause(flow, &exec).await?;
         Ok(Resumed::Stored)

@@ -160,6 +160,9 @@ pub struct OperatorState {
     pub inactive: BTreeSet<String>,
     /// Grows by one with every [`Store::announce_reload`].
     pub reloads: u64,
+    /// Timed pauses a resume was asked of through [`Store::ask_wake`], not yet woken:
+    /// each execution with the due time of the pause asked of.
+    pub wakes: Vec<(JobId, SystemTime)>,
 }
 
 /// What a request for a place among a throttled flow's running executions got.
@@ -318,6 +321,16 @@ pub trait Store: Send + Sync + 'static {
     /// count of [`OperatorState::reloads`] (`None` for a backend one daemon has to itself).
     fn announce_reload(&self) -> StoreFuture<'_, Result<Option<u64>, WriteError>> {
         Box::pin(async { Ok(None) })
+    }
+    /// Asks whichever daemon sharing this store waits out `job`'s timed pause due at `due`
+    /// to end it now (each reads [`OperatorState::wakes`] and wakes its own); false for
+    /// a backend one daemon has to itself (nobody else waits it out).
+    fn ask_wake(&self, _job: JobId, _due: SystemTime) -> StoreFuture<'_, Result<bool, WriteError>> {
+        Box::pin(async { Ok(false) })
+    }
+    /// Forgets the wake requests of `jobs` (their pauses were woken).
+    fn forget_wakes(&self, _jobs: Vec<JobId>) -> StoreFuture<'_, Result<(), WriteError>> {
+        Box::pin(async { Ok(()) })
     }
     /// Extends each of `leases` (all `owner`'s) by `ttl` from now, while its fence is
     /// still the execution's (one with no claim yet, its acceptance not yet stored, is

@@ -558,8 +558,28 @@ pub async fn flags_and_schedule_marks_are_kept(store: Arc<dyn Store>) {
                 .expect("a shared store counts reloads");
             assert_eq!(n, state.reloads + 1);
             assert_eq!(store.operator_state().await.unwrap().unwrap().reloads, n);
+            // Resumes asked of timed pauses: each execution's latest request, with the
+            // due time of the pause asked of, until forgotten.
+            let (job, other) = (JobId::new(), JobId::new());
+            let (due, later) = (ms(SystemTime::now()), ms(SystemTime::now() + Duration::from_secs(60)));
+            assert!(store.ask_wake(job, due).await.unwrap());
+            assert!(store.ask_wake(other, due).await.unwrap());
+            assert!(store.ask_wake(job, later).await.unwrap());
+            let mut wakes = store.operator_state().await.unwrap().unwrap().wakes;
+            wakes.sort();
+            let mut expected = vec![(job, later), (other, due)];
+            expected.sort();
+            assert_eq!(wakes, expected);
+            store.forget_wakes(vec![job]).await.unwrap();
+            assert_eq!(store.operator_state().await.unwrap().unwrap().wakes, vec![(other, due)]);
         }
-        None => assert_eq!(store.announce_reload().await.unwrap(), None),
+        None => {
+            assert_eq!(store.announce_reload().await.unwrap(), None);
+            assert!(
+                !store.ask_wake(JobId::new(), SystemTime::now()).await.unwrap(),
+                "nobody else to wake a pause"
+            );
+        }
     }
 }
 

@@ -20,6 +20,8 @@ use std::time::Duration;
 pub struct Ledger {
     calls: Arc<Mutex<HashMap<String, Vec<u64>>>>,
     in_flight: Arc<Mutex<HashMap<String, (u64, u64)>>>,
+    /// When each key was first called, in the order they came.
+    firsts: Arc<Mutex<Vec<(String, std::time::Instant)>>>,
 }
 
 impl Ledger {
@@ -29,7 +31,7 @@ impl Ledger {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
-        let (calls, in_flight) = (self.calls.clone(), self.in_flight.clone());
+        let (calls, in_flight, firsts) = (self.calls.clone(), self.in_flight.clone(), self.firsts.clone());
         let seq = Arc::new(AtomicU64::new(0));
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -42,7 +44,8 @@ impl Ledger {
                     let Ok((stream, _)) = listener.accept().await else {
                         continue;
                     };
-                    let (calls, in_flight, seq) = (calls.clone(), in_flight.clone(), seq.clone());
+                    let (calls, in_flight, seq, firsts) =
+                        (calls.clone(), in_flight.clone(), seq.clone(), firsts.clone());
                     tokio::spawn(async move {
                         let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
                             let key = req.uri().path().trim_start_matches("/hit/").to_string();
@@ -53,6 +56,9 @@ impl Ledger {
                                 made.push(n);
                                 made.len() == 1
                             };
+                            if first {
+                                firsts.lock().unwrap().push((key.clone(), std::time::Instant::now()));
+                            }
                             let slow = key
                                 .strip_prefix("slow/")
                                 .map(|k| k.split('/').next().unwrap_or("").to_string());
@@ -90,6 +96,17 @@ impl Ledger {
 
     pub fn calls(&self) -> HashMap<String, Vec<u64>> {
         self.calls.lock().unwrap().clone()
+    }
+
+    /// When each key under `prefix/` was first called, in order.
+    pub fn first_calls(&self, prefix: &str) -> Vec<std::time::Instant> {
+        let prefix = format!("{prefix}/");
+        let firsts = self.firsts.lock().unwrap();
+        firsts
+            .iter()
+            .filter(|(k, _)| k.starts_with(&prefix))
+            .map(|(_, t)| *t)
+            .collect()
     }
 
     /// The most calls under `slow/{group}/…` that were in flight at once.

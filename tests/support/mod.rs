@@ -164,7 +164,12 @@ impl Setup {
 
     pub fn run_raw(&self, flow: &Path, input: Option<&Value>, extra: &[&str]) -> Output {
         let mut cmd = flowd();
-        cmd.arg("run").arg(flow).arg("--config").arg(self.config()).args(extra);
+        cmd.arg("run")
+            .arg(flow)
+            .arg("--config")
+            .arg(self.config())
+            .args(extra)
+            .envs(self.env());
         if let Some(input) = input {
             let p = self.path("input.json");
             std::fs::write(&p, input.to_string()).unwrap();
@@ -174,12 +179,25 @@ impl Setup {
     }
 }
 
-/// Runs `flowd` with `args` plus `--data-dir <setup>/data`: exit code, stdout, stderr.
+/// The flags that make an offline command (or `flowd run`, when `args` are its) read and
+/// write the setup's store: `--data-dir <setup>/data`, or on PostgreSQL the store of its
+/// config (`--config`, unless `args` give it already; `run --record`).
+pub fn store_flags(setup: &Setup, args: &[&str]) -> Vec<std::ffi::OsString> {
+    match (&setup.database, args.first()) {
+        (None, _) => vec!["--data-dir".into(), setup.path("data").into()],
+        (Some(_), Some(&"run")) => vec!["--record".into()],
+        (Some(_), _) if args.contains(&"--config") => Vec::new(),
+        (Some(_), _) => vec!["--config".into(), setup.config().into()],
+    }
+}
+
+/// Runs `flowd` with `args` on the setup's store (see [`store_flags`]): exit code,
+/// stdout, stderr.
 pub fn data_cli(setup: &Setup, args: &[&str]) -> (i32, String, String) {
     let out = flowd()
         .args(args)
-        .arg("--data-dir")
-        .arg(setup.path("data"))
+        .args(store_flags(setup, args))
+        .envs(setup.env())
         .output()
         .unwrap();
     (
@@ -189,10 +207,12 @@ pub fn data_cli(setup: &Setup, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// `flowd run --json --data-dir` of a flow: the exit code and the report.
+/// `flowd run --json` of a flow recorded in the setup's store: the exit code and the report.
 pub fn run_recorded(setup: &Setup, flow: &Path, input: &Value) -> (i32, Value) {
-    let data = setup.path("data");
-    let out = setup.run_raw(flow, Some(input), &["--json", "--data-dir", data.to_str().unwrap()]);
+    let flags = store_flags(setup, &["run"]);
+    let mut extra = vec!["--json"];
+    extra.extend(flags.iter().map(|f| f.to_str().unwrap()));
+    let out = setup.run_raw(flow, Some(input), &extra);
     let report = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
             "{e}: {}{}",
@@ -203,7 +223,8 @@ pub fn run_recorded(setup: &Setup, flow: &Path, input: &Value) -> (i32, Value) {
     (out.status.code().unwrap(), report)
 }
 
-/// Starts `flowd run --data-dir` of a flow without waiting for it (to kill it mid-way).
+/// Starts `flowd run` of a flow recorded in the setup's store without waiting for it (to
+/// kill it mid-way).
 pub fn spawn_recorded(setup: &Setup, flow: &Path, input: &Value) -> std::process::Child {
     let p = setup.path("input.json");
     std::fs::write(&p, input.to_string()).unwrap();
@@ -212,8 +233,8 @@ pub fn spawn_recorded(setup: &Setup, flow: &Path, input: &Value) -> std::process
         .arg(flow)
         .arg("--config")
         .arg(setup.config())
-        .arg("--data-dir")
-        .arg(setup.path("data"))
+        .args(store_flags(setup, &["run"]))
+        .envs(setup.env())
         .arg("--input")
         .arg(p)
         .stdout(std::process::Stdio::null())
@@ -251,34 +272,16 @@ pub fn seed(setup: &Setup, writes: Vec<flowd::store::Write>) {
     with_store(setup, async move |store| store.write(writes).await.unwrap());
 }
 
-/// `flowd executions show --json` of a job (on PostgreSQL, which that command does not
-/// read, the same detail from the store).
+/// `flowd executions show --json` of a job, offline on the setup's store.
 pub fn show(setup: &Setup, job: &str) -> Value {
-    if setup.database.is_some() {
-        let job: flowd::store::JobId = job.parse().unwrap();
-        return with_store(setup, async move |store| {
-            let detail = flowd::detail::execution_detail(store, job, |_| None).await.unwrap();
-            serde_json::to_value(detail.expect("the execution is stored")).unwrap()
-        });
-    }
     let (code, out, err) = data_cli(setup, &["executions", "show", job, "--json"]);
     assert_eq!(code, 0, "{err}");
     serde_json::from_str(&out).unwrap()
 }
 
-/// The recorded executions (of one flow, if given), oldest first (on PostgreSQL, which
-/// `flowd executions list` does not read, the same rows from the store).
+/// The recorded executions (of one flow, if given), oldest first, from `flowd executions
+/// list` offline on the setup's store.
 pub fn list_executions(setup: &Setup, flow: Option<&str>) -> Vec<Value> {
-    if setup.database.is_some() {
-        let q = flowd::store::ListQuery {
-            flow: flow.map(str::to_string),
-            limit: 100_000,
-            ..Default::default()
-        };
-        let mut all = with_store(setup, async move |store| store.list(&q).await.unwrap());
-        all.reverse();
-        return all.iter().map(|e| serde_json::to_value(e).unwrap()).collect();
-    }
     let mut args = vec!["executions", "list", "--json", "--limit", "100000"];
     if let Some(f) = flow {
         args.extend(["--flow", f]);

@@ -169,6 +169,12 @@ impl Store for Scratch {
     fn announce_reload(&self) -> StoreFuture<'_, Result<Option<u64>, WriteError>> {
         self.store.announce_reload()
     }
+    fn ask_wake(&self, job: JobId, due: SystemTime) -> StoreFuture<'_, Result<bool, WriteError>> {
+        self.store.ask_wake(job, due)
+    }
+    fn forget_wakes(&self, jobs: Vec<JobId>) -> StoreFuture<'_, Result<(), WriteError>> {
+        self.store.forget_wakes(jobs)
+    }
     fn renew<'a>(
         &'a self,
         owner: &'a str,

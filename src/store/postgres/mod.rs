@@ -366,6 +366,14 @@ impl Store for PostgresStore {
         Box::pin(async { write::announce_reload(self).await.map(Some) })
     }
 
+    fn ask_wake(&self, job: JobId, due: SystemTime) -> StoreFuture<'_, Result<bool, WriteError>> {
+        Box::pin(write::ask_wake(self, job, due))
+    }
+
+    fn forget_wakes(&self, jobs: Vec<JobId>) -> StoreFuture<'_, Result<(), WriteError>> {
+        Box::pin(write::forget_wakes(self, jobs))
+    }
+
     fn renew<'a>(
         &'a self,
         owner: &'a str,

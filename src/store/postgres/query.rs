@@ -282,14 +282,23 @@ pub(super) async fn operator_state(store: &PostgresStore) -> Result<crate::store
     let c = client(store).await?;
     let st = c
         .prepare_cached(
-            "SELECT (SELECT count FROM signals WHERE name = 'reload'), ARRAY(SELECT flow FROM inactive_flows)",
+            "SELECT (SELECT count FROM signals WHERE name = 'reload'), ARRAY(SELECT flow FROM inactive_flows),
+                    ARRAY(SELECT job_id FROM pause_wakes ORDER BY job_id), ARRAY(SELECT due_ns FROM pause_wakes ORDER BY job_id)",
         )
         .await
         .map_err(read_err)?;
     let row = c.query_one(&st, &[]).await.map_err(read_err)?;
+    let jobs: Vec<Vec<u8>> = row.get(2);
+    let dues: Vec<i64> = row.get(3);
+    let wakes = jobs
+        .iter()
+        .zip(dues)
+        .map(|(j, due)| Ok((JobId(from_id(j)?), time(due))))
+        .collect::<Result<_, ReadError>>()?;
     Ok(crate::store::OperatorState {
         reloads: row.get::<_, Option<i64>>(0).unwrap_or(0) as u64,
         inactive: row.get::<_, Vec<String>>(1).into_iter().collect(),
+        wakes,
     })
 }
 

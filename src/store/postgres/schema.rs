@@ -102,6 +102,12 @@ CREATE TABLE throttle_waits (
 CREATE INDEX throttle_waits_by_job ON throttle_waits (job_id);
 CREATE TABLE throttle_rates (flow text PRIMARY KEY, next_ns bigint NOT NULL);
 "#,
+    r#"
+-- Resumes asked of a timed pause another daemon waits out: the execution, the due time
+-- of the pause asked of, when it was asked. The daemon waiting it out wakes it (each
+-- polls this with the signals) and deletes the row; stale rows go with the next ask.
+CREATE TABLE pause_wakes (job_id bytea PRIMARY KEY, due_ns bigint NOT NULL, asked_ns bigint NOT NULL);
+"#,
 ];
 
 /// The key of the advisory lock held while migrating ("flowd" in ASCII).

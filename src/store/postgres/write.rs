@@ -273,6 +273,40 @@ pub(super) async fn announce_reload(store: &PostgresStore) -> Result<u64, WriteE
     Ok(row.get::<_, i64>(0) as u64)
 }
 
+/// How long a wake request nobody acted on is kept (its pause ended meanwhile).
+const WAKE_KEPT_NS: i64 = 600 * 1_000_000_000;
+
+pub(super) async fn ask_wake(
+    store: &PostgresStore,
+    job: JobId,
+    due: std::time::SystemTime,
+) -> Result<bool, WriteError> {
+    let client = store.client().await.map_err(WriteError::Backend)?;
+    client
+        .execute(
+            &*format!(
+                "WITH now AS (SELECT {NOW_NS} AS ns),
+                 stale AS (DELETE FROM pause_wakes WHERE asked_ns < (SELECT ns FROM now) - $3)
+                 INSERT INTO pause_wakes (job_id, due_ns, asked_ns) SELECT $1, $2, ns FROM now
+                 ON CONFLICT (job_id) DO UPDATE SET due_ns = EXCLUDED.due_ns, asked_ns = EXCLUDED.asked_ns"
+            ),
+            &[&id(job.0), &nanos(due), &WAKE_KEPT_NS],
+        )
+        .await
+        .map_err(write_err)?;
+    Ok(true)
+}
+
+pub(super) async fn forget_wakes(store: &PostgresStore, jobs: Vec<JobId>) -> Result<(), WriteError> {
+    let client = store.client().await.map_err(WriteError::Backend)?;
+    let ids: Vec<Vec<u8>> = jobs.iter().map(|j| id(j.0)).collect();
+    client
+        .execute("DELETE FROM pause_wakes WHERE job_id = ANY($1)", &[&ids])
+        .await
+        .map_err(write_err)?;
+    Ok(())
+}
+
 pub(super) async fn prune(
     store: &PostgresStore,
     cutoff: std::time::SystemTime,
