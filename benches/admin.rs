@@ -10,7 +10,7 @@
 //! delete it to seed afresh.
 //!
 //! Run: `cargo bench --bench admin` (add `-- --quick` for a short run). `benches/console.rs`
-//! reuses its seeding and daemon.
+//! reuses its seeding and daemon; `benches/postgres.rs` its seeding, daemon and queries.
 
 use flowd::engine::{ConnectorUse, ExecutionStatus, StepStatus};
 use flowd::plugin::{ErrorKind, Failure, Level};
