@@ -438,6 +438,17 @@ impl Daemon {
         }
     }
 
+    /// Says where it listens and how long it took to start since `started`.
+    pub(crate) fn announce(&self, started: Instant) {
+        println!(
+            "daemon: pid {} up in {:.2}s, admin on {}, triggers on {}",
+            self.child.id(),
+            started.elapsed().as_secs_f64(),
+            self.admin,
+            self.trigger
+        );
+    }
+
     /// A field of /proc/<pid>/status, in kB.
     pub(crate) fn status_kb(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
@@ -700,12 +711,7 @@ fn main() {
     let config = write_config(&root);
     let started = Instant::now();
     let daemon = Daemon::start(&config);
-    println!(
-        "daemon: pid {} up in {:.2}s, admin on {}",
-        daemon.child.id(),
-        started.elapsed().as_secs_f64(),
-        daemon.admin
-    );
+    daemon.announce(started);
     queries(&daemon, direct, light, heavy);
     println!(
         "  (redb's page cache is up to {} MiB, [store] cache_size's default)",

@@ -22,6 +22,7 @@
 //! `-- --steady` runs only the 60 s of constant load).
 
 #[path = "support/flows.rs"]
+#[allow(dead_code)] // benches/postgres.rs's async flow
 mod flows;
 #[path = "support/http.rs"]
 mod http;

@@ -771,12 +771,7 @@ fn queries(rt: &Runtime, server: &str, quick: bool, drop_after: bool) {
     std::fs::write(&config, toml).expect("the daemon config");
     let started = Instant::now();
     let daemon = admin::Daemon::start_with(&config, &[(URL_ENV, &url)]);
-    println!(
-        "daemon: pid {} up in {:.2}s, admin on {}",
-        daemon.child.id(),
-        started.elapsed().as_secs_f64(),
-        daemon.admin
-    );
+    daemon.announce(started);
     admin::queries(&daemon, direct, light, heavy);
     drop(daemon);
     if drop_after {
