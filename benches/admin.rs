@@ -10,7 +10,7 @@
 //! delete it to seed afresh.
 //!
 //! Run: `cargo bench --bench admin` (add `-- --quick` for a short run). `benches/console.rs`
-//! reuses its seeding and daemon.
+//! reuses its seeding and daemon; `benches/postgres.rs` its seeding, daemon and queries.
 
 use flowd::engine::{ConnectorUse, ExecutionStatus, StepStatus};
 use flowd::plugin::{ErrorKind, Failure, Level};
@@ -46,7 +46,7 @@ const SPAN: Duration = Duration::from_secs(29 * 24 * 3600);
 const HOUR: Duration = Duration::from_secs(3600);
 /// Only failed executions log this, so a search for it matches about 1 record in 40.
 const NEEDLE: &str = "timed out";
-const TOKEN_ENV: &str = "FLOWD_BENCH_ADMIN_TOKEN";
+pub(crate) const TOKEN_ENV: &str = "FLOWD_BENCH_ADMIN_TOKEN";
 pub(crate) const TOKEN: &str = "bench-admin-token-0123456789";
 
 /// splitmix64: the seeded data is the same on every machine.
@@ -243,14 +243,15 @@ fn execution_writes(rng: &mut Rng, t: SystemTime, out: &mut Vec<Write>) {
 }
 
 /// Writes `count` executions spread evenly over `[from, to)`, oldest first,
-/// [`SEED_BATCH`] per transaction with two transactions in flight.
-fn seed(
+/// [`SEED_BATCH`] per transaction with `depth` transactions in flight.
+fn seed<S: Store + 'static>(
     rt: &tokio::runtime::Runtime,
-    store: &Arc<RedbStore>,
+    store: &Arc<S>,
     rng: &mut Rng,
     from: SystemTime,
     to: SystemTime,
     count: usize,
+    depth: usize,
 ) {
     let span = to.duration_since(from).unwrap_or_default();
     let mut in_flight = VecDeque::new();
@@ -261,7 +262,7 @@ fn seed(
         if (i + 1) % SEED_BATCH == 0 || i + 1 == count {
             let (store, writes) = (store.clone(), std::mem::take(&mut batch));
             in_flight.push_back(rt.spawn(async move { store.write(writes).await }));
-            if in_flight.len() >= 2 {
+            if in_flight.len() >= depth {
                 let done = in_flight.pop_front().expect("a write in flight");
                 rt.block_on(done).expect("a seeding task").expect("a durable write");
             }
@@ -280,6 +281,27 @@ fn unix(t: SystemTime) -> u64 {
 /// up to [`RECENT_PER_HOUR`]. The marker file holds the time of the newest record.
 pub(crate) fn prepare(rt: &tokio::runtime::Runtime, root: &Path, n: usize) {
     let data = root.join("data");
+    prepare_store(rt, root, n, 2, &|fresh| {
+        if fresh {
+            let _ = std::fs::remove_dir_all(&data);
+        }
+        Arc::new(RedbStore::open(&data, 1 << 20).expect("open the store"))
+    });
+    let size = std::fs::metadata(data.join("flowd.redb")).map_or(0, |m| m.len());
+    println!("data: flowd.redb is {:.2} GB", size as f64 / 1e9);
+}
+
+/// Seeds the store `open` gives (`open(true)`: emptied first) unless `root`'s marker says
+/// a complete earlier seeding is there, then tops the last hour up to
+/// [`RECENT_PER_HOUR`], `depth` write batches in flight. The marker file holds the time
+/// of the newest record.
+pub(crate) fn prepare_store<S: Store + 'static>(
+    rt: &tokio::runtime::Runtime,
+    root: &Path,
+    n: usize,
+    depth: usize,
+    open: &dyn Fn(bool) -> Arc<S>,
+) {
     let marker = root.join("seeded-until");
     let now = SystemTime::now();
     let until = std::fs::read_to_string(&marker)
@@ -289,17 +311,16 @@ pub(crate) fn prepare(rt: &tokio::runtime::Runtime, root: &Path, n: usize) {
     let mut rng = Rng(unix(now));
     match until {
         None => {
-            let _ = std::fs::remove_dir_all(&data);
             let start = Instant::now();
-            let store = Arc::new(RedbStore::open(&data, 1 << 20).expect("open the store"));
+            let store = open(true);
             let recent = RECENT_PER_HOUR.min(n / 10);
-            seed(rt, &store, &mut rng, now - SPAN, now - HOUR, n - recent);
-            seed(rt, &store, &mut rng, now - HOUR, now, recent);
+            seed(rt, &store, &mut rng, now - SPAN, now - HOUR, n - recent, depth);
+            seed(rt, &store, &mut rng, now - HOUR, now, recent, depth);
             drop(Arc::into_inner(store).expect("no task holds the store"));
             let took = start.elapsed().as_secs_f64();
             std::fs::write(root.join("seeding-took"), format!("{took:.1}")).expect("write the seeding time");
             std::fs::write(&marker, unix(now).to_string()).expect("write the marker");
-            println!("data: seeded {n} executions in {took:.1}s into {}", data.display());
+            println!("data: seeded {n} executions in {took:.1}s");
         }
         Some(until) => {
             let gap = now.duration_since(until).unwrap_or_default().min(HOUR);
@@ -307,15 +328,15 @@ pub(crate) fn prepare(rt: &tokio::runtime::Runtime, root: &Path, n: usize) {
             let took = std::fs::read_to_string(root.join("seeding-took"))
                 .map_or_else(|_| "?".into(), |s| s.trim().to_string());
             print!(
-                "data: reused {} (seeding took {took}s; seeded up to {}s ago)",
-                data.display(),
+                "data: reused the store of {} (seeding took {took}s; seeded up to {}s ago)",
+                root.display(),
                 unix(now) - unix(until)
             );
             if top_up > 0 {
                 let start = Instant::now();
-                let store = Arc::new(RedbStore::open(&data, 1 << 20).expect("open the store"));
+                let store = open(false);
                 let opened = start.elapsed();
-                seed(rt, &store, &mut rng, now - gap, now, top_up);
+                seed(rt, &store, &mut rng, now - gap, now, top_up, depth);
                 drop(Arc::into_inner(store).expect("no task holds the store"));
                 std::fs::write(&marker, unix(now).to_string()).expect("write the marker");
                 print!(
@@ -327,8 +348,6 @@ pub(crate) fn prepare(rt: &tokio::runtime::Runtime, root: &Path, n: usize) {
             println!();
         }
     }
-    let size = std::fs::metadata(data.join("flowd.redb")).map_or(0, |m| m.len());
-    println!("data: flowd.redb is {:.2} GB", size as f64 / 1e9);
 }
 
 /// The daemon config and flow files, beside the data directory.
@@ -364,16 +383,23 @@ pub(crate) fn write_config(root: &Path) -> PathBuf {
 pub(crate) struct Daemon {
     pub(crate) child: Child,
     pub(crate) admin: SocketAddr,
+    pub(crate) trigger: SocketAddr,
     stderr: Arc<std::sync::Mutex<String>>,
 }
 
 impl Daemon {
     pub(crate) fn start(config: &Path) -> Daemon {
+        Daemon::start_with(config, &[])
+    }
+
+    /// `flowd serve` with `envs` set beside the token's variable.
+    pub(crate) fn start_with(config: &Path, envs: &[(&str, &str)]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_flowd"))
             .arg("serve")
             .arg("--config")
             .arg(config)
             .env(TOKEN_ENV, TOKEN)
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -389,10 +415,14 @@ impl Daemon {
             }
         });
         let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let admin = loop {
+        // The trigger listener's line comes last.
+        let mut admin = None;
+        let trigger = loop {
             match lines.next() {
                 Some(Ok(line)) => {
                     if let Some(a) = line.strip_prefix("flowd: admin listener on http://") {
+                        admin = Some(a.parse().expect("an address"));
+                    } else if let Some(a) = line.strip_prefix("flowd: trigger listener on http://") {
                         break a.parse().expect("an address");
                     }
                 }
@@ -400,11 +430,27 @@ impl Daemon {
             }
         };
         std::thread::spawn(move || for _ in lines {});
-        Daemon { child, admin, stderr }
+        Daemon {
+            child,
+            admin: admin.expect("the admin listener's line before the trigger listener's"),
+            trigger,
+            stderr,
+        }
+    }
+
+    /// Says where it listens and how long it took to start since `started`.
+    pub(crate) fn announce(&self, started: Instant) {
+        println!(
+            "daemon: pid {} up in {:.2}s, admin on {}, triggers on {}",
+            self.child.id(),
+            started.elapsed().as_secs_f64(),
+            self.admin,
+            self.trigger
+        );
     }
 
     /// A field of /proc/<pid>/status, in kB.
-    fn status_kb(&self, field: &str) -> u64 {
+    pub(crate) fn status_kb(&self, field: &str) -> u64 {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).expect("/proc status");
         status
             .lines()
@@ -435,14 +481,14 @@ impl Drop for Daemon {
 }
 
 /// One keep-alive HTTP/1.1 connection.
-struct Client {
+pub(crate) struct Client {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     host: String,
 }
 
 impl Client {
-    fn connect(addr: SocketAddr) -> Client {
+    pub(crate) fn connect(addr: SocketAddr) -> Client {
         let s = TcpStream::connect(addr).expect("connecting to the admin listener");
         s.set_nodelay(true).expect("TCP_NODELAY");
         s.set_read_timeout(Some(Duration::from_secs(120)))
@@ -523,13 +569,13 @@ impl Client {
         }
     }
 
-    fn get(&mut self, path: &str, auth: bool) -> (u16, Vec<u8>) {
+    pub(crate) fn get(&mut self, path: &str, auth: bool) -> (u16, Vec<u8>) {
         let mut body = Vec::new();
         let status = self.get_with(path, auth, &mut |b| body.extend_from_slice(b));
         (status, body)
     }
 
-    fn get_json(&mut self, path: &str) -> Value {
+    pub(crate) fn get_json(&mut self, path: &str) -> Value {
         let (status, body) = self.get(path, true);
         assert_eq!(status, 200, "GET {path}: {}", String::from_utf8_lossy(&body));
         serde_json::from_slice(&body).expect("a JSON answer")
@@ -654,42 +700,54 @@ fn main() {
         start.elapsed().as_secs_f64()
     );
 
-    // The download's set: one project's records of the last 7 days, oldest first.
-    let download = "/v1/logs/download?format=ndjson&project=shop&preset=7d";
     let direct = {
         let start = Instant::now();
         let store = RedbStore::open(&root.join("data"), 1 << 20).expect("open the store");
         // Opening builds what an older database lacks (an index added since), once.
         println!("data: store opened in {:.2}s", start.elapsed().as_secs_f64());
-        let mut q = LogQuery {
-            project: Some("shop".into()),
-            from: Some(SystemTime::now() - Duration::from_secs(7 * 24 * 3600)),
-            to: Some(SystemTime::now()),
-            limit: 1000,
-            ..LogQuery::default()
-        };
-        let start = Instant::now();
-        let mut records = 0usize;
-        loop {
-            let page = rt.block_on(store.logs(&q)).expect("a page of log records");
-            records += page.len();
-            if page.len() < q.limit {
-                break;
-            }
-            q.after = page.last().map(|(k, _)| *k);
-        }
-        (records, start.elapsed())
+        direct_download(&rt, &store)
     };
 
     let config = write_config(&root);
     let started = Instant::now();
     let daemon = Daemon::start(&config);
+    daemon.announce(started);
+    queries(&daemon, direct, light, heavy);
     println!(
-        "daemon: pid {} up in {:.2}s, admin on {}",
-        daemon.child.id(),
-        started.elapsed().as_secs_f64(),
-        daemon.admin
+        "  (redb's page cache is up to {} MiB, [store] cache_size's default)",
+        flowd::config::DEFAULT_REDB_CACHE >> 20
     );
+}
+
+/// The download's set: one project's records of the last 7 days, oldest first.
+const DOWNLOAD: &str = "/v1/logs/download?format=ndjson&project=shop&preset=7d";
+
+/// The baseline of the download: the same set read with `Store::logs` in pages of 1000
+/// in this process; how many records and how long it took.
+pub(crate) fn direct_download<S: Store>(rt: &tokio::runtime::Runtime, store: &S) -> (usize, Duration) {
+    let mut q = LogQuery {
+        project: Some("shop".into()),
+        from: Some(SystemTime::now() - Duration::from_secs(7 * 24 * 3600)),
+        to: Some(SystemTime::now()),
+        limit: 1000,
+        ..LogQuery::default()
+    };
+    let start = Instant::now();
+    let mut records = 0usize;
+    loop {
+        let page = rt.block_on(store.logs(&q)).expect("a page of log records");
+        records += page.len();
+        if page.len() < q.limit {
+            break;
+        }
+        q.after = page.last().map(|(k, _)| *k);
+    }
+    (records, start.elapsed())
+}
+
+/// Times the queries (`light` requests each, `heavy` for the log search) and the download
+/// on `daemon`, each beside its baseline, and prints them; `direct` is the download's.
+pub(crate) fn queries(daemon: &Daemon, direct: (usize, Duration), light: usize, heavy: usize) {
     let mut client = Client::connect(daemon.admin);
 
     let newest = client.get_json("/v1/executions?limit=50");
@@ -724,6 +782,26 @@ fn main() {
         |p: Percentiles, max: Duration| format!("p99 <= {}: {}", us(max), if p.p99 <= max { "met" } else { "MISSED" });
     row(
         "/v1/executions?status=failed&flow=F&limit=50",
+        light,
+        p,
+        base,
+        &verdict(p, ms(5)),
+    );
+    // Keyset paging: the page after a job id anywhere in the store, plain and filtered.
+    let next: Vec<String> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| match i % 2 {
+            0 => format!("/v1/executions?limit=50&cursor={j}"),
+            _ => format!(
+                "/v1/executions?status=failed&flow={}&limit=50&cursor={j}",
+                flows[i % flows.len()]
+            ),
+        })
+        .collect();
+    let (p, base) = time(&mut client, &next, light);
+    row(
+        "/v1/executions?[status=failed&flow=F&]cursor=J",
         light,
         p,
         base,
@@ -765,7 +843,7 @@ fn main() {
     row("/v1/logs?preset=1h&contains=timed%20out", heavy, p, base, "");
     println!("(base: a GET /healthz sent before each request, on the same connection)");
     println!(
-        "(F cycles over the {} flows; J over {} jobs spread over {} days; the search returns {found} records)",
+        "(F cycles over the {} flows; J over {} jobs spread over {} days; the cursor pages alternate plain and filtered; the search returns {found} records)",
         flows.len(),
         jobs.len(),
         SPAN.as_secs() / 86400
@@ -775,7 +853,7 @@ fn main() {
     let mut download_once = || {
         let start = Instant::now();
         let (mut records, mut bytes) = (0usize, 0usize);
-        let status = client.get_with(download, true, &mut |b| {
+        let status = client.get_with(DOWNLOAD, true, &mut |b| {
             records += b.iter().filter(|&&c| c == b'\n').count();
             bytes += b.len();
         });
@@ -789,7 +867,7 @@ fn main() {
     let api_rate = records as f64 / took.as_secs_f64();
     let store_rate = direct.0 as f64 / direct.1.as_secs_f64();
     println!();
-    println!("GET {download}");
+    println!("GET {DOWNLOAD}");
     println!(
         "  {records} records, {:.1} MB in {:.2}s: {:.0} records/s, {:.1} MB/s (again: {:.2}s)",
         bytes as f64 / 1e6,
@@ -807,13 +885,12 @@ fn main() {
     );
     println!(
         "  daemon VmHWM {:.1} MB before, {:.1} MB after, {:.1} MB after a second download \
-         (VmRSS {:.1} -> {:.1} MB; redb's page cache is up to {} MiB, [store] cache_size's default)",
+         (VmRSS {:.1} -> {:.1} MB)",
         hwm_before as f64 / 1024.0,
         hwm_after as f64 / 1024.0,
         hwm_again as f64 / 1024.0,
         rss_before as f64 / 1024.0,
         rss_after as f64 / 1024.0,
-        flowd::config::DEFAULT_REDB_CACHE >> 20
     );
     let stderr = daemon.stderr.lock().expect("stderr").clone();
     if stderr.contains("ERROR") || stderr.contains("WARN") {

@@ -23,11 +23,15 @@
 //! flowd alone for 10 s, for a profiler, with `--shape peer` for the peer shape;
 //! `-- --steady [--seconds N] [--cache MIB]` runs only the constant load).
 
+#[path = "support/flows.rs"]
+#[allow(dead_code)] // benches/postgres.rs's async flow
+mod flows;
 #[path = "support/http.rs"]
 mod http;
 
 use bytes::Bytes;
-use http::{connect, latencies, ms, percentile, send};
+use flows::{BODY, FLOW, PEER_BODY, PEER_FLOW};
+use http::{closed_loop, connect, latencies, ms, percentile};
 use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 use std::net::SocketAddr;
@@ -65,65 +69,6 @@ async fn bare_hyper() -> SocketAddr {
     });
     addr
 }
-
-/// The shape this benchmark began with.
-const FLOW: &str = r#"
-[flow]
-name = "bench"
-[trigger.http]
-path = "/bench"
-
-[[steps]]
-name = "shape"
-connector = "transform"
-config = { from = "trigger.body", fields = { id = "id", total = "sum(items[].price)" } }
-
-[[steps]]
-name = "enrich"
-connector = "transform"
-config = { from = "steps.shape", keep = true, set = { currency = "EUR" } }
-
-[[steps]]
-name = "record"
-connector = "log"
-config = { category = "bench", message = "order {{ steps.shape.id }}" }
-
-[[steps]]
-name = "reply"
-respond = { status = 200, body = "{{ steps.enrich }}" }
-"#;
-
-const BODY: &[u8] = br#"{"id":"A-1","items":[{"sku":"tea","price":4.5},{"sku":"cup","price":12}]}"#;
-
-/// The shape users compare with n8n (issue 17): the same four nodes as the n8n workflow.
-const PEER_FLOW: &str = r#"
-[flow]
-name = "peer"
-[trigger.http]
-path = "/peer"
-
-[[steps]]
-name = "set_fields"
-connector = "transform"
-config = { from = "trigger.body", fields = { id = "id", customer = "customer", items = "items" } }
-
-[[steps]]
-name = "compute"
-connector = "transform"
-config = { from = "steps.set_fields", keep = true, fields = { items_count = "length(items)", items_sum = "sum(items[].price)" } }
-
-[[steps]]
-name = "mark"
-connector = "transform"
-config = { from = "steps.compute", keep = true, fields = { echo_id = "id" }, set = { ok = true } }
-
-[[steps]]
-name = "reply"
-respond = { status = 200, body = "{{ steps.mark }}" }
-"#;
-
-/// ~200 bytes, as in the peer comparison.
-const PEER_BODY: &[u8] = br#"{"id":"ord-10042","customer":"Ada Lovelace","email":"ada@example.com","items":[{"sku":"tea","qty":2,"price":4},{"sku":"cup","qty":1,"price":12},{"sku":"pot","qty":1,"price":30}],"note":"ring twice"}"#;
 
 /// One flow shape: its flow file, where it listens, what it is sent.
 #[derive(Clone, Copy)]
@@ -207,25 +152,7 @@ async fn flowd_with_cache(dir: &std::path::Path, shape: &Shape, cache: u64) -> (
 /// Requests answered per second with CONNECTIONS connections sending back to back, and
 /// how many were answered.
 async fn max_rate(addr: SocketAddr, path: &'static str, body: &'static [u8], for_: Duration) -> (f64, u64) {
-    let end = Instant::now() + for_;
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        tasks.push(tokio::spawn(async move {
-            let mut s = connect(addr).await;
-            let mut n = 0u64;
-            while Instant::now() < end {
-                assert_eq!(send(&mut s, addr, "POST", path, body).await, 200);
-                n += 1;
-            }
-            n
-        }));
-    }
-    let start = Instant::now();
-    let mut total = 0;
-    for t in tasks {
-        total += t.await.unwrap();
-    }
-    (total as f64 / start.elapsed().as_secs_f64(), total)
+    closed_loop(&[addr], path, body, 200, CONNECTIONS, for_).await
 }
 
 /// The response to one request, which must hold `shape.expect`.

@@ -39,6 +39,44 @@ pub async fn send(s: &mut Sender, addr: SocketAddr, method: &str, path: &str, bo
     status
 }
 
+/// Requests answered per second by `connections` keep-alive connections sending back to
+/// back for `for_` (connection `i` to `addrs[i % addrs.len()]`), and how many were
+/// answered; each answer must be `want`.
+#[allow(dead_code)] // not every benchmark including this file uses it
+pub async fn closed_loop(
+    addrs: &[SocketAddr],
+    path: &'static str,
+    body: &'static [u8],
+    want: u16,
+    connections: usize,
+    for_: Duration,
+) -> (f64, u64) {
+    let end = Instant::now() + for_;
+    let mut tasks = Vec::new();
+    for i in 0..connections {
+        let addr = addrs[i % addrs.len()];
+        tasks.push(tokio::spawn(async move {
+            let mut s = connect(addr).await;
+            let mut n = 0u64;
+            while Instant::now() < end {
+                assert_eq!(
+                    send(&mut s, addr, "POST", path, body).await,
+                    want,
+                    "POST {path} on {addr}"
+                );
+                n += 1;
+            }
+            n
+        }));
+    }
+    let start = Instant::now();
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    (total as f64 / start.elapsed().as_secs_f64(), total)
+}
+
 /// Every request's latency at `rate` requests per second for `for_`, open loop over
 /// `connections` keep-alive connections, sorted; each answer must be `want`.
 #[allow(clippy::too_many_arguments)]

@@ -156,6 +156,27 @@ async fn seed(store: &dyn Store, t0: SystemTime, n: u32) -> Vec<Execution> {
     rows
 }
 
+/// A shared config (a step config without placeholders, kept once per flow version) is
+/// written once: every later execution writes it again, and the first stays.
+pub async fn a_shared_config_is_kept_as_first_written(store: Arc<dyn Store>) {
+    let key = PayloadKey::shared_config("shop", "a", "v1", 0);
+    let t = SystemTime::now();
+    for (i, n) in [1, 2, 3].into_iter().enumerate() {
+        let job = JobId::at(t + Duration::from_millis(i as u64));
+        store
+            .write(vec![
+                Write::Execution(execution(job, "a", ExecutionStatus::Success, t)),
+                Write::Payload {
+                    key,
+                    value: json!({ "n": n }),
+                },
+            ])
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.payload(key).await.unwrap(), Some(json!({ "n": 1 })));
+}
+
 pub async fn a_write_is_read_back_whole(store: Arc<dyn Store>) {
     let t = ms(SystemTime::now());
     let job = JobId::at(t);
@@ -922,6 +943,10 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_later_write_replaces_its_row_and_attempts_and_steps_keep_their_order() {
                 contract::a_later_write_replaces_its_row_and_attempts_and_steps_keep_their_order($fresh().await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_shared_config_is_kept_as_first_written() {
+                contract::a_shared_config_is_kept_as_first_written($fresh().await).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_batch_with_a_payload_over_the_limit_writes_nothing() {

@@ -6,7 +6,7 @@
 use super::lease::{NOW_NS, ttl_ns};
 use super::{PostgresStore, UNFINISHED, describe, from_id, id, nanos, status_code, write_err};
 use crate::plugin::Level;
-use crate::store::{JobId, PayloadKind, Pruned, Write, WriteError};
+use crate::store::{JobId, PayloadKind, Pruned, SHARED_ATTEMPT, Write, WriteError};
 
 /// Log records one batch may delete on their own, per execution it may delete.
 const SWEEP_PER_EXECUTION: usize = 16;
@@ -150,11 +150,18 @@ pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(
                 .map_err(write_err)?;
             }
             Write::Payload { key, .. } => {
+                // A shared config is written once and never replaced, and every execution
+                // of its flow version writes it again: DO UPDATE would lock its one row
+                // until each writer commits and so serialise them all (measured by
+                // benches/postgres.rs); DO NOTHING leaves a committed row unlocked.
                 let st = tx
-                    .prepare_cached(
+                    .prepare_cached(if key.attempt == SHARED_ATTEMPT {
                         "INSERT INTO payloads (job_id, attempt, step, kind, value) VALUES ($1, $2, $3, $4, $5::text::json)
-                         ON CONFLICT (job_id, attempt, step, kind) DO UPDATE SET value = EXCLUDED.value",
-                    )
+                         ON CONFLICT (job_id, attempt, step, kind) DO NOTHING"
+                    } else {
+                        "INSERT INTO payloads (job_id, attempt, step, kind, value) VALUES ($1, $2, $3, $4, $5::text::json)
+                         ON CONFLICT (job_id, attempt, step, kind) DO UPDATE SET value = EXCLUDED.value"
+                    })
                     .await
                     .map_err(write_err)?;
                 let text = payload.expect("a payload write has its text");
