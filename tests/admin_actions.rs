@@ -15,10 +15,9 @@ use support::admin::{
     BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, failed_then_retried, flow_file, get, hook,
     post_op, route_path, start,
 };
+use support::admin::{ECHO_THEN_FAIL, ONE_ECHO, PAUSE_THEN_ECHO};
 use support::{Daemon, Setup};
 
-const ECHO_THEN_FAIL: &str =
-    "[[steps]]\nname = \"first\"\nconnector = \"echo\"\n[[steps]]\nname = \"second\"\nconnector = \"fail\"\n";
 const ECHO_THEN_ECHO: &str =
     "[[steps]]\nname = \"first\"\nconnector = \"echo\"\n[[steps]]\nname = \"second\"\nconnector = \"echo\"\n";
 
@@ -135,14 +134,7 @@ fn manual_retry_runs_a_new_attempt_and_every_refusal_is_a_409() {
 #[test]
 fn a_paused_execution_is_resumed_through_the_api() {
     let setup = Setup::with_server("", &format!("shutdown_grace = \"1s\"\n{TOKENS}"));
-    setup.flow(
-        "gate",
-        &flow_file(
-            "gate",
-            "/gate",
-            "[[steps]]\nname = \"wait\"\npause = \"until_resumed\"\n[[steps]]\nname = \"after\"\nconnector = \"echo\"\n",
-        ),
-    );
+    setup.flow("gate", &flow_file("gate", "/gate", PAUSE_THEN_ECHO));
     setup.flow(
         "later",
         &flow_file(
@@ -627,10 +619,7 @@ fn every_preset_keeps_its_boundaries_in_the_daemons_time_zone() {
 #[test]
 fn pages_stay_exact_while_executions_keep_arriving() {
     let setup = Setup::with_server("", TOKENS);
-    setup.flow(
-        "ok",
-        &flow_file("ok", "/ok", "[[steps]]\nname = \"s\"\nconnector = \"echo\"\n"),
-    );
+    setup.flow("ok", &flow_file("ok", "/ok", ONE_ECHO));
     let d = std::sync::Arc::new(start(&setup));
     let before: Vec<String> = (0..12).map(|_| hook(&d, "/ok", "{\"n\":1}")).collect();
     let writer = {

@@ -8,6 +8,7 @@ mod support;
 
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
+use support::admin::{ECHO_THEN_FAIL, ONE_ECHO, PAUSE_THEN_ECHO};
 use support::admin::{TOKENS, ended, flow_file, get, hook, start, wait_status};
 use support::postgres::Database;
 use support::{DATABASE_URL_VAR as URL_VAR, Setup, run_recorded};
@@ -274,22 +275,9 @@ fn offline_writes_on_a_shared_database_keep_to_the_daemons_leases() {
             "[[steps]]\nname = \"wait\"\npause = \"30s\"\n[[steps]]\nname = \"after\"\nconnector = \"echo\"\n",
         ),
     );
-    setup.flow(
-        "gate",
-        &flow_file("gate", "/gate", "[[steps]]\nname = \"wait\"\npause = \"until_resumed\"\n[[steps]]\nname = \"after\"\nconnector = \"echo\"\n"),
-    );
-    setup.flow(
-        "two",
-        &flow_file(
-            "two",
-            "/two",
-            "[[steps]]\nname = \"first\"\nconnector = \"echo\"\n[[steps]]\nname = \"second\"\nconnector = \"fail\"\n",
-        ),
-    );
-    setup.flow(
-        "ok",
-        &flow_file("ok", "/ok", "[[steps]]\nname = \"s\"\nconnector = \"echo\"\n"),
-    );
+    setup.flow("gate", &flow_file("gate", "/gate", PAUSE_THEN_ECHO));
+    setup.flow("two", &flow_file("two", "/two", ECHO_THEN_FAIL));
+    setup.flow("ok", &flow_file("ok", "/ok", ONE_ECHO));
     let a = start(&setup);
     let b = start(&setup);
 

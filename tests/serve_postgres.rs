@@ -9,6 +9,7 @@ mod support;
 
 use serde_json::json;
 use std::time::{Duration, Instant};
+use support::admin::{ECHO_THEN_FAIL, ONE_ECHO, PAUSE_THEN_ECHO};
 use support::admin::{
     OPERATOR, TOKENS, VIEWER, ended, failed_then_retried, flow_file, get, hook, ids, post_op, start, wait_status,
 };
@@ -32,22 +33,8 @@ fn serve_on_postgres_records_webhooks_and_answers_the_admin_api_with_retry_and_r
             "[[steps]]\nname = \"say\"\nconnector = \"log\"\nconfig = { level = \"info\", category = \"orders\", message = \"order {{ trigger.body.n }} in\" }\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
         ),
     );
-    setup.flow(
-        "two",
-        &flow_file(
-            "two",
-            "/two",
-            "[[steps]]\nname = \"first\"\nconnector = \"echo\"\n[[steps]]\nname = \"second\"\nconnector = \"fail\"\n",
-        ),
-    );
-    setup.flow(
-        "gate",
-        &flow_file(
-            "gate",
-            "/gate",
-            "[[steps]]\nname = \"wait\"\npause = \"until_resumed\"\n[[steps]]\nname = \"after\"\nconnector = \"echo\"\n",
-        ),
-    );
+    setup.flow("two", &flow_file("two", "/two", ECHO_THEN_FAIL));
+    setup.flow("gate", &flow_file("gate", "/gate", PAUSE_THEN_ECHO));
     let d = start(&setup);
     assert!(
         !setup.path("data/flowd.redb").exists(),
@@ -122,10 +109,7 @@ fn serve_on_postgres_records_webhooks_and_answers_the_admin_api_with_retry_and_r
 #[test]
 fn a_webhook_the_database_cannot_store_is_answered_503_with_retry_after() {
     let mut setup = postgres_setup();
-    setup.flow(
-        "ok",
-        &flow_file("ok", "/ok", "[[steps]]\nname = \"s\"\nconnector = \"echo\"\n"),
-    );
+    setup.flow("ok", &flow_file("ok", "/ok", ONE_ECHO));
     let d = start(&setup);
     let job = hook(&d, "/ok", "{}");
     assert_eq!(ended(&d, &job, 1)["status"], "success");

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 use support::admin::{
     BY_HAND, NIGHTLY, NOISY, OPERATOR, TOKENS, ended, flow_file, get, hook, post_op, start, wait_status,
 };
+use support::admin::{ECHO_THEN_FAIL, ONE_ECHO, PAUSE_THEN_ECHO};
 use support::postgres::Database;
 use support::{Daemon, Setup};
 
@@ -57,26 +58,9 @@ fn snapshot(d: &Daemon) -> Vec<(String, Value)> {
 #[test]
 fn a_redb_store_copied_into_postgres_is_served_from_there_as_it_was() {
     let setup = Setup::embedded("", TOKENS);
-    setup.flow(
-        "ok",
-        &flow_file("ok", "/ok", "[[steps]]\nname = \"s\"\nconnector = \"echo\"\n"),
-    );
-    setup.flow(
-        "two",
-        &flow_file(
-            "two",
-            "/two",
-            "[[steps]]\nname = \"first\"\nconnector = \"echo\"\n[[steps]]\nname = \"second\"\nconnector = \"fail\"\n",
-        ),
-    );
-    setup.flow(
-        "gate",
-        &flow_file(
-            "gate",
-            "/gate",
-            "[[steps]]\nname = \"wait\"\npause = \"until_resumed\"\n[[steps]]\nname = \"after\"\nconnector = \"echo\"\n",
-        ),
-    );
+    setup.flow("ok", &flow_file("ok", "/ok", ONE_ECHO));
+    setup.flow("two", &flow_file("two", "/two", ECHO_THEN_FAIL));
+    setup.flow("gate", &flow_file("gate", "/gate", PAUSE_THEN_ECHO));
     setup.flow("noisy", NOISY);
     setup.flow("nightly", NIGHTLY);
     setup.flow("by-hand", BY_HAND);

@@ -82,6 +82,15 @@ pub fn post_op(d: &Daemon, path: &str, body: &[u8]) -> (u16, Value) {
     (r.status, v)
 }
 
+/// Steps: an echo, then a step that fails.
+pub const ECHO_THEN_FAIL: &str =
+    "[[steps]]\nname = \"first\"\nconnector = \"echo\"\n[[steps]]\nname = \"second\"\nconnector = \"fail\"\n";
+/// Steps: one echo.
+pub const ONE_ECHO: &str = "[[steps]]\nname = \"s\"\nconnector = \"echo\"\n";
+/// Steps: a pause until resumed, then an echo.
+pub const PAUSE_THEN_ECHO: &str =
+    "[[steps]]\nname = \"wait\"\npause = \"until_resumed\"\n[[steps]]\nname = \"after\"\nconnector = \"echo\"\n";
+
 /// A flow `name` with a webhook on `path` and `steps` (TOML of its `[[steps]]`).
 pub fn flow_file(name: &str, path: &str, steps: &str) -> String {
     format!("[flow]\nname = \"{name}\"\n[trigger.http]\npath = \"{path}\"\n{steps}")
