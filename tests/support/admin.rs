@@ -2,7 +2,7 @@
 //! environment variables, a daemon started with them, the flows most of them use, and
 //! a log record's plain-text line as the API and the CLI print it.
 
-use super::{Daemon, Setup};
+use super::{Daemon, HttpResponse, Setup};
 use serde_json::Value;
 
 pub const VIEWER: &str = "viewer-token-0123456789";
@@ -99,16 +99,45 @@ pub fn flow_file(name: &str, path: &str, steps: &str) -> String {
 /// Waits (at most 30 s) until `job` is in `status`.
 pub fn wait_status(d: &Daemon, job: &str, status: &str) {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while get(d, &format!("/v1/executions?job_id={job}"))["executions"][0]["status"] != status {
+    while polled(d, &format!("/v1/executions?job_id={job}"), end)["executions"][0]["status"] != status {
         assert!(std::time::Instant::now() < end, "{job} never {status}");
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
 
+/// `GET path` as the viewer, for a loop waiting until `end`: a PostgreSQL store that had no
+/// connection free in time (the database stalled, e.g. on a slow fsync of a busy disk)
+/// is asked again until then; anything else must answer 200. Its JSON, or `Null` when
+/// it was not read.
+fn polled(d: &Daemon, path: &str, end: std::time::Instant) -> Value {
+    let r = d.admin("GET", path, Some(VIEWER), b"");
+    if r.status == 500
+        && std::time::Instant::now() < end
+        && String::from_utf8_lossy(&r.body).contains("no connection to the database in time")
+    {
+        return Value::Null;
+    }
+    get_answered(d, path, r)
+}
+
 /// `GET path` as the viewer: it must answer 200; its JSON.
 pub fn get(d: &Daemon, path: &str) -> Value {
-    let r = d.admin("GET", path, Some(VIEWER), b"");
-    assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.body));
+    get_answered(d, path, d.admin("GET", path, Some(VIEWER), b""))
+}
+
+fn get_answered(d: &Daemon, path: &str, r: HttpResponse) -> Value {
+    if r.status != 200 {
+        let log = d.log.lock().unwrap();
+        let from = (log.len().saturating_sub(8000)..)
+            .find(|i| log.is_char_boundary(*i))
+            .unwrap_or(0);
+        let tail = &log[from..];
+        panic!(
+            "{path}: {} {}\nthe daemon's log ends:\n{tail}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
     r.json()
 }
 
@@ -160,7 +189,7 @@ pub fn failed_then_retried(d: &Daemon, path: &str) -> (String, Value, Vec<Value>
 pub fn ended(d: &Daemon, job: &str, attempt: u64) -> Value {
     let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
     loop {
-        let v = get(d, &format!("/v1/executions?job_id={job}"));
+        let v = polled(d, &format!("/v1/executions?job_id={job}"), end);
         if let Some(row) = v["executions"].get(0)
             && row["finished_at"].is_string()
             && row["attempt"] == attempt

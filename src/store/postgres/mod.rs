@@ -91,6 +91,9 @@ pub(super) fn describe(e: &tokio_postgres::Error) -> String {
 pub(super) fn pool_describe(e: &deadpool_postgres::PoolError) -> String {
     match e {
         deadpool_postgres::PoolError::Backend(e) => describe(e),
+        deadpool_postgres::PoolError::Timeout(deadpool_postgres::TimeoutType::Create) => {
+            "no connection to the database in time (connecting took too long)".to_string()
+        }
         deadpool_postgres::PoolError::Timeout(_) => "no connection to the database in time".to_string(),
         other => other.to_string(),
     }
@@ -197,7 +200,16 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, String> {
-        self.pool.get().await.map_err(|e| pool_describe(&e))
+        self.pool.get().await.map_err(|e| {
+            let s = self.pool.status();
+            format!(
+                "{} ({} of {} connections in use, {} waiting)",
+                pool_describe(&e),
+                s.size.saturating_sub(s.available),
+                s.max_size,
+                s.waiting
+            )
+        })
     }
 
     async fn claim_now(&self, job: JobId, owner: &str, ttl: Duration) -> Result<Lease, ClaimError> {
