@@ -221,3 +221,51 @@ async fn throttle_places_hold_the_limit_across_owners_and_go_to_the_oldest_waite
         Slot::Granted => panic!("a second start within the rate's interval"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_that_finds_no_connection_in_time_says_how_full_the_pool_is() {
+    use flowd::store::{JobId, Lease};
+    let db = Database::create();
+    let store = Arc::new(PostgresStore::open(&db.url, MAX_PAYLOAD, 1).await.unwrap());
+    // Another session holds flow f's throttle lock, so the pool's one connection waits
+    // for it inside a throttle ask.
+    let (holder, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    holder
+        .batch_execute("BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('flowd throttle f', 0))")
+        .await
+        .unwrap();
+    let lease = Lease {
+        job: JobId(1),
+        owner: "flowd-test".into(),
+        fence: 1,
+        expires: std::time::SystemTime::now(),
+    };
+    let asking = {
+        let store = store.clone();
+        tokio::spawn(async move { store.take_slot(&lease, "f", 1, None).await })
+    };
+    // Until the ask holds the connection (the pool's own gauges say so).
+    loop {
+        let mut metrics = String::new();
+        store.render_metrics(&mut metrics);
+        if metrics.contains("flowd_store_pool_size 1\n") && metrics.contains("flowd_store_pool_available 0\n") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let err = store
+        .execution(JobId(2))
+        .await
+        .expect_err("a read without a connection");
+    assert!(
+        err.to_string()
+            .contains("no connection to the database in time (1 of 1 connections in use, 0 waiting)"),
+        "{err}"
+    );
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    // The ask goes on once the lock is free: the lease is not the store's, so it is lost.
+    assert!(asking.await.unwrap().is_err());
+    drop(holder);
+    let _ = task.await;
+}
