@@ -856,6 +856,74 @@ mod tests {
     }
 
     #[test]
+    fn a_name_only_a_refused_write_carried_is_stored_by_the_next_write_that_needs_it() {
+        let dir = tempfile::tempdir().unwrap();
+        // Whole milliseconds, as times are stored.
+        let ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64);
+        let fire = |at| Write::Fire { flow: "b".into(), at };
+        let later = {
+            let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+            let first = execution(JobId::at(t), "b", ExecutionStatus::Pending, t);
+            block(store.write(vec![fire(t), Write::Execution(first)])).unwrap();
+            // The same fire time again, from a new flow version: refused, and the
+            // version's name was numbered for it but not stored.
+            let version = |e: Execution| Execution {
+                flow_version: "v2".into(),
+                ..e
+            };
+            let refused = version(execution(JobId::new(), "b", ExecutionStatus::Pending, t));
+            assert!(matches!(
+                block(store.write(vec![fire(t), Write::Execution(refused)])),
+                Err(WriteError::AlreadyFired { .. })
+            ));
+            let later = version(execution(JobId::new(), "b", ExecutionStatus::Pending, t));
+            block(store.write(vec![Write::Execution(later.clone())])).unwrap();
+            later
+        };
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(block(store.execution(later.job_id)).unwrap(), Some(later));
+    }
+
+    #[test]
+    fn a_number_handed_out_for_a_write_that_never_stored_it_leaves_the_store_readable() {
+        let dir = tempfile::tempdir().unwrap();
+        let ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis();
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(ms as u64);
+        let fire = |at| Write::Fire { flow: "b".into(), at };
+        let version = |v: &str| Execution {
+            flow_version: v.into(),
+            ..execution(JobId::new(), "b", ExecutionStatus::Pending, t)
+        };
+        let stored = {
+            let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+            block(store.write(vec![fire(t), Write::Execution(version("v1"))])).unwrap();
+            // Refused: "v2" got a number that no commit stores, and nothing needs again.
+            assert!(matches!(
+                block(store.write(vec![fire(t), Write::Execution(version("v2"))])),
+                Err(WriteError::AlreadyFired { .. })
+            ));
+            let stored = version("v3");
+            block(store.write(vec![Write::Execution(stored.clone())])).unwrap();
+            stored
+        };
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(block(store.execution(stored.job_id)).unwrap(), Some(stored));
+        // New names are numbered past the gap, and read back after another reopen.
+        let newer = version("v4");
+        block(store.write(vec![Write::Execution(newer.clone())])).unwrap();
+        drop(store);
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(block(store.execution(newer.job_id)).unwrap(), Some(newer));
+    }
+
+    #[test]
     fn rows_written_as_json_by_an_older_flowd_read_beside_binary_ones() {
         let dir = tempfile::tempdir().unwrap();
         let old = write_json_store(dir.path(), 20);

@@ -23,24 +23,28 @@ pub(super) struct Names {
 #[derive(Default)]
 struct Inner {
     ids: HashMap<Arc<[u8]>, u32>,
-    /// Indexed by number, with whether a commit stored it.
-    values: Vec<(Arc<[u8]>, bool)>,
+    /// Indexed by number, with whether a commit stored it. `None`: a number handed out
+    /// before a restart to a write that never committed; no stored row refers to it.
+    values: Vec<(Option<Arc<[u8]>>, bool)>,
 }
 
 impl Names {
-    /// The names a database holds, each numbered as stored (numbers run from 0 without gaps).
+    /// The names a database holds, in increasing number. Numbers may skip: one handed out
+    /// to a write that was refused or failed, and needed by no later write, was never
+    /// stored; new numbers start past the highest stored.
     pub(super) fn loaded(stored: impl IntoIterator<Item = (u32, Vec<u8>)>) -> Result<Names, ReadError> {
         let mut inner = Inner::default();
         for (id, value) in stored {
-            if id as usize != inner.values.len() {
+            if (id as usize) < inner.values.len() {
                 return Err(ReadError::Corrupt {
                     table: "names",
-                    detail: format!("number {id} follows {}", inner.values.len() as i64 - 1),
+                    detail: format!("number {id} follows {}", inner.values.len() - 1),
                 });
             }
+            inner.values.resize(id as usize, (None, true));
             let value: Arc<[u8]> = value.into();
             inner.ids.insert(value.clone(), id);
-            inner.values.push((value, true));
+            inner.values.push((Some(value), true));
         }
         Ok(Names {
             inner: Mutex::new(inner),
@@ -57,12 +61,13 @@ impl Names {
                 let id = u32::try_from(inner.values.len()).expect("fewer than 2^32 distinct names");
                 let value: Arc<[u8]> = value.into();
                 inner.ids.insert(value.clone(), id);
-                inner.values.push((value, false));
+                inner.values.push((Some(value), false));
                 id
             }
         };
-        let (value, durable) = &inner.values[id as usize];
-        if !durable && !pending.iter().any(|(p, _)| *p == id) {
+        if let (Some(value), false) = &inner.values[id as usize]
+            && !pending.iter().any(|(p, _)| *p == id)
+        {
             pending.push((id, value.clone()));
         }
         id
@@ -73,7 +78,7 @@ impl Names {
         crate::sync::Lock::locked(&self.inner)
             .values
             .get(id as usize)
-            .map(|(v, _)| v.clone())
+            .and_then(|(v, _)| v.clone())
             .ok_or_else(|| ReadError::Corrupt {
                 table,
                 detail: format!("a row refers to name {id}, which the names table does not hold"),
@@ -117,6 +122,17 @@ mod tests {
             names.value("steps", 7),
             Err(ReadError::Corrupt { table: "steps", .. })
         ));
-        assert!(Names::loaded([(0, b"a".to_vec()), (2, b"c".to_vec())]).is_err());
+        // A number never stored (its write refused or failed) reads as missing, and
+        // numbering goes on past the highest stored.
+        let skipped = Names::loaded([(0, b"a".to_vec()), (2, b"c".to_vec())]).unwrap();
+        assert!(matches!(
+            skipped.value("steps", 1),
+            Err(ReadError::Corrupt { table: "steps", .. })
+        ));
+        assert_eq!(&*skipped.value("steps", 2).unwrap(), b"c");
+        let mut fresh = Vec::new();
+        assert_eq!(skipped.number(b"d", &mut fresh), 3);
+        assert_eq!(fresh.len(), 1);
+        assert!(Names::loaded([(1, b"a".to_vec()), (1, b"b".to_vec())]).is_err());
     }
 }

@@ -227,13 +227,16 @@ pub(super) fn writer_loop(db: &Db, rx: mpsc::Receiver<Request>, counters: &Count
             }
         }
         let results = apply(db, &batch, &mut seq);
-        if results.is_ok() {
-            db.names.stored(batch.iter().flat_map(|r| {
-                r.writes.iter().filter_map(|w| match w {
-                    Encoded::Name((id, _)) => Some(*id),
-                    _ => None,
-                })
-            }));
+        // Only an applied request's names were inserted: a refused one's stay pending,
+        // carried again by the next write that refers to them.
+        if let Ok(each) = &results {
+            db.names
+                .stored(batch.iter().zip(each).filter(|(_, r)| r.is_ok()).flat_map(|(r, _)| {
+                    r.writes.iter().filter_map(|w| match w {
+                        Encoded::Name((id, _)) => Some(*id),
+                        _ => None,
+                    })
+                }));
         }
         counters.commits.fetch_add(1, Ordering::Relaxed);
         counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
