@@ -117,11 +117,6 @@ struct FlowQueue {
     running: usize,
     /// With a rate: when the next execution may start.
     next_start: Instant,
-    /// Held by the one execution of this flow asking the store for a throttle place: the
-    /// others wait their turn here, in order, rather than each asking the store every
-    /// [`GATE_POLL`] (with a large `max_concurrency` and a rate, that was hundreds of
-    /// transactions a second, and starved the pool).
-    asking: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl FlowQueue {
@@ -147,11 +142,6 @@ struct State {
 }
 
 impl State {
-    /// `flow`'s queue, if it has one.
-    fn queue_of(&self, flow: &Flow) -> Option<&FlowQueue> {
-        self.index.get(&flow.name).map(|i| &self.queues[*i])
-    }
-
     fn queue(&mut self, flow: &Arc<Flow>) -> &mut FlowQueue {
         let i = match self.index.get(&flow.name) {
             Some(i) => *i,
@@ -162,7 +152,6 @@ impl State {
                     reserved: 0,
                     running: 0,
                     next_start: Instant::now(),
-                    asking: Default::default(),
                 });
                 self.index.insert(flow.name.clone(), self.queues.len() - 1);
                 self.queues.len() - 1
@@ -574,17 +563,6 @@ impl Dispatcher {
         since: Instant,
         fresh: bool,
     ) -> Gate {
-        let asking = self.state.locked().queue_of(flow).map(|q| q.asking.clone());
-        let deadline = tokio::time::Instant::from_std(later(since, t.max_wait));
-        let _turn = match &asking {
-            Some(asking) => tokio::select! {
-                turn = asking.lock() => Some(turn),
-                _ = tokio::time::sleep_until(deadline), if fresh => return Gate::TooLong,
-                _ = hold.lost.cancelled() => return Gate::Stop,
-                _ = self.stopping.cancelled() => return Gate::Stop,
-            },
-            None => None,
-        };
         let mut failing = false;
         loop {
             if fresh && since.elapsed() >= t.max_wait {
