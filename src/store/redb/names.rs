@@ -88,6 +88,12 @@ impl Names {
             })
     }
 
+    /// How many values are numbered.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        crate::sync::Lock::locked(&self.inner).ids.len()
+    }
+
     /// A commit stored these numbers' values.
     pub(super) fn stored(&self, ids: impl IntoIterator<Item = u32>) {
         let mut inner = crate::sync::Lock::locked(&self.inner);
