@@ -157,3 +157,42 @@ fn a_trigger_payload_over_the_limit_fails_the_run_and_records_nothing() {
     assert_eq!(code, 1);
     assert!(err.contains(&format!("no execution {job}")), "{err}");
 }
+
+/// A connector that logs a new category at every run (here `log`, its category from the
+/// trigger) adds nothing to the redb store's names table, which is never pruned: the
+/// category is stored in the record, and `flowd logs --category` still finds each one.
+#[test]
+fn a_category_per_run_adds_no_names_to_the_redb_store() {
+    let setup = Setup::embedded("", "");
+    let flow = setup.flow(
+        "cats",
+        &support::one_step(
+            "log",
+            r#"{ category = "req-{{ trigger.body.id }}", message = "record {{ trigger.body.id }}" }"#,
+            "",
+        ),
+    );
+    let names = || {
+        let store = flowd::store::RedbStore::open(&setup.path("data"), 1 << 20).unwrap();
+        let space = store.space().unwrap();
+        space.tables.iter().find(|t| t.name == "names").map(|t| t.entries)
+    };
+    let run = |id: u32| {
+        let (code, r) = support::run_recorded(&setup, &flow, &json!({ "id": id }));
+        assert_eq!((code, &r["status"]), (0, &json!("success")), "{r}");
+    };
+    run(1);
+    let after_one = names();
+    assert!(after_one.is_some_and(|n| n > 0), "{after_one:?}");
+    for id in 2..=5 {
+        run(id);
+    }
+    assert_eq!(names(), after_one, "four more runs, four more categories");
+    for id in 1..=5 {
+        let (code, out, err) = cli(&setup, &["logs", "--json", "--category", &format!("req-{id}")]);
+        assert_eq!(code, 0, "{err}");
+        let logs: Vec<Value> = out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(logs.len(), 1, "{logs:?}");
+        assert_eq!(logs[0]["message"], format!("record {id}"));
+    }
+}

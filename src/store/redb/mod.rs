@@ -894,6 +894,134 @@ mod tests {
     }
 
     #[test]
+    fn log_categories_a_connector_chooses_leave_the_names_table_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        // Whole milliseconds, as records keep times.
+        let now = UNIX_EPOCH + Duration::from_millis(nanos(SystemTime::now()) / 1_000_000);
+        let record = |at: SystemTime, job_id: JobId, i: u32, category: String| LogRow {
+            time: at + Duration::from_millis(u64::from(i)),
+            level: crate::plugin::Level::Info,
+            job_id,
+            project: "p".into(),
+            flow: "f".into(),
+            flow_version: "v1".into(),
+            attempt: 1,
+            step: Some("s".into()),
+            connector: Some("log".into()),
+            action: "run".into(),
+            category,
+            environment: "test".into(),
+            message: format!("record {i}"),
+        };
+        // Records as older flowd versions wrote them: JSON text, format 1 (strings inline)
+        // and format 2 (the category numbered with the flow's strings).
+        let old_job = JobId::at(now - DAY);
+        let old: Vec<LogRow> = (0..3)
+            .map(|i| record(now - DAY, old_job, i, format!("old-{i}")))
+            .collect();
+        {
+            let db = Database::create(dir.path().join("flowd.redb")).unwrap();
+            let names = create_tables(&db).unwrap();
+            let mut pending = Vec::new();
+            let forms = [
+                json(&old[0]),
+                rows::inline(&old[1]),
+                rows::log_format_2(&old[2], &names, &mut pending),
+            ];
+            let txn = db.begin_write().unwrap();
+            {
+                let mut t = Tables::open(&txn).unwrap();
+                for (id, value) in pending {
+                    t.names.insert(id, &*value).unwrap();
+                }
+                for (seq, (row, bytes)) in old.iter().zip(forms).enumerate() {
+                    let (ns, seq) = (nanos(row.time), seq as u32);
+                    t.logs.insert((ns, old_job.0, seq), bytes.as_slice()).unwrap();
+                    t.logs_by_job.insert((old_job.0, ns, seq), ()).unwrap();
+                }
+            }
+            txn.commit().unwrap();
+        }
+        let names = |store: &RedbStore| {
+            let space = store.space().unwrap();
+            let on_disk = space.tables.iter().find(|t| t.name == "names").map_or(0, |t| t.entries);
+            (on_disk, store.db.names.len() as u64)
+        };
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(names(&store), (1, 1), "the format 2 record's one name");
+        // 20 executions of one flow version, each logging 100 records, every record in a
+        // category of its own (as a connector logging `req-{n}` does).
+        let mut new = Vec::new();
+        let mut jobs = Vec::new();
+        for j in 0..20u32 {
+            let e = execution(
+                JobId::at(now + Duration::from_secs(u64::from(j))),
+                "f",
+                ExecutionStatus::Success,
+                now,
+            );
+            let records: Vec<LogRow> = (100 * j..100 * (j + 1))
+                .map(|i| record(now, e.job_id, i, format!("req-{i}")))
+                .collect();
+            block(store.write(vec![Write::Execution(e.clone()), Write::Logs(records.clone())])).unwrap();
+            jobs.push(e.job_id);
+            new.extend(records);
+        }
+        assert_eq!(new.len(), 2000);
+        // The execution's strings and the records' flow strings: two names, not 2,000.
+        assert_eq!(names(&store), (3, 3));
+        let check = |store: &RedbStore| {
+            let logs =
+                |q: LogQuery| -> Vec<LogRow> { block(store.logs(&q)).unwrap().into_iter().map(|(_, l)| l).collect() };
+            let category = |c: &str| LogQuery {
+                category: Some(c.into()),
+                ..LogQuery::default()
+            };
+            for row in old.iter().chain(new.iter().step_by(97)) {
+                assert_eq!(logs(category(&row.category)), vec![row.clone()], "{}", row.category);
+            }
+            assert!(logs(category("req-2000")).is_empty());
+            // Through the job's index, and with the message prefilter.
+            let q = LogQuery {
+                job_id: Some(jobs[7]),
+                ..category("req-742")
+            };
+            assert_eq!(logs(q), vec![new[742].clone()]);
+            let q = LogQuery {
+                job_id: Some(jobs[6]),
+                ..category("req-742")
+            };
+            assert!(logs(q).is_empty());
+            for (text, c, want) in [("record 1999", "req-1999", &new[1999]), ("record 2", "old-2", &old[2])] {
+                let q = LogQuery {
+                    contains: Some(text.into()),
+                    ..category(c)
+                };
+                assert_eq!(logs(q), vec![want.clone()]);
+            }
+            let all = logs(LogQuery::default());
+            assert_eq!(all.len(), 2003);
+            assert_eq!(all[..3], old[..]);
+            // The export (what `flowd store copy` moves) reads every form too.
+            let mut at = Export::default();
+            let mut exported = Vec::new();
+            while let Some(page) = store.export_page(&mut at, 500).unwrap() {
+                for w in page.writes {
+                    if let Write::Logs(records) = w {
+                        exported.extend(records);
+                    }
+                }
+            }
+            assert_eq!(exported, all);
+        };
+        check(&store);
+        drop(store);
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(names(&store), (3, 3));
+        check(&store);
+    }
+
+    #[test]
     fn rows_written_as_json_by_an_older_flowd_read_beside_binary_ones() {
         let dir = tempfile::tempdir().unwrap();
         let old = write_json_store(dir.path(), 20);

@@ -1,6 +1,9 @@
 //! Values every execution of a flow version repeats (its project, flow, version, trigger
-//! and environment; each step's name, kind and connector with its content hash), stored
-//! once in the `names` table and referred to from rows by a small number.
+//! and environment; each step's name, kind and connector with its content hash; a log
+//! record's step, connector and action with them), stored once in the `names` table and
+//! referred to from rows by a small number. The table is never pruned and is held in
+//! memory, so only values a flow's config fixes belong here, never one a connector
+//! chooses at run time (a log record's category or message).
 //!
 //! Numbers are handed out on the caller's task as rows are encoded. A number stays
 //! "pending" until a commit that stored its value succeeds: every write that refers to a
@@ -83,6 +86,12 @@ impl Names {
                 table,
                 detail: format!("a row refers to name {id}, which the names table does not hold"),
             })
+    }
+
+    /// How many values are numbered.
+    #[cfg(test)]
+    pub(super) fn len(&self) -> usize {
+        crate::sync::Lock::locked(&self.inner).ids.len()
     }
 
     /// A commit stored these numbers' values.

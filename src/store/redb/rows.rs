@@ -6,8 +6,11 @@
 //! step's or a try's error) are JSON text inside. Rows written before this are JSON
 //! objects, which start with `{`: reads take either form.
 //!
-//! Format 2 (executions and steps) keeps the strings every execution of a flow version
-//! repeats (see `names`) as a number: format 1 rows held them inline and still read.
+//! Format 2 (executions, steps, log records) keeps the strings every execution of a flow
+//! version repeats (see `names`) as a number: format 1 rows held them inline and still
+//! read. Format 3 (log records) keeps the record's category inline too: a connector picks
+//! it at every call, so numbering it grew the names table (never pruned, held in memory)
+//! with every new category; format 2 log rows, their category numbered, still read.
 
 use super::ExecutionHead;
 use super::names::{Names, Pending};
@@ -21,6 +24,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 const FORMAT: u8 = 1;
 /// The binary form with repeated strings numbered in the names table.
 const FORMAT_NAMED: u8 = 2;
+/// Format 2 with a log record's category inline, beside its message: only values a flow's
+/// config fixes are numbered, never one a connector chooses.
+const FORMAT_CATEGORY_INLINE: u8 = 3;
 
 /// A row that has the binary form.
 pub(super) trait Row: Sized + DeserializeOwned {
@@ -65,7 +71,7 @@ pub(super) fn decode<T: Row>(names: &Names, bytes: &[u8]) -> Result<T, ReadError
 
 /// Whether stored bytes are in a binary form (whose strings are stored unescaped).
 pub(super) fn is_binary(bytes: &[u8]) -> bool {
-    matches!(bytes.first(), Some(&(FORMAT | FORMAT_NAMED)))
+    matches!(bytes.first(), Some(&(FORMAT..=FORMAT_CATEGORY_INLINE)))
 }
 
 /// The flow and status of a stored execution row, in any of its forms.
@@ -594,62 +600,40 @@ impl Row for StepRow {
 
 impl Row for LogRow {
     const TABLE: &'static str = "logs";
-    const FORMAT: u8 = FORMAT_NAMED;
+    const FORMAT: u8 = FORMAT_CATEGORY_INLINE;
 
     fn put(&self, w: &mut Writer) {
-        w.time(self.time);
-        w.0.push(code_of(&LEVELS, self.level));
-        w.0.extend_from_slice(&self.job_id.0.to_be_bytes());
-        if w.1.is_some() {
-            w.uint(self.attempt.into());
-            w.named(|w| {
-                w.str(&self.project);
-                w.str(&self.flow);
-                w.str(&self.flow_version);
-                w.opt_str(self.step.as_deref());
-                w.opt_str(self.connector.as_deref());
-                w.str(&self.action);
-                w.str(&self.category);
-                w.str(&self.environment);
-            });
-        } else {
-            // Format 1, as rows were written before names.
-            w.str(&self.project);
-            w.str(&self.flow);
-            w.str(&self.flow_version);
-            w.uint(self.attempt.into());
-            w.opt_str(self.step.as_deref());
-            w.opt_str(self.connector.as_deref());
-            w.str(&self.action);
-            w.str(&self.category);
-            w.str(&self.environment);
-        }
-        w.str(&self.message);
+        let format = if w.1.is_some() { FORMAT_CATEGORY_INLINE } else { FORMAT };
+        put_log(self, w, format);
     }
 
     fn get(r: &mut Reader<'_>) -> Result<Self, ReadError> {
         let time = r.time()?;
         let level = value_of(r, &LEVELS, "level")?;
         let job_id = JobId(u128::from_be_bytes(r.take(16)?.try_into().expect("16 bytes")));
-        let (attempt, (project, flow, flow_version), (step, connector, action, category, environment)) =
-            if r.format < FORMAT_NAMED {
+        let format = r.format;
+        let (attempt, (project, flow, flow_version), (step, connector, action), named_category, environment) =
+            if format < FORMAT_NAMED {
                 let head = (r.str()?, r.str()?, r.str()?);
                 let attempt = r.u32()?;
-                (
-                    attempt,
-                    head,
-                    (r.opt_str()?, r.opt_str()?, r.str()?, r.str()?, r.str()?),
-                )
+                let tail = (r.opt_str()?, r.opt_str()?, r.str()?);
+                (attempt, head, tail, Some(r.str()?), r.str()?)
             } else {
                 let attempt = r.u32()?;
-                let (head, tail) = r.named(|r| {
+                let (head, tail, category, environment) = r.named(|r| {
                     Ok((
                         (r.str()?, r.str()?, r.str()?),
-                        (r.opt_str()?, r.opt_str()?, r.str()?, r.str()?, r.str()?),
+                        (r.opt_str()?, r.opt_str()?, r.str()?),
+                        if format == FORMAT_NAMED { Some(r.str()?) } else { None },
+                        r.str()?,
                     ))
                 })?;
-                (attempt, head, tail)
+                (attempt, head, tail, category, environment)
             };
+        let category = match named_category {
+            Some(c) => c,
+            None => r.str()?,
+        };
         Ok(LogRow {
             time,
             level,
@@ -666,6 +650,51 @@ impl Row for LogRow {
             message: r.str()?,
         })
     }
+}
+
+/// `row` in `format`: 1 with every string inline, 2 with its category numbered among the
+/// flow's names (as log rows were written before format 3), 3 with it inline.
+fn put_log(row: &LogRow, w: &mut Writer, format: u8) {
+    w.time(row.time);
+    w.0.push(code_of(&LEVELS, row.level));
+    w.0.extend_from_slice(&row.job_id.0.to_be_bytes());
+    if format < FORMAT_NAMED {
+        w.str(&row.project);
+        w.str(&row.flow);
+        w.str(&row.flow_version);
+        w.uint(row.attempt.into());
+        w.opt_str(row.step.as_deref());
+        w.opt_str(row.connector.as_deref());
+        w.str(&row.action);
+        w.str(&row.category);
+        w.str(&row.environment);
+    } else {
+        w.uint(row.attempt.into());
+        w.named(|w| {
+            w.str(&row.project);
+            w.str(&row.flow);
+            w.str(&row.flow_version);
+            w.opt_str(row.step.as_deref());
+            w.opt_str(row.connector.as_deref());
+            w.str(&row.action);
+            if format == FORMAT_NAMED {
+                w.str(&row.category);
+            }
+            w.str(&row.environment);
+        });
+        if format > FORMAT_NAMED {
+            w.str(&row.category);
+        }
+    }
+    w.str(&row.message);
+}
+
+/// `row` in format 2, as log rows were written before format 3; its names go to `pending`.
+#[cfg(test)]
+pub(super) fn log_format_2(row: &LogRow, names: &Names, pending: &mut Vec<Pending>) -> Vec<u8> {
+    let mut w = Writer(vec![FORMAT_NAMED], Some((names, pending)));
+    put_log(row, &mut w, FORMAT_NAMED);
+    w.0
 }
 
 #[cfg(test)]
@@ -826,6 +855,19 @@ mod tests {
         bytes
     }
 
+    /// Every cut of `bytes` is an error naming the table, never a panic; so is a byte more.
+    fn every_cut_is_an_error<T: Row + std::fmt::Debug>(names: &Names, bytes: &[u8]) {
+        for cut in 0..bytes.len() {
+            match decode::<T>(names, &bytes[..cut]) {
+                Err(ReadError::Corrupt { table, .. }) => assert_eq!(table, T::TABLE),
+                other => panic!("{} of {} bytes read as {other:?}", cut, bytes.len()),
+            }
+        }
+        let mut longer = bytes.to_vec();
+        longer.push(0);
+        assert!(matches!(decode::<T>(names, &longer), Err(ReadError::Corrupt { .. })));
+    }
+
     /// Every row reads back equal from the binary forms and from its JSON text, and
     /// every cut of its bytes is an error naming the table, never a panic.
     fn round_trips<T: Row + serde::Serialize + PartialEq + std::fmt::Debug>(rows: Vec<T>) {
@@ -843,18 +885,10 @@ mod tests {
             assert_eq!(decode::<T>(&names, &json).unwrap(), row);
             assert!(bytes.len() < json.len(), "{} vs {} bytes", bytes.len(), json.len());
             for bytes in [&bytes, &old] {
-                for cut in 0..bytes.len() {
-                    match decode::<T>(&names, &bytes[..cut]) {
-                        Err(ReadError::Corrupt { table, .. }) => assert_eq!(table, T::TABLE),
-                        other => panic!("{} of {} bytes read as {other:?}", cut, bytes.len()),
-                    }
-                }
-                let mut longer = bytes.clone();
-                longer.push(0);
-                assert!(matches!(decode::<T>(&names, &longer), Err(ReadError::Corrupt { .. })));
+                every_cut_is_an_error::<T>(&names, bytes);
             }
             // Read with names that lack the ones it refers to: a named error.
-            if T::FORMAT == FORMAT_NAMED {
+            if T::FORMAT >= FORMAT_NAMED {
                 match decode::<T>(&Names::default(), &bytes) {
                     Err(ReadError::Corrupt { table, detail }) => {
                         assert_eq!(table, T::TABLE);
@@ -893,6 +927,52 @@ mod tests {
         round_trips(attempts());
         round_trips(steps());
         round_trips(logs());
+    }
+
+    #[test]
+    fn log_rows_of_formats_1_2_and_3_read_back_and_only_format_3_leaves_categories_unnumbered() {
+        let names = Names::default();
+        for row in logs() {
+            let mut pending = Vec::new();
+            let two = log_format_2(&row, &names, &mut pending);
+            names.stored(pending.into_iter().map(|(id, _)| id));
+            let three = encoded(&row, &names);
+            let one = inline(&row);
+            for (format, bytes) in [(FORMAT, &one), (FORMAT_NAMED, &two), (FORMAT_CATEGORY_INLINE, &three)] {
+                assert_eq!(bytes[0], format);
+                assert!(is_binary(bytes), "format {format}");
+                assert_eq!(decode::<LogRow>(&names, bytes).unwrap(), row, "format {format}");
+                every_cut_is_an_error::<LogRow>(&names, bytes);
+            }
+            // Format 3 holds the category itself, format 2 only a number for it.
+            assert!(memchr::memmem::find(&three, row.category.as_bytes()).is_some());
+            assert!(memchr::memmem::find(&two, row.category.as_bytes()).is_none());
+            assert!(
+                matches!(
+                    decode::<LogRow>(&Names::default(), &two),
+                    Err(ReadError::Corrupt { table: "logs", .. })
+                ),
+                "format 2 without its names"
+            );
+        }
+        // A connector naming a new category at every call: format 3 numbers the record's
+        // other strings once; format 2 numbered a value per category.
+        let names = Names::default();
+        let (mut three, mut two) = (Vec::new(), Vec::new());
+        let mut row = logs()[0].clone();
+        for n in 0..100 {
+            row.category = format!("req-{n}");
+            let bytes = encode(&row, &names, &mut three);
+            assert_eq!(decode::<LogRow>(&names, &bytes).unwrap(), row);
+            log_format_2(&row, &names, &mut two);
+        }
+        assert_eq!(three.len(), 1);
+        assert_eq!(two.len(), 100);
+        // Format 3 is known to log rows only.
+        let mut bytes = encoded(&executions()[0], &names);
+        bytes[0] = FORMAT_CATEGORY_INLINE;
+        let err = decode::<Execution>(&names, &bytes).unwrap_err().to_string();
+        assert!(err.contains("unknown row format 0x03"), "{err}");
     }
 
     #[test]
