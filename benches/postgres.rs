@@ -18,8 +18,13 @@
 //!    `--quick`) in PostgreSQL, seeded through `Store::write` into a database kept for the
 //!    next run (`--drop` drops it at the end), with its size on disk.
 //!
-//! Run: `cargo bench --bench postgres` (`-- --quick` for a short run, `-- --throughput` or
-//! `-- --queries` for one part).
+//! 3. A throttle under a backlog: three daemons each accept their share of a burst of
+//!    webhooks to a flow with a `rate`, at once; how fast the executions started (from
+//!    their stored `started_at`) against the rate, the most that started in any one
+//!    second, and how many store transactions each start took (the waiters' asks).
+//!
+//! Run: `cargo bench --bench postgres` (`-- --quick` for a short run, `-- --throughput`,
+//! `-- --queries` or `-- --throttle` for one part).
 
 #[path = "admin.rs"]
 #[allow(dead_code)]
@@ -336,11 +341,14 @@ struct Deployment {
 }
 
 /// The daemon config: both flows, the viewer token, the store.
-fn write_daemon(dir: &Path, postgres: bool) -> PathBuf {
+fn write_daemon(dir: &Path, postgres: bool, extra: Option<&str>) -> PathBuf {
     let flows = dir.join("flows");
     std::fs::create_dir_all(&flows).expect("the flows directory");
     std::fs::write(flows.join("async.toml"), flows::ASYNC_FLOW).expect("a flow file");
     std::fs::write(flows.join("peer.toml"), flows::PEER_FLOW).expect("a flow file");
+    if let Some(extra) = extra {
+        std::fs::write(flows.join("extra.toml"), extra).expect("a flow file");
+    }
     let mut toml = format!(
         "environment = \"bench\"\nflows = \"flows\"\n\n[server]\nlisten = \"127.0.0.1:0\"\nadmin = \"127.0.0.1:0\"\n\
          data_dir = \"data\"\nworkers = 256\n\n[[server.tokens]]\nname = \"bench\"\nrole = \"viewer\"\nenv = \"{}\"\n\n\
@@ -355,7 +363,7 @@ fn write_daemon(dir: &Path, postgres: bool) -> PathBuf {
     config
 }
 
-fn deploy(rt: &Runtime, server: &str, daemons: usize, postgres: bool, n: usize) -> Deployment {
+fn deploy(rt: &Runtime, server: &str, daemons: usize, postgres: bool, n: usize, extra: Option<&str>) -> Deployment {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let database = postgres.then(|| {
         let name = format!("flowd_bench_daemons_{}_{n}", std::process::id());
@@ -370,7 +378,7 @@ fn deploy(rt: &Runtime, server: &str, daemons: usize, postgres: bool, n: usize) 
     let url = database.as_deref().map(|d| with_database(server, d));
     let mut started = Vec::new();
     for i in 0..daemons {
-        let config = write_daemon(&dir.path().join(format!("d{i}")), postgres);
+        let config = write_daemon(&dir.path().join(format!("d{i}")), postgres, extra);
         let envs: Vec<(&str, &str)> = url.iter().map(|u| (URL_ENV, u.as_str())).collect();
         started.push(admin::Daemon::start_with(&config, &envs));
     }
@@ -594,7 +602,7 @@ fn throughput(rt: &Runtime, server: &str, quick: bool) {
     let plan: [(bool, usize); 5] = [(false, 1), (true, 1), (true, 2), (true, 3), (false, 1)];
     let mut results: Vec<(String, Vec<Measured>, Option<String>)> = Vec::new();
     for (i, (postgres, daemons)) in plan.into_iter().enumerate() {
-        let d = deploy(rt, server, daemons, postgres, i);
+        let d = deploy(rt, server, daemons, postgres, i, None);
         let measured: Vec<Measured> = SHAPES.iter().map(|s| measure(rt, &d, s, window, &watch)).collect();
         let churn = check_and_churn(rt, server, &d);
         let label = if i == plan.len() - 1 {
@@ -782,22 +790,122 @@ fn queries(rt: &Runtime, server: &str, quick: bool, drop_after: bool) {
     }
 }
 
+/// A flow whose starts are paced at `rate` a second, with room for any backlog.
+fn paced_flow(rate: f64) -> String {
+    format!(
+        "[flow]\nname = \"paced\"\nthrottle = {{ max_concurrency = 1000, rate = {rate}, queue_capacity = 100000, max_wait = \"1h\" }}\n\
+         [trigger.http]\npath = \"/paced\"\n\n\
+         [[steps]]\nname = \"shape\"\nconnector = \"transform\"\nconfig = {{ from = \"trigger.body\", fields = {{ id = \"id\" }} }}\n"
+    )
+}
+
+fn throttle(rt: &Runtime, server: &str, quick: bool) {
+    const DAEMONS: usize = 3;
+    let plan: &[(f64, usize)] = if quick {
+        &[(8.0, 45)]
+    } else {
+        &[(8.0, 45), (8.0, 150), (40.0, 600)]
+    };
+    println!();
+    println!(
+        "throttle: {DAEMONS} daemons on one database each accept their share of a burst of webhooks to a flow with `rate`; load average at start {}",
+        load_average()
+    );
+    println!(
+        "  {:<20} {:>10} {:>12} {:>8} {:>14} {:>16}",
+        "rate, backlog", "took", "starts/s", "of rate", "most in 1 s", "store txns/start"
+    );
+    for (i, &(rate, backlog)) in plan.iter().enumerate() {
+        let d = deploy(rt, server, DAEMONS, true, 100 + i, Some(&paced_flow(rate)));
+        let db = d.database.clone().expect("a database");
+        let pg = rt.block_on(connect(server));
+        std::thread::sleep(STATS_DELAY);
+        let before = rt.block_on(counters(&pg, &db));
+        let addrs: Vec<SocketAddr> = d.daemons.iter().map(|x| x.trigger).collect();
+        rt.block_on(async {
+            let senders: Vec<_> = addrs
+                .iter()
+                .enumerate()
+                .map(|(k, &addr)| {
+                    let share = backlog / DAEMONS + usize::from(k < backlog % DAEMONS);
+                    tokio::spawn(async move {
+                        let mut s = http::connect(addr).await;
+                        for _ in 0..share {
+                            let status = http::send(&mut s, addr, "POST", "/paced", flows::BODY).await;
+                            assert_eq!(status, 202, "a webhook to {addr} answered {status}");
+                        }
+                    })
+                })
+                .collect();
+            for s in senders {
+                s.await.expect("a sender");
+            }
+        });
+        d.settle(Duration::from_secs(600));
+        std::thread::sleep(STATS_DELAY);
+        let after = rt.block_on(counters(&pg, &db));
+        let mut client = admin::Client::connect(d.daemons[0].admin);
+        let mut starts: Vec<i64> = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let path = match &cursor {
+                Some(c) => format!("/v1/executions?flow=paced&limit=500&cursor={c}"),
+                None => "/v1/executions?flow=paced&limit=500".to_string(),
+            };
+            let page = client.get_json(&path);
+            for e in page["executions"].as_array().expect("executions") {
+                assert_eq!(e["status"], "success", "{e}");
+                let at = e["started_at"].as_str().expect("started_at");
+                let at = chrono::DateTime::parse_from_rfc3339(at).expect("an RFC 3339 time");
+                starts.push(at.timestamp_micros());
+            }
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => break,
+            }
+        }
+        assert_eq!(starts.len(), backlog, "every execution of the backlog stored");
+        starts.sort_unstable();
+        let span = (starts[backlog - 1] - starts[0]) as f64 / 1e6;
+        let per_second = (backlog - 1) as f64 / span;
+        let most = (0..backlog)
+            .map(|i| starts[i..].iter().take_while(|t| **t - starts[i] < 1_000_000).count())
+            .max()
+            .unwrap_or(0);
+        let txns = (after.commits + after.rollbacks - before.commits - before.rollbacks) as f64 / backlog as f64;
+        println!(
+            "  {:<20} {:>9.2}s {:>12.2} {:>7.0}% {:>14} {:>16.1}",
+            format!("{rate}/s, {backlog}"),
+            span,
+            per_second,
+            100.0 * per_second / rate,
+            most,
+            txns
+        );
+        d.remove(rt, server);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let has = |a: &str| args.iter().any(|x| x == a);
     let quick = has("--quick");
-    let (only_throughput, only_queries) = (has("--throughput"), has("--queries"));
+    let parts = ["--throughput", "--queries", "--throttle"];
+    let only = |a: &str| has(a) || !parts.iter().any(|p| has(p));
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime");
     let (server, started) = server();
-    if !only_queries {
+    if only("--throughput") {
         throughput(&rt, &server, quick);
     }
-    if !only_throughput {
+    if only("--queries") {
         queries(&rt, &server, quick, has("--drop"));
+    }
+    if only("--throttle") {
+        throttle(&rt, &server, quick);
     }
     if started {
         stop_server();

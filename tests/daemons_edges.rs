@@ -117,7 +117,7 @@ fn a_queued_execution_taken_over_keeps_the_max_wait_it_was_accepted_with() {
 #[test]
 fn rate_holds_across_three_daemons_under_webhook_load() {
     const RATE: f64 = 8.0;
-    const PER_DAEMON: u64 = 6;
+    const PER_DAEMON: u64 = 15;
     let ledger = Ledger::default();
     let ledger_addr = ledger.start();
     let setup = shared("workers = 8", "");

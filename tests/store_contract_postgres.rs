@@ -222,15 +222,102 @@ async fn throttle_places_hold_the_limit_across_owners_and_go_to_the_oldest_waite
     }
 }
 
+/// A waiter whose execution another daemon takes over leaves the line until its new
+/// holder asks (it may wait in that daemon's own queue first, behind younger ones that
+/// wait for it here), and is in it again, at its old place, once it does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiter_taken_over_leaves_the_line_until_its_new_holder_asks() {
+    use flowd::engine::ExecutionStatus;
+    use flowd::store::{JobId, Lease, Slot, Write};
+    use std::time::{Duration, SystemTime};
+    let store = fresh_postgres().await;
+    let t = SystemTime::now();
+    let long = Duration::from_secs(60);
+    let mut leases = Vec::new();
+    for (owner, ttl) in [("x", long), ("x", Duration::from_millis(300)), ("y", long)] {
+        let e = contract::execution(JobId::new(), "a", ExecutionStatus::Queued, t);
+        leases.push(Lease {
+            job: e.job_id,
+            owner: owner.into(),
+            fence: 1,
+            expires: t,
+        });
+        let claim = Write::Claim {
+            job: e.job_id,
+            owner: owner.into(),
+            ttl,
+        };
+        store.write(vec![claim, Write::Execution(e)]).await.unwrap();
+    }
+    let (running, older, younger) = (&leases[0], &leases[1], &leases[2]);
+    assert_eq!(store.take_slot(running, "a", 1, None).await.unwrap(), Slot::Granted);
+    assert!(matches!(
+        store.take_slot(older, "a", 1, None).await.unwrap(),
+        Slot::Wait(_)
+    ));
+    store.free_slot(running.job).await.unwrap();
+    assert!(
+        matches!(store.take_slot(younger, "a", 1, None).await.unwrap(), Slot::Wait(_)),
+        "the older waiter goes first"
+    );
+    // The older one's daemon dies; another takes its execution over and has not asked.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let taken = store.take_over("w", long, &["a".to_string()], 10).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    let (_, again) = &taken[0];
+    assert_eq!(again.job, older.job);
+    assert_eq!(store.take_slot(younger, "a", 1, None).await.unwrap(), Slot::Granted);
+    // Once its new holder asks it is in line again, ahead of a younger waiter.
+    let (youngest, writes) = {
+        let e = contract::execution(JobId::new(), "a", ExecutionStatus::Queued, t);
+        let lease = Lease {
+            job: e.job_id,
+            owner: "y".into(),
+            fence: 1,
+            expires: t,
+        };
+        (
+            lease,
+            vec![
+                Write::Claim {
+                    job: e.job_id,
+                    owner: "y".into(),
+                    ttl: long,
+                },
+                Write::Execution(e),
+            ],
+        )
+    };
+    store.write(writes).await.unwrap();
+    assert!(matches!(
+        store.take_slot(again, "a", 1, None).await.unwrap(),
+        Slot::Wait(_)
+    ));
+    store.free_slot(younger.job).await.unwrap();
+    assert!(matches!(
+        store.take_slot(&youngest, "a", 1, None).await.unwrap(),
+        Slot::Wait(_)
+    ));
+    assert_eq!(store.take_slot(again, "a", 1, None).await.unwrap(), Slot::Granted);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_finds_no_connection_in_time_says_how_full_the_pool_is() {
     use flowd::store::{JobId, Lease};
     let db = Database::create();
     let store = Arc::new(PostgresStore::open(&db.url, MAX_PAYLOAD, 1).await.unwrap());
     // Another session holds flow f's throttle lock, so the pool's one connection waits
-    // for it inside a throttle ask.
+    // for it inside a throttle ask that found it was its turn (its lease held, no one
+    // in line before it).
     let (holder, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
     let task = tokio::spawn(conn);
+    holder
+        .batch_execute(
+            "INSERT INTO claims (job_id, owner, fence, expires_ns)
+             VALUES ('\\x00000000000000000000000000000001', 'flowd-test', 1, 9000000000000000000)",
+        )
+        .await
+        .unwrap();
     holder
         .batch_execute("BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('flowd throttle f', 0))")
         .await
@@ -264,8 +351,8 @@ async fn a_call_that_finds_no_connection_in_time_says_how_full_the_pool_is() {
         "{err}"
     );
     holder.batch_execute("ROLLBACK").await.unwrap();
-    // The ask goes on once the lock is free: the lease is not the store's, so it is lost.
-    assert!(asking.await.unwrap().is_err());
+    // The ask goes on once the lock is free, and gets the place.
+    assert_eq!(asking.await.unwrap().unwrap(), flowd::store::Slot::Granted);
     drop(holder);
     let _ = task.await;
 }

@@ -573,6 +573,7 @@ impl Dispatcher {
                 .await
             {
                 Ok(Slot::Granted) => return Gate::Go,
+                Ok(Slot::Wait(d)) if fresh => d.min(GATE_POLL).min(t.max_wait.saturating_sub(since.elapsed())),
                 Ok(Slot::Wait(d)) => d.min(GATE_POLL),
                 Err(ClaimError::Lost(_)) => return Gate::Stop,
                 Err(e) => {
@@ -720,9 +721,10 @@ enum Gate {
     Stop,
 }
 
-/// The longest a waiter sleeps between two asks for a throttle place, and after a
-/// failed ask.
-const GATE_POLL: Duration = Duration::from_millis(100);
+/// The longest a waiter sleeps between two asks for a throttle place (the store says
+/// how long, by its place in line).
+const GATE_POLL: Duration = Duration::from_secs(1);
+/// How long a waiter sleeps after a failed ask.
 const GATE_RETRY: Duration = Duration::from_millis(500);
 
 /// The longest wait the dispatcher schedules: a later moment is re-checked then.

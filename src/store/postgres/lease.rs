@@ -116,6 +116,12 @@ pub(super) async fn take_over(
     }
     leases.sort_by_key(|l| l.job);
     let ids: Vec<Vec<u8>> = leases.iter().map(|l| id(l.job.0)).collect();
+    // Out of any throttle's line until its new holder asks: a line counts the waiters
+    // whose lease is alive, and this one may wait in its new daemon's own queue first.
+    client
+        .execute("DELETE FROM throttle_waits WHERE job_id = ANY($1)", &[&ids])
+        .await
+        .map_err(backend)?;
     let docs = client
         .query(
             "SELECT doc::text FROM executions WHERE job_id = ANY($1) ORDER BY job_id",
