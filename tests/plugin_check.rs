@@ -314,8 +314,9 @@ fn a_rebuilt_component_reuses_the_functions_compiled_before() {
     assert!(kept.0 > 0, "the first compile kept its functions: {kept:?}");
 
     // Another build: a new component (compiled, not loaded), its functions found in the
-    // cache. (wasmtime gives a few of a component's functions a new key on each compile,
-    // the same code or not: about 7% for this one.)
+    // cache. (wasmtime gives some of a component's functions a new key on each compile,
+    // the same code or not: 7% for this one on most runs, 21% once in a full CI run; a
+    // cache that kept nothing would add all of them again.)
     let second = work.path().join("echo-2.wasm");
     std::fs::write(&second, rebuilt(&original, "2")).unwrap();
     let (code, text) = check(&second, Some(cache.path()));
@@ -323,7 +324,7 @@ fn a_rebuilt_component_reuses_the_functions_compiled_before() {
     assert!(text.contains("compile:  compiled in"), "{text}");
     let now = functions(&cache.path().join("flowd"));
     assert!(
-        now.0 - kept.0 <= kept.0 / 5,
+        now.0 - kept.0 <= kept.0 / 2,
         "most functions came from the cache: {kept:?} then {now:?}"
     );
     let kept = now;
