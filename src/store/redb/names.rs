@@ -23,6 +23,10 @@ pub(super) struct Names {
     inner: Mutex<Inner>,
 }
 
+/// The most numbers one gap in a stored names table may skip: numbers handed out to
+/// writes that never committed, far more than any run of failed writes hands out.
+const MAX_SKIPPED: usize = 1 << 20;
+
 #[derive(Default)]
 struct Inner {
     ids: HashMap<Arc<[u8]>, u32>,
@@ -42,6 +46,17 @@ impl Names {
                 return Err(ReadError::Corrupt {
                     table: "names",
                     detail: format!("number {id} follows {}", inner.values.len() - 1),
+                });
+            }
+            // Each skipped number takes a slot in memory: a damaged table must not make
+            // opening the store allocate without bound.
+            if id as usize - inner.values.len() > MAX_SKIPPED {
+                return Err(ReadError::Corrupt {
+                    table: "names",
+                    detail: format!(
+                        "number {id} skips more than {MAX_SKIPPED} numbers after {}",
+                        inner.values.len() as i64 - 1
+                    ),
                 });
             }
             inner.values.resize(id as usize, (None, true));
@@ -143,5 +158,11 @@ mod tests {
         assert_eq!(skipped.number(b"d", &mut fresh), 3);
         assert_eq!(fresh.len(), 1);
         assert!(Names::loaded([(1, b"a".to_vec()), (1, b"b".to_vec())]).is_err());
+        // A damaged number far past the others is refused, not allocated for.
+        assert!(matches!(
+            Names::loaded([(0, b"a".to_vec()), (u32::MAX, b"z".to_vec())]),
+            Err(ReadError::Corrupt { table: "names", .. })
+        ));
+        assert!(Names::loaded([(MAX_SKIPPED as u32, b"z".to_vec())]).is_ok());
     }
 }
