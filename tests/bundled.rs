@@ -129,6 +129,68 @@ fn transform_sums_integers_to_an_integer() {
 }
 
 #[test]
+fn transform_calls_each_builtin_function_wherever_an_expression_names_it() {
+    // Each expression gets only the functions it calls: every built-in, at every place an
+    // expression can hold a call (arguments, exprefs, filters, hashes, lists, negation,
+    // flattening), must still be found, and an unknown name still fails when called.
+    let setup = Setup::new("");
+    let fields = [
+        ("by_price", "sort_by(items, &price)[].sku"),
+        ("top", "max_by(items, &price).sku"),
+        ("minby", "min_by(items, &qty).sku"),
+        ("cheap", "items[?to_number(to_string(price)) < `10`].sku"),
+        ("joined", "join(',', map(&sku, items))"),
+        (
+            "nested",
+            "{n: length(keys(@)), s: starts_with(name, 'A') && !contains(name, 'z'), t: type(not_null(missing, name))}",
+        ),
+        ("flat", "sum([items[].qty, [`1`]][])"),
+        ("rev", "reverse(sort(values({a: `3`, b: `1`})))"),
+        ("rounding", "[abs(`-2`), ceil(`1.2`), floor(`1.8`)]"),
+        ("avg", "avg(items[].price)"),
+        ("range", "[min(items[].price), max(items[].price)]"),
+        ("merged", "merge(`{\\\"a\\\":1}`, `{\\\"b\\\":2}`)"),
+        ("arr", "to_array(name)"),
+        ("ends", "ends_with(name, 'e')"),
+    ];
+    let table: Vec<String> = fields.iter().map(|(k, e)| format!("{k} = \"{e}\"")).collect();
+    let flow = setup.flow(
+        "t",
+        &support::one_step(
+            "transform",
+            &format!("{{ from = \"trigger.body\", fields = {{ {} }} }}", table.join(", ")),
+            "",
+        ),
+    );
+    let body = json!({"name": "Ada Lovelace", "items": [
+        {"sku": "tea", "qty": 2, "price": 4}, {"sku": "cup", "qty": 1, "price": 12}, {"sku": "pot", "qty": 3, "price": 30}
+    ]});
+    let (code, r) = setup.run(&flow, Some(&body));
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(
+        step(&r, "only")["output"].to_string(),
+        r#"{"by_price":["tea","cup","pot"],"top":"pot","minby":"cup","cheap":["tea"],"joined":"tea,cup,pot","nested":{"n":2,"s":true,"t":"string"},"flat":7,"rev":[3,1],"rounding":[2.0,2.0,1.0],"avg":15.333333333333334,"range":[4,30],"merged":{"a":1,"b":2},"arr":["Ada Lovelace"],"ends":true}"#
+    );
+
+    let flow = setup.flow(
+        "u",
+        &support::one_step(
+            "transform",
+            r#"{ from = "trigger.body", select = "frobnicate(name)" }"#,
+            "",
+        ),
+    );
+    let (code, r) = setup.run(&flow, Some(&body));
+    assert_eq!(code, 1, "{r:#}");
+    let e = &step(&r, "only")["error"];
+    assert_eq!((&e["kind"], &e["code"]), (&json!("connector"), &json!("expression")));
+    assert_eq!(
+        e["message"],
+        "evaluating \"frobnicate(name)\": Runtime error: Call to undefined function frobnicate"
+    );
+}
+
+#[test]
 fn transform_errors_at_run_time_are_connector_errors() {
     let setup = Setup::new("");
     let flow = setup.flow(

@@ -4,13 +4,81 @@
 
 use serde_json::{Map, Value};
 
-/// JMESPath's functions, with `sum` kept integral: a sum of integers is an integer.
-static RUNTIME: std::sync::LazyLock<jmespath::Runtime> = std::sync::LazyLock::new(|| {
+/// A runtime holding the JMESPath functions `ast` calls and no others, `sum` kept
+/// integral. An instance runs one call, so registering the whole built-in table (26
+/// boxed functions with their signatures) for each would cost more than most expressions
+/// take to evaluate. A name that is no built-in is left out, and fails when called, as
+/// it does with the full table.
+fn runtime_for(ast: &jmespath::ast::Ast) -> jmespath::Runtime {
+    use jmespath::functions::*;
+    let mut names = Vec::new();
+    function_names(ast, &mut names);
     let mut runtime = jmespath::Runtime::new();
-    runtime.register_builtin_functions();
-    runtime.register_function("sum", Box::new(IntegralSum(jmespath::functions::SumFn::new())));
+    for name in names {
+        let f: Box<dyn Function> = match name {
+            "abs" => Box::new(AbsFn::new()),
+            "avg" => Box::new(AvgFn::new()),
+            "ceil" => Box::new(CeilFn::new()),
+            "contains" => Box::new(ContainsFn::new()),
+            "ends_with" => Box::new(EndsWithFn::new()),
+            "floor" => Box::new(FloorFn::new()),
+            "join" => Box::new(JoinFn::new()),
+            "keys" => Box::new(KeysFn::new()),
+            "length" => Box::new(LengthFn::new()),
+            "map" => Box::new(MapFn::new()),
+            "min" => Box::new(MinFn::new()),
+            "max" => Box::new(MaxFn::new()),
+            "max_by" => Box::new(MaxByFn::new()),
+            "min_by" => Box::new(MinByFn::new()),
+            "merge" => Box::new(MergeFn::new()),
+            "not_null" => Box::new(NotNullFn::new()),
+            "reverse" => Box::new(ReverseFn::new()),
+            "sort" => Box::new(SortFn::new()),
+            "sort_by" => Box::new(SortByFn::new()),
+            "starts_with" => Box::new(StartsWithFn::new()),
+            "sum" => Box::new(IntegralSum(SumFn::new())),
+            "to_array" => Box::new(ToArrayFn::new()),
+            "to_number" => Box::new(ToNumberFn::new()),
+            "to_string" => Box::new(ToStringFn::new()),
+            "type" => Box::new(TypeFn::new()),
+            "values" => Box::new(ValuesFn::new()),
+            _ => continue,
+        };
+        runtime.register_function(name, f);
+    }
     runtime
-});
+}
+
+/// The names of the functions `ast` calls, each once.
+fn function_names<'a>(ast: &'a jmespath::ast::Ast, out: &mut Vec<&'a str>) {
+    use jmespath::ast::Ast::*;
+    match ast {
+        Function { name, args, .. } => {
+            if !out.contains(&name.as_str()) {
+                out.push(name);
+            }
+            args.iter().for_each(|a| function_names(a, out));
+        }
+        Comparison { lhs, rhs, .. }
+        | Projection { lhs, rhs, .. }
+        | And { lhs, rhs, .. }
+        | Or { lhs, rhs, .. }
+        | Subexpr { lhs, rhs, .. } => {
+            function_names(lhs, out);
+            function_names(rhs, out);
+        }
+        Condition { predicate, then, .. } => {
+            function_names(predicate, out);
+            function_names(then, out);
+        }
+        Expref { ast: node, .. } | Flatten { node, .. } | Not { node, .. } | ObjectValues { node, .. } => {
+            function_names(node, out)
+        }
+        MultiList { elements, .. } => elements.iter().for_each(|a| function_names(a, out)),
+        MultiHash { elements, .. } => elements.iter().for_each(|kv| function_names(&kv.value, out)),
+        Identity { .. } | Field { .. } | Index { .. } | Literal { .. } | Slice { .. } => {}
+    }
+}
 
 /// `sum()` that returns an integer when every item is one and the total fits in 64 bits
 /// (JMESPath's own adds as floating point: `sum([1, 2])` would be `3.0`).
@@ -48,7 +116,10 @@ pub struct Expr {
 
 enum Form {
     Fields(Vec<String>),
-    Compiled(jmespath::Expression<'static>),
+    Compiled {
+        ast: jmespath::ast::Ast,
+        runtime: jmespath::Runtime,
+    },
 }
 
 /// The field names of `a.b.c` when `text` is nothing more than that.
@@ -107,10 +178,13 @@ impl Expr {
                 form: Form::Fields(fields),
             });
         }
-        match RUNTIME.compile(text) {
-            Ok(compiled) => Some(Expr {
+        match jmespath::parse(text) {
+            Ok(ast) => Some(Expr {
                 text: text.to_string(),
-                form: Form::Compiled(compiled),
+                form: Form::Compiled {
+                    runtime: runtime_for(&ast),
+                    ast,
+                },
             }),
             Err(err) => {
                 let reason = err.reason.to_string();
@@ -137,18 +211,19 @@ impl Expr {
 
     /// Evaluates over `doc`, converting it for JMESPath only if this expression needs it.
     pub fn search_in(&self, doc: &mut Doc) -> Result<Value, String> {
-        let compiled = match &self.form {
+        let (ast, runtime) = match &self.form {
             Form::Fields(fields) => return Ok(follow(doc.value, fields).clone()),
-            Form::Compiled(c) => c,
+            Form::Compiled { ast, runtime } => (ast, runtime),
         };
         let fail = |e: jmespath::JmespathError| format!("evaluating {:?}: {}", self.text, e.reason);
-        let result = compiled.search(doc.converted().map_err(fail)?).map_err(fail)?;
+        let data = doc.converted().map_err(fail)?;
+        let result = jmespath::interpret(&data, ast, &mut jmespath::Context::new(&self.text, runtime)).map_err(fail)?;
         serde_json::to_value(&*result).map_err(|e| format!("evaluating {:?}: {e}", self.text))
     }
 
     /// JMESPath truthiness: false, null, empty strings, arrays and objects are false.
     pub fn truthy(&self, doc: &Value) -> Result<bool, String> {
-        let compiled = match &self.form {
+        let compiled: (&jmespath::ast::Ast, &jmespath::Runtime) = match &self.form {
             Form::Fields(fields) => {
                 return Ok(match follow(doc, fields) {
                     Value::Null | Value::Bool(false) => false,
@@ -158,11 +233,12 @@ impl Expr {
                     Value::Bool(true) | Value::Number(_) => true,
                 });
             }
-            Form::Compiled(c) => c,
+            Form::Compiled { ast, runtime } => (ast, runtime),
         };
-        let result = compiled
-            .search(doc)
-            .map_err(|e| format!("evaluating {:?}: {}", self.text, e.reason))?;
+        let fail = |e: jmespath::JmespathError| format!("evaluating {:?}: {}", self.text, e.reason);
+        let data = jmespath::Rcvar::new(jmespath::Variable::try_from(doc).map_err(fail)?);
+        let result = jmespath::interpret(&data, compiled.0, &mut jmespath::Context::new(&self.text, compiled.1))
+            .map_err(fail)?;
         Ok(result.is_truthy())
     }
 
@@ -170,7 +246,7 @@ impl Expr {
     fn fields(&self) -> Option<&[String]> {
         match &self.form {
             Form::Fields(f) => Some(f),
-            Form::Compiled(_) => None,
+            Form::Compiled { .. } => None,
         }
     }
 }
