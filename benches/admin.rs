@@ -176,12 +176,12 @@ fn execution_writes(rng: &mut Rng, t: SystemTime, out: &mut Vec<Write>) {
             };
             out.push(Write::Payload {
                 key: key(PayloadKind::Config),
-                value: payload(rng, "config"),
+                value: payload(rng, "config").into(),
             });
             if !fails {
                 out.push(Write::Payload {
                     key: key(PayloadKind::Output),
-                    value: payload(rng, "output"),
+                    value: payload(rng, "output").into(),
                 });
             }
             if fails {
@@ -236,7 +236,7 @@ fn execution_writes(rng: &mut Rng, t: SystemTime, out: &mut Vec<Write>) {
     });
     out.push(Write::Payload {
         key: PayloadKey::trigger(job_id),
-        value: payload(rng, "trigger"),
+        value: payload(rng, "trigger").into(),
     });
     out.extend(steps.into_iter().map(|row| Write::Step { job_id, row }));
     out.push(Write::Logs(logs));

@@ -60,7 +60,7 @@ fn long_execution(rt: &tokio::runtime::Runtime, root: &Path) -> String {
         },
         Write::Payload {
             key: PayloadKey::trigger(job_id),
-            value: json!({ "body": { "order": 42, "items": [1, 2, 3] } }),
+            value: json!({ "body": { "order": 42, "items": [1, 2, 3] } }).into(),
         },
     ];
     for i in 0..STEPS {
@@ -104,7 +104,7 @@ fn long_execution(rt: &tokio::runtime::Runtime, root: &Path) -> String {
                     step: i,
                     kind,
                 },
-                value,
+                value: value.into(),
             });
         }
     }

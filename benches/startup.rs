@@ -51,7 +51,7 @@ fn execution(i: usize, t: SystemTime, out: &mut Vec<Write>) {
     });
     out.push(Write::Payload {
         key: PayloadKey::trigger(job_id),
-        value: json!({ "kind": "http", "body": { "order": i, "note": text("order") } }),
+        value: json!({ "kind": "http", "body": { "order": i, "note": text("order") } }).into(),
     });
     let mut logs = Vec::new();
     for step in 0..3u32 {
@@ -81,7 +81,7 @@ fn execution(i: usize, t: SystemTime, out: &mut Vec<Write>) {
                 step,
                 kind: PayloadKind::Output,
             },
-            value: json!({ "step": step, "result": text("result") }),
+            value: json!({ "step": step, "result": text("result") }).into(),
         });
         logs.push(LogRow {
             time: t,

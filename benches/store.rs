@@ -90,7 +90,7 @@ fn writes(shape: &Shape) -> Vec<Vec<Write>> {
             Write::Execution(execution(job_id, ExecutionStatus::Pending, now)),
             Write::Payload {
                 key: PayloadKey::trigger(job_id),
-                value: shape.trigger.clone(),
+                value: shape.trigger.clone().into(),
             },
         ],
         vec![Write::Execution(execution(job_id, ExecutionStatus::Running, now))],
@@ -107,11 +107,11 @@ fn writes(shape: &Shape) -> Vec<Vec<Write>> {
             },
             Write::Payload {
                 key: key(i, PayloadKind::Config),
-                value: json!({ "url": "https://api.example.com/orders", "id": i }),
+                value: json!({ "url": "https://api.example.com/orders", "id": i }).into(),
             },
             Write::Payload {
                 key: key(i, PayloadKind::Output),
-                value: shape.output.clone(),
+                value: shape.output.clone().into(),
             },
             Write::Logs(vec![LogRow {
                 time: now,

@@ -59,7 +59,7 @@ fn running(job: JobId, first: Value) -> Vec<Write> {
         },
         Write::Payload {
             key: PayloadKey::trigger(job),
-            value: json!({ "kind": "manual", "body": {} }),
+            value: json!({ "kind": "manual", "body": {} }).into(),
         },
         Write::Step { job_id: job, row: step },
     ]

@@ -107,7 +107,7 @@ fn recorded(job_id: JobId, status: ExecutionStatus, t: SystemTime) -> Vec<Write>
     for key in payload_keys(job_id) {
         writes.push(Write::Payload {
             key,
-            value: json!({ "job": job_id, "step": key.step, "kind": key.kind }),
+            value: json!({ "job": job_id, "step": key.step, "kind": key.kind }).into(),
         });
     }
     for i in 0..2 {

@@ -247,7 +247,7 @@ fn report_json(report: &ExecutionReport) -> Value {
     if let Some(steps) = v["steps"].as_array_mut() {
         for (s, r) in steps.iter_mut().zip(&report.steps) {
             if r.status.ran() {
-                let trigger = report.trigger.payload.as_ref().unwrap_or(&Value::Null);
+                let trigger = report.trigger.payload.as_deref().unwrap_or(&Value::Null);
                 s["input"] = StepInput {
                     trigger,
                     steps: &outputs,
@@ -255,7 +255,7 @@ fn report_json(report: &ExecutionReport) -> Value {
                 .to_value();
             }
             if let Some(o) = &r.output {
-                outputs.insert(r.name.clone(), o.clone());
+                outputs.insert(r.name.clone(), Value::clone(o));
             }
         }
     }

@@ -9,6 +9,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 use std::fmt;
+use std::sync::Arc;
 
 /// Where a placeholder points.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,8 +42,8 @@ pub enum Part {
 /// A config value with its placeholders parsed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum Template {
-    /// Any JSON value without placeholders.
-    Literal(Value),
+    /// Any JSON value without placeholders, shared by every execution that resolves it.
+    Literal(Arc<Value>),
     /// A string containing at least one placeholder.
     Text(Vec<Part>),
     Array(Vec<Template>),
@@ -77,7 +78,7 @@ impl Template {
                 Ok(parts) => Template::Text(parts),
                 Err(e) => {
                     errors.push(e);
-                    Template::Literal(value.clone())
+                    Template::Literal(Arc::new(value.clone()))
                 }
             },
             Value::Array(items) if items.iter().any(has_placeholder) => {
@@ -88,7 +89,7 @@ impl Template {
                     .map(|(k, v)| (k.clone(), Template::parse(v, scope, errors)))
                     .collect(),
             ),
-            other => Template::Literal(other.clone()),
+            other => Template::Literal(Arc::new(other.clone())),
         }
     }
 
@@ -108,11 +109,19 @@ impl Template {
         }
     }
 
+    /// [`Template::resolve`], a value without placeholders shared rather than copied.
+    pub fn resolve_shared(&self, trigger: &Value, steps: &Map<String, Value>) -> Result<Arc<Value>, String> {
+        match self {
+            Template::Literal(v) => Ok(v.clone()),
+            _ => self.resolve(trigger, steps).map(Arc::new),
+        }
+    }
+
     /// The value with placeholders replaced from a step's input (the trigger payload and
     /// the outputs of earlier steps). Fails with a message naming the placeholder.
     pub fn resolve(&self, trigger: &Value, steps: &Map<String, Value>) -> Result<Value, String> {
         Ok(match self {
-            Template::Literal(v) => v.clone(),
+            Template::Literal(v) => Value::clone(v),
             Template::Text(parts) => match parts.as_slice() {
                 [Part::Ref(r)] => lookup(trigger, steps, r)?.clone(),
                 parts => {

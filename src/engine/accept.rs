@@ -45,7 +45,7 @@ impl Accepted {
     }
 
     /// Sends the output of the flow's `respond` step to `tx` when it has run.
-    pub fn respond_to(&self, tx: tokio::sync::oneshot::Sender<Value>) {
+    pub fn respond_to(&self, tx: tokio::sync::oneshot::Sender<std::sync::Arc<Value>>) {
         self.recorder.respond_to(tx);
     }
 }
@@ -151,7 +151,7 @@ impl Executor {
             .await
         {
             Triggered::Payload(payload) => {
-                report.trigger.payload = Some(payload.clone());
+                report.trigger.payload = Some(std::sync::Arc::new(payload.clone()));
                 let mut extra = extra;
                 let lease = self.claim_as.as_ref().map(|(owner, ttl)| {
                     extra.insert(

@@ -26,7 +26,7 @@ pub(crate) struct Recorder {
     /// The first step the current attempt runs.
     from_step: u32,
     /// Who waits for the `respond` step's output (a held-open webhook).
-    responder: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<serde_json::Value>>>,
+    responder: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<Arc<serde_json::Value>>>>,
     /// Transitions that go out with the next durable write: a step's end, the start of a
     /// step that cannot reach outside its sandbox, a held webhook's acceptance. Each is
     /// durable before anything outside can see its effect (the next step that can reach
@@ -59,12 +59,12 @@ impl Recorder {
     }
 
     /// Whoever waits for the `respond` step's output (a held-open webhook) gets it on `tx`.
-    pub(crate) fn respond_to(&self, tx: tokio::sync::oneshot::Sender<serde_json::Value>) {
+    pub(crate) fn respond_to(&self, tx: tokio::sync::oneshot::Sender<Arc<serde_json::Value>>) {
         *self.responder.locked() = Some(tx);
     }
 
     /// Hands a `respond` step's output to whoever waits for it (at most once).
-    pub(crate) fn respond(&self, output: &serde_json::Value) {
+    pub(crate) fn respond(&self, output: &Arc<serde_json::Value>) {
         if let Some(tx) = self.responder.locked().take() {
             let _ = tx.send(output.clone());
         }

@@ -5,6 +5,7 @@ use crate::plugin::{Failure, LogRecord};
 use crate::status::{ConnectorUse, ExecutionStatus, StepStatus};
 use serde::Serialize;
 use serde_json::Value;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 #[derive(Debug, Clone, Serialize)]
@@ -30,7 +31,7 @@ pub struct ExecutionReport {
     pub resume_at: Option<SystemTime>,
     /// What a `respond` step answered, if one ran.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub response: Option<Value>,
+    pub response: Option<Arc<Value>>,
 }
 
 impl ExecutionReport {
@@ -48,7 +49,7 @@ pub struct TriggerReport {
     pub kind: &'static str,
     /// The payload the flow started with; `None` when the trigger connector dropped it
     /// or failed.
-    pub payload: Option<Value>,
+    pub payload: Option<Arc<Value>>,
     pub dropped: bool,
     /// Why the event was dropped (the trigger connector's last log record), refused or
     /// failed.
@@ -95,13 +96,13 @@ pub struct StepReport {
     pub fuel_used: u64,
     /// The step's config with placeholders resolved.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub config: Option<Value>,
+    pub config: Option<Arc<Value>>,
     /// The config holds no placeholders: every execution of the flow version has the
     /// same, stored once (see `PayloadKey::shared_config`).
     #[serde(skip)]
     pub config_shared: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub output: Option<Value>,
+    pub output: Option<Arc<Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
     /// Why it was skipped or paused.

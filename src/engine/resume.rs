@@ -182,7 +182,10 @@ async fn pin_configs(store: &dyn Store, exec: &Execution) -> Result<(), StoreErr
         }
         let shared = PayloadKey::shared_config(&exec.project, &exec.flow, &exec.flow_version, row.index);
         if let Some(value) = store.payload(shared).await? {
-            writes.push(Write::Payload { key: own, value });
+            writes.push(Write::Payload {
+                key: own,
+                value: value.into(),
+            });
         }
     }
     if !writes.is_empty() {
@@ -266,7 +269,7 @@ impl Executor {
             duration: Duration::ZERO,
             trigger: TriggerReport {
                 kind: flow.trigger.kind.name(),
-                payload: trigger,
+                payload: trigger.map(std::sync::Arc::new),
                 dropped: false,
                 note: None,
                 connector: None,
@@ -330,10 +333,11 @@ impl Executor {
                     kind: PayloadKind::Output,
                 };
                 if let Some(out) = store.payload(key).await? {
+                    let shared = std::sync::Arc::new(out.clone());
                     if matches!(flow.steps[i].action, Action::Respond { .. }) {
-                        report.response = Some(out.clone());
+                        report.response = Some(shared.clone());
                     }
-                    s.output = Some(out.clone());
+                    s.output = Some(shared);
                     data.insert(row.name, out);
                 }
             }

@@ -67,7 +67,7 @@ impl Run<'_> {
         let r = &mut self.report.steps[paused];
         let out = json!({ "resumed_at": crate::time_format::rfc3339(now) });
         r.status = StepStatus::Success;
-        r.output = Some(out.clone());
+        r.output = Some(std::sync::Arc::new(out.clone()));
         r.note = None;
         r.finished_at = Some(now);
         r.duration = r
@@ -195,7 +195,11 @@ impl Run<'_> {
             match outcome {
                 StepOutcome::Done(output) => {
                     if let Action::Respond { .. } = step.action {
-                        self.report.response = Some(output.clone());
+                        let shared = match &self.report.steps[i].output {
+                            Some(o) => o.clone(),
+                            None => std::sync::Arc::new(output.clone()),
+                        };
+                        self.report.response = Some(shared.clone());
                         if i + 1 == flow.steps.len() {
                             // Nothing runs after a last respond step: the execution's end
                             // is made durable with the response, one commit fewer.
@@ -209,7 +213,7 @@ impl Run<'_> {
                         }
                         // The caller is answered only once the response is durable.
                         self.recorder.flush().await?;
-                        self.recorder.respond(&output);
+                        self.recorder.respond(&shared);
                     }
                     self.sources.insert(step.name.clone(), output);
                 }

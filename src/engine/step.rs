@@ -135,7 +135,7 @@ impl StepCall<'_> {
         let clock = Instant::now();
         let outcome = match &step.action {
             Action::Connector { call, limits } => {
-                let config = match call.template.resolve(&data.trigger, data.outputs()) {
+                let config = match call.template.resolve_shared(&data.trigger, data.outputs()) {
                     Ok(c) => c,
                     Err(message) => return Ok(finish_failed(r, clock, Failure::new(ErrorKind::Template, message))),
                 };
@@ -199,7 +199,7 @@ impl StepCall<'_> {
                 };
                 match outcome {
                     Ok(output) => {
-                        r.output = Some(output.clone());
+                        r.output = Some(std::sync::Arc::new(output.clone()));
                         r.status = StepStatus::Success;
                         StepOutcome::Done(output)
                     }
@@ -252,7 +252,7 @@ impl StepCall<'_> {
                             _ => Map::new(),
                         };
                         let out = json!({ "status": status, "headers": headers, "body": body });
-                        r.output = Some(out.clone());
+                        r.output = Some(std::sync::Arc::new(out.clone()));
                         r.status = StepStatus::Success;
                         StepOutcome::Done(out)
                     }

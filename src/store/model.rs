@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::fmt;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 /// A job id: a UUIDv7, so ids sort by creation time and "newest first" is a reverse scan.
@@ -257,7 +258,8 @@ pub enum Write {
     },
     Payload {
         key: PayloadKey,
-        value: Value,
+        /// Shared with the report it came from: a payload is written as it is, not copied.
+        value: Arc<Value>,
     },
     Logs(Vec<LogRow>),
     /// A flow is (de)activated: inactive flows take no webhooks and fire no schedule.

@@ -115,11 +115,11 @@ pub fn recorded(job_id: JobId, flow: &str, status: ExecutionStatus, t: SystemTim
         },
         Write::Payload {
             key: PayloadKey::trigger(job_id),
-            value: json!({ "body": { "job": job_id.to_string() } }),
+            value: json!({ "body": { "job": job_id.to_string() } }).into(),
         },
         Write::Payload {
             key: output(job_id, 0),
-            value: json!({ "n": 0 }),
+            value: json!({ "n": 0 }).into(),
         },
         Write::Logs(vec![log(job_id, 0, t, Level::Info, "hello")]),
     ]
@@ -168,7 +168,7 @@ pub async fn a_shared_config_is_kept_as_first_written(store: Arc<dyn Store>) {
                 Write::Execution(execution(job, "a", ExecutionStatus::Success, t)),
                 Write::Payload {
                     key,
-                    value: json!({ "n": n }),
+                    value: json!({ "n": n }).into(),
                 },
             ])
             .await
@@ -256,7 +256,7 @@ pub async fn a_batch_with_a_payload_over_the_limit_writes_nothing(store: Arc<dyn
     let mut writes = recorded(job, "a", ExecutionStatus::Success, t);
     writes.push(Write::Payload {
         key: output(job, 1),
-        value: json!("x".repeat(max_payload + 1)),
+        value: json!("x".repeat(max_payload + 1)).into(),
     });
     match store.write(writes).await {
         Err(WriteError::PayloadTooLarge { .. }) => {}

@@ -579,7 +579,7 @@ fn resolve_trigger(mut t: Table, daemon: &DaemonConfig, errors: &mut ConfigError
             }
             Some(ConnectorCall {
                 connector: c.into_inner(),
-                template: Template::Literal(value.clone()),
+                template: Template::Literal(Arc::new(value.clone())),
                 config: value,
                 location: Some(source.at(at.clone())),
                 place: Some(t.place(at)),
@@ -775,7 +775,7 @@ fn resolve_step(
                 t.dependencies(&mut needs);
                 t
             }
-            None => Template::Literal(Value::Null),
+            None => Template::Literal(Arc::new(Value::Null)),
         };
         let headers = match headers {
             Some(h) => {
@@ -789,7 +789,7 @@ fn resolve_step(
                 t.dependencies(&mut needs);
                 t
             }
-            None => Template::Literal(Value::Object(Default::default())),
+            None => Template::Literal(Arc::new(Value::Object(Default::default()))),
         };
         Some(Action::Respond {
             status: status.map_or(200, |s| s.into_inner() as u16),

@@ -1129,7 +1129,10 @@ mod tests {
             block(
                 store.write(
                     keys.into_iter()
-                        .map(|(key, value)| Write::Payload { key, value })
+                        .map(|(key, value)| Write::Payload {
+                            key,
+                            value: value.into(),
+                        })
                         .collect(),
                 ),
             )
