@@ -191,6 +191,43 @@ fn transform_calls_each_builtin_function_wherever_an_expression_names_it() {
 }
 
 #[test]
+fn transform_keep_adds_fields_each_computed_from_the_document_as_it_came() {
+    // A kept key given a new value stays where it was, new keys follow in the order
+    // written, and every expression reads the document before any field was set.
+    let setup = Setup::new("");
+    let flow = setup.flow(
+        "k",
+        &support::one_step(
+            "transform",
+            r#"{ from = "trigger.body", keep = true, fields = { b = "a", a = "length(c)", d = "b", e = "a" } }"#,
+            "",
+        ),
+    );
+    let (code, r) = setup.run(&flow, Some(&json!({"a": 1, "b": 2, "c": [1, 2, 3]})));
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(
+        step(&r, "only")["output"].to_string(),
+        r#"{"a":3,"b":1,"c":[1,2,3],"d":2,"e":1}"#
+    );
+
+    let flow = setup.flow(
+        "n",
+        &support::one_step(
+            "transform",
+            r#"{ from = "trigger.body", keep = true, fields = { x = "nope(a)" } }"#,
+            "",
+        ),
+    );
+    let (code, r) = setup.run(&flow, Some(&json!([1])));
+    assert_eq!(code, 1, "{r:#}");
+    // The document's shape is checked before any expression runs.
+    assert_eq!(
+        step(&r, "only")["error"]["message"],
+        "`keep` needs the document to be an object, but it is an array"
+    );
+}
+
+#[test]
 fn transform_errors_at_run_time_are_connector_errors() {
     let setup = Setup::new("");
     let flow = setup.flow(

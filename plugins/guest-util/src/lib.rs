@@ -441,24 +441,26 @@ impl Spec {
         let mut out = if let Some(select) = &self.select {
             select.search(&doc)?
         } else if !self.fields.is_empty() {
-            let mut map = if self.keep {
-                match &doc {
-                    Value::Object(m) => m.clone(),
-                    other => {
-                        return Err(format!(
-                            "`keep` needs the document to be an object, but it is {}",
-                            kind(other)
-                        ));
-                    }
-                }
-            } else {
-                Map::new()
-            };
+            if self.keep && !doc.is_object() {
+                return Err(format!(
+                    "`keep` needs the document to be an object, but it is {}",
+                    kind(&doc)
+                ));
+            }
             let mut converted = Doc::new(&doc);
+            let mut map = Map::new();
             for (name, expr) in &self.fields {
                 map.insert(name.clone(), expr.search_in(&mut converted)?);
             }
-            Value::Object(map)
+            // With `keep`, every expression saw the document as it came; only then is it
+            // taken (not copied) to hold the new fields, in their order.
+            match doc {
+                Value::Object(mut kept) if self.keep => {
+                    kept.extend(map);
+                    Value::Object(kept)
+                }
+                _ => Value::Object(map),
+            }
         } else {
             doc
         };
