@@ -235,7 +235,8 @@ pub struct Step {
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Connector {
-        call: ConnectorCall,
+        /// Boxed: the other variants are a fraction of its size.
+        call: Box<ConnectorCall>,
         limits: StepLimits,
     },
     Pause(Pause),

@@ -738,14 +738,14 @@ fn resolve_step(
             limits.memory = m.into_inner();
         }
         Some(Action::Connector {
-            call: ConnectorCall {
+            call: Box::new(ConnectorCall {
                 connector: connector.into_inner(),
                 config,
                 template,
                 location: Some(source.at(cfg_span.clone())),
                 place: Some(t.place(cfg_span)),
                 keys: Arc::new(keys),
-            },
+            }),
             limits,
         })
     } else if let Some(pause) = pause {
