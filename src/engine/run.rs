@@ -195,11 +195,7 @@ impl Run<'_> {
             match outcome {
                 StepOutcome::Done(output) => {
                     if let Action::Respond { .. } = step.action {
-                        let shared = match &self.report.steps[i].output {
-                            Some(o) => o.clone(),
-                            None => std::sync::Arc::new(output.clone()),
-                        };
-                        self.report.response = Some(shared.clone());
+                        self.report.response = Some(output.clone());
                         if i + 1 == flow.steps.len() {
                             // Nothing runs after a last respond step: the execution's end
                             // is made durable with the response, one commit fewer.
@@ -213,9 +209,11 @@ impl Run<'_> {
                         }
                         // The caller is answered only once the response is durable.
                         self.recorder.flush().await?;
-                        self.recorder.respond(&shared);
+                        self.recorder.respond(&output);
                     }
-                    self.sources.insert(step.name.clone(), output);
+                    // Its report keeps a reference: the sources get their own copy.
+                    self.sources
+                        .insert(step.name.clone(), std::sync::Arc::unwrap_or_clone(output));
                 }
                 StepOutcome::Failed => {
                     unavailable.insert(step.name.clone(), "failed");

@@ -14,6 +14,7 @@ use crate::status::{ConnectorUse, StepStatus};
 use crate::store::StoreError;
 use serde_json::{Map, Value, json};
 use std::hash::{BuildHasher, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 /// What a step's input and placeholders are drawn from: the trigger payload and each
@@ -104,7 +105,8 @@ pub(super) struct Tries<'a> {
 }
 
 pub(super) enum StepOutcome {
-    Done(Value),
+    /// The output, shared with the step's report.
+    Done(Arc<Value>),
     Failed,
     /// The flow's allocated time ran out during this step.
     OutOfTime,
@@ -199,7 +201,8 @@ impl StepCall<'_> {
                 };
                 match outcome {
                     Ok(output) => {
-                        r.output = Some(std::sync::Arc::new(output.clone()));
+                        let output = Arc::new(output);
+                        r.output = Some(output.clone());
                         r.status = StepStatus::Success;
                         StepOutcome::Done(output)
                     }
@@ -252,7 +255,8 @@ impl StepCall<'_> {
                             _ => Map::new(),
                         };
                         let out = json!({ "status": status, "headers": headers, "body": body });
-                        r.output = Some(std::sync::Arc::new(out.clone()));
+                        let out = Arc::new(out);
+                        r.output = Some(out.clone());
                         r.status = StepStatus::Success;
                         StepOutcome::Done(out)
                     }

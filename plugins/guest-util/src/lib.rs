@@ -116,10 +116,13 @@ pub struct Expr {
 
 enum Form {
     Fields(Vec<String>),
-    Compiled {
-        ast: jmespath::ast::Ast,
-        runtime: jmespath::Runtime,
-    },
+    Compiled(Compiled),
+}
+
+/// A parsed expression with the functions it calls.
+struct Compiled {
+    ast: jmespath::ast::Ast,
+    runtime: jmespath::Runtime,
 }
 
 /// The field names of `a.b.c` when `text` is nothing more than that.
@@ -181,10 +184,10 @@ impl Expr {
         match jmespath::parse(text) {
             Ok(ast) => Some(Expr {
                 text: text.to_string(),
-                form: Form::Compiled {
+                form: Form::Compiled(Compiled {
                     runtime: runtime_for(&ast),
                     ast,
-                },
+                }),
             }),
             Err(err) => {
                 let reason = err.reason.to_string();
@@ -211,19 +214,27 @@ impl Expr {
 
     /// Evaluates over `doc`, converting it for JMESPath only if this expression needs it.
     pub fn search_in(&self, doc: &mut Doc) -> Result<Value, String> {
-        let (ast, runtime) = match &self.form {
+        let compiled = match &self.form {
             Form::Fields(fields) => return Ok(follow(doc.value, fields).clone()),
-            Form::Compiled { ast, runtime } => (ast, runtime),
+            Form::Compiled(c) => c,
         };
-        let fail = |e: jmespath::JmespathError| format!("evaluating {:?}: {}", self.text, e.reason);
-        let data = doc.converted().map_err(fail)?;
-        let result = jmespath::interpret(&data, ast, &mut jmespath::Context::new(&self.text, runtime)).map_err(fail)?;
+        let data = doc.converted().map_err(|e| self.failed(e))?;
+        let result = self.interpret(compiled, &data)?;
         serde_json::to_value(&*result).map_err(|e| format!("evaluating {:?}: {e}", self.text))
+    }
+
+    fn interpret(&self, c: &Compiled, data: &jmespath::Rcvar) -> Result<jmespath::Rcvar, String> {
+        jmespath::interpret(data, &c.ast, &mut jmespath::Context::new(&self.text, &c.runtime))
+            .map_err(|e| self.failed(e))
+    }
+
+    fn failed(&self, e: jmespath::JmespathError) -> String {
+        format!("evaluating {:?}: {}", self.text, e.reason)
     }
 
     /// JMESPath truthiness: false, null, empty strings, arrays and objects are false.
     pub fn truthy(&self, doc: &Value) -> Result<bool, String> {
-        let compiled: (&jmespath::ast::Ast, &jmespath::Runtime) = match &self.form {
+        let compiled = match &self.form {
             Form::Fields(fields) => {
                 return Ok(match follow(doc, fields) {
                     Value::Null | Value::Bool(false) => false,
@@ -233,12 +244,10 @@ impl Expr {
                     Value::Bool(true) | Value::Number(_) => true,
                 });
             }
-            Form::Compiled { ast, runtime } => (ast, runtime),
+            Form::Compiled(c) => c,
         };
-        let fail = |e: jmespath::JmespathError| format!("evaluating {:?}: {}", self.text, e.reason);
-        let data = jmespath::Rcvar::new(jmespath::Variable::try_from(doc).map_err(fail)?);
-        let result = jmespath::interpret(&data, compiled.0, &mut jmespath::Context::new(&self.text, compiled.1))
-            .map_err(fail)?;
+        let data = jmespath::Rcvar::new(jmespath::Variable::try_from(doc).map_err(|e| self.failed(e))?);
+        let result = self.interpret(compiled, &data)?;
         Ok(result.is_truthy())
     }
 
@@ -246,7 +255,7 @@ impl Expr {
     fn fields(&self) -> Option<&[String]> {
         match &self.form {
             Form::Fields(f) => Some(f),
-            Form::Compiled { .. } => None,
+            Form::Compiled(_) => None,
         }
     }
 }
