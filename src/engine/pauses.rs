@@ -22,14 +22,21 @@ const SAME_PAUSE: Duration = Duration::from_secs(1);
 impl Pauses {
     /// Waits until `until`, or until [`Pauses::wake`] is called for `job`.
     pub(crate) async fn wait(&self, job: JobId, until: SystemTime) {
+        self.register(job, until).ended().await
+    }
+
+    /// Takes `job`'s wait until `until` now, before the pause is made visible, so that a
+    /// resume request that sees it paused finds its waiter; the wait is given up when
+    /// the returned [`Wait`] is dropped without being waited out.
+    pub(crate) fn register(&self, job: JobId, until: SystemTime) -> Wait<'_> {
         let notify = Arc::new(Notify::new());
         self.waiting.locked().insert(job, (notify.clone(), until));
-        let wait = until.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = notify.notified() => {}
+        Wait {
+            pauses: self,
+            job,
+            notify,
+            until,
         }
-        self.waiting.locked().remove(&job);
     }
 
     /// Ends the wait of `job` now; false when no task here waits for it.
@@ -57,6 +64,37 @@ impl Pauses {
                 true
             }
             _ => false,
+        }
+    }
+}
+
+/// A registered wait (see [`Pauses::register`]).
+pub(crate) struct Wait<'a> {
+    pauses: &'a Pauses,
+    job: JobId,
+    notify: Arc<Notify>,
+    until: SystemTime,
+}
+
+impl Wait<'_> {
+    /// Until the pause's time, or until woken (a wake before this call is kept).
+    pub(crate) async fn ended(self) {
+        let wait = self.until.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = self.notify.notified() => {}
+        }
+    }
+}
+
+impl Drop for Wait<'_> {
+    fn drop(&mut self) {
+        let mut waiting = self.pauses.waiting.locked();
+        if waiting
+            .get(&self.job)
+            .is_some_and(|(n, _)| Arc::ptr_eq(n, &self.notify))
+        {
+            waiting.remove(&self.job);
         }
     }
 }
@@ -95,5 +133,21 @@ mod tests {
             .expect("woken by a request for its own due time")
             .unwrap();
         pauses.wait(job, SystemTime::now()).await;
+    }
+
+    #[tokio::test]
+    async fn a_registered_wait_is_found_before_it_is_waited_out_and_forgotten_when_dropped() {
+        let pauses = Pauses::default();
+        let job = JobId::new();
+        let wait = pauses.register(job, SystemTime::now() + Duration::from_secs(3600));
+        // Woken between registering and waiting (a resume request right after the pause
+        // was stored): the wake is kept and ends the wait at once.
+        assert!(pauses.wake(job));
+        tokio::time::timeout(Duration::from_secs(10), wait.ended())
+            .await
+            .expect("a wake before the wait ends it");
+        assert!(!pauses.wake(job), "the wait is over and forgotten");
+        drop(pauses.register(job, SystemTime::now() + Duration::from_secs(3600)));
+        assert!(!pauses.wake(job), "a wait given up is forgotten");
     }
 }

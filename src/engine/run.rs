@@ -39,6 +39,14 @@ impl Run<'_> {
             let (status, written) = self.run_steps(start, deadline).await?;
             self.report.status = status;
             self.report.duration = self.clock.elapsed();
+            // A timed pause waited out here is registered before it is stored: a resume
+            // request that finds it paused must find its waiter too.
+            let wait = match self.report.resume_at {
+                Some(at) if status == ExecutionStatus::Paused && !self.exec.parks(at) => {
+                    Some(self.exec.pauses.register(self.recorder.job_id, at))
+                }
+                _ => None,
+            };
             if !self.recorder.has_ended() {
                 self.report.finished_at = SystemTime::now();
                 self.recorder.finished(&self.report, written).await?;
@@ -47,14 +55,11 @@ impl Run<'_> {
                 self.exec.observe_end(&self.report);
                 return Ok(self.report);
             }
-            let Some(at) = self.report.resume_at else {
+            let Some(wait) = wait else {
                 return Ok(self.report);
             };
-            if self.exec.parks(at) {
-                return Ok(self.report);
-            }
             let paused = written - 1;
-            self.exec.pauses.wait(self.recorder.job_id, at).await;
+            wait.ended().await;
             super::hold::check(self.recorder.job_id)?;
             self.unpause(paused).await?;
             start = paused + 1;
