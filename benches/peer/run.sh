@@ -190,7 +190,7 @@ sed -i "s/127.0.0.1:18080/127.0.0.1:$flowd_port/; s/127.0.0.1:18081/127.0.0.1:$(
 flowd_pid=$!
 pids+=("$flowd_pid")
 wait_for "http://127.0.0.1:$flowd_port/peer" 60 || { tail -20 "$run/flowd.log" >&2; die "flowd did not answer the webhook"; }
-measure flowd "$flowd_pid" "http://127.0.0.1:$flowd_port/peer" "$run/flowd/data/flowd.redb"
+measure flowd "$flowd_pid" "http://127.0.0.1:$flowd_port/peer" "$run/flowd/data/flowd.redb" "$run/flowd/data/flowd.wal"
 R[flowd,stored]=$(grep -c 'execution finished' "$run/flowd.log" || true)
 
 # --- report ------------------------------------------------------------------------------

@@ -10,6 +10,7 @@
 //! - `export`: the whole store read out, for a copy into another backend.
 //! - `space`: where the file's bytes go, per table.
 
+mod encoded;
 mod export;
 mod names;
 mod packing;
@@ -18,6 +19,7 @@ mod query;
 mod rows;
 mod space;
 mod tables;
+mod wal;
 mod writer;
 
 pub use export::{Export, Page, Part};
@@ -29,6 +31,7 @@ use crate::store::{
     Attempt, ClaimError, Execution, JobId, Lease, ListQuery, LogKey, LogQuery, LogRow, OpenError, PayloadKey, Pruned,
     ReadError, Slot, StepRow, Store, StoreFuture, Write, WriteError,
 };
+use encoded::encode;
 use redb::{Database, ReadableDatabase, ReadableTable, TableError};
 use serde::Deserialize;
 use serde_json::Value;
@@ -42,7 +45,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tables::Tables;
 use tables::{BY_FLOW_STATUS, LEGACY_BY_FLOW};
 use tokio::sync::oneshot;
-use writer::{Counters, PruneRequest, Request, WriteRequest, encode, writer_loop};
+use writer::{Counters, PruneRequest, Request, WriteRequest, writer_loop};
 
 pub struct RedbStore {
     db: Arc<Db>,
@@ -142,11 +145,19 @@ impl RedbStore {
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         let path = dir.join("flowd.redb");
+        let wal_path = dir.join("flowd.wal");
         if !path.exists() {
+            // A log without its database holds batches of a database that is gone: a new
+            // one must not take them for its own.
+            match std::fs::remove_file(&wal_path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(open_err(e.to_string())),
+                _ => {}
+            }
             create_atomically(dir, &path).map_err(|e| open_err(e.to_string()))?;
         }
         let db = open_repairing(&path, cache_size).map_err(|e| open_err(e.to_string()))?;
         let names = create_tables(&db).map_err(|e| open_err(e.to_string()))?;
+        let wal = open_wal(&db, &names, &wal_path).map_err(open_err)?;
         let db = Arc::new(Db {
             file: db,
             names,
@@ -158,7 +169,7 @@ impl RedbStore {
             let (db, counters) = (db.clone(), counters.clone());
             std::thread::Builder::new()
                 .name("flowd-store-writer".into())
-                .spawn(move || writer_loop(&db, rx, &counters))
+                .spawn(move || writer_loop(&db, wal, rx, &counters))
                 .map_err(|e| open_err(e.to_string()))?
         };
         Ok(RedbStore {
@@ -290,6 +301,31 @@ fn create_tables(db: &Database) -> Result<names::Names, WriteError> {
     };
     txn.commit().map_err(write_err)?;
     Ok(names)
+}
+
+/// Opens the write-ahead log at `path` and applies the batches it holds that the
+/// database does not (those of a process that stopped between checkpoints).
+fn open_wal(db: &Database, names: &names::Names, path: &Path) -> Result<wal::Wal, String> {
+    let applied = db
+        .begin_read()
+        .map_err(|e| e.to_string())?
+        .open_table(tables::META)
+        .map_err(|e| e.to_string())?
+        .get(tables::WAL_APPLIED)
+        .map_err(|e| e.to_string())?
+        .map_or(0, |v| v.value());
+    let (wal, records) = wal::Wal::open(path, applied).map_err(|e| e.to_string())?;
+    if let (Some(first), Some(last)) = (records.first(), records.last()) {
+        writer::replay(db, names, &records).map_err(|e| format!("{}: {e}", path.display()))?;
+        tracing::info!(
+            path = %path.display(),
+            batches = records.len(),
+            "applied batches {}..={} of the write-ahead log that the database did not hold yet",
+            first.seq,
+            last.seq
+        );
+    }
+    Ok(wal)
 }
 
 /// Opens the database at `path`. One not closed cleanly (flowd was killed, the machine
@@ -565,9 +601,9 @@ impl Store for RedbStore {
 
 #[cfg(test)]
 mod tests {
+    use super::encoded::json;
     use super::query::{escaped, holds};
     use super::tables::{BY_STATUS, EXECUTIONS};
-    use super::writer::json;
     use super::*;
     use crate::status::StepStatus;
     use crate::store::PayloadKind;
@@ -575,6 +611,51 @@ mod tests {
     use std::time::Duration;
 
     const DAY: Duration = Duration::from_secs(24 * 3600);
+
+    /// Appends one batch that stores name `id` to the log in `dir`.
+    fn logged_name(dir: &Path, seq: u64, id: u32, value: &[u8]) {
+        let (mut wal, _) = wal::Wal::open(&dir.join("flowd.wal"), seq - 1).unwrap();
+        let mut body = Vec::new();
+        wal::encode(&mut body, &encoded::Encoded::Name((id, value.to_vec().into())));
+        wal.append(seq, &body).unwrap();
+    }
+
+    #[test]
+    fn batches_only_the_log_holds_are_applied_at_open_and_a_log_without_its_database_is_dropped() {
+        // A log beside no database: a new database does not take its batches.
+        let dir = tempfile::tempdir().unwrap();
+        logged_name(dir.path(), 1, 0, b"ghost");
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.db.names.len(), 0);
+        drop(store);
+        // A clean close leaves the log empty.
+        assert_eq!(std::fs::metadata(dir.path().join("flowd.wal")).unwrap().len(), 0);
+
+        // The database holds no batch yet; the log holds batch 1 (a killed process).
+        logged_name(dir.path(), 1, 0, b"kept");
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(&*store.db.names.value("test", 0).unwrap(), b"kept");
+        drop(store);
+        // Applied once: it is in the database, and its number is the database's.
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(store.db.names.len(), 1);
+        let applied = store
+            .db
+            .begin_read()
+            .unwrap()
+            .open_table(tables::META)
+            .unwrap()
+            .get(tables::WAL_APPLIED)
+            .unwrap()
+            .map(|v| v.value());
+        assert_eq!(applied, Some(1));
+        drop(store);
+        // A log from another copy of the database (its batches start past this one's).
+        logged_name(dir.path(), 5, 1, b"other");
+        let err = RedbStore::open(dir.path(), 1 << 20).err().unwrap().to_string();
+        assert!(err.contains("flowd.wal") && err.contains("start at batch 5"), "{err}");
+        assert!(err.contains("holds batches up to 1 only"), "{err}");
+    }
 
     fn block<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()

@@ -103,6 +103,17 @@ impl Names {
             })
     }
 
+    /// A value a batch replayed from the write-ahead log stores under `id`.
+    pub(super) fn restore(&self, id: u32, value: Arc<[u8]>) {
+        let mut inner = crate::sync::Lock::locked(&self.inner);
+        let i = id as usize;
+        if i >= inner.values.len() {
+            inner.values.resize(i + 1, (None, true));
+        }
+        inner.ids.insert(value.clone(), id);
+        inner.values[i] = (Some(value), true);
+    }
+
     /// How many values are numbered.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {

@@ -33,6 +33,10 @@ pub(crate) const BY_FLOW_STATUS: TableDefinition<(&str, u8, u128), ()> =
 /// Strings every execution of a flow version repeats, numbered (see `names`).
 pub(crate) const NAMES: TableDefinition<u32, &[u8]> = TableDefinition::new("names");
 pub(crate) const SCHEDULES: TableDefinition<&str, u64> = TableDefinition::new("schedules");
+/// The store's own counters: [`WAL_APPLIED`], the last write-ahead log batch the
+/// database holds.
+pub(crate) const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
+pub(crate) const WAL_APPLIED: &str = "wal_applied";
 /// flow name → () for each flow an operator deactivated.
 pub(crate) const INACTIVE_FLOWS: TableDefinition<&str, ()> = TableDefinition::new("inactive_flows");
 
@@ -49,6 +53,7 @@ pub(super) struct Tables<'txn> {
     pub(super) by_status: Table<'txn, (u8, u128), ()>,
     pub(super) by_flow_status: Table<'txn, (&'static str, u8, u128), ()>,
     pub(super) names: Table<'txn, u32, &'static [u8]>,
+    pub(super) meta: Table<'txn, &'static str, u64>,
 }
 
 impl<'txn> Tables<'txn> {
@@ -65,6 +70,7 @@ impl<'txn> Tables<'txn> {
             by_status: txn.open_table(BY_STATUS).map_err(write_err)?,
             by_flow_status: txn.open_table(BY_FLOW_STATUS).map_err(write_err)?,
             names: txn.open_table(NAMES).map_err(write_err)?,
+            meta: txn.open_table(META).map_err(write_err)?,
         })
     }
 }

@@ -1,23 +1,37 @@
 //! The one writer thread: it owns every write transaction and commits whatever queued up
 //! while the previous commit was syncing (group commit), so under load many executions
-//! share one fsync and alone a write commits at once; prune batches go through it too,
-//! each in a transaction of its own. Records are encoded on the caller's task: the
-//! thread only inserts bytes.
+//! share one sync and alone a write commits at once; prune batches go through it too,
+//! each in a transaction of its own. A batch is made durable by the write-ahead log
+//! (`wal`) and committed to redb in memory; every [`CHECKPOINT_AFTER`] (or when the log
+//! is full, or idle) a durable redb commit takes over and the log starts over. Records
+//! are encoded on the caller's task: the thread only inserts bytes.
 
-use super::names::{Names, Pending};
+use super::encoded::Encoded;
+use super::names::Names;
 use super::packing::{self, Place};
-use super::tables::Tables;
+use super::tables::{Tables, WAL_APPLIED};
+use super::wal::{self, Record, Wal};
 use super::{Db, nanos, rows, status_code, write_err};
-use crate::store::{PayloadKind, Pruned, SHARED_ATTEMPT, Write, WriteError};
+use crate::store::{Pruned, SHARED_ATTEMPT, WriteError};
 use redb::ReadableTable;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 
 /// The most requests one transaction takes; the rest wait for the next commit.
 const MAX_BATCH: usize = 4096;
+
+/// How long a batch waits for more requests when the last one was shared.
+const COMMIT_DELAY: Duration = Duration::from_micros(500);
+
+/// Requests a batch stops waiting for more at.
+const GATHER: usize = 16;
+
+/// How long batches stay in the write-ahead log before a durable commit of the database
+/// takes them over: the longest replay at open, and what redb holds in memory meanwhile.
+pub(super) const CHECKPOINT_AFTER: Duration = Duration::from_millis(250);
 
 /// What the writer thread is asked to do.
 pub(super) enum Request {
@@ -59,159 +73,39 @@ pub(super) struct Counters {
     pub(super) batches: [AtomicU64; BATCH_BUCKETS.len() + 1],
 }
 
-/// A write with its records already encoded, on the caller's task: the one writer thread
-/// only inserts bytes.
-pub(super) enum Encoded {
-    /// A numbered value rows of this write refer to that no commit has stored yet.
-    Name(Pending),
-    Execution {
-        id: u128,
-        flow: String,
-        status: u8,
-        bytes: Vec<u8>,
-    },
-    FlowActive {
-        flow: String,
-        active: bool,
-    },
-    LastFire {
-        flow: String,
-        at: u64,
-    },
-    /// A fire time taken: its request is refused when a fire at or after it is stored.
-    Fire {
-        flow: String,
-        at: SystemTime,
-    },
-    Attempt {
-        key: (u128, u32),
-        bytes: Vec<u8>,
-    },
-    Step {
-        key: (u128, u32, u32),
-        bytes: Vec<u8>,
-    },
-    Payload {
-        key: (u128, u32, u32, u8),
-        bytes: Vec<u8>,
-    },
-    /// Payloads of one execution stored together (see `packing`), under the first one's
-    /// key with the kind byte `BUNDLE`.
-    Bundle {
-        key: (u128, u32, u32, u8),
-        bytes: Vec<u8>,
-    },
-    Log {
-        time: u64,
-        job: u128,
-        bytes: Vec<u8>,
-    },
-}
-
-/// Encodes `writes`, refusing a payload over `max_payload` bytes. Two or more payloads
-/// of one execution become one bundle.
-pub(super) fn encode(writes: Vec<Write>, max_payload: usize, names: &Names) -> Result<Vec<Encoded>, WriteError> {
-    let mut out = Vec::with_capacity(writes.len());
-    let mut pending = Vec::new();
-    // Per execution, its payloads by place (a later write of a place replaces an earlier).
-    let mut payloads: BTreeMap<u128, BTreeMap<Place, Vec<u8>>> = BTreeMap::new();
-    for w in writes {
-        match w {
-            Write::Execution(e) => out.push(Encoded::Execution {
-                id: e.job_id.0,
-                status: status_code(e.status),
-                bytes: rows::encode(&e, names, &mut pending),
-                flow: e.flow,
-            }),
-            Write::FlowActive { flow, active } => out.push(Encoded::FlowActive { flow, active }),
-            Write::LastFire { flow, at } => out.push(Encoded::LastFire { flow, at: nanos(at) }),
-            Write::Fire { flow, at } => out.push(Encoded::Fire { flow, at }),
-            // Claims live in memory beside the database (see `RedbStore::write`).
-            Write::Claim { .. } | Write::Fence { .. } => {}
-            Write::Attempt { job_id, row } => out.push(Encoded::Attempt {
-                key: (job_id.0, row.attempt),
-                bytes: rows::encode(&row, names, &mut pending),
-            }),
-            Write::Step { job_id, row } => out.push(Encoded::Step {
-                key: (job_id.0, row.attempt, row.index),
-                bytes: rows::encode(&row, names, &mut pending),
-            }),
-            Write::Payload { key, value } => {
-                let bytes = json(&value);
-                if bytes.len() > max_payload {
-                    let kind = match key.kind {
-                        PayloadKind::Trigger => "trigger",
-                        PayloadKind::Config => "config",
-                        PayloadKind::Output => "output",
-                    };
-                    return Err(WriteError::PayloadTooLarge {
-                        kind,
-                        size: bytes.len(),
-                        max: max_payload,
-                    });
-                }
-                let place = (key.attempt, key.step, key.kind.code());
-                if key.attempt == SHARED_ATTEMPT {
-                    // Kept once for every execution of a flow version: never in a bundle.
-                    out.push(Encoded::Payload {
-                        key: (key.job_id.0, place.0, place.1, place.2),
-                        bytes: packing::pack(bytes),
-                    });
-                } else {
-                    payloads.entry(key.job_id.0).or_default().insert(place, bytes);
-                }
-            }
-            Write::Logs(rows) => {
-                for row in rows {
-                    out.push(Encoded::Log {
-                        time: nanos(row.time),
-                        job: row.job_id.0,
-                        bytes: rows::encode(&row, names, &mut pending),
-                    });
-                }
-            }
-        }
-    }
-    for (job, places) in payloads {
-        let mut places: Vec<(Place, Vec<u8>)> = places.into_iter().collect();
-        let (first, _) = places[0];
-        if places.len() == 1 {
-            let ((attempt, step, kind), json) = places.pop().expect("one payload");
-            out.push(Encoded::Payload {
-                key: (job, attempt, step, kind),
-                bytes: packing::pack(json),
-            });
-        } else {
-            out.push(Encoded::Bundle {
-                key: (job, first.0, first.1, packing::BUNDLE),
-                bytes: packing::pack_bundle(&places),
-            });
-        }
-    }
-    out.extend(pending.into_iter().map(Encoded::Name));
-    Ok(out)
-}
-
-pub(super) fn json<T: serde::Serialize>(v: &T) -> Vec<u8> {
-    serde_json::to_vec(v).expect("store records serialize")
-}
-
-pub(super) fn writer_loop(db: &Db, rx: mpsc::Receiver<Request>, counters: &Counters) {
+pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, counters: &Counters) {
     let mut seq: u32 = 0;
+    let mut checkpointed = Instant::now();
     // A prune met while gathering a batch waits here for the batch to commit.
     let mut held: Option<Request> = None;
+    let mut last_batch = 0;
     loop {
         let first = match held.take() {
             Some(r) => r,
+            // Batches only the log holds are checkpointed once writes pause.
+            None if !wal.is_empty() => match rx.recv_timeout(CHECKPOINT_AFTER.saturating_sub(checkpointed.elapsed())) {
+                Ok(r) => r,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    checkpoint(db, &mut wal, &mut checkpointed);
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            },
             None => match rx.recv() {
                 Ok(r) => r,
-                Err(_) => return,
+                Err(_) => break,
             },
         };
         let first = match first {
             Request::Write(w) => w,
             Request::Prune(p) => {
-                let _ = p.done.send(super::prune::prune(db, p.cutoff, p.max_executions));
+                let pruned = super::prune::prune(db, p.cutoff, p.max_executions);
+                // Its commit is durable, and so is every batch before it.
+                if pruned.is_ok() {
+                    wal.checkpointed(wal.last_seq());
+                    checkpointed = Instant::now();
+                }
+                let _ = p.done.send(pruned);
                 continue;
             }
         };
@@ -226,7 +120,35 @@ pub(super) fn writer_loop(db: &Db, rx: mpsc::Receiver<Request>, counters: &Count
                 Err(_) => break,
             }
         }
-        let results = apply(db, &batch, &mut seq);
+        // Others wrote alongside the last batch: more are likely on their way, and a short
+        // wait lets them share this commit (PostgreSQL's commit_delay, with the last
+        // batch for its commit_siblings). A lone writer never waits.
+        if held.is_none() && last_batch > 1 {
+            let until = Instant::now() + COMMIT_DELAY;
+            while batch.len() < GATHER {
+                let Some(left) = until.checked_duration_since(Instant::now()) else {
+                    break;
+                };
+                match rx.recv_timeout(left) {
+                    Ok(Request::Write(w)) => batch.push(w),
+                    Ok(prune) => {
+                        held = Some(prune);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        last_batch = batch.len();
+        for request in &mut batch {
+            for w in &mut request.writes {
+                if let Encoded::Log { seq: s, .. } = w {
+                    seq = seq.wrapping_add(1);
+                    *s = seq;
+                }
+            }
+        }
+        let results = commit(db, &mut wal, &batch, &mut checkpointed);
         // Only an applied request's names were inserted: a refused one's stay pending,
         // carried again by the next write that refers to them.
         if let Ok(each) = &results {
@@ -253,6 +175,35 @@ pub(super) fn writer_loop(db: &Db, rx: mpsc::Receiver<Request>, counters: &Count
             let _ = r.done.send(result);
         }
     }
+    // A clean close leaves everything in the database and the log empty.
+    if wal.is_empty() || checkpoint(db, &mut wal, &mut checkpointed) {
+        wal.close();
+    }
+}
+
+/// A durable commit of the database that takes over every batch in the log; whether it
+/// succeeded (if not, the log keeps them and the next checkpoint tries again).
+fn checkpoint(db: &Db, wal: &mut Wal, checkpointed: &mut Instant) -> bool {
+    let seq = wal.last_seq();
+    let done = (|| -> Result<(), WriteError> {
+        let txn = db.begin_write().map_err(write_err)?;
+        txn.open_table(super::tables::META)
+            .map_err(write_err)?
+            .insert(WAL_APPLIED, seq)
+            .map_err(write_err)?;
+        txn.commit().map_err(write_err)
+    })();
+    match done {
+        Ok(()) => {
+            wal.checkpointed(seq);
+            *checkpointed = Instant::now();
+            true
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "a checkpoint of the database failed; the write-ahead log keeps its batches");
+            false
+        }
+    }
 }
 
 /// Why `request` may not apply to what `tables` hold now: a fire time already taken.
@@ -271,11 +222,20 @@ fn refusal(tables: &Tables, request: &WriteRequest) -> Result<Option<WriteError>
     Ok(None)
 }
 
-/// Applies a batch in one durable transaction; per request, whether it applied (a
-/// request refused on its own leaves the others to commit).
-fn apply(db: &Db, batch: &[WriteRequest], seq: &mut u32) -> Result<Vec<Result<(), WriteError>>, WriteError> {
-    let txn = db.begin_write().map_err(write_err)?;
+/// Applies a batch in one transaction and makes it durable: through the log, or (when a
+/// checkpoint is due, the log is full or cannot be written) by a durable commit of the
+/// database. Per request, whether it applied (a request refused on its own leaves the
+/// others to commit).
+fn commit(
+    db: &Db,
+    wal: &mut Wal,
+    batch: &[WriteRequest],
+    checkpointed: &mut Instant,
+) -> Result<Vec<Result<(), WriteError>>, WriteError> {
+    let seq = wal.next_seq();
+    let mut txn = db.begin_write().map_err(write_err)?;
     let mut results = Vec::with_capacity(batch.len());
+    let mut body = Vec::new();
     {
         let mut tables = Tables::open(&txn)?;
         for request in batch {
@@ -285,106 +245,153 @@ fn apply(db: &Db, batch: &[WriteRequest], seq: &mut u32) -> Result<Vec<Result<()
             }
             results.push(Ok(()));
             for w in &request.writes {
-                match w {
-                    Encoded::Name((id, value)) => {
-                        tables.names.insert(*id, &**value).map_err(write_err)?;
-                    }
-                    Encoded::Execution {
-                        id,
-                        flow,
-                        status,
-                        bytes,
-                    } => {
-                        let old = tables.executions.insert(*id, bytes.as_slice()).map_err(write_err)?;
-                        let old = match old {
-                            Some(old) => Some(
-                                rows::head(&db.names, old.value()).map_err(|e| WriteError::Backend(e.to_string()))?,
-                            ),
-                            None => None,
-                        };
-                        match old {
-                            Some(old) if status_code(old.status) == *status => {}
-                            Some(old) => {
-                                let s = status_code(old.status);
-                                tables.by_status.remove((s, *id)).map_err(write_err)?;
-                                tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
-                                tables
-                                    .by_flow_status
-                                    .remove((old.flow.as_str(), s, *id))
-                                    .map_err(write_err)?;
-                                tables
-                                    .by_flow_status
-                                    .insert((flow.as_str(), *status, *id), ())
-                                    .map_err(write_err)?;
-                            }
-                            // A new execution: its flow never changes, so it is indexed once.
-                            None => {
-                                tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
-                                tables
-                                    .by_flow_status
-                                    .insert((flow.as_str(), *status, *id), ())
-                                    .map_err(write_err)?;
-                            }
-                        }
-                    }
-                    Encoded::FlowActive { flow, active } => {
-                        if *active {
-                            tables.inactive.remove(flow.as_str()).map_err(write_err)?;
-                        } else {
-                            tables.inactive.insert(flow.as_str(), ()).map_err(write_err)?;
-                        }
-                    }
-                    Encoded::LastFire { flow, at } => {
-                        tables.schedules.insert(flow.as_str(), *at).map_err(write_err)?;
-                    }
-                    Encoded::Fire { flow, at } => {
-                        tables.schedules.insert(flow.as_str(), nanos(*at)).map_err(write_err)?;
-                    }
-                    Encoded::Attempt { key, bytes } => {
-                        tables.attempts.insert(*key, bytes.as_slice()).map_err(write_err)?;
-                    }
-                    Encoded::Step { key, bytes } => {
-                        tables.steps.insert(*key, bytes.as_slice()).map_err(write_err)?;
-                    }
-                    Encoded::Payload { key, bytes } => {
-                        // A shared config is the same each time: written once, its page left
-                        // alone by every later execution.
-                        let shared = key.1 == SHARED_ATTEMPT;
-                        if !shared || tables.payloads.get(*key).map_err(write_err)?.is_none() {
-                            tables.payloads.insert(*key, bytes.as_slice()).map_err(write_err)?;
-                        }
-                    }
-                    Encoded::Log { time, job, bytes } => {
-                        *seq = seq.wrapping_add(1);
-                        tables
-                            .logs
-                            .insert((*time, *job, *seq), bytes.as_slice())
-                            .map_err(write_err)?;
-                        tables.logs_by_job.insert((*job, *time, *seq), ()).map_err(write_err)?;
-                    }
-                    Encoded::Bundle { key, bytes } => {
-                        // Places are written once, so two bundles meet at one key only when
-                        // a later write starts at the same step: the two are merged.
-                        let merged = match tables.payloads.get(*key).map_err(write_err)? {
-                            Some(old) => {
-                                let mut places: BTreeMap<Place, Vec<u8>> = packing::unpack_bundle(old.value())
-                                    .map_err(|e| WriteError::Backend(e.to_string()))?
-                                    .into_iter()
-                                    .collect();
-                                let new =
-                                    packing::unpack_bundle(bytes).map_err(|e| WriteError::Backend(e.to_string()))?;
-                                places.extend(new);
-                                Some(packing::pack_bundle(&places.into_iter().collect::<Vec<_>>()))
-                            }
-                            None => None,
-                        };
-                        let bytes = merged.as_deref().unwrap_or(bytes.as_slice());
-                        tables.payloads.insert(*key, bytes).map_err(write_err)?;
-                    }
+                apply(&mut tables, &db.names, w)?;
+                wal::encode(&mut body, w);
+            }
+        }
+        tables.meta.insert(WAL_APPLIED, seq).map_err(write_err)?;
+    }
+    let durable = checkpointed.elapsed() >= CHECKPOINT_AFTER || !wal.fits(body.len());
+    if !durable {
+        txn.set_durability(redb::Durability::None).map_err(write_err)?;
+    }
+    txn.commit().map_err(write_err)?;
+    if durable {
+        wal.checkpointed(seq);
+        *checkpointed = Instant::now();
+        return Ok(results);
+    }
+    if let Err(e) = wal.append(seq, &body) {
+        // The batch is committed in memory only: a durable commit of the database makes it
+        // (and everything before it) durable without the log.
+        tracing::warn!(error = %e, "writing the write-ahead log failed; committing to the database instead");
+        wal.skipped(seq);
+        if !checkpoint(db, wal, checkpointed) {
+            return Err(WriteError::Backend(format!(
+                "the write-ahead log could not be written ({e}), nor the database committed"
+            )));
+        }
+    }
+    Ok(results)
+}
+
+/// Applies again, in one durable transaction, the batches the log holds past the last one
+/// the database does (`records`, read by [`Wal::open`]).
+pub(super) fn replay(db: &redb::Database, names: &Names, records: &[Record]) -> Result<(), WriteError> {
+    let Some(last) = records.last() else { return Ok(()) };
+    let txn = db.begin_write().map_err(write_err)?;
+    {
+        let mut tables = Tables::open(&txn)?;
+        for record in records {
+            // A record's rows may refer to names it carries itself.
+            for w in &record.writes {
+                if let Encoded::Name((id, value)) = w {
+                    names.restore(*id, value.clone());
+                }
+            }
+            for w in &record.writes {
+                apply(&mut tables, names, w)?;
+            }
+        }
+        tables.meta.insert(WAL_APPLIED, last.seq).map_err(write_err)?;
+    }
+    txn.commit().map_err(write_err)
+}
+
+/// Inserts one write's bytes.
+fn apply(tables: &mut Tables, names: &Names, w: &Encoded) -> Result<(), WriteError> {
+    match w {
+        Encoded::Name((id, value)) => {
+            tables.names.insert(*id, &**value).map_err(write_err)?;
+        }
+        Encoded::Execution {
+            id,
+            flow,
+            status,
+            bytes,
+        } => {
+            let old = tables.executions.insert(*id, bytes.as_slice()).map_err(write_err)?;
+            let old = match old {
+                Some(old) => Some(rows::head(names, old.value()).map_err(|e| WriteError::Backend(e.to_string()))?),
+                None => None,
+            };
+            match old {
+                Some(old) if status_code(old.status) == *status => {}
+                Some(old) => {
+                    let s = status_code(old.status);
+                    tables.by_status.remove((s, *id)).map_err(write_err)?;
+                    tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
+                    tables
+                        .by_flow_status
+                        .remove((old.flow.as_str(), s, *id))
+                        .map_err(write_err)?;
+                    tables
+                        .by_flow_status
+                        .insert((flow.as_str(), *status, *id), ())
+                        .map_err(write_err)?;
+                }
+                // A new execution: its flow never changes, so it is indexed once.
+                None => {
+                    tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
+                    tables
+                        .by_flow_status
+                        .insert((flow.as_str(), *status, *id), ())
+                        .map_err(write_err)?;
                 }
             }
         }
+        Encoded::FlowActive { flow, active } => {
+            if *active {
+                tables.inactive.remove(flow.as_str()).map_err(write_err)?;
+            } else {
+                tables.inactive.insert(flow.as_str(), ()).map_err(write_err)?;
+            }
+        }
+        Encoded::LastFire { flow, at } => {
+            tables.schedules.insert(flow.as_str(), *at).map_err(write_err)?;
+        }
+        Encoded::Fire { flow, at } => {
+            tables.schedules.insert(flow.as_str(), nanos(*at)).map_err(write_err)?;
+        }
+        Encoded::Attempt { key, bytes } => {
+            tables.attempts.insert(*key, bytes.as_slice()).map_err(write_err)?;
+        }
+        Encoded::Step { key, bytes } => {
+            tables.steps.insert(*key, bytes.as_slice()).map_err(write_err)?;
+        }
+        Encoded::Payload { key, bytes } => {
+            // A shared config is the same each time: written once, its page left
+            // alone by every later execution.
+            let shared = key.1 == SHARED_ATTEMPT;
+            if !shared || tables.payloads.get(*key).map_err(write_err)?.is_none() {
+                tables.payloads.insert(*key, bytes.as_slice()).map_err(write_err)?;
+            }
+        }
+        Encoded::Log { time, job, seq, bytes } => {
+            tables
+                .logs
+                .insert((*time, *job, *seq), bytes.as_slice())
+                .map_err(write_err)?;
+            tables.logs_by_job.insert((*job, *time, *seq), ()).map_err(write_err)?;
+        }
+        Encoded::Bundle { key, bytes } => {
+            // Places are written once, so two bundles meet at one key only when
+            // a later write starts at the same step: the two are merged.
+            let merged = match tables.payloads.get(*key).map_err(write_err)? {
+                Some(old) => {
+                    let mut places: BTreeMap<Place, Vec<u8>> = packing::unpack_bundle(old.value())
+                        .map_err(|e| WriteError::Backend(e.to_string()))?
+                        .into_iter()
+                        .collect();
+                    let new = packing::unpack_bundle(bytes).map_err(|e| WriteError::Backend(e.to_string()))?;
+                    places.extend(new);
+                    Some(packing::pack_bundle(&places.into_iter().collect::<Vec<_>>()))
+                }
+                None => None,
+            };
+            let bytes = merged.as_deref().unwrap_or(bytes.as_slice());
+            tables.payloads.insert(*key, bytes).map_err(write_err)?;
+        }
     }
-    txn.commit().map_err(write_err)?;
-    Ok(results)
+    Ok(())
 }
