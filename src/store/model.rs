@@ -169,6 +169,15 @@ impl PayloadKind {
             PayloadKind::Output => 3,
         }
     }
+
+    /// The kind as errors name it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            PayloadKind::Trigger => "trigger",
+            PayloadKind::Config => "config",
+            PayloadKind::Output => "output",
+        }
+    }
 }
 
 /// Where a payload belongs. The trigger's payload is attempt 0, step 0.

@@ -37,13 +37,8 @@ fn check_payloads(writes: &[Write], max: usize) -> Result<Vec<Option<String>>, W
             Write::Payload { key, value } => {
                 let text = json(value);
                 if text.len() > max {
-                    let kind = match key.kind {
-                        PayloadKind::Trigger => "trigger",
-                        PayloadKind::Config => "config",
-                        PayloadKind::Output => "output",
-                    };
                     return Err(WriteError::PayloadTooLarge {
-                        kind,
+                        kind: key.kind.name(),
                         size: text.len(),
                         max,
                     });

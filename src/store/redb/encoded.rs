@@ -4,7 +4,7 @@
 use super::names::{Names, Pending};
 use super::packing::{self, Place};
 use super::{nanos, rows, status_code};
-use crate::store::{PayloadKind, SHARED_ATTEMPT, Write, WriteError};
+use crate::store::{SHARED_ATTEMPT, Write, WriteError};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
 
@@ -90,13 +90,8 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize, names: &Names) -> R
             Write::Payload { key, value } => {
                 let bytes = json(&value);
                 if bytes.len() > max_payload {
-                    let kind = match key.kind {
-                        PayloadKind::Trigger => "trigger",
-                        PayloadKind::Config => "config",
-                        PayloadKind::Output => "output",
-                    };
                     return Err(WriteError::PayloadTooLarge {
-                        kind,
+                        kind: key.kind.name(),
                         size: bytes.len(),
                         max: max_payload,
                     });
