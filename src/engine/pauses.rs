@@ -12,7 +12,15 @@ use tokio::sync::Notify;
 #[derive(Default)]
 pub struct Pauses {
     /// Each wait, with the time it ends at.
-    waiting: Mutex<HashMap<JobId, (Arc<Notify>, SystemTime)>>,
+    waiting: Mutex<HashMap<JobId, Entry>>,
+}
+
+/// A registered wait: its wake-up, its end, and whether it was handed over (see
+/// [`Wait::hand_over`]) for the next registration of its job to take up.
+struct Entry {
+    notify: Arc<Notify>,
+    until: SystemTime,
+    handed: bool,
 }
 
 /// How far a wake asked for the pause due at one time may be from a wait's own end and
@@ -29,22 +37,38 @@ impl Pauses {
     /// resume request that sees it paused finds its waiter; the wait is given up when
     /// the returned [`Wait`] is dropped without being waited out.
     pub(crate) fn register(&self, job: JobId, until: SystemTime) -> Wait<'_> {
-        let notify = Arc::new(Notify::new());
-        self.waiting.locked().insert(job, (notify.clone(), until));
+        let notify = {
+            let mut waiting = self.waiting.locked();
+            // A wait handed over is taken up, with any wake it got in between.
+            let notify = match waiting.get(&job) {
+                Some(e) if e.handed => e.notify.clone(),
+                _ => Arc::new(Notify::new()),
+            };
+            waiting.insert(
+                job,
+                Entry {
+                    notify: notify.clone(),
+                    until,
+                    handed: false,
+                },
+            );
+            notify
+        };
         Wait {
             pauses: self,
             job,
             notify,
             until,
+            handed: false,
         }
     }
 
     /// Ends the wait of `job` now; false when no task here waits for it.
     pub fn wake(&self, job: JobId) -> bool {
         match self.waiting.locked().get(&job) {
-            Some((n, _)) => {
+            Some(e) => {
                 // A permit is kept if the waiter is between registering and awaiting.
-                n.notify_one();
+                e.notify.notify_one();
                 true
             }
             None => false,
@@ -59,8 +83,8 @@ impl Pauses {
             gap.is_ok_and(|g| g <= SAME_PAUSE)
         };
         match self.waiting.locked().get(&job) {
-            Some((n, until)) if same(*until) => {
-                n.notify_one();
+            Some(e) if same(e.until) => {
+                e.notify.notify_one();
                 true
             }
             _ => false,
@@ -74,9 +98,22 @@ pub(crate) struct Wait<'a> {
     job: JobId,
     notify: Arc<Notify>,
     until: SystemTime,
+    handed: bool,
 }
 
 impl Wait<'_> {
+    /// Leaves the wait registered for whoever waits the pause out elsewhere (the
+    /// dispatcher parks a long pause): its next [`Pauses::register`] of the job takes it
+    /// up, with a wake that came in between.
+    pub(crate) fn hand_over(mut self) {
+        self.handed = true;
+        if let Some(e) = self.pauses.waiting.locked().get_mut(&self.job)
+            && Arc::ptr_eq(&e.notify, &self.notify)
+        {
+            e.handed = true;
+        }
+    }
+
     /// Until the pause's time, or until woken (a wake before this call is kept).
     pub(crate) async fn ended(self) {
         let wait = self.until.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
@@ -89,10 +126,13 @@ impl Wait<'_> {
 
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
+        if self.handed {
+            return;
+        }
         let mut waiting = self.pauses.waiting.locked();
         if waiting
             .get(&self.job)
-            .is_some_and(|(n, _)| Arc::ptr_eq(n, &self.notify))
+            .is_some_and(|e| Arc::ptr_eq(&e.notify, &self.notify))
         {
             waiting.remove(&self.job);
         }
@@ -149,5 +189,24 @@ mod tests {
         assert!(!pauses.wake(job), "the wait is over and forgotten");
         drop(pauses.register(job, SystemTime::now() + Duration::from_secs(3600)));
         assert!(!pauses.wake(job), "a wait given up is forgotten");
+    }
+
+    #[tokio::test]
+    async fn a_wait_handed_over_is_taken_up_with_a_wake_that_came_in_between() {
+        let pauses = Arc::new(Pauses::default());
+        let job = JobId::new();
+        let hour = SystemTime::now() + Duration::from_secs(3600);
+        // The run registers its long pause and hands it to the dispatcher to park.
+        pauses.register(job, hour).hand_over();
+        // A resume request finds it before the parked wait has begun, and wakes it.
+        assert!(pauses.wake(job), "the handed-over wait is found");
+        // The parked wait takes it up, and the wake is not lost.
+        tokio::time::timeout(Duration::from_secs(10), pauses.wait(job, hour))
+            .await
+            .expect("woken long before its hour");
+        assert!(!pauses.wake(job), "taken up, waited out and forgotten");
+        // A wait that is not handed over starts afresh, without an earlier wake.
+        drop(pauses.register(job, hour));
+        assert!(!pauses.wake(job));
     }
 }

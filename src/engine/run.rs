@@ -39,11 +39,12 @@ impl Run<'_> {
             let (status, written) = self.run_steps(start, deadline).await?;
             self.report.status = status;
             self.report.duration = self.clock.elapsed();
-            // A timed pause waited out here is registered before it is stored: a resume
-            // request that finds it paused must find its waiter too.
+            // A timed pause is registered before it is stored, whether waited out here or
+            // parked by the dispatcher: a resume request that finds it paused must find
+            // its waiter too.
             let wait = match self.report.resume_at {
-                Some(at) if status == ExecutionStatus::Paused && !self.exec.parks(at) => {
-                    Some(self.exec.pauses.register(self.recorder.job_id, at))
+                Some(at) if status == ExecutionStatus::Paused => {
+                    Some((self.exec.pauses.register(self.recorder.job_id, at), self.exec.parks(at)))
                 }
                 _ => None,
             };
@@ -55,8 +56,13 @@ impl Run<'_> {
                 self.exec.observe_end(&self.report);
                 return Ok(self.report);
             }
-            let Some(wait) = wait else {
-                return Ok(self.report);
+            let wait = match wait {
+                None => return Ok(self.report),
+                Some((wait, true)) => {
+                    wait.hand_over();
+                    return Ok(self.report);
+                }
+                Some((wait, false)) => wait,
             };
             let paused = written - 1;
             wait.ended().await;
