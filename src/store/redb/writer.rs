@@ -237,6 +237,8 @@ fn commit(
     checkpointed: &mut Instant,
 ) -> Result<Vec<Result<(), WriteError>>, WriteError> {
     let seq = wal.next_seq();
+    // A batch the checkpoint is due with goes to the database durably: no log record.
+    let due = checkpointed.elapsed() >= CHECKPOINT_AFTER;
     let mut txn = db.begin_write().map_err(write_err)?;
     let mut results = Vec::with_capacity(batch.len());
     let mut body = Vec::new();
@@ -250,12 +252,14 @@ fn commit(
             results.push(Ok(()));
             for w in &request.writes {
                 apply(&mut tables, &db.names, w)?;
-                wal::encode(&mut body, w);
+                if !due {
+                    wal::encode(&mut body, w);
+                }
             }
         }
         tables.meta.insert(WAL_APPLIED, seq).map_err(write_err)?;
     }
-    let durable = checkpointed.elapsed() >= CHECKPOINT_AFTER || !wal.fits(body.len());
+    let durable = due || !wal.fits(body.len());
     if !durable {
         txn.set_durability(redb::Durability::None).map_err(write_err)?;
     }
