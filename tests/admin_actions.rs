@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
 use support::admin::{
     BY_HAND, NIGHTLY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, failed_then_retried, flow_file, get, hook,
-    post_op, route_path, start,
+    metrics_holding, post_op, route_path, start,
 };
 use support::admin::{ECHO_THEN_FAIL, ONE_ECHO, PAUSE_THEN_ECHO};
 use support::{Daemon, Setup};
@@ -292,26 +292,19 @@ fn payloads_download_raw_and_metrics_count_what_ran() {
         let j = hook(&d, "/two", "{\"n\":1}");
         ended(&d, &j, 1);
     }
-    let r = d.admin("GET", "/metrics", Some(VIEWER), b"");
-    assert_eq!(r.status, 200);
-    assert!(
-        r.header("content-type")
-            .unwrap()
-            .starts_with("text/plain; version=0.0.4")
+    let text = metrics_holding(
+        &d,
+        &[
+            "flowd_executions_total{flow=\"two\",status=\"failed\"} 4",
+            "flowd_steps_total{flow=\"two\",step=\"first\",status=\"success\"} 4",
+            "flowd_steps_total{flow=\"two\",step=\"second\",status=\"failed\"} 4",
+            "flowd_step_duration_seconds_bucket{flow=\"two\",step=\"first\",le=\"+Inf\"} 4",
+            "flowd_step_duration_seconds_count{flow=\"two\",step=\"second\"} 4",
+            "flowd_queue_depth{flow=\"two\"} 0",
+            "flowd_executions_running{flow=\"two\"} 0",
+            "flowd_queue_depth{flow=\"idle\"} 0",
+        ],
     );
-    let text = String::from_utf8(r.body).unwrap();
-    for line in [
-        "flowd_executions_total{flow=\"two\",status=\"failed\"} 4",
-        "flowd_steps_total{flow=\"two\",step=\"first\",status=\"success\"} 4",
-        "flowd_steps_total{flow=\"two\",step=\"second\",status=\"failed\"} 4",
-        "flowd_step_duration_seconds_bucket{flow=\"two\",step=\"first\",le=\"+Inf\"} 4",
-        "flowd_step_duration_seconds_count{flow=\"two\",step=\"second\"} 4",
-        "flowd_queue_depth{flow=\"two\"} 0",
-        "flowd_executions_running{flow=\"two\"} 0",
-        "flowd_queue_depth{flow=\"idle\"} 0",
-    ] {
-        assert!(text.lines().any(|l| l == line), "{line} in\n{text}");
-    }
     let value = |name: &str| -> f64 {
         text.lines()
             .find_map(|l| l.strip_prefix(name).and_then(|v| v.trim().parse().ok()))
@@ -788,13 +781,7 @@ fn long_pauses_wait_without_holding_a_worker() {
     for j in &longs {
         assert_eq!(status(&d, j), "paused", "still waiting out its hour");
     }
-    let metrics = String::from_utf8(d.admin("GET", "/metrics", Some(VIEWER), b"").body).unwrap();
-    assert!(
-        metrics
-            .lines()
-            .any(|l| l == "flowd_executions_running{flow=\"long\"} 0"),
-        "{metrics}"
-    );
+    metrics_holding(&d, &["flowd_executions_running{flow=\"long\"} 0"]);
 
     // Woken, it takes the worker again and runs to its end.
     assert_eq!(post_op(&d, &format!("/v1/executions/{}/resume", longs[0]), b"").0, 202);

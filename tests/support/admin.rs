@@ -120,6 +120,29 @@ fn polled(d: &Daemon, path: &str, end: std::time::Instant) -> Value {
     get_answered(d, path, r)
 }
 
+/// `/metrics` as the viewer once it holds every one of `lines` (at most 30 s): the
+/// dispatcher's gauges and counters move just after an execution's end is stored, so a
+/// reader that saw the end may see them a moment later. The text.
+pub fn metrics_holding(d: &Daemon, lines: &[&str]) -> String {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let r = d.admin("GET", "/metrics", Some(VIEWER), b"");
+        assert_eq!(r.status, 200);
+        assert!(
+            r.header("content-type")
+                .unwrap()
+                .starts_with("text/plain; version=0.0.4")
+        );
+        let text = String::from_utf8(r.body).unwrap();
+        let missing = lines.iter().find(|line| !text.lines().any(|l| l == **line));
+        match missing {
+            None => return text,
+            Some(line) => assert!(std::time::Instant::now() < end, "{line} in\n{text}"),
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// `GET path` as the viewer: it must answer 200; its JSON.
 pub fn get(d: &Daemon, path: &str) -> Value {
     get_answered(d, path, d.admin("GET", path, Some(VIEWER), b""))
