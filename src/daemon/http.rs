@@ -290,7 +290,10 @@ fn respond(out: &Value, job: &str) -> Response<Body> {
     let (bytes, default_type) = match &out["body"] {
         Value::Null => (Bytes::new(), None),
         Value::String(s) => (Bytes::from(s.clone()), Some("text/plain; charset=utf-8")),
-        other => (Bytes::from(other.to_string()), Some("application/json")),
+        other => (
+            Bytes::from(serde_json::to_vec(other).expect("JSON values serialize")),
+            Some("application/json"),
+        ),
     };
     let mut r = Response::new(Full::new(bytes));
     *r.status_mut() = status;

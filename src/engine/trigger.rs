@@ -42,7 +42,7 @@ impl Executor {
         let Some(call) = &flow.trigger.connector else {
             let mut payload = default_payload(event);
             secrets.payload(&mut payload);
-            let size = payload.to_string().len() as u64;
+            let size = json_len(&payload);
             if size > max {
                 return Triggered::TooLarge(format!(
                     "the trigger payload is {size} bytes, over the {max}-byte limit (limits.max_payload)"
@@ -120,5 +120,38 @@ pub fn local_event(kind: &TriggerKind, input: Value) -> TriggerEvent {
         },
         TriggerKind::Schedule { .. } => TriggerEvent::schedule(std::time::SystemTime::now()),
         TriggerKind::Manual => TriggerEvent::Manual(input),
+    }
+}
+
+/// The length of `v`'s JSON text, counted as it is written rather than kept.
+fn json_len(v: &Value) -> u64 {
+    struct Count(u64);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len() as u64;
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    serde_json::to_writer(&mut count, v).expect("JSON values serialize");
+    count.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payloads_length_is_that_of_its_json_text() {
+        for v in [
+            json!(null),
+            json!({"a": [1, 2.5, "é\n\"x\""], "b": {"c": true}}),
+            json!("\u{1}"),
+        ] {
+            assert_eq!(json_len(&v), v.to_string().len() as u64, "{v}");
+        }
     }
 }
