@@ -18,7 +18,6 @@ mod prune;
 mod query;
 mod rows;
 mod space;
-mod syncer;
 mod tables;
 mod wal;
 mod writer;
@@ -166,12 +165,11 @@ impl RedbStore {
         });
         let (tx, rx) = mpsc::channel::<Request>();
         let counters = Arc::new(Counters::default());
-        let log = syncer::Log::start(wal).map_err(|e| open_err(e.to_string()))?;
         let writer = {
             let (db, counters) = (db.clone(), counters.clone());
             std::thread::Builder::new()
                 .name("flowd-store-writer".into())
-                .spawn(move || writer_loop(&db, log, rx, &counters))
+                .spawn(move || writer_loop(&db, wal, rx, &counters))
                 .map_err(|e| open_err(e.to_string()))?
         };
         Ok(RedbStore {

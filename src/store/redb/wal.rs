@@ -28,11 +28,6 @@ const GROW: u64 = 1 << 20;
 /// database instead.
 pub(super) const MAX_BYTES: u64 = 64 << 20;
 
-/// The bytes a record with a body of `len` bytes takes in the log.
-pub(super) fn record_len(len: usize) -> u64 {
-    HEADER + len as u64
-}
-
 /// A record read back at open.
 pub(super) struct Record {
     pub(super) seq: u64,
@@ -48,6 +43,8 @@ pub(super) struct Wal {
     allocated: u64,
     /// The number of the next batch.
     next: u64,
+    /// A batch is missing from the log (see [`Wal::skipped`]).
+    broken: bool,
 }
 
 /// The log cannot be read, or does not fit the database beside it.
@@ -118,14 +115,17 @@ impl Wal {
             end: 0,
             allocated,
             next,
+            broken: false,
         };
         Ok((wal, records))
     }
 
     /// Batch `seq` was committed to the database in memory but could not be appended: the
-    /// log's numbering has a hole until the next checkpoint.
+    /// log's numbering has a hole until the next checkpoint, so no batch goes into it
+    /// before then.
     pub(super) fn skipped(&mut self, seq: u64) {
         self.next = seq + 1;
+        self.broken = true;
     }
 
     /// The number the next batch takes.
@@ -133,35 +133,33 @@ impl Wal {
         self.next
     }
 
+    /// The number of the last batch taken.
+    pub(super) fn last_seq(&self) -> u64 {
+        self.next - 1
+    }
+
     /// Whether a batch is in the log and not yet in a durable commit of the database.
     pub(super) fn is_empty(&self) -> bool {
         self.end == 0
     }
 
-    /// Appends batch `seq` and syncs it: when this returns, the batch is durable.
-    #[cfg(test)]
-    pub(super) fn append(&mut self, seq: u64, body: &[u8]) -> std::io::Result<()> {
-        self.append_all(&[(seq, body)])
+    /// Whether a body of `len` bytes still fits.
+    pub(super) fn fits(&self, len: usize) -> bool {
+        !self.broken && self.end + HEADER + len as u64 <= MAX_BYTES
     }
 
-    /// Appends the batches `records` (numbered on from the last one) with one write and
-    /// one sync: when this returns, they are durable.
-    pub(super) fn append_all(&mut self, records: &[(u64, &[u8])]) -> std::io::Result<()> {
-        let Some(&(last, _)) = records.last() else {
-            return Ok(());
-        };
-        let mut bytes = Vec::with_capacity(records.iter().map(|(_, b)| record_len(b.len()) as usize).sum());
-        for (i, (seq, body)) in records.iter().enumerate() {
-            debug_assert_eq!(*seq, self.next + i as u64);
-            bytes.extend_from_slice(&(body.len() as u32).to_le_bytes());
-            let mut crc = crc32fast::Hasher::new();
-            crc.update(&seq.to_le_bytes());
-            crc.update(body);
-            bytes.extend_from_slice(&crc.finalize().to_le_bytes());
-            bytes.extend_from_slice(&seq.to_le_bytes());
-            bytes.extend_from_slice(body);
-        }
-        let need = self.end + bytes.len() as u64;
+    /// Appends batch `seq` and syncs it: when this returns, the batch is durable.
+    pub(super) fn append(&mut self, seq: u64, body: &[u8]) -> std::io::Result<()> {
+        debug_assert_eq!(seq, self.next);
+        let mut record = Vec::with_capacity(HEADER as usize + body.len());
+        record.extend_from_slice(&(body.len() as u32).to_le_bytes());
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&seq.to_le_bytes());
+        crc.update(body);
+        record.extend_from_slice(&crc.finalize().to_le_bytes());
+        record.extend_from_slice(&seq.to_le_bytes());
+        record.extend_from_slice(body);
+        let need = self.end + record.len() as u64;
         if need > self.allocated {
             let target = need.div_ceil(GROW) * GROW;
             let zeros = vec![0u8; GROW as usize];
@@ -171,10 +169,10 @@ impl Wal {
                 self.allocated += n as u64;
             }
         }
-        self.file.write_all_at(&bytes, self.end)?;
+        self.file.write_all_at(&record, self.end)?;
         self.file.sync_data()?;
         self.end = need;
-        self.next = last + 1;
+        self.next = seq + 1;
         Ok(())
     }
 
@@ -182,6 +180,7 @@ impl Wal {
     /// over, the next batch numbered `seq + 1`.
     pub(super) fn checkpointed(&mut self, seq: u64) {
         self.end = 0;
+        self.broken = false;
         self.next = seq + 1;
     }
 
@@ -577,5 +576,21 @@ mod tests {
             err.to_string().contains("restore flowd.redb and flowd.wal together"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_batch_that_would_pass_the_cap_does_not_fit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut wal, _) = Wal::open(&dir.path().join("flowd.wal"), 0).unwrap();
+        assert!(wal.fits((MAX_BYTES - HEADER) as usize));
+        assert!(!wal.fits((MAX_BYTES - HEADER + 1) as usize));
+        wal.skipped(1);
+        assert!(
+            !wal.fits(1),
+            "a hole in the numbering: nothing goes in before a checkpoint"
+        );
+        wal.checkpointed(1);
+        assert!(wal.fits(1));
+        assert_eq!(wal.next_seq(), 2);
     }
 }

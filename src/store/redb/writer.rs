@@ -1,19 +1,16 @@
 //! The one writer thread: it owns every write transaction and commits whatever queued up
-//! while the previous batch was being applied (group commit), so under load many
-//! executions share one commit and alone a write commits at once; prune batches go
-//! through it too, each in a transaction of its own. A batch is committed to redb in
-//! memory and handed to the write-ahead log's thread (`syncer`), which makes it durable
-//! and answers its requests while this thread goes on; every [`CHECKPOINT_AFTER`] (or
-//! when the log is full, idle or cannot be written) a durable redb commit takes over and
-//! the log starts over. Records are encoded on the caller's task: the thread only
-//! inserts bytes.
+//! while the previous commit was syncing (group commit), so under load many executions
+//! share one sync and alone a write commits at once; prune batches go through it too,
+//! each in a transaction of its own. A batch is made durable by the write-ahead log
+//! (`wal`) and committed to redb in memory; every [`CHECKPOINT_AFTER`] (or when the log
+//! is full, or idle) a durable redb commit takes over and the log starts over. Records
+//! are encoded on the caller's task: the thread only inserts bytes.
 
 use super::encoded::Encoded;
 use super::names::Names;
 use super::packing::{self, Place};
-use super::syncer::{Answer, Log};
 use super::tables::{Tables, WAL_APPLIED};
-use super::wal::{self, Record};
+use super::wal::{self, Record, Wal};
 use super::{Db, nanos, rows, status_code, write_err};
 use crate::store::{Pruned, SHARED_ATTEMPT, WriteError};
 use redb::ReadableTable;
@@ -80,24 +77,20 @@ pub(super) struct Counters {
     pub(super) batches: [AtomicU64; BATCH_BUCKETS.len() + 1],
 }
 
-pub(super) fn writer_loop(db: &Db, mut log: Log, rx: mpsc::Receiver<Request>, counters: &Counters) {
+pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, counters: &Counters) {
     let mut seq: u32 = 0;
     let mut checkpointed = Instant::now();
     // A prune met while gathering a batch waits here for the batch to commit.
     let mut held: Option<Request> = None;
     let mut last_batch = 0;
     loop {
-        // Batches a failed append left wait for a checkpoint to be durable.
-        if log.has_hole() && !log.is_empty() {
-            checkpoint(db, &mut log, &mut checkpointed);
-        }
         let first = match held.take() {
             Some(r) => r,
             // Batches only the log holds are checkpointed once writes pause.
-            None if !log.is_empty() => match rx.recv_timeout(CHECKPOINT_AFTER.saturating_sub(checkpointed.elapsed())) {
+            None if !wal.is_empty() => match rx.recv_timeout(CHECKPOINT_AFTER.saturating_sub(checkpointed.elapsed())) {
                 Ok(r) => r,
                 Err(mpsc::RecvTimeoutError::Timeout) => {
-                    checkpoint(db, &mut log, &mut checkpointed);
+                    checkpoint(db, &mut wal, &mut checkpointed);
                     continue;
                 }
                 Err(mpsc::RecvTimeoutError::Disconnected) => break,
@@ -113,7 +106,7 @@ pub(super) fn writer_loop(db: &Db, mut log: Log, rx: mpsc::Receiver<Request>, co
                 let pruned = super::prune::prune(db, p.cutoff, p.max_executions);
                 // Its commit is durable, and so is every batch before it.
                 if pruned.is_ok() {
-                    log.checkpointed(log.last_seq());
+                    wal.checkpointed(wal.last_seq());
                     checkpointed = Instant::now();
                 }
                 let _ = p.done.send(pruned);
@@ -159,22 +152,17 @@ pub(super) fn writer_loop(db: &Db, mut log: Log, rx: mpsc::Receiver<Request>, co
                 }
             }
         }
-        let committed = commit(db, &log, &batch, &checkpointed);
+        let results = commit(db, &mut wal, &batch, &mut checkpointed);
         // Only an applied request's names were inserted: a refused one's stay pending,
         // carried again by the next write that refers to them.
-        if let Ok(c) = &committed {
-            db.names.stored(
-                batch
-                    .iter()
-                    .zip(&c.results)
-                    .filter(|(_, r)| r.is_ok())
-                    .flat_map(|(r, _)| {
-                        r.writes.iter().filter_map(|w| match w {
-                            Encoded::Name((id, _)) => Some(*id),
-                            _ => None,
-                        })
-                    }),
-            );
+        if let Ok(each) = &results {
+            db.names
+                .stored(batch.iter().zip(each).filter(|(_, r)| r.is_ok()).flat_map(|(r, _)| {
+                    r.writes.iter().filter_map(|w| match w {
+                        Encoded::Name((id, _)) => Some(*id),
+                        _ => None,
+                    })
+                }));
         }
         counters.commits.fetch_add(1, Ordering::Relaxed);
         counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -183,63 +171,24 @@ pub(super) fn writer_loop(db: &Db, mut log: Log, rx: mpsc::Receiver<Request>, co
             .position(|b| batch.len() as u64 <= *b)
             .unwrap_or(BATCH_BUCKETS.len());
         counters.batches[bucket].fetch_add(1, Ordering::Relaxed);
-        let c = match committed {
-            Ok(c) => c,
-            Err(e) => {
-                for r in batch {
-                    let _ = r.done.send(Err(e.clone()));
-                }
-                continue;
-            }
-        };
-        let answers: Vec<Answer> = batch.into_iter().map(|r| r.done).zip(c.results).collect();
-        let Some(body) = c.body else {
-            // Durable already: the log starts over.
-            log.checkpointed(c.seq);
-            checkpointed = Instant::now();
-            answer_all(answers, None);
-            continue;
-        };
-        if let Err(answers) = log.append(c.seq, body, answers) {
-            // The log's thread is gone: a durable commit of the database takes the batch.
-            let failed = (!checkpoint(db, &mut log, &mut checkpointed))
-                .then(|| "the write-ahead log's thread stopped, and the database could not be committed".to_string());
-            answer_all(answers, failed);
+        for (i, r) in batch.into_iter().enumerate() {
+            let result = match &results {
+                Ok(each) => each[i].clone(),
+                Err(e) => Err(e.clone()),
+            };
+            let _ = r.done.send(result);
         }
     }
     // A clean close leaves everything in the database and the log empty.
-    if !log.is_empty() {
-        checkpoint(db, &mut log, &mut checkpointed);
+    if wal.is_empty() || checkpoint(db, &mut wal, &mut checkpointed) {
+        wal.close();
     }
-    // The log's thread writes what it still holds and stops (emptying a log a checkpoint
-    // took over).
-    drop(log);
-}
-
-/// Sends each answer, or `failed` as the error of every one.
-fn answer_all(answers: Vec<Answer>, failed: Option<String>) {
-    for (done, result) in answers {
-        let _ = done.send(match &failed {
-            Some(e) => Err(WriteError::Backend(e.clone())),
-            None => result,
-        });
-    }
-}
-
-/// A batch committed: per request, whether it applied (a request refused on its own
-/// leaves the others to commit), and the log record that makes it durable (none when the
-/// database committed it durably).
-struct Committed {
-    seq: u64,
-    results: Vec<Result<(), WriteError>>,
-    body: Option<Vec<u8>>,
 }
 
 /// A durable commit of the database that takes over every batch in the log; whether it
-/// succeeded. If not, the log keeps its batches and the next checkpoint tries again after
-/// [`CHECKPOINT_AFTER`]; batches a failed append left out learn that it failed.
-fn checkpoint(db: &Db, log: &mut Log, checkpointed: &mut Instant) -> bool {
-    let seq = log.last_seq();
+/// succeeded (if not, the log keeps them and the next checkpoint tries again).
+fn checkpoint(db: &Db, wal: &mut Wal, checkpointed: &mut Instant) -> bool {
+    let seq = wal.last_seq();
     let done = (|| -> Result<(), WriteError> {
         let txn = db.begin_write().map_err(write_err)?;
         txn.open_table(super::tables::META)
@@ -248,17 +197,14 @@ fn checkpoint(db: &Db, log: &mut Log, checkpointed: &mut Instant) -> bool {
             .map_err(write_err)?;
         txn.commit().map_err(write_err)
     })();
-    *checkpointed = Instant::now();
     match done {
         Ok(()) => {
-            log.checkpointed(seq);
+            wal.checkpointed(seq);
+            *checkpointed = Instant::now();
             true
         }
         Err(e) => {
             tracing::warn!(error = %e, "a checkpoint of the database failed; the write-ahead log keeps its batches");
-            if log.has_hole() {
-                log.failed(e.to_string());
-            }
             false
         }
     }
@@ -280,12 +226,19 @@ fn refusal(tables: &Tables, request: &WriteRequest) -> Result<Option<WriteError>
     Ok(None)
 }
 
-/// Applies a batch in one transaction, committed durably when a checkpoint is due or the
-/// log cannot take it, in memory otherwise (the log then makes it durable).
-fn commit(db: &Db, log: &Log, batch: &[WriteRequest], checkpointed: &Instant) -> Result<Committed, WriteError> {
-    let seq = log.next_seq();
+/// Applies a batch in one transaction and makes it durable: through the log, or (when a
+/// checkpoint is due, the log is full or cannot be written) by a durable commit of the
+/// database. Per request, whether it applied (a request refused on its own leaves the
+/// others to commit).
+fn commit(
+    db: &Db,
+    wal: &mut Wal,
+    batch: &[WriteRequest],
+    checkpointed: &mut Instant,
+) -> Result<Vec<Result<(), WriteError>>, WriteError> {
+    let seq = wal.next_seq();
     // A batch the checkpoint is due with goes to the database durably: no log record.
-    let due = checkpointed.elapsed() >= CHECKPOINT_AFTER || log.has_hole();
+    let due = checkpointed.elapsed() >= CHECKPOINT_AFTER;
     let mut txn = db.begin_write().map_err(write_err)?;
     let mut results = Vec::with_capacity(batch.len());
     let mut body = Vec::new();
@@ -306,16 +259,28 @@ fn commit(db: &Db, log: &Log, batch: &[WriteRequest], checkpointed: &Instant) ->
         }
         tables.meta.insert(WAL_APPLIED, seq).map_err(write_err)?;
     }
-    let durable = due || !log.takes(body.len());
+    let durable = due || !wal.fits(body.len());
     if !durable {
         txn.set_durability(redb::Durability::None).map_err(write_err)?;
     }
     txn.commit().map_err(write_err)?;
-    Ok(Committed {
-        seq,
-        results,
-        body: (!durable).then_some(body),
-    })
+    if durable {
+        wal.checkpointed(seq);
+        *checkpointed = Instant::now();
+        return Ok(results);
+    }
+    if let Err(e) = wal.append(seq, &body) {
+        // The batch is committed in memory only: a durable commit of the database makes it
+        // (and everything before it) durable without the log.
+        tracing::warn!(error = %e, "writing the write-ahead log failed; committing to the database instead");
+        wal.skipped(seq);
+        if !checkpoint(db, wal, checkpointed) {
+            return Err(WriteError::Backend(format!(
+                "the write-ahead log could not be written ({e}), nor the database committed"
+            )));
+        }
+    }
+    Ok(results)
 }
 
 /// Applies again, in one durable transaction, the batches the log holds past the last one
