@@ -150,8 +150,9 @@ impl Executor {
             .trigger_payload(flow, &event, &trigger_ctx, &mut report.trigger)
             .await
         {
-            Triggered::Payload(payload) => {
-                report.trigger.payload = Some(std::sync::Arc::new(payload.clone()));
+            Triggered::Payload(payload, text) => {
+                let payload = std::sync::Arc::new(payload);
+                report.trigger.payload = Some(payload.clone());
                 let mut extra = extra;
                 let lease = self.claim_as.as_ref().map(|(owner, ttl)| {
                     extra.insert(
@@ -180,7 +181,7 @@ impl Executor {
                 Ok(Admission::Accepted(Box::new(Accepted {
                     job_id: id,
                     report,
-                    sources: Sources::new(payload),
+                    sources: Sources::new(payload, text),
                     recorder,
                     clock,
                     lease,

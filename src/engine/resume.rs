@@ -254,7 +254,7 @@ impl Executor {
     }
 
     /// The report of `exec` as its row alone tells it: every step pending.
-    fn bare(&self, flow: &Flow, exec: &Execution, trigger: Option<Value>) -> ExecutionReport {
+    fn bare(&self, flow: &Flow, exec: &Execution, trigger: Option<std::sync::Arc<Value>>) -> ExecutionReport {
         ExecutionReport {
             job_id: exec.job_id.to_string(),
             project: exec.project.clone(),
@@ -269,7 +269,7 @@ impl Executor {
             duration: Duration::ZERO,
             trigger: TriggerReport {
                 kind: flow.trigger.kind.name(),
-                payload: trigger.map(std::sync::Arc::new),
+                payload: trigger,
                 dropped: false,
                 note: None,
                 connector: None,
@@ -289,8 +289,9 @@ impl Executor {
             .payload(PayloadKey::trigger(exec.job_id))
             .await?
             .unwrap_or(Value::Null);
+        let trigger = std::sync::Arc::new(trigger);
         let mut report = self.bare(flow, exec, Some(trigger.clone()));
-        let mut data = Sources::new(trigger);
+        let mut data = Sources::new(trigger, None);
         for row in store
             .steps(exec.job_id)
             .await?

@@ -20,7 +20,8 @@ use std::time::{Duration, Instant, SystemTime};
 /// What a step's input and placeholders are drawn from: the trigger payload and each
 /// successful step's output.
 pub(super) struct Sources {
-    pub(super) trigger: Value,
+    /// Shared with the execution's report.
+    pub(super) trigger: Arc<Value>,
     outputs: Map<String, Value>,
     /// The JSON text of the trigger payload and of each output, each written once when it
     /// arrives rather than again for every later step's input.
@@ -30,8 +31,10 @@ pub(super) struct Sources {
 }
 
 impl Sources {
-    pub(super) fn new(trigger: Value) -> Sources {
-        let trigger_text = serde_json::to_string(&trigger).expect("JSON values serialize");
+    /// The sources of a run starting from `trigger`, whose JSON text is `text` when it was
+    /// written already (for the payload's size check).
+    pub(super) fn new(trigger: Arc<Value>, text: Option<String>) -> Sources {
+        let trigger_text = text.unwrap_or_else(|| serde_json::to_string(&*trigger).expect("JSON values serialize"));
         Sources {
             trigger,
             outputs: Map::new(),
@@ -299,7 +302,10 @@ mod tests {
 
     #[test]
     fn input_text_is_the_step_input_serialized() {
-        let mut s = Sources::new(json!({"kind": "http", "body": {"id": "a\"1", "n": [1, 2.5]}}));
+        let mut s = Sources::new(
+            Arc::new(json!({"kind": "http", "body": {"id": "a\"1", "n": [1, 2.5]}})),
+            None,
+        );
         let whole = |s: &Sources| {
             serde_json::to_string(&crate::engine::StepInput {
                 trigger: &s.trigger,
@@ -318,6 +324,21 @@ mod tests {
             s.input_json()
                 .contains(r#""steps":{"first":{"resumed_at":"now"},"sec\"ond""#)
         );
+    }
+
+    #[test]
+    fn a_trigger_text_written_for_the_size_check_is_the_one_the_input_carries() {
+        for v in [
+            json!(null),
+            json!({"a": [1, 2.5, "é\n\"x\""], "b": {"c": true}}),
+            json!("\u{1}"),
+        ] {
+            let text = serde_json::to_string(&v).unwrap();
+            let given = Sources::new(Arc::new(v.clone()), Some(text.clone()));
+            let made = Sources::new(Arc::new(v), None);
+            assert_eq!(given.input_json(), made.input_json());
+            assert!(given.input_json().starts_with(&format!("{{\"trigger\":{text},")));
+        }
     }
 
     #[test]
