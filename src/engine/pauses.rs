@@ -59,7 +59,6 @@ impl Pauses {
             job,
             notify,
             until,
-            handed: false,
         }
     }
 
@@ -98,15 +97,13 @@ pub(crate) struct Wait<'a> {
     job: JobId,
     notify: Arc<Notify>,
     until: SystemTime,
-    handed: bool,
 }
 
 impl Wait<'_> {
     /// Leaves the wait registered for whoever waits the pause out elsewhere (the
     /// dispatcher parks a long pause): its next [`Pauses::register`] of the job takes it
     /// up, with a wake that came in between.
-    pub(crate) fn hand_over(mut self) {
-        self.handed = true;
+    pub(crate) fn hand_over(self) {
         if let Some(e) = self.pauses.waiting.locked().get_mut(&self.job)
             && Arc::ptr_eq(&e.notify, &self.notify)
         {
@@ -126,13 +123,10 @@ impl Wait<'_> {
 
 impl Drop for Wait<'_> {
     fn drop(&mut self) {
-        if self.handed {
-            return;
-        }
         let mut waiting = self.pauses.waiting.locked();
         if waiting
             .get(&self.job)
-            .is_some_and(|e| Arc::ptr_eq(&e.notify, &self.notify))
+            .is_some_and(|e| Arc::ptr_eq(&e.notify, &self.notify) && !e.handed)
         {
             waiting.remove(&self.job);
         }
