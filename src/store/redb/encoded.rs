@@ -5,8 +5,34 @@ use super::names::{Names, Pending};
 use super::packing::{self, Place};
 use super::{nanos, rows, status_code};
 use crate::store::{SHARED_ATTEMPT, Write, WriteError};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Mutex;
 use std::time::SystemTime;
+
+/// The shared configs (see `PayloadKey::shared_config`) a commit has stored since the
+/// store opened, by (key, step): every later execution of their flow version writes them
+/// again, and is spared encoding and logging them. Starts empty: the first write of each
+/// after an open finds it stored and leaves it.
+#[derive(Default)]
+pub(super) struct SharedConfigs(Mutex<HashSet<(u128, u32)>>);
+
+impl SharedConfigs {
+    fn contains(&self, key: (u128, u32)) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains(&key)
+    }
+
+    /// The shared configs among `writes`, applied by a commit that succeeded.
+    pub(super) fn stored<'a>(&self, writes: impl IntoIterator<Item = &'a Encoded>) {
+        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        for w in writes {
+            if let Encoded::Payload { key, .. } = w
+                && key.1 == SHARED_ATTEMPT
+            {
+                set.insert((key.0, key.2));
+            }
+        }
+    }
+}
 
 /// A write with its records already encoded, on the caller's task: the one writer thread
 /// only inserts bytes.
@@ -61,7 +87,12 @@ pub(super) enum Encoded {
 
 /// Encodes `writes`, refusing a payload over `max_payload` bytes. Two or more payloads
 /// of one execution become one bundle.
-pub(super) fn encode(writes: Vec<Write>, max_payload: usize, names: &Names) -> Result<Vec<Encoded>, WriteError> {
+pub(super) fn encode(
+    writes: Vec<Write>,
+    max_payload: usize,
+    names: &Names,
+    shared: &SharedConfigs,
+) -> Result<Vec<Encoded>, WriteError> {
     let mut out = Vec::with_capacity(writes.len());
     let mut pending = Vec::new();
     // Per execution, its payloads by place (a later write of a place replaces an earlier).
@@ -87,6 +118,8 @@ pub(super) fn encode(writes: Vec<Write>, max_payload: usize, names: &Names) -> R
                 key: (job_id.0, row.attempt, row.index),
                 bytes: rows::encode(&row, names, &mut pending),
             }),
+            Write::Payload { key, .. }
+                if key.attempt == SHARED_ATTEMPT && shared.contains((key.job_id.0, key.step)) => {}
             Write::Payload { key, value } => {
                 let bytes = json(&value);
                 if bytes.len() > max_payload {

@@ -79,6 +79,7 @@ impl Claims {
 struct Db {
     file: Database,
     names: names::Names,
+    shared: encoded::SharedConfigs,
     last_bundle: packing::LastBundle,
 }
 
@@ -161,6 +162,7 @@ impl RedbStore {
         let db = Arc::new(Db {
             file: db,
             names,
+            shared: Default::default(),
             last_bundle: Default::default(),
         });
         let (tx, rx) = mpsc::channel::<Request>();
@@ -391,7 +393,7 @@ impl Store for RedbStore {
     fn write(&self, writes: Vec<Write>) -> StoreFuture<'_, Result<(), WriteError>> {
         Box::pin(async move {
             self.check_claims(&writes)?;
-            let writes = encode(writes, self.max_payload, &self.db.names)?;
+            let writes = encode(writes, self.max_payload, &self.db.names, &self.db.shared)?;
             let (done, wait) = oneshot::channel();
             self.send(Request::Write(WriteRequest { writes, done }))?;
             wait.await.map_err(|_| WriteError::Closed)?
@@ -1276,6 +1278,42 @@ mod tests {
         assert_eq!(rows(&store.db), 0);
         assert_eq!(read(key(1, 1, PayloadKind::Output)), None);
         assert_eq!(read(shared), Some(value(6)));
+    }
+
+    #[test]
+    fn a_shared_config_is_encoded_again_only_until_a_commit_stored_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let shared = PayloadKey::shared_config("p", "f", "v", 1);
+        let config = |v: Value| Write::Payload {
+            key: shared,
+            value: v.into(),
+        };
+        let encoded = |store: &RedbStore, v: Value| {
+            encode(vec![config(v)], usize::MAX, &store.db.names, &store.db.shared)
+                .unwrap()
+                .len()
+        };
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        let v1 = serde_json::json!({"from": "steps.a"});
+        assert_eq!(encoded(&store, v1.clone()), 1);
+        // A refused write carrying it stored nothing: it is still encoded.
+        let at = SystemTime::now();
+        let fire = || Write::Fire { flow: "f".into(), at };
+        block(store.write(vec![fire()])).unwrap();
+        let refused = block(store.write(vec![fire(), config(v1.clone())]));
+        assert!(matches!(refused, Err(WriteError::AlreadyFired { .. })), "{refused:?}");
+        assert_eq!(encoded(&store, v1.clone()), 1);
+        assert_eq!(block(store.payload(shared)).unwrap(), None);
+        block(store.write(vec![config(v1.clone())])).unwrap();
+        assert_eq!(encoded(&store, v1.clone()), 0);
+        block(store.write(vec![config(v1.clone())])).unwrap();
+        assert_eq!(block(store.payload(shared)).unwrap(), Some(v1.clone()));
+        drop(store);
+        // Reopened: encoded again, found stored and left as it is.
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(encoded(&store, v1.clone()), 1);
+        block(store.write(vec![config(serde_json::json!({"other": true}))])).unwrap();
+        assert_eq!(block(store.payload(shared)).unwrap(), Some(v1));
     }
 
     #[test]

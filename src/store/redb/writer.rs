@@ -132,13 +132,18 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
         // Only an applied request's names were inserted: a refused one's stay pending,
         // carried again by the next write that refers to them.
         if let Ok(each) = &results {
-            db.names
-                .stored(batch.iter().zip(each).filter(|(_, r)| r.is_ok()).flat_map(|(r, _)| {
-                    r.writes.iter().filter_map(|w| match w {
-                        Encoded::Name((id, _)) => Some(*id),
-                        _ => None,
-                    })
-                }));
+            let applied = || {
+                batch
+                    .iter()
+                    .zip(each)
+                    .filter(|(_, r)| r.is_ok())
+                    .flat_map(|(r, _)| &r.writes)
+            };
+            db.names.stored(applied().filter_map(|w| match w {
+                Encoded::Name((id, _)) => Some(*id),
+                _ => None,
+            }));
+            db.shared.stored(applied());
         }
         counters.commits.fetch_add(1, Ordering::Relaxed);
         counters.requests.fetch_add(batch.len() as u64, Ordering::Relaxed);
