@@ -124,8 +124,8 @@ fn main() {
     // A ~1 KiB input, as a step of a small flow would get.
     let input_value = json!({"trigger": {"body": {"order": {"id": "A-1", "note": "x".repeat(900)}}}, "steps": {}});
     let input = input_value.to_string();
-    let config_value = json!({"greeting": "hi"});
-    let config_text = config_value.to_string();
+    let config_text = json!({"greeting": "hi"}).to_string();
+    let config_shared: std::sync::Arc<str> = config_text.as_str().into();
     let limits = StepLimits {
         fuel: 1_000_000_000,
         timeout: Duration::from_secs(10),
@@ -190,7 +190,7 @@ fn main() {
                             1 => raw_call(rt.engine(), &flowd_engine_pre, &config_text, &input, true).await,
                             2 => {
                                 let inv = connector
-                                    .run(&rt, &ctx, &config_value, input.clone(), &limits, limits.timeout)
+                                    .run(&rt, &ctx, config_shared.clone(), input.clone(), &limits, limits.timeout)
                                     .await;
                                 assert!(inv.result.is_ok());
                             }

@@ -55,7 +55,7 @@ async fn call(rt: &Arc<Runtime>, c: &Arc<Connector>, name: &str, memory: u64) ->
         .run(
             rt,
             &ctx(),
-            &config,
+            config.to_string().into(),
             r#"{"trigger": {}, "steps": {}}"#.into(),
             &l,
             l.timeout,

@@ -50,7 +50,7 @@ async fn run(rt: &Arc<Runtime>, c: &Arc<Connector>, config: Value, l: StepLimits
         .run(
             rt,
             &ctx(),
-            &config,
+            config.to_string().into(),
             r#"{"trigger": 1, "steps": {}}"#.into(),
             &l,
             l.timeout,

@@ -32,7 +32,7 @@ pub use flow::{
     Throttle, Trigger, TriggerKind, toml_to_json,
 };
 pub use store::{DEFAULT_REDB_CACHE, StoreSection};
-pub use template::Template;
+pub use template::{Outputs, Template};
 pub use tokens::{AdminToken, Role};
 
 use std::path::{Path, PathBuf};

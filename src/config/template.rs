@@ -110,7 +110,7 @@ impl Template {
     }
 
     /// [`Template::resolve`], a value without placeholders shared rather than copied.
-    pub fn resolve_shared(&self, trigger: &Value, steps: &Map<String, Value>) -> Result<Arc<Value>, String> {
+    pub fn resolve_shared<O: Outputs + ?Sized>(&self, trigger: &Value, steps: &O) -> Result<Arc<Value>, String> {
         match self {
             Template::Literal(v) => Ok(v.clone()),
             _ => self.resolve(trigger, steps).map(Arc::new),
@@ -119,7 +119,7 @@ impl Template {
 
     /// The value with placeholders replaced from a step's input (the trigger payload and
     /// the outputs of earlier steps). Fails with a message naming the placeholder.
-    pub fn resolve(&self, trigger: &Value, steps: &Map<String, Value>) -> Result<Value, String> {
+    pub fn resolve<O: Outputs + ?Sized>(&self, trigger: &Value, steps: &O) -> Result<Value, String> {
         Ok(match self {
             Template::Literal(v) => Value::clone(v),
             Template::Text(parts) => match parts.as_slice() {
@@ -155,6 +155,17 @@ impl Template {
     }
 }
 
+/// The outputs of earlier steps that placeholders read, by step name.
+pub trait Outputs {
+    fn output(&self, step: &str) -> Option<&Value>;
+}
+
+impl Outputs for Map<String, Value> {
+    fn output(&self, step: &str) -> Option<&Value> {
+        self.get(step)
+    }
+}
+
 fn has_placeholder(v: &Value) -> bool {
     match v {
         Value::String(s) => s.contains("{{"),
@@ -164,10 +175,10 @@ fn has_placeholder(v: &Value) -> bool {
     }
 }
 
-fn lookup<'a>(trigger: &'a Value, steps: &'a Map<String, Value>, r: &Ref) -> Result<&'a Value, String> {
+fn lookup<'a, O: Outputs + ?Sized>(trigger: &'a Value, steps: &'a O, r: &Ref) -> Result<&'a Value, String> {
     let mut cur = match &r.step {
         None => Some(trigger),
-        Some(s) => steps.get(s),
+        Some(s) => steps.output(s),
     }
     .ok_or_else(|| {
         format!(

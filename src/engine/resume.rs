@@ -334,12 +334,12 @@ impl Executor {
                     kind: PayloadKind::Output,
                 };
                 if let Some(out) = store.payload(key).await? {
-                    let shared = std::sync::Arc::new(out.clone());
+                    let shared = std::sync::Arc::new(out);
                     if matches!(flow.steps[i].action, Action::Respond { .. }) {
                         report.response = Some(shared.clone());
                     }
-                    s.output = Some(shared);
-                    data.insert(row.name, out);
+                    s.output = Some(shared.clone());
+                    data.insert(row.name, shared);
                 }
             }
         }

@@ -76,9 +76,9 @@ impl Run<'_> {
     pub(super) async fn unpause(&mut self, paused: usize) -> Result<(), StoreError> {
         let now = SystemTime::now();
         let r = &mut self.report.steps[paused];
-        let out = json!({ "resumed_at": crate::time_format::rfc3339(now) });
+        let out = std::sync::Arc::new(json!({ "resumed_at": crate::time_format::rfc3339(now) }));
         r.status = StepStatus::Success;
-        r.output = Some(std::sync::Arc::new(out.clone()));
+        r.output = Some(out.clone());
         r.note = None;
         r.finished_at = Some(now);
         r.duration = r
@@ -222,9 +222,8 @@ impl Run<'_> {
                         self.recorder.flush().await?;
                         self.recorder.respond(&output);
                     }
-                    // Its report keeps a reference: the sources get their own copy.
-                    self.sources
-                        .insert(step.name.clone(), std::sync::Arc::unwrap_or_clone(output));
+                    // Shared with its report.
+                    self.sources.insert(step.name.clone(), output);
                 }
                 StepOutcome::Failed => {
                     unavailable.insert(step.name.clone(), "failed");

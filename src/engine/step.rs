@@ -8,7 +8,7 @@ use super::executor::Executor;
 use super::record::Recorder;
 use super::report::{Call, StepReport};
 use crate::config::units::format_duration;
-use crate::config::{Action, Flow, Pause, RetryPolicy, Step};
+use crate::config::{Action, Flow, Outputs, Pause, RetryPolicy, Step};
 use crate::plugin::{CallContext, ErrorKind, Failure, Invocation, World};
 use crate::status::{ConnectorUse, StepStatus};
 use crate::store::StoreError;
@@ -22,7 +22,9 @@ use std::time::{Duration, Instant, SystemTime};
 pub(super) struct Sources {
     /// Shared with the execution's report.
     pub(super) trigger: Arc<Value>,
-    outputs: Map<String, Value>,
+    /// Each successful step's output by step name, in the order they ran; shared with the
+    /// step's report (a handful of steps: found by a scan).
+    outputs: Vec<(String, Arc<Value>)>,
     /// The JSON text of the trigger payload and of each output, each written once when it
     /// arrives rather than again for every later step's input.
     trigger_text: String,
@@ -37,29 +39,24 @@ impl Sources {
         let trigger_text = text.unwrap_or_else(|| serde_json::to_string(&*trigger).expect("JSON values serialize"));
         Sources {
             trigger,
-            outputs: Map::new(),
+            outputs: Vec::new(),
             trigger_text,
             outputs_text: String::new(),
         }
     }
 
-    /// Each successful step's output by step name.
-    pub(super) fn outputs(&self) -> &Map<String, Value> {
-        &self.outputs
-    }
-
     /// Step `name` succeeded with `output`.
-    pub(super) fn insert(&mut self, name: String, output: Value) {
-        if self.outputs.contains_key(&name) {
+    pub(super) fn insert(&mut self, name: String, output: Arc<Value>) {
+        if let Some(place) = self.outputs.iter_mut().find(|(n, _)| *n == name) {
             // Replaced in place (a resumed pause): its text is rewritten with the rest.
-            self.outputs.insert(name, output);
+            place.1 = output;
             self.outputs_text.clear();
             for (name, output) in &self.outputs {
                 push_member(&mut self.outputs_text, name, output);
             }
         } else {
             push_member(&mut self.outputs_text, &name, &output);
-            self.outputs.insert(name, output);
+            self.outputs.push((name, output));
         }
     }
 
@@ -73,6 +70,12 @@ impl Sources {
         s.push_str(&self.outputs_text);
         s.push_str("}}");
         s
+    }
+}
+
+impl Outputs for Sources {
+    fn output(&self, step: &str) -> Option<&Value> {
+        self.outputs.iter().find(|(n, _)| n == step).map(|(_, v)| &**v)
     }
 }
 
@@ -140,7 +143,7 @@ impl StepCall<'_> {
         let clock = Instant::now();
         let outcome = match &step.action {
             Action::Connector { call, limits } => {
-                let config = match call.template.resolve_shared(&data.trigger, data.outputs()) {
+                let config = match call.template.resolve_shared(&data.trigger, data) {
                     Ok(c) => c,
                     Err(message) => return Ok(finish_failed(r, clock, Failure::new(ErrorKind::Template, message))),
                 };
@@ -153,6 +156,10 @@ impl StepCall<'_> {
                     name: connector.name.clone(),
                     sha256: connector.info.sha256.clone(),
                 });
+                let config_text = match &call.literal_text {
+                    Some(text) => text.clone(),
+                    None => config.to_string().into(),
+                };
                 r.config = Some(config.clone());
                 r.config_shared = matches!(call.template, crate::config::Template::Literal(_));
                 let policy = step.retry.unwrap_or(RetryPolicy {
@@ -167,7 +174,14 @@ impl StepCall<'_> {
                     let timeout = limits.timeout.min(remaining);
                     let started_at = SystemTime::now();
                     let inv = connector
-                        .run(&exec.registry.runtime, &ctx, &config, input.clone(), limits, timeout)
+                        .run(
+                            &exec.registry.runtime,
+                            &ctx,
+                            config_text.clone(),
+                            input.clone(),
+                            limits,
+                            timeout,
+                        )
                         .await;
                     let (result, call) = split(inv, started_at);
                     r.fuel_used += call.fuel_used;
@@ -242,8 +256,8 @@ impl StepCall<'_> {
             }
             Action::Respond { status, headers, body } => {
                 let resolved = body
-                    .resolve(&data.trigger, data.outputs())
-                    .and_then(|b| headers.resolve(&data.trigger, data.outputs()).map(|h| (b, h)));
+                    .resolve(&data.trigger, data)
+                    .and_then(|b| headers.resolve(&data.trigger, data).map(|h| (b, h)));
                 match resolved {
                     Ok((body, headers)) => {
                         // Header values are text: a placeholder that gave JSON is sent as its JSON text.
@@ -307,18 +321,19 @@ mod tests {
             None,
         );
         let whole = |s: &Sources| {
+            let steps: Map<String, Value> = s.outputs.iter().map(|(n, v)| (n.clone(), Value::clone(v))).collect();
             serde_json::to_string(&crate::engine::StepInput {
                 trigger: &s.trigger,
-                steps: s.outputs(),
+                steps: &steps,
             })
             .unwrap()
         };
         assert_eq!(s.input_json(), whole(&s));
-        s.insert("first".into(), json!({"x": 1}));
-        s.insert("sec\"ond".into(), json!([true, null]));
+        s.insert("first".into(), Arc::new(json!({"x": 1})));
+        s.insert("sec\"ond".into(), Arc::new(json!([true, null])));
         assert_eq!(s.input_json(), whole(&s));
         // A paused step's output replaced when it resumes keeps its place.
-        s.insert("first".into(), json!({"resumed_at": "now"}));
+        s.insert("first".into(), Arc::new(json!({"resumed_at": "now"})));
         assert_eq!(s.input_json(), whole(&s));
         assert!(
             s.input_json()

@@ -460,13 +460,13 @@ impl Connector {
         }
     }
 
-    /// Runs an action step. `timeout` may be shorter than the step's (the flow's time
-    /// running out).
+    /// Runs an action step with its config's JSON text. `timeout` may be shorter than the
+    /// step's (the flow's time running out).
     pub async fn run(
         self: &Arc<Self>,
         rt: &Arc<Runtime>,
         ctx: &CallContext,
-        config: &Value,
+        config: Arc<str>,
         input: String,
         limits: &StepLimits,
         timeout: Duration,
@@ -475,7 +475,7 @@ impl Connector {
             return not_this_world(World::Action);
         }
         let (this, rt, limits) = (self.clone(), rt.clone(), *limits);
-        let (ctx, config) = (wit_context(ctx), config.to_string());
+        let ctx = wit_context(ctx);
         let lane = Lane::default();
         let work = {
             let lane = lane.clone();

@@ -181,6 +181,10 @@ pub struct ConnectorCall {
     pub config: Value,
     #[serde(skip)]
     pub template: Template,
+    /// The config's JSON text when it holds no placeholders: written once at load for
+    /// every call, rather than for each.
+    #[serde(skip)]
+    pub literal_text: Option<Arc<str>>,
     #[serde(skip)]
     pub location: Option<Location>,
     /// The config's place in the file.

@@ -580,6 +580,7 @@ fn resolve_trigger(mut t: Table, daemon: &DaemonConfig, errors: &mut ConfigError
             Some(ConnectorCall {
                 connector: c.into_inner(),
                 template: Template::Literal(Arc::new(value.clone())),
+                literal_text: Some(value.to_string().into()),
                 config: value,
                 location: Some(source.at(at.clone())),
                 place: Some(t.place(at)),
@@ -740,6 +741,7 @@ fn resolve_step(
         Some(Action::Connector {
             call: Box::new(ConnectorCall {
                 connector: connector.into_inner(),
+                literal_text: matches!(template, Template::Literal(_)).then(|| config.to_string().into()),
                 config,
                 template,
                 location: Some(source.at(cfg_span.clone())),
