@@ -5,12 +5,13 @@ use super::names::{Names, Pending};
 use super::packing::{self, Place};
 use super::{nanos, rows, status_code};
 use crate::store::{SHARED_ATTEMPT, Write, WriteError};
+use crate::sync::Lock as _;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Mutex;
 use std::time::SystemTime;
 
 /// The shared configs (see `PayloadKey::shared_config`) a commit has stored since the
-/// store opened, by (key, step): every later execution of their flow version writes them
+/// store opened, by their key's job id and step: every later execution of their flow version writes them
 /// again, and is spared encoding and logging them. Starts empty: the first write of each
 /// after an open finds it stored and leaves it.
 #[derive(Default)]
@@ -18,12 +19,12 @@ pub(super) struct SharedConfigs(Mutex<HashSet<(u128, u32)>>);
 
 impl SharedConfigs {
     fn contains(&self, key: (u128, u32)) -> bool {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).contains(&key)
+        self.0.locked().contains(&key)
     }
 
     /// The shared configs among `writes`, applied by a commit that succeeded.
     pub(super) fn stored<'a>(&self, writes: impl IntoIterator<Item = &'a Encoded>) {
-        let mut set = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut set = self.0.locked();
         for w in writes {
             if let Encoded::Payload { key, .. } = w
                 && key.1 == SHARED_ATTEMPT
