@@ -483,7 +483,17 @@ impl Daemon {
     pub fn admin(&self, method: &str, path: &str, token: Option<&str>, body: &[u8]) -> HttpResponse {
         let auth = token.map(|t| format!("Bearer {t}"));
         let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
-        http_request(self.admin, method, path, &headers, body)
+        try_http_request(self.admin, method, path, &headers, body).unwrap_or_else(|e| {
+            // What the daemon was doing: a request left unanswered is otherwise a mystery.
+            let log = self.log.lock().unwrap_or_else(|p| p.into_inner()).clone();
+            let tail: Vec<&str> = log.lines().rev().take(60).collect();
+            let tail: Vec<&str> = tail.into_iter().rev().collect();
+            panic!(
+                "{method} {path} to {}: {e}; the daemon's last log lines:\n{}",
+                self.admin,
+                tail.join("\n")
+            )
+        })
     }
 }
 
