@@ -303,12 +303,56 @@ async fn a_waiter_taken_over_leaves_the_line_until_its_new_holder_asks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_call_that_finds_no_connection_in_time_says_how_full_the_pool_is() {
-    use flowd::store::{JobId, Lease};
+    use flowd::store::JobId;
     let db = Database::create();
     let store = Arc::new(PostgresStore::open(&db.url, MAX_PAYLOAD, 1).await.unwrap());
-    // Another session holds flow f's throttle lock, so the pool's one connection waits
-    // for it inside a throttle ask that found it was its turn (its lease held, no one
-    // in line before it).
+    // Another session locks the executions table, so a read through the pool's one
+    // connection waits for it, holding that connection.
+    let (holder, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
+    let task = tokio::spawn(conn);
+    holder
+        .batch_execute("BEGIN; LOCK TABLE executions IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let reading = {
+        let store = store.clone();
+        tokio::spawn(async move { store.execution(JobId(1)).await })
+    };
+    wait_until_the_pool_is_taken(&store).await;
+    let err = store
+        .execution(JobId(2))
+        .await
+        .expect_err("a read without a connection");
+    assert!(
+        err.to_string()
+            .contains("no connection to the database in time (1 of 1 connections in use, 0 waiting)"),
+        "{err}"
+    );
+    holder.batch_execute("ROLLBACK").await.unwrap();
+    // The first read goes on once the lock is free.
+    assert!(reading.await.unwrap().unwrap().is_none());
+    drop(holder);
+    let _ = task.await;
+}
+
+/// Until the pool's one connection is in use (the pool's own gauges say so).
+async fn wait_until_the_pool_is_taken(store: &PostgresStore) {
+    loop {
+        let mut metrics = String::new();
+        store.render_metrics(&mut metrics);
+        if metrics.contains("flowd_store_pool_size 1\n") && metrics.contains("flowd_store_pool_available 0\n") {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_throttle_ask_that_finds_the_flows_lock_taken_waits_without_holding_a_connection() {
+    use flowd::store::{JobId, Lease, Slot};
+    let db = Database::create();
+    let store = PostgresStore::open(&db.url, MAX_PAYLOAD, 1).await.unwrap();
+    // Another daemon is deciding a grant for flow f: it holds the flow's lock.
     let (holder, conn) = tokio_postgres::connect(&db.url, tokio_postgres::NoTls).await.unwrap();
     let task = tokio::spawn(conn);
     holder
@@ -328,31 +372,17 @@ async fn a_call_that_finds_no_connection_in_time_says_how_full_the_pool_is() {
         fence: 1,
         expires: std::time::SystemTime::now(),
     };
-    let asking = {
-        let store = store.clone();
-        tokio::spawn(async move { store.take_slot(&lease, "f", 1, None).await })
-    };
-    // Until the ask holds the connection (the pool's own gauges say so).
-    loop {
-        let mut metrics = String::new();
-        store.render_metrics(&mut metrics);
-        if metrics.contains("flowd_store_pool_size 1\n") && metrics.contains("flowd_store_pool_available 0\n") {
-            break;
+    // Its turn by the line, but the lock is taken: it is told to ask again soon, and the
+    // pool's one connection is free for everything else meanwhile.
+    for _ in 0..3 {
+        match store.take_slot(&lease, "f", 1, None).await.unwrap() {
+            Slot::Wait(wait) => assert!(wait <= std::time::Duration::from_millis(50), "{wait:?}"),
+            Slot::Granted => panic!("granted while another session held the flow's lock"),
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        assert!(store.execution(JobId(2)).await.unwrap().is_none());
     }
-    let err = store
-        .execution(JobId(2))
-        .await
-        .expect_err("a read without a connection");
-    assert!(
-        err.to_string()
-            .contains("no connection to the database in time (1 of 1 connections in use, 0 waiting)"),
-        "{err}"
-    );
     holder.batch_execute("ROLLBACK").await.unwrap();
-    // The ask goes on once the lock is free, and gets the place.
-    assert_eq!(asking.await.unwrap().unwrap(), flowd::store::Slot::Granted);
+    assert_eq!(store.take_slot(&lease, "f", 1, None).await.unwrap(), Slot::Granted);
     drop(holder);
     let _ = task.await;
 }

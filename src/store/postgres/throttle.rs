@@ -4,7 +4,8 @@
 //! of `throttle_waits`, alive while its execution's lease is, so the oldest waiting goes
 //! first. An ask is one statement that takes no lock: it puts the waiter in line and
 //! reads its place, the places held and the rate's next start. Only a waiter whose turn
-//! it is then takes the flow's advisory lock and decides the grant in one transaction.
+//! it is then tries the flow's advisory lock and decides the grant in one transaction;
+//! one that finds it taken asks again shortly, holding no connection while it waits.
 //! A waiter is told to ask again about when its turn may come (its place in line times
 //! the rate's interval), so a long line asks a few times a second in all.
 
@@ -26,6 +27,10 @@ const EXPIRED_PLACE: Duration = Duration::from_secs(10);
 /// How long the first in line waits before asking again when the flow is full; the
 /// n-th in line waits n times as long.
 const FULL_RETRY: Duration = Duration::from_millis(50);
+
+/// How long a waiter whose turn it is waits before asking again when another daemon
+/// holds the flow's lock (it is deciding a grant, which takes a few round trips).
+const LOCK_BUSY_RETRY: Duration = Duration::from_millis(5);
 
 /// Places in line counted past this are not told apart (they all wait the longest).
 const AHEAD_COUNTED: i64 = 1000;
@@ -121,20 +126,29 @@ pub(super) async fn take_slot(
     if let Some(wait) = line.turn(max_concurrency, interval) {
         return Ok(Slot::Wait(wait));
     }
-    // Its turn, as far as it could see: decided again under the flow's lock.
+    // Its turn, as far as it could see: decided again under the flow's lock. The lock
+    // is tried, not waited for: a waiter blocked on it would hold a pooled connection,
+    // and a line of them would starve the daemon's lease renewals and reads.
     let tx = client.transaction().await.map_err(backend)?;
-    tx.execute(
-        "SELECT pg_advisory_xact_lock(hashtextextended('flowd throttle ' || $1::text, 0))",
-        &[&flow],
-    )
-    .await
-    .map_err(backend)?;
+    let locked: bool = tx
+        .query_one(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended('flowd throttle ' || $1::text, 0))",
+            &[&flow],
+        )
+        .await
+        .map_err(backend)?
+        .get(0);
+    if !locked {
+        tx.rollback().await.map_err(backend)?;
+        return Ok(Slot::Wait(LOCK_BUSY_RETRY));
+    }
     let line = tx
         .query_one(&*format!("WITH now AS (SELECT {NOW_NS} AS ns), {HELD} {LINE}"), &params)
         .await
         .map_err(backend)?;
     let line = Line::from_row(&line);
     if !line.held {
+        tx.rollback().await.map_err(backend)?;
         return Err(ClaimError::Lost(lease.job));
     }
     let now = line.now;
