@@ -32,6 +32,12 @@ use tokio_postgres::NoTls;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const WAIT_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How a write under a lease paces its tries for a connection (doubling from the first
+/// pause to the most), and how often it says it still waits.
+const PATIENT_RETRY_FIRST: Duration = Duration::from_millis(50);
+const PATIENT_RETRY_MOST: Duration = Duration::from_secs(1);
+const PATIENT_WARN_EVERY: Duration = Duration::from_secs(30);
+
 pub struct PostgresStore {
     pool: Pool,
     max_payload: usize,
@@ -200,16 +206,48 @@ impl PostgresStore {
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, String> {
-        self.pool.get().await.map_err(|e| {
-            let s = self.pool.status();
-            format!(
-                "{} ({} of {} connections in use, {} waiting)",
-                pool_describe(&e),
-                s.size.saturating_sub(s.available),
-                s.max_size,
-                s.waiting
-            )
-        })
+        self.pool.get().await.map_err(|e| self.pool_error(&e))
+    }
+
+    /// A connection for a write under a lease (of an execution this daemon runs): a
+    /// database that stalls or is unreachable is waited out rather than failing the
+    /// execution, whose end could not be recorded either. When it answers again the write
+    /// goes through, or is refused as fenced if another daemon took the execution over
+    /// meanwhile. Only a closed pool (shutdown) gives up.
+    async fn client_waiting(&self) -> Result<deadpool_postgres::Object, String> {
+        let started = std::time::Instant::now();
+        let mut pause = PATIENT_RETRY_FIRST;
+        let mut warned: Option<std::time::Instant> = None;
+        loop {
+            match self.pool.get().await {
+                Ok(client) => {
+                    if warned.is_some() {
+                        tracing::info!(database = %self.name, waited = ?started.elapsed(), "the database answers again: the waiting writes go on");
+                    }
+                    return Ok(client);
+                }
+                Err(e @ (deadpool_postgres::PoolError::Timeout(_) | deadpool_postgres::PoolError::Backend(_))) => {
+                    if warned.is_none_or(|w| w.elapsed() >= PATIENT_WARN_EVERY) {
+                        tracing::warn!(database = %self.name, waited = ?started.elapsed(), error = %self.pool_error(&e), "a running execution's write waits for the database");
+                        warned = Some(std::time::Instant::now());
+                    }
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(PATIENT_RETRY_MOST);
+                }
+                Err(e) => return Err(self.pool_error(&e)),
+            }
+        }
+    }
+
+    fn pool_error(&self, e: &deadpool_postgres::PoolError) -> String {
+        let s = self.pool.status();
+        format!(
+            "{} ({} of {} connections in use, {} waiting)",
+            pool_describe(e),
+            s.size.saturating_sub(s.available),
+            s.max_size,
+            s.waiting
+        )
     }
 
     async fn claim_now(&self, job: JobId, owner: &str, ttl: Duration) -> Result<Lease, ClaimError> {

@@ -52,7 +52,15 @@ fn check_payloads(writes: &[Write], max: usize) -> Result<Vec<Option<String>>, W
 
 pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(), WriteError> {
     let payloads = check_payloads(&writes, store.max_payload)?;
-    let mut client = store.client().await.map_err(WriteError::Backend)?;
+    // A batch of a running execution carries its fence; a new request's does not, and
+    // fails at once so that its caller hears the database is unavailable.
+    let leased = writes.iter().any(|w| matches!(w, Write::Fence { .. }));
+    let mut client = if leased {
+        store.client_waiting().await
+    } else {
+        store.client().await
+    }
+    .map_err(WriteError::Backend)?;
     let tx = client.transaction().await.map_err(write_err)?;
     for (w, payload) in writes.iter().zip(payloads) {
         match w {
