@@ -96,9 +96,9 @@ pub fn flow_file(name: &str, path: &str, steps: &str) -> String {
     format!("[flow]\nname = \"{name}\"\n[trigger.http]\npath = \"{path}\"\n{steps}")
 }
 
-/// Waits (at most 30 s) until `job` is in `status`.
+/// Waits (at most [`super::PATIENCE`]) until `job` is in `status`.
 pub fn wait_status(d: &Daemon, job: &str, status: &str) {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let end = std::time::Instant::now() + super::PATIENCE;
     while polled(d, &format!("/v1/executions?job_id={job}"), end)["executions"][0]["status"] != status {
         assert!(std::time::Instant::now() < end, "{job} never {status}");
         std::thread::sleep(std::time::Duration::from_millis(20));
@@ -120,11 +120,11 @@ fn polled(d: &Daemon, path: &str, end: std::time::Instant) -> Value {
     get_answered(d, path, r)
 }
 
-/// `/metrics` as the viewer once it holds every one of `lines` (at most 30 s): the
+/// `/metrics` as the viewer once it holds every one of `lines` (at most [`super::PATIENCE`]): the
 /// dispatcher's gauges and counters move just after an execution's end is stored, so a
 /// reader that saw the end may see them a moment later. The text.
 pub fn metrics_holding(d: &Daemon, lines: &[&str]) -> String {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let end = std::time::Instant::now() + super::PATIENCE;
     loop {
         let r = d.admin("GET", "/metrics", Some(VIEWER), b"");
         assert_eq!(r.status, 200);
@@ -208,9 +208,9 @@ pub fn failed_then_retried(d: &Daemon, path: &str) -> (String, Value, Vec<Value>
     (job, detail, a2)
 }
 
-/// Waits (at most 30 s) until `job` has ended its attempt `attempt`; its list row.
+/// Waits (at most [`super::PATIENCE`]) until `job` has ended its attempt `attempt`; its list row.
 pub fn ended(d: &Daemon, job: &str, attempt: u64) -> Value {
-    let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let end = std::time::Instant::now() + super::PATIENCE;
     loop {
         let v = polled(d, &format!("/v1/executions?job_id={job}"), end);
         if let Some(row) = v["executions"].get(0)
