@@ -161,7 +161,7 @@ impl StepCall<'_> {
                     None => config.to_string().into(),
                 };
                 r.config = Some(config.clone());
-                r.config_shared = matches!(call.template, crate::config::Template::Literal(_));
+                r.config_shared = call.literal_text.is_some();
                 let policy = step.retry.unwrap_or(RetryPolicy {
                     attempts: 1,
                     backoff: Duration::ZERO,
