@@ -328,6 +328,8 @@ async fn a_call_that_finds_no_connection_in_time_says_how_full_the_pool_is() {
             .contains("no connection to the database in time (1 of 1 connections in use, 0 waiting)"),
         "{err}"
     );
+    // Typed so that callers tell it from a failed read: asking again later may work.
+    assert!(matches!(err, flowd::store::ReadError::Unavailable(_)), "{err:?}");
     holder.batch_execute("ROLLBACK").await.unwrap();
     // The first read goes on once the lock is free.
     assert!(reading.await.unwrap().unwrap().is_none());

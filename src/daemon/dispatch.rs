@@ -71,12 +71,23 @@ impl Stop {
         matches!(self, Stop::Store(e) | Stop::Continue(ContinueError::Store(e)) if e.is_fenced())
     }
 
+    /// The database did not answer a read the run needed: nothing is wrong with the
+    /// execution, and it can go on once the database answers again.
+    fn unavailable(&self) -> bool {
+        matches!(self, Stop::Store(e) | Stop::Continue(ContinueError::Store(e)) if e.is_unavailable())
+    }
+
     /// Whether the execution is ended `failed` for it. A store that closed (shutdown)
-    /// leaves it to the next start, a lost lease to the daemon that took it over; a
-    /// resume that found it no longer paused, or gone, has nothing to end.
+    /// leaves it to the next start, a lost lease to the daemon that took it over, a
+    /// database that did not answer to whichever daemon takes it over once its lease
+    /// lapses; a resume that found it no longer paused, or gone, has nothing to end.
     fn ends_it(&self) -> bool {
         match self {
-            Stop::Store(e) | Stop::Continue(ContinueError::Store(e)) if e.is_closed() || e.is_fenced() => false,
+            Stop::Store(e) | Stop::Continue(ContinueError::Store(e))
+                if e.is_closed() || e.is_fenced() || e.is_unavailable() =>
+            {
+                false
+            }
             Stop::Store(_) | Stop::Panic(_) | Stop::Continue(ContinueError::Store(_)) => true,
             Stop::Continue(_) => false,
         }
@@ -523,6 +534,10 @@ impl Dispatcher {
                     tracing::warn!(job = %job, flow = %flow.name, error = %stop, "execution stopped here: this daemon lost its lease; the daemon that took it over runs it on");
                     None
                 }
+                Err(stop) if stop.unavailable() => {
+                    tracing::warn!(job = %job, flow = %flow.name, error = %stop, "execution stopped here: the database did not answer; its lease is given up, and it is taken over (here or by another daemon) once the database answers");
+                    None
+                }
                 Err(stop) => {
                     tracing::error!(job = %job, flow = %flow.name, error = %stop, "execution stopped");
                     if stop.ends_it() {
@@ -747,6 +762,18 @@ mod tests {
     use crate::config::{DaemonConfig, SourceFile};
     use crate::engine::Admission;
     use crate::plugin::{Registry, Runtime, TriggerEvent};
+
+    #[test]
+    fn a_database_that_did_not_answer_ends_no_execution_and_a_failed_read_does() {
+        use crate::store::ReadError;
+        let stops = |e: StoreError| [Stop::Store(e.clone()), Stop::Continue(ContinueError::Store(e))];
+        for stop in stops(ReadError::Unavailable("no connection in time".into()).into()) {
+            assert!(stop.unavailable() && !stop.ends_it() && !stop.lost_lease(), "{stop}");
+        }
+        for stop in stops(ReadError::Backend("relation does not exist".into()).into()) {
+            assert!(!stop.unavailable() && stop.ends_it(), "{stop}");
+        }
+    }
 
     fn executor() -> Arc<Executor> {
         let config = DaemonConfig::builtin();

@@ -70,6 +70,10 @@ pub enum ReadError {
     Closed,
     #[error("the database could not be read: {0}")]
     Backend(String),
+    /// The database did not answer (unreachable, or no connection in time): nothing is
+    /// known to be wrong with what was asked, and asking again later may work.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Why a claim on an execution was not granted.
@@ -121,6 +125,11 @@ impl StoreError {
             self,
             StoreError::Read(ReadError::Closed) | StoreError::Write(WriteError::Closed)
         )
+    }
+
+    /// The database did not answer: the operation may work when asked again later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Read(ReadError::Unavailable(_)))
     }
 
     /// The write was refused because the writer no longer holds the execution's lease:

@@ -105,8 +105,23 @@ pub(super) fn pool_describe(e: &deadpool_postgres::PoolError) -> String {
     }
 }
 
+/// A read's error: a connection that closed under it (the server went away, or the
+/// network) says the database is unavailable.
 pub(super) fn read_err(e: tokio_postgres::Error) -> ReadError {
-    ReadError::Backend(describe(&e))
+    if e.is_closed() {
+        ReadError::Unavailable(describe(&e))
+    } else {
+        ReadError::Backend(describe(&e))
+    }
+}
+
+/// Whether the pool found no connection because the database did not answer in time
+/// or could not be reached (rather than because the pool is closed).
+fn unanswered(e: &deadpool_postgres::PoolError) -> bool {
+    matches!(
+        e,
+        deadpool_postgres::PoolError::Timeout(_) | deadpool_postgres::PoolError::Backend(_)
+    )
 }
 
 pub(super) fn write_err(e: tokio_postgres::Error) -> WriteError {
@@ -209,6 +224,19 @@ impl PostgresStore {
         self.pool.get().await.map_err(|e| self.pool_error(&e))
     }
 
+    /// A connection for a read: one the database did not give in time is
+    /// [`ReadError::Unavailable`].
+    async fn client_for_read(&self) -> Result<deadpool_postgres::Object, ReadError> {
+        self.pool.get().await.map_err(|e| {
+            let message = self.pool_error(&e);
+            if unanswered(&e) {
+                ReadError::Unavailable(message)
+            } else {
+                ReadError::Backend(message)
+            }
+        })
+    }
+
     /// A connection for a write under a lease (of an execution this daemon runs): a
     /// database that stalls or is unreachable is waited out rather than failing the
     /// execution, whose end could not be recorded either. When it answers again the write
@@ -226,7 +254,7 @@ impl PostgresStore {
                     }
                     return Ok(client);
                 }
-                Err(e @ (deadpool_postgres::PoolError::Timeout(_) | deadpool_postgres::PoolError::Backend(_))) => {
+                Err(e) if unanswered(&e) => {
                     if warned.is_none_or(|w| w.elapsed() >= PATIENT_WARN_EVERY) {
                         tracing::warn!(database = %self.name, waited = ?started.elapsed(), error = %self.pool_error(&e), "a running execution's write waits for the database");
                         warned = Some(std::time::Instant::now());

@@ -49,12 +49,8 @@ fn limit(n: usize) -> i64 {
     }
 }
 
-async fn client(store: &PostgresStore) -> Result<deadpool_postgres::Object, ReadError> {
-    store.client().await.map_err(ReadError::Backend)
-}
-
 pub(super) async fn execution(store: &PostgresStore, job: JobId) -> Result<Option<Execution>, ReadError> {
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     let st = c
         .prepare_cached("SELECT doc::text FROM executions WHERE job_id = $1")
         .await
@@ -72,7 +68,7 @@ pub(super) async fn rows<T: serde::de::DeserializeOwned>(
     sql: &'static str,
     job: JobId,
 ) -> Result<Vec<T>, ReadError> {
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     let st = c.prepare_cached(sql).await.map_err(read_err)?;
     c.query(&st, &[&id(job.0)])
         .await
@@ -83,7 +79,7 @@ pub(super) async fn rows<T: serde::de::DeserializeOwned>(
 }
 
 pub(super) async fn payload(store: &PostgresStore, key: PayloadKey) -> Result<Option<Value>, ReadError> {
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     let st = c
         .prepare_cached(
             "SELECT value::text FROM payloads WHERE job_id = $1 AND attempt = $2 AND step = $3 AND kind = $4",
@@ -110,7 +106,7 @@ pub(super) async fn list(store: &PostgresStore, q: &ListQuery) -> Result<Vec<Exe
         "SELECT doc::text FROM executions {} ORDER BY job_id DESC LIMIT ${n}",
         f.sql()
     );
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     let st = c.prepare_cached(&sql).await.map_err(read_err)?;
     c.query(&st, &f.params())
         .await
@@ -162,7 +158,7 @@ pub(super) async fn histogram(
     edges: &[SystemTime],
 ) -> Result<Vec<[u64; 8]>, ReadError> {
     let mut out = vec![[0u64; 8]; edges.len().saturating_sub(1)];
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     for (b, pair) in edges.windows(2).enumerate() {
         let (lo, hi) = (JobId::lower_bound(pair[0]).0, JobId::lower_bound(pair[1]).0);
         if lo >= hi {
@@ -184,7 +180,7 @@ pub(super) async fn histogram(
 
 /// The oldest execution kept (the lowest job id).
 pub(super) async fn oldest(store: &PostgresStore) -> Result<Option<Execution>, ReadError> {
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     match c
         .query_opt("SELECT doc::text FROM executions ORDER BY job_id LIMIT 1", &[])
         .await
@@ -253,7 +249,7 @@ pub(super) async fn logs(store: &PostgresStore, q: &LogQuery) -> Result<Vec<(Log
          ORDER BY time_ns {order}, job_id {order}, seq {order} LIMIT ${n}",
         f.sql()
     );
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     let st = c.prepare_cached(&sql).await.map_err(read_err)?;
     let rows = c.query(&st, &f.params()).await.map_err(read_err)?;
     let mut out = Vec::with_capacity(rows.len());
@@ -269,7 +265,7 @@ pub(super) async fn logs(store: &PostgresStore, q: &LogQuery) -> Result<Vec<(Log
 }
 
 pub(super) async fn inactive_flows(store: &PostgresStore) -> Result<BTreeSet<String>, ReadError> {
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     Ok(c.query("SELECT flow FROM inactive_flows", &[])
         .await
         .map_err(read_err)?
@@ -279,7 +275,7 @@ pub(super) async fn inactive_flows(store: &PostgresStore) -> Result<BTreeSet<Str
 }
 
 pub(super) async fn operator_state(store: &PostgresStore) -> Result<crate::store::OperatorState, ReadError> {
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     let st = c
         .prepare_cached(
             "SELECT (SELECT count FROM signals WHERE name = 'reload'), ARRAY(SELECT flow FROM inactive_flows),
@@ -303,7 +299,7 @@ pub(super) async fn operator_state(store: &PostgresStore) -> Result<crate::store
 }
 
 pub(super) async fn last_fire(store: &PostgresStore, flow: &str) -> Result<Option<SystemTime>, ReadError> {
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     Ok(
         c.query_opt("SELECT last_fire_ns FROM schedules WHERE flow = $1", &[&flow])
             .await
@@ -313,7 +309,7 @@ pub(super) async fn last_fire(store: &PostgresStore, flow: &str) -> Result<Optio
 }
 
 pub(super) async fn unfinished(store: &PostgresStore) -> Result<Vec<Execution>, ReadError> {
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     c.query(
         "SELECT doc::text FROM executions WHERE status = ANY($1) ORDER BY job_id",
         &[&UNFINISHED.to_vec()],
@@ -326,7 +322,7 @@ pub(super) async fn unfinished(store: &PostgresStore) -> Result<Vec<Execution>, 
 }
 
 pub(super) async fn counts(store: &PostgresStore) -> Result<crate::store::Counts, ReadError> {
-    let c = client(store).await?;
+    let c = store.client_for_read().await?;
     // Exact counts, each a full scan: for a copy's check, not for the API.
     let row = c
         .query_one(
