@@ -2,7 +2,8 @@
 //! new ones are refused for a while (a restart, a network cut, a stall past the pool's
 //! timeouts), through a proxy between the daemon and the server. An execution running
 //! through it waits the outage out and ends as its steps say, not `failed` by flowd; a
-//! webhook that comes in meanwhile is told the database is unavailable (503), at once.
+//! webhook or an admin read that comes in meanwhile is told the database is unavailable
+//! (503, with `Retry-After`), at once.
 
 mod support;
 
@@ -110,6 +111,12 @@ fn an_execution_running_through_a_database_outage_waits_it_out_and_ends_as_its_s
         "a webhook is told at once, not after the pool's timeouts: {:?}",
         asked.elapsed()
     );
+    // A read that finds no connection is told so (503, to ask again), not an error of
+    // the daemon's (500).
+    let r = d.admin("GET", &format!("/v1/executions/{job}"), Some(OPERATOR), b"");
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"]["code"], "store_unavailable");
+    assert_eq!(r.header("retry-after"), Some("5"));
     // Past the step's end (1.5 s), and the first tries for a connection.
     std::thread::sleep(Duration::from_secs(2));
     proxy.restore();

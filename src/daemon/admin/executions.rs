@@ -34,7 +34,7 @@ pub async fn list(shared: &Shared, query: Option<&str>) -> Answer {
     };
     let rows = match p.job_id("job_id")? {
         Some(id) => one(shared, id, &q).await?,
-        None => shared.store.list(&q).await.map_err(ApiError::internal)?,
+        None => shared.store.list(&q).await.map_err(ApiError::store)?,
     };
     let next = (rows.len() == limit).then(|| rows.last().map(|e| e.job_id.to_string()));
     ok(&json!({
@@ -45,7 +45,7 @@ pub async fn list(shared: &Shared, query: Option<&str>) -> Answer {
 
 /// The execution `id` if it passes the other filters of `q`.
 async fn one(shared: &Shared, id: JobId, q: &ListQuery) -> Result<Vec<crate::store::Execution>, ApiError> {
-    let Some(e) = shared.store.execution(id).await.map_err(ApiError::internal)? else {
+    let Some(e) = shared.store.execution(id).await.map_err(ApiError::store)? else {
         return Ok(Vec::new());
     };
     let keep = q.keeps(&e)
@@ -77,7 +77,7 @@ pub async fn detail(shared: &Shared, id: &str, query: Option<&str>) -> Answer {
         Some(retry)
     })
     .await
-    .map_err(ApiError::internal)?;
+    .map_err(ApiError::store)?;
     match detail {
         Some(d) => ok(&d),
         None => Err(ApiError::not_found(format!("no execution {job_id}"))),
@@ -100,7 +100,7 @@ fn continue_error(e: ContinueRequestError) -> ApiError {
         ContinueRequestError::Continue(C::NotWaiting(..)) => ApiError::conflict("busy", e.to_string()),
         ContinueRequestError::Continue(C::NotFound(_)) => ApiError::not_found(e.to_string()),
         ContinueRequestError::Continue(e) => ApiError::internal(e),
-        ContinueRequestError::Store(e) => ApiError::internal(e),
+        ContinueRequestError::Store(e) => ApiError::store(e),
         ContinueRequestError::Claim { .. } => ApiError::internal(e),
     }
 }

@@ -44,7 +44,7 @@ pub fn run_error(e: RunError) -> ApiError {
         RunError::Dropped(_) => ApiError::new(StatusCode::CONFLICT, "dropped", e.to_string()),
         RunError::TooLarge(_) => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", e.to_string()),
         RunError::TriggerFailed(_) => ApiError::new(StatusCode::CONFLICT, "trigger_failed", e.to_string()),
-        RunError::Store(e) => ApiError::internal(e),
+        RunError::Store(e) => ApiError::store(e),
     }
 }
 

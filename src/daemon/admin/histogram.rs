@@ -109,7 +109,7 @@ pub async fn answer(shared: &Shared, query: Option<&str>) -> Answer {
         None => store
             .oldest()
             .await
-            .map_err(ApiError::internal)?
+            .map_err(ApiError::store)?
             .map_or(now, |e| e.created_at.min(now)),
     };
     let to = to.unwrap_or(now).max(from);
@@ -122,13 +122,13 @@ pub async fn answer(shared: &Shared, query: Option<&str>) -> Answer {
             let inside = |e: &crate::store::Execution| {
                 q.keeps(e) && e.created_at >= from && e.created_at <= to && e.created_at < edges[edges.len() - 1]
             };
-            if let Some(e) = store.execution(id).await.map_err(ApiError::internal)?.filter(inside) {
+            if let Some(e) = store.execution(id).await.map_err(ApiError::store)?.filter(inside) {
                 let i = edges.partition_point(|b| *b <= e.created_at).saturating_sub(1);
                 counts[i][status_index(e.status)] += 1;
             }
             counts
         }
-        None => store.histogram(&q, &edges).await.map_err(ApiError::internal)?,
+        None => store.histogram(&q, &edges).await.map_err(ApiError::store)?,
     };
     let buckets: Vec<Value> = counts
         .iter()

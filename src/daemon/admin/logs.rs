@@ -65,7 +65,7 @@ pub async fn search(shared: &Shared, q: Option<&str>) -> Answer {
     let p = Params::parse(q, PARAMS)?;
     let limit = p.limit("limit", 100, 1000)?;
     let q = query(shared, &p, limit)?;
-    let rows = shared.store.logs(&q).await.map_err(ApiError::internal)?;
+    let rows = shared.store.logs(&q).await.map_err(ApiError::store)?;
     let next = (rows.len() == limit).then(|| rows.last().map(|(k, _)| k.to_string()));
     ok(&json!({
         "logs": rows.iter().map(|(_, r)| r).collect::<Vec<_>>(),

@@ -28,10 +28,13 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, HeaderValue, WWW_AUTHENTICATE};
+use hyper::header::{ALLOW, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
+
+/// How soon a client is told to ask again when the database did not answer.
+const STORE_RETRY_AFTER: u32 = 5;
 
 /// The largest request body the admin API reads (a manual run's payload).
 const MAX_BODY: usize = 1 << 20;
@@ -52,6 +55,8 @@ pub struct ApiError {
     allow: Option<String>,
     /// A 401's `WWW-Authenticate` challenge.
     challenge: Option<&'static str>,
+    /// A 503's `Retry-After`, in seconds.
+    retry_after: Option<u32>,
     /// More for the client than the message (a reload's errors, each on its own).
     details: Option<Box<(&'static str, Value)>>,
 }
@@ -64,6 +69,7 @@ impl ApiError {
             message: message.into(),
             allow: None,
             challenge: None,
+            retry_after: None,
             details: None,
         }
     }
@@ -96,6 +102,24 @@ impl ApiError {
         e
     }
 
+    /// A store's error: a database that did not answer is 503 `store_unavailable` with
+    /// `Retry-After` (as a webhook's is: asking again later may work), anything else
+    /// [`ApiError::internal`].
+    fn store(e: impl Into<crate::store::StoreError>) -> ApiError {
+        let e = e.into();
+        if !e.is_unavailable() {
+            return ApiError::internal(e);
+        }
+        tracing::warn!(error = %e, "admin API request: the database did not answer");
+        let mut a = ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            format!("{e}; try again in {STORE_RETRY_AFTER}s"),
+        );
+        a.retry_after = Some(STORE_RETRY_AFTER);
+        a
+    }
+
     fn internal(e: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %e, "admin API request failed");
         ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
@@ -113,6 +137,9 @@ impl ApiError {
         if let Some(challenge) = self.challenge {
             r.headers_mut()
                 .insert(WWW_AUTHENTICATE, HeaderValue::from_static(challenge));
+        }
+        if let Some(seconds) = self.retry_after {
+            r.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds));
         }
         boxed(r)
     }

@@ -19,20 +19,14 @@ fn attachment(value: &Value, name: &str) -> Answer {
 pub async fn trigger(shared: &Shared, id: &str, query: Option<&str>) -> Answer {
     Params::parse(query, &[])?;
     let job_id = parse_job(id)?;
-    if shared
-        .store
-        .execution(job_id)
-        .await
-        .map_err(ApiError::internal)?
-        .is_none()
-    {
+    if shared.store.execution(job_id).await.map_err(ApiError::store)?.is_none() {
         return Err(ApiError::not_found(format!("no execution {job_id}")));
     }
     match shared
         .store
         .payload(PayloadKey::trigger(job_id))
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::store)?
     {
         Some(v) => attachment(&v, &format!("{job_id}-trigger")),
         None => Err(ApiError::not_found(format!(
@@ -60,7 +54,7 @@ pub async fn step(shared: &Shared, id: &str, step: &str, kind: &str, query: Opti
     };
     let found = step_payload(shared.store.as_ref(), job_id, step, attempt as u32, *which)
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     match found {
         Found::Payload(value, _) => attachment(&value, &format!("{job_id}-{step}-{kind}")),
         Found::NoExecution => Err(ApiError::not_found(format!("no execution {job_id}"))),

@@ -31,7 +31,7 @@ pub async fn list(shared: &Shared, query: Option<&str>) -> Answer {
         let TriggerKind::Schedule { cron, timezone, .. } = &f.trigger.kind else {
             unreachable!("filtered above")
         };
-        let last = shared.store.last_fire(&f.name).await.map_err(ApiError::internal)?;
+        let last = shared.store.last_fire(&f.name).await.map_err(ApiError::store)?;
         let fires = shared.next_fires(&f.name, next).unwrap_or_default();
         rows.push(json!({
             "flow": f.name,
@@ -66,14 +66,14 @@ pub async fn executions(shared: &Shared, query: Option<&str>) -> Answer {
         limit,
         ..ListQuery::default()
     };
-    let rows = shared.store.list(&q).await.map_err(ApiError::internal)?;
+    let rows = shared.store.list(&q).await.map_err(ApiError::store)?;
     let mut out = Vec::with_capacity(rows.len());
     for e in &rows {
         let trigger = shared
             .store
             .payload(PayloadKey::trigger(e.job_id))
             .await
-            .map_err(ApiError::internal)?
+            .map_err(ApiError::store)?
             .unwrap_or(Value::Null);
         out.push(json!({
             "job_id": e.job_id.to_string(),
