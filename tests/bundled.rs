@@ -191,6 +191,41 @@ fn transform_calls_each_builtin_function_wherever_an_expression_names_it() {
 }
 
 #[test]
+fn transform_works_on_an_input_far_larger_than_its_bump_region() {
+    // The bundled guests bump small allocations from a 64 KiB region and take the rest
+    // from the system allocator: a document of nearly 1 MB (the payload limit) grows vectors and maps across the two.
+    let setup = Setup::new("");
+    let flow = setup.flow(
+        "big",
+        &support::one_step(
+            "transform",
+            r#"{ from = "trigger.body", keep = true, fields = { n = "length(items)", total = "sum(items[].price)", last = "items[-1].sku", cheap = "length(items[?price < `100`])" }, remove = ["pad"] }"#,
+            "",
+        ),
+    );
+    let items: Vec<_> = (0..15_000)
+        .map(|i| json!({"sku": format!("sku-{i}-\u{e9}\"q\""), "price": i}))
+        .collect();
+    let (code, r) = setup.run(&flow, Some(&json!({"items": items, "pad": "x".repeat(200_000)})));
+    assert_eq!(code, 0, "{r:#}");
+    let out = &step(&r, "only")["output"];
+    assert_eq!(out["n"], json!(15_000));
+    assert_eq!(out["total"].to_string(), (0..15_000u64).sum::<u64>().to_string());
+    assert_eq!(out["last"], json!("sku-14999-\u{e9}\"q\""));
+    assert_eq!(out["cheap"], json!(100));
+    assert_eq!(out["items"].as_array().map(Vec::len), Some(15_000));
+    assert_eq!(
+        out["items"][12_345],
+        json!({"sku": "sku-12345-\u{e9}\"q\"", "price": 12_345})
+    );
+    assert!(
+        out.get("pad").is_none(),
+        "{}",
+        out.as_object().map(|o| o.len()).unwrap_or(0)
+    );
+}
+
+#[test]
 fn transform_keep_adds_fields_each_computed_from_the_document_as_it_came() {
     // A kept key given a new value stays where it was, new keys follow in the order
     // written, and every expression reads the document before any field was set.

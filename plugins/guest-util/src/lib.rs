@@ -2,6 +2,8 @@
 //! `keep`, `rename`, `set`, `remove`) evaluated with JMESPath, and the config problems it
 //! reports as `(path, message)` pairs that each connector turns into its WIT type.
 
+pub mod arena;
+
 use serde_json::{Map, Value};
 
 /// A runtime holding the JMESPath functions `ast` calls and no others, `sum` kept

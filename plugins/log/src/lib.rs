@@ -4,6 +4,9 @@
 
 wit_bindgen::generate!({ path: "../../wit", world: "action-connector" });
 
+#[global_allocator]
+static ARENA: guest_util::arena::Arena = guest_util::arena::Arena::new();
+
 use exports::flowd::connector::action::{ConfigError, Context, Guest, StepError};
 use flowd::connector::log::{Level, log};
 use guest_util::{Problem, config_object, kind, unknown_keys};

@@ -5,6 +5,9 @@
 
 wit_bindgen::generate!({ path: "../../wit", world: "trigger-connector" });
 
+#[global_allocator]
+static ARENA: guest_util::arena::Arena = guest_util::arena::Arena::new();
+
 use exports::flowd::connector::trigger::{ConfigError, Context, Event, Guest, StepError};
 use flowd::connector::log::{Level, log};
 use guest_util::{Expr, Problem, SPEC_KEYS, Spec, config_object, kind, unknown_keys};
@@ -103,7 +106,9 @@ impl Guest for Reshape {
             }
         }
         let payload = s.spec.apply(&doc).map_err(|m| fail("expression", m, false))?;
-        Ok(Some(payload.to_string()))
+        serde_json::to_string(&payload)
+            .map(Some)
+            .map_err(|e| fail("output", e.to_string(), false))
     }
 }
 

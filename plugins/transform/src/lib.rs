@@ -9,6 +9,9 @@ wit_bindgen::generate!({ path: "../../wit", world: "action-connector" });
 use exports::flowd::connector::action::{ConfigError, Context, Guest, StepError};
 use guest_util::{Failed, Problem, SPEC_KEYS, Spec, config_object, unknown_keys};
 
+#[global_allocator]
+static ARENA: guest_util::arena::Arena = guest_util::arena::Arena::new();
+
 struct Transform;
 
 fn parse(config: &str) -> Result<Spec, Vec<Problem>> {
@@ -50,8 +53,8 @@ impl Guest for Transform {
             Failed::Input(m) => fail("input", m),
             Failed::Expression(m) => fail("expression", m),
         })?;
-        let out = out.to_string();
-        Ok(out)
+        // Straight into a string: `Value::to_string` goes through `fmt::Write` per piece.
+        serde_json::to_string(&out).map_err(|e| fail("output", e.to_string()))
     }
 }
 
