@@ -282,19 +282,23 @@ fn create_tables(db: &Database) -> Result<names::Names, WriteError> {
     // `BY_FLOW_STATUS` holds what this older index did.
     txn.delete_table(LEGACY_BY_FLOW).map_err(write_err)?;
     let names = {
-        let mut tables = Tables::open(&txn)?;
+        let mut tables = Tables::new(&txn);
         let mut stored = Vec::new();
-        for item in tables.names.iter().map_err(write_err)? {
+        for item in tables.names()?.iter().map_err(write_err)? {
             let (id, value) = item.map_err(write_err)?;
             stored.push((id.value(), value.value().to_vec()));
         }
         let names = names::Names::loaded(stored).map_err(|e| WriteError::Backend(e.to_string()))?;
+        // Readers expect every table to exist.
+        tables.open_all()?;
+        drop(tables);
         if missing {
-            for item in tables.executions.iter().map_err(write_err)? {
+            let executions = txn.open_table(tables::EXECUTIONS).map_err(write_err)?;
+            let mut by_flow_status = txn.open_table(tables::BY_FLOW_STATUS).map_err(write_err)?;
+            for item in executions.iter().map_err(write_err)? {
                 let (id, row) = item.map_err(write_err)?;
                 let head = rows::head(&names, row.value()).map_err(|e| WriteError::Backend(e.to_string()))?;
-                tables
-                    .by_flow_status
+                by_flow_status
                     .insert((head.flow.as_str(), status_code(head.status), id.value()), ())
                     .map_err(write_err)?;
             }
@@ -659,6 +663,46 @@ mod tests {
         assert!(err.contains("holds batches up to 1 only"), "{err}");
     }
 
+    fn wal_applied(store: &RedbStore) -> Option<u64> {
+        let txn = store.db.begin_read().unwrap();
+        let meta = txn.open_table(tables::META).unwrap();
+        meta.get(tables::WAL_APPLIED).unwrap().map(|v| v.value())
+    }
+
+    #[test]
+    fn only_durable_commits_say_which_logged_batch_the_database_holds_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        let before = wal_applied(&store).unwrap_or(0);
+        // Batches committed in memory (the log makes them durable) do not write the number
+        // (a crash loses them from the database, and the log brings them back), unless a
+        // checkpoint came due with one.
+        let now = SystemTime::now();
+        let old = now - 100 * DAY;
+        block(store.write(vec![Write::Execution(execution(
+            JobId::at(old),
+            "a",
+            ExecutionStatus::Success,
+            old,
+        ))]))
+        .unwrap();
+        block(store.write(vec![Write::Execution(execution(
+            JobId::new(),
+            "a",
+            ExecutionStatus::Pending,
+            now,
+        ))]))
+        .unwrap();
+        // A prune commits durably, taking over both: its number is the last of them, so
+        // the log that starts over after it follows on at open.
+        let pruned = block(store.prune(now - 50 * DAY, 10)).unwrap();
+        assert_eq!(pruned.executions, 1);
+        assert_eq!(wal_applied(&store), Some(before + 2));
+        drop(store);
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        assert_eq!(block(store.list(&ListQuery::default())).unwrap().len(), 1);
+    }
+
     fn block<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
@@ -902,18 +946,19 @@ mod tests {
             .collect();
         let txn = db.begin_write().unwrap();
         {
-            let mut t = Tables::open(&txn).unwrap();
+            let mut t = Tables::new(&txn);
             let mut by_flow = txn.open_table(LEGACY_BY_FLOW).unwrap();
             for (i, (e, step, log)) in rows.iter().enumerate() {
                 by_flow.insert(("old", e.job_id.0), ()).unwrap();
                 let id = e.job_id.0;
                 let code = status_code(e.status);
                 let form = |j: Vec<u8>, b: Vec<u8>| if i % 2 == 0 { j } else { b };
-                t.executions
+                t.executions()
+                    .unwrap()
                     .insert(id, form(json(e), rows::inline(e)).as_slice())
                     .unwrap();
-                t.by_status.insert((code, id), ()).unwrap();
-                t.by_flow_status.insert(("old", code, id), ()).unwrap();
+                t.by_status().unwrap().insert((code, id), ()).unwrap();
+                t.by_flow_status().unwrap().insert(("old", code, id), ()).unwrap();
                 let attempt = Attempt {
                     attempt: 1,
                     status: e.status,
@@ -921,17 +966,20 @@ mod tests {
                     finished_at: e.finished_at,
                     from_step: 0,
                 };
-                t.attempts
+                t.attempts()
+                    .unwrap()
                     .insert((id, 1), form(json(&attempt), rows::inline(&attempt)).as_slice())
                     .unwrap();
-                t.steps
+                t.steps()
+                    .unwrap()
                     .insert((id, 1, 0), form(json(step), rows::inline(step)).as_slice())
                     .unwrap();
                 let ns = nanos(log.time);
-                t.logs
+                t.logs()
+                    .unwrap()
                     .insert((ns, id, i as u32), form(json(log), rows::inline(log)).as_slice())
                     .unwrap();
-                t.logs_by_job.insert((id, ns, i as u32), ()).unwrap();
+                t.logs_by_job().unwrap().insert((id, ns, i as u32), ()).unwrap();
             }
         }
         txn.commit().unwrap();
@@ -1013,14 +1061,17 @@ mod tests {
             ];
             let txn = db.begin_write().unwrap();
             {
-                let mut t = Tables::open(&txn).unwrap();
+                let mut t = Tables::new(&txn);
                 for (id, value) in pending {
-                    t.names.insert(id, &*value).unwrap();
+                    t.names().unwrap().insert(id, &*value).unwrap();
                 }
                 for (seq, (row, bytes)) in old.iter().zip(forms).enumerate() {
                     let (ns, seq) = (nanos(row.time), seq as u32);
-                    t.logs.insert((ns, old_job.0, seq), bytes.as_slice()).unwrap();
-                    t.logs_by_job.insert((old_job.0, ns, seq), ()).unwrap();
+                    t.logs()
+                        .unwrap()
+                        .insert((ns, old_job.0, seq), bytes.as_slice())
+                        .unwrap();
+                    t.logs_by_job().unwrap().insert((old_job.0, ns, seq), ()).unwrap();
                 }
             }
             txn.commit().unwrap();

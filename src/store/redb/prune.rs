@@ -2,7 +2,7 @@
 //! thread between group commits. Job ids are creation times, so old executions are a
 //! prefix of the executions table; unfinished ones are passed over (recovery needs them).
 
-use super::tables::Tables;
+use super::tables::{Tables, WAL_APPLIED};
 use super::{Db, ExecutionHead, UNFINISHED, nanos, rows, status_code, write_err};
 use crate::store::{JobId, Pruned, WriteError};
 use redb::ReadableTable;
@@ -12,18 +12,19 @@ use std::time::SystemTime;
 /// Log records one batch may delete on their own, per execution it may delete.
 const SWEEP_PER_EXECUTION: usize = 16;
 
-/// One prune batch (see [`crate::store::Store::prune`]) in one durable transaction.
-pub(super) fn prune(db: &Db, cutoff: SystemTime, max_executions: usize) -> Result<Pruned, WriteError> {
+/// One prune batch (see [`crate::store::Store::prune`]) in one durable transaction, which
+/// takes over every batch of the write-ahead log up to `applied`.
+pub(super) fn prune(db: &Db, cutoff: SystemTime, max_executions: usize, applied: u64) -> Result<Pruned, WriteError> {
     let mut pruned = Pruned::default();
     let txn = db.begin_write().map_err(write_err)?;
     {
-        let mut tables = Tables::open(&txn)?;
+        let mut tables = Tables::new(&txn);
 
         // Job ids are creation times, so the old executions are a prefix of the table.
         // Unfinished ones are passed over each time; recovery keeps them few.
         let mut doomed = Vec::new();
         for item in tables
-            .executions
+            .executions()?
             .range(..JobId::lower_bound(cutoff).0)
             .map_err(write_err)?
         {
@@ -39,30 +40,30 @@ pub(super) fn prune(db: &Db, cutoff: SystemTime, max_executions: usize) -> Resul
         }
         for (id, head) in &doomed {
             let id = *id;
-            tables.executions.remove(id).map_err(write_err)?;
+            tables.executions()?.remove(id).map_err(write_err)?;
             tables
-                .by_status
+                .by_status()?
                 .remove((status_code(head.status), id))
                 .map_err(write_err)?;
             tables
-                .by_flow_status
+                .by_flow_status()?
                 .remove((head.flow.as_str(), status_code(head.status), id))
                 .map_err(write_err)?;
             tables
-                .attempts
+                .attempts()?
                 .retain_in((id, 0)..=(id, u32::MAX), |_, _| false)
                 .map_err(write_err)?;
             tables
-                .steps
+                .steps()?
                 .retain_in((id, 0, 0)..=(id, u32::MAX, u32::MAX), |_, _| false)
                 .map_err(write_err)?;
             tables
-                .payloads
+                .payloads()?
                 .retain_in((id, 0, 0, 0)..=(id, u32::MAX, u32::MAX, u8::MAX), |_, _| false)
                 .map_err(write_err)?;
             let mut records = Vec::new();
             for item in tables
-                .logs_by_job
+                .logs_by_job()?
                 .range((id, 0, 0)..=(id, u64::MAX, u32::MAX))
                 .map_err(write_err)?
             {
@@ -70,8 +71,8 @@ pub(super) fn prune(db: &Db, cutoff: SystemTime, max_executions: usize) -> Resul
                 records.push((t, seq));
             }
             for (t, seq) in records {
-                tables.logs_by_job.remove((id, t, seq)).map_err(write_err)?;
-                if tables.logs.remove((t, id, seq)).map_err(write_err)?.is_some() {
+                tables.logs_by_job()?.remove((id, t, seq)).map_err(write_err)?;
+                if tables.logs()?.remove((t, id, seq)).map_err(write_err)?.is_some() {
                     pruned.log_records += 1;
                 }
             }
@@ -85,7 +86,8 @@ pub(super) fn prune(db: &Db, cutoff: SystemTime, max_executions: usize) -> Resul
         let mut unfinished: HashMap<u128, bool> = HashMap::new();
         let mut records = Vec::new();
         let mut examined = 0;
-        let old = tables.logs.range((0, 0, 0)..(nanos(cutoff), 0, 0)).map_err(write_err)?;
+        let (logs, by_status) = tables.logs_and_by_status()?;
+        let old = logs.range((0, 0, 0)..(nanos(cutoff), 0, 0)).map_err(write_err)?;
         for item in old.take(limit.saturating_mul(4)) {
             if records.len() >= limit {
                 break;
@@ -97,7 +99,7 @@ pub(super) fn prune(db: &Db, cutoff: SystemTime, max_executions: usize) -> Resul
                 None => {
                     let mut keep = false;
                     for code in UNFINISHED {
-                        keep |= tables.by_status.get((code, job)).map_err(write_err)?.is_some();
+                        keep |= by_status.get((code, job)).map_err(write_err)?.is_some();
                     }
                     unfinished.insert(job, keep);
                     keep
@@ -110,10 +112,11 @@ pub(super) fn prune(db: &Db, cutoff: SystemTime, max_executions: usize) -> Resul
         // Either bound reached: the next batch may find more.
         pruned.more = doomed.len() >= max_executions || records.len() >= limit || examined >= limit.saturating_mul(4);
         for (t, job, seq) in records {
-            tables.logs.remove((t, job, seq)).map_err(write_err)?;
-            tables.logs_by_job.remove((job, t, seq)).map_err(write_err)?;
+            tables.logs()?.remove((t, job, seq)).map_err(write_err)?;
+            tables.logs_by_job()?.remove((job, t, seq)).map_err(write_err)?;
             pruned.log_records += 1;
         }
+        tables.meta()?.insert(WAL_APPLIED, applied).map_err(write_err)?;
     }
     txn.commit().map_err(write_err)?;
     Ok(pruned)

@@ -1,6 +1,6 @@
 //! Every redb table, in one place. Keys are typed; rows are in the binary form of
 //! `rows.rs` (JSON text before it), payloads JSON text (see `packing.rs`). Job ids are UUIDv7 as `u128`, so numeric order is creation order.
-//! [`Tables`] opens them all in one write transaction.
+//! [`Tables`] opens them in a write transaction as they are used.
 
 use super::write_err;
 use crate::store::WriteError;
@@ -40,37 +40,74 @@ pub(crate) const WAL_APPLIED: &str = "wal_applied";
 /// flow name → () for each flow an operator deactivated.
 pub(crate) const INACTIVE_FLOWS: TableDefinition<&str, ()> = TableDefinition::new("inactive_flows");
 
-/// Every table, opened in one write transaction.
-pub(super) struct Tables<'txn> {
-    pub(super) executions: Table<'txn, u128, &'static [u8]>,
-    pub(super) inactive: Table<'txn, &'static str, ()>,
-    pub(super) schedules: Table<'txn, &'static str, u64>,
-    pub(super) attempts: Table<'txn, (u128, u32), &'static [u8]>,
-    pub(super) steps: Table<'txn, (u128, u32, u32), &'static [u8]>,
-    pub(super) payloads: Table<'txn, (u128, u32, u32, u8), &'static [u8]>,
-    pub(super) logs: Table<'txn, (u64, u128, u32), &'static [u8]>,
-    pub(super) logs_by_job: Table<'txn, (u128, u64, u32), ()>,
-    pub(super) by_status: Table<'txn, (u8, u128), ()>,
-    pub(super) by_flow_status: Table<'txn, (&'static str, u8, u128), ()>,
-    pub(super) names: Table<'txn, u32, &'static [u8]>,
-    pub(super) meta: Table<'txn, &'static str, u64>,
+/// The tables of one write transaction, each opened when first asked for: a commit
+/// flushes (and checksums the dirty pages of) every table opened in it, and most commits
+/// touch half of them.
+macro_rules! tables {
+    ($($field:ident: $def:ident, $key:ty, $value:ty;)*) => {
+        pub(super) struct Tables<'txn> {
+            txn: &'txn WriteTransaction,
+            $($field: Option<Table<'txn, $key, $value>>,)*
+        }
+
+        impl<'txn> Tables<'txn> {
+            pub(super) fn new(txn: &'txn WriteTransaction) -> Tables<'txn> {
+                Tables { txn, $($field: None,)* }
+            }
+
+            /// Opens every table, creating those the database does not have yet.
+            pub(super) fn open_all(&mut self) -> Result<(), WriteError> {
+                $(self.$field()?;)*
+                Ok(())
+            }
+
+            $(pub(super) fn $field(&mut self) -> Result<&mut Table<'txn, $key, $value>, WriteError> {
+                let table = match self.$field.take() {
+                    Some(t) => t,
+                    None => self.txn.open_table($def).map_err(write_err)?,
+                };
+                Ok(self.$field.insert(table))
+            })*
+        }
+    };
+}
+
+tables! {
+    executions: EXECUTIONS, u128, &'static [u8];
+    inactive: INACTIVE_FLOWS, &'static str, ();
+    schedules: SCHEDULES, &'static str, u64;
+    attempts: ATTEMPTS, (u128, u32), &'static [u8];
+    steps: STEPS, (u128, u32, u32), &'static [u8];
+    payloads: PAYLOADS, (u128, u32, u32, u8), &'static [u8];
+    logs: LOGS, (u64, u128, u32), &'static [u8];
+    logs_by_job: LOGS_BY_JOB, (u128, u64, u32), ();
+    by_status: BY_STATUS, (u8, u128), ();
+    by_flow_status: BY_FLOW_STATUS, (&'static str, u8, u128), ();
+    names: NAMES, u32, &'static [u8];
+    meta: META, &'static str, u64;
 }
 
 impl<'txn> Tables<'txn> {
-    pub(super) fn open(txn: &'txn WriteTransaction) -> Result<Tables<'txn>, WriteError> {
-        Ok(Tables {
-            executions: txn.open_table(EXECUTIONS).map_err(write_err)?,
-            inactive: txn.open_table(INACTIVE_FLOWS).map_err(write_err)?,
-            schedules: txn.open_table(SCHEDULES).map_err(write_err)?,
-            attempts: txn.open_table(ATTEMPTS).map_err(write_err)?,
-            steps: txn.open_table(STEPS).map_err(write_err)?,
-            payloads: txn.open_table(PAYLOADS).map_err(write_err)?,
-            logs: txn.open_table(LOGS).map_err(write_err)?,
-            logs_by_job: txn.open_table(LOGS_BY_JOB).map_err(write_err)?,
-            by_status: txn.open_table(BY_STATUS).map_err(write_err)?,
-            by_flow_status: txn.open_table(BY_FLOW_STATUS).map_err(write_err)?,
-            names: txn.open_table(NAMES).map_err(write_err)?,
-            meta: txn.open_table(META).map_err(write_err)?,
-        })
+    /// The log records and the status index at once, for a scan of the one that looks
+    /// rows up in the other.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn logs_and_by_status(
+        &mut self,
+    ) -> Result<
+        (
+            &mut Table<'txn, (u64, u128, u32), &'static [u8]>,
+            &mut Table<'txn, (u8, u128), ()>,
+        ),
+        WriteError,
+    > {
+        let logs = match self.logs.take() {
+            Some(t) => t,
+            None => self.txn.open_table(LOGS).map_err(write_err)?,
+        };
+        let by_status = match self.by_status.take() {
+            Some(t) => t,
+            None => self.txn.open_table(BY_STATUS).map_err(write_err)?,
+        };
+        Ok((self.logs.insert(logs), self.by_status.insert(by_status)))
     }
 }

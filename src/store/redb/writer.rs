@@ -96,7 +96,7 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
         let first = match first {
             Request::Write(w) => w,
             Request::Prune(p) => {
-                let pruned = super::prune::prune(db, p.cutoff, p.max_executions);
+                let pruned = super::prune::prune(db, p.cutoff, p.max_executions, wal.last_seq());
                 // Its commit is durable, and so is every batch before it.
                 if pruned.is_ok() {
                     wal.checkpointed(wal.last_seq());
@@ -192,10 +192,10 @@ fn checkpoint(db: &Db, wal: &mut Wal, checkpointed: &mut Instant) -> bool {
 }
 
 /// Why `request` may not apply to what `tables` hold now: a fire time already taken.
-fn refusal(tables: &Tables, request: &WriteRequest) -> Result<Option<WriteError>, WriteError> {
+fn refusal(tables: &mut Tables, request: &WriteRequest) -> Result<Option<WriteError>, WriteError> {
     for w in &request.writes {
         if let Encoded::Fire { flow, at } = w
-            && let Some(last) = tables.schedules.get(flow.as_str()).map_err(write_err)?
+            && let Some(last) = tables.schedules()?.get(flow.as_str()).map_err(write_err)?
             && last.value() >= nanos(*at)
         {
             return Ok(Some(WriteError::AlreadyFired {
@@ -223,10 +223,10 @@ fn commit(
     let mut txn = db.begin_write().map_err(write_err)?;
     let mut results = Vec::with_capacity(batch.len());
     let mut body = Vec::new();
-    {
-        let mut tables = Tables::open(&txn)?;
+    let durable = {
+        let mut tables = Tables::new(&txn);
         for request in batch {
-            if let Some(refused) = refusal(&tables, request)? {
+            if let Some(refused) = refusal(&mut tables, request)? {
                 results.push(Err(refused));
                 continue;
             }
@@ -238,9 +238,15 @@ fn commit(
                 }
             }
         }
-        tables.meta.insert(WAL_APPLIED, seq).map_err(write_err)?;
-    }
-    let durable = due || !wal.fits(body.len());
+        let durable = due || !wal.fits(body.len());
+        // Which batch the database holds last matters only once it is durable: a commit
+        // in memory is lost with a crash, and the durable commit after it (a checkpoint,
+        // a prune) writes the number of the last batch it takes over.
+        if durable {
+            tables.meta()?.insert(WAL_APPLIED, seq).map_err(write_err)?;
+        }
+        durable
+    };
     if !durable {
         txn.set_durability(redb::Durability::None).map_err(write_err)?;
     }
@@ -270,7 +276,7 @@ pub(super) fn replay(db: &redb::Database, names: &Names, records: &[Record]) -> 
     let Some(last) = records.last() else { return Ok(()) };
     let txn = db.begin_write().map_err(write_err)?;
     {
-        let mut tables = Tables::open(&txn)?;
+        let mut tables = Tables::new(&txn);
         for record in records {
             // A record's rows may refer to names it carries itself.
             for w in &record.writes {
@@ -282,7 +288,7 @@ pub(super) fn replay(db: &redb::Database, names: &Names, records: &[Record]) -> 
                 apply(&mut tables, names, w)?;
             }
         }
-        tables.meta.insert(WAL_APPLIED, last.seq).map_err(write_err)?;
+        tables.meta()?.insert(WAL_APPLIED, last.seq).map_err(write_err)?;
     }
     txn.commit().map_err(write_err)
 }
@@ -291,7 +297,7 @@ pub(super) fn replay(db: &redb::Database, names: &Names, records: &[Record]) -> 
 fn apply(tables: &mut Tables, names: &Names, w: &Encoded) -> Result<(), WriteError> {
     match w {
         Encoded::Name((id, value)) => {
-            tables.names.insert(*id, &**value).map_err(write_err)?;
+            tables.names()?.insert(*id, &**value).map_err(write_err)?;
         }
         Encoded::Execution {
             id,
@@ -299,8 +305,7 @@ fn apply(tables: &mut Tables, names: &Names, w: &Encoded) -> Result<(), WriteErr
             status,
             bytes,
         } => {
-            let old = tables.executions.insert(*id, bytes.as_slice()).map_err(write_err)?;
-            let old = match old {
+            let old = match tables.executions()?.insert(*id, bytes.as_slice()).map_err(write_err)? {
                 Some(old) => Some(rows::head(names, old.value()).map_err(|e| WriteError::Backend(e.to_string()))?),
                 None => None,
             };
@@ -308,22 +313,22 @@ fn apply(tables: &mut Tables, names: &Names, w: &Encoded) -> Result<(), WriteErr
                 Some(old) if status_code(old.status) == *status => {}
                 Some(old) => {
                     let s = status_code(old.status);
-                    tables.by_status.remove((s, *id)).map_err(write_err)?;
-                    tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
+                    tables.by_status()?.remove((s, *id)).map_err(write_err)?;
+                    tables.by_status()?.insert((*status, *id), ()).map_err(write_err)?;
                     tables
-                        .by_flow_status
+                        .by_flow_status()?
                         .remove((old.flow.as_str(), s, *id))
                         .map_err(write_err)?;
                     tables
-                        .by_flow_status
+                        .by_flow_status()?
                         .insert((flow.as_str(), *status, *id), ())
                         .map_err(write_err)?;
                 }
                 // A new execution: its flow never changes, so it is indexed once.
                 None => {
-                    tables.by_status.insert((*status, *id), ()).map_err(write_err)?;
+                    tables.by_status()?.insert((*status, *id), ()).map_err(write_err)?;
                     tables
-                        .by_flow_status
+                        .by_flow_status()?
                         .insert((flow.as_str(), *status, *id), ())
                         .map_err(write_err)?;
                 }
@@ -331,42 +336,48 @@ fn apply(tables: &mut Tables, names: &Names, w: &Encoded) -> Result<(), WriteErr
         }
         Encoded::FlowActive { flow, active } => {
             if *active {
-                tables.inactive.remove(flow.as_str()).map_err(write_err)?;
+                tables.inactive()?.remove(flow.as_str()).map_err(write_err)?;
             } else {
-                tables.inactive.insert(flow.as_str(), ()).map_err(write_err)?;
+                tables.inactive()?.insert(flow.as_str(), ()).map_err(write_err)?;
             }
         }
         Encoded::LastFire { flow, at } => {
-            tables.schedules.insert(flow.as_str(), *at).map_err(write_err)?;
+            tables.schedules()?.insert(flow.as_str(), *at).map_err(write_err)?;
         }
         Encoded::Fire { flow, at } => {
-            tables.schedules.insert(flow.as_str(), nanos(*at)).map_err(write_err)?;
+            tables
+                .schedules()?
+                .insert(flow.as_str(), nanos(*at))
+                .map_err(write_err)?;
         }
         Encoded::Attempt { key, bytes } => {
-            tables.attempts.insert(*key, bytes.as_slice()).map_err(write_err)?;
+            tables.attempts()?.insert(*key, bytes.as_slice()).map_err(write_err)?;
         }
         Encoded::Step { key, bytes } => {
-            tables.steps.insert(*key, bytes.as_slice()).map_err(write_err)?;
+            tables.steps()?.insert(*key, bytes.as_slice()).map_err(write_err)?;
         }
         Encoded::Payload { key, bytes } => {
             // A shared config is the same each time: written once, its page left
             // alone by every later execution.
             let shared = key.1 == SHARED_ATTEMPT;
-            if !shared || tables.payloads.get(*key).map_err(write_err)?.is_none() {
-                tables.payloads.insert(*key, bytes.as_slice()).map_err(write_err)?;
+            if !shared || tables.payloads()?.get(*key).map_err(write_err)?.is_none() {
+                tables.payloads()?.insert(*key, bytes.as_slice()).map_err(write_err)?;
             }
         }
         Encoded::Log { time, job, seq, bytes } => {
             tables
-                .logs
+                .logs()?
                 .insert((*time, *job, *seq), bytes.as_slice())
                 .map_err(write_err)?;
-            tables.logs_by_job.insert((*job, *time, *seq), ()).map_err(write_err)?;
+            tables
+                .logs_by_job()?
+                .insert((*job, *time, *seq), ())
+                .map_err(write_err)?;
         }
         Encoded::Bundle { key, bytes } => {
             // Places are written once, so two bundles meet at one key only when
             // a later write starts at the same step: the two are merged.
-            let merged = match tables.payloads.get(*key).map_err(write_err)? {
+            let merged = match tables.payloads()?.get(*key).map_err(write_err)? {
                 Some(old) => {
                     let mut places: BTreeMap<Place, Vec<u8>> = packing::unpack_bundle(old.value())
                         .map_err(|e| WriteError::Backend(e.to_string()))?
@@ -379,7 +390,7 @@ fn apply(tables: &mut Tables, names: &Names, w: &Encoded) -> Result<(), WriteErr
                 None => None,
             };
             let bytes = merged.as_deref().unwrap_or(bytes.as_slice());
-            tables.payloads.insert(*key, bytes).map_err(write_err)?;
+            tables.payloads()?.insert(*key, bytes).map_err(write_err)?;
         }
     }
     Ok(())
