@@ -1,6 +1,7 @@
 //! The write-ahead log beside the database (`flowd.wal`): each group commit's writes are
-//! appended to it and made durable with one sequential sync, while redb commits them in
-//! memory only. A checkpoint (a durable redb commit) makes every record before it
+//! appended to it and made durable by one sequential write (direct and synchronous where
+//! the file system allows, else through the page cache and a sync), while redb commits
+//! them in memory only. A checkpoint (a durable redb commit) makes every record before it
 //! redundant and the log starts over at its beginning; at open, the records past the last
 //! batch the database holds are applied again.
 //!
@@ -36,6 +37,10 @@ pub(super) struct Record {
 
 pub(super) struct Wal {
     file: File,
+    /// The same file opened for direct, synchronous writes (`O_DIRECT | O_DSYNC`), where
+    /// the file system allows it: an append is then one aligned write that returns once
+    /// durable, without the page cache's writeback and a separate sync.
+    direct: Option<Direct>,
     path: PathBuf,
     /// Where the next record goes; 0 when every record is redundant.
     end: u64,
@@ -109,8 +114,10 @@ impl Wal {
             records.push(Record { seq, writes });
         }
         let next = records.last().map_or(applied, |r| r.seq) + 1;
+        let direct = Direct::open(path);
         let wal = Wal {
             file,
+            direct,
             path: path.to_path_buf(),
             end: 0,
             allocated,
@@ -169,8 +176,21 @@ impl Wal {
                 self.allocated += n as u64;
             }
         }
-        self.file.write_all_at(&record, self.end)?;
-        self.file.sync_data()?;
+        let direct = match &mut self.direct {
+            Some(direct) => match direct.write(self.end, &record) {
+                Ok(()) => true,
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "a direct write to the write-ahead log failed; writing through the page cache from now on");
+                    self.direct = None;
+                    false
+                }
+            },
+            None => false,
+        };
+        if !direct {
+            self.file.write_all_at(&record, self.end)?;
+            self.file.sync_data()?;
+        }
         self.end = need;
         self.next = seq + 1;
         Ok(())
@@ -180,6 +200,9 @@ impl Wal {
     /// over, the next batch numbered `seq + 1`.
     pub(super) fn checkpointed(&mut self, seq: u64) {
         self.end = 0;
+        if let Some(direct) = &mut self.direct {
+            direct.tail_len = 0;
+        }
         self.broken = false;
         self.next = seq + 1;
     }
@@ -191,6 +214,65 @@ impl Wal {
         {
             tracing::warn!(path = %self.path.display(), error = %e, "could not empty the write-ahead log");
         }
+    }
+}
+
+/// Direct writes are whole blocks of this size at offsets it divides.
+const BLOCK: usize = 4096;
+
+/// The log's file opened for direct synchronous writes, and the bytes of the block the
+/// log ends in (rewritten, unchanged, with the next record).
+struct Direct {
+    file: File,
+    /// An aligned buffer: the end block's bytes, then each new record, then zeros.
+    buf: Vec<u8>,
+    /// Where the aligned part of `buf` starts.
+    at: usize,
+    /// How many bytes of the log's end block `buf` holds.
+    tail_len: usize,
+}
+
+impl Direct {
+    fn open(path: &Path) -> Option<Direct> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let file = OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
+            .open(path)
+            .ok()?;
+        let buf = vec![0u8; 2 * BLOCK];
+        let at = buf.as_ptr().align_offset(BLOCK);
+        Some(Direct {
+            file,
+            buf,
+            at,
+            tail_len: 0,
+        })
+    }
+
+    /// Writes `record` at `end` (in allocated space) and returns once it is durable.
+    fn write(&mut self, end: u64, record: &[u8]) -> std::io::Result<()> {
+        let start = end - self.tail_len as u64;
+        debug_assert_eq!(start % BLOCK as u64, 0);
+        let used = self.tail_len + record.len();
+        let len = used.div_ceil(BLOCK) * BLOCK;
+        if self.at + len > self.buf.len() {
+            let mut bigger = vec![0u8; len + 2 * BLOCK];
+            let at = bigger.as_ptr().align_offset(BLOCK);
+            bigger[at..at + self.tail_len].copy_from_slice(&self.buf[self.at..self.at + self.tail_len]);
+            self.buf = bigger;
+            self.at = at;
+        }
+        let area = &mut self.buf[self.at..self.at + len];
+        area[self.tail_len..used].copy_from_slice(record);
+        area[used..].fill(0);
+        self.file.write_all_at(area, start)?;
+        // The new end block's bytes move to the front for the next record.
+        let keep = used % BLOCK;
+        let from = used - keep;
+        self.buf.copy_within(self.at + from..self.at + used, self.at);
+        self.tail_len = keep;
+        Ok(())
     }
 }
 
@@ -486,6 +568,75 @@ mod tests {
         for _ in 0..n {
             let seq = wal.next_seq();
             wal.append(seq, &body(&one_of_each()[..2])).unwrap();
+        }
+    }
+
+    #[test]
+    fn records_of_every_size_read_back_with_direct_writes_and_through_the_page_cache() {
+        for direct in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("flowd.wal");
+            let (mut wal, _) = Wal::open(&path, 0).unwrap();
+            if direct && wal.direct.is_none() {
+                eprintln!(
+                    "{} refuses O_DIRECT: only writes through the page cache are tested",
+                    path.display()
+                );
+                continue;
+            }
+            if !direct {
+                wal.direct = None;
+            }
+            // Records that end inside a block, exactly at its end, and span several.
+            let sizes = [
+                10,
+                BLOCK - HEADER as usize - 10 - HEADER as usize,
+                1,
+                3 * BLOCK + 5,
+                BLOCK,
+                0,
+                70_000,
+            ];
+            let bodies: Vec<Vec<u8>> = sizes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (0..*n).map(|j| (i * 31 + j) as u8).collect())
+                .collect();
+            let log = |wal: &mut Wal, bodies: &[Vec<u8>]| {
+                for b in bodies {
+                    let mut w = Vec::new();
+                    encode(&mut w, &Encoded::Name((1, b.clone().into())));
+                    let seq = wal.next_seq();
+                    wal.append(seq, &w).unwrap();
+                }
+            };
+            let names = |records: &[Record]| -> Vec<Vec<u8>> {
+                records
+                    .iter()
+                    .flat_map(|r| &r.writes)
+                    .map(|w| match w {
+                        Encoded::Name((_, v)) => v.to_vec(),
+                        _ => panic!("only names were logged"),
+                    })
+                    .collect()
+            };
+            log(&mut wal, &bodies);
+            assert_eq!(wal.direct.is_some(), direct, "no direct write failed");
+            drop(wal);
+            let (mut wal, records) = Wal::open(&path, 0).unwrap();
+            assert_eq!(seqs(&records), (1..=7).collect::<Vec<_>>(), "direct: {direct}");
+            assert_eq!(names(&records), bodies, "direct: {direct}");
+            // After a checkpoint the log starts over on top of older records, not read again.
+            wal.checkpointed(7);
+            if !direct {
+                wal.direct = None;
+            }
+            log(&mut wal, &bodies[..3]);
+            assert_eq!(wal.direct.is_some(), direct, "no direct write failed");
+            drop(wal);
+            let (_, records) = Wal::open(&path, 7).unwrap();
+            assert_eq!(seqs(&records), vec![8, 9, 10], "direct: {direct}");
+            assert_eq!(names(&records), bodies[..3].to_vec(), "direct: {direct}");
         }
     }
 
