@@ -105,16 +105,18 @@ pub fn wait_status(d: &Daemon, job: &str, status: &str) {
     }
 }
 
-/// `GET path` as the viewer, for a loop waiting until `end`: a PostgreSQL store that had no
-/// connection free in time (the database stalled, e.g. on a slow fsync of a busy disk)
-/// is asked again until then; anything else must answer 200. Its JSON, or `Null` when
-/// it was not read.
+/// `GET path` as the viewer, for a loop waiting until `end`: a store the daemon says is
+/// unavailable (503 `store_unavailable`: a PostgreSQL database that stalled, e.g. on a
+/// slow fsync of a busy disk, and left no connection free in time) is asked again until
+/// then, as its `Retry-After` invites; anything else must answer 200. Its JSON, or
+/// `Null` when it was not read.
 fn polled(d: &Daemon, path: &str, end: std::time::Instant) -> Value {
     let r = d.admin("GET", path, Some(VIEWER), b"");
-    if r.status == 500
+    if r.status == 503
         && std::time::Instant::now() < end
-        && String::from_utf8_lossy(&r.body).contains("no connection to the database in time")
+        && String::from_utf8_lossy(&r.body).contains("\"store_unavailable\"")
     {
+        std::thread::sleep(std::time::Duration::from_millis(200));
         return Value::Null;
     }
     get_answered(d, path, r)
