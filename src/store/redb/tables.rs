@@ -4,7 +4,7 @@
 
 use super::write_err;
 use crate::store::WriteError;
-use redb::{Table, TableDefinition, WriteTransaction};
+use redb::{Key, Table, TableDefinition, Value, WriteTransaction};
 
 /// job id → `Execution`.
 pub(crate) const EXECUTIONS: TableDefinition<u128, &[u8]> = TableDefinition::new("executions");
@@ -62,11 +62,7 @@ macro_rules! tables {
             }
 
             $(pub(super) fn $field(&mut self) -> Result<&mut Table<'txn, $key, $value>, WriteError> {
-                let table = match self.$field.take() {
-                    Some(t) => t,
-                    None => self.txn.open_table($def).map_err(write_err)?,
-                };
-                Ok(self.$field.insert(table))
+                opened(self.txn, &mut self.$field, $def)
             })*
         }
     };
@@ -87,6 +83,19 @@ tables! {
     meta: META, &'static str, u64;
 }
 
+/// The table in `slot`, opened in `txn` first if it is not yet.
+fn opened<'s, 'txn, K: Key + 'static, V: Value + 'static>(
+    txn: &'txn WriteTransaction,
+    slot: &'s mut Option<Table<'txn, K, V>>,
+    def: TableDefinition<K, V>,
+) -> Result<&'s mut Table<'txn, K, V>, WriteError> {
+    let table = match slot.take() {
+        Some(t) => t,
+        None => txn.open_table(def).map_err(write_err)?,
+    };
+    Ok(slot.insert(table))
+}
+
 impl<'txn> Tables<'txn> {
     /// The log records and the status index at once, for a scan of the one that looks
     /// rows up in the other.
@@ -100,14 +109,10 @@ impl<'txn> Tables<'txn> {
         ),
         WriteError,
     > {
-        let logs = match self.logs.take() {
-            Some(t) => t,
-            None => self.txn.open_table(LOGS).map_err(write_err)?,
-        };
-        let by_status = match self.by_status.take() {
-            Some(t) => t,
-            None => self.txn.open_table(BY_STATUS).map_err(write_err)?,
-        };
-        Ok((self.logs.insert(logs), self.by_status.insert(by_status)))
+        let txn = self.txn;
+        Ok((
+            opened(txn, &mut self.logs, LOGS)?,
+            opened(txn, &mut self.by_status, BY_STATUS)?,
+        ))
     }
 }
