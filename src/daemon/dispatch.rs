@@ -497,10 +497,11 @@ impl Dispatcher {
                 _ => false,
             };
             // The execution runs in a task of its own, so that a panic in it stops only
-            // it: it is ended `failed` below rather than met again at every start.
+            // it: it is ended `failed` below rather than met again at every start. Boxed,
+            // so the spawn moves a pointer rather than the whole run's state machine.
             let run = {
                 let (executor, flow, hold) = (executor.clone(), flow.clone(), hold.clone());
-                tokio::spawn(async move {
+                tokio::spawn(Box::pin(async move {
                     let run = async {
                         match work {
                             Work::Fresh(accepted) => executor.run(&flow, *accepted).await.map_err(Stop::from),
@@ -512,7 +513,7 @@ impl Dispatcher {
                         Some(hold) => hold.scope(run).await,
                         None => run.await,
                     }
-                })
+                }))
             };
             let result = run.await.unwrap_or_else(|e| Err(Stop::Panic(panic_message(e))));
             if gated && let Some(store) = &store

@@ -114,7 +114,13 @@ impl Wal {
             records.push(Record { seq, writes });
         }
         let next = records.last().map_or(applied, |r| r.seq) + 1;
-        let direct = Direct::open(path);
+        let direct = match Direct::open(path) {
+            Ok(direct) => Some(direct),
+            Err(e) => {
+                tracing::info!(path = %path.display(), error = %e, "the file system refuses direct writes: the write-ahead log goes through the page cache, with fdatasync");
+                None
+            }
+        };
         let wal = Wal {
             file,
             direct,
@@ -233,16 +239,15 @@ struct Direct {
 }
 
 impl Direct {
-    fn open(path: &Path) -> Option<Direct> {
+    fn open(path: &Path) -> std::io::Result<Direct> {
         use std::os::unix::fs::OpenOptionsExt as _;
         let file = OpenOptions::new()
             .write(true)
             .custom_flags(libc::O_DIRECT | libc::O_DSYNC)
-            .open(path)
-            .ok()?;
+            .open(path)?;
         let buf = vec![0u8; 2 * BLOCK];
         let at = buf.as_ptr().align_offset(BLOCK);
-        Some(Direct {
+        Ok(Direct {
             file,
             buf,
             at,
