@@ -242,8 +242,8 @@ fn the_cache_is_capped_by_size_evicting_the_least_recently_used() {
         size.insert(name, (file, len));
     }
     let (a, b, c) = (&size["echo"], &size["fail"], &size["panic"]);
-    // The components' share is four fifths of `cache_size`.
-    let cap = (a.1 + b.1 + c.1 / 2).max(1 << 20).next_multiple_of(4);
+    // The components' share is four fifths of `cache_size`, which is at least 1 MiB.
+    let cap = (a.1 + b.1 + c.1 / 2).max((1 << 20) * 4 / 5 + 1).next_multiple_of(4);
     let cache_size = cap / 4 * 5;
     assert!(
         a.1 + b.1 <= cap && a.1 + b.1 + c.1 > cap && a.1 + c.1 <= cap,
@@ -263,10 +263,18 @@ fn the_cache_is_capped_by_size_evicting_the_least_recently_used() {
     assert!(files().iter().map(|(_, l)| l).sum::<u64>() <= cap);
     assert!(functions(&cache).1 <= cache_size / 5, "{:?}", functions(&cache));
 
-    // A cap smaller than the function cache evicts from it too, the oldest first.
+    // A cap smaller than the function cache evicts from it too, the oldest first. More
+    // components' functions first, so that they outgrow a fifth of the smallest cap.
+    for name in ["looper", "membomb", "recursion"] {
+        check_in(1 << 40, name);
+    }
     let (count, bytes) = functions(&cache);
     assert!(count > 0 && bytes > 0, "no compiled functions were kept");
     let small = (1u64 << 20).max(bytes * 5 / 2).next_multiple_of(5);
+    assert!(
+        bytes > small / 5,
+        "{bytes} bytes of functions fit under a cap of {small}: nothing to evict"
+    );
     std::fs::remove_file(cache.join(&c.0)).unwrap();
     check_in(small, "panic");
     let (_, after) = functions(&cache);

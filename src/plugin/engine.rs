@@ -23,11 +23,48 @@ const KEEP_RESIDENT: usize = 4 << 20;
 /// Core instances one component may hold.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 
+/// A linear memory's slot when the address space allows: every 32-bit address a guest can
+/// form lands in the slot or its guard pages, so compiled code needs no bounds check on a
+/// load or store (explicit checks cost ~7% of the daemon's CPU per execution on the peer
+/// shape, its three `transform` steps: five paired runs of `benches/peer`'s load).
+const FULL_SLOT: u64 = 1 << 32;
+
+/// How a slot is sized, and what that costs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slots {
+    /// 4 GiB of address space per memory (reserved, not resident): no bounds checks.
+    Full,
+    /// Exactly the largest memory a step may have: every load and store is checked.
+    Capped,
+}
+
 /// Builds the engine. The pool holds `limits.instances` component instances, each with
 /// room for `limits.max_step.memory` bytes of linear memory and nothing more; compiled
-/// functions are kept in `functions` when given.
+/// functions are kept in `functions` when given. Each memory's slot is [`Slots::Full`]
+/// unless the process may not reserve that much address space (`ulimit -v`), and then
+/// [`Slots::Capped`], with a warning that says why.
 pub fn build(limits: &Limits, functions: Option<Arc<FunctionCache>>) -> anyhow::Result<Engine> {
+    match build_with(limits, functions.clone(), Slots::Full) {
+        Ok(engine) => Ok(engine),
+        Err(full) => {
+            let engine = build_with(limits, functions, Slots::Capped)?;
+            tracing::warn!(
+                error = %format!("{full:#}"),
+                "the connector pool could not reserve 4 GiB of address space per memory \
+                 (is `ulimit -v` set?); memories are sized to limits.max_step.memory instead, and connectors run \
+                 with a bounds check on every load and store (slower)"
+            );
+            Ok(engine)
+        }
+    }
+}
+
+fn build_with(limits: &Limits, functions: Option<Arc<FunctionCache>>, slots: Slots) -> anyhow::Result<Engine> {
     let max_memory = limits.max_step.memory.div_ceil(WASM_PAGE) * WASM_PAGE;
+    let reservation = match slots {
+        Slots::Full => FULL_SLOT.max(max_memory),
+        Slots::Capped => max_memory,
+    };
     let instances = limits.instances;
 
     let mut pool = PoolingAllocationConfig::new();
@@ -64,9 +101,8 @@ pub fn build(limits: &Limits, functions: Option<Arc<FunctionCache>>) -> anyhow::
         .consume_fuel(true)
         .epoch_interruption(true)
         .cranelift_opt_level(OptLevel::Speed)
-        // A slot reserves exactly the largest memory a step may have; the default
-        // (4 GiB per slot) would reserve terabytes of address space for the pool.
-        .memory_reservation(max_memory)
+        // Growth past `max_memory` is refused by the pool whatever the slot's size.
+        .memory_reservation(reservation)
         .memory_reservation_for_growth(0)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
     if let Some(f) = functions {
