@@ -117,6 +117,12 @@ fn an_execution_running_through_a_database_outage_waits_it_out_and_ends_as_its_s
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["error"]["code"], "store_unavailable");
     assert_eq!(r.header("retry-after"), Some("5"));
+    // So is an operator's write that finds none: nothing was sent, and the flow stays on
+    // (it takes the webhook at the end).
+    let r = d.admin("POST", "/v1/flows/slow/deactivate", Some(OPERATOR), b"");
+    assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["error"]["code"], "store_unavailable");
+    assert_eq!(r.header("retry-after"), Some("5"));
     // Past the step's end (1.5 s), and the first tries for a connection.
     std::thread::sleep(Duration::from_secs(2));
     proxy.restore();

@@ -330,9 +330,27 @@ async fn a_call_that_finds_no_connection_in_time_says_how_full_the_pool_is() {
     );
     // Typed so that callers tell it from a failed read: asking again later may work.
     assert!(matches!(err, flowd::store::ReadError::Unavailable(_)), "{err:?}");
+    // A write outside a lease (an operator's) is told the same, and nothing is written.
+    let err = store
+        .write(vec![flowd::store::Write::FlowActive {
+            flow: "f".into(),
+            active: false,
+        }])
+        .await
+        .expect_err("a write without a connection");
+    assert!(matches!(err, flowd::store::WriteError::Unavailable(_)), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("no connection to the database in time (1 of 1 connections in use"),
+        "{err}"
+    );
     holder.batch_execute("ROLLBACK").await.unwrap();
     // The first read goes on once the lock is free.
     assert!(reading.await.unwrap().unwrap().is_none());
+    assert!(
+        store.inactive_flows().await.unwrap().is_empty(),
+        "the refused write left nothing"
+    );
     drop(holder);
     let _ = task.await;
 }

@@ -52,6 +52,10 @@ pub enum WriteError {
     Closed,
     #[error("the database refused the write: {0}")]
     Backend(String),
+    /// No connection to the database in time (it stalls, or is unreachable): nothing was
+    /// sent, so nothing was written, and asking again later may work.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
     /// The writer's lease on the execution expired and was claimed again: its writes are
     /// refused so that two owners never both record the execution.
     #[error("the lease of {owner} on execution {job} (fence {fence}) is no longer held: the write is refused")]
@@ -129,7 +133,10 @@ impl StoreError {
 
     /// The database did not answer: the operation may work when asked again later.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, StoreError::Read(ReadError::Unavailable(_)))
+        matches!(
+            self,
+            StoreError::Read(ReadError::Unavailable(_)) | StoreError::Write(WriteError::Unavailable(_))
+        )
     }
 
     /// The write was refused because the writer no longer holds the execution's lease:

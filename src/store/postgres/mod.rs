@@ -224,6 +224,20 @@ impl PostgresStore {
         self.pool.get().await.map_err(|e| self.pool_error(&e))
     }
 
+    /// A connection for a write outside a lease (an operator's action, a new request):
+    /// one the database did not give in time is [`WriteError::Unavailable`], and
+    /// nothing was sent.
+    async fn client_for_write(&self) -> Result<deadpool_postgres::Object, WriteError> {
+        self.pool.get().await.map_err(|e| {
+            let message = self.pool_error(&e);
+            if unanswered(&e) {
+                WriteError::Unavailable(message)
+            } else {
+                WriteError::Backend(message)
+            }
+        })
+    }
+
     /// A connection for a read: one the database did not give in time is
     /// [`ReadError::Unavailable`].
     async fn client_for_read(&self) -> Result<deadpool_postgres::Object, ReadError> {

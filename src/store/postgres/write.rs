@@ -56,11 +56,10 @@ pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(
     // fails at once so that its caller hears the database is unavailable.
     let leased = writes.iter().any(|w| matches!(w, Write::Fence { .. }));
     let mut client = if leased {
-        store.client_waiting().await
+        store.client_waiting().await.map_err(WriteError::Backend)?
     } else {
-        store.client().await
-    }
-    .map_err(WriteError::Backend)?;
+        store.client_for_write().await?
+    };
     let tx = client.transaction().await.map_err(write_err)?;
     for (w, payload) in writes.iter().zip(payloads) {
         match w {
@@ -272,7 +271,7 @@ pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(
 }
 
 pub(super) async fn announce_reload(store: &PostgresStore) -> Result<u64, WriteError> {
-    let client = store.client().await.map_err(WriteError::Backend)?;
+    let client = store.client_for_write().await?;
     let row = client
         .query_one(
             "UPDATE signals SET count = count + 1 WHERE name = 'reload' RETURNING count",
@@ -291,7 +290,7 @@ pub(super) async fn ask_wake(
     job: JobId,
     due: std::time::SystemTime,
 ) -> Result<bool, WriteError> {
-    let client = store.client().await.map_err(WriteError::Backend)?;
+    let client = store.client_for_write().await?;
     client
         .execute(
             &*format!(
@@ -308,7 +307,7 @@ pub(super) async fn ask_wake(
 }
 
 pub(super) async fn forget_wakes(store: &PostgresStore, jobs: Vec<JobId>) -> Result<(), WriteError> {
-    let client = store.client().await.map_err(WriteError::Backend)?;
+    let client = store.client_for_write().await?;
     let ids: Vec<Vec<u8>> = jobs.iter().map(|j| id(j.0)).collect();
     client
         .execute("DELETE FROM pause_wakes WHERE job_id = ANY($1)", &[&ids])
@@ -323,7 +322,7 @@ pub(super) async fn prune(
     max_executions: usize,
 ) -> Result<crate::store::Pruned, WriteError> {
     let mut pruned = Pruned::default();
-    let mut client = store.client().await.map_err(WriteError::Backend)?;
+    let mut client = store.client_for_write().await?;
     let tx = client.transaction().await.map_err(write_err)?;
     let limit = i64::try_from(max_executions).unwrap_or(i64::MAX);
     // Old executions are the lowest job ids; unfinished ones are passed over (recovery
