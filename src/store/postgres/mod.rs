@@ -228,25 +228,28 @@ impl PostgresStore {
     /// one the database did not give in time is [`WriteError::Unavailable`], and
     /// nothing was sent.
     async fn client_for_write(&self) -> Result<deadpool_postgres::Object, WriteError> {
-        self.pool.get().await.map_err(|e| {
-            let message = self.pool_error(&e);
-            if unanswered(&e) {
-                WriteError::Unavailable(message)
-            } else {
-                WriteError::Backend(message)
-            }
-        })
+        self.client_or(WriteError::Unavailable, WriteError::Backend).await
     }
 
     /// A connection for a read: one the database did not give in time is
     /// [`ReadError::Unavailable`].
     async fn client_for_read(&self) -> Result<deadpool_postgres::Object, ReadError> {
+        self.client_or(ReadError::Unavailable, ReadError::Backend).await
+    }
+
+    /// A connection, or the pool's error as `unavailable` when the database did not give
+    /// one in time (asking again later may work) and as `backend` otherwise.
+    async fn client_or<E>(
+        &self,
+        unavailable: fn(String) -> E,
+        backend: fn(String) -> E,
+    ) -> Result<deadpool_postgres::Object, E> {
         self.pool.get().await.map_err(|e| {
             let message = self.pool_error(&e);
             if unanswered(&e) {
-                ReadError::Unavailable(message)
+                unavailable(message)
             } else {
-                ReadError::Backend(message)
+                backend(message)
             }
         })
     }
