@@ -23,31 +23,24 @@ const KEEP_RESIDENT: usize = 4 << 20;
 /// Core instances one component may hold.
 const CORE_INSTANCES_PER_COMPONENT: u32 = 64;
 
-/// A linear memory's slot when the address space allows: every 32-bit address a guest can
-/// form lands in the slot or its guard pages, so compiled code needs no bounds check on a
-/// load or store (explicit checks cost ~7% of the daemon's CPU per execution on the peer
-/// shape, its three `transform` steps: five paired runs of `benches/peer`'s load).
+/// Each memory's slot when the address space allows (`max_memory` is at most 4 GiB, a
+/// 32-bit memory's largest): every address a guest can form lands in the slot or its
+/// guard pages, so compiled code needs no bounds check on a load or store (explicit
+/// checks cost ~7% of the daemon's CPU per execution on the peer shape, its three
+/// `transform` steps: five paired runs of `benches/peer`'s load).
 const FULL_SLOT: u64 = 1 << 32;
-
-/// How a slot is sized, and what that costs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Slots {
-    /// 4 GiB of address space per memory (reserved, not resident): no bounds checks.
-    Full,
-    /// Exactly the largest memory a step may have: every load and store is checked.
-    Capped,
-}
 
 /// Builds the engine. The pool holds `limits.instances` component instances, each with
 /// room for `limits.max_step.memory` bytes of linear memory and nothing more; compiled
-/// functions are kept in `functions` when given. Each memory's slot is [`Slots::Full`]
-/// unless the process may not reserve that much address space (`ulimit -v`), and then
-/// [`Slots::Capped`], with a warning that says why.
+/// functions are kept in `functions` when given. Each memory's slot reserves
+/// [`FULL_SLOT`] of address space (not memory) unless the process may not (`ulimit -v`);
+/// then it reserves `max_memory` only, with a warning that says why.
 pub fn build(limits: &Limits, functions: Option<Arc<FunctionCache>>) -> anyhow::Result<Engine> {
-    match build_with(limits, functions.clone(), Slots::Full) {
+    let max_memory = limits.max_step.memory.div_ceil(WASM_PAGE) * WASM_PAGE;
+    match build_with(limits, functions.clone(), max_memory, FULL_SLOT) {
         Ok(engine) => Ok(engine),
         Err(full) => {
-            let engine = build_with(limits, functions, Slots::Capped)?;
+            let engine = build_with(limits, functions, max_memory, max_memory)?;
             tracing::warn!(
                 error = %format!("{full:#}"),
                 "the connector pool could not reserve 4 GiB of address space per memory \
@@ -59,12 +52,12 @@ pub fn build(limits: &Limits, functions: Option<Arc<FunctionCache>>) -> anyhow::
     }
 }
 
-fn build_with(limits: &Limits, functions: Option<Arc<FunctionCache>>, slots: Slots) -> anyhow::Result<Engine> {
-    let max_memory = limits.max_step.memory.div_ceil(WASM_PAGE) * WASM_PAGE;
-    let reservation = match slots {
-        Slots::Full => FULL_SLOT.max(max_memory),
-        Slots::Capped => max_memory,
-    };
+fn build_with(
+    limits: &Limits,
+    functions: Option<Arc<FunctionCache>>,
+    max_memory: u64,
+    reservation: u64,
+) -> anyhow::Result<Engine> {
     let instances = limits.instances;
 
     let mut pool = PoolingAllocationConfig::new();
