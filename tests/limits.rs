@@ -255,38 +255,17 @@ fn the_largest_accepted_values_run() {
     d.stop();
 }
 
-/// `flowd run` of `flow` on `setup` with its address space limited to `kib` KiB
-/// (`ulimit -v`): the exit code, the report and what it printed on stderr.
-fn run_in_address_space(setup: &Setup, flow: &std::path::Path, kib: u64) -> (i32, Value, String) {
-    let out = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
-        .arg(env!("CARGO_BIN_EXE_flowd"))
-        .arg("run")
-        .arg(flow)
-        .arg("--config")
-        .arg(setup.config())
-        .arg("--json")
-        .envs(setup.env())
-        .output()
-        .expect("running flowd under ulimit -v");
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    let report =
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("no JSON report ({e}); stderr:\n{stderr}"));
-    (out.status.code().expect("flowd exited normally"), report, stderr)
-}
-
 #[test]
 fn without_room_for_4_gib_per_memory_connectors_run_in_capped_memories_with_their_limits() {
     // 4 instances of 2 memories: 8 slots of 4 GiB (32 GiB of address space) do not fit in
     // 16 GiB; 8 slots of 64 MiB do.
     let setup = Setup::new("instances = 4\nmax_memory = \"64MiB\"");
-    let limit_kib = 16 << 20;
+    let limited = || support::flowd_under(&format!("-v {}", 16u64 << 20));
     let echo = setup.flow("echo", &one_step("echo", "{ greeting = \"hi\" }", ""));
     let bomb = setup.flow("membomb", &one_step("membomb", "{}", "memory = \"16MiB\""));
     let warning = "could not reserve 4 GiB of address space per memory";
 
-    let (code, report, stderr) = run_in_address_space(&setup, &echo, limit_kib);
+    let (code, report, stderr) = setup.run_report(limited(), &echo, None);
     assert_eq!(code, 0, "{report:#}\n{stderr}");
     assert_eq!(step(&report, "only")["output"]["config"], json!({"greeting": "hi"}));
     assert!(stderr.contains(warning), "{stderr}");
@@ -296,13 +275,13 @@ fn without_room_for_4_gib_per_memory_connectors_run_in_capped_memories_with_thei
     );
 
     // The step's memory limit holds in a capped slot as in a full one.
-    let (_, report, _) = run_in_address_space(&setup, &bomb, limit_kib);
+    let (_, report, _) = setup.run_report(limited(), &bomb, None);
     let s = step(&report, "only");
     assert_eq!(error_kind(s), "memory_limit", "{report:#}");
     assert!(s["error"]["message"].as_str().unwrap().contains("16.0 MiB"), "{s:#}");
 
     // Without the limit the pool takes full slots, and says nothing.
-    let out = setup.run_raw(&echo, None, &["--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(!String::from_utf8_lossy(&out.stderr).contains(warning));
+    let (code, _, stderr) = setup.run_report(support::flowd(), &echo, None);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(!stderr.contains(warning), "{stderr}");
 }

@@ -24,6 +24,18 @@ pub fn flowd() -> Command {
     c
 }
 
+/// [`flowd`] with a resource limit lowered first: `ulimit` is the shell's option and
+/// value (`-n 200`: open files; `-v 16777216`: KiB of address space).
+pub fn flowd_under(ulimit: &str) -> Command {
+    let mut c = Command::new("sh");
+    c.arg("-c")
+        .arg(format!("ulimit {ulimit} && exec \"$0\" \"$@\""))
+        .arg(env!("CARGO_BIN_EXE_flowd"))
+        .env("XDG_CACHE_HOME", cache_dir())
+        .stdin(Stdio::null());
+    c
+}
+
 pub fn fixture(name: &str) -> PathBuf {
     flowd_fixtures::wasm(name)
 }
@@ -156,7 +168,14 @@ impl Setup {
 
     /// `flowd run --json` of a flow with `input`; the exit code and the report.
     pub fn run(&self, flow: &Path, input: Option<&Value>) -> (i32, Value) {
-        let out = self.run_raw(flow, input, &["--json"]);
+        let (code, report, _) = self.run_report(flowd(), flow, input);
+        (code, report)
+    }
+
+    /// [`Setup::run`] through `cmd` (a `flowd` command: [`flowd`], [`flowd_under`]); the
+    /// exit code, the report and what it printed on stderr.
+    pub fn run_report(&self, cmd: Command, flow: &Path, input: Option<&Value>) -> (i32, Value, String) {
+        let out = self.run_raw_with(cmd, flow, input, &["--json"]);
         let code = out.status.code().expect("flowd exited normally");
         let stdout = String::from_utf8_lossy(&out.stdout);
         let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
@@ -165,11 +184,14 @@ impl Setup {
                 String::from_utf8_lossy(&out.stderr)
             )
         });
-        (code, report)
+        (code, report, String::from_utf8_lossy(&out.stderr).into_owned())
     }
 
     pub fn run_raw(&self, flow: &Path, input: Option<&Value>, extra: &[&str]) -> Output {
-        let mut cmd = flowd();
+        self.run_raw_with(flowd(), flow, input, extra)
+    }
+
+    fn run_raw_with(&self, mut cmd: Command, flow: &Path, input: Option<&Value>, extra: &[&str]) -> Output {
         cmd.arg("run")
             .arg(flow)
             .arg("--config")
@@ -362,15 +384,8 @@ impl Daemon {
 
     /// Starts the daemon with its open-file limit (`RLIMIT_NOFILE`) lowered to `nofile`.
     pub fn start_limited(setup: &Setup, nofile: u32) -> Daemon {
-        let mut cmd = Command::new("sh");
-        cmd.arg("-c")
-            .arg(format!("ulimit -n {nofile} && exec \"$0\" \"$@\""))
-            .arg(env!("CARGO_BIN_EXE_flowd"))
-            .args(["serve", "--config"])
-            .arg(setup.config())
-            .env("XDG_CACHE_HOME", cache_dir())
-            .envs(setup.env())
-            .stdin(Stdio::null());
+        let mut cmd = flowd_under(&format!("-n {nofile}"));
+        cmd.args(["serve", "--config"]).arg(setup.config()).envs(setup.env());
         Daemon::spawn(cmd)
     }
 
