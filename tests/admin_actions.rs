@@ -318,6 +318,9 @@ fn payloads_download_raw_and_metrics_count_what_ran() {
     } else {
         assert!(value("flowd_store_commits_total") >= 4.0);
         assert!(value("flowd_store_write_requests_total") >= value("flowd_store_commits_total"));
+        // Each transaction takes one or more durable commits.
+        assert!(value("flowd_store_transactions_total") >= 1.0);
+        assert!(value("flowd_store_transactions_total") <= value("flowd_store_commits_total"));
         assert_eq!(
             value("flowd_store_commit_batch_size_bucket{le=\"+Inf\"}"),
             value("flowd_store_commits_total"),

@@ -4,7 +4,7 @@
 use super::tables::{ATTEMPTS, EXECUTIONS, INACTIVE_FLOWS, LOGS, PAYLOADS, SCHEDULES, STEPS};
 use super::{RedbStore, decode, packing, read_err, rows};
 use crate::store::{Counts, JobId, PayloadKey, PayloadKind, ReadError, Write};
-use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata};
+use redb::{ReadableTable, ReadableTableMetadata};
 use std::ops::Bound::{Excluded, Unbounded};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -119,7 +119,7 @@ impl RedbStore {
     /// store no daemon is writing to.
     pub fn export_page(&self, at: &mut Export, limit: usize) -> Result<Option<Page>, ReadError> {
         let limit = limit.max(1);
-        let r = self.db.begin_read().map_err(read_err)?;
+        let r = self.db.read().map_err(read_err)?;
         loop {
             let Some(part) = at.part else {
                 return Ok(None);
@@ -273,7 +273,7 @@ impl RedbStore {
 
     /// How many rows each part of the store holds.
     pub fn counts(&self) -> Result<Counts, ReadError> {
-        let r = self.db.begin_read().map_err(read_err)?;
+        let r = self.db.read().map_err(read_err)?;
         let len = |n: Result<u64, redb::StorageError>| n.map_err(read_err);
         Ok(Counts {
             executions: len(r.open_table(EXECUTIONS).map_err(read_err)?.len())?,

@@ -81,12 +81,15 @@ struct Db {
     names: names::Names,
     shared: encoded::SharedConfigs,
     last_bundle: packing::LastBundle,
+    unseen: writer::Unseen,
 }
 
-impl std::ops::Deref for Db {
-    type Target = Database;
-    fn deref(&self) -> &Database {
-        &self.file
+impl Db {
+    /// A read transaction that sees every write answered so far. Readers take theirs
+    /// here, not from the file: the writer answers a batch before it commits it.
+    fn read(&self) -> Result<redb::ReadTransaction, redb::TransactionError> {
+        self.unseen.wait();
+        self.file.begin_read()
     }
 }
 
@@ -164,6 +167,7 @@ impl RedbStore {
             names,
             shared: Default::default(),
             last_bundle: Default::default(),
+            unseen: Default::default(),
         });
         let (tx, rx) = mpsc::channel::<Request>();
         let counters = Arc::new(Counters::default());
@@ -228,6 +232,7 @@ impl RedbStore {
         WriterStats {
             commits: self.counters.commits.load(Ordering::Relaxed),
             requests: self.counters.requests.load(Ordering::Relaxed),
+            transactions: self.counters.transactions.load(Ordering::Relaxed),
             batches: std::array::from_fn(|i| self.counters.batches[i].load(Ordering::Relaxed)),
         }
     }
@@ -592,6 +597,11 @@ impl Store for RedbStore {
         );
         out.push_str("# TYPE flowd_store_write_requests_total counter\n");
         let _ = writeln!(out, "flowd_store_write_requests_total {}", stats.requests);
+        out.push_str(
+            "# HELP flowd_store_transactions_total Commits of the database's write transaction; each takes one or more durable commits (those that came while the one before was answered).\n",
+        );
+        out.push_str("# TYPE flowd_store_transactions_total counter\n");
+        let _ = writeln!(out, "flowd_store_transactions_total {}", stats.transactions);
         out.push_str("# HELP flowd_store_commit_batch_size Write requests per durable commit (group commit).\n");
         out.push_str("# TYPE flowd_store_commit_batch_size histogram\n");
         let mut cumulative = 0;
@@ -647,7 +657,7 @@ mod tests {
         assert_eq!(store.db.names.len(), 1);
         let applied = store
             .db
-            .begin_read()
+            .read()
             .unwrap()
             .open_table(tables::META)
             .unwrap()
@@ -664,9 +674,46 @@ mod tests {
     }
 
     fn wal_applied(store: &RedbStore) -> Option<u64> {
-        let txn = store.db.begin_read().unwrap();
+        let txn = store.db.read().unwrap();
         let meta = txn.open_table(tables::META).unwrap();
         meta.get(tables::WAL_APPLIED).unwrap().map(|v| v.value())
+    }
+
+    #[test]
+    fn a_write_is_read_back_as_soon_as_it_is_answered_while_others_keep_the_writer_busy() {
+        // Writers that only write keep batches coming, so the writer keeps its transaction
+        // open across them; the reader reads each of its writes right after the answer.
+        let dir = tempfile::tempdir().unwrap();
+        let store = RedbStore::open(dir.path(), 1 << 20).unwrap();
+        let base = SystemTime::now() - DAY;
+        let at = |thread: u64, i: u64| base + Duration::from_micros(thread * 1_000_000 + i);
+        std::thread::scope(|s| {
+            for thread in 1..=3 {
+                let store = &store;
+                s.spawn(move || {
+                    for i in 0..300 {
+                        let t = at(thread, i);
+                        block(store.write(vec![Write::Execution(execution(
+                            JobId::at(t),
+                            "w",
+                            ExecutionStatus::Pending,
+                            t,
+                        ))]))
+                        .unwrap();
+                    }
+                });
+            }
+            for i in 0..300 {
+                let t = at(0, i);
+                let job = JobId::at(t);
+                block(store.write(vec![Write::Execution(execution(job, "r", ExecutionStatus::Running, t))])).unwrap();
+                let row = block(store.execution(job)).unwrap();
+                assert_eq!(row.map(|e| e.status), Some(ExecutionStatus::Running), "write {i}");
+            }
+        });
+        let stats = store.writer_stats();
+        assert!(stats.transactions <= stats.commits, "{stats:?}");
+        assert_eq!(block(store.list(&ListQuery::default())).unwrap().len(), 1200);
     }
 
     #[test]
@@ -703,14 +750,14 @@ mod tests {
         assert_eq!(block(store.list(&ListQuery::default())).unwrap().len(), 1);
     }
 
-    fn block<F: std::future::Future>(f: F) -> F::Output {
+    pub(super) fn block<F: std::future::Future>(f: F) -> F::Output {
         tokio::runtime::Builder::new_current_thread()
             .build()
             .expect("a runtime")
             .block_on(f)
     }
 
-    fn execution(job_id: JobId, flow: &str, status: ExecutionStatus, created_at: SystemTime) -> Execution {
+    pub(super) fn execution(job_id: JobId, flow: &str, status: ExecutionStatus, created_at: SystemTime) -> Execution {
         Execution {
             job_id,
             project: "p".into(),
@@ -762,7 +809,7 @@ mod tests {
 
     /// Every index holds exactly the entries the execution rows call for.
     fn assert_indexes_agree(db: &Db) {
-        let r = db.begin_read().unwrap();
+        let r = db.read().unwrap();
         let (mut status, mut both) = (BTreeSet::new(), BTreeSet::new());
         for item in r.open_table(EXECUTIONS).unwrap().iter().unwrap() {
             let (id, v) = item.unwrap();
@@ -1308,8 +1355,8 @@ mod tests {
         assert_eq!(read(key(1, 0, PayloadKind::Output)), Some(value(8)));
         assert_eq!(read(key(1, 3, PayloadKind::Output)), Some(value(10)));
         assert_eq!(read(key(1, 1, PayloadKind::Output)), Some(value(3)));
-        let rows = |db: &Database| {
-            let r = db.begin_read().unwrap();
+        let rows = |db: &Db| {
+            let r = db.read().unwrap();
             let t = r.open_table(PAYLOADS).unwrap();
             t.range((job.0, 0, 0, 0)..=(job.0, u32::MAX, u32::MAX, u8::MAX))
                 .unwrap()

@@ -16,7 +16,7 @@ const SWEEP_PER_EXECUTION: usize = 16;
 /// takes over every batch of the write-ahead log up to `applied`.
 pub(super) fn prune(db: &Db, cutoff: SystemTime, max_executions: usize, applied: u64) -> Result<Pruned, WriteError> {
     let mut pruned = Pruned::default();
-    let txn = db.begin_write().map_err(write_err)?;
+    let txn = db.file.begin_write().map_err(write_err)?;
     {
         let mut tables = Tables::new(&txn);
 

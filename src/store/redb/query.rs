@@ -10,7 +10,7 @@ use super::tables::{
 use super::{Db, UNFINISHED, decode, nanos, read_err, status_code};
 use super::{packing, rows};
 use crate::store::{Attempt, Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, ReadError, StepRow};
-use redb::{ReadableDatabase, ReadableTable};
+use redb::ReadableTable;
 use serde_json::Value;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -86,7 +86,7 @@ fn next_above(k: LogKey) -> Option<LogKey> {
 }
 
 pub(super) fn execution(db: &Db, id: JobId) -> Result<Option<Execution>, ReadError> {
-    let r = db.begin_read().map_err(read_err)?;
+    let r = db.read().map_err(read_err)?;
     let t = r.open_table(EXECUTIONS).map_err(read_err)?;
     match t.get(id.0).map_err(read_err)? {
         Some(v) => Ok(Some(rows::decode(&db.names, v.value())?)),
@@ -95,7 +95,7 @@ pub(super) fn execution(db: &Db, id: JobId) -> Result<Option<Execution>, ReadErr
 }
 
 pub(super) fn inactive_flows(db: &Db) -> Result<std::collections::BTreeSet<String>, ReadError> {
-    let r = db.begin_read().map_err(read_err)?;
+    let r = db.read().map_err(read_err)?;
     let t = r.open_table(INACTIVE_FLOWS).map_err(read_err)?;
     let mut out = std::collections::BTreeSet::new();
     for item in t.iter().map_err(read_err)? {
@@ -105,7 +105,7 @@ pub(super) fn inactive_flows(db: &Db) -> Result<std::collections::BTreeSet<Strin
 }
 
 pub(super) fn last_fire(db: &Db, flow: &str) -> Result<Option<SystemTime>, ReadError> {
-    let r = db.begin_read().map_err(read_err)?;
+    let r = db.read().map_err(read_err)?;
     let t = r.open_table(SCHEDULES).map_err(read_err)?;
     Ok(t.get(flow)
         .map_err(read_err)?
@@ -113,7 +113,7 @@ pub(super) fn last_fire(db: &Db, flow: &str) -> Result<Option<SystemTime>, ReadE
 }
 
 pub(super) fn attempts(db: &Db, id: JobId) -> Result<Vec<Attempt>, ReadError> {
-    let r = db.begin_read().map_err(read_err)?;
+    let r = db.read().map_err(read_err)?;
     let t = r.open_table(ATTEMPTS).map_err(read_err)?;
     let mut out = Vec::new();
     for item in t.range((id.0, 0)..=(id.0, u32::MAX)).map_err(read_err)? {
@@ -124,7 +124,7 @@ pub(super) fn attempts(db: &Db, id: JobId) -> Result<Vec<Attempt>, ReadError> {
 }
 
 pub(super) fn steps(db: &Db, id: JobId) -> Result<Vec<StepRow>, ReadError> {
-    let r = db.begin_read().map_err(read_err)?;
+    let r = db.read().map_err(read_err)?;
     let t = r.open_table(STEPS).map_err(read_err)?;
     let mut out = Vec::new();
     for item in t.range((id.0, 0, 0)..=(id.0, u32::MAX, u32::MAX)).map_err(read_err)? {
@@ -135,7 +135,7 @@ pub(super) fn steps(db: &Db, id: JobId) -> Result<Vec<StepRow>, ReadError> {
 }
 
 pub(super) fn payload(db: &Db, key: PayloadKey) -> Result<Option<Value>, ReadError> {
-    let r = db.begin_read().map_err(read_err)?;
+    let r = db.read().map_err(read_err)?;
     let t = r.open_table(PAYLOADS).map_err(read_err)?;
     let (job, place) = (key.job_id.0, (key.attempt, key.step, key.kind.code()));
     if let Some(v) = t.get((job, place.0, place.1, place.2)).map_err(read_err)? {
@@ -163,7 +163,7 @@ pub(super) fn payload(db: &Db, key: PayloadKey) -> Result<Option<Value>, ReadErr
 }
 
 pub(super) fn list(db: &Db, q: &ListQuery) -> Result<Vec<Execution>, ReadError> {
-    let r = db.begin_read().map_err(read_err)?;
+    let r = db.read().map_err(read_err)?;
     let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
     let lo = q.from.map_or(0, |t| JobId::lower_bound(t).0);
     let mut hi =
@@ -273,7 +273,7 @@ pub(super) fn histogram(db: &Db, q: &ListQuery, edges: &[SystemTime]) -> Result<
         }
         Ok::<(), ReadError>(())
     };
-    let r = db.begin_read().map_err(read_err)?;
+    let r = db.read().map_err(read_err)?;
     if q.project.is_some() || q.trigger_kind.is_some() {
         // Only the rows hold these: read them, through the flow's index when there is one.
         let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
@@ -326,7 +326,7 @@ pub(super) fn histogram(db: &Db, q: &ListQuery, edges: &[SystemTime]) -> Result<
 }
 
 pub(super) fn oldest(db: &Db) -> Result<Option<Execution>, ReadError> {
-    let r = db.begin_read().map_err(read_err)?;
+    let r = db.read().map_err(read_err)?;
     let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
     match executions.first().map_err(read_err)? {
         Some((_, v)) => Ok(Some(rows::decode(&db.names, v.value())?)),
@@ -335,7 +335,7 @@ pub(super) fn oldest(db: &Db) -> Result<Option<Execution>, ReadError> {
 }
 
 pub(super) fn logs(db: &Db, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>, ReadError> {
-    let r = db.begin_read().map_err(read_err)?;
+    let r = db.read().map_err(read_err)?;
     let logs = r.open_table(LOGS).map_err(read_err)?;
     let mut lo = LogKey {
         time: q.from.map_or(0, nanos),
@@ -432,7 +432,7 @@ pub(super) fn logs(db: &Db, q: &LogQuery) -> Result<Vec<(LogKey, LogRow)>, ReadE
 }
 
 pub(super) fn unfinished(db: &Db) -> Result<Vec<Execution>, ReadError> {
-    let r = db.begin_read().map_err(read_err)?;
+    let r = db.read().map_err(read_err)?;
     let by_status = r.open_table(BY_STATUS).map_err(read_err)?;
     let executions = r.open_table(EXECUTIONS).map_err(read_err)?;
     let mut ids = Vec::new();

@@ -3,9 +3,9 @@
 //! file's length. What the load benchmark prints per execution, to choose encodings and
 //! layouts by measurement.
 
-use super::read_err;
+use super::{Db, read_err};
 use crate::store::ReadError;
-use redb::{Database, ReadableDatabase, ReadableTableMetadata, TableHandle};
+use redb::{ReadableTableMetadata, TableHandle};
 
 /// One table's share of the file.
 #[derive(Debug, Clone)]
@@ -33,16 +33,18 @@ pub struct Space {
 
 /// Measures `db`. It takes a write transaction (for the allocator's figures) and drops it
 /// uncommitted, so it waits for the writer's commit in progress.
-pub(super) fn measure(db: &Database, file_bytes: u64) -> Result<Space, ReadError> {
+pub(super) fn measure(db: &Db, file_bytes: u64) -> Result<Space, ReadError> {
     let (allocated_bytes, page_size) = {
-        let txn = db.begin_write().map_err(read_err)?;
+        // The writer's open transaction holds the write lock until it commits.
+        db.unseen.wait();
+        let txn = db.file.begin_write().map_err(read_err)?;
         let stats = txn.stats().map_err(read_err)?;
         let page_size = stats.page_size() as u64;
         let allocated = stats.allocated_pages() * page_size;
         txn.abort().map_err(read_err)?;
         (allocated, page_size)
     };
-    let txn = db.begin_read().map_err(read_err)?;
+    let txn = db.read().map_err(read_err)?;
     let mut tables = Vec::new();
     for handle in txn.list_tables().map_err(read_err)? {
         let name = handle.name().to_string();

@@ -2,9 +2,11 @@
 //! while the previous commit was syncing (group commit), so under load many executions
 //! share one sync and alone a write commits at once; prune batches go through it too,
 //! each in a transaction of its own. A batch is made durable by the write-ahead log
-//! (`wal`) and committed to redb in memory; every [`CHECKPOINT_AFTER`] (or when the log
-//! is full, or idle) a durable redb commit takes over and the log starts over. Records
-//! are encoded on the caller's task: the thread only inserts bytes.
+//! (`wal`) and applied to a redb transaction the writer keeps open while more writes
+//! wait: it is committed (in memory) once none does or a reader asks ([`Unseen`]), and
+//! every [`CHECKPOINT_AFTER`] (or when the log is full, or idle) a durable redb commit
+//! takes over and the log starts over. Records are encoded on the caller's task: the
+//! thread only inserts bytes.
 
 use super::encoded::Encoded;
 use super::names::Names;
@@ -13,10 +15,11 @@ use super::tables::{Tables, WAL_APPLIED};
 use super::wal::{self, Record, Wal};
 use super::{Db, nanos, rows, status_code, write_err};
 use crate::store::{Pruned, SHARED_ATTEMPT, WriteError};
+use crate::sync::Lock as _;
 use redb::ReadableTable;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
+use std::sync::{Condvar, Mutex, PoisonError, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 
@@ -58,6 +61,9 @@ pub const BATCH_BUCKETS: [u64; 10] = [1, 2, 4, 8, 16, 32, 64, 128, 256, 1024];
 pub struct WriterStats {
     pub commits: u64,
     pub requests: u64,
+    /// Commits of the database's write transaction that took batches, in memory or
+    /// durable: one takes every batch that came while the one before was answered.
+    pub transactions: u64,
     /// Commits by the number of requests they carried, per bucket of [`BATCH_BUCKETS`]
     /// and one more for larger ones (not cumulative).
     pub batches: [u64; BATCH_BUCKETS.len() + 1],
@@ -68,7 +74,130 @@ pub struct WriterStats {
 pub(super) struct Counters {
     pub(super) commits: AtomicU64,
     pub(super) requests: AtomicU64,
+    pub(super) transactions: AtomicU64,
     pub(super) batches: [AtomicU64; BATCH_BUCKETS.len() + 1],
+}
+
+/// Whether batches already answered wait in the writer's open transaction, which no
+/// read transaction sees until it commits. A reader that finds some asks for the commit
+/// and waits for it: the writer commits after the batch in hand.
+#[derive(Default)]
+pub(super) struct Unseen {
+    state: Mutex<UnseenState>,
+    committed: Condvar,
+}
+
+#[derive(Default)]
+struct UnseenState {
+    /// Answered batches are in the open transaction.
+    held: bool,
+    /// A reader waits for them.
+    asked: bool,
+}
+
+impl Unseen {
+    /// Returns once every answered write is visible to a new read transaction.
+    pub(super) fn wait(&self) {
+        let mut state = self.state.locked();
+        while state.held {
+            state.asked = true;
+            state = self.committed.wait(state).unwrap_or_else(PoisonError::into_inner);
+        }
+    }
+
+    fn hold(&self) {
+        self.state.locked().held = true;
+    }
+
+    fn asked(&self) -> bool {
+        self.state.locked().asked
+    }
+
+    /// The open transaction ended: committed, or lost to an error (its batches are then
+    /// applied again with the next write, and readers do not wait for that).
+    fn released(&self) {
+        let mut state = self.state.locked();
+        if state.held {
+            *state = UnseenState::default();
+            self.committed.notify_all();
+        }
+    }
+}
+
+struct ReleaseOnExit<'a>(&'a Unseen);
+
+impl Drop for ReleaseOnExit<'_> {
+    fn drop(&mut self) {
+        self.0.released();
+    }
+}
+
+/// The writer's transaction, kept open across batches while writes keep coming, and the
+/// log bodies of the batches applied in it: they are answered and in the log, so a
+/// transaction lost to an error has them applied again to the next one.
+struct Open<'c> {
+    txn: Option<redb::WriteTransaction>,
+    batches: Vec<Vec<u8>>,
+    counters: &'c Counters,
+}
+
+impl<'c> Open<'c> {
+    fn new(counters: &'c Counters) -> Open<'c> {
+        Open {
+            txn: None,
+            batches: Vec::new(),
+            counters,
+        }
+    }
+
+    /// The open transaction, or a new one with any lost batches applied again.
+    fn take(&mut self, db: &Db) -> Result<redb::WriteTransaction, WriteError> {
+        if let Some(txn) = self.txn.take() {
+            return Ok(txn);
+        }
+        let txn = db.file.begin_write().map_err(write_err)?;
+        if !self.batches.is_empty() {
+            let mut tables = Tables::new(&txn);
+            for body in &self.batches {
+                for w in wal::decode(body).map_err(WriteError::Backend)? {
+                    apply(&mut tables, &db.names, &w)?;
+                }
+            }
+        }
+        Ok(txn)
+    }
+
+    /// Whether nothing waits to be committed.
+    fn is_idle(&self) -> bool {
+        self.txn.is_none() && self.batches.is_empty()
+    }
+
+    /// Commits what the writer holds: in memory, or durably with `applied` recorded as
+    /// the last batch the database holds (a checkpoint).
+    fn commit(&mut self, db: &Db, applied: Option<u64>) -> Result<(), WriteError> {
+        let idle = self.is_idle();
+        if applied.is_none() && idle {
+            return Ok(());
+        }
+        let done = (|| {
+            let mut txn = self.take(db)?;
+            match applied {
+                Some(seq) => {
+                    Tables::new(&txn).meta()?.insert(WAL_APPLIED, seq).map_err(write_err)?;
+                }
+                None => txn.set_durability(redb::Durability::None).map_err(write_err)?,
+            }
+            txn.commit().map_err(write_err)
+        })();
+        if done.is_ok() {
+            self.batches.clear();
+            if !idle {
+                self.counters.transactions.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        db.unseen.released();
+        done
+    }
 }
 
 pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, counters: &Counters) {
@@ -76,27 +205,48 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
     let mut checkpointed = Instant::now();
     // A prune met while gathering a batch waits here for the batch to commit.
     let mut held: Option<Request> = None;
+    let mut open = Open::new(counters);
+    // However the thread ends (a panic too), no reader waits for it.
+    let _release = ReleaseOnExit(&db.unseen);
     loop {
         let first = match held.take() {
             Some(r) => r,
-            // Batches only the log holds are checkpointed once writes pause.
-            None if !wal.is_empty() => match rx.recv_timeout(CHECKPOINT_AFTER.saturating_sub(checkpointed.elapsed())) {
+            None => match rx.try_recv() {
+                // More writes wait: the open transaction takes them too.
                 Ok(r) => r,
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    checkpoint(db, &mut wal, &mut checkpointed);
-                    continue;
+                Err(mpsc::TryRecvError::Disconnected) => break,
+                Err(mpsc::TryRecvError::Empty) => {
+                    // None waits: what the open transaction holds is committed for readers.
+                    if let Err(e) = open.commit(db, None) {
+                        tracing::warn!(error = %e, "a commit of the database failed; its batches are applied again with the next write");
+                    }
+                    if wal.is_empty() {
+                        match rx.recv() {
+                            Ok(r) => r,
+                            Err(_) => break,
+                        }
+                    } else {
+                        // Batches only the log holds are checkpointed once writes pause.
+                        match rx.recv_timeout(CHECKPOINT_AFTER.saturating_sub(checkpointed.elapsed())) {
+                            Ok(r) => r,
+                            Err(mpsc::RecvTimeoutError::Timeout) => {
+                                checkpoint(db, &mut wal, &mut checkpointed, &mut open);
+                                continue;
+                            }
+                            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                        }
+                    }
                 }
-                Err(mpsc::RecvTimeoutError::Disconnected) => break,
-            },
-            None => match rx.recv() {
-                Ok(r) => r,
-                Err(_) => break,
             },
         };
         let first = match first {
             Request::Write(w) => w,
             Request::Prune(p) => {
-                let pruned = super::prune::prune(db, p.cutoff, p.max_executions, wal.last_seq());
+                // A prune's durable commit records the last batch as held: every batch
+                // must be in the database before it.
+                let pruned = open
+                    .commit(db, None)
+                    .and_then(|()| super::prune::prune(db, p.cutoff, p.max_executions, wal.last_seq()));
                 // Its commit is durable, and so is every batch before it.
                 if pruned.is_ok() {
                     wal.checkpointed(wal.last_seq());
@@ -128,7 +278,7 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
                 }
             }
         }
-        let results = commit(db, &mut wal, &batch, &mut checkpointed);
+        let results = commit(db, &mut wal, &batch, &mut checkpointed, &mut open);
         // Only an applied request's names were inserted: a refused one's stay pending,
         // carried again by the next write that refers to them.
         if let Ok(each) = &results {
@@ -159,26 +309,24 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
             };
             let _ = r.done.send(result);
         }
+        if db.unseen.asked()
+            && let Err(e) = open.commit(db, None)
+        {
+            tracing::warn!(error = %e, "a commit of the database failed; its batches are applied again with the next write");
+        }
     }
     // A clean close leaves everything in the database and the log empty.
-    if wal.is_empty() || checkpoint(db, &mut wal, &mut checkpointed) {
+    if (wal.is_empty() && open.is_idle()) || checkpoint(db, &mut wal, &mut checkpointed, &mut open) {
         wal.close();
     }
 }
 
-/// A durable commit of the database that takes over every batch in the log; whether it
-/// succeeded (if not, the log keeps them and the next checkpoint tries again).
-fn checkpoint(db: &Db, wal: &mut Wal, checkpointed: &mut Instant) -> bool {
+/// A durable commit of the database (with the open transaction, if any) that takes over
+/// every batch in the log; whether it succeeded (if not, the log keeps them and the next
+/// checkpoint tries again).
+fn checkpoint(db: &Db, wal: &mut Wal, checkpointed: &mut Instant, open: &mut Open<'_>) -> bool {
     let seq = wal.last_seq();
-    let done = (|| -> Result<(), WriteError> {
-        let txn = db.begin_write().map_err(write_err)?;
-        txn.open_table(super::tables::META)
-            .map_err(write_err)?
-            .insert(WAL_APPLIED, seq)
-            .map_err(write_err)?;
-        txn.commit().map_err(write_err)
-    })();
-    match done {
+    match open.commit(db, Some(seq)) {
         Ok(()) => {
             wal.checkpointed(seq);
             *checkpointed = Instant::now();
@@ -207,23 +355,26 @@ fn refusal(tables: &mut Tables, request: &WriteRequest) -> Result<Option<WriteEr
     Ok(None)
 }
 
-/// Applies a batch in one transaction and makes it durable: through the log, or (when a
-/// checkpoint is due, the log is full or cannot be written) by a durable commit of the
-/// database. Per request, whether it applied (a request refused on its own leaves the
-/// others to commit).
+/// Applies a batch to the open transaction and makes it durable: through the log (the
+/// transaction then stays open for the next batch), or (when a checkpoint is due, the log
+/// is full or cannot be written) by a durable commit of the database. Per request,
+/// whether it applied (a request refused on its own leaves the others to commit).
 fn commit(
     db: &Db,
     wal: &mut Wal,
     batch: &[WriteRequest],
     checkpointed: &mut Instant,
+    open: &mut Open<'_>,
 ) -> Result<Vec<Result<(), WriteError>>, WriteError> {
     let seq = wal.next_seq();
     // A batch the checkpoint is due with goes to the database durably: no log record.
     let due = checkpointed.elapsed() >= CHECKPOINT_AFTER;
-    let mut txn = db.begin_write().map_err(write_err)?;
+    // A failure below drops the transaction with the batch half applied; the batches
+    // before it are applied again to the next one.
+    let txn = open.take(db)?;
     let mut results = Vec::with_capacity(batch.len());
     let mut body = Vec::new();
-    let durable = {
+    {
         let mut tables = Tables::new(&txn);
         for request in batch {
             if let Some(refused) = refusal(&mut tables, request)? {
@@ -238,35 +389,29 @@ fn commit(
                 }
             }
         }
-        let durable = due || !wal.fits(body.len());
-        // Which batch the database holds last matters only once it is durable: a commit
-        // in memory is lost with a crash, and the durable commit after it (a checkpoint,
-        // a prune) writes the number of the last batch it takes over.
-        if durable {
-            tables.meta()?.insert(WAL_APPLIED, seq).map_err(write_err)?;
-        }
-        durable
-    };
-    if !durable {
-        txn.set_durability(redb::Durability::None).map_err(write_err)?;
     }
-    txn.commit().map_err(write_err)?;
-    if durable {
+    open.txn = Some(txn);
+    if due || !wal.fits(body.len()) {
+        open.commit(db, Some(seq))?;
         wal.checkpointed(seq);
         *checkpointed = Instant::now();
         return Ok(results);
     }
     if let Err(e) = wal.append(seq, &body) {
-        // The batch is committed in memory only: a durable commit of the database makes it
-        // (and everything before it) durable without the log.
+        // The batch is in the open transaction only: a durable commit of the database
+        // makes it (and everything before it) durable without the log.
         tracing::warn!(error = %e, "writing the write-ahead log failed; committing to the database instead");
         wal.skipped(seq);
-        if !checkpoint(db, wal, checkpointed) {
+        if !checkpoint(db, wal, checkpointed, open) {
             return Err(WriteError::Backend(format!(
                 "the write-ahead log could not be written ({e}), nor the database committed"
             )));
         }
+        return Ok(results);
     }
+    // Answered from here on, before readers can see it: they wait for the commit.
+    open.batches.push(body);
+    db.unseen.hold();
     Ok(results)
 }
 
@@ -394,4 +539,124 @@ fn apply(tables: &mut Tables, names: &Names, w: &Encoded) -> Result<(), WriteErr
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tables::EXECUTIONS;
+    use super::super::tests::execution;
+    use super::*;
+    use crate::status::ExecutionStatus;
+    use crate::store::{JobId, Write};
+    use redb::ReadableDatabase as _;
+
+    /// A database and its log in `dir`, as the store opens them, without the thread.
+    fn parts(dir: &std::path::Path) -> (Db, Wal) {
+        let file = redb::Database::create(dir.join("flowd.redb")).unwrap();
+        let names = super::super::create_tables(&file).unwrap();
+        let db = Db {
+            file,
+            names,
+            shared: Default::default(),
+            last_bundle: Default::default(),
+            unseen: Default::default(),
+        };
+        let (wal, _) = Wal::open(&dir.join("flowd.wal"), 0).unwrap();
+        (db, wal)
+    }
+
+    fn request(db: &Db, writes: Vec<Write>) -> WriteRequest {
+        let (done, _) = oneshot::channel();
+        WriteRequest {
+            writes: super::super::encoded::encode(writes, 1 << 20, &db.names, &db.shared).unwrap(),
+            done,
+        }
+    }
+
+    fn stored(db: &Db, job: JobId) -> bool {
+        let r = db.file.begin_read().unwrap();
+        r.open_table(EXECUTIONS).unwrap().get(job.0).unwrap().is_some()
+    }
+
+    #[test]
+    fn an_answered_batch_waits_in_the_open_transaction_and_a_reader_asks_for_its_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut wal) = parts(dir.path());
+        let counters = Counters::default();
+        let mut open = Open::new(&counters);
+        let now = SystemTime::now();
+        let job = JobId::at(now);
+        let batch = [request(
+            &db,
+            vec![Write::Execution(execution(job, "f", ExecutionStatus::Pending, now))],
+        )];
+        let results = commit(&db, &mut wal, &batch, &mut Instant::now(), &mut open).unwrap();
+        assert!(results[0].is_ok());
+        // In the log and the open transaction, not yet in the database.
+        assert!(open.txn.is_some());
+        assert_eq!(wal.last_seq(), 1);
+        assert!(!stored(&db, job));
+        std::thread::scope(|s| {
+            let reader = s.spawn(|| {
+                let r = db.read().unwrap();
+                r.open_table(EXECUTIONS).unwrap().get(job.0).unwrap().is_some()
+            });
+            let end = Instant::now() + Duration::from_secs(10);
+            while !db.unseen.asked() {
+                assert!(Instant::now() < end, "the reader never asked");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            assert!(!reader.is_finished(), "the reader did not wait for the commit");
+            open.commit(&db, None).unwrap();
+            assert!(reader.join().unwrap(), "the reader saw the answered batch");
+        });
+        assert_eq!(counters.transactions.load(Ordering::Relaxed), 1);
+        // Nothing is held now: a reader goes straight on.
+        assert!(!db.unseen.asked());
+        drop(db.read().unwrap());
+    }
+
+    #[test]
+    fn a_failed_batch_loses_the_open_transaction_and_the_answered_batches_before_it_are_applied_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, mut wal) = parts(dir.path());
+        let counters = Counters::default();
+        let mut open = Open::new(&counters);
+        let now = SystemTime::now();
+        let (kept, broken, later) = (
+            JobId::at(now),
+            JobId::at(now + Duration::from_secs(1)),
+            JobId::at(now + Duration::from_secs(2)),
+        );
+        let write = |job: JobId, status: ExecutionStatus| vec![Write::Execution(execution(job, "f", status, now))];
+        let batch = [request(&db, write(kept, ExecutionStatus::Pending))];
+        assert!(commit(&db, &mut wal, &batch, &mut Instant::now(), &mut open).unwrap()[0].is_ok());
+        // A row the next batch's update cannot read (as a damaged file could hold).
+        open.txn
+            .as_ref()
+            .unwrap()
+            .open_table(EXECUTIONS)
+            .unwrap()
+            .insert(broken.0, b"garbage".as_slice())
+            .unwrap();
+        let batch = [request(&db, write(broken, ExecutionStatus::Success))];
+        let err = commit(&db, &mut wal, &batch, &mut Instant::now(), &mut open)
+            .err()
+            .unwrap();
+        assert!(matches!(err, WriteError::Backend(_)), "{err:?}");
+        // The transaction is gone with the half-applied batch; the answered one waits.
+        assert!(open.txn.is_none());
+        assert_eq!(open.batches.len(), 1);
+        assert_eq!(wal.last_seq(), 1, "the failed batch is not in the log");
+        // The next batch goes into a new transaction with the answered one applied again.
+        let batch = [request(&db, write(later, ExecutionStatus::Pending))];
+        assert!(commit(&db, &mut wal, &batch, &mut Instant::now(), &mut open).unwrap()[0].is_ok());
+        open.commit(&db, None).unwrap();
+        assert!(stored(&db, kept) && stored(&db, later));
+        assert!(!stored(&db, broken));
+        assert_eq!(counters.transactions.load(Ordering::Relaxed), 1);
+        // A checkpoint takes both over from the log.
+        assert!(checkpoint(&db, &mut wal, &mut Instant::now(), &mut open));
+        assert!(wal.is_empty());
+    }
 }
