@@ -103,10 +103,13 @@ bytes_of() {
     echo "$total"
 }
 
-# Waits until a POST of the body to $1 is answered 200 (up to $2 seconds).
+# Waits until a POST of the body to $1 is answered 200 with the flow's result (up to $2
+# seconds): n8n answers 200 "n8n is starting up. Please wait" before its webhooks are
+# registered.
 wait_for() {
     local url=$1 deadline=$((SECONDS + $2))
-    until [ "$(curl -s -o /dev/null -w '%{http_code}' -X POST -H 'content-type: application/json' --data-binary "@$body" "$url")" = 200 ]; do
+    until curl -s -f -X POST -H 'content-type: application/json' --data-binary "@$body" "$url" 2>/dev/null |
+        grep -q '"echo_id"'; do
         [ $SECONDS -lt "$deadline" ] || return 1
         sleep 0.5
     done
