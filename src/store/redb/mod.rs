@@ -1,6 +1,7 @@
 //! The embedded backend: one redb file under the data directory. One writer thread owns
 //! every write transaction and commits in groups (see `writer`); readers open their own
-//! read transactions and never wait for it (see `query`); retention runs in bounded
+//! read transactions through `Db::read`, which waits for the writer only to commit a batch
+//! it already answered (see `query`); retention runs in bounded
 //! batches through the writer (see `prune`). Claims live in this process's memory: one
 //! daemon holds the file at a time (redb locks it).
 //!
