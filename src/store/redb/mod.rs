@@ -171,12 +171,13 @@ impl RedbStore {
             unseen: Default::default(),
         });
         let (tx, rx) = mpsc::channel::<Request>();
+        db.unseen.hang_doorbell(tx.clone());
         let counters = Arc::new(Counters::default());
         let writer = {
             let (db, counters) = (db.clone(), counters.clone());
             std::thread::Builder::new()
                 .name("flowd-store-writer".into())
-                .spawn(move || writer_loop(&db, wal, rx, &counters))
+                .spawn(move || writer_loop(&db, wal, rx, &counters, writer::CHECKPOINT_AFTER))
                 .map_err(|e| open_err(e.to_string()))?
         };
         Ok(RedbStore {
@@ -392,6 +393,7 @@ fn create_atomically(dir: &Path, path: &Path) -> Result<(), Box<dyn std::error::
 impl Drop for RedbStore {
     fn drop(&mut self) {
         // Closing the channel ends the writer after it commits what is queued.
+        self.db.unseen.take_doorbell();
         self.tx.take();
         if let Some(w) = self.writer.take() {
             let _ = w.join();
@@ -599,7 +601,7 @@ impl Store for RedbStore {
         out.push_str("# TYPE flowd_store_write_requests_total counter\n");
         let _ = writeln!(out, "flowd_store_write_requests_total {}", stats.requests);
         out.push_str(
-            "# HELP flowd_store_transactions_total Commits of the database's write transaction; each takes one or more durable commits (those that came while the one before was answered).\n",
+            "# HELP flowd_store_transactions_total Commits of the database's write transaction; each takes the durable commits since the one before, until a reader asks for them or a checkpoint.\n",
         );
         out.push_str("# TYPE flowd_store_transactions_total counter\n");
         let _ = writeln!(out, "flowd_store_transactions_total {}", stats.transactions);

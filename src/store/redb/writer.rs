@@ -2,11 +2,10 @@
 //! while the previous commit was syncing (group commit), so under load many executions
 //! share one sync and alone a write commits at once; prune batches go through it too,
 //! each in a transaction of its own. A batch is made durable by the write-ahead log
-//! (`wal`) and applied to a redb transaction the writer keeps open while more writes
-//! wait: it is committed (in memory) once none does or a reader asks ([`Unseen`]), and
-//! every [`CHECKPOINT_AFTER`] (or when the log is full, or idle) a durable redb commit
-//! takes over and the log starts over. Records are encoded on the caller's task: the
-//! thread only inserts bytes.
+//! (`wal`) and applied to a redb transaction the writer keeps open: it is committed (in
+//! memory) only when a reader asks for it ([`Unseen`]), and every [`CHECKPOINT_AFTER`]
+//! (or when the log is full) a durable redb commit takes over and the log starts over.
+//! Records are encoded on the caller's task: the thread only inserts bytes.
 
 use super::encoded::Encoded;
 use super::names::Names;
@@ -38,6 +37,8 @@ pub(super) const CHECKPOINT_AFTER: Duration = Duration::from_millis(50);
 pub(super) enum Request {
     Write(WriteRequest),
     Prune(PruneRequest),
+    /// A reader waits for the open transaction's commit ([`Unseen::wait`]).
+    Commit,
 }
 
 pub(super) struct WriteRequest {
@@ -62,7 +63,8 @@ pub struct WriterStats {
     pub commits: u64,
     pub requests: u64,
     /// Commits of the database's write transaction that took batches, in memory or
-    /// durable: one takes every batch that came while the one before was answered.
+    /// durable: one takes every batch since the one before, until a reader asks for
+    /// them or a checkpoint is due.
     pub transactions: u64,
     /// Commits by the number of requests they carried, per bucket of [`BATCH_BUCKETS`]
     /// and one more for larger ones (not cumulative).
@@ -80,11 +82,14 @@ pub(super) struct Counters {
 
 /// Whether batches already answered wait in the writer's open transaction, which no
 /// read transaction sees until it commits. A reader that finds some asks for the commit
-/// and waits for it: the writer commits after the batch in hand.
+/// and waits for it: the writer commits after the batch in hand, or at once when idle
+/// (the reader rings it with [`Request::Commit`]).
 #[derive(Default)]
 pub(super) struct Unseen {
     state: Mutex<UnseenState>,
     committed: Condvar,
+    /// Wakes an idle writer; taken away when the store closes, so the channel can.
+    doorbell: Mutex<Option<mpsc::Sender<Request>>>,
 }
 
 #[derive(Default)]
@@ -100,9 +105,26 @@ impl Unseen {
     pub(super) fn wait(&self) {
         let mut state = self.state.locked();
         while state.held {
-            state.asked = true;
+            if !state.asked {
+                state.asked = true;
+                // An idle writer sleeps on its queue; one at work sees `asked` after its
+                // batch. A closed store's writer has released everything on its way out.
+                if let Some(bell) = &*self.doorbell.locked() {
+                    let _ = bell.send(Request::Commit);
+                }
+            }
             state = self.committed.wait(state).unwrap_or_else(PoisonError::into_inner);
         }
+    }
+
+    /// Readers ring the writer through `bell` from now on.
+    pub(super) fn hang_doorbell(&self, bell: mpsc::Sender<Request>) {
+        *self.doorbell.locked() = Some(bell);
+    }
+
+    /// Readers ring no more: the writer's channel closes once the store drops its sender.
+    pub(super) fn take_doorbell(&self) {
+        self.doorbell.locked().take();
     }
 
     fn hold(&self) {
@@ -200,7 +222,9 @@ impl<'c> Open<'c> {
     }
 }
 
-pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, counters: &Counters) {
+/// The writer thread's loop: takes requests off `rx` until every sender is gone, with a
+/// checkpoint `every` so often under load (and once writes pause that long).
+pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, counters: &Counters, every: Duration) {
     let mut seq: u32 = 0;
     let mut checkpointed = Instant::now();
     // A prune met while gathering a batch waits here for the batch to commit.
@@ -216,10 +240,8 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
                 Ok(r) => r,
                 Err(mpsc::TryRecvError::Disconnected) => break,
                 Err(mpsc::TryRecvError::Empty) => {
-                    // None waits: what the open transaction holds is committed for readers.
-                    if let Err(e) = open.commit(db, None) {
-                        tracing::warn!(error = %e, "a commit of the database failed; its batches are applied again with the next write");
-                    }
+                    // None waits. The open transaction stays open: a reader that wants
+                    // its batches rings for the commit, and the checkpoint takes them.
                     if wal.is_empty() {
                         match rx.recv() {
                             Ok(r) => r,
@@ -227,7 +249,7 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
                         }
                     } else {
                         // Batches only the log holds are checkpointed once writes pause.
-                        match rx.recv_timeout(CHECKPOINT_AFTER.saturating_sub(checkpointed.elapsed())) {
+                        match rx.recv_timeout(every.saturating_sub(checkpointed.elapsed())) {
                             Ok(r) => r,
                             Err(mpsc::RecvTimeoutError::Timeout) => {
                                 checkpoint(db, &mut wal, &mut checkpointed, &mut open);
@@ -255,6 +277,10 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
                 let _ = p.done.send(pruned);
                 continue;
             }
+            Request::Commit => {
+                commit_for_readers(db, &mut open);
+                continue;
+            }
         };
         // A batch takes what already queued and never waits for more: a wait for more
         // writers (PostgreSQL's commit_delay) cost every webhook its length in latency
@@ -263,8 +289,8 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {
                 Ok(Request::Write(w)) => batch.push(w),
-                Ok(prune) => {
-                    held = Some(prune);
+                Ok(other) => {
+                    held = Some(other);
                     break;
                 }
                 Err(_) => break,
@@ -278,7 +304,7 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
                 }
             }
         }
-        let results = commit(db, &mut wal, &batch, &mut checkpointed, &mut open);
+        let results = commit(db, &mut wal, &batch, (&mut checkpointed, every), &mut open);
         // Only an applied request's names were inserted: a refused one's stay pending,
         // carried again by the next write that refers to them.
         if let Ok(each) = &results {
@@ -309,15 +335,20 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
             };
             let _ = r.done.send(result);
         }
-        if db.unseen.asked()
-            && let Err(e) = open.commit(db, None)
-        {
-            tracing::warn!(error = %e, "a commit of the database failed; its batches are applied again with the next write");
+        if db.unseen.asked() {
+            commit_for_readers(db, &mut open);
         }
     }
     // A clean close leaves everything in the database and the log empty.
     if (wal.is_empty() && open.is_idle()) || checkpoint(db, &mut wal, &mut checkpointed, &mut open) {
         wal.close();
+    }
+}
+
+/// Commits the open transaction (in memory) for the readers waiting for its batches.
+fn commit_for_readers(db: &Db, open: &mut Open<'_>) {
+    if let Err(e) = open.commit(db, None) {
+        tracing::warn!(error = %e, "a commit of the database failed; its batches are applied again with the next write");
     }
 }
 
@@ -363,12 +394,12 @@ fn commit(
     db: &Db,
     wal: &mut Wal,
     batch: &[WriteRequest],
-    checkpointed: &mut Instant,
+    (checkpointed, every): (&mut Instant, Duration),
     open: &mut Open<'_>,
 ) -> Result<Vec<Result<(), WriteError>>, WriteError> {
     let seq = wal.next_seq();
     // A batch the checkpoint is due with goes to the database durably: no log record.
-    let due = checkpointed.elapsed() >= CHECKPOINT_AFTER;
+    let due = checkpointed.elapsed() >= every;
     // A failure below drops the transaction with the batch half applied; the batches
     // before it are applied again to the next one.
     let txn = open.take(db)?;
@@ -590,7 +621,14 @@ mod tests {
             &db,
             vec![Write::Execution(execution(job, "f", ExecutionStatus::Pending, now))],
         )];
-        let results = commit(&db, &mut wal, &batch, &mut Instant::now(), &mut open).unwrap();
+        let results = commit(
+            &db,
+            &mut wal,
+            &batch,
+            (&mut Instant::now(), CHECKPOINT_AFTER),
+            &mut open,
+        )
+        .unwrap();
         assert!(results[0].is_ok());
         // In the log and the open transaction, not yet in the database.
         assert!(open.txn.is_some());
@@ -617,6 +655,51 @@ mod tests {
     }
 
     #[test]
+    fn an_idle_writer_keeps_its_transaction_open_until_a_reader_rings_for_the_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, wal) = parts(dir.path());
+        let counters = Counters::default();
+        let (tx, rx) = mpsc::channel();
+        db.unseen.hang_doorbell(tx.clone());
+        let now = SystemTime::now();
+        let job = JobId::at(now);
+        // What is seen is asserted once the writer is closed, so a failure cannot leave
+        // the scope waiting for its threads.
+        let (idle_stored, rang, reader_saw, committed) = std::thread::scope(|s| {
+            // No checkpoint comes while the test runs: only a reader can have it committed.
+            let writer = s.spawn(|| writer_loop(&db, wal, rx, &counters, Duration::from_secs(3600)));
+            let (done, answered) = oneshot::channel();
+            let writes = vec![Write::Execution(execution(job, "f", ExecutionStatus::Pending, now))];
+            let writes = super::super::encoded::encode(writes, 1 << 20, &db.names, &db.shared).unwrap();
+            tx.send(Request::Write(WriteRequest { writes, done })).unwrap();
+            answered.blocking_recv().unwrap().unwrap();
+            // Answered; give the writer time to find its queue empty (a commit there,
+            // which this test must catch, would come right after the answer).
+            std::thread::sleep(Duration::from_millis(100));
+            let idle_stored = stored(&db, job);
+            let reader = s.spawn(|| {
+                let r = db.read().unwrap();
+                r.open_table(EXECUTIONS).unwrap().get(job.0).unwrap().is_some()
+            });
+            let end = Instant::now() + Duration::from_secs(30);
+            while !reader.is_finished() && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            let rang = reader.is_finished();
+            let committed = counters.transactions.load(Ordering::Relaxed);
+            // The writer ends once its last sender is gone, releasing a reader still waiting.
+            db.unseen.take_doorbell();
+            drop(tx);
+            writer.join().unwrap();
+            (idle_stored, rang, reader.join().unwrap(), committed)
+        });
+        assert!(!idle_stored, "the idle writer committed with no reader asking");
+        assert!(rang, "the idle writer never committed for the reader");
+        assert!(reader_saw, "the reader did not see the answered write");
+        assert_eq!(committed, 1);
+    }
+
+    #[test]
     fn a_failed_batch_loses_the_open_transaction_and_the_answered_batches_before_it_are_applied_again() {
         let dir = tempfile::tempdir().unwrap();
         let (db, mut wal) = parts(dir.path());
@@ -630,7 +713,17 @@ mod tests {
         );
         let write = |job: JobId, status: ExecutionStatus| vec![Write::Execution(execution(job, "f", status, now))];
         let batch = [request(&db, write(kept, ExecutionStatus::Pending))];
-        assert!(commit(&db, &mut wal, &batch, &mut Instant::now(), &mut open).unwrap()[0].is_ok());
+        assert!(
+            commit(
+                &db,
+                &mut wal,
+                &batch,
+                (&mut Instant::now(), CHECKPOINT_AFTER),
+                &mut open
+            )
+            .unwrap()[0]
+                .is_ok()
+        );
         // A row the next batch's update cannot read (as a damaged file could hold).
         open.txn
             .as_ref()
@@ -640,9 +733,15 @@ mod tests {
             .insert(broken.0, b"garbage".as_slice())
             .unwrap();
         let batch = [request(&db, write(broken, ExecutionStatus::Success))];
-        let err = commit(&db, &mut wal, &batch, &mut Instant::now(), &mut open)
-            .err()
-            .unwrap();
+        let err = commit(
+            &db,
+            &mut wal,
+            &batch,
+            (&mut Instant::now(), CHECKPOINT_AFTER),
+            &mut open,
+        )
+        .err()
+        .unwrap();
         assert!(matches!(err, WriteError::Backend(_)), "{err:?}");
         // The transaction is gone with the half-applied batch; the answered one waits.
         assert!(open.txn.is_none());
@@ -650,7 +749,17 @@ mod tests {
         assert_eq!(wal.last_seq(), 1, "the failed batch is not in the log");
         // The next batch goes into a new transaction with the answered one applied again.
         let batch = [request(&db, write(later, ExecutionStatus::Pending))];
-        assert!(commit(&db, &mut wal, &batch, &mut Instant::now(), &mut open).unwrap()[0].is_ok());
+        assert!(
+            commit(
+                &db,
+                &mut wal,
+                &batch,
+                (&mut Instant::now(), CHECKPOINT_AFTER),
+                &mut open
+            )
+            .unwrap()[0]
+                .is_ok()
+        );
         open.commit(&db, None).unwrap();
         assert!(stored(&db, kept) && stored(&db, later));
         assert!(!stored(&db, broken));
