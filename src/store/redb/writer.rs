@@ -604,6 +604,16 @@ mod tests {
         }
     }
 
+    /// [`commit`] with no checkpoint due.
+    fn commit_now(
+        db: &Db,
+        wal: &mut Wal,
+        batch: &[WriteRequest],
+        open: &mut Open<'_>,
+    ) -> Result<Vec<Result<(), WriteError>>, WriteError> {
+        commit(db, wal, batch, (&mut Instant::now(), CHECKPOINT_AFTER), open)
+    }
+
     fn stored(db: &Db, job: JobId) -> bool {
         let r = db.file.begin_read().unwrap();
         r.open_table(EXECUTIONS).unwrap().get(job.0).unwrap().is_some()
@@ -621,14 +631,7 @@ mod tests {
             &db,
             vec![Write::Execution(execution(job, "f", ExecutionStatus::Pending, now))],
         )];
-        let results = commit(
-            &db,
-            &mut wal,
-            &batch,
-            (&mut Instant::now(), CHECKPOINT_AFTER),
-            &mut open,
-        )
-        .unwrap();
+        let results = commit_now(&db, &mut wal, &batch, &mut open).unwrap();
         assert!(results[0].is_ok());
         // In the log and the open transaction, not yet in the database.
         assert!(open.txn.is_some());
@@ -713,17 +716,7 @@ mod tests {
         );
         let write = |job: JobId, status: ExecutionStatus| vec![Write::Execution(execution(job, "f", status, now))];
         let batch = [request(&db, write(kept, ExecutionStatus::Pending))];
-        assert!(
-            commit(
-                &db,
-                &mut wal,
-                &batch,
-                (&mut Instant::now(), CHECKPOINT_AFTER),
-                &mut open
-            )
-            .unwrap()[0]
-                .is_ok()
-        );
+        assert!(commit_now(&db, &mut wal, &batch, &mut open).unwrap()[0].is_ok());
         // A row the next batch's update cannot read (as a damaged file could hold).
         open.txn
             .as_ref()
@@ -733,15 +726,7 @@ mod tests {
             .insert(broken.0, b"garbage".as_slice())
             .unwrap();
         let batch = [request(&db, write(broken, ExecutionStatus::Success))];
-        let err = commit(
-            &db,
-            &mut wal,
-            &batch,
-            (&mut Instant::now(), CHECKPOINT_AFTER),
-            &mut open,
-        )
-        .err()
-        .unwrap();
+        let err = commit_now(&db, &mut wal, &batch, &mut open).err().unwrap();
         assert!(matches!(err, WriteError::Backend(_)), "{err:?}");
         // The transaction is gone with the half-applied batch; the answered one waits.
         assert!(open.txn.is_none());
@@ -749,17 +734,7 @@ mod tests {
         assert_eq!(wal.last_seq(), 1, "the failed batch is not in the log");
         // The next batch goes into a new transaction with the answered one applied again.
         let batch = [request(&db, write(later, ExecutionStatus::Pending))];
-        assert!(
-            commit(
-                &db,
-                &mut wal,
-                &batch,
-                (&mut Instant::now(), CHECKPOINT_AFTER),
-                &mut open
-            )
-            .unwrap()[0]
-                .is_ok()
-        );
+        assert!(commit_now(&db, &mut wal, &batch, &mut open).unwrap()[0].is_ok());
         open.commit(&db, None).unwrap();
         assert!(stored(&db, kept) && stored(&db, later));
         assert!(!stored(&db, broken));
