@@ -13,8 +13,10 @@ use crate::store::ReadError;
 /// Payloads longer than this are compressed (shorter ones gain little and cost a call).
 pub(super) const COMPRESS_ABOVE: usize = 512;
 
-/// zstd's level 3 (its default): most of the gain at a fraction of the higher levels' cost.
-const LEVEL: i32 = 3;
+/// zstd's fast level -1: on the peer shape's ~1.1 KB bundle 1.4 µs against level 3's 3.4
+/// for 362 bytes against 291, and ~4.6% more executions/s at 10 connections in paired
+/// runs; the bytes per execution stay within their 1.5 KB target.
+const LEVEL: i32 = -1;
 
 /// The first bytes of every zstd frame (RFC 8878 §3.1.1).
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
