@@ -1,8 +1,9 @@
 //! Daemons sharing one PostgreSQL database at the edges of what they share: a resume
 //! reaches the timed pause another daemon waits out (in its run, or parked), a queued
 //! execution taken over from a killed daemon keeps the `max_wait` it was accepted with,
-//! and a flow's `rate` holds across three daemons under webhook load, counted at the
-//! ledger the steps call (outside every daemon).
+//! a daemon stopped past its leases runs its throttled executions on when it wakes, and
+//! a flow's `rate` holds across three daemons under webhook load, counted at the ledger
+//! the steps call (outside every daemon).
 
 mod support;
 
@@ -182,6 +183,33 @@ fn rate_holds_across_three_daemons_under_webhook_load() {
     for d in daemons {
         d.stop();
     }
+}
+
+#[test]
+fn a_daemon_stopped_past_its_leases_runs_its_throttled_executions_on_when_it_wakes() {
+    // Leases of 1 s, renewed every third of that; the daemon is stopped for 2.5 s, so
+    // every lease it holds expires, with no other daemon to take them over. When it
+    // wakes, whichever comes first (the heartbeat's renewal, its own take-over, or a
+    // waiter asking for its throttle place), each execution runs once, to its end.
+    let setup = shared("", "lease = \"1s\"\n");
+    setup.flow(
+        "limited",
+        "[flow]\nname = \"limited\"\nthrottle = { max_concurrency = 1, max_wait = \"1h\" }\n[trigger.http]\npath = \"/limited\"\n[[steps]]\nname = \"work\"\nconnector = \"sleeper\"\nconfig = { ms = 200 }\n",
+    );
+    let d = start(&setup);
+    let jobs: Vec<String> = (0..6).map(|_| hook(&d, "/limited", "{}")).collect();
+    wait_status(&d, &jobs[0], "running");
+    d.signal("STOP");
+    std::thread::sleep(Duration::from_millis(2500));
+    d.signal("CONT");
+    for job in &jobs {
+        let row = ended(&d, job, 1);
+        assert_eq!(row["status"], "success", "{row:#}");
+        let detail = get(&d, &format!("/v1/executions/{job}"));
+        let tries = detail["steps"][0]["tries"].as_array().unwrap();
+        assert!(!tries.is_empty(), "{detail:#}");
+    }
+    d.stop();
 }
 
 #[test]

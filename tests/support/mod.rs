@@ -342,6 +342,9 @@ pub fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
 }
 
 /// A running `flowd serve`, killed when dropped.
+/// How much of a daemon's log a failing test shows (its end).
+const LOG_SHOWN: usize = 16 * 1024;
+
 pub struct Daemon {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
@@ -542,6 +545,16 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        // A failing test shows what its daemons said (the end of it, where a stall is).
+        if std::thread::panicking() {
+            let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
+            let tail = &log[log.len().saturating_sub(LOG_SHOWN)..];
+            let tail = tail.find('\n').map_or(tail, |i| &tail[i + 1..]);
+            eprintln!(
+                "--- the end of the log of the daemon at {} ---\n{tail}--- end of log ---",
+                self.addr
+            );
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
