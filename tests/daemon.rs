@@ -222,3 +222,55 @@ fn sigterm_lets_running_work_finish_and_a_restart_completes_the_rest() {
         assert_eq!(e["status"], "success", "{e:#}");
     }
 }
+
+#[test]
+fn a_success_is_logged_at_debug_and_every_other_end_at_info() {
+    // An end as a text line (`... execution finished job=… flow=fine status=success`)
+    // or as a JSON one (`{"level":"DEBUG","fields":{"message":…,"flow":…}}`).
+    let ended = |l: &str, flow: &str, status: &str| match serde_json::from_str::<Value>(l) {
+        Ok(v) => {
+            let f = &v["fields"];
+            f["message"] == "execution finished" && f["flow"] == flow && f["status"] == status
+        }
+        Err(_) => {
+            l.contains("execution finished")
+                && l.contains(&format!("flow={flow} "))
+                && l.contains(&format!("status={status}"))
+        }
+    };
+    for (server, successes_logged) in [
+        ("", false),
+        ("log_level = \"debug\"", true),
+        ("log_level = \"debug\"\nlog_format = \"json\"", true),
+        ("log_format = \"json\"", false),
+    ] {
+        let setup = Setup::with_server("", server);
+        for (name, connector) in [("fine", "echo"), ("broken", "fail")] {
+            setup.flow(
+                name,
+                &format!("[flow]\nname = \"{name}\"\n[trigger.http]\npath = \"/{name}\"\n[[steps]]\nname = \"s\"\nconnector = \"{connector}\"\n"),
+            );
+        }
+        let d = Daemon::start(&setup);
+        for name in ["fine", "broken"] {
+            let r = support::http_request(d.addr, "POST", &format!("/{name}"), &[], b"{}");
+            assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+            d.wait_ended(name, 1, 60);
+        }
+        d.wait_log_line("the failed execution's end", 30, |l| ended(l, "broken", "failed"));
+        let log = d.log.clone();
+        d.stop();
+        // Its last line read: everything before it was.
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while !log.lock().unwrap().contains("every running execution finished") {
+            assert!(std::time::Instant::now() < end, "{}", log.lock().unwrap());
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let log = log.lock().unwrap();
+        assert_eq!(
+            log.lines().any(|l| ended(l, "fine", "success")),
+            successes_logged,
+            "[server] {server:?}:\n{log}"
+        );
+    }
+}

@@ -152,6 +152,9 @@ measure() {
         say "  $out"
     done
     R[$name,hwm]=$(awk '/^VmHWM/ { print $2 }' "/proc/$pid/status")
+    if declare -F "${name}_stored" >/dev/null; then
+        R[$name,stored]=$("${name}_stored")
+    fi
     kill -TERM "$pid"
     wait "$pid" || true
     wait "$sampler" || true
@@ -187,6 +190,15 @@ R[n8n,stored]=$(cd "$n8n_dir" && node -e '
     db.get("select count(*) as n from execution_entity", (e, r) => { console.log(e ? "?" : r.n); });' "$db")
 
 # --- flowd -------------------------------------------------------------------------------
+# The executions that ended, as the daemon counts them on /metrics (read with the local
+# operator token it printed: the config names no tokens), a second after the last load.
+flowd_stored() {
+    local token
+    sleep 1
+    token=$(awk '/local operator token/ { getline; print $NF; exit }' "$run/flowd.log")
+    curl -sS -H "authorization: Bearer $token" "http://127.0.0.1:$((flowd_port + 1))/metrics" |
+        awk '/^flowd_executions_total\{/ { n += $NF } END { print n + 0 }'
+}
 cp -r "$here/flowd" "$run/flowd"
 sed -i "s/127.0.0.1:18080/127.0.0.1:$flowd_port/; s/127.0.0.1:18081/127.0.0.1:$((flowd_port + 1))/" "$run/flowd/flowd.toml"
 "$flowd" serve --config "$run/flowd/flowd.toml" >"$run/flowd.log" 2>&1 &
@@ -194,7 +206,6 @@ flowd_pid=$!
 pids+=("$flowd_pid")
 wait_for "http://127.0.0.1:$flowd_port/peer" 60 || { tail -20 "$run/flowd.log" >&2; die "flowd did not answer the webhook"; }
 measure flowd "$flowd_pid" "http://127.0.0.1:$flowd_port/peer" "$run/flowd/data/flowd.redb" "$run/flowd/data/flowd.wal"
-R[flowd,stored]=$(grep -c 'execution finished' "$run/flowd.log" || true)
 
 # --- report ------------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1fx", a / b; else print "-" }'; }

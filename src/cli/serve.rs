@@ -24,15 +24,7 @@ pub async fn serve(args: ServeArgs) -> u8 {
     };
     // Colours only for a terminal: a log file or journal gets plain text. Set up before
     // loading, so what loading warns about (a cache that cannot be used) is logged.
-    let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_max_level(tracing::Level::INFO);
-    if config.server.log_json {
-        builder.json().init();
-    } else {
-        builder.with_target(false).init();
-    }
+    init_log(&config.server);
     let setup = match loader::load(&config, &[], Purpose::Serve).await {
         Ok(s) => s,
         Err(failed) => {
@@ -46,5 +38,29 @@ pub async fn serve(args: ServeArgs) -> u8 {
             eprintln!("error: {e:#}");
             EXIT_FAILED
         }
+    }
+}
+
+/// The daemon's log on stderr: text or JSON lines, flowd's own records up to
+/// `log_level`, its dependencies' up to `info` (or `log_level` when that is quieter).
+fn init_log(server: &crate::config::Server) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let ours = LevelFilter::from_level(server.log_level);
+    let filter = Targets::new()
+        .with_target(env!("CARGO_CRATE_NAME"), ours)
+        .with_default(ours.min(LevelFilter::INFO));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let layer = tracing_subscriber::fmt::layer()
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
+    if server.log_json {
+        tracing_subscriber::registry()
+            .with(layer.json().with_filter(filter))
+            .init();
+    } else {
+        tracing_subscriber::registry()
+            .with(layer.with_target(false).with_filter(filter))
+            .init();
     }
 }

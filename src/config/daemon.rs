@@ -81,6 +81,9 @@ pub struct Server {
     pub workers: u32,
     /// Daemon log lines as JSON instead of text.
     pub log_json: bool,
+    /// The most verbose of flowd's own log records written (its dependencies' stop at
+    /// `info`). Each successful execution's end is a `debug` record.
+    pub log_level: tracing::Level,
     /// The time zone of calendar presets (`today`, `this_week`, …) in the admin API.
     pub timezone: chrono_tz::Tz,
     /// Bearer tokens of the admin API; without any, it answers only `/healthz`.
@@ -106,6 +109,7 @@ impl Server {
             shutdown_grace: Duration::from_secs(10),
             workers: 64,
             log_json: false,
+            log_level: tracing::Level::INFO,
             timezone: chrono_tz::UTC,
             tokens: Vec::new(),
             header_read_timeout: Duration::from_secs(10),
@@ -290,6 +294,9 @@ fn resolve_server(
     }
     if let Some(f) = t.choice("log_format", &["text", "json"], errors) {
         s.log_json = *f.get_ref() == "json";
+    }
+    if let Some(l) = t.choice("log_level", &["error", "warn", "info", "debug", "trace"], errors) {
+        s.log_level = l.get_ref().parse().expect("a level tracing knows");
     }
     if let Some(tz) = t.string("timezone", errors) {
         match tz.get_ref().parse::<chrono_tz::Tz>() {

@@ -474,23 +474,21 @@ impl Daemon {
         None
     }
 
-    /// Waits until the daemon has logged `n` executions of `flow` as ended (finished or
-    /// rejected), at most `secs`; panics with the log otherwise. Tests wait for this
-    /// rather than sleep for a guessed time, which a busy machine overruns.
-    pub fn wait_ended(&self, flow: &str, n: usize, secs: u64) {
-        let field = format!("flow={flow} ");
+    /// Waits until `n` executions of `flow` have ended (any final status, rejections
+    /// too) by the daemon's `/metrics`, at most `secs`; panics with the log otherwise.
+    /// Tests wait for this rather than sleep for a guessed time, which a busy machine
+    /// overruns.
+    pub fn wait_ended(&self, flow: &str, n: u64, secs: u64) {
+        let series = format!("flowd_executions_total{{flow=\"{flow}\",");
         let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
         loop {
-            let seen = self
-                .log
-                .lock()
-                .unwrap()
+            let r = self.admin("GET", "/metrics", Some(&self.viewer_token()), b"");
+            assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+            let seen: u64 = String::from_utf8_lossy(&r.body)
                 .lines()
-                .filter(|l| {
-                    (l.contains("execution finished") || l.contains("execution rejected"))
-                        && format!("{l} ").contains(&field)
-                })
-                .count();
+                .filter(|l| l.starts_with(&series))
+                .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+                .sum();
             if seen >= n {
                 return;
             }
@@ -500,6 +498,20 @@ impl Daemon {
                 self.log.lock().unwrap()
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
+    /// A token that may read the admin API: the local operator token the daemon printed
+    /// (a config without tokens), else the viewer token of [`admin::TOKENS`].
+    pub fn viewer_token(&self) -> String {
+        let mut lines = self.banner.lines();
+        match lines.find(|l| l.contains("local operator token")) {
+            Some(_) => lines
+                .next()
+                .and_then(|l| l.split_whitespace().last())
+                .expect("the local operator token on the line after its announcement")
+                .to_string(),
+            None => admin::VIEWER.to_string(),
         }
     }
 
@@ -548,7 +560,10 @@ impl Drop for Daemon {
         // A failing test shows what its daemons said (the end of it, where a stall is).
         if std::thread::panicking() {
             let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
-            let tail = &log[log.len().saturating_sub(LOG_SHOWN)..];
+            let from = (log.len().saturating_sub(LOG_SHOWN)..)
+                .find(|i| log.is_char_boundary(*i))
+                .unwrap_or(0);
+            let tail = &log[from..];
             let tail = tail.find('\n').map_or(tail, |i| &tail[i + 1..]);
             eprintln!(
                 "--- the end of the log of the daemon at {} ---\n{tail}--- end of log ---",
