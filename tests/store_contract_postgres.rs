@@ -193,7 +193,7 @@ async fn throttle_places_hold_the_limit_across_owners_and_go_to_the_oldest_waite
     assert_eq!(take(&store, &leases[1]).await.unwrap(), Slot::Granted);
     // Full: the third waits, and then the fourth waits behind it even once one frees.
     assert!(matches!(take(&store, &leases[2]).await.unwrap(), Slot::Wait(_)));
-    store.free_slot(leases[1].job).await.unwrap();
+    store.free_slot(&leases[1]).await.unwrap();
     assert!(matches!(take(&store, &leases[3]).await.unwrap(), Slot::Wait(_)));
     assert_eq!(take(&store, &leases[2]).await.unwrap(), Slot::Granted);
     assert!(matches!(take(&store, &leases[3]).await.unwrap(), Slot::Wait(_)));
@@ -220,6 +220,64 @@ async fn throttle_places_hold_the_limit_across_owners_and_go_to_the_oldest_waite
         Slot::Wait(d) => assert!(d > Duration::from_secs(3000), "{d:?}"),
         Slot::Granted => panic!("a second start within the rate's interval"),
     }
+}
+
+/// A lease that ran out while nobody claimed its execution since is still its holder's
+/// (its fence is current: the heartbeat renews it, its writes are taken), so its ask for
+/// a throttle place is answered, not refused as lost; refused once another owner claims
+/// it, and then what it gives up is only its own, not the new holder's place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_nobody_claimed_since_still_gets_its_throttle_place() {
+    use flowd::engine::ExecutionStatus;
+    use flowd::store::{ClaimError, JobId, Lease, Slot, Write};
+    use std::time::{Duration, SystemTime};
+    let store = fresh_postgres().await;
+    let t = SystemTime::now();
+    let mut leases = Vec::new();
+    for (owner, ttl) in [("x", Duration::from_millis(200)), ("y", Duration::from_secs(60))] {
+        let e = contract::execution(JobId::new(), "a", ExecutionStatus::Queued, t);
+        leases.push(Lease {
+            job: e.job_id,
+            owner: owner.into(),
+            fence: 1,
+            expires: t,
+        });
+        let claim = Write::Claim {
+            job: e.job_id,
+            owner: owner.into(),
+            ttl,
+        };
+        store.write(vec![claim, Write::Execution(e)]).await.unwrap();
+    }
+    let (late, other) = (&leases[0], &leases[1]);
+    // Its daemon stalled past the lease (a heartbeat not sent in time), then asks.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.take_slot(late, "a", 1, None).await.unwrap(), Slot::Granted);
+    assert!(matches!(
+        store.take_slot(other, "a", 1, None).await.unwrap(),
+        Slot::Wait(_)
+    ));
+    // Another daemon takes it over: the old holder's asks are refused, and the place is
+    // the new holder's, which the old one giving up its own does not free.
+    let taken = store
+        .take_over("w", Duration::from_secs(60), &["a".to_string()], 10)
+        .await
+        .unwrap();
+    assert_eq!(taken.len(), 1);
+    let again = &taken[0].1;
+    assert_eq!(again.job, late.job);
+    match store.take_slot(late, "a", 1, None).await {
+        Err(ClaimError::Lost(job)) => assert_eq!(job, late.job),
+        other => panic!("a place under a lease another owner claimed: {other:?}"),
+    }
+    assert_eq!(store.take_slot(again, "a", 1, None).await.unwrap(), Slot::Granted);
+    store.free_slot(late).await.unwrap();
+    assert!(matches!(
+        store.take_slot(other, "a", 1, None).await.unwrap(),
+        Slot::Wait(_)
+    ));
+    store.free_slot(again).await.unwrap();
+    assert_eq!(store.take_slot(other, "a", 1, None).await.unwrap(), Slot::Granted);
 }
 
 /// A waiter whose execution another daemon takes over leaves the line until its new
@@ -255,7 +313,7 @@ async fn a_waiter_taken_over_leaves_the_line_until_its_new_holder_asks() {
         store.take_slot(older, "a", 1, None).await.unwrap(),
         Slot::Wait(_)
     ));
-    store.free_slot(running.job).await.unwrap();
+    store.free_slot(running).await.unwrap();
     assert!(
         matches!(store.take_slot(younger, "a", 1, None).await.unwrap(), Slot::Wait(_)),
         "the older waiter goes first"
@@ -293,7 +351,7 @@ async fn a_waiter_taken_over_leaves_the_line_until_its_new_holder_asks() {
         store.take_slot(again, "a", 1, None).await.unwrap(),
         Slot::Wait(_)
     ));
-    store.free_slot(younger.job).await.unwrap();
+    store.free_slot(younger).await.unwrap();
     assert!(matches!(
         store.take_slot(&youngest, "a", 1, None).await.unwrap(),
         Slot::Wait(_)

@@ -480,7 +480,7 @@ impl Dispatcher {
                                 Ok(_) => tracing::warn!(job = %job, flow = %flow.name, "execution rejected: {why}"),
                                 Err(e) => tracing::error!(job = %job, flow = %flow.name, error = %e, "rejecting an execution failed"),
                             }
-                            let _ = store.free_slot(job).await;
+                            let _ = store.free_slot(&h.lease).await;
                             if let Some(leases) = &this.leases {
                                 leases.release(job).await;
                             }
@@ -488,7 +488,7 @@ impl Dispatcher {
                             return;
                         }
                         Gate::Stop => {
-                            let _ = store.free_slot(job).await;
+                            let _ = store.free_slot(&h.lease).await;
                             this.not_started(&flow, done);
                             return;
                         }
@@ -516,8 +516,8 @@ impl Dispatcher {
                 }))
             };
             let result = run.await.unwrap_or_else(|e| Err(Stop::Panic(panic_message(e))));
-            if gated && let Some(store) = &store
-                && let Err(e) = store.free_slot(job).await
+            if gated && let (Some(store), Some(h)) = (&store, &hold)
+                && let Err(e) = store.free_slot(&h.lease).await
             {
                 tracing::warn!(job = %job, flow = %flow.name, error = %e, "could not give up the throttle place; it frees when the lease ends");
             }

@@ -381,8 +381,9 @@ pub trait Store: Send + Sync + 'static {
         max_concurrency: u32,
         interval: Option<Duration>,
     ) -> StoreFuture<'a, Result<Slot, ClaimError>>;
-    /// Gives up `job`'s place (its run ended or parked), or stops waiting for one.
-    fn free_slot(&self, job: JobId) -> StoreFuture<'_, Result<(), ClaimError>>;
+    /// Gives up the place taken under `lease` (its run ended or parked), or stops waiting
+    /// for one; a place its execution's next holder took (after a take-over) stays.
+    fn free_slot<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Result<(), ClaimError>>;
     /// The backend's own figures in the Prometheus text format, for `/metrics`.
     fn render_metrics(&self, _out: &mut String) {}
 }

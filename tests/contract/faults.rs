@@ -121,8 +121,8 @@ impl Store for Faulty {
     ) -> StoreFuture<'a, Result<flowd::store::Slot, ClaimError>> {
         self.inner.take_slot(lease, flow, max_concurrency, interval)
     }
-    fn free_slot(&self, job: JobId) -> StoreFuture<'_, Result<(), ClaimError>> {
-        self.inner.free_slot(job)
+    fn free_slot<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Result<(), ClaimError>> {
+        self.inner.free_slot(lease)
     }
 }
 

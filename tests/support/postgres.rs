@@ -201,8 +201,8 @@ impl Store for Scratch {
     ) -> StoreFuture<'a, Result<flowd::store::Slot, ClaimError>> {
         self.store.take_slot(lease, flow, max_concurrency, interval)
     }
-    fn free_slot(&self, job: JobId) -> StoreFuture<'_, Result<(), ClaimError>> {
-        self.store.free_slot(job)
+    fn free_slot<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Result<(), ClaimError>> {
+        self.store.free_slot(lease)
     }
     fn render_metrics(&self, out: &mut String) {
         self.store.render_metrics(out)

@@ -498,8 +498,8 @@ impl Store for PostgresStore {
         Box::pin(throttle::take_slot(self, lease, flow, max_concurrency, interval))
     }
 
-    fn free_slot(&self, job: JobId) -> StoreFuture<'_, Result<(), ClaimError>> {
-        Box::pin(throttle::free_slot(self, job))
+    fn free_slot<'a>(&'a self, lease: &'a Lease) -> StoreFuture<'a, Result<(), ClaimError>> {
+        Box::pin(throttle::free_slot(self, lease))
     }
 
     fn render_metrics(&self, out: &mut String) {

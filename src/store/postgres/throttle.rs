@@ -11,7 +11,7 @@
 
 use super::lease::{NOW_NS, ttl_ns};
 use super::{PostgresStore, describe, id};
-use crate::store::{ClaimError, JobId, Lease, Slot};
+use crate::store::{ClaimError, Lease, Slot};
 use std::time::Duration;
 
 /// The longest a waiter is told to wait before asking again.
@@ -75,9 +75,12 @@ impl Line {
     }
 }
 
-/// Whether `flow`'s waiter `$2` still holds its lease (owner `$3`, fence `$4`).
+/// Whether `flow`'s waiter `$2` still holds its lease (owner `$3`, fence `$4`). One that
+/// ran out with nobody claiming the execution since still does, as for its heartbeat and
+/// its writes: its fence is current. Refusing it would leave an execution that nobody
+/// runs under a lease its daemon goes on renewing.
 const HELD: &str = "held AS (SELECT EXISTS (SELECT 1 FROM claims WHERE job_id = $2 AND owner = $3
-    AND fence = $4 AND expires_ns > (SELECT ns FROM now)) AS held)";
+    AND fence = $4) AS held)";
 
 /// The line as waiter `$2` sees it: whether it holds its lease, how many waiters whose
 /// lease is alive are older, how many places are held (a place whose lease expired more
@@ -235,15 +238,25 @@ fn turn(
     )
 }
 
-pub(super) async fn free_slot(store: &PostgresStore, job: JobId) -> Result<(), ClaimError> {
+pub(super) async fn free_slot(store: &PostgresStore, lease: &Lease) -> Result<(), ClaimError> {
     let client = store.client().await.map_err(ClaimError::Backend)?;
-    let job = id(job.0);
+    let job = id(lease.job.0);
+    let fence = lease.fence as i64;
+    // Only what this lease holds: after a take-over, the place and the place in line are
+    // the new holder's.
     client
-        .execute("DELETE FROM throttle_slots WHERE job_id = $1", &[&job])
+        .execute(
+            "DELETE FROM throttle_slots WHERE job_id = $1 AND owner = $2 AND fence = $3",
+            &[&job, &lease.owner, &fence],
+        )
         .await
         .map_err(backend)?;
     client
-        .execute("DELETE FROM throttle_waits WHERE job_id = $1", &[&job])
+        .execute(
+            "DELETE FROM throttle_waits WHERE job_id = $1 AND EXISTS (
+                 SELECT 1 FROM claims WHERE job_id = $1 AND owner = $2 AND fence = $3)",
+            &[&job, &lease.owner, &fence],
+        )
         .await
         .map_err(backend)?;
     Ok(())

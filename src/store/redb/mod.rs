@@ -586,7 +586,7 @@ impl Store for RedbStore {
         Box::pin(std::future::ready(Ok(Slot::Granted)))
     }
 
-    fn free_slot(&self, _job: JobId) -> StoreFuture<'_, Result<(), ClaimError>> {
+    fn free_slot<'a>(&'a self, _lease: &'a Lease) -> StoreFuture<'a, Result<(), ClaimError>> {
         Box::pin(std::future::ready(Ok(())))
     }
 
