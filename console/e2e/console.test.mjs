@@ -19,6 +19,7 @@ import {
   open,
   shot,
   shownJobs,
+  sleep,
   status,
   until,
   watched,
@@ -162,6 +163,41 @@ test("presets and custom ranges are read in the daemon's zone (Asia/Kolkata), an
   }
   assert.deepEqual(await shownJobs(page), rows.map((e) => e.job_id));
   await page.getByTestId("zone").selectOption("daemon");
+  noProblems(page);
+  await page.close();
+});
+
+test("a slow answer to an earlier filter never overwrites the answer to a later one", async () => {
+  const page = await open(browser.context, OPERATOR, "/executions");
+  await page.getByTestId("zone").selectOption("daemon");
+  // Answers for the last hour arrive 1.5 s late; today's at once.
+  let asked = 0;
+  let late = 0;
+  await page.route("**/v1/executions**", async (route) => {
+    if (!route.request().url().includes("preset=1h")) return route.continue();
+    asked += 1;
+    late += 1;
+    await sleep(1500);
+    await route.continue();
+    late -= 1;
+  });
+  await page.getByTestId("preset").selectOption("1h");
+  await until("the last hour asked for", async () => asked > 0);
+  await page.getByTestId("preset").selectOption("today");
+  const kolkataToday = new Intl.DateTimeFormat("en-CA", { timeZone: "Asia/Kolkata" }).format(new Date());
+  const todays = `${kolkataToday} 00:00:00 +05:30`;
+  const applied = page.getByTestId("applied-range");
+  await applied.getByText(todays).waitFor();
+  // The late answers came (and one for the rows would have been followed by a late
+  // histogram, which must not come either), and changed nothing.
+  for (let quiet = 0; quiet < 2; quiet += 1) {
+    await until("no late answer on its way", async () => late === 0);
+    await sleep(500);
+  }
+  assert.equal(late, 0);
+  assert.ok((await applied.textContent()).includes(todays), await applied.textContent());
+  assert.deepEqual(await shownJobs(page), await apiJobs("preset=today"));
+  await page.unroute("**/v1/executions**");
   noProblems(page);
   await page.close();
 });
