@@ -194,11 +194,16 @@ fn a_daemon_stopped_past_its_leases_runs_its_throttled_executions_on_when_it_wak
     let setup = shared("", "lease = \"1s\"\n");
     setup.flow(
         "limited",
-        "[flow]\nname = \"limited\"\nthrottle = { max_concurrency = 1, max_wait = \"1h\" }\n[trigger.http]\npath = \"/limited\"\n[[steps]]\nname = \"work\"\nconnector = \"sleeper\"\nconfig = { ms = 200 }\n",
+        "[flow]\nname = \"limited\"\nthrottle = { max_concurrency = 1, max_wait = \"1h\" }\n[trigger.http]\npath = \"/limited\"\n[[steps]]\nname = \"work\"\nconnector = \"sleeper\"\nconfig = { ms = 500 }\n",
     );
     let d = start(&setup);
     let jobs: Vec<String> = (0..6).map(|_| hook(&d, "/limited", "{}")).collect();
-    wait_status(&d, &jobs[0], "running");
+    // Stopped once the first has started (it may have ended too: the rest still wait).
+    let end = std::time::Instant::now() + support::PATIENCE;
+    while get(&d, &format!("/v1/executions?job_id={}", jobs[0]))["executions"][0]["status"] == "queued" {
+        assert!(std::time::Instant::now() < end, "{} never started", jobs[0]);
+        std::thread::sleep(Duration::from_millis(10));
+    }
     d.signal("STOP");
     std::thread::sleep(Duration::from_millis(2500));
     d.signal("CONT");

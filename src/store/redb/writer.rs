@@ -597,11 +597,14 @@ mod tests {
     }
 
     fn request(db: &Db, writes: Vec<Write>) -> WriteRequest {
-        let (done, _) = oneshot::channel();
-        WriteRequest {
-            writes: super::super::encoded::encode(writes, 1 << 20, &db.names, &db.shared).unwrap(),
-            done,
-        }
+        answered_request(db, writes).0
+    }
+
+    /// A request for `writes`, and where its answer arrives.
+    fn answered_request(db: &Db, writes: Vec<Write>) -> (WriteRequest, oneshot::Receiver<Result<(), WriteError>>) {
+        let (done, answered) = oneshot::channel();
+        let writes = super::super::encoded::encode(writes, 1 << 20, &db.names, &db.shared).unwrap();
+        (WriteRequest { writes, done }, answered)
     }
 
     /// [`commit`] with no checkpoint due.
@@ -671,10 +674,9 @@ mod tests {
         let (idle_stored, rang, reader_saw, committed) = std::thread::scope(|s| {
             // No checkpoint comes while the test runs: only a reader can have it committed.
             let writer = s.spawn(|| writer_loop(&db, wal, rx, &counters, Duration::from_secs(3600)));
-            let (done, answered) = oneshot::channel();
             let writes = vec![Write::Execution(execution(job, "f", ExecutionStatus::Pending, now))];
-            let writes = super::super::encoded::encode(writes, 1 << 20, &db.names, &db.shared).unwrap();
-            tx.send(Request::Write(WriteRequest { writes, done })).unwrap();
+            let (request, answered) = answered_request(&db, writes);
+            tx.send(Request::Write(request)).unwrap();
             answered.blocking_recv().unwrap().unwrap();
             // Answered; give the writer time to find its queue empty (a commit there,
             // which this test must catch, would come right after the answer).
