@@ -19,6 +19,26 @@ async fn fresh_postgres() -> Arc<dyn Store> {
 
 store_contract!(fresh_postgres, MAX_PAYLOAD);
 
+/// A queued execution of flow `a` stored under a claim of `owner`'s for `ttl`; its lease.
+async fn claimed(store: &Arc<dyn Store>, owner: &str, ttl: std::time::Duration) -> flowd::store::Lease {
+    use flowd::store::{JobId, Lease, Write};
+    let t = std::time::SystemTime::now();
+    let e = contract::execution(JobId::new(), "a", flowd::engine::ExecutionStatus::Queued, t);
+    let lease = Lease {
+        job: e.job_id,
+        owner: owner.into(),
+        fence: 1,
+        expires: t,
+    };
+    let claim = Write::Claim {
+        job: e.job_id,
+        owner: owner.into(),
+        ttl,
+    };
+    store.write(vec![claim, Write::Execution(e)]).await.unwrap();
+    lease
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_execution_whose_transition_cannot_be_recorded_stops_there_and_recovers_without_repeating_a_stored_step() {
     contract::faults::a_transition_that_cannot_be_recorded_stops_there_and_recovers(fresh_postgres).await;
@@ -155,35 +175,13 @@ async fn the_histogram_counts_what_the_list_shows_per_bucket_and_status() {
 /// waiter first, a place of a taken-over execution free again, a lost lease refused.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttle_places_hold_the_limit_across_owners_and_go_to_the_oldest_waiter() {
-    use flowd::engine::ExecutionStatus;
-    use flowd::store::{ClaimError, JobId, Lease, Slot, Write};
-    use std::time::{Duration, SystemTime};
+    use flowd::store::{ClaimError, Lease, Slot};
+    use std::time::Duration;
     let store = fresh_postgres().await;
-    let t = SystemTime::now();
-    let claim = |owner: &str, ttl: Duration| {
-        let e = contract::execution(JobId::new(), "a", ExecutionStatus::Queued, t);
-        let lease = Lease {
-            job: e.job_id,
-            owner: owner.into(),
-            fence: 1,
-            expires: t,
-        };
-        let writes = vec![
-            Write::Claim {
-                job: e.job_id,
-                owner: owner.into(),
-                ttl,
-            },
-            Write::Execution(e),
-        ];
-        (lease, writes)
-    };
     let long = Duration::from_secs(60);
     let mut leases = Vec::new();
     for (owner, ttl) in [("x", Duration::from_millis(300)), ("y", long), ("x", long), ("y", long)] {
-        let (lease, writes) = claim(owner, ttl);
-        store.write(writes).await.unwrap();
-        leases.push(lease);
+        leases.push(claimed(&store, owner, ttl).await);
     }
     async fn take(store: &Arc<dyn Store>, l: &Lease) -> Result<Slot, ClaimError> {
         store.take_slot(l, "a", 2, None).await
@@ -210,10 +208,8 @@ async fn throttle_places_hold_the_limit_across_owners_and_go_to_the_oldest_waite
         other => panic!("a place under an ended lease: {other:?}"),
     }
     // A rate: one start per interval, the next told how long to wait.
-    let (rated, writes) = claim("z", long);
-    store.write(writes).await.unwrap();
-    let (next, writes) = claim("z", long);
-    store.write(writes).await.unwrap();
+    let rated = claimed(&store, "z", long).await;
+    let next = claimed(&store, "z", long).await;
     let hour = Some(Duration::from_secs(3600));
     assert_eq!(store.take_slot(&rated, "r", 5, hour).await.unwrap(), Slot::Granted);
     match store.take_slot(&next, "r", 5, hour).await.unwrap() {
@@ -228,28 +224,11 @@ async fn throttle_places_hold_the_limit_across_owners_and_go_to_the_oldest_waite
 /// it, and then what it gives up is only its own, not the new holder's place.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_expired_lease_nobody_claimed_since_still_gets_its_throttle_place() {
-    use flowd::engine::ExecutionStatus;
-    use flowd::store::{ClaimError, JobId, Lease, Slot, Write};
-    use std::time::{Duration, SystemTime};
+    use flowd::store::{ClaimError, Slot};
+    use std::time::Duration;
     let store = fresh_postgres().await;
-    let t = SystemTime::now();
-    let mut leases = Vec::new();
-    for (owner, ttl) in [("x", Duration::from_millis(200)), ("y", Duration::from_secs(60))] {
-        let e = contract::execution(JobId::new(), "a", ExecutionStatus::Queued, t);
-        leases.push(Lease {
-            job: e.job_id,
-            owner: owner.into(),
-            fence: 1,
-            expires: t,
-        });
-        let claim = Write::Claim {
-            job: e.job_id,
-            owner: owner.into(),
-            ttl,
-        };
-        store.write(vec![claim, Write::Execution(e)]).await.unwrap();
-    }
-    let (late, other) = (&leases[0], &leases[1]);
+    let late = &claimed(&store, "x", Duration::from_millis(200)).await;
+    let other = &claimed(&store, "y", Duration::from_secs(60)).await;
     // Its daemon stalled past the lease (a heartbeat not sent in time), then asks.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(store.take_slot(late, "a", 1, None).await.unwrap(), Slot::Granted);
@@ -285,27 +264,13 @@ async fn an_expired_lease_nobody_claimed_since_still_gets_its_throttle_place() {
 /// wait for it here), and is in it again, at its old place, once it does.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_waiter_taken_over_leaves_the_line_until_its_new_holder_asks() {
-    use flowd::engine::ExecutionStatus;
-    use flowd::store::{JobId, Lease, Slot, Write};
-    use std::time::{Duration, SystemTime};
+    use flowd::store::Slot;
+    use std::time::Duration;
     let store = fresh_postgres().await;
-    let t = SystemTime::now();
     let long = Duration::from_secs(60);
     let mut leases = Vec::new();
     for (owner, ttl) in [("x", long), ("x", Duration::from_millis(300)), ("y", long)] {
-        let e = contract::execution(JobId::new(), "a", ExecutionStatus::Queued, t);
-        leases.push(Lease {
-            job: e.job_id,
-            owner: owner.into(),
-            fence: 1,
-            expires: t,
-        });
-        let claim = Write::Claim {
-            job: e.job_id,
-            owner: owner.into(),
-            ttl,
-        };
-        store.write(vec![claim, Write::Execution(e)]).await.unwrap();
+        leases.push(claimed(&store, owner, ttl).await);
     }
     let (running, older, younger) = (&leases[0], &leases[1], &leases[2]);
     assert_eq!(store.take_slot(running, "a", 1, None).await.unwrap(), Slot::Granted);
@@ -326,27 +291,7 @@ async fn a_waiter_taken_over_leaves_the_line_until_its_new_holder_asks() {
     assert_eq!(again.job, older.job);
     assert_eq!(store.take_slot(younger, "a", 1, None).await.unwrap(), Slot::Granted);
     // Once its new holder asks it is in line again, ahead of a younger waiter.
-    let (youngest, writes) = {
-        let e = contract::execution(JobId::new(), "a", ExecutionStatus::Queued, t);
-        let lease = Lease {
-            job: e.job_id,
-            owner: "y".into(),
-            fence: 1,
-            expires: t,
-        };
-        (
-            lease,
-            vec![
-                Write::Claim {
-                    job: e.job_id,
-                    owner: "y".into(),
-                    ttl: long,
-                },
-                Write::Execution(e),
-            ],
-        )
-    };
-    store.write(writes).await.unwrap();
+    let youngest = claimed(&store, "y", long).await;
     assert!(matches!(
         store.take_slot(again, "a", 1, None).await.unwrap(),
         Slot::Wait(_)
