@@ -232,14 +232,8 @@ fn without_tokens_a_loopback_daemon_prints_a_local_operator_token_and_with_token
     setup.flow("by-hand", support::admin::BY_HAND);
     let d = Daemon::start(&setup);
     let token = d
-        .banner
-        .lines()
-        .skip_while(|l| !l.contains("local operator token"))
-        .nth(1)
-        .and_then(|l| l.strip_prefix("flowd:"))
-        .map(str::trim)
-        .unwrap_or_else(|| panic!("no local operator token in:\n{}", d.banner))
-        .to_string();
+        .local_token()
+        .unwrap_or_else(|| panic!("no local operator token in:\n{}", d.banner));
     assert_eq!(token.len(), 48, "{token}");
     // It signs in as an operator and works as a bearer token too.
     let (cookie, _, who) = signed_in(&d, &token);

@@ -251,22 +251,20 @@ fn a_success_is_logged_at_debug_and_every_other_end_at_info() {
                 &format!("[flow]\nname = \"{name}\"\n[trigger.http]\npath = \"/{name}\"\n[[steps]]\nname = \"s\"\nconnector = \"{connector}\"\n"),
             );
         }
-        let d = Daemon::start(&setup);
+        let mut d = Daemon::start(&setup);
         for name in ["fine", "broken"] {
             let r = support::http_request(d.addr, "POST", &format!("/{name}"), &[], b"{}");
             assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
             d.wait_ended(name, 1, 60);
         }
         d.wait_log_line("the failed execution's end", 30, |l| ended(l, "broken", "failed"));
-        let log = d.log.clone();
-        d.stop();
-        // Its last line read: everything before it was.
-        let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
-        while !log.lock().unwrap().contains("every running execution finished") {
-            assert!(std::time::Instant::now() < end, "{}", log.lock().unwrap());
-            std::thread::sleep(std::time::Duration::from_millis(20));
-        }
-        let log = log.lock().unwrap();
+        // Stopped, and its last line read: everything before it was.
+        d.signal("TERM");
+        d.wait_log_line("the shutdown's last line", 30, |l| {
+            l.contains("every running execution finished")
+        });
+        assert_eq!(d.wait(30), Some(0));
+        let log = d.log.lock().unwrap();
         assert_eq!(
             log.lines().any(|l| ended(l, "fine", "success")),
             successes_logged,

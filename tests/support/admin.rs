@@ -152,11 +152,7 @@ pub fn get(d: &Daemon, path: &str) -> Value {
 
 fn get_answered(d: &Daemon, path: &str, r: HttpResponse) -> Value {
     if r.status != 200 {
-        let log = d.log.lock().unwrap();
-        let from = (log.len().saturating_sub(8000)..)
-            .find(|i| log.is_char_boundary(*i))
-            .unwrap_or(0);
-        let tail = &log[from..];
+        let tail = d.log_tail(8000);
         panic!(
             "{path}: {} {}\nthe daemon's log ends:\n{tail}",
             r.status,

@@ -341,10 +341,10 @@ pub fn step<'a>(report: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no step {name} in {report:#}"))
 }
 
-/// A running `flowd serve`, killed when dropped.
 /// How much of a daemon's log a failing test shows (its end).
 const LOG_SHOWN: usize = 16 * 1024;
 
+/// A running `flowd serve`, killed when dropped.
 pub struct Daemon {
     pub child: std::process::Child,
     pub addr: std::net::SocketAddr,
@@ -501,17 +501,33 @@ impl Daemon {
         }
     }
 
-    /// A token that may read the admin API: the local operator token the daemon printed
-    /// (a config without tokens), else the viewer token of [`admin::TOKENS`].
+    /// The local operator token the daemon printed on the line after announcing it (a
+    /// loopback config without tokens), if it did.
+    pub fn local_token(&self) -> Option<String> {
+        self.banner
+            .lines()
+            .skip_while(|l| !l.contains("local operator token"))
+            .nth(1)
+            .and_then(|l| l.strip_prefix("flowd:"))
+            .map(|t| t.trim().to_string())
+    }
+
+    /// A token that may read the admin API: the local operator token, else the viewer
+    /// token of [`admin::TOKENS`].
     pub fn viewer_token(&self) -> String {
-        let mut lines = self.banner.lines();
-        match lines.find(|l| l.contains("local operator token")) {
-            Some(_) => lines
-                .next()
-                .and_then(|l| l.split_whitespace().last())
-                .expect("the local operator token on the line after its announcement")
-                .to_string(),
-            None => admin::VIEWER.to_string(),
+        self.local_token().unwrap_or_else(|| admin::VIEWER.to_string())
+    }
+
+    /// The end of the daemon's log so far, at most `max` bytes, from a line's start.
+    pub fn log_tail(&self, max: usize) -> String {
+        let log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let from = (log.len().saturating_sub(max)..)
+            .find(|i| log.is_char_boundary(*i))
+            .unwrap_or(0);
+        let tail = &log[from..];
+        match (from, tail.find('\n')) {
+            (1.., Some(i)) => tail[i + 1..].to_string(),
+            _ => tail.to_string(),
         }
     }
 
@@ -559,12 +575,7 @@ impl Drop for Daemon {
     fn drop(&mut self) {
         // A failing test shows what its daemons said (the end of it, where a stall is).
         if std::thread::panicking() {
-            let log = self.log.lock().map(|l| l.clone()).unwrap_or_default();
-            let from = (log.len().saturating_sub(LOG_SHOWN)..)
-                .find(|i| log.is_char_boundary(*i))
-                .unwrap_or(0);
-            let tail = &log[from..];
-            let tail = tail.find('\n').map_or(tail, |i| &tail[i + 1..]);
+            let tail = self.log_tail(LOG_SHOWN);
             eprintln!(
                 "--- the end of the log of the daemon at {} ---\n{tail}--- end of log ---",
                 self.addr
