@@ -23,3 +23,8 @@ store_contract!(fresh_redb, MAX_PAYLOAD);
 async fn an_execution_whose_transition_cannot_be_recorded_stops_there_and_recovers_without_repeating_a_stored_step() {
     contract::faults::a_transition_that_cannot_be_recorded_stops_there_and_recovers(fresh_redb).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_given_up_while_the_heartbeat_renews_it_stays_given_up() {
+    contract::faults::a_lease_given_up_while_the_heartbeat_renews_it_stays_given_up(fresh_redb().await).await;
+}

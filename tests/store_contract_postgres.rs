@@ -45,6 +45,11 @@ async fn an_execution_whose_transition_cannot_be_recorded_stops_there_and_recove
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lease_given_up_while_the_heartbeat_renews_it_stays_given_up() {
+    contract::faults::a_lease_given_up_while_the_heartbeat_renews_it_stays_given_up(fresh_postgres().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_schema_is_migrated_once_and_a_newer_one_is_refused() {
     let db = Database::create();
     let store = PostgresStore::open(&db.url, MAX_PAYLOAD, 2).await.unwrap();

@@ -92,19 +92,29 @@ impl Leases {
         let mut held = match self.store.renew(&self.owner, &leases, self.ttl).await {
             Ok(renewed) => {
                 let renewed: HashMap<JobId, Lease> = renewed.into_iter().map(|l| (l.job, l)).collect();
-                let mut held = self.held.locked();
-                for lease in &leases {
-                    match renewed.get(&lease.job) {
-                        Some(r) => {
-                            if let Some(h) = held.get_mut(&lease.job) {
-                                h.lease.expires = r.expires;
+                let mut given_up = Vec::new();
+                {
+                    let mut held = self.held.locked();
+                    for lease in &leases {
+                        match (renewed.get(&lease.job), held.get_mut(&lease.job)) {
+                            (Some(r), Some(h)) if h.lease.fence == r.fence => h.lease.expires = r.expires,
+                            // Given up (its run ended, or the daemon is stopping) while
+                            // this renewal was on its way: the renewal took the claim
+                            // back, which would keep every other daemon off it for a
+                            // lease's time, so it is given up again.
+                            (Some(r), _) => given_up.push(r.clone()),
+                            (None, _) => {
+                                if let Some(h) = held.remove(&lease.job) {
+                                    self.lose(&h, "another daemon claimed it after it expired");
+                                }
                             }
                         }
-                        None => {
-                            if let Some(h) = held.remove(&lease.job) {
-                                self.lose(&h, "another daemon claimed it after it expired");
-                            }
-                        }
+                    }
+                }
+                for lease in given_up {
+                    let job = lease.job;
+                    if let Err(e) = self.store.release(lease).await {
+                        tracing::debug!(job = %job, error = %e, "giving up a lease the heartbeat renewed after its release");
                     }
                 }
                 return;

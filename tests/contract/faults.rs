@@ -24,6 +24,16 @@ struct Faulty {
     writes: AtomicUsize,
     /// Writes attempted after the failed one.
     after: AtomicUsize,
+    /// When set, each `renew` waits at its start until the test lets it go.
+    renew_gate: Option<Arc<RenewGate>>,
+}
+
+/// A heartbeat caught on its way to the store: `entered` when a renewal starts, which
+/// then waits for `go`.
+#[derive(Default)]
+struct RenewGate {
+    entered: tokio::sync::Notify,
+    go: tokio::sync::Notify,
 }
 
 impl Faulty {
@@ -34,6 +44,7 @@ impl Faulty {
             sticky,
             writes: AtomicUsize::new(0),
             after: AtomicUsize::new(0),
+            renew_gate: None,
         }
     }
 }
@@ -101,7 +112,14 @@ impl Store for Faulty {
         leases: &'a [Lease],
         ttl: Duration,
     ) -> StoreFuture<'a, Result<Vec<Lease>, ClaimError>> {
-        self.inner.renew(owner, leases, ttl)
+        let gate = self.renew_gate.clone();
+        Box::pin(async move {
+            if let Some(gate) = gate {
+                gate.entered.notify_one();
+                gate.go.notified().await;
+            }
+            self.inner.renew(owner, leases, ttl).await
+        })
     }
     fn take_over<'a>(
         &'a self,
@@ -267,4 +285,37 @@ where
             assert!(inner.unfinished().await.unwrap().is_empty(), "{what}");
         }
     }
+}
+
+/// A lease given up (its run ended) while the heartbeat's renewal of it was on its way to
+/// the store stays given up: another daemon claims the execution at once, rather than a
+/// lease's time later.
+pub async fn a_lease_given_up_while_the_heartbeat_renews_it_stays_given_up(store: Arc<dyn Store>) {
+    let gate = Arc::new(RenewGate::default());
+    let mut faulty = Faulty::new(store.clone(), usize::MAX, false);
+    faulty.renew_gate = Some(gate.clone());
+    let ttl = Duration::from_secs(60);
+    let leases = Arc::new(flowd::daemon::leases::Leases::new(Arc::new(faulty), "one".into(), ttl));
+    let job = JobId::new();
+    let kept = JobId::new();
+    let hold = leases.claim(job).await.unwrap().expect("nobody holds it");
+    let other = leases.claim(kept).await.unwrap().expect("nobody holds it");
+    let beat = tokio::spawn({
+        let leases = leases.clone();
+        async move { leases.beat().await }
+    });
+    gate.entered.notified().await;
+    leases.release(job).await;
+    gate.go.notify_one();
+    beat.await.unwrap();
+    match store.claim(job, "two", ttl).await {
+        Ok(lease) => assert!(lease.fence > hold.lease.fence, "{lease:?} after {:?}", hold.lease),
+        Err(e) => panic!("a lease given up during a heartbeat came back with it: {e:?}"),
+    }
+    // the lease still held was renewed, and is still this daemon's alone
+    match store.claim(kept, "two", ttl).await {
+        Err(ClaimError::Held { owner, .. }) => assert_eq!(owner, "one"),
+        other => panic!("a lease the heartbeat renewed was granted to another daemon: {other:?}"),
+    }
+    assert!(!other.lost.is_cancelled());
 }
