@@ -177,11 +177,13 @@ fn execution_writes(rng: &mut Rng, t: SystemTime, out: &mut Vec<Write>) {
             out.push(Write::Payload {
                 key: key(PayloadKind::Config),
                 value: payload(rng, "config").into(),
+                text: None,
             });
             if !fails {
                 out.push(Write::Payload {
                     key: key(PayloadKind::Output),
                     value: payload(rng, "output").into(),
+                    text: None,
                 });
             }
             if fails {
@@ -237,6 +239,7 @@ fn execution_writes(rng: &mut Rng, t: SystemTime, out: &mut Vec<Write>) {
     out.push(Write::Payload {
         key: PayloadKey::trigger(job_id),
         value: payload(rng, "trigger").into(),
+        text: None,
     });
     out.extend(steps.into_iter().map(|row| Write::Step { job_id, row }));
     out.push(Write::Logs(logs));

@@ -61,6 +61,7 @@ fn long_execution(rt: &tokio::runtime::Runtime, root: &Path) -> String {
         Write::Payload {
             key: PayloadKey::trigger(job_id),
             value: json!({ "body": { "order": 42, "items": [1, 2, 3] } }).into(),
+            text: None,
         },
     ];
     for i in 0..STEPS {
@@ -105,6 +106,7 @@ fn long_execution(rt: &tokio::runtime::Runtime, root: &Path) -> String {
                     kind,
                 },
                 value: value.into(),
+                text: None,
             });
         }
     }

@@ -52,6 +52,7 @@ fn execution(i: usize, t: SystemTime, out: &mut Vec<Write>) {
     out.push(Write::Payload {
         key: PayloadKey::trigger(job_id),
         value: json!({ "kind": "http", "body": { "order": i, "note": text("order") } }).into(),
+        text: None,
     });
     let mut logs = Vec::new();
     for step in 0..3u32 {
@@ -82,6 +83,7 @@ fn execution(i: usize, t: SystemTime, out: &mut Vec<Write>) {
                 kind: PayloadKind::Output,
             },
             value: json!({ "step": step, "result": text("result") }).into(),
+            text: None,
         });
         logs.push(LogRow {
             time: t,

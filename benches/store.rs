@@ -91,6 +91,7 @@ fn writes(shape: &Shape) -> Vec<Vec<Write>> {
             Write::Payload {
                 key: PayloadKey::trigger(job_id),
                 value: shape.trigger.clone().into(),
+                text: None,
             },
         ],
         vec![Write::Execution(execution(job_id, ExecutionStatus::Running, now))],
@@ -108,10 +109,12 @@ fn writes(shape: &Shape) -> Vec<Vec<Write>> {
             Write::Payload {
                 key: key(i, PayloadKind::Config),
                 value: json!({ "url": "https://api.example.com/orders", "id": i }).into(),
+                text: None,
             },
             Write::Payload {
                 key: key(i, PayloadKind::Output),
                 value: shape.output.clone().into(),
+                text: None,
             },
             Write::Logs(vec![LogRow {
                 time: now,

@@ -85,6 +85,49 @@ respond = { status = 201, headers = { "x-total" = "{{ steps.shape.total }}" }, b
     assert_eq!(trigger["headers"]["content-type"], "application/json");
 }
 
+/// A connector's output travels as the text it gave: the next step's input carries it,
+/// a respond step whose body is that whole output sends it byte for byte, and what is
+/// stored and shown is its value.
+#[test]
+fn a_connectors_output_text_is_passed_on_and_answered_as_it_gave_it() {
+    let setup = Setup::with_server("", "");
+    setup.flow(
+        "raw",
+        r#"[flow]
+name = "raw"
+[trigger.http]
+path = "/hooks/raw"
+[[steps]]
+name = "a"
+connector = "echo"
+config = { raw = '{ "n" : 1e2, "s": "caf\u00e9", "k": 1, "k": 2 }' }
+[[steps]]
+name = "b"
+connector = "echo"
+config = {}
+[[steps]]
+name = "reply"
+respond = { status = 200, body = "{{ steps.a }}" }
+"#,
+    );
+    let d = Daemon::start(&setup);
+    let r = d.request("POST", "/hooks/raw", &[], b"{}");
+    assert_eq!(r.status, 200, "{r:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&r.body),
+        r#"{ "n" : 1e2, "s": "caf\u00e9", "k": 1, "k": 2 }"#
+    );
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let job = r.header("x-flowd-job-id").unwrap().to_string();
+    let detail = d
+        .admin("GET", &format!("/v1/executions/{job}"), Some(&d.viewer_token()), b"")
+        .json();
+    let value = json!({ "n": 100.0, "s": "café", "k": 2 });
+    assert_eq!(detail["steps"][0]["output"], value, "{detail:#}");
+    assert_eq!(detail["steps"][1]["output"]["input"]["steps"]["a"], value, "{detail:#}");
+    assert_eq!(detail["steps"][2]["output"]["body"], value, "{detail:#}");
+}
+
 #[test]
 fn a_last_respond_step_answers_only_once_the_whole_execution_is_durable() {
     let setup = Setup::with_server("", "");

@@ -60,6 +60,7 @@ fn running(job: JobId, first: Value) -> Vec<Write> {
         Write::Payload {
             key: PayloadKey::trigger(job),
             value: json!({ "kind": "manual", "body": {} }).into(),
+            text: None,
         },
         Write::Step { job_id: job, row: step },
     ]

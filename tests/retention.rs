@@ -108,6 +108,7 @@ fn recorded(job_id: JobId, status: ExecutionStatus, t: SystemTime) -> Vec<Write>
         writes.push(Write::Payload {
             key,
             value: json!({ "job": job_id, "step": key.step, "kind": key.kind }).into(),
+            text: None,
         });
     }
     for i in 0..2 {

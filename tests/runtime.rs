@@ -56,7 +56,7 @@ async fn run(rt: &Arc<Runtime>, c: &Arc<Connector>, config: Value, l: StepLimits
             l.timeout,
         )
         .await;
-    inv.result.map_err(|f| f.kind)
+    inv.result.map(|o| o.value).map_err(|f| f.kind)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

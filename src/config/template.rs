@@ -109,6 +109,17 @@ impl Template {
         }
     }
 
+    /// The step whose whole output this template is (`"{{ steps.<name> }}"` alone).
+    pub fn whole_output(&self) -> Option<&str> {
+        match self {
+            Template::Text(parts) => match parts.as_slice() {
+                [Part::Ref(Ref { step: Some(s), path })] if path.is_empty() => Some(s),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// [`Template::resolve`], a value without placeholders shared rather than copied.
     pub fn resolve_shared<O: Outputs + ?Sized>(&self, trigger: &Value, steps: &O) -> Result<Arc<Value>, String> {
         match self {

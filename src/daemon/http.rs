@@ -9,7 +9,7 @@
 use super::Shared;
 use super::respond::{Body, error, json};
 use crate::config::{BodyKind, Flow, Signature, TriggerKind};
-use crate::engine::Admission;
+use crate::engine::{Admission, Responded};
 use crate::plugin::TriggerEvent;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -281,16 +281,19 @@ fn dropped(status: u16, r: &crate::engine::ExecutionReport) -> Response<Body> {
     }
 }
 
-/// The HTTP response a `respond` step's output describes.
-fn respond(out: &Value, job: &str) -> Response<Body> {
+/// The HTTP response a `respond` step's output describes; a JSON body whose text its
+/// connector gave is sent as that text.
+fn respond(answered: &Responded, job: &str) -> Response<Body> {
+    let out = &*answered.output;
     let status = out["status"]
         .as_u64()
         .and_then(|s| StatusCode::from_u16(s as u16).ok())
         .unwrap_or(StatusCode::OK);
-    let (bytes, default_type) = match &out["body"] {
-        Value::Null => (Bytes::new(), None),
-        Value::String(s) => (Bytes::from(s.clone()), Some("text/plain; charset=utf-8")),
-        other => (
+    let (bytes, default_type) = match (&out["body"], &answered.body_text) {
+        (Value::Null, _) => (Bytes::new(), None),
+        (Value::String(s), _) => (Bytes::from(s.clone()), Some("text/plain; charset=utf-8")),
+        (_, Some(text)) => (Bytes::copy_from_slice(text.as_bytes()), Some("application/json")),
+        (other, None) => (
             Bytes::from(serde_json::to_vec(other).expect("JSON values serialize")),
             Some("application/json"),
         ),

@@ -4,7 +4,7 @@
 
 use super::executor::Executor;
 use super::record::Recorder;
-use super::report::{ExecutionReport, TriggerReport};
+use super::report::{ExecutionReport, Text, TriggerReport};
 use super::run::{Run, fresh_steps};
 use super::step::Sources;
 use super::trigger::Triggered;
@@ -12,7 +12,6 @@ use crate::config::Flow;
 use crate::plugin::{CallContext, TriggerEvent};
 use crate::status::{ExecutionStatus, StepStatus};
 use crate::store::{JobId, Lease, StoreError, Write};
-use serde_json::Value;
 use std::time::{Duration, Instant, SystemTime};
 
 /// What became of an event.
@@ -45,7 +44,7 @@ impl Accepted {
     }
 
     /// Sends the output of the flow's `respond` step to `tx` when it has run.
-    pub fn respond_to(&self, tx: tokio::sync::oneshot::Sender<std::sync::Arc<Value>>) {
+    pub fn respond_to(&self, tx: tokio::sync::oneshot::Sender<super::Responded>) {
         self.recorder.respond_to(tx);
     }
 }
@@ -118,6 +117,7 @@ impl Executor {
             trigger: TriggerReport {
                 kind: flow.trigger.kind.name(),
                 payload: None,
+                payload_text: None,
                 dropped: false,
                 note: None,
                 connector: None,
@@ -152,7 +152,9 @@ impl Executor {
         {
             Triggered::Payload(payload, text) => {
                 let payload = std::sync::Arc::new(payload);
+                let text: Option<std::sync::Arc<str>> = text.map(Into::into);
                 report.trigger.payload = Some(payload.clone());
+                report.trigger.payload_text = text.as_ref().map(|t| Text::new(&payload, t.clone()));
                 let mut extra = extra;
                 let lease = self.claim_as.as_ref().map(|(owner, ttl)| {
                     extra.insert(

@@ -4,7 +4,7 @@
 //! Transitions nobody outside can act on yet (a step's end, the start of a step that
 //! cannot reach outside its sandbox) travel with the next one that must be durable.
 
-use super::report::{Call, ExecutionReport, StepReport};
+use super::report::{Call, ExecutionReport, Responded, StepReport};
 use crate::plugin::LogRecord;
 use crate::status::StepStatus;
 use crate::store::{
@@ -26,7 +26,7 @@ pub(crate) struct Recorder {
     /// The first step the current attempt runs.
     from_step: u32,
     /// Who waits for the `respond` step's output (a held-open webhook).
-    responder: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<Arc<serde_json::Value>>>>,
+    responder: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<Responded>>>,
     /// Transitions that go out with the next durable write: a step's end, the start of a
     /// step that cannot reach outside its sandbox, a held webhook's acceptance. Each is
     /// durable before anything outside can see its effect (the next step that can reach
@@ -59,14 +59,17 @@ impl Recorder {
     }
 
     /// Whoever waits for the `respond` step's output (a held-open webhook) gets it on `tx`.
-    pub(crate) fn respond_to(&self, tx: tokio::sync::oneshot::Sender<Arc<serde_json::Value>>) {
+    pub(crate) fn respond_to(&self, tx: tokio::sync::oneshot::Sender<Responded>) {
         *self.responder.locked() = Some(tx);
     }
 
     /// Hands a `respond` step's output to whoever waits for it (at most once).
-    pub(crate) fn respond(&self, output: &Arc<serde_json::Value>) {
+    pub(crate) fn respond(&self, output: &Arc<serde_json::Value>, body_text: Option<Arc<str>>) {
         if let Some(tx) = self.responder.locked().take() {
-            let _ = tx.send(output.clone());
+            let _ = tx.send(Responded {
+                output: output.clone(),
+                body_text,
+            });
         }
     }
 
@@ -221,6 +224,7 @@ impl Recorder {
             writes.push(Write::Payload {
                 key: PayloadKey::trigger(self.job_id),
                 value: p.clone(),
+                text: r.trigger.payload_text().cloned(),
             });
         }
         writes.extend(self.trigger_logs(r));
@@ -399,9 +403,17 @@ impl Recorder {
             true => PayloadKey::shared_config(&r.project, &r.flow, &r.flow_version, index as u32),
             false => key(PayloadKind::Config),
         };
-        for (key, value) in [(config_key, &s.config), (key(PayloadKind::Output), &s.output)] {
+        let output_text = s.output_text().cloned();
+        for (key, value, text) in [
+            (config_key, &s.config, None),
+            (key(PayloadKind::Output), &s.output, output_text),
+        ] {
             if let Some(v) = value {
-                writes.push(Write::Payload { key, value: v.clone() });
+                writes.push(Write::Payload {
+                    key,
+                    value: v.clone(),
+                    text,
+                });
             }
         }
         let connector = s.connector.as_ref().map(|c| c.name.as_str());

@@ -44,12 +44,47 @@ impl ExecutionReport {
     }
 }
 
+/// What a `respond` step answered: its output (`status`, `headers`, `body`), and the
+/// body's JSON text when it is an earlier step's whole output whose connector gave it.
+#[derive(Debug, Clone)]
+pub struct Responded {
+    pub output: Arc<Value>,
+    pub body_text: Option<Arc<str>>,
+}
+
+/// The JSON text a value was made from (a component's output as it gave it), kept beside
+/// it so that it is passed on and stored without being written out again. It belongs to
+/// one value: a report's value replaced since (a resumed pause, an output reused by a
+/// retry) has no text, and is written out when needed.
+#[derive(Debug, Clone)]
+pub struct Text {
+    of: Arc<Value>,
+    text: Arc<str>,
+}
+
+impl Text {
+    pub fn new(of: &Arc<Value>, text: Arc<str>) -> Text {
+        Text { of: of.clone(), text }
+    }
+
+    /// The text, while `value` is the value it was made for.
+    fn of<'a>(this: &'a Option<Text>, value: &Option<Arc<Value>>) -> Option<&'a Arc<str>> {
+        match (this, value) {
+            (Some(t), Some(v)) if Arc::ptr_eq(&t.of, v) => Some(&t.text),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TriggerReport {
     pub kind: &'static str,
     /// The payload the flow started with; `None` when the trigger connector dropped it
     /// or failed.
     pub payload: Option<Arc<Value>>,
+    /// The payload's JSON text, when it was written already (see [`Text`]).
+    #[serde(skip)]
+    pub payload_text: Option<Text>,
     pub dropped: bool,
     /// Why the event was dropped (the trigger connector's last log record), refused or
     /// failed.
@@ -103,6 +138,9 @@ pub struct StepReport {
     pub config_shared: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub output: Option<Arc<Value>>,
+    /// The output's JSON text as the connector gave it (see [`Text`]).
+    #[serde(skip)]
+    pub output_text: Option<Text>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<Failure>,
     /// Why it was skipped or paused.
@@ -119,7 +157,19 @@ pub struct StepReport {
     pub events: Vec<LogRecord>,
 }
 
+impl TriggerReport {
+    /// The payload's JSON text, when known and still the payload's.
+    pub fn payload_text(&self) -> Option<&Arc<str>> {
+        Text::of(&self.payload_text, &self.payload)
+    }
+}
+
 impl StepReport {
+    /// The output's JSON text, when known and still the output's.
+    pub fn output_text(&self) -> Option<&Arc<str>> {
+        Text::of(&self.output_text, &self.output)
+    }
+
     pub fn new(name: &str, kind: &'static str) -> StepReport {
         StepReport {
             name: name.to_string(),
@@ -133,6 +183,7 @@ impl StepReport {
             config: None,
             config_shared: false,
             output: None,
+            output_text: None,
             error: None,
             note: None,
             tries: Vec::new(),

@@ -185,6 +185,7 @@ async fn pin_configs(store: &dyn Store, exec: &Execution) -> Result<(), StoreErr
             writes.push(Write::Payload {
                 key: own,
                 value: value.into(),
+                text: None,
             });
         }
     }
@@ -270,6 +271,7 @@ impl Executor {
             trigger: TriggerReport {
                 kind: flow.trigger.kind.name(),
                 payload: trigger,
+                payload_text: None,
                 dropped: false,
                 note: None,
                 connector: None,
@@ -339,7 +341,7 @@ impl Executor {
                         report.response = Some(shared.clone());
                     }
                     s.output = Some(shared.clone());
-                    data.insert(row.name, shared);
+                    data.insert(row.name, shared, None);
                 }
             }
         }

@@ -88,7 +88,7 @@ impl Run<'_> {
         for later in &mut self.report.steps[paused + 1..] {
             later.note = None;
         }
-        self.sources.insert(self.flow.steps[paused].name.clone(), out);
+        self.sources.insert(self.flow.steps[paused].name.clone(), out, None);
         self.report.resume_at = None;
         self.recorder.step_ended(&self.report, paused);
         self.report.status = ExecutionStatus::Running;
@@ -220,10 +220,15 @@ impl Run<'_> {
                         }
                         // The caller is answered only once the response is durable.
                         self.recorder.flush().await?;
-                        self.recorder.respond(&output);
+                        let body_text = match &step.action {
+                            Action::Respond { body, .. } => self.sources.body_text(body),
+                            _ => None,
+                        };
+                        self.recorder.respond(&output, body_text);
                     }
-                    // Shared with its report.
-                    self.sources.insert(step.name.clone(), output);
+                    // Shared with its report, with the text its connector gave.
+                    let text = self.report.steps[i].output_text().cloned();
+                    self.sources.insert(step.name.clone(), output, text);
                 }
                 StepOutcome::Failed => {
                     unavailable.insert(step.name.clone(), "failed");

@@ -6,9 +6,9 @@
 use super::events::FLOW_TIMEOUT_NOTE;
 use super::executor::Executor;
 use super::record::Recorder;
-use super::report::{Call, StepReport};
+use super::report::{Call, StepReport, Text};
 use crate::config::units::format_duration;
-use crate::config::{Action, Flow, Outputs, Pause, RetryPolicy, Step};
+use crate::config::{Action, Flow, Outputs, Pause, RetryPolicy, Step, Template};
 use crate::plugin::{CallContext, ErrorKind, Failure, Invocation, World};
 use crate::status::{ConnectorUse, StepStatus};
 use crate::store::StoreError;
@@ -22,21 +22,24 @@ use std::time::{Duration, Instant, SystemTime};
 pub(super) struct Sources {
     /// Shared with the execution's report.
     pub(super) trigger: Arc<Value>,
-    /// Each successful step's output by step name, in the order they ran; shared with the
-    /// step's report (a handful of steps: found by a scan).
-    outputs: Vec<(String, Arc<Value>)>,
+    /// Each successful step's output by step name, in the order they ran, with the JSON
+    /// text its connector gave; shared with the step's report (a handful of steps: found
+    /// by a scan).
+    outputs: Vec<(String, Arc<Value>, Option<Arc<str>>)>,
     /// The JSON text of the trigger payload and of each output, each written once when it
-    /// arrives rather than again for every later step's input.
-    trigger_text: String,
+    /// arrives (or kept as its connector gave it) rather than again for every later
+    /// step's input.
+    trigger_text: Arc<str>,
     /// `"name":output` of each output so far, comma-separated, in the order of `outputs`.
     outputs_text: String,
 }
 
 impl Sources {
     /// The sources of a run starting from `trigger`, whose JSON text is `text` when it was
-    /// written already (for the payload's size check).
-    pub(super) fn new(trigger: Arc<Value>, text: Option<String>) -> Sources {
-        let trigger_text = text.unwrap_or_else(|| serde_json::to_string(&*trigger).expect("JSON values serialize"));
+    /// written already (for the payload's size check, or by a trigger connector).
+    pub(super) fn new(trigger: Arc<Value>, text: Option<Arc<str>>) -> Sources {
+        let trigger_text =
+            text.unwrap_or_else(|| serde_json::to_string(&*trigger).expect("JSON values serialize").into());
         Sources {
             trigger,
             outputs: Vec::new(),
@@ -45,19 +48,27 @@ impl Sources {
         }
     }
 
-    /// Step `name` succeeded with `output`.
-    pub(super) fn insert(&mut self, name: String, output: Arc<Value>) {
-        if let Some(place) = self.outputs.iter_mut().find(|(n, _)| *n == name) {
-            // Replaced in place (a resumed pause): its text is rewritten with the rest.
-            place.1 = output;
+    /// Step `name` succeeded with `output`, whose JSON text is `text` when its connector
+    /// gave it.
+    pub(super) fn insert(&mut self, name: String, output: Arc<Value>, text: Option<Arc<str>>) {
+        if let Some(place) = self.outputs.iter_mut().find(|(n, ..)| *n == name) {
+            // Replaced in place (a resumed pause): the members are written again.
+            *place = (name, output, text);
             self.outputs_text.clear();
-            for (name, output) in &self.outputs {
-                push_member(&mut self.outputs_text, name, output);
+            for (name, output, text) in &self.outputs {
+                push_member(&mut self.outputs_text, name, output, text.as_deref());
             }
         } else {
-            push_member(&mut self.outputs_text, &name, &output);
-            self.outputs.push((name, output));
+            push_member(&mut self.outputs_text, &name, &output, text.as_deref());
+            self.outputs.push((name, output, text));
         }
+    }
+
+    /// The JSON text of what `body` resolves to, when it is a step's whole output whose
+    /// connector gave its text.
+    pub(super) fn body_text(&self, body: &Template) -> Option<Arc<str>> {
+        let step = body.whole_output()?;
+        self.outputs.iter().find(|(n, ..)| n == step)?.2.clone()
     }
 
     /// A step's input as the JSON text a connector receives: the text of
@@ -75,18 +86,22 @@ impl Sources {
 
 impl Outputs for Sources {
     fn output(&self, step: &str) -> Option<&Value> {
-        self.outputs.iter().find(|(n, _)| n == step).map(|(_, v)| &**v)
+        self.outputs.iter().find(|(n, ..)| n == step).map(|(_, v, _)| &**v)
     }
 }
 
-/// Appends `"name":value` to a comma-separated list of object members.
-fn push_member(out: &mut String, name: &str, value: &Value) {
+/// Appends `"name":value` to a comma-separated list of object members, the value as
+/// `text` when given (its JSON text) or written out.
+fn push_member(out: &mut String, name: &str, value: &Value, text: Option<&str>) {
     if !out.is_empty() {
         out.push(',');
     }
     out.push_str(&serde_json::to_string(name).expect("strings serialize"));
     out.push(':');
-    out.push_str(&serde_json::to_string(value).expect("JSON values serialize"));
+    match text {
+        Some(text) => out.push_str(text),
+        None => out.push_str(&serde_json::to_string(value).expect("JSON values serialize")),
+    }
 }
 
 /// One step to run, with what it runs on.
@@ -218,10 +233,11 @@ impl StepCall<'_> {
                 };
                 match outcome {
                     Ok(output) => {
-                        let output = Arc::new(output);
-                        r.output = Some(output.clone());
+                        let value = Arc::new(output.value);
+                        r.output_text = Some(Text::new(&value, output.text.into()));
+                        r.output = Some(value.clone());
                         r.status = StepStatus::Success;
-                        StepOutcome::Done(output)
+                        StepOutcome::Done(value)
                     }
                     Err((f, out_of_time)) => {
                         let o = finish_failed(r, clock, f);
@@ -255,6 +271,7 @@ impl StepCall<'_> {
                 return Ok(StepOutcome::Paused(resume_at));
             }
             Action::Respond { status, headers, body } => {
+                let body_template = body;
                 let resolved = body
                     .resolve(&data.trigger, data)
                     .and_then(|b| headers.resolve(&data.trigger, data).map(|h| (b, h)));
@@ -271,8 +288,13 @@ impl StepCall<'_> {
                                 .collect(),
                             _ => Map::new(),
                         };
-                        let out = json!({ "status": status, "headers": headers, "body": body });
-                        let out = Arc::new(out);
+                        let out = Arc::new(json!({ "status": status, "headers": headers, "body": body }));
+                        // The body as its connector wrote it, in the output's text.
+                        if let Some(body) = data.body_text(body_template) {
+                            let headers = serde_json::to_string(&out["headers"]).expect("JSON values serialize");
+                            let text = format!(r#"{{"status":{status},"headers":{headers},"body":{body}}}"#);
+                            r.output_text = Some(Text::new(&out, text.into()));
+                        }
                         r.output = Some(out.clone());
                         r.status = StepStatus::Success;
                         StepOutcome::Done(out)
@@ -321,7 +343,7 @@ mod tests {
             None,
         );
         let whole = |s: &Sources| {
-            let steps: Map<String, Value> = s.outputs.iter().map(|(n, v)| (n.clone(), Value::clone(v))).collect();
+            let steps: Map<String, Value> = s.outputs.iter().map(|(n, v, _)| (n.clone(), Value::clone(v))).collect();
             serde_json::to_string(&crate::engine::StepInput {
                 trigger: &s.trigger,
                 steps: &steps,
@@ -329,11 +351,11 @@ mod tests {
             .unwrap()
         };
         assert_eq!(s.input_json(), whole(&s));
-        s.insert("first".into(), Arc::new(json!({"x": 1})));
-        s.insert("sec\"ond".into(), Arc::new(json!([true, null])));
+        s.insert("first".into(), Arc::new(json!({"x": 1})), None);
+        s.insert("sec\"ond".into(), Arc::new(json!([true, null])), None);
         assert_eq!(s.input_json(), whole(&s));
         // A paused step's output replaced when it resumes keeps its place.
-        s.insert("first".into(), Arc::new(json!({"resumed_at": "now"})));
+        s.insert("first".into(), Arc::new(json!({"resumed_at": "now"})), None);
         assert_eq!(s.input_json(), whole(&s));
         assert!(
             s.input_json()
@@ -349,11 +371,29 @@ mod tests {
             json!("\u{1}"),
         ] {
             let text = serde_json::to_string(&v).unwrap();
-            let given = Sources::new(Arc::new(v.clone()), Some(text.clone()));
+            let given = Sources::new(Arc::new(v.clone()), Some(text.clone().into()));
             let made = Sources::new(Arc::new(v), None);
             assert_eq!(given.input_json(), made.input_json());
             assert!(given.input_json().starts_with(&format!("{{\"trigger\":{text},")));
         }
+    }
+
+    #[test]
+    fn an_output_is_passed_on_as_the_text_its_connector_gave() {
+        let mut s = Sources::new(Arc::new(json!({})), None);
+        s.insert(
+            "a".into(),
+            Arc::new(json!({"x": 100.0})),
+            Some(r#"{ "x" : 1e2 }"#.into()),
+        );
+        s.insert("b".into(), Arc::new(json!([1])), None);
+        assert_eq!(s.input_json(), r#"{"trigger":{},"steps":{"a":{ "x" : 1e2 },"b":[1]}}"#);
+        // Replaced (a resumed pause): written out, the old text gone.
+        s.insert("a".into(), Arc::new(json!({"resumed_at": "now"})), None);
+        assert_eq!(
+            s.input_json(),
+            r#"{"trigger":{},"steps":{"a":{"resumed_at":"now"},"b":[1]}}"#
+        );
     }
 
     #[test]

@@ -69,7 +69,10 @@ impl Executor {
         secrets.logs(&mut call.logs);
         report.call = Some(call);
         match result {
-            Ok(Some(mut payload)) => {
+            // Its text is the payload's while nothing was redacted.
+            Ok(Some(out)) if secrets.is_empty() => Triggered::Payload(out.value, Some(out.text)),
+            Ok(Some(out)) => {
+                let mut payload = out.value;
                 secrets.payload(&mut payload);
                 Triggered::Payload(payload, None)
             }

@@ -11,11 +11,10 @@ use super::failure::{ErrorKind, Failure};
 use super::host::HostState;
 use super::lanes::Lane;
 use super::log::truncate;
-use super::{Invocation, Runtime};
+use super::{Invocation, Output, Runtime};
 use crate::config::units::{format_bytes, format_duration};
 use crate::config::{Grants, StepLimits};
 use crate::sync::Lock as _;
-use serde_json::Value;
 use std::time::{Duration, Instant};
 use wasmtime::{Store, Trap, UpdateDeadline};
 
@@ -44,7 +43,7 @@ pub(super) fn step_failure(e: super::bindings::types::StepError) -> Failure {
 }
 
 /// A component's result: at most `max` bytes, and JSON.
-pub(super) fn output(text: String, max: u64) -> Result<Value, Failure> {
+pub(super) fn output(text: String, max: u64) -> Result<Output, Failure> {
     if text.len() as u64 > max {
         return Err(Failure::new(
             ErrorKind::InvalidOutput,
@@ -55,13 +54,16 @@ pub(super) fn output(text: String, max: u64) -> Result<Value, Failure> {
             ),
         ));
     }
-    serde_json::from_str(&text).map_err(|e| {
-        let head: String = text.chars().take(60).collect();
-        Failure::new(
-            ErrorKind::InvalidOutput,
-            format!("output is not JSON ({e}); it starts with {head:?}"),
-        )
-    })
+    match serde_json::from_str(&text) {
+        Ok(value) => Ok(Output { value, text }),
+        Err(e) => {
+            let head: String = text.chars().take(60).collect();
+            Err(Failure::new(
+                ErrorKind::InvalidOutput,
+                format!("output is not JSON ({e}); it starts with {head:?}"),
+            ))
+        }
+    }
 }
 
 /// A store for one invocation, bounded by `limits` and ending at `deadline`.

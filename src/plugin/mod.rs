@@ -155,6 +155,15 @@ pub struct Invocation<T> {
     pub dropped_logs: u64,
 }
 
+/// A component's JSON output: the value, and the text the component gave for it (valid
+/// JSON, as long as `limits.max_payload` at most), kept so that the host passes it on
+/// and stores it without writing the value out again.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub value: Value,
+    pub text: String,
+}
+
 /// Who is calling, passed to the component.
 #[derive(Debug, Clone, Serialize)]
 pub struct CallContext {
@@ -470,7 +479,7 @@ impl Connector {
         input: String,
         limits: &StepLimits,
         timeout: Duration,
-    ) -> Invocation<Value> {
+    ) -> Invocation<Output> {
         if self.world() != World::Action {
             return not_this_world(World::Action);
         }
@@ -509,7 +518,7 @@ impl Connector {
         config: &Value,
         event: &TriggerEvent,
         limits: &StepLimits,
-    ) -> Invocation<Option<Value>> {
+    ) -> Invocation<Option<Output>> {
         if self.world() != World::Trigger {
             return not_this_world(World::Trigger);
         }

@@ -269,6 +269,9 @@ pub enum Write {
         key: PayloadKey,
         /// Shared with the report it came from: a payload is written as it is, not copied.
         value: Arc<Value>,
+        /// The value's JSON text when known (as the connector gave it): stored as it is
+        /// rather than written out again.
+        text: Option<Arc<str>>,
     },
     Logs(Vec<LogRow>),
     /// A flow is (de)activated: inactive flows take no webhooks and fire no schedule.

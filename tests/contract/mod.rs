@@ -116,10 +116,12 @@ pub fn recorded(job_id: JobId, flow: &str, status: ExecutionStatus, t: SystemTim
         Write::Payload {
             key: PayloadKey::trigger(job_id),
             value: json!({ "body": { "job": job_id.to_string() } }).into(),
+            text: None,
         },
         Write::Payload {
             key: output(job_id, 0),
             value: json!({ "n": 0 }).into(),
+            text: None,
         },
         Write::Logs(vec![log(job_id, 0, t, Level::Info, "hello")]),
     ]
@@ -169,6 +171,7 @@ pub async fn a_shared_config_is_kept_as_first_written(store: Arc<dyn Store>) {
                 Write::Payload {
                     key,
                     value: json!({ "n": n }).into(),
+                    text: None,
                 },
             ])
             .await
@@ -257,6 +260,7 @@ pub async fn a_batch_with_a_payload_over_the_limit_writes_nothing(store: Arc<dyn
     writes.push(Write::Payload {
         key: output(job, 1),
         value: json!("x".repeat(max_payload + 1)).into(),
+        text: None,
     });
     match store.write(writes).await {
         Err(WriteError::PayloadTooLarge { .. }) => {}
@@ -271,6 +275,51 @@ pub async fn a_batch_with_a_payload_over_the_limit_writes_nothing(store: Arc<dyn
         ..LogQuery::default()
     };
     assert!(store.logs(&q).await.unwrap().is_empty());
+}
+
+/// A payload written with its JSON text (a connector's output as it gave it) is stored
+/// as that text, not written out again from the value, and measured by it.
+pub async fn a_payload_given_with_its_text_is_stored_as_that_text(store: Arc<dyn Store>, max_payload: usize) {
+    let t = ms(SystemTime::now());
+    let job = JobId::at(t);
+    let mut writes = recorded(job, "a", ExecutionStatus::Success, t);
+    // Spaces, an exponent and a repeated key: JSON as a connector may give it.
+    writes.push(Write::Payload {
+        key: output(job, 1),
+        value: json!({ "n": 100.0, "k": "second" }).into(),
+        text: Some(r#"{ "n" : 1e2, "k": "first", "k": "second" }"#.into()),
+    });
+    store.write(writes).await.unwrap();
+    assert_eq!(
+        store.payload(output(job, 1)).await.unwrap(),
+        Some(json!({ "n": 100.0, "k": "second" }))
+    );
+    // The text, not the value, is the one stored.
+    let job = JobId::at(t);
+    let mut writes = recorded(job, "a", ExecutionStatus::Success, t);
+    writes.push(Write::Payload {
+        key: output(job, 1),
+        value: json!({ "from": "value" }).into(),
+        text: Some(r#"{"from":"text"}"#.into()),
+    });
+    store.write(writes).await.unwrap();
+    assert_eq!(
+        store.payload(output(job, 1)).await.unwrap(),
+        Some(json!({ "from": "text" }))
+    );
+    // Over the limit by its text: refused, whatever the value's size.
+    let job = JobId::at(t);
+    let mut writes = recorded(job, "a", ExecutionStatus::Success, t);
+    writes.push(Write::Payload {
+        key: output(job, 1),
+        value: json!(1).into(),
+        text: Some(format!("{}1", " ".repeat(max_payload)).into()),
+    });
+    match store.write(writes).await {
+        Err(WriteError::PayloadTooLarge { .. }) => {}
+        other => panic!("a payload whose text is over the limit was not refused: {other:?}"),
+    }
+    assert_eq!(store.execution(job).await.unwrap(), None);
 }
 
 pub async fn the_list_is_newest_first_and_every_filter_keeps_what_it_says(store: Arc<dyn Store>) {
@@ -951,6 +1000,10 @@ macro_rules! store_contract {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn a_batch_with_a_payload_over_the_limit_writes_nothing() {
                 contract::a_batch_with_a_payload_over_the_limit_writes_nothing($fresh().await, $max_payload).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_payload_given_with_its_text_is_stored_as_that_text() {
+                contract::a_payload_given_with_its_text_is_stored_as_that_text($fresh().await, $max_payload).await;
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn the_list_is_newest_first_and_every_filter_keeps_what_it_says() {

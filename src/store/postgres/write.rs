@@ -34,8 +34,11 @@ fn check_payloads(writes: &[Write], max: usize) -> Result<Vec<Option<String>>, W
     writes
         .iter()
         .map(|w| match w {
-            Write::Payload { key, value } => {
-                let text = json(value);
+            Write::Payload { key, value, text } => {
+                let text = match text {
+                    Some(text) => text.to_string(),
+                    None => json(value),
+                };
                 if text.len() > max {
                     return Err(WriteError::PayloadTooLarge {
                         kind: key.kind.name(),

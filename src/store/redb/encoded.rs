@@ -121,8 +121,11 @@ pub(super) fn encode(
             }),
             Write::Payload { key, .. }
                 if key.attempt == SHARED_ATTEMPT && shared.contains((key.job_id.0, key.step)) => {}
-            Write::Payload { key, value } => {
-                let bytes = json(&value);
+            Write::Payload { key, value, text } => {
+                let bytes = match text {
+                    Some(text) => text.as_bytes().to_vec(),
+                    None => json(&value),
+                };
                 if bytes.len() > max_payload {
                     return Err(WriteError::PayloadTooLarge {
                         kind: key.kind.name(),

@@ -212,6 +212,7 @@ impl RedbStore {
                             writes.push(Write::Payload {
                                 key,
                                 value: decode("payloads", &json)?,
+                                text: None,
                             });
                         }
                     }

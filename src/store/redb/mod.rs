@@ -1316,6 +1316,7 @@ mod tests {
                         .map(|(key, value)| Write::Payload {
                             key,
                             value: value.into(),
+                            text: None,
                         })
                         .collect(),
                 ),
@@ -1388,6 +1389,7 @@ mod tests {
         let config = |v: Value| Write::Payload {
             key: shared,
             value: v.into(),
+            text: None,
         };
         let encoded = |store: &RedbStore, v: Value| {
             encode(vec![config(v)], usize::MAX, &store.db.names, &store.db.shared)
