@@ -204,7 +204,7 @@ impl Run<'_> {
             self.recorder.step_ended(&self.report, i);
             self.observe_step(i);
             match outcome {
-                StepOutcome::Done(output) => {
+                StepOutcome::Done(output, body_text) => {
                     if let Action::Respond { .. } = step.action {
                         self.report.response = Some(output.clone());
                         if i + 1 == flow.steps.len() {
@@ -220,10 +220,6 @@ impl Run<'_> {
                         }
                         // The caller is answered only once the response is durable.
                         self.recorder.flush().await?;
-                        let body_text = match &step.action {
-                            Action::Respond { body, .. } => self.sources.body_text(body),
-                            _ => None,
-                        };
                         self.recorder.respond(&output, body_text);
                     }
                     // Shared with its report, with the text its connector gave.

@@ -126,8 +126,9 @@ pub(super) struct Tries<'a> {
 }
 
 pub(super) enum StepOutcome {
-    /// The output, shared with the step's report.
-    Done(Arc<Value>),
+    /// The output, shared with the step's report; for a `respond` step, its body's JSON
+    /// text when its connector gave it ([`Sources::body_text`]).
+    Done(Arc<Value>, Option<Arc<str>>),
     Failed,
     /// The flow's allocated time ran out during this step.
     OutOfTime,
@@ -237,7 +238,7 @@ impl StepCall<'_> {
                         r.output_text = Some(Text::new(&value, output.text.into()));
                         r.output = Some(value.clone());
                         r.status = StepStatus::Success;
-                        StepOutcome::Done(value)
+                        StepOutcome::Done(value, None)
                     }
                     Err((f, out_of_time)) => {
                         let o = finish_failed(r, clock, f);
@@ -290,14 +291,15 @@ impl StepCall<'_> {
                         };
                         let out = Arc::new(json!({ "status": status, "headers": headers, "body": body }));
                         // The body as its connector wrote it, in the output's text.
-                        if let Some(body) = data.body_text(body_template) {
+                        let body_text = data.body_text(body_template);
+                        if let Some(body) = &body_text {
                             let headers = serde_json::to_string(&out["headers"]).expect("JSON values serialize");
                             let text = format!(r#"{{"status":{status},"headers":{headers},"body":{body}}}"#);
                             r.output_text = Some(Text::new(&out, text.into()));
                         }
                         r.output = Some(out.clone());
                         r.status = StepStatus::Success;
-                        StepOutcome::Done(out)
+                        StepOutcome::Done(out, body_text)
                     }
                     Err(message) => finish_failed(r, clock, Failure::new(ErrorKind::Template, message)),
                 }

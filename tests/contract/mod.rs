@@ -280,42 +280,42 @@ pub async fn a_batch_with_a_payload_over_the_limit_writes_nothing(store: Arc<dyn
 /// A payload written with its JSON text (a connector's output as it gave it) is stored
 /// as that text, not written out again from the value, and measured by it.
 pub async fn a_payload_given_with_its_text_is_stored_as_that_text(store: Arc<dyn Store>, max_payload: usize) {
-    let t = ms(SystemTime::now());
-    let job = JobId::at(t);
-    let mut writes = recorded(job, "a", ExecutionStatus::Success, t);
+    // A recorded execution whose step 1 output is `value` given with `text`.
+    let write = |value: serde_json::Value, text: String| {
+        let store = store.clone();
+        async move {
+            let t = ms(SystemTime::now());
+            let job = JobId::at(t);
+            let mut writes = recorded(job, "a", ExecutionStatus::Success, t);
+            writes.push(Write::Payload {
+                key: output(job, 1),
+                value: value.into(),
+                text: Some(text.into()),
+            });
+            (job, store.write(writes).await)
+        }
+    };
     // Spaces, an exponent and a repeated key: JSON as a connector may give it.
-    writes.push(Write::Payload {
-        key: output(job, 1),
-        value: json!({ "n": 100.0, "k": "second" }).into(),
-        text: Some(r#"{ "n" : 1e2, "k": "first", "k": "second" }"#.into()),
-    });
-    store.write(writes).await.unwrap();
+    let (job, written) = write(
+        json!({ "n": 100.0, "k": "second" }),
+        r#"{ "n" : 1e2, "k": "first", "k": "second" }"#.into(),
+    )
+    .await;
+    written.unwrap();
     assert_eq!(
         store.payload(output(job, 1)).await.unwrap(),
         Some(json!({ "n": 100.0, "k": "second" }))
     );
     // The text, not the value, is the one stored.
-    let job = JobId::at(t);
-    let mut writes = recorded(job, "a", ExecutionStatus::Success, t);
-    writes.push(Write::Payload {
-        key: output(job, 1),
-        value: json!({ "from": "value" }).into(),
-        text: Some(r#"{"from":"text"}"#.into()),
-    });
-    store.write(writes).await.unwrap();
+    let (job, written) = write(json!({ "from": "value" }), r#"{"from":"text"}"#.into()).await;
+    written.unwrap();
     assert_eq!(
         store.payload(output(job, 1)).await.unwrap(),
         Some(json!({ "from": "text" }))
     );
     // Over the limit by its text: refused, whatever the value's size.
-    let job = JobId::at(t);
-    let mut writes = recorded(job, "a", ExecutionStatus::Success, t);
-    writes.push(Write::Payload {
-        key: output(job, 1),
-        value: json!(1).into(),
-        text: Some(format!("{}1", " ".repeat(max_payload)).into()),
-    });
-    match store.write(writes).await {
+    let (job, written) = write(json!(1), format!("{}1", " ".repeat(max_payload))).await;
+    match written {
         Err(WriteError::PayloadTooLarge { .. }) => {}
         other => panic!("a payload whose text is over the limit was not refused: {other:?}"),
     }
