@@ -129,6 +129,155 @@ fn transform_sums_integers_to_an_integer() {
 }
 
 #[test]
+fn transform_reads_length_and_sum_of_a_chain_as_jmespath_does() {
+    // `length(a.b)` and `sum(a[].p)` are read from the document directly; written with
+    // spaces, the same expressions go through JMESPath. Every document must give the same
+    // value (as text: 3 and 3.0 differ to a user) or the same error in both.
+    let setup = Setup::new("");
+    let exprs = [
+        ("length(a)", "length( a )"),
+        ("length(a.b)", "length( a.b )"),
+        ("sum(a[].p)", "sum( a[].p )"),
+        ("sum(a.b[].p.q)", "sum( a.b[].p.q )"),
+    ];
+    let mut steps = String::from("[flow]\nname = \"t\"\n\n[trigger.manual]\n");
+    for (i, (direct, spaced)) in exprs.iter().enumerate() {
+        for (form, text) in [("direct", direct), ("spaced", spaced)] {
+            steps += &format!(
+                "\n[[steps]]\nname = \"{form}{i}\"\nconnector = \"transform\"\non_error = \"continue\"\n\
+                 config = {{ from = \"trigger.body\", fields = {{ v = \"{text}\" }} }}\n"
+            );
+        }
+    }
+    let flow = setup.flow("t", &steps);
+    let docs = [
+        json!({"a": "h\u{e9}llo \u{1f600}"}),
+        json!({"a": {"x": 1, "y": 2}, "b": 0}),
+        json!({"a": []}),
+        json!({"a": [1, [2, {"p": 3}], {"p": 4}, {"p": null}, {"q": 1}, {"p": 2.5}, "s"]}),
+        json!({"a": [{"p": 1}, {"p": 2}, {"p": -7}]}),
+        json!({"a": [[{"p": 1}], [{"p": 2}, [{"p": 5}]]]}),
+        json!({"a": [{"p": i64::MAX}, {"p": 1}]}),
+        json!({"a": [{"p": u64::MAX}]}),
+        json!({"a": [{"p": 1e308}, {"p": 1e308}]}),
+        json!({"a": [{"p": "4"}]}),
+        json!({"a": [{"p": true}]}),
+        json!({"a": 5}),
+        json!({"a": null}),
+        json!({"a": true}),
+        json!({}),
+        json!({"a": {"b": [{"p": {"q": 2}}, {"p": {"q": 0.5}}, {"p": 3}, [{"p": {"q": 1}}]]}}),
+        json!({"a": {"b": "text"}}),
+        json!({"a": {"b": {"p": {"q": 1}}}}),
+    ];
+    for doc in docs {
+        let (_, r) = setup.run(&flow, Some(&doc));
+        for (i, (direct, spaced)) in exprs.iter().enumerate() {
+            let (d, s) = (step(&r, &format!("direct{i}")), step(&r, &format!("spaced{i}")));
+            assert_eq!(d["status"], s["status"], "{direct} on {doc}: {d:#} against {s:#}");
+            if d["status"] == "success" {
+                assert_eq!(d["output"].to_string(), s["output"].to_string(), "{direct} on {doc}");
+                // Read directly, not by JMESPath: less work in the guest.
+                let fuel = |s: &serde_json::Value| s["fuel_used"].as_u64().unwrap();
+                assert!(
+                    fuel(d) < fuel(s),
+                    "{direct} on {doc}: fuel {} against {}",
+                    fuel(d),
+                    fuel(s)
+                );
+            } else {
+                let message =
+                    |e: &serde_json::Value, text: &str| e["error"]["message"].as_str().unwrap().replace(text, "EXPR");
+                assert_eq!(
+                    (&d["error"]["code"], message(d, direct)),
+                    (&s["error"]["code"], message(s, spaced)),
+                    "{direct} on {doc}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn transform_gives_from_the_input_text_what_it_gives_from_parsed_values() {
+    // With a plain `from` chain and field chains, the document and what the fields pick
+    // pass through as the input's text; `from = "trigger.body | @"` (no chain) parses the
+    // document into values and writes them out (JMESPath sorts an object's keys on the
+    // way). Both must read back as the same JSON, or fail with the same error.
+    let setup = Setup::new("");
+    let specs = [
+        r#""#,
+        r#"fields = { a = "a", c = "b.c", n = "length(b.c)", m = "b.missing" }"#,
+        r#"keep = true, fields = { a = "d", z = "a", s = "sum(items[].p)" }"#,
+        r#"rename = { a = "b", d = "e" }, set = { a = "x", f = [1, { g = 2 }] }, remove = ["items"]"#,
+        r#"keep = true, fields = { c = "b.c" }, rename = { c = "a" }, remove = ["d"]"#,
+        r#"select = "b""#,
+        r#"select = "b", set = { q = 1 }"#,
+        r#"select = "b.c", remove = ["x"]"#,
+        r#"set = { "k\"ey" = true }"#,
+    ];
+    let mut flow = String::from("[flow]\nname = \"t\"\n\n[trigger.manual]\n");
+    for (i, spec) in specs.iter().enumerate() {
+        for (form, from) in [("text", "trigger.body"), ("value", "trigger.body | @")] {
+            let sep = if spec.is_empty() { "" } else { ", " };
+            flow += &format!(
+                "\n[[steps]]\nname = \"{form}{i}\"\nconnector = \"transform\"\non_error = \"continue\"\n\
+                 config = {{ from = \"{from}\"{sep}{spec} }}\n"
+            );
+        }
+    }
+    let flow = setup.flow("t", &flow);
+    // As text, not values: repeated keys, escapes and number forms reach the connector.
+    let bodies = [
+        r#"{"a": 1, "b": {"c": [1, 2], "x": 0}, "d": "caf\u00e9 \"q\"", "a": 2, "items": [{"p": 1}, {"p": 2}]}"#,
+        r#"{"d": 1e2, "b": {"c": "text", "c": "t\u00e9xt"}, "items": [{"p": 1.5}, {"p": 2}], "k\"ey": 0, "\u00e9": -0.0}"#,
+        r#"{"b": 5, "items": [], "z": null, "items": [{"p": 7}]}"#,
+        r#"{}"#,
+        r#"[1, {"a": 2}]"#,
+        r#""text""#,
+        r#"null"#,
+        r#"12.50"#,
+    ];
+    let input = setup.path("body.json");
+    for body in bodies {
+        std::fs::write(&input, body).unwrap();
+        let out = support::flowd()
+            .arg("run")
+            .arg(&flow)
+            .arg("--config")
+            .arg(setup.config())
+            .arg("--input")
+            .arg(&input)
+            .arg("--json")
+            .envs(setup.env())
+            .output()
+            .unwrap();
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        for (i, spec) in specs.iter().enumerate() {
+            let (t, v) = (step(&r, &format!("text{i}")), step(&r, &format!("value{i}")));
+            let what = format!("`{spec}` on {body}");
+            assert_eq!(t["status"], v["status"], "{what}: {t:#} against {v:#}");
+            assert_eq!(t["output"], v["output"], "{what}");
+            assert_eq!(t["error"], v["error"], "{what}");
+        }
+        if body.starts_with(r#"{"a": 1"#) {
+            // The first place of a repeated key, its last value; `keep`'s fields replace
+            // in place and add at the end; a key renamed to one that is there replaces its
+            // value, to one that is not goes to the end.
+            assert_eq!(
+                step(&r, "text2")["output"].to_string(),
+                r#"{"a":"café \"q\"","b":{"c":[1,2],"x":0},"d":"café \"q\"","items":[{"p":1},{"p":2}],"z":2,"s":3}"#
+            );
+            assert_eq!(
+                step(&r, "text3")["output"].to_string(),
+                r#"{"b":2,"e":"café \"q\"","a":"x","f":[1,{"g":2}]}"#
+            );
+        }
+    }
+}
+
+#[test]
 fn transform_calls_each_builtin_function_wherever_an_expression_names_it() {
     // Each expression gets only the functions it calls: every built-in, at every place an
     // expression can hold a call (arguments, exprefs, filters, hashes, lists, negation,

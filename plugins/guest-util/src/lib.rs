@@ -3,6 +3,7 @@
 //! reports as `(path, message)` pairs that each connector turns into its WIT type.
 
 pub mod arena;
+mod text;
 
 use serde_json::{Map, Value};
 
@@ -107,10 +108,11 @@ impl jmespath::functions::Function for IntegralSum {
 pub type Problem = (String, String);
 
 /// A JMESPath expression with the text it came from: a plain chain of field names
-/// (`a.b.c`) is evaluated on the JSON value directly, with the same result (a missing
-/// field or a non-object gives null), and never compiled (an instance runs one call, so
-/// compiling, and setting up JMESPath's function table, would be paid on every call);
-/// anything else is compiled.
+/// (`a.b.c`), and `length(a.b)` and `sum(a.b[].c)` over one, are evaluated on the JSON
+/// value directly, with the same result (a missing field or a non-object gives null),
+/// and never compiled (an instance runs one call, so compiling, and setting up
+/// JMESPath's function table and a converted copy of the document, would be paid on
+/// every call); anything else is compiled.
 pub struct Expr {
     text: String,
     form: Form,
@@ -118,7 +120,83 @@ pub struct Expr {
 
 enum Form {
     Fields(Vec<String>),
+    /// `length(chain)`, `sum(chain[].chain)`: a value where the direct reading gives one;
+    /// anything else (a type JMESPath refuses, a sum that is no finite number) is left to
+    /// JMESPath itself, compiled then, so errors read exactly as its own.
+    Call(Call),
     Compiled(Compiled),
+}
+
+enum Call {
+    Length(Vec<String>),
+    Sum { array: Vec<String>, item: Vec<String> },
+}
+
+impl Call {
+    /// `length(a.b)` or `sum(a.b[].c)`, written without spaces.
+    fn parse(text: &str) -> Option<Call> {
+        if let Some(arg) = text.strip_prefix("length(").and_then(|t| t.strip_suffix(')')) {
+            return field_chain(arg).map(Call::Length);
+        }
+        let arg = text.strip_prefix("sum(")?.strip_suffix(')')?;
+        let (array, item) = arg.split_once("[].")?;
+        Some(Call::Sum {
+            array: field_chain(array)?,
+            item: field_chain(item)?,
+        })
+    }
+
+    /// The result JMESPath gives, or None where it is left to JMESPath.
+    fn eval(&self, doc: &Value) -> Option<Value> {
+        self.eval_on(follow(doc, self.argument()))
+    }
+
+    /// The chain of field names the call reads first.
+    fn argument(&self) -> &[String] {
+        match self {
+            Call::Length(fields) => fields,
+            Call::Sum { array, .. } => array,
+        }
+    }
+
+    /// [`Call::eval`] given the value at [`Call::argument`].
+    fn eval_on(&self, arg: &Value) -> Option<Value> {
+        match self {
+            Call::Length(_) => match arg {
+                Value::String(s) => Some(s.chars().count().into()),
+                Value::Array(a) => Some(a.len().into()),
+                Value::Object(o) => Some(o.len().into()),
+                _ => None,
+            },
+            Call::Sum { item, .. } => {
+                // `a[]` flattens one level of nested arrays; `.c` drops what gives null.
+                let Value::Array(items) = arg else { return None };
+                let mut numbers = Vec::new();
+                for element in items {
+                    let nested = match element {
+                        Value::Array(inner) => inner.as_slice(),
+                        one => std::slice::from_ref(one),
+                    };
+                    for e in nested {
+                        match follow(e, item) {
+                            Value::Null => {}
+                            Value::Number(n) => numbers.push(n),
+                            _ => return None,
+                        }
+                    }
+                }
+                // As `IntegralSum`: integral when every item is and the total fits.
+                if let Some(total) = numbers
+                    .iter()
+                    .try_fold(0i64, |total, n| n.as_i64().and_then(|i| total.checked_add(i)))
+                {
+                    return Some(total.into());
+                }
+                let total = numbers.iter().fold(0.0, |acc, n| acc + n.as_f64().unwrap_or(0.0));
+                serde_json::Number::from_f64(total).map(Value::Number)
+            }
+        }
+    }
 }
 
 /// A parsed expression with the functions it calls.
@@ -183,6 +261,12 @@ impl Expr {
                 form: Form::Fields(fields),
             });
         }
+        if let Some(call) = Call::parse(text) {
+            return Some(Expr {
+                text: text.to_string(),
+                form: Form::Call(call),
+            });
+        }
         match jmespath::parse(text) {
             Ok(ast) => Some(Expr {
                 text: text.to_string(),
@@ -216,13 +300,30 @@ impl Expr {
 
     /// Evaluates over `doc`, converting it for JMESPath only if this expression needs it.
     pub fn search_in(&self, doc: &mut Doc) -> Result<Value, String> {
+        let compiled;
         let compiled = match &self.form {
             Form::Fields(fields) => return Ok(follow(doc.value, fields).clone()),
+            Form::Call(call) => {
+                if let Some(v) = call.eval(doc.value) {
+                    return Ok(v);
+                }
+                compiled = self.compiled()?;
+                &compiled
+            }
             Form::Compiled(c) => c,
         };
         let data = doc.converted().map_err(|e| self.failed(e))?;
         let result = self.interpret(compiled, &data)?;
         serde_json::to_value(&*result).map_err(|e| format!("evaluating {:?}: {e}", self.text))
+    }
+
+    /// The expression compiled, for a form evaluated directly that leaves a case to JMESPath.
+    fn compiled(&self) -> Result<Compiled, String> {
+        let ast = jmespath::parse(&self.text).map_err(|e| self.failed(e))?;
+        Ok(Compiled {
+            runtime: runtime_for(&ast),
+            ast,
+        })
     }
 
     fn interpret(&self, c: &Compiled, data: &jmespath::Rcvar) -> Result<jmespath::Rcvar, String> {
@@ -236,15 +337,15 @@ impl Expr {
 
     /// JMESPath truthiness: false, null, empty strings, arrays and objects are false.
     pub fn truthy(&self, doc: &Value) -> Result<bool, String> {
+        let compiled;
         let compiled = match &self.form {
-            Form::Fields(fields) => {
-                return Ok(match follow(doc, fields) {
-                    Value::Null | Value::Bool(false) => false,
-                    Value::String(s) => !s.is_empty(),
-                    Value::Array(a) => !a.is_empty(),
-                    Value::Object(o) => !o.is_empty(),
-                    Value::Bool(true) | Value::Number(_) => true,
-                });
+            Form::Fields(fields) => return Ok(truthy(follow(doc, fields))),
+            Form::Call(call) => {
+                if let Some(v) = call.eval(doc) {
+                    return Ok(truthy(&v));
+                }
+                compiled = self.compiled()?;
+                &compiled
             }
             Form::Compiled(c) => c,
         };
@@ -257,8 +358,19 @@ impl Expr {
     fn fields(&self) -> Option<&[String]> {
         match &self.form {
             Form::Fields(f) => Some(f),
-            Form::Compiled(_) => None,
+            Form::Call(_) | Form::Compiled(_) => None,
         }
+    }
+}
+
+/// JMESPath truthiness.
+fn truthy(v: &Value) -> bool {
+    match v {
+        Value::Null | Value::Bool(false) => false,
+        Value::String(s) => !s.is_empty(),
+        Value::Array(a) => !a.is_empty(),
+        Value::Object(o) => !o.is_empty(),
+        Value::Bool(true) | Value::Number(_) => true,
     }
 }
 
@@ -430,24 +542,6 @@ impl Spec {
         self.apply_to(doc)
     }
 
-    /// Applies the spec to the JSON text `input`. When `from` is a plain chain of field
-    /// names, only the document it names is parsed into values, in one pass; the rest is
-    /// only checked to be JSON (a step's input holds the trigger and every earlier output).
-    pub fn apply_text(&self, input: &str) -> Result<Value, Failed> {
-        let not_json = |e: serde_json::Error| Failed::Input(format!("input is not JSON: {e}"));
-        let doc = match self.from.as_ref().and_then(Expr::fields) {
-            Some(fields) => pick(input, fields).map_err(not_json)?,
-            None => {
-                let input: Value = serde_json::from_str(input).map_err(not_json)?;
-                match &self.from {
-                    Some(from) => from.search(&input).map_err(Failed::Expression)?,
-                    None => input,
-                }
-            }
-        };
-        self.apply_to(doc).map_err(Failed::Expression)
-    }
-
     fn apply_to(&self, doc: Value) -> Result<Value, String> {
         let mut out = if let Some(select) = &self.select {
             select.search(&doc)?
@@ -495,101 +589,5 @@ impl Spec {
             }
         }
         Ok(out)
-    }
-}
-
-/// The value at `fields` in the JSON text `input`, in one pass over it: the values on the
-/// way are only checked to be JSON, the value found is parsed. Null when a field is
-/// missing or a value on the way is not an object, as [`Expr::search`] gives for a field
-/// chain (the last of repeated keys wins); an error when `input` is not JSON.
-fn pick(input: &str, fields: &[String]) -> Result<Value, serde_json::Error> {
-    use serde::de::DeserializeSeed;
-    let mut de = serde_json::Deserializer::from_str(input);
-    let value = Path(fields).deserialize(&mut de)?;
-    de.end()?;
-    Ok(value)
-}
-
-/// Deserializes the value at a chain of field names, skipping everything else.
-struct Path<'a>(&'a [String]);
-
-impl<'de> serde::de::DeserializeSeed<'de> for Path<'_> {
-    type Value = Value;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        match self.0.split_first() {
-            None => serde::Deserialize::deserialize(d),
-            Some((first, rest)) => d.deserialize_any(Member { name: first, rest }),
-        }
-    }
-}
-
-/// Finds member `name` of an object and deserializes `rest` of the chain in it; any other
-/// value gives null (and is skipped whole).
-struct Member<'a> {
-    name: &'a str,
-    rest: &'a [String],
-}
-
-impl<'de> serde::de::Visitor<'de> for Member<'_> {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("any JSON value")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
-        let mut found = Value::Null;
-        while let Some(matches) = map.next_key_seed(KeyIs(self.name))? {
-            if matches {
-                found = map.next_value_seed(Path(self.rest))?;
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            }
-        }
-        Ok(found)
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
-        Ok(Value::Null)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-}
-
-/// Whether an object's key is `.0`, without making a string of it.
-struct KeyIs<'a>(&'a str);
-
-impl<'de> serde::de::DeserializeSeed<'de> for KeyIs<'_> {
-    type Value = bool;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<bool, D::Error> {
-        d.deserialize_str(self)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for KeyIs<'_> {
-    type Value = bool;
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a key")
-    }
-    fn visit_str<E>(self, key: &str) -> Result<bool, E> {
-        Ok(key == self.0)
     }
 }

@@ -49,12 +49,10 @@ impl Guest for Transform {
                     .join("; "),
             )
         })?;
-        let out = spec.apply_text(&input).map_err(|f| match f {
+        spec.apply_text(&input).map_err(|f| match f {
             Failed::Input(m) => fail("input", m),
             Failed::Expression(m) => fail("expression", m),
-        })?;
-        // Straight into a string: `Value::to_string` goes through `fmt::Write` per piece.
-        serde_json::to_string(&out).map_err(|e| fail("output", e.to_string()))
+        })
     }
 }
 
