@@ -233,6 +233,9 @@ fn transform_gives_from_the_input_text_what_it_gives_from_parsed_values() {
         r#"{"d": 1e2, "b": {"c": "text", "c": "t\u00e9xt"}, "items": [{"p": 1.5}, {"p": 2}], "k\"ey": 0, "\u00e9": -0.0}"#,
         r#"{"b": 5, "items": [], "z": null, "items": [{"p": 7}]}"#,
         r#"{}"#,
+        // Past 16 members the keys are found through an index, kept through renames and
+        // removals; a key repeated past that point keeps its first place.
+        r#"{"k0": 0, "k1": 1, "k2": 2, "k3": 3, "k4": 4, "k5": 5, "k6": 6, "k7": 7, "k8": 8, "k9": 9, "k10": 10, "k11": 11, "k12": 12, "k13": 13, "k14": 14, "k15": 15, "k16": 16, "a": 1, "k3": "again", "b": {"c": [1]}, "d": "x", "items": [{"p": 1}], "a": 3, "e": 5}"#,
         r#"[1, {"a": 2}]"#,
         r#""text""#,
         r#"null"#,
@@ -260,6 +263,25 @@ fn transform_gives_from_the_input_text_what_it_gives_from_parsed_values() {
             assert_eq!(t["status"], v["status"], "{what}: {t:#} against {v:#}");
             assert_eq!(t["output"], v["output"], "{what}");
             assert_eq!(t["error"], v["error"], "{what}");
+        }
+        if body.starts_with(r#"{"k0""#) {
+            // `keep` adds `c` at the end, renaming it onto `a` replaces `a` in its place.
+            let ks: Vec<String> = (0..17)
+                .map(|i| {
+                    if i == 3 {
+                        r#""k3":"again""#.to_string()
+                    } else {
+                        format!("\"k{i}\":{i}")
+                    }
+                })
+                .collect();
+            assert_eq!(
+                step(&r, "text4")["output"].to_string(),
+                format!(
+                    r#"{{{},"a":[1],"b":{{"c":[1]}},"items":[{{"p":1}}],"e":5}}"#,
+                    ks.join(",")
+                )
+            );
         }
         if body.starts_with(r#"{"a": 1"#) {
             // The first place of a repeated key, its last value; `keep`'s fields replace
