@@ -241,22 +241,8 @@ fn transform_gives_from_the_input_text_what_it_gives_from_parsed_values() {
         r#"null"#,
         r#"12.50"#,
     ];
-    let input = setup.path("body.json");
     for body in bodies {
-        std::fs::write(&input, body).unwrap();
-        let out = support::flowd()
-            .arg("run")
-            .arg(&flow)
-            .arg("--config")
-            .arg(setup.config())
-            .arg("--input")
-            .arg(&input)
-            .arg("--json")
-            .envs(setup.env())
-            .output()
-            .unwrap();
-        let r: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        let (_, r) = setup.run_text(&flow, body);
         for (i, spec) in specs.iter().enumerate() {
             let (t, v) = (step(&r, &format!("text{i}")), step(&r, &format!("value{i}")));
             let what = format!("`{spec}` on {body}");

@@ -175,23 +175,23 @@ impl Setup {
     /// [`Setup::run`] through `cmd` (a `flowd` command: [`flowd`], [`flowd_under`]); the
     /// exit code, the report and what it printed on stderr.
     pub fn run_report(&self, cmd: Command, flow: &Path, input: Option<&Value>) -> (i32, Value, String) {
-        let out = self.run_raw_with(cmd, flow, input, &["--json"]);
-        let code = out.status.code().expect("flowd exited normally");
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
-            panic!(
-                "flowd run printed no JSON report ({e}); exit {code}\nstdout:\n{stdout}\nstderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (code, report, String::from_utf8_lossy(&out.stderr).into_owned())
+        let input = input.map(Value::to_string);
+        report_of(self.run_raw_with(cmd, flow, input.as_deref(), &["--json"]))
+    }
+
+    /// [`Setup::run`] with the input given as text, exactly as the connector is to see it
+    /// (repeated keys, escapes and number forms kept).
+    pub fn run_text(&self, flow: &Path, input: &str) -> (i32, Value) {
+        let (code, report, _) = report_of(self.run_raw_with(flowd(), flow, Some(input), &["--json"]));
+        (code, report)
     }
 
     pub fn run_raw(&self, flow: &Path, input: Option<&Value>, extra: &[&str]) -> Output {
-        self.run_raw_with(flowd(), flow, input, extra)
+        let input = input.map(Value::to_string);
+        self.run_raw_with(flowd(), flow, input.as_deref(), extra)
     }
 
-    fn run_raw_with(&self, mut cmd: Command, flow: &Path, input: Option<&Value>, extra: &[&str]) -> Output {
+    fn run_raw_with(&self, mut cmd: Command, flow: &Path, input: Option<&str>, extra: &[&str]) -> Output {
         cmd.arg("run")
             .arg(flow)
             .arg("--config")
@@ -200,11 +200,24 @@ impl Setup {
             .envs(self.env());
         if let Some(input) = input {
             let p = self.path("input.json");
-            std::fs::write(&p, input.to_string()).unwrap();
+            std::fs::write(&p, input).unwrap();
             cmd.arg("--input").arg(p);
         }
         cmd.output().expect("running flowd")
     }
+}
+
+/// `flowd run --json`'s exit code, its report and what it printed on stderr.
+fn report_of(out: Output) -> (i32, Value, String) {
+    let code = out.status.code().expect("flowd exited normally");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let report = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "flowd run printed no JSON report ({e}); exit {code}\nstdout:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (code, report, String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
 /// The flags that make an offline command (or `flowd run`, when `args` are its) read and
