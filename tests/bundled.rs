@@ -438,6 +438,36 @@ fn transform_errors_at_run_time_are_connector_errors() {
 }
 
 #[test]
+fn transform_config_problems_each_name_their_key() {
+    let setup = Setup::new("");
+    let flow = setup.flow(
+        "t",
+        &support::one_step(
+            "transform",
+            r#"{ from = "trigger.[", fields = { a = "b", "odd key" = "length(", n = 5 }, rename = { x = "" }, remove = ["k", 3], colour = 1 }"#,
+            "",
+        ),
+    );
+    let out = setup.run_raw(&flow, None, &[]);
+    assert_ne!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "config.from: invalid JMESPath expression \"trigger.[\"",
+        "config.fields.odd key: invalid JMESPath expression \"length(\"",
+        "config.fields.n: expected a JMESPath expression (a string), found a number",
+        "config.rename.x: expected the new key name (a non-empty string), found a string",
+        "config.remove.1: expected a key name (a string), found a number",
+        "config.colour: unknown key",
+    ] {
+        assert!(stderr.contains(expected), "missing {expected:?} in:\n{stderr}");
+    }
+    assert!(
+        !stderr.contains("config.fields.a"),
+        "a good field is no problem:\n{stderr}"
+    );
+}
+
+#[test]
 fn log_writes_records_with_its_level_and_category() {
     let setup = Setup::new("");
     let flow = setup.flow(

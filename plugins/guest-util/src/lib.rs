@@ -212,10 +212,9 @@ fn field_chain(text: &str) -> Option<Vec<String>> {
         chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
             && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
     };
-    let segs: Vec<&str> = text.split('.').collect();
-    segs.iter()
-        .all(|s| plain(s))
-        .then(|| segs.into_iter().map(str::to_string).collect())
+    text.split('.')
+        .all(plain)
+        .then(|| text.split('.').map(str::to_string).collect())
 }
 
 /// The value at `fields` in `doc`: null when a field is missing or a value on the way is
@@ -255,6 +254,11 @@ impl<'a> Doc<'a> {
 
 impl Expr {
     pub fn compile(path: &str, text: &str, problems: &mut Vec<Problem>) -> Option<Expr> {
+        Expr::compile_at(|| path.to_string(), text, problems)
+    }
+
+    /// [`Expr::compile`], the path written out only for a problem.
+    pub fn compile_at(path: impl FnOnce() -> String, text: &str, problems: &mut Vec<Problem>) -> Option<Expr> {
         if let Some(fields) = field_chain(text) {
             return Some(Expr {
                 text: text.to_string(),
@@ -278,7 +282,7 @@ impl Expr {
             Err(err) => {
                 let reason = err.reason.to_string();
                 problems.push((
-                    path.to_string(),
+                    path(),
                     format!(
                         "invalid JMESPath expression {text:?}: {reason} (at offset {})",
                         err.offset
@@ -456,15 +460,15 @@ impl Spec {
             None => {}
             Some(Value::Object(fields)) => {
                 for (name, value) in fields {
-                    let path = format!("fields.{name}");
+                    let path = || format!("fields.{name}");
                     match value {
                         Value::String(text) => {
-                            if let Some(e) = Expr::compile(&path, text, problems) {
+                            if let Some(e) = Expr::compile_at(path, text, problems) {
                                 spec.fields.push((name.clone(), e));
                             }
                         }
                         other => problems.push((
-                            path,
+                            path(),
                             format!("expected a JMESPath expression (a string), found {}", kind(other)),
                         )),
                     }
