@@ -87,6 +87,40 @@ fn bodies_that_are_not_the_json_they_claim_get_400_with_line_and_column_and_noth
         error_of(&r)["message"],
         "flow \"order-intake\" takes a JSON body, and the body is empty"
     );
+    // JSON the payload could not hold as JSON is refused too, not kept as text: a number
+    // past a double, nesting past the parser's depth, a string that is not UTF-8 or holds
+    // a lone surrogate.
+    let deep = format!(r#"{{"order": {}{}}}"#, "[".repeat(200), "]".repeat(200));
+    for (body, column, says) in [
+        (
+            &br#"{"order": {"id": 1e400}}"#[..],
+            22,
+            "holds a number too large for a double",
+        ),
+        (
+            deep.as_bytes(),
+            137,
+            "nests arrays and objects deeper than flowd reads (127 levels)",
+        ),
+        (&b"{\"order\": \"\xff\"}"[..], 12, "is not valid JSON"),
+        (&br#"{"order": "\ud800"}"#[..], 18, "is not valid JSON"),
+    ] {
+        let r = d.request("POST", "/hooks/orders", &json_type, body);
+        let what = String::from_utf8_lossy(body).chars().take(40).collect::<String>();
+        assert_eq!(r.status, 400, "{what}: {r:?}");
+        let e = error_of(&r);
+        assert_eq!(e["code"], "invalid_json", "{what}: {e}");
+        assert_eq!(
+            (e["line"].as_u64(), e["column"].as_u64()),
+            (Some(1), Some(column)),
+            "{what}: {e}"
+        );
+        let message = e["message"].as_str().unwrap();
+        assert!(
+            message.starts_with(&format!("flow \"order-intake\" takes a JSON body, and it {says}")),
+            "{what}: {message}"
+        );
+    }
 
     // A flow that takes anything: a body sent as JSON must be JSON; text stays text.
     for content_type in ["application/json", "application/vnd.api+json; charset=utf-8"] {
@@ -104,24 +138,42 @@ fn bodies_that_are_not_the_json_they_claim_get_400_with_line_and_column_and_noth
     ended(&d, &text_job, 1);
     let trigger = get(&d, &format!("/v1/executions/{text_job}/trigger"));
     assert_eq!(trigger["body"], "{\"a\": tru");
+    // Sent as JSON: a number past a double is refused; nesting within the depth is JSON
+    // in the payload.
+    let r = d.request("POST", "/loose", &json_type, b"[1e999]");
+    assert_eq!(
+        (r.status, error_of(&r)["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{r:?}"
+    );
+    let nested = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let r = d.request("POST", "/loose", &json_type, nested.as_bytes());
+    assert_eq!(r.status, 202, "{r:?}");
+    let nested_job = r.json()["job_id"].as_str().unwrap().to_string();
+    ended(&d, &nested_job, 1);
+    let trigger = get(&d, &format!("/v1/executions/{nested_job}/trigger"));
+    assert_eq!(
+        trigger["body"],
+        serde_json::from_str::<serde_json::Value>(&nested).unwrap()
+    );
 
     assert!(
         executions(&d, "order-intake").is_empty(),
         "a refused body records nothing"
     );
-    assert_eq!(executions(&d, "loose").len(), 1);
+    assert_eq!(executions(&d, "loose").len(), 2);
     let m = metrics(&d);
     has_line(
         &m,
-        "flowd_webhook_requests_total{flow=\"order-intake\",outcome=\"invalid_json\"} 4",
+        "flowd_webhook_requests_total{flow=\"order-intake\",outcome=\"invalid_json\"} 8",
     );
     has_line(
         &m,
-        "flowd_webhook_requests_total{flow=\"loose\",outcome=\"invalid_json\"} 2",
+        "flowd_webhook_requests_total{flow=\"loose\",outcome=\"invalid_json\"} 3",
     );
     has_line(
         &m,
-        "flowd_webhook_requests_total{flow=\"loose\",outcome=\"accepted\"} 1",
+        "flowd_webhook_requests_total{flow=\"loose\",outcome=\"accepted\"} 2",
     );
     d.stop();
 }

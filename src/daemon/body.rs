@@ -1,6 +1,7 @@
 //! Reading a request body under both listeners' bounds: at most a number of bytes, and
 //! all of it within `server.body_read_timeout`, so a client that stops sending mid-body
-//! is answered `408` instead of holding its connection forever.
+//! is answered `408` instead of holding its connection forever; and whether a body is
+//! JSON the flow's payload will hold as JSON.
 
 use crate::config::units::{format_bytes, format_duration};
 use bytes::Bytes;
@@ -45,5 +46,61 @@ pub async fn read(body: Incoming, max: u64, timeout: Duration) -> Result<Bytes, 
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(BodyError::TooLarge(max)),
         Ok(Err(e)) => Err(BodyError::Broken(e.to_string())),
+    }
+}
+
+/// Whether `body` is JSON that the payload will hold as JSON (see
+/// `engine::http_document::body_value`): every value read by the same parser with the
+/// same limits (nesting depth, numbers a double can hold, strings of UTF-8 with valid
+/// escapes), nothing built. A body that skipping alone would pass but the payload could
+/// not parse would otherwise be kept as text, no longer the JSON the flow was sent.
+pub fn check_json(body: &[u8]) -> Result<(), serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let Checked = serde::Deserialize::deserialize(&mut de)?;
+    de.end()
+}
+
+/// A JSON value read and dropped.
+struct Checked;
+
+impl<'de> serde::Deserialize<'de> for Checked {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
+        d.deserialize_any(Checked)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Checked {
+    type Value = Checked;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_unit<E>(self) -> Result<Checked, E> {
+        Ok(Checked)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
+        while seq.next_element::<Checked>()?.is_some() {}
+        Ok(Checked)
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
+        while map.next_key::<Checked>()?.is_some() {
+            map.next_value::<Checked>()?;
+        }
+        Ok(Checked)
     }
 }

@@ -122,7 +122,7 @@ async fn handle_flow(shared: &Shared, flow: Arc<Flow>, req: Request<Incoming>) -
     }
     // Sent as JSON, or to a flow that takes JSON: it must be JSON, or nothing is recorded.
     let must_be_json = *body_kind == BodyKind::Json || (sent_as_json && !body.is_empty());
-    if must_be_json && let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(&body) {
+    if must_be_json && let Err(e) = super::body::check_json(&body) {
         let why = if *body_kind == BodyKind::Json {
             format!("flow \"{}\" takes a JSON body", flow.name)
         } else {
@@ -130,6 +130,10 @@ async fn handle_flow(shared: &Shared, flow: Arc<Flow>, req: Request<Incoming>) -
         };
         let message = if body.is_empty() {
             format!("{why}, and the body is empty")
+        } else if e.to_string().starts_with("recursion limit exceeded") {
+            format!("{why}, and it nests arrays and objects deeper than flowd reads (127 levels): {e}")
+        } else if e.to_string().starts_with("number out of range") {
+            format!("{why}, and it holds a number too large for a double: {e}")
         } else {
             format!("{why}, and it is not valid JSON: {e}")
         };
