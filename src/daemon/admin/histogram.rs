@@ -1,8 +1,9 @@
 //! `GET /v1/executions/histogram`: how many executions the list would show, per status,
-//! in buckets over the range it covers. Bucket widths are round (1 s … 7 days), at most
-//! [`MAX_BUCKETS`] of them, aligned in the daemon's time zone (an hour starts at :00 local
-//! time, a day at local midnight, a week on Monday), and the answer says the range and
-//! width applied. Nothing is counted twice and nothing the list hides is counted.
+//! in buckets over the range it covers. Bucket widths are round (1 s … 52 weeks, then
+//! whole multiples of 52 weeks), at most [`MAX_BUCKETS`] of them whatever the range,
+//! aligned in the daemon's time zone (an hour starts at :00 local time, a day at local
+//! midnight, a week or several on Monday), and the answer says the range and width
+//! applied. Nothing is counted twice and nothing the list hides is counted.
 
 use super::params::{EXECUTION_FILTERS, Params};
 use super::presets::day_start;
@@ -18,7 +19,10 @@ use std::time::{Duration, SystemTime};
 pub const MAX_BUCKETS: u64 = 60;
 
 const DAY: u64 = 86_400;
-/// The widths a bucket may have, in seconds.
+const WEEK: u64 = 7 * DAY;
+/// 52 weeks: the widest round width, and the unit of any wider one.
+const YEAR: u64 = 52 * WEEK;
+/// The widths a bucket may have, in seconds, up to [`YEAR`].
 const WIDTHS: &[u64] = &[
     1,
     5,
@@ -34,33 +38,59 @@ const WIDTHS: &[u64] = &[
     6 * 3600,
     12 * 3600,
     DAY,
-    7 * DAY,
+    WEEK,
+    2 * WEEK,
+    4 * WEEK,
+    13 * WEEK,
+    26 * WEEK,
+    YEAR,
 ];
 
 /// The narrowest width that covers `span` in at most [`MAX_BUCKETS`] buckets once aligned
-/// (which may add one), or weeks for anything longer than 59 weeks.
+/// (which may add one): a round one up to [`YEAR`], past 59 of those whole years of them.
 pub fn width_for(span: Duration) -> u64 {
     let secs = span.as_secs().max(1);
     WIDTHS
         .iter()
         .copied()
         .find(|w| secs.div_ceil(*w) < MAX_BUCKETS)
-        .unwrap_or(7 * DAY)
+        .unwrap_or_else(|| YEAR * secs.div_ceil(YEAR).div_ceil(MAX_BUCKETS - 1))
 }
 
 fn local_date(t: SystemTime, tz: Tz) -> chrono::NaiveDate {
     chrono::DateTime::<chrono::Utc>::from(t).with_timezone(&tz).date_naive()
 }
 
+/// The first and the last instant RFC 3339 writes (years 0000 to 9999, to the
+/// millisecond the answers give).
+fn writable() -> (SystemTime, SystemTime) {
+    let epoch = SystemTime::UNIX_EPOCH;
+    (
+        epoch - Duration::from_secs(62_167_219_200),
+        epoch + Duration::from_millis(253_402_300_799_999),
+    )
+}
+
 /// Bucket boundaries `b0 <= from < … < bn`, `bn > to`, each `width` apart and aligned in
 /// `tz`: days and weeks step by local calendar days (a daylight-saving day is 23 or 25
-/// hours long), shorter widths count from the local midnight before `from`.
+/// hours long), whole weeks from the Monday before `from`; shorter widths count from the
+/// local midnight before `from`. The first and last stay within the years RFC 3339 can
+/// write ([`writable`]; only they can fall outside, as `from` and `to` are within).
 pub fn edges(from: SystemTime, to: SystemTime, width: u64, tz: Tz) -> Vec<SystemTime> {
+    let (first, last) = writable();
+    let mut out = aligned(from, to, width, tz);
+    for b in &mut out {
+        *b = (*b).clamp(first, last);
+    }
+    out
+}
+
+fn aligned(from: SystemTime, to: SystemTime, width: u64, tz: Tz) -> Vec<SystemTime> {
     let date = local_date(from, tz);
     let mut out = Vec::new();
     if width >= DAY {
         let days = width / DAY;
-        let first = if days == 7 {
+        let first = if days.is_multiple_of(7) {
             date - Days::new(u64::from(date.weekday().num_days_from_monday()))
         } else {
             date
@@ -173,8 +203,33 @@ mod tests {
         assert_eq!(width_for(Duration::from_secs(DAY)), 30 * 60);
         assert_eq!(width_for(Duration::from_secs(7 * DAY)), 3 * 3600);
         assert_eq!(width_for(Duration::from_secs(30 * DAY)), DAY);
-        assert_eq!(width_for(Duration::from_secs(365 * DAY)), 7 * DAY);
+        assert_eq!(width_for(Duration::from_secs(365 * DAY)), WEEK);
+        assert_eq!(width_for(Duration::from_secs(730 * DAY)), 2 * WEEK);
         assert_eq!(width_for(Duration::ZERO), 1);
+        // However long the range, its buckets stay few: whole years of 52 weeks.
+        let utc: Tz = "UTC".parse().unwrap();
+        let from = at("1970-01-01T00:00:00Z");
+        for years in [1, 2, 10, 59, 60, 100, 1000, 8030] {
+            let to = from + Duration::from_secs(years * 365 * DAY);
+            let width = width_for(to.duration_since(from).unwrap());
+            assert_eq!(width % WEEK, 0, "{years} years");
+            let e = edges(from, to, width, utc);
+            assert!(
+                e.len() - 1 <= MAX_BUCKETS as usize,
+                "{years} years: {} buckets",
+                e.len() - 1
+            );
+            assert!(e[0] <= from && *e.last().unwrap() > to, "{years} years");
+        }
+        // The widest range the API reads: its edges are still RFC 3339 times.
+        let (from, to) = (at("0000-01-01T00:00:00Z"), at("9999-12-31T23:59:59.999Z"));
+        let far = edges(from, to, width_for(to.duration_since(from).unwrap()), utc);
+        assert!(far.len() - 1 <= MAX_BUCKETS as usize);
+        assert_eq!((far[0], *far.last().unwrap()), (from, to));
+        for b in far {
+            let text = crate::time_format::rfc3339(b);
+            assert_eq!(at(&text), b, "{text}");
+        }
     }
 
     #[test]
