@@ -130,6 +130,10 @@ fn requests_hyper_refuses_get_the_json_error_shape() {
             .map(|i| format!("X-Big-{i}: {}\r\n", "b".repeat(4000)))
             .collect::<String>()
     );
+    let many_headers = format!(
+        "GET /healthz HTTP/1.1\r\nHost: x\r\n{}\r\n",
+        (0..100).map(|i| format!("X-{i}: v\r\n")).collect::<String>()
+    );
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         (
             "a malformed request line",
@@ -151,6 +155,7 @@ fn requests_hyper_refuses_get_the_json_error_shape() {
         ),
         ("a target over 64 KiB", long_target.into_bytes(), 431, "head_too_large"),
         ("headers over 64 KiB", big_headers.into_bytes(), 431, "head_too_large"),
+        ("101 small headers", many_headers.into_bytes(), 431, "head_too_large"),
     ];
     for addr in [d.addr, d.admin] {
         for (what, request, want, code) in &cases {
@@ -161,6 +166,13 @@ fn requests_hyper_refuses_get_the_json_error_shape() {
             assert_eq!(status, *want, "{addr} {what}");
             assert_eq!(json["error"]["code"], *code, "{addr} {what}");
             assert!(head.contains("content-type: application/json"), "{addr} {what}: {head}");
+            if *want == 431 {
+                assert_eq!(
+                    json["error"]["message"],
+                    "the request head is too large: its request line and headers are over 64 KiB, or it has more than 100 headers",
+                    "{addr} {what}"
+                );
+            }
         }
         // The same on a connection that already carried a request.
         let mut s = TcpStream::connect(addr).unwrap();

@@ -58,6 +58,10 @@ impl Limits {
 /// is answered `431`.
 const MAX_HEAD: usize = 64 << 10;
 
+/// The most header lines a request may have (hyper's default, said here so the `431`
+/// can name it); more are answered `431` too.
+const MAX_HEADERS: usize = 100;
+
 /// The first wait after accepting fails, doubled after each failure up to [`MAX_BACKOFF`].
 const FIRST_BACKOFF: Duration = Duration::from_millis(5);
 const MAX_BACKOFF: Duration = Duration::from_secs(1);
@@ -162,6 +166,7 @@ pub async fn serve<F, Fut, B>(
             .timer(TokioTimer::new())
             .header_read_timeout(None)
             .max_header_size(MAX_HEAD)
+            .max_headers(MAX_HEADERS)
             .serve_connection(TokioIo::new(io), service);
         let connection = graceful.watch(connection);
         tokio::spawn(async move {
@@ -442,7 +447,7 @@ fn replacement(head: &[u8]) -> Vec<u8> {
         414 => ("uri_too_long", "the request target is too long"),
         431 => (
             "head_too_large",
-            "the request head (its request line and headers) is over 64 KiB",
+            "the request head is too large: its request line and headers are over 64 KiB, or it has more than 100 headers",
         ),
         _ => (
             "bad_request",
