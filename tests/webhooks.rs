@@ -1,6 +1,7 @@
 //! What a webhook sender gets and what is kept of its request, over real sockets against
 //! the real daemon: bodies that are not the JSON they claim to be (400 with the line and
-//! column, nothing recorded), dropped events (the flow's status, a log record with the
+//! column, nothing recorded), nor JSON every reader after can read back (nested past 64
+//! levels, here and on a manual run), dropped events (the flow's status, a log record with the
 //! trigger connector's reason, a counter), a body the listener takes but whose payload
 //! would not fit the store (413 before anything is recorded), repeated headers and query
 //! keys and binary bodies kept whole, and credentials redacted from what is stored and
@@ -9,7 +10,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::admin::{TOKENS, VIEWER, ended, get, start};
+use support::admin::{BY_HAND, OPERATOR, TOKENS, VIEWER, ended, get, start};
 use support::{Daemon, HttpResponse, Setup};
 
 /// The example config's `order-intake` flow, as shipped.
@@ -37,6 +38,52 @@ fn executions(d: &Daemon, flow: &str) -> Vec<Value> {
         .as_array()
         .unwrap()
         .clone()
+}
+
+#[test]
+fn the_deepest_body_taken_is_stored_and_read_back_and_one_level_deeper_is_refused() {
+    // 64 levels: stored, read back, and given to a step (three levels further in) whose
+    // output is stored and read back too.
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow(
+        "loose",
+        "[flow]\nname = \"loose\"\n[trigger.http]\npath = \"/loose\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    setup.flow("by-hand", BY_HAND);
+    let d = start(&setup);
+    let nest = |n: usize| format!("{}{}", "[".repeat(n), "]".repeat(n));
+    let json_type = [("content-type", "application/json")];
+    let hook = d.request("POST", "/loose", &json_type, nest(64).as_bytes());
+    assert_eq!(hook.status, 202, "{hook:?}");
+    let manual = d.admin("POST", "/v1/flows/by-hand/run", Some(OPERATOR), nest(64).as_bytes());
+    assert_eq!(manual.status, 202, "{manual:?}");
+    let deepest: Value = serde_json::from_str(&nest(64)).unwrap();
+    for r in [hook, manual] {
+        let job = r.json()["job_id"].as_str().unwrap().to_string();
+        let row = ended(&d, &job, 1);
+        let detail = get(&d, &format!("/v1/executions/{job}"));
+        assert_eq!(row["status"], "success", "{job}: {}", detail["steps"]);
+        assert_eq!(detail["trigger"]["body"], deepest, "{job}");
+        assert_eq!(
+            detail["steps"][0]["output"]["input"]["trigger"]["body"], deepest,
+            "{job}"
+        );
+        let trigger = get(&d, &format!("/v1/executions/{job}/trigger"));
+        assert_eq!(trigger["body"], deepest, "{job}");
+    }
+    let r = d.request("POST", "/loose", &json_type, nest(65).as_bytes());
+    assert_eq!(
+        (r.status, error_of(&r)["code"].as_str()),
+        (400, Some("invalid_json")),
+        "{r:?}"
+    );
+    let r = d.admin("POST", "/v1/flows/by-hand/run", Some(OPERATOR), nest(65).as_bytes());
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(
+        error_of(&r)["message"],
+        "the request body's arrays and objects are nested deeper than 64 levels at line 1 column 66"
+    );
+    assert_eq!(executions(&d, "loose").len() + executions(&d, "by-hand").len(), 2);
 }
 
 #[test]
@@ -87,23 +134,24 @@ fn bodies_that_are_not_the_json_they_claim_get_400_with_line_and_column_and_noth
         error_of(&r)["message"],
         "flow \"order-intake\" takes a JSON body, and the body is empty"
     );
-    // JSON the payload could not hold as JSON is refused too, not kept as text: a number
-    // past a double, nesting past the parser's depth, a string that is not UTF-8 or holds
+    // JSON the payload could not hold as JSON, or the store could not read back, is
+    // refused too, not kept as text: a number past a double, nesting past 64 levels (the
+    // payload, steps and answers hold the body further in), a string that is not UTF-8 or holds
     // a lone surrogate.
-    let deep = format!(r#"{{"order": {}{}}}"#, "[".repeat(200), "]".repeat(200));
+    let deep = format!(r#"{{"order": {}{}}}"#, "[".repeat(64), "]".repeat(64));
     for (body, column, says) in [
         (
             &br#"{"order": {"id": 1e400}}"#[..],
             22,
-            "holds a number too large for a double",
+            "it holds a number too large for a double",
         ),
         (
             deep.as_bytes(),
-            137,
-            "nests arrays and objects deeper than flowd reads (127 levels)",
+            75,
+            "its arrays and objects are nested deeper than 64 levels",
         ),
-        (&b"{\"order\": \"\xff\"}"[..], 12, "is not valid JSON"),
-        (&br#"{"order": "\ud800"}"#[..], 18, "is not valid JSON"),
+        (&b"{\"order\": \"\xff\"}"[..], 12, "it is not valid JSON"),
+        (&br#"{"order": "\ud800"}"#[..], 18, "it is not valid JSON"),
     ] {
         let r = d.request("POST", "/hooks/orders", &json_type, body);
         let what = String::from_utf8_lossy(body).chars().take(40).collect::<String>();
@@ -117,7 +165,7 @@ fn bodies_that_are_not_the_json_they_claim_get_400_with_line_and_column_and_noth
         );
         let message = e["message"].as_str().unwrap();
         assert!(
-            message.starts_with(&format!("flow \"order-intake\" takes a JSON body, and it {says}")),
+            message.starts_with(&format!("flow \"order-intake\" takes a JSON body, and {says}")),
             "{what}: {message}"
         );
     }
@@ -146,7 +194,7 @@ fn bodies_that_are_not_the_json_they_claim_get_400_with_line_and_column_and_noth
         (400, Some("invalid_json")),
         "{r:?}"
     );
-    let nested = format!("{}{}", "[".repeat(100), "]".repeat(100));
+    let nested = format!("{}{}", "[".repeat(60), "]".repeat(60));
     let r = d.request("POST", "/loose", &json_type, nested.as_bytes());
     assert_eq!(r.status, 202, "{r:?}");
     let nested_job = r.json()["job_id"].as_str().unwrap().to_string();

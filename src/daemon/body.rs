@@ -49,27 +49,59 @@ pub async fn read(body: Incoming, max: u64, timeout: Duration) -> Result<Bytes, 
     }
 }
 
+/// The deepest a body's arrays and objects may nest: deeper than any sender's JSON, and
+/// well within the 127 levels serde_json reads (the store's reader, connectors written in
+/// Rust, flowd's own clients) however far in it ends up. The payload holds the body one
+/// level in, a step's input three, the admin API's execution detail six, and a step's
+/// output may wrap what it is given further still.
+pub const MAX_DEPTH: usize = 64;
+
 /// Whether `body` is JSON that the payload will hold as JSON (see
-/// `engine::http_document::body_value`): every value read by the same parser with the
-/// same limits (nesting depth, numbers a double can hold, strings of UTF-8 with valid
-/// escapes), nothing built. A body that skipping alone would pass but the payload could
-/// not parse would otherwise be kept as text, no longer the JSON the flow was sent.
+/// `engine::http_document::body_value`), and can be read back once stored: every value
+/// read by the same parser (numbers a double can hold, strings of UTF-8 with valid
+/// escapes), nesting at most [`MAX_DEPTH`] levels, nothing built. A body that skipping
+/// alone would pass but the payload could not parse would otherwise be kept as text, no
+/// longer the JSON the flow was sent.
 pub fn check_json(body: &[u8]) -> Result<(), serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let Checked = serde::Deserialize::deserialize(&mut de)?;
+    let Checked = serde::de::DeserializeSeed::deserialize(Checked, &mut de)?;
     de.end()
 }
 
-/// A JSON value read and dropped.
+/// What a message about too deep a body starts with.
+pub const TOO_DEEP: &str = "nested deeper than";
+
+/// A JSON value read and dropped, its nesting counted down from [`MAX_DEPTH`].
 struct Checked;
 
-impl<'de> serde::Deserialize<'de> for Checked {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Checked, D::Error> {
-        d.deserialize_any(Checked)
+/// A value inside `.0` more levels may still open.
+struct Within(usize);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Checked {
+    type Value = Checked;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Checked, D::Error> {
+        d.deserialize_any(Within(MAX_DEPTH))
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Checked {
+impl<'de> serde::de::DeserializeSeed<'de> for Within {
+    type Value = Checked;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Checked, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl Within {
+    /// One level further in, or an error past the deepest.
+    fn deeper<E: serde::de::Error>(&self) -> Result<Within, E> {
+        match self.0.checked_sub(1) {
+            Some(left) => Ok(Within(left)),
+            None => Err(E::custom(format!("{TOO_DEEP} {MAX_DEPTH} levels"))),
+        }
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Within {
     type Value = Checked;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -94,12 +126,14 @@ impl<'de> serde::de::Visitor<'de> for Checked {
         Ok(Checked)
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Checked, A::Error> {
-        while seq.next_element::<Checked>()?.is_some() {}
+        let inner = self.deeper()?;
+        while seq.next_element_seed(Within(inner.0))?.is_some() {}
         Ok(Checked)
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Checked, A::Error> {
-        while map.next_key::<Checked>()?.is_some() {
-            map.next_value::<Checked>()?;
+        let inner = self.deeper()?;
+        while map.next_key_seed(Within(inner.0))?.is_some() {
+            map.next_value_seed(Within(inner.0))?;
         }
         Ok(Checked)
     }

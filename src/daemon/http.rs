@@ -130,8 +130,8 @@ async fn handle_flow(shared: &Shared, flow: Arc<Flow>, req: Request<Incoming>) -
         };
         let message = if body.is_empty() {
             format!("{why}, and the body is empty")
-        } else if e.to_string().starts_with("recursion limit exceeded") {
-            format!("{why}, and it nests arrays and objects deeper than flowd reads (127 levels): {e}")
+        } else if e.to_string().starts_with(super::body::TOO_DEEP) {
+            format!("{why}, and its arrays and objects are {e}")
         } else if e.to_string().starts_with("number out of range") {
             format!("{why}, and it holds a number too large for a double: {e}")
         } else {

@@ -272,11 +272,15 @@ async fn read_json(shared: &Shared, req: Request<Incoming>) -> Result<Value, Api
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
-    serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "bad_body",
-            format!("the request body is not JSON: {e}"),
-        )
-    })
+    let bad = |e: serde_json::Error| {
+        let message = if e.to_string().starts_with(crate::daemon::body::TOO_DEEP) {
+            format!("the request body's arrays and objects are {e}")
+        } else {
+            format!("the request body is not JSON: {e}")
+        };
+        ApiError::new(StatusCode::BAD_REQUEST, "bad_body", message)
+    };
+    // Checked first: a body the store could not read back once it is a payload is refused.
+    crate::daemon::body::check_json(&bytes).map_err(bad)?;
+    serde_json::from_slice(&bytes).map_err(bad)
 }
