@@ -448,9 +448,7 @@ fn transform_config_problems_each_name_their_key() {
             "",
         ),
     );
-    let out = setup.run_raw(&flow, None, &[]);
-    assert_ne!(out.status.code(), Some(0));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = setup.refused(&flow);
     for expected in [
         "config.from: invalid JMESPath expression \"trigger.[\"",
         "config.fields.odd key: invalid JMESPath expression \"length(\"",

@@ -405,9 +405,7 @@ fn the_grants_response_cap_refuses_a_larger_body() {
 fn without_a_grant_the_connector_cannot_load() {
     let setup = with_api("");
     let flow = call_flow(&setup, "{ url = \"http://127.0.0.1:9/\" }", "");
-    let out = setup.run_raw(&flow, None, &[]);
-    assert_ne!(out.status.code(), Some(0));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = setup.refused(&flow);
     assert!(
         stderr.contains("wasi:http/outgoing-handler") && stderr.contains("grants.http.allow"),
         "{stderr}"
@@ -423,9 +421,7 @@ fn bad_configs_are_rejected_before_running() {
         "{ url = \"ftp://x\", method = \"FETCH\", headers = { \"bad header\" = \"v\" }, max_redirects = 99, colour = 1 }",
         "",
     );
-    let out = setup.run_raw(&flow, None, &[]);
-    assert_ne!(out.status.code(), Some(0));
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = setup.refused(&flow);
     for expected in [
         "config.url: scheme \"ftp\" is not http or https",
         "config.method: unknown method \"FETCH\"",

@@ -186,6 +186,13 @@ impl Setup {
         (code, report)
     }
 
+    /// What `flowd run` printed on stderr for `flow`, which it must refuse to run.
+    pub fn refused(&self, flow: &Path) -> String {
+        let out = self.run_raw(flow, None, &[]);
+        assert_ne!(out.status.code(), Some(0), "{} ran", flow.display());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
     pub fn run_raw(&self, flow: &Path, input: Option<&Value>, extra: &[&str]) -> Output {
         let input = input.map(Value::to_string);
         self.run_raw_with(flowd(), flow, input.as_deref(), extra)
