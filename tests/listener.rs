@@ -1,7 +1,8 @@
 //! Both listeners against hostile and broken clients, over raw sockets to the real daemon:
 //! a request head sent a byte at a time, an idle connection, a body shorter than its
-//! Content-Length, requests hyper refuses (answered in the JSON error shape), running out
-//! of file descriptors (a lowered `RLIMIT_NOFILE`), and the connection cap.
+//! Content-Length, requests hyper refuses (answered in the JSON error shape), a missing,
+//! repeated or invalid `Host`, running out of file descriptors (a lowered
+//! `RLIMIT_NOFILE`), and the connection cap.
 
 mod support;
 
@@ -17,7 +18,7 @@ const ECHO: &str =
 fn daemon(server: &str) -> (Setup, Daemon) {
     let setup = Setup::with_server("", server);
     setup.flow("hook", ECHO);
-    let d = Daemon::start(&setup);
+    let d = support::admin::start(&setup);
     (setup, d)
 }
 
@@ -189,6 +190,102 @@ fn requests_hyper_refuses_get_the_json_error_shape() {
             "{addr}"
         );
     }
+}
+
+/// RFC 9112 §3.2: an HTTP/1.1 request without a Host, or any request with two or with
+/// one that is not a host and port, is answered 400 on both listeners, nothing recorded,
+/// and its connection closed; HTTP/1.0 may leave Host out, and an empty one is valid.
+#[test]
+fn a_missing_repeated_or_invalid_host_is_answered_400_and_the_connection_closed() {
+    let (_setup, d) = daemon(support::admin::TOKENS);
+    let head = |version: &str, hosts: &str| format!("POST /hook {version}\r\n{hosts}Content-Length: 2\r\n\r\n{{}}");
+    let refused = [
+        (
+            "no Host on HTTP/1.1",
+            head("HTTP/1.1", ""),
+            "the request has no Host header, which HTTP/1.1 requires (RFC 9112 §3.2)".to_string(),
+        ),
+        (
+            "two Hosts",
+            head("HTTP/1.1", "Host: a\r\nHost: b\r\n"),
+            "the request has 2 Host headers; it may have one (RFC 9112 §3.2)".into(),
+        ),
+        (
+            "the same Host twice",
+            head("HTTP/1.1", "Host: a\r\nHost: a\r\n"),
+            "the request has 2 Host headers; it may have one (RFC 9112 §3.2)".into(),
+        ),
+        (
+            "three Hosts on HTTP/1.0",
+            head("HTTP/1.0", "Host: a\r\nHost: b\r\nHost: c\r\n"),
+            "the request has 3 Host headers; it may have one (RFC 9112 §3.2)".into(),
+        ),
+        ("a space in Host", head("HTTP/1.1", "Host: a b\r\n"), bad_host("a b")),
+        (
+            "user information in Host",
+            head("HTTP/1.1", "Host: user@a\r\n"),
+            bad_host("user@a"),
+        ),
+        (
+            "a port past 65535",
+            head("HTTP/1.1", "Host: a:65536\r\n"),
+            bad_host("a:65536"),
+        ),
+        (
+            "a port that is not a number",
+            head("HTTP/1.1", "Host: a:http\r\n"),
+            bad_host("a:http"),
+        ),
+        (
+            "an unbracketed IPv6 address",
+            head("HTTP/1.1", "Host: ::1\r\n"),
+            bad_host("::1"),
+        ),
+    ];
+    let taken = [
+        ("no Host on HTTP/1.0", head("HTTP/1.0", "")),
+        ("an empty Host", head("HTTP/1.1", "Host:\r\n")),
+        (
+            "a bracketed IPv6 address and port",
+            head("HTTP/1.1", "Host: [::1]:8080\r\n"),
+        ),
+        ("an empty port", head("HTTP/1.1", "Host: example.com:\r\n")),
+        ("port 65535", head("HTTP/1.1", "Host: EXAMPLE.com:65535\r\n")),
+    ];
+    for addr in [d.addr, d.admin] {
+        for (what, request, message) in &refused {
+            let mut s = TcpStream::connect(addr).unwrap();
+            // A second request after it on the same connection is never read.
+            let _ = s.write_all(format!("{request}GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes());
+            let (got, closed) = read_until_closed(&mut s, 10);
+            let (status, json, head) = parse(&got);
+            assert_eq!(
+                (status, json["error"]["code"].as_str()),
+                (400, Some("bad_host")),
+                "{addr} {what}"
+            );
+            assert_eq!(json["error"]["message"], *message, "{addr} {what}");
+            assert!(closed && head.contains("connection: close"), "{addr} {what}: {head}");
+            let answers = String::from_utf8_lossy(&got)
+                .lines()
+                .filter(|l| l.starts_with("HTTP/1."))
+                .count();
+            assert_eq!(answers, 1, "{addr} {what}");
+        }
+    }
+    for (what, request) in &taken {
+        let mut s = TcpStream::connect(d.addr).unwrap();
+        let _ = s.write_all(request.as_bytes());
+        let (got, _) = read_until_closed(&mut s, 10);
+        let (status, json, _) = parse(&got);
+        assert_eq!(status, 202, "{what}: {json}");
+    }
+    let listed = d.admin("GET", "/v1/executions?flow=hook", Some(support::admin::VIEWER), b"");
+    assert_eq!(listed.json()["executions"].as_array().map(Vec::len), Some(taken.len()));
+}
+
+fn bad_host(value: &str) -> String {
+    format!("the request's Host header {value:?} is not a host with an optional port (RFC 9112 §3.2)")
 }
 
 /// Opens `n` connections to `addr` that each sent half a request head.

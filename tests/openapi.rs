@@ -629,6 +629,21 @@ fn the_trigger_listener_answers_as_x_flowd_webhooks_documents() {
     check(&d.request("POST", "/nowhere", &[], b"{}"), 404, "no flow");
     check(&d.request("GET", "/plain", &[], b""), 405, "another method");
     check(&d.request("POST", "/plain", &[], &[b' '; 2048]), 413, "over max_body");
+    let gzip = |data: &[u8]| {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    };
+    let encoded = |coding: &str, body: &[u8]| d.request("POST", "/plain", &[("content-encoding", coding)], body);
+    check(&encoded("gzip", &gzip(b"{}")), 202, "gzip");
+    check(
+        &encoded("gzip", &gzip(&[b' '; 2048])),
+        413,
+        "over max_body once decoded",
+    );
+    check(&encoded("gzip", b"{}"), 400, "not gzip");
+    check(&encoded("br", b"{}"), 415, "a coding not undone");
     // What the listener answers before a flow sees the request.
     let raw = |bytes: &[u8]| {
         use std::io::{Read, Write};
@@ -649,6 +664,11 @@ fn the_trigger_listener_answers_as_x_flowd_webhooks_documents() {
         }
     };
     check(&raw(b"NOT HTTP\r\n\r\n"), 400, "not HTTP");
+    check(
+        &raw(b"POST /plain HTTP/1.1\r\nHost: a\r\nHost: b\r\nContent-Length: 2\r\n\r\n{}"),
+        400,
+        "two Host headers",
+    );
     let huge = format!("POST /plain HTTP/1.1\r\nX-Big: {}\r\n\r\n", "b".repeat(70_000));
     check(&raw(huge.as_bytes()), 431, "a head over 64 KiB");
     check(

@@ -1,7 +1,9 @@
 //! What a webhook sender gets and what is kept of its request, over real sockets against
 //! the real daemon: bodies that are not the JSON they claim to be (400 with the line and
 //! column, nothing recorded), nor JSON every reader after can read back (nested past 64
-//! levels, here and on a manual run), dropped events (the flow's status, a log record with the
+//! levels, here and on a manual run), bodies sent gzip- or deflate-encoded (stored decoded;
+//! a coding flowd does not decode, a corrupt one or one that decodes past the limit
+//! refused), dropped events (the flow's status, a log record with the
 //! trigger connector's reason, a counter), a body the listener takes but whose payload
 //! would not fit the store (413 before anything is recorded), repeated headers and query
 //! keys and binary bodies kept whole, and credentials redacted from what is stored and
@@ -84,6 +86,252 @@ fn the_deepest_body_taken_is_stored_and_read_back_and_one_level_deeper_is_refuse
         "the request body's arrays and objects are nested deeper than 64 levels at line 1 column 66"
     );
     assert_eq!(executions(&d, "loose").len() + executions(&d, "by-hand").len(), 2);
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn zlib(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+fn raw_deflate(data: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).unwrap();
+    e.finish().unwrap()
+}
+
+#[test]
+fn bodies_sent_gzip_or_deflate_are_stored_decoded_and_bad_codings_are_refused_before_anything_is_recorded() {
+    let setup = Setup::with_server("", &format!("max_body = 4096\n{TOKENS}"));
+    setup.flow("order-intake", &order_intake());
+    setup.flow(
+        "loose",
+        "[flow]\nname = \"loose\"\n[trigger.http]\npath = \"/loose\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
+    );
+    setup.flow("by-hand", BY_HAND);
+    let d = start(&setup);
+    let order = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples/order.json")).unwrap();
+
+    // The example flow reads the order decoded, and answers as for the plain body.
+    let r = d.request(
+        "POST",
+        "/hooks/orders",
+        &[("content-type", "application/json"), ("content-encoding", "gzip")],
+        &gzip(&order),
+    );
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"accepted": "A-1001", "total": 16.5})),
+        "{r:?}"
+    );
+
+    // Every form of each coding, stored decoded; the headers are kept as sent.
+    let doc = br#"{"n":1,"text":"caf\u00e9","list":[1,2,3]}"#;
+    let (half, rest) = doc.split_at(10);
+    let taken: Vec<(&str, &str, Vec<u8>)> = vec![
+        ("gzip", "gzip", gzip(doc)),
+        ("x-gzip", "x-gzip", gzip(doc)),
+        ("upper case, after identity", "identity, GZIP", gzip(doc)),
+        ("two gzip members", "gzip", [gzip(half), gzip(rest)].concat()),
+        ("gzip twice", "gzip, gzip", gzip(&gzip(doc))),
+        ("deflate (zlib)", "deflate", zlib(doc)),
+        ("deflate (raw)", "deflate", raw_deflate(doc)),
+        ("deflate then gzip", "deflate, gzip", gzip(&zlib(doc))),
+        ("identity", "identity", doc.to_vec()),
+    ];
+    for (what, coding, body) in &taken {
+        let r = d.request(
+            "POST",
+            "/loose",
+            &[("content-type", "application/json"), ("content-encoding", coding)],
+            body,
+        );
+        assert_eq!(r.status, 202, "{what}: {r:?}");
+        let job = r.json()["job_id"].as_str().unwrap().to_string();
+        let trigger = get(&d, &format!("/v1/executions/{job}/trigger"));
+        assert_eq!(trigger["body"], serde_json::from_slice::<Value>(doc).unwrap(), "{what}");
+        assert_eq!(trigger["headers"]["content-encoding"], *coding, "{what}");
+    }
+    // Exactly the limit once decoded is taken; a body of binary data too.
+    let at_limit = format!("\"{}\"", "x".repeat(4094));
+    let r = d.request(
+        "POST",
+        "/loose",
+        &[("content-type", "application/json"), ("content-encoding", "gzip")],
+        &gzip(at_limit.as_bytes()),
+    );
+    assert_eq!(r.status, 202, "{r:?}");
+    let binary: Vec<u8> = (0..=255u8).cycle().take(1000).collect();
+    let r = d.request("POST", "/loose", &[("content-encoding", "deflate")], &zlib(&binary));
+    assert_eq!(r.status, 202, "{r:?}");
+    let decoded = get(
+        &d,
+        &format!("/v1/executions/{}/trigger", r.json()["job_id"].as_str().unwrap()),
+    );
+    let r = d.request("POST", "/loose", &[], &binary);
+    let plain = get(
+        &d,
+        &format!("/v1/executions/{}/trigger", r.json()["job_id"].as_str().unwrap()),
+    );
+    assert_eq!(decoded["body_encoding"], "base64");
+    assert_eq!(
+        (&decoded["body"], &decoded["body_encoding"]),
+        (&plain["body"], &plain["body_encoding"]),
+        "a binary body decoded is stored as the same body sent plain"
+    );
+    let stored = executions(&d, "loose").len();
+
+    // Refused, nothing recorded.
+    let gz = gzip(doc);
+    struct Refused {
+        what: &'static str,
+        coding: &'static str,
+        body: Vec<u8>,
+        status: u16,
+        code: &'static str,
+        message: &'static str,
+    }
+    let refused = vec![
+        Refused {
+            what: "brotli",
+            coding: "br",
+            body: doc.to_vec(),
+            status: 415,
+            code: "unsupported_encoding",
+            message: "the request body's Content-Encoding \"br\" is not one flowd decodes (it decodes gzip, deflate)",
+        },
+        Refused {
+            what: "zstd after gzip",
+            coding: "gzip, zstd",
+            body: gz.clone(),
+            status: 415,
+            code: "unsupported_encoding",
+            message: "the request body's Content-Encoding \"zstd\" is not one flowd decodes (it decodes gzip, deflate)",
+        },
+        Refused {
+            what: "three codings",
+            coding: "gzip, gzip, gzip",
+            body: gzip(&gzip(&gz)),
+            status: 400,
+            code: "bad_encoding",
+            message: "the request body has 3 content codings; flowd undoes at most 2",
+        },
+        Refused {
+            what: "plain JSON labelled gzip",
+            coding: "gzip",
+            body: doc.to_vec(),
+            status: 400,
+            code: "bad_encoding",
+            message: "the request body is not valid gzip: invalid gzip header",
+        },
+        Refused {
+            what: "gzip cut short",
+            coding: "gzip",
+            body: gz[..gz.len() - 9].to_vec(),
+            status: 400,
+            code: "bad_encoding",
+            message: "the request body is not valid gzip: incomplete deflate stream",
+        },
+        Refused {
+            what: "bytes after the gzip data",
+            coding: "gzip",
+            body: [gz.as_slice(), b"tail"].concat(),
+            status: 400,
+            code: "bad_encoding",
+            message: "the request body is not valid gzip: 4 bytes follow the end of the compressed data",
+        },
+        Refused {
+            what: "bytes after the deflate data",
+            coding: "deflate",
+            body: [zlib(doc).as_slice(), b"!"].concat(),
+            status: 400,
+            code: "bad_encoding",
+            message: "the request body is not valid deflate: 1 byte follows the end of the compressed data",
+        },
+        Refused {
+            what: "one byte over the limit once decoded",
+            coding: "gzip",
+            body: gzip(format!("\"{}\"", "x".repeat(4095)).as_bytes()),
+            status: 413,
+            code: "body_too_large",
+            message: "the request body, decoded from gzip, is over the 4.0 KiB limit (server.max_body)",
+        },
+        Refused {
+            what: "a megabyte of zeros in 1 KiB",
+            coding: "deflate",
+            body: zlib(&vec![b'0'; 1 << 20]),
+            status: 413,
+            code: "body_too_large",
+            message: "the request body, decoded from deflate, is over the 4.0 KiB limit (server.max_body)",
+        },
+    ];
+    for Refused {
+        what,
+        coding,
+        body,
+        status,
+        code,
+        message,
+    } in &refused
+    {
+        let r = d.request(
+            "POST",
+            "/loose",
+            &[("content-type", "application/json"), ("content-encoding", coding)],
+            body,
+        );
+        assert_eq!(
+            (r.status, error_of(&r)["code"].as_str()),
+            (*status, Some(*code)),
+            "{what}: {r:?}"
+        );
+        assert_eq!(error_of(&r)["message"], *message, "{what}");
+        if *status == 415 {
+            assert_eq!(r.header("accept-encoding"), Some("gzip, deflate"), "{what}");
+        }
+    }
+    assert_eq!(executions(&d, "loose").len(), stored);
+
+    // A manual run's body the same way.
+    let admin = |coding: &str, body: &[u8]| {
+        let auth = format!("Bearer {OPERATOR}");
+        support::http_request(
+            d.admin,
+            "POST",
+            "/v1/flows/by-hand/run",
+            &[("Authorization", auth.as_str()), ("Content-Encoding", coding)],
+            body,
+        )
+    };
+    let r = admin("gzip", &gzip(doc));
+    assert_eq!(r.status, 202, "{r:?}");
+    let job = r.json()["job_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        get(&d, &format!("/v1/executions/{job}/trigger"))["body"],
+        serde_json::from_slice::<Value>(doc).unwrap()
+    );
+    let r = admin("br", doc);
+    assert_eq!(
+        (r.status, error_of(&r)["code"].as_str()),
+        (415, Some("unsupported_encoding")),
+        "{r:?}"
+    );
+    let r = admin("deflate", b"not deflate");
+    assert_eq!(
+        (r.status, error_of(&r)["code"].as_str()),
+        (400, Some("bad_encoding")),
+        "{r:?}"
+    );
+    assert_eq!(executions(&d, "by-hand").len(), 1);
 }
 
 #[test]

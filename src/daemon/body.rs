@@ -1,13 +1,16 @@
 //! Reading a request body under both listeners' bounds: at most a number of bytes, and
 //! all of it within `server.body_read_timeout`, so a client that stops sending mid-body
-//! is answered `408` instead of holding its connection forever; and whether a body is
-//! JSON the flow's payload will hold as JSON.
+//! is answered `408` instead of holding its connection forever; the content codings a
+//! body may arrive in (`gzip`, `deflate`), undone under the same byte limit; and whether
+//! a body is JSON the flow's payload will hold as JSON.
 
 use crate::config::units::{format_bytes, format_duration};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
-use hyper::StatusCode;
 use hyper::body::Incoming;
+use hyper::header::CONTENT_ENCODING;
+use hyper::{HeaderMap, StatusCode};
+use std::io::Read;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +21,14 @@ pub enum BodyError {
     TimedOut(Duration),
     #[error("reading the request body failed: {0}")]
     Broken(String),
+    #[error("the request body's Content-Encoding {0:?} is not one flowd decodes (it decodes {ACCEPTED})")]
+    Unsupported(String),
+    #[error("the request body has {0} content codings; flowd undoes at most {MAX_CODINGS}")]
+    TooManyCodings(usize),
+    #[error("the request body is not valid {}: {}", .0.name(), .1)]
+    Corrupt(Coding, String),
+    #[error("the request body, decoded from {}, is over the {} limit", .0.name(), format_bytes(*.1))]
+    DecodedTooLarge(Coding, u64),
 }
 
 impl BodyError {
@@ -25,15 +36,19 @@ impl BodyError {
         match self {
             BodyError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyError::TimedOut(_) => StatusCode::REQUEST_TIMEOUT,
-            BodyError::Broken(_) => StatusCode::BAD_REQUEST,
+            BodyError::Broken(_) | BodyError::TooManyCodings(_) | BodyError::Corrupt(..) => StatusCode::BAD_REQUEST,
+            BodyError::Unsupported(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            BodyError::DecodedTooLarge(..) => StatusCode::PAYLOAD_TOO_LARGE,
         }
     }
 
     pub fn code(&self) -> &'static str {
         match self {
-            BodyError::TooLarge(_) => "body_too_large",
+            BodyError::TooLarge(_) | BodyError::DecodedTooLarge(..) => "body_too_large",
             BodyError::TimedOut(_) => "body_timeout",
             BodyError::Broken(_) => "bad_request",
+            BodyError::Unsupported(_) => "unsupported_encoding",
+            BodyError::TooManyCodings(_) | BodyError::Corrupt(..) => "bad_encoding",
         }
     }
 }
@@ -46,6 +61,125 @@ pub async fn read(body: Incoming, max: u64, timeout: Duration) -> Result<Bytes, 
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(BodyError::TooLarge(max)),
         Ok(Err(e)) => Err(BodyError::Broken(e.to_string())),
+    }
+}
+
+/// A content coding flowd undoes (RFC 9110 §8.4.1). Both have a fixed 32 KiB window, so
+/// decoding holds no more memory than its output; codings whose window the sender picks
+/// (zstd, up to gigabytes) are refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Coding {
+    Gzip,
+    /// Zlib-wrapped deflate, as RFC 9110 defines it, or raw deflate, as some senders send.
+    Deflate,
+}
+
+impl Coding {
+    pub fn name(self) -> &'static str {
+        match self {
+            Coding::Gzip => "gzip",
+            Coding::Deflate => "deflate",
+        }
+    }
+}
+
+/// The codings a `415` names, in the form of an `Accept-Encoding` header.
+pub const ACCEPTED: &str = "gzip, deflate";
+
+/// The most codings one body may carry; each layer is bounded by the byte limit on its
+/// own, so this bounds the work one request can ask for.
+const MAX_CODINGS: usize = 2;
+
+/// The codings a request's `Content-Encoding` headers name, in the order they were
+/// applied (`identity` is none).
+pub fn codings(headers: &HeaderMap) -> Result<Vec<Coding>, BodyError> {
+    let mut found = Vec::new();
+    for value in headers.get_all(CONTENT_ENCODING) {
+        let text = String::from_utf8_lossy(value.as_bytes());
+        for token in text.split(',').map(str::trim).filter(|t| !t.is_empty()) {
+            let coding = if token.eq_ignore_ascii_case("identity") {
+                continue;
+            } else if token.eq_ignore_ascii_case("gzip") || token.eq_ignore_ascii_case("x-gzip") {
+                Coding::Gzip
+            } else if token.eq_ignore_ascii_case("deflate") {
+                Coding::Deflate
+            } else {
+                return Err(BodyError::Unsupported(token.chars().take(40).collect()));
+            };
+            found.push(coding);
+        }
+    }
+    if found.len() > MAX_CODINGS {
+        return Err(BodyError::TooManyCodings(found.len()));
+    }
+    Ok(found)
+}
+
+/// `body` with `codings` undone, the last applied first; every layer's output at most
+/// `max` bytes. Runs off the async workers: inflating up to `max` takes milliseconds.
+pub async fn decode(codings: Vec<Coding>, body: Bytes, max: u64) -> Result<Bytes, BodyError> {
+    if codings.is_empty() {
+        return Ok(body);
+    }
+    let work = move || {
+        codings
+            .iter()
+            .rev()
+            .try_fold(body, |body, &coding| decode_one(coding, &body, max))
+    };
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| BodyError::Broken(format!("decoding failed: {e}")))?
+}
+
+fn decode_one(coding: Coding, body: &[u8], max: u64) -> Result<Bytes, BodyError> {
+    use flate2::bufread::{DeflateDecoder, GzDecoder, ZlibDecoder};
+    let corrupt = |why: String| BodyError::Corrupt(coding, why);
+    let mut out = Vec::new();
+    let mut rest = body;
+    // Nothing encodes to nothing, whatever the coding.
+    while !rest.is_empty() {
+        // One byte past `max` is read, so that a body over it is told from one at it.
+        let budget = (max + 1).saturating_sub(out.len() as u64);
+        rest = match coding {
+            Coding::Gzip => fill(GzDecoder::new(rest), budget, &mut out).map(GzDecoder::into_inner),
+            Coding::Deflate if zlib_header(rest) => {
+                fill(ZlibDecoder::new(rest), budget, &mut out).map(ZlibDecoder::into_inner)
+            }
+            Coding::Deflate => fill(DeflateDecoder::new(rest), budget, &mut out).map(DeflateDecoder::into_inner),
+        }
+        .map_err(|e| corrupt(e.to_string()))?;
+        if out.len() as u64 > max {
+            return Err(BodyError::DecodedTooLarge(coding, max));
+        }
+        // A gzip body may hold members one after another (RFC 1952 §2.2); anything else
+        // after the end of the compressed data would be dropped unseen.
+        if coding != Coding::Gzip || !rest.starts_with(&[0x1f, 0x8b]) {
+            break;
+        }
+    }
+    if !rest.is_empty() {
+        let what = match rest.len() {
+            1 => "1 byte follows".to_string(),
+            n => format!("{n} bytes follow"),
+        };
+        return Err(corrupt(format!("{what} the end of the compressed data")));
+    }
+    Ok(out.into())
+}
+
+/// Reads at most `budget` bytes of `decoder` onto `out`, and gives the decoder back.
+fn fill<R: Read>(mut decoder: R, budget: u64, out: &mut Vec<u8>) -> std::io::Result<R> {
+    (&mut decoder).take(budget).read_to_end(out)?;
+    Ok(decoder)
+}
+
+/// Whether `body` starts with a zlib header (RFC 1950 §2.2: deflate, and a check value
+/// that makes the first two bytes a multiple of 31).
+fn zlib_header(body: &[u8]) -> bool {
+    match body {
+        [cmf, flg, ..] => cmf & 0x0f == 8 && cmf >> 4 <= 7 && (u16::from(*cmf) << 8 | u16::from(*flg)) % 31 == 0,
+        _ => false,
     }
 }
 

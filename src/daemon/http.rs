@@ -1,6 +1,6 @@
 //! The webhook listener: each `http` flow's path on the trigger listener. A request is
-//! checked (path, method, body size, HMAC signature, JSON when sent as or declared
-//! JSON), handed to the flow's trigger, stored durably and only then answered:
+//! checked (path, method, body size, HMAC signature over the body as sent, its content
+//! coding undone, JSON when sent as or declared JSON), handed to the flow's trigger, stored durably and only then answered:
 //! `202 {"job_id"}`, or, for a flow with a `respond` step, held open until that step
 //! answers (`504` with the job id after the respond timeout; the execution goes on).
 //! A dropped event is answered with the flow's `drop_status`. Every answer to a flow's
@@ -14,7 +14,7 @@ use crate::plugin::TriggerEvent;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use hyper::header::{ACCEPT_ENCODING, ALLOW, CONTENT_LENGTH, CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -89,6 +89,16 @@ async fn handle_flow(shared: &Shared, flow: Arc<Flow>, req: Request<Incoming>) -
     if declared.is_some_and(|n| n > max) {
         return too_large();
     }
+    let codings = match super::body::codings(req.headers()) {
+        Ok(c) => c,
+        Err(e) => {
+            let (code, mut r) = fail(e.status(), e.code(), e.to_string());
+            // RFC 9110 §15.5.16: a 415 for a content coding says which ones are taken.
+            r.headers_mut()
+                .insert(ACCEPT_ENCODING, HeaderValue::from_static(super::body::ACCEPTED));
+            return (code, r);
+        }
+    };
     let query = req.uri().query().unwrap_or("").to_string();
     let sent_as_json = req
         .headers()
@@ -120,6 +130,13 @@ async fn handle_flow(shared: &Shared, flow: Arc<Flow>, req: Request<Incoming>) -
         }
         return (code, r);
     }
+    let body = match super::body::decode(codings, body, max).await {
+        Ok(b) => b,
+        Err(e @ super::body::BodyError::DecodedTooLarge(..)) => {
+            return fail(e.status(), e.code(), format!("{e} (server.max_body)"));
+        }
+        Err(e) => return fail(e.status(), e.code(), e.to_string()),
+    };
     // Sent as JSON, or to a flow that takes JSON: it must be JSON, or nothing is recorded.
     let must_be_json = *body_kind == BodyKind::Json || (sent_as_json && !body.is_empty());
     if must_be_json && let Err(e) = super::body::check_json(&body) {

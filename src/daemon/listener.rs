@@ -6,7 +6,8 @@
 //! most `idle_timeout` for its next request. A request handler that panics is answered
 //! `500` with the JSON error shape, and so are the requests hyper itself refuses (a
 //! malformed request, a path with bytes a URI may not hold, conflicting lengths, an
-//! oversized head), where the connection allows it.
+//! oversized head), where the connection allows it. A request whose `Host` is missing
+//! (HTTP/1.1), repeated or not a host is answered `400` before any handler sees it.
 
 use crate::sync::Lock as _;
 use bytes::Bytes;
@@ -140,20 +141,34 @@ pub async fn serve<F, Fut, B>(
             let (handle, conn) = (handle.clone(), conn.clone());
             hyper::service::service_fn(move |req| {
                 conn.begin();
-                let fut = AssertUnwindSafe(handle(req)).catch_unwind();
+                let call = match host_problem(&req) {
+                    None => Ok(AssertUnwindSafe(handle(req)).catch_unwind()),
+                    Some(why) => Err(why),
+                };
                 let conn = conn.clone();
                 async move {
-                    let response = match fut.await {
-                        Ok(r) => r.map(|b| b.map_err(Into::into).boxed_unsync()),
-                        Err(panic) => {
-                            let why = panic_text(&*panic);
-                            tracing::error!(listener = what, error = %why, "a request handler panicked; answered 500");
-                            error_response(
-                                hyper::StatusCode::INTERNAL_SERVER_ERROR,
-                                "internal",
-                                "flowd failed on this request; the daemon goes on serving (see its log)",
-                            )
+                    let response = match call {
+                        Err(why) => {
+                            let mut r = error_response(hyper::StatusCode::BAD_REQUEST, "bad_host", &why);
+                            // Which host the client meant is unknown: nothing more is read.
+                            r.headers_mut().insert(
+                                hyper::header::CONNECTION,
+                                hyper::header::HeaderValue::from_static("close"),
+                            );
+                            r
                         }
+                        Ok(fut) => match fut.await {
+                            Ok(r) => r.map(|b| b.map_err(Into::into).boxed_unsync()),
+                            Err(panic) => {
+                                let why = panic_text(&*panic);
+                                tracing::error!(listener = what, error = %why, "a request handler panicked; answered 500");
+                                error_response(
+                                    hyper::StatusCode::INTERNAL_SERVER_ERROR,
+                                    "internal",
+                                    "flowd failed on this request; the daemon goes on serving (see its log)",
+                                )
+                            }
+                        },
                     };
                     Ok::<_, std::convert::Infallible>(response.map(|b| Tracked { inner: b, conn }.boxed_unsync()))
                 }
@@ -178,6 +193,49 @@ pub async fn serve<F, Fut, B>(
     }
     drop(listener);
     let _ = tokio::time::timeout(grace, graceful.shutdown()).await;
+}
+
+/// Why a request's `Host` makes it one to refuse (RFC 9112 §3.2: a server answers `400` to
+/// an HTTP/1.1 request without one, and to any with more than one or an invalid one).
+/// An empty value is valid: it says the target has no authority.
+fn host_problem<B>(req: &Request<B>) -> Option<String> {
+    let mut hosts = req.headers().get_all(hyper::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) if req.version() == hyper::Version::HTTP_11 => {
+            Some("the request has no Host header, which HTTP/1.1 requires (RFC 9112 §3.2)".into())
+        }
+        (None, _) => None,
+        (Some(_), Some(_)) => Some(format!(
+            "the request has {} Host headers; it may have one (RFC 9112 §3.2)",
+            2 + hosts.count()
+        )),
+        (Some(host), None) if host.is_empty() || is_host(host.as_bytes()) => None,
+        (Some(host), None) => {
+            let shown: String = String::from_utf8_lossy(host.as_bytes()).chars().take(60).collect();
+            Some(format!(
+                "the request's Host header {shown:?} is not a host with an optional port (RFC 9112 §3.2)"
+            ))
+        }
+    }
+}
+
+/// Whether `value` is `uri-host [ ":" port ]`: an authority without user information,
+/// whose port, when there is one, is a number a port can be.
+fn is_host(value: &[u8]) -> bool {
+    let Ok(authority) = hyper::http::uri::Authority::try_from(value) else {
+        return false;
+    };
+    let text = authority.as_str();
+    let after_host = match text.strip_prefix('[') {
+        Some(bracketed) => bracketed.split_once(']').map_or("", |(_, after)| after),
+        None => text.find(':').map_or("", |i| &text[i..]),
+    };
+    let port_ok = match after_host.strip_prefix(':') {
+        // RFC 3986 §3.2.3: the port may be empty.
+        Some(port) => port.is_empty() || port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok(),
+        None => after_host.is_empty(),
+    };
+    !text.contains('@') && port_ok
 }
 
 /// Errors of one connection, not of the listener: accept again at once.

@@ -264,11 +264,17 @@ fn openapi(query: Option<&str>) -> Answer {
     Ok(boxed(super::respond::json_text(StatusCode::OK, OPENAPI)))
 }
 
-/// The request body as JSON (empty: `{}`), at most [`MAX_BODY`] bytes.
+/// The request body as JSON (empty: `{}`), at most [`MAX_BODY`] bytes, decoded when sent
+/// with a content coding.
 async fn read_json(shared: &Shared, req: Request<Incoming>) -> Result<Value, ApiError> {
+    let refused = |e: crate::daemon::body::BodyError| ApiError::new(e.status(), e.code(), e.to_string());
+    let codings = crate::daemon::body::codings(req.headers()).map_err(refused)?;
     let bytes = crate::daemon::body::read(req.into_body(), MAX_BODY as u64, shared.config.server.body_read_timeout)
         .await
-        .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
+        .map_err(refused)?;
+    let bytes = crate::daemon::body::decode(codings, bytes, MAX_BODY as u64)
+        .await
+        .map_err(refused)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
