@@ -420,6 +420,41 @@ fn transform_keep_adds_fields_each_computed_from_the_document_as_it_came() {
 }
 
 #[test]
+fn transform_says_when_a_sum_or_average_is_past_the_largest_double_and_the_average_of_nothing_is_null() {
+    // JMESPath itself says "Parse error: Expected to be a valid number".
+    let setup = Setup::new("");
+    let input = json!({ "items": [{"price": 1e308}, {"price": 1e308}], "nums": [1e308, 1e308, -1.0] });
+    for expr in ["sum(items[].price)", "sum(nums)", "avg(nums)", "sum(nums[?@ > `0`])"] {
+        let config = format!(r#"{{ from = "trigger.body", fields = {{ x = "{expr}" }} }}"#);
+        let flow = setup.flow("t", &support::one_step("transform", &config, ""));
+        let (code, r) = setup.run(&flow, Some(&input));
+        assert_eq!(code, 1, "{expr}: {r:#}");
+        let e = &step(&r, "only")["error"];
+        assert_eq!(
+            (&e["kind"], &e["code"]),
+            (&json!("connector"), &json!("expression")),
+            "{expr}"
+        );
+        assert_eq!(
+            e["message"],
+            format!("evaluating {expr:?}: the result is past the largest number a double holds (±1.8e308)"),
+        );
+    }
+    // The average of nothing is null, as the JMESPath specification says.
+    let flow = setup.flow(
+        "t",
+        &support::one_step(
+            "transform",
+            r#"{ from = "trigger.body", fields = { none = "avg(none)", some = "avg(some)" } }"#,
+            "",
+        ),
+    );
+    let (code, r) = setup.run(&flow, Some(&json!({ "none": [], "some": [1, 2] })));
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(step(&r, "only")["output"], json!({ "none": null, "some": 1.5 }));
+}
+
+#[test]
 fn transform_errors_at_run_time_are_connector_errors() {
     let setup = Setup::new("");
     let flow = setup.flow(

@@ -20,7 +20,7 @@ fn runtime_for(ast: &jmespath::ast::Ast) -> jmespath::Runtime {
     for name in names {
         let f: Box<dyn Function> = match name {
             "abs" => Box::new(AbsFn::new()),
-            "avg" => Box::new(AvgFn::new()),
+            "avg" => Box::new(SpecAvg(AvgFn::new())),
             "ceil" => Box::new(CeilFn::new()),
             "contains" => Box::new(ContainsFn::new()),
             "ends_with" => Box::new(EndsWithFn::new()),
@@ -103,6 +103,23 @@ impl jmespath::functions::Function for IntegralSum {
         })
     }
 }
+
+/// `avg()` of an empty array is null, as the JMESPath specification says (the crate's
+/// divides by zero, and fails on the result).
+struct SpecAvg(jmespath::functions::AvgFn);
+
+impl jmespath::functions::Function for SpecAvg {
+    fn evaluate(&self, args: &[jmespath::Rcvar], ctx: &mut jmespath::Context<'_>) -> jmespath::SearchResult {
+        if args.len() == 1 && args[0].as_array().is_some_and(|a| a.is_empty()) {
+            return Ok(jmespath::Rcvar::new(jmespath::Variable::Null));
+        }
+        self.0.evaluate(args, ctx)
+    }
+}
+
+/// What JMESPath's `sum` and `avg` say of a result that is not finite (filed as parse
+/// errors); their arguments are checked before, so this is all these can mean.
+const NOT_FINITE: [&str; 2] = ["Expected to be a valid number", "Expected to be a valid f64"];
 
 /// A problem in a config: where (dotted keys) and what.
 pub type Problem = (String, String);
@@ -336,7 +353,15 @@ impl Expr {
     }
 
     fn failed(&self, e: jmespath::JmespathError) -> String {
-        format!("evaluating {:?}: {}", self.text, e.reason)
+        match &e.reason {
+            // JMESPath's words (filed as a parse error) for a result no double holds: a sum
+            // or an average past the largest one.
+            jmespath::ErrorReason::Parse(m) if NOT_FINITE.contains(&m.as_str()) => format!(
+                "evaluating {:?}: the result is past the largest number a double holds (±1.8e308)",
+                self.text
+            ),
+            reason => format!("evaluating {:?}: {reason}", self.text),
+        }
     }
 
     /// JMESPath truthiness: false, null, empty strings, arrays and objects are false.
