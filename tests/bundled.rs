@@ -129,6 +129,46 @@ fn transform_sums_integers_to_an_integer() {
 }
 
 #[test]
+fn transform_keeps_integers_integral_through_abs_floor_and_ceil() {
+    // JMESPath's own work in floating point: abs(-5) would be 5.0, floor(1.5) 1.0.
+    let setup = Setup::new("");
+    let fields = [
+        ("abs_int", "abs(`-5`)", "5"),
+        ("abs_min", "abs(`-9223372036854775808`)", "9223372036854775808"),
+        ("abs_u64", "abs(`18446744073709551615`)", "18446744073709551615"),
+        ("abs_float", "abs(`-1.5`)", "1.5"),
+        ("abs_whole_float", "abs(`-2.0`)", "2.0"),
+        ("floor", "floor(`1.5`)", "1"),
+        ("floor_negative", "floor(`-1.5`)", "-2"),
+        ("ceil", "ceil(`1.5`)", "2"),
+        ("ceil_to_zero", "ceil(`-0.5`)", "0"),
+        ("floor_int", "floor(`9007199254740993`)", "9007199254740993"),
+        ("floor_huge", "floor(`1e300`)", "1e+300"),
+        ("from_input", "floor(price)", "4"),
+    ];
+    let config = fields
+        .iter()
+        .map(|(k, e, _)| format!("{k} = \"{e}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let flow = setup.flow(
+        "t",
+        &support::one_step(
+            "transform",
+            &format!(r#"{{ from = "trigger.body", fields = {{ {config} }} }}"#),
+            "",
+        ),
+    );
+    let (code, r) = setup.run(&flow, Some(&json!({ "price": 4.99 })));
+    assert_eq!(code, 0, "{r:#}");
+    let out = &step(&r, "only")["output"];
+    // Compared as text: 5 and 5.0 are equal as JSON values but not to a user.
+    for (key, _, want) in fields {
+        assert_eq!(out[key].to_string(), want, "{key}: {out}");
+    }
+}
+
+#[test]
 fn transform_reads_length_and_sum_of_a_chain_as_jmespath_does() {
     // `length(a.b)` and `sum(a[].p)` are read from the document directly; written with
     // spaces, the same expressions go through JMESPath. Every document must give the same
@@ -326,7 +366,7 @@ fn transform_calls_each_builtin_function_wherever_an_expression_names_it() {
     assert_eq!(code, 0, "{r:#}");
     assert_eq!(
         step(&r, "only")["output"].to_string(),
-        r#"{"by_price":["tea","cup","pot"],"top":"pot","minby":"cup","cheap":["tea"],"joined":"tea,cup,pot","nested":{"n":2,"s":true,"t":"string"},"flat":7,"rev":[3,1],"rounding":[2.0,2.0,1.0],"avg":15.333333333333334,"range":[4,30],"merged":{"a":1,"b":2},"arr":["Ada Lovelace"],"ends":true}"#
+        r#"{"by_price":["tea","cup","pot"],"top":"pot","minby":"cup","cheap":["tea"],"joined":"tea,cup,pot","nested":{"n":2,"s":true,"t":"string"},"flat":7,"rev":[3,1],"rounding":[2,2,1],"avg":15.333333333333334,"range":[4,30],"merged":{"a":1,"b":2},"arr":["Ada Lovelace"],"ends":true}"#
     );
 
     let flow = setup.flow(

@@ -19,12 +19,12 @@ fn runtime_for(ast: &jmespath::ast::Ast) -> jmespath::Runtime {
     let mut runtime = jmespath::Runtime::new();
     for name in names {
         let f: Box<dyn Function> = match name {
-            "abs" => Box::new(AbsFn::new()),
+            "abs" => Box::new(IntegralAbs(AbsFn::new())),
             "avg" => Box::new(SpecAvg(AvgFn::new())),
-            "ceil" => Box::new(CeilFn::new()),
+            "ceil" => Box::new(Whole(CeilFn::new())),
             "contains" => Box::new(ContainsFn::new()),
             "ends_with" => Box::new(EndsWithFn::new()),
-            "floor" => Box::new(FloorFn::new()),
+            "floor" => Box::new(Whole(FloorFn::new())),
             "join" => Box::new(JoinFn::new()),
             "keys" => Box::new(KeysFn::new()),
             "length" => Box::new(LengthFn::new()),
@@ -100,6 +100,58 @@ impl jmespath::functions::Function for IntegralSum {
         Ok(match integral {
             Some(total) => jmespath::Rcvar::new(jmespath::Variable::Number(total.into())),
             None => float,
+        })
+    }
+}
+
+/// The integer a JMESPath argument holds, when it holds one.
+fn integer_arg(args: &[jmespath::Rcvar]) -> Option<&serde_json::Number> {
+    match args {
+        [one] => match &**one {
+            jmespath::Variable::Number(n) if n.is_i64() || n.is_u64() => Some(n),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// `abs()` that keeps an integer an integer (JMESPath's own works in floating point:
+/// `abs(-5)` would be `5.0`).
+struct IntegralAbs(jmespath::functions::AbsFn);
+
+impl jmespath::functions::Function for IntegralAbs {
+    fn evaluate(&self, args: &[jmespath::Rcvar], ctx: &mut jmespath::Context<'_>) -> jmespath::SearchResult {
+        let abs = integer_arg(args).and_then(|n| match n.as_i64() {
+            // i64::MIN's magnitude is a u64.
+            Some(i) => Some(serde_json::Number::from(i.unsigned_abs())),
+            None => n.as_u64().map(serde_json::Number::from),
+        });
+        match abs {
+            Some(n) => Ok(jmespath::Rcvar::new(jmespath::Variable::Number(n))),
+            None => self.0.evaluate(args, ctx),
+        }
+    }
+}
+
+/// `floor()` and `ceil()` that give an integer, as the JMESPath specification describes
+/// them ("the next lowest integer value"): the value itself for an integer, else the
+/// built-in's result as an integer where 64 bits hold it (JMESPath's own gives `1.0`).
+struct Whole<F>(F);
+
+impl<F: jmespath::functions::Function> jmespath::functions::Function for Whole<F> {
+    fn evaluate(&self, args: &[jmespath::Rcvar], ctx: &mut jmespath::Context<'_>) -> jmespath::SearchResult {
+        if integer_arg(args).is_some() {
+            return Ok(args[0].clone());
+        }
+        let result = self.0.evaluate(args, ctx)?;
+        let whole = match &*result {
+            // Within ±2^63 the value converts exactly (it has no fraction); -0.0 is 0.
+            jmespath::Variable::Number(n) => n.as_f64().filter(|f| (i64::MIN as f64..-(i64::MIN as f64)).contains(f)),
+            _ => None,
+        };
+        Ok(match whole {
+            Some(f) => jmespath::Rcvar::new(jmespath::Variable::Number((f as i64).into())),
+            None => result,
         })
     }
 }
