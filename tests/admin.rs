@@ -281,6 +281,14 @@ fn log_search_filters_and_pages_newest_first() {
         messages(&logs("?from=2000-01-01T00:00:00Z&to=2000-01-02T00:00:00Z")).len(),
         0
     );
+    // One instant, written in two offsets, is a range: from and to are both inclusive.
+    let list = d.admin(
+        "GET",
+        "/v1/executions?from=2026-01-01T05:30:00%2B05:30&to=2026-01-01T00:00:00Z",
+        Some(VIEWER),
+        b"",
+    );
+    assert_eq!(list.status, 200, "{list:?}");
 
     // Pages follow the cursor; records arriving meanwhile do not shift them.
     let page = logs("?limit=4");
@@ -312,6 +320,26 @@ fn log_search_filters_and_pages_newest_first() {
             "cannot be combined",
         ),
         ("/v1/logs?status=failed", "status", "unknown"),
+        (
+            "/v1/executions?from=2030-01-01T00:00:00Z&to=2020-01-01T00:00:00Z",
+            "from",
+            "\"2030-01-01T00:00:00Z\" is after `to` (\"2020-01-01T00:00:00Z\"); the range holds nothing",
+        ),
+        (
+            "/v1/logs?from=2026-01-01T00:00:01Z&to=2026-01-01T00:00:00Z",
+            "from",
+            "is after `to`",
+        ),
+        (
+            "/v1/executions/histogram?from=2026-01-01T05:30:01%2B05:30&to=2026-01-01T00:00:00Z",
+            "from",
+            "is after `to`",
+        ),
+        (
+            "/v1/schedules/executions?from=2026-01-02T00:00:00Z&to=2026-01-01T00:00:00Z",
+            "from",
+            "is after `to`",
+        ),
     ] {
         let r = d.admin("GET", path, Some(VIEWER), b"");
         assert_bad_parameter(&r, name, says, path);

@@ -157,6 +157,17 @@ fn executions_list_filters_pages_and_shows() {
     let (code, _, err) = cli(&d, Some(VIEWER), &["executions", "list", "--limit", "5000"]);
     assert_eq!(code, 2, "a page over the API's maximum is refused before asking");
     assert!(err.contains("at most 1000"), "{err}");
+    let backwards = ["--from", "2026-02-01T00:00:00Z", "--to", "2026-01-01T00:00:00Z"];
+    let says = "error: --from 2026-02-01T00:00:00.000Z is after --to 2026-01-01T00:00:00.000Z; the range holds nothing";
+    for command in [
+        &["executions", "list"][..],
+        &["logs"],
+        &["logs", "--download", "x.ndjson"],
+        &["schedules", "executions"],
+    ] {
+        let (code, _, err) = cli(&d, Some(VIEWER), &[command, &backwards[..]].concat());
+        assert_eq!((code, err.trim()), (2, says), "{command:?}");
+    }
     d.stop();
 
     // Offline, on the stopped daemon's data, the same filters and renderings.
@@ -175,6 +186,18 @@ fn executions_list_filters_pages_and_shows() {
     let (code, _, err) = support::data_cli(&setup, &["executions", "list", "--preset", "1h"]);
     assert_eq!(code, 2);
     assert!(err.contains("--preset needs the daemon"), "{err}");
+    let backwards = ["--from", "2026-02-01T00:00:00+01:00", "--to", "2026-01-01T00:00:00Z"];
+    for command in [&["executions", "list"][..], &["logs"]] {
+        let (code, _, err) = support::data_cli(&setup, &[command, &backwards[..]].concat());
+        assert_eq!(
+            (code, err.trim()),
+            (
+                2,
+                "error: --from 2026-01-31T23:00:00.000Z is after --to 2026-01-01T00:00:00.000Z; the range holds nothing"
+            ),
+            "{command:?}"
+        );
+    }
 }
 
 /// Every record of a search through the client's `--json` pages, oldest first.

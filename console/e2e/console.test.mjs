@@ -162,7 +162,16 @@ test("presets and custom ranges are read in the daemon's zone (Asia/Kolkata), an
     await until("the histogram's total", async () => (await page.getByTestId("histogram").getAttribute("data-total")) === String(want.length));
   }
   assert.deepEqual(await shownJobs(page), rows.map((e) => e.job_id));
+  // A range typed backwards: the daemon's reason is the page's alert.
+  await page.getByTestId("custom-from").fill(typed(wallOf(last + 2000)));
+  await page.getByTestId("custom-from").dispatchEvent("change");
+  await page.getByTestId("custom-to").fill(typed(wallOf(first - 2000)));
+  await page.getByTestId("custom-to").dispatchEvent("change");
+  await page.getByRole("alert").getByText("is after `to`").waitFor();
+  assert.match(await page.getByRole("alert").textContent(), /the range holds nothing/);
   await page.getByTestId("zone").selectOption("daemon");
+  // The refusals the test asked for.
+  page.problems = page.problems.filter((p) => !/status of 400/.test(p));
   noProblems(page);
   await page.close();
 });

@@ -93,6 +93,10 @@ async fn logs_offline(source: &super::source::Source, a: LogsArgs) -> u8 {
     if let Err(c) = refused {
         return c;
     }
+    if let Err(e) = a.time.check() {
+        eprintln!("error: {}", e.message);
+        return e.code;
+    }
     let store = match super::source::open(source).await {
         Ok(s) => s.store,
         Err(c) => return c,
@@ -178,12 +182,12 @@ async fn logs_remote(a: LogsArgs) -> u8 {
         }
         if let Some(file) = &a.download {
             let mut q = log_filters(&a);
-            a.time.append(&mut q);
+            a.time.append(&mut q)?;
             q.opt("format", Some(a.format.name()));
             return download(&c, q.path("/v1/logs/download"), file, a.format).await;
         }
         let mut q = log_filters(&a);
-        a.time.append(&mut q);
+        a.time.append(&mut q)?;
         q.opt("limit", page_limit(a.limit)?)
             .opt("cursor", a.cursor.map(|k| k.to_string()));
         let (_, v) = c.json(Method::GET, &q.path("/v1/logs"), None).await?;

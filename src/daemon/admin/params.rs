@@ -110,10 +110,26 @@ impl Params {
         })
     }
 
-    /// `from`/`to` (RFC 3339) or `preset` (see [`super::presets`]), not both.
+    /// `from`/`to` (RFC 3339, `from` not after `to`) or `preset` (see
+    /// [`super::presets`]), not both.
     pub fn time_range(&self, tz: chrono_tz::Tz) -> Result<(Option<SystemTime>, Option<SystemTime>), ApiError> {
         let (from, to) = (self.time("from")?, self.time("to")?);
         let Some(preset) = self.string("preset")? else {
+            // A range that holds nothing is a mistake (the two swapped, or a year off),
+            // not a question whose answer is "none".
+            if let (Some(f), Some(t)) = (from, to)
+                && f > t
+            {
+                let shown = |name| self.string(name).ok().flatten().unwrap_or_default();
+                return Err(bad(
+                    "from",
+                    format!(
+                        "{:?} is after `to` ({:?}); the range holds nothing",
+                        shown("from"),
+                        shown("to")
+                    ),
+                ));
+            }
             return Ok((from, to));
         };
         if from.is_some() || to.is_some() {
