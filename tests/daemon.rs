@@ -85,6 +85,62 @@ respond = { status = 201, headers = { "x-total" = "{{ steps.shape.total }}" }, b
     assert_eq!(trigger["headers"]["content-type"], "application/json");
 }
 
+/// A respond header a placeholder fills from the request: a value with a line break in it
+/// would end the header and start one the sender chose, so the step fails and nothing of
+/// the response is sent (502, with the job id); the step's error names the header.
+#[test]
+fn a_respond_header_filled_with_a_line_break_fails_the_step_and_sends_nothing() {
+    let setup = Setup::with_server("", support::admin::TOKENS);
+    setup.flow(
+        "mirror",
+        r#"[flow]
+name = "mirror"
+[trigger.http]
+path = "/mirror"
+[[steps]]
+name = "reply"
+respond = { status = 200, headers = { "x-echo" = "{{ trigger.body.h }}" }, body = "done" }
+"#,
+    );
+    let d = support::admin::start(&setup);
+    let send = |h: &str| {
+        let body = serde_json::to_vec(&json!({ "h": h })).unwrap();
+        d.request("POST", "/mirror", &[("content-type", "application/json")], &body)
+    };
+    let r = send("plain\tand a tab");
+    assert_eq!((r.status, r.header("x-echo")), (200, Some("plain\tand a tab")), "{r:?}");
+    for (h, what) in [
+        ("a\r\nset-cookie: session=evil", "a carriage return (CR) at character 2"),
+        ("line\nfeed", "a line feed (LF) at character 5"),
+        ("nul\u{0}", "a NUL byte at character 4"),
+        ("bell\u{7}", "the control character U+0007 at character 5"),
+    ] {
+        let r = send(h);
+        assert_eq!(
+            (r.status, r.json()["error"]["code"].as_str()),
+            (502, Some("no_response")),
+            "{h:?}: {r:?}"
+        );
+        assert!(
+            r.header("set-cookie").is_none() && r.header("x-echo").is_none(),
+            "{r:?}"
+        );
+        let job = r.json()["job_id"].as_str().unwrap().to_string();
+        let detail = support::admin::get(&d, &format!("/v1/executions/{job}"));
+        assert_eq!(detail["execution"]["status"], "failed");
+        assert_eq!(
+            detail["steps"][0]["error"],
+            json!({
+                "kind": "template",
+                "message": format!("header `x-echo`: its value holds {what}, which a header cannot carry; nothing was sent"),
+                "retryable": false
+            }),
+            "{h:?}"
+        );
+    }
+    d.stop();
+}
+
 /// A connector's output travels as the text it gave: the next step's input carries it,
 /// a respond step whose body is that whole output sends it byte for byte, and what is
 /// stored and shown is its value.

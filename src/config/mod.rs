@@ -29,7 +29,7 @@ pub(crate) use daemon::{NAME_RULE, valid_name};
 pub use diag::{ConfigError, ConfigErrors, Location, Place, Related, Snippet, SourceFile, closest, did_you_mean};
 pub use flow::{
     Action, BodyKind, CatchUp, ConnectorCall, Flow, MAX_WAIT, OnError, Overlap, Pause, RetryPolicy, Signature, Step,
-    Throttle, Trigger, TriggerKind, toml_to_json,
+    Throttle, Trigger, TriggerKind, header_control, toml_to_json,
 };
 pub use store::{DEFAULT_REDB_CACHE, StoreSection};
 pub use template::{Outputs, Template};

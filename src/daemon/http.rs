@@ -265,7 +265,7 @@ async fn accept(
         Ok(Ok(out)) => respond(&out, &job),
         Ok(Err(_)) => json(
             StatusCode::BAD_GATEWAY,
-            &json!({ "error": { "code": "no_response", "message": "the execution ended before its respond step ran" }, "job_id": job }),
+            &json!({ "error": { "code": "no_response", "message": "the execution ended before its respond step answered (a step before it, or the respond step itself, did not succeed): see the execution" }, "job_id": job }),
         ),
         Err(_) => json(
             StatusCode::GATEWAY_TIMEOUT,

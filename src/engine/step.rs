@@ -289,6 +289,17 @@ impl StepCall<'_> {
                                 .collect(),
                             _ => Map::new(),
                         };
+                        // What a placeholder gave must be a value HTTP carries: a line break
+                        // from the request would otherwise end the header and start another.
+                        let broken = headers.iter().find_map(|(k, v)| {
+                            let (at, what) = crate::config::header_control(v.as_str()?)?;
+                            Some(format!(
+                                "header `{k}`: its value holds {what} at character {at}, which a header cannot carry; nothing was sent"
+                            ))
+                        });
+                        if let Some(message) = broken {
+                            return Ok(finish_failed(r, clock, Failure::new(ErrorKind::Template, message)));
+                        }
                         let out = Arc::new(json!({ "status": status, "headers": headers, "body": body }));
                         // The body as its connector wrote it, in the output's text.
                         let body_text = data.body_text(body_template);

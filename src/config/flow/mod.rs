@@ -5,7 +5,7 @@
 
 mod resolve;
 
-pub use resolve::toml_to_json;
+pub use resolve::{header_control, toml_to_json};
 
 use super::Location;
 use super::daemon::StepLimits;

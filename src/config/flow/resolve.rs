@@ -768,7 +768,22 @@ fn resolve_step(
         }
     } else if let Some(mut respond) = respond {
         let status = respond.int("status", 100..=599, errors);
-        let headers = respond.value::<BTreeMap<String, String>>("headers", "a table of header names to text", errors);
+        let headers = respond.value::<BTreeMap<Spanned<String>, Spanned<String>>>(
+            "headers",
+            "a table of header names to text",
+            errors,
+        );
+        if let Some(h) = &headers {
+            check_respond_headers(source, respond.prefix(), h.get_ref(), errors);
+        }
+        let headers = headers.map(|h| {
+            let span = h.span();
+            let plain = h
+                .into_inner()
+                .into_iter()
+                .map(|(k, v)| (k.into_inner(), v.into_inner()));
+            Spanned::new(span, plain.collect::<BTreeMap<String, String>>())
+        });
         let body = respond.get("body");
         respond.finish(errors);
         let body = match body {
@@ -816,6 +831,113 @@ fn resolve_step(
         needs,
         place: None,
     })
+}
+
+/// Headers the listener writes for the response it frames: a flow's would contradict
+/// them (a `content-length` other than the body's leaves its caller waiting).
+const FRAMING_HEADERS: [&str; 8] = [
+    "connection",
+    "content-length",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// A `respond` step's headers as HTTP can carry them: names that are header names (RFC
+/// 9110 §5.1), each once in any case, none the listener or flowd sets itself, and values
+/// without control characters (what placeholders give is checked when the step runs).
+fn check_respond_headers(
+    source: &SourceFile,
+    prefix: &str,
+    headers: &BTreeMap<Spanned<String>, Spanned<String>>,
+    errors: &mut ConfigErrors,
+) {
+    let key_path = |name: &str| {
+        if !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            format!("{prefix}headers.{name}")
+        } else {
+            format!("{prefix}headers.{name:?}")
+        }
+    };
+    let mut seen: HashMap<String, (Range<usize>, &str)> = HashMap::new();
+    for (name, value) in headers {
+        let at = key_path(name.get_ref());
+        if http::HeaderName::from_bytes(name.get_ref().as_bytes()).is_err() {
+            errors.push(
+                source
+                    .error(name.span(), format!("{at}: not a header name"))
+                    .with_help("a header name is letters, digits and any of !#$%&'*+-.^_`|~ (RFC 9110 §5.1)"),
+            );
+            continue;
+        }
+        let lower = name.get_ref().to_ascii_lowercase();
+        if FRAMING_HEADERS.contains(&lower.as_str()) {
+            errors.push(
+                source
+                    .error(
+                        name.span(),
+                        format!("{at}: `{lower}` is the listener's to set, for the body it sends"),
+                    )
+                    .with_help("leave it out: the listener frames each response itself"),
+            );
+        } else if lower == "x-flowd-job-id" {
+            errors.push(source.error(
+                name.span(),
+                format!("{at}: `x-flowd-job-id` is flowd's own: the job id of the execution that answers"),
+            ));
+        }
+        match seen.get(&lower) {
+            Some((other, other_name)) => {
+                // The table is walked in key order, not the file's.
+                let (first, (again, again_name)) = if other.start < name.span().start {
+                    (other.clone(), (name.span(), name.get_ref().as_str()))
+                } else {
+                    (name.span(), (other.clone(), *other_name))
+                };
+                errors.push(
+                    source
+                        .error(
+                            again,
+                            format!(
+                                "{}: the header `{lower}` is set twice (header names ignore case)",
+                                key_path(again_name)
+                            ),
+                        )
+                        .with_label("again here")
+                        .with_related(source.related(first, "first here")),
+                );
+            }
+            None => {
+                seen.insert(lower, (name.span(), name.get_ref().as_str()));
+            }
+        }
+        if let Some((at_char, what)) = header_control(value.get_ref()) {
+            errors.push(source.error(
+                value.span(),
+                format!("{at}: the value holds {what} at character {at_char}, which a header cannot carry"),
+            ));
+        }
+    }
+}
+
+/// The first character of `value` a header cannot carry, as its position (from 1) and a
+/// name for it: a control character other than tab (RFC 9110 §5.5; a CR or LF would end
+/// the header, and start another).
+pub fn header_control(value: &str) -> Option<(usize, String)> {
+    let (i, c) = value
+        .chars()
+        .enumerate()
+        .find(|&(_, c)| (c < ' ' && c != '\t') || c == '\u{7f}')?;
+    let name = match c {
+        '\r' => "a carriage return (CR)".to_string(),
+        '\n' => "a line feed (LF)".to_string(),
+        '\0' => "a NUL byte".to_string(),
+        c => format!("the control character U+{:04X}", c as u32),
+    };
+    Some((i + 1, name))
 }
 
 /// Adds the daemon's cap as a `help` to the range error just reported for a step `key`.
