@@ -96,11 +96,23 @@ impl SourceFile {
             shown = &text['\u{feff}'.len_utf8()..];
             before = before.strip_prefix('\u{feff}').unwrap_or(before);
         }
+        // Control characters are shown as U+FFFD (TOML allows none but tab, and a stray
+        // escape would reach the terminal); tabs as four spaces.
+        let shown: Vec<char> = shown
+            .chars()
+            .flat_map(|c| match c {
+                '\t' => vec![' '; 4],
+                c if c.is_control() => vec!['\u{fffd}'],
+                c => vec![c],
+            })
+            .collect();
+        let (start_col, width) = (display_width(before), display_width(&self.text[start..end]).max(1));
+        let (text, start_col, width) = window(&shown, start_col, width);
         Snippet {
             line: line + 1,
-            text: shown.replace('\t', "    "),
-            start: display_width(before),
-            width: display_width(&self.text[start..end]).max(1),
+            text,
+            start: start_col,
+            width,
             label,
         }
     }
@@ -123,6 +135,28 @@ impl SourceFile {
             snippet: self.snippet(&span, Some(label.into())),
         }
     }
+}
+
+/// The widest line a snippet shows: a longer one (a minified file, a long inline table)
+/// is cut to this around its span, `...` marking what was left out, as rustc does.
+const MAX_SHOWN: usize = 160;
+
+/// Columns shown before the span on a cut line.
+const BEFORE_SPAN: usize = 60;
+
+/// `line` (one char per column) as shown, with the span at `start` columns, `width` wide,
+/// moved to where it lands in what is shown.
+fn window(line: &[char], start: usize, width: usize) -> (String, usize, usize) {
+    if line.len() <= MAX_SHOWN {
+        return (line.iter().collect(), start, width);
+    }
+    let to = (start.saturating_sub(BEFORE_SPAN) + MAX_SHOWN).min(line.len());
+    let from = to.saturating_sub(MAX_SHOWN).min(start.saturating_sub(BEFORE_SPAN));
+    let lead = if from > 0 { "..." } else { "" };
+    let tail = if to < line.len() { "..." } else { "" };
+    let text = format!("{lead}{}{tail}", line[from..to].iter().collect::<String>());
+    let width = width.min(to.saturating_sub(start)).max(1);
+    (text, start - from + lead.len(), width)
 }
 
 /// Columns a text takes in the snippet (tabs are shown as four spaces).
@@ -380,6 +414,41 @@ mod tests {
             (snip.line, snip.text.as_str(), snip.start, snip.width),
             (2, "b = x", 4, 1)
         );
+    }
+
+    #[test]
+    fn a_long_line_is_cut_around_its_span() {
+        let long = format!(
+            "x = [{}]\n",
+            (0..600).map(|i| i.to_string()).collect::<Vec<_>>().join(", ")
+        );
+        let s = SourceFile::new("f.toml", long.as_str());
+        for needle in ["x", "300, 301", "599]"] {
+            let at = s.text.find(needle).unwrap();
+            let snip = s.error(at..at + needle.len(), "bad").snippet.unwrap();
+            assert!(snip.text.chars().count() <= MAX_SHOWN + 6, "{needle}: {}", snip.text);
+            // The span is marked under the same text.
+            let marked: String = snip.text.chars().skip(snip.start).take(snip.width).collect();
+            assert_eq!(marked, needle, "{}", snip.text);
+        }
+        let at = s.text.find("300, 301").unwrap();
+        let snip = s.error(at..at + 8, "bad").snippet.unwrap();
+        assert!(
+            snip.text.starts_with("...") && snip.text.ends_with("..."),
+            "{}",
+            snip.text
+        );
+        // A span running past the cut is marked to it.
+        let snip = s.error(at..s.text.len() - 1, "bad").snippet.unwrap();
+        assert_eq!(snip.start + snip.width, snip.text.chars().count() - 3, "{}", snip.text);
+    }
+
+    #[test]
+    fn control_characters_are_shown_as_replacement_characters() {
+        let s = SourceFile::new("f.toml", "a = \"\u{1b}[2Jx\"\n");
+        let at = s.text.find('x').unwrap();
+        let snip = s.error(at..at + 1, "bad").snippet.unwrap();
+        assert_eq!((snip.text.as_str(), snip.start), ("a = \"\u{fffd}[2Jx\"", 9));
     }
 
     #[test]
