@@ -99,21 +99,21 @@ pub struct TimeRange {
 }
 
 impl TimeRange {
-    /// Refuses `--from` after `--to` as a usage error, before anything is asked or read:
-    /// a range that holds nothing is a mistake (the admin API refuses it too).
-    pub(super) fn check(&self) -> Result<(), super::remote::CommandError> {
+    /// Why the range is refused before anything is asked or read: `--from` after `--to`
+    /// holds nothing, a mistake (the admin API refuses it too). A usage error.
+    pub(super) fn check(&self) -> Result<(), String> {
         match (self.from, self.to) {
-            (Some(from), Some(to)) if from > to => Err(super::remote::CommandError::usage(format!(
+            (Some(from), Some(to)) if from > to => Err(format!(
                 "--from {} is after --to {}; the range holds nothing",
                 crate::time_format::rfc3339(from),
                 crate::time_format::rfc3339(to)
-            ))),
+            )),
             _ => Ok(()),
         }
     }
 
     /// The range as query parameters, once [`TimeRange::check`] passes.
-    pub(super) fn append(&self, q: &mut Query) -> Result<(), super::remote::CommandError> {
+    pub(super) fn append(&self, q: &mut Query) -> Result<(), String> {
         self.check()?;
         q.opt("from", self.from.map(crate::time_format::rfc3339));
         q.opt("to", self.to.map(crate::time_format::rfc3339));

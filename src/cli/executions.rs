@@ -238,9 +238,9 @@ async fn list(source: &Source, a: ListArgs) -> u8 {
     if let Err(c) = client_only(a.time.preset.is_some(), "--preset") {
         return c;
     }
-    if let Err(e) = a.time.check() {
-        eprintln!("error: {}", e.message);
-        return e.code;
+    if let Err(why) = a.time.check() {
+        eprintln!("error: {why}");
+        return 2;
     }
     let store = match super::source::open(source).await {
         Ok(s) => s.store,
@@ -315,7 +315,7 @@ async fn list_remote(a: ListArgs) -> u8 {
             .opt("trigger_kind", a.trigger_kind.as_deref())
             .opt("limit", page_limit(a.limit)?)
             .opt("cursor", a.cursor.map(|c| c.to_string()));
-        a.time.append(&mut q)?;
+        a.time.append(&mut q).map_err(super::remote::CommandError::usage)?;
         let (_, v) = c.json(Method::GET, &q.path("/v1/executions"), None).await?;
         if a.json {
             print_json(&v);

@@ -93,9 +93,9 @@ async fn logs_offline(source: &super::source::Source, a: LogsArgs) -> u8 {
     if let Err(c) = refused {
         return c;
     }
-    if let Err(e) = a.time.check() {
-        eprintln!("error: {}", e.message);
-        return e.code;
+    if let Err(why) = a.time.check() {
+        eprintln!("error: {why}");
+        return 2;
     }
     let store = match super::source::open(source).await {
         Ok(s) => s.store,
@@ -182,12 +182,12 @@ async fn logs_remote(a: LogsArgs) -> u8 {
         }
         if let Some(file) = &a.download {
             let mut q = log_filters(&a);
-            a.time.append(&mut q)?;
+            a.time.append(&mut q).map_err(super::remote::CommandError::usage)?;
             q.opt("format", Some(a.format.name()));
             return download(&c, q.path("/v1/logs/download"), file, a.format).await;
         }
         let mut q = log_filters(&a);
-        a.time.append(&mut q)?;
+        a.time.append(&mut q).map_err(super::remote::CommandError::usage)?;
         q.opt("limit", page_limit(a.limit)?)
             .opt("cursor", a.cursor.map(|k| k.to_string()));
         let (_, v) = c.json(Method::GET, &q.path("/v1/logs"), None).await?;

@@ -113,7 +113,7 @@ async fn schedule_executions(a: ScheduleExecutionsArgs) -> u8 {
             .list("status", a.status.iter().map(|s| s.as_str()))
             .opt("limit", page_limit(a.limit)?)
             .opt("cursor", a.cursor.map(|c| c.to_string()));
-        a.time.append(&mut q)?;
+        a.time.append(&mut q).map_err(super::remote::CommandError::usage)?;
         let (_, v) = c.json(Method::GET, &q.path("/v1/schedules/executions"), None).await?;
         if a.json {
             print_json(&v);
