@@ -485,6 +485,7 @@ fn a_dropped_event_gets_the_flows_status_and_leaves_a_log_record_and_a_count() {
     };
     setup.flow("default", &filtered("default", ""));
     setup.flow("quiet", &filtered("quiet", "drop_status = 204"));
+    setup.flow("reset", &filtered("reset", "drop_status = 205"));
     setup.flow(
         "silent",
         "[flow]\nname = \"silent\"\n[trigger.http]\npath = \"/silent\"\n[trigger]\nconnector = \"trigger-echo\"\nconfig = { drop = true }\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n",
@@ -515,6 +516,13 @@ fn a_dropped_event_gets_the_flows_status_and_leaves_a_log_record_and_a_count() {
     let default_job = v["job_id"].as_str().unwrap().to_string();
     let r = d.request("POST", "/quiet", &[], br#"{"keep": false}"#);
     assert_eq!((r.status, r.body.len()), (204, 0));
+    // A 205 has no content either (RFC 9110 §15.3.6): nothing but its head is sent.
+    let r = d.request("POST", "/reset", &[], br#"{"keep": false}"#);
+    assert_eq!(
+        (r.status, r.body.len(), r.header("content-length")),
+        (205, 0, Some("0")),
+        "{r:?}"
+    );
     let r = d.request("POST", "/silent", &[], b"{}");
     assert_eq!(r.status, 200);
     assert_eq!(
@@ -545,7 +553,7 @@ fn a_dropped_event_gets_the_flows_status_and_leaves_a_log_record_and_a_count() {
         .expect("the connector's record");
     assert_eq!((&own["action"], &own["message"]), (&json!("accept"), &json!(reason)));
     let warned = get(&d, "/v1/logs?level=warn&category=event_dropped")["logs"].clone();
-    assert_eq!(warned.as_array().unwrap().len(), 4, "one per dropped event: {warned:#}");
+    assert_eq!(warned.as_array().unwrap().len(), 5, "one per dropped event: {warned:#}");
     assert!(
         warned
             .as_array()
@@ -566,6 +574,7 @@ fn a_dropped_event_gets_the_flows_status_and_leaves_a_log_record_and_a_count() {
         "flowd_webhook_requests_total{flow=\"default\",outcome=\"dropped\"} 1",
         "flowd_webhook_requests_total{flow=\"default\",outcome=\"accepted\"} 1",
         "flowd_webhook_requests_total{flow=\"quiet\",outcome=\"dropped\"} 1",
+        "flowd_webhook_requests_total{flow=\"reset\",outcome=\"dropped\"} 1",
         "flowd_webhook_requests_total{flow=\"silent\",outcome=\"dropped\"} 1",
     ] {
         has_line(&m, line);

@@ -276,7 +276,8 @@ async fn accept(
 }
 
 /// The answer to a dropped event: the flow's `drop_status`, with the reason (the trigger
-/// connector's) and the job id its log records carry; no body for a 204.
+/// connector's) and the job id its log records carry; no body for a 204 or a 205, which
+/// HTTP gives none (RFC 9110 §15.3.5, §15.3.6).
 fn dropped(status: u16, r: &crate::engine::ExecutionReport) -> Response<Body> {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     let reason = r
@@ -284,7 +285,7 @@ fn dropped(status: u16, r: &crate::engine::ExecutionReport) -> Response<Body> {
         .note
         .as_deref()
         .unwrap_or("the trigger connector dropped the event");
-    if status == StatusCode::NO_CONTENT {
+    if status == StatusCode::NO_CONTENT || status == StatusCode::RESET_CONTENT {
         let mut resp = Response::new(Full::new(Bytes::new()));
         *resp.status_mut() = status;
         return resp;

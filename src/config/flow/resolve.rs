@@ -767,7 +767,9 @@ fn resolve_step(
             }
         }
     } else if let Some(mut respond) = respond {
-        let status = respond.int("status", 100..=599, errors);
+        // A response ends with a final status: hyper answers a 1xx with a 500, and a 101
+        // would leave the connection to a protocol nobody speaks.
+        let status = respond.int("status", 200..=599, errors);
         let headers = respond.value::<BTreeMap<Spanned<String>, Spanned<String>>>(
             "headers",
             "a table of header names to text",
@@ -785,6 +787,20 @@ fn resolve_step(
             Spanned::new(span, plain.collect::<BTreeMap<String, String>>())
         });
         let body = respond.get("body");
+        // RFC 9110 §15.3.5, §15.3.6, §15.4.5: these carry no content; the listener would drop
+        // a body (or, for a 205, send it against the rule).
+        if let (Some(s), Some(b)) = (&status, &body)
+            && matches!(*s.get_ref(), 204 | 205 | 304)
+        {
+            errors.push(
+                source
+                    .error(
+                        b.span(),
+                        format!("{}body: a {} response has no body", respond.prefix(), s.get_ref()),
+                    )
+                    .with_help("leave out `body`, or answer another status"),
+            );
+        }
         respond.finish(errors);
         let body = match body {
             Some(b) => {
