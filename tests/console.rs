@@ -247,6 +247,26 @@ fn without_tokens_a_loopback_daemon_prints_a_local_operator_token_and_with_token
     assert_eq!(d.admin("GET", "/v1/flows", None, b"").status, 401);
     let log = d.log.lock().unwrap().clone();
     assert!(!log.contains(&token), "the token is printed, never logged");
+    // A reload of the same file changes no setting: the token made at start is not one.
+    let reload = |d: &Daemon| d.admin("POST", "/v1/reload", Some(&token), b"").status;
+    assert_eq!(reload(&d), 200);
+    d.wait_log_line("the reload", 10, |l| l.contains("reloaded the config"));
+    assert!(
+        !d.log.lock().unwrap().contains("settings changed"),
+        "{}",
+        d.log_tail(2000)
+    );
+    let file = std::fs::read_to_string(setup.config()).unwrap();
+    std::fs::write(
+        setup.config(),
+        file.replacen("[server]\n", "[server]\nmax_body = 4096\n", 1),
+    )
+    .unwrap();
+    assert_eq!(reload(&d), 200);
+    d.wait_log_line("the warning", 10, |l| {
+        l.contains("[server] settings changed: they apply at the next start")
+    });
+    std::fs::write(setup.config(), file).unwrap();
     d.stop();
     // Another start, another token.
     let again = Daemon::start(&setup);

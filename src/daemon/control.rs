@@ -280,7 +280,10 @@ impl Shared {
             Ok(setup) => setup,
             Err(failed) => return Ok(Err(failed.errors)),
         };
-        if config.server != self.config.server {
+        // The running settings hold the token made at start, which no file names.
+        let mut running = self.config.server.clone();
+        running.tokens.retain(|t| Some(&t.value) != self.local_token.as_ref());
+        if config.server != running {
             tracing::warn!("[server] settings changed: they apply at the next start");
         }
         let executor = Arc::new(self.executor_for(registry, &config));

@@ -60,6 +60,9 @@ pub struct Shared {
     seen_reloads: std::sync::atomic::AtomicU64,
     /// The web console's sign-ins.
     pub sessions: admin::session::Sessions,
+    /// The operator token made at start (see [`admin::session::local_token`]), which
+    /// `config.server.tokens` holds beside the configured ones.
+    local_token: Option<String>,
 }
 
 impl Shared {
@@ -93,8 +96,6 @@ pub struct Daemon {
     take_over: JoinHandle<()>,
     /// Stops the heartbeat once running executions are drained.
     beating: CancellationToken,
-    /// The operator token made at start (see [`admin::session::local_token`]).
-    local_token: Option<String>,
 }
 
 /// The daemon's executor over `registry`: recording in `store`, counting in `metrics`,
@@ -178,6 +179,7 @@ impl Daemon {
             reloading: tokio::sync::Mutex::new(()),
             seen_reloads: Default::default(),
             sessions: admin::session::Sessions::default(),
+            local_token,
         });
         let beating = CancellationToken::new();
         let heartbeat = leases::spawn_heartbeat(leases, beating.clone());
@@ -200,14 +202,13 @@ impl Daemon {
             heartbeat,
             take_over,
             beating,
-            local_token,
         })
     }
 
     /// The operator token this daemon made for itself, when its config has none and it
     /// listens on loopback only. Printed at start, never logged.
     pub fn local_token(&self) -> Option<&str> {
-        self.local_token.as_deref()
+        self.shared.local_token.as_deref()
     }
 
     pub fn local_addr(&self) -> SocketAddr {
