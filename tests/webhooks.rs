@@ -334,6 +334,49 @@ fn bodies_sent_gzip_or_deflate_are_stored_decoded_and_bad_codings_are_refused_be
     assert_eq!(executions(&d, "by-hand").len(), 1);
 }
 
+/// A path is matched once percent-encodings are undone where RFC 3986 says they mean the
+/// same (unreserved characters) and hex digits compared in either case; a path written
+/// with a character a request cannot send as it is (`é`) is reached by its encoding.
+#[test]
+fn webhook_paths_match_however_equivalent_encodings_write_them() {
+    let setup = Setup::with_server("", TOKENS);
+    let replying = |name: &str, path: &str| {
+        format!(
+            "[flow]\nname = \"{name}\"\n[trigger.http]\npath = \"{path}\"\n[[steps]]\nname = \"r\"\nrespond = {{ status = 200, body = \"{name}\" }}\n"
+        )
+    };
+    setup.flow("cafe", &replying("cafe", "/hooks/café"));
+    setup.flow("spaced", &replying("spaced", "/hooks/a%20b"));
+    setup.flow("tilde", &replying("tilde", "/hooks/%7Euser"));
+    setup.flow("plain", &replying("plain", "/hooks/orders"));
+    let d = start(&setup);
+    for (sent, answered) in [
+        ("/hooks/caf%C3%A9", Some("cafe")),
+        ("/hooks/caf%c3%a9", Some("cafe")),
+        ("/hooks/a%20b", Some("spaced")),
+        ("/hooks/a%20B", None),
+        ("/hooks/a b", None),
+        ("/hooks/~user", Some("tilde")),
+        ("/hooks/%7euser", Some("tilde")),
+        ("/hooks/%6Frders", Some("plain")),
+        ("/hooks/orders/", None),
+        ("/hooks/ord%zzers", None),
+    ] {
+        let r = d.request("POST", sent, &[], b"{}");
+        match answered {
+            Some(name) => assert_eq!((r.status, r.body.as_slice()), (200, name.as_bytes()), "{sent}: {r:?}"),
+            None => assert!(matches!(r.status, 400 | 404), "{sent}: {r:?}"),
+        }
+    }
+    // The request's path is kept as it was sent.
+    let r = d.request("POST", "/hooks/caf%c3%a9", &[], b"{}");
+    let job = r.header("x-flowd-job-id").unwrap().to_string();
+    assert_eq!(
+        get(&d, &format!("/v1/executions/{job}/trigger"))["path"],
+        "/hooks/caf%c3%a9"
+    );
+}
+
 #[test]
 fn bodies_that_are_not_the_json_they_claim_get_400_with_line_and_column_and_nothing_recorded() {
     let setup = Setup::with_server("", TOKENS);

@@ -20,6 +20,7 @@ mod store;
 pub mod template;
 mod tokens;
 pub mod units;
+pub mod webhook_path;
 
 pub use cron::{CronError, CronExpr};
 pub use daemon::{

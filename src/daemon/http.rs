@@ -22,7 +22,9 @@ use std::sync::Arc;
 /// Answers one webhook request, counting its outcome per flow (`/metrics`).
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<Body> {
     let path = req.uri().path();
-    let Some(flow) = shared.flows().by_path.get(path).cloned() else {
+    // Flows' paths are in this form; a path that cannot be brought to it matches none.
+    let normal = crate::config::webhook_path::normalize(path).unwrap_or(std::borrow::Cow::Borrowed(path));
+    let Some(flow) = shared.flows().by_path.get(normal.as_ref()).cloned() else {
         return error(StatusCode::NOT_FOUND, "not_found", format!("no flow listens on {path}"));
     };
     let (outcome, response) = handle_flow(&shared, flow.clone(), req).await;

@@ -375,7 +375,7 @@ fn resolve_trigger(mut t: Table, daemon: &DaemonConfig, errors: &mut ConfigError
         let path = match path {
             Some(p) => {
                 let text = p.get_ref();
-                if !text.starts_with('/')
+                let normal = if !text.starts_with('/')
                     || text.contains(char::is_whitespace)
                     || text.contains('?')
                     || text.contains('#')
@@ -384,9 +384,23 @@ fn resolve_trigger(mut t: Table, daemon: &DaemonConfig, errors: &mut ConfigError
                         p.span(),
                         format!("trigger.http.path \"{text}\" must start with `/` and hold no spaces, `?` or `#`"),
                     ));
-                }
+                    None
+                } else {
+                    match crate::config::webhook_path::normalize(text) {
+                        Ok(n) => Some(n.into_owned()),
+                        Err(why) => {
+                            errors.push(
+                                source
+                                    .error(p.span(), format!("trigger.http.path \"{text}\": {why}"))
+                                    .with_help("write a `%` itself as `%25`"),
+                            );
+                            None
+                        }
+                    }
+                };
                 place = Some(http.place(p.span()));
-                p.into_inner()
+                // Matched in the form requests are brought to (`config::webhook_path`).
+                normal.unwrap_or_else(|| p.into_inner())
             }
             None => {
                 if !http.has("path") {
