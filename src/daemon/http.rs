@@ -1,10 +1,10 @@
 //! The webhook listener: each `http` flow's path on the trigger listener. A request is
 //! checked (path, method, body size, HMAC signature over the body as sent, its content
-//! coding undone, JSON when sent as or declared JSON), handed to the flow's trigger, stored durably and only then answered:
-//! `202 {"job_id"}`, or, for a flow with a `respond` step, held open until that step
-//! answers (`504` with the job id after the respond timeout; the execution goes on).
-//! A dropped event is answered with the flow's `drop_status`. Every answer to a flow's
-//! path is counted by outcome for `/metrics`.
+//! coding undone, JSON when sent as or declared JSON), handed to the flow's trigger,
+//! stored durably and only then answered: `202 {"job_id"}`, or, for a flow with a
+//! `respond` step, held open until that step answers (`504` with the job id after the
+//! respond timeout; the execution goes on). A dropped event is answered with the flow's
+//! `drop_status`. Every answer to a flow's path is counted by outcome for `/metrics`.
 
 use super::Shared;
 use super::respond::{Body, error, json};
