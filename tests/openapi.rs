@@ -629,16 +629,10 @@ fn the_trigger_listener_answers_as_x_flowd_webhooks_documents() {
     check(&d.request("POST", "/nowhere", &[], b"{}"), 404, "no flow");
     check(&d.request("GET", "/plain", &[], b""), 405, "another method");
     check(&d.request("POST", "/plain", &[], &[b' '; 2048]), 413, "over max_body");
-    let gzip = |data: &[u8]| {
-        use std::io::Write;
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(data).unwrap();
-        e.finish().unwrap()
-    };
     let encoded = |coding: &str, body: &[u8]| d.request("POST", "/plain", &[("content-encoding", coding)], body);
-    check(&encoded("gzip", &gzip(b"{}")), 202, "gzip");
+    check(&encoded("gzip", &support::gzip(b"{}")), 202, "gzip");
     check(
-        &encoded("gzip", &gzip(&[b' '; 2048])),
+        &encoded("gzip", &support::gzip(&[b' '; 2048])),
         413,
         "over max_body once decoded",
     );

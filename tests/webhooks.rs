@@ -13,7 +13,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::admin::{BY_HAND, OPERATOR, TOKENS, VIEWER, ended, get, start};
-use support::{Daemon, HttpResponse, Setup};
+use support::{Daemon, HttpResponse, Setup, gzip, raw_deflate, zlib};
 
 /// The example config's `order-intake` flow, as shipped.
 fn order_intake() -> String {
@@ -86,27 +86,6 @@ fn the_deepest_body_taken_is_stored_and_read_back_and_one_level_deeper_is_refuse
         "the request body's arrays and objects are nested deeper than 64 levels at line 1 column 66"
     );
     assert_eq!(executions(&d, "loose").len() + executions(&d, "by-hand").len(), 2);
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn zlib(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
-}
-
-fn raw_deflate(data: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut e = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
 }
 
 #[test]

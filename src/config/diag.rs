@@ -98,16 +98,16 @@ impl SourceFile {
         }
         // Control characters are shown as U+FFFD (TOML allows none but tab, and a stray
         // escape would reach the terminal); tabs as four spaces.
-        let shown: Vec<char> = shown
-            .chars()
-            .flat_map(|c| match c {
-                '\t' => vec![' '; 4],
-                c if c.is_control() => vec!['\u{fffd}'],
-                c => vec![c],
-            })
-            .collect();
+        let mut columns = Vec::with_capacity(shown.len());
+        for c in shown.chars() {
+            match c {
+                '\t' => columns.extend([' '; 4]),
+                c if c.is_control() => columns.push('\u{fffd}'),
+                c => columns.push(c),
+            }
+        }
         let (start_col, width) = (display_width(before), display_width(&self.text[start..end]).max(1));
-        let (text, start_col, width) = window(&shown, start_col, width);
+        let (text, start_col, width) = window(&columns, start_col, width);
         Snippet {
             line: line + 1,
             text,

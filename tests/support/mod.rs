@@ -707,3 +707,24 @@ pub fn dechunk(mut raw: &[u8]) -> (Vec<u8>, bool) {
         raw = &raw[start + size + 2..];
     }
 }
+
+/// `data` as a sender with `Content-Encoding: gzip` sends it.
+pub fn gzip(data: &[u8]) -> Vec<u8> {
+    encoded(flate2::read::GzEncoder::new(data, flate2::Compression::default()))
+}
+
+/// `data` as `Content-Encoding: deflate` means it (zlib-wrapped, RFC 9110).
+pub fn zlib(data: &[u8]) -> Vec<u8> {
+    encoded(flate2::read::ZlibEncoder::new(data, flate2::Compression::default()))
+}
+
+/// `data` as raw deflate, which some senders label `deflate`.
+pub fn raw_deflate(data: &[u8]) -> Vec<u8> {
+    encoded(flate2::read::DeflateEncoder::new(data, flate2::Compression::default()))
+}
+
+fn encoded(mut encoder: impl std::io::Read) -> Vec<u8> {
+    let mut out = Vec::new();
+    encoder.read_to_end(&mut out).unwrap();
+    out
+}

@@ -792,14 +792,6 @@ fn resolve_step(
         if let Some(h) = &headers {
             check_respond_headers(source, respond.prefix(), h.get_ref(), errors);
         }
-        let headers = headers.map(|h| {
-            let span = h.span();
-            let plain = h
-                .into_inner()
-                .into_iter()
-                .map(|(k, v)| (k.into_inner(), v.into_inner()));
-            Spanned::new(span, plain.collect::<BTreeMap<String, String>>())
-        });
         let body = respond.get("body");
         // RFC 9110 §15.3.5, §15.3.6, §15.4.5: these carry no content; the listener would drop
         // a body (or, for a 205, send it against the rule).
@@ -829,7 +821,7 @@ fn resolve_step(
                 let value = Value::Object(
                     h.get_ref()
                         .iter()
-                        .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                        .map(|(k, v)| (k.get_ref().clone(), Value::String(v.get_ref().clone())))
                         .collect(),
                 );
                 let t = parse_template(source, &value, h.span(), scope, errors);
