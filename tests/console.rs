@@ -91,6 +91,87 @@ fn the_console_is_served_with_its_caching_rules_and_a_strict_csp() {
     d.stop();
 }
 
+fn gunzip(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(data), &mut out)
+        .unwrap_or_else(|e| panic!("not gzip ({e}): {} bytes", data.len()));
+    out
+}
+
+#[test]
+fn whole_answers_go_out_gzipped_to_clients_that_take_it_and_streams_as_they_are() {
+    let setup = Setup::with_server("", TOKENS);
+    let d = start(&setup);
+    let auth = format!("Bearer {VIEWER}");
+    let fetch = |path: &str, accept: Option<&str>| {
+        let mut headers = vec![("Authorization", auth.as_str())];
+        if let Some(a) = accept {
+            headers.push(("Accept-Encoding", a));
+        }
+        http_request(d.admin, "GET", path, &headers, b"")
+    };
+    let html = String::from_utf8(page(&d, "/").body).unwrap();
+    let script = html
+        .split("\"/assets/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .map(|a| format!("/assets/{a}"))
+        .expect("the page names its script");
+    // The console's script and the API's OpenAPI document: each well over 1 KiB.
+    for path in [script.as_str(), "/v1/openapi.json"] {
+        let plain = fetch(path, None);
+        assert_eq!(plain.status, 200, "{path}");
+        assert_eq!(plain.header("content-encoding"), None, "{path}");
+        assert_eq!(plain.header("vary"), Some("accept-encoding"), "{path}");
+        assert!(plain.body.len() > 4096, "{path}: {}", plain.body.len());
+        for accept in [
+            "gzip",
+            "gzip, deflate, br, zstd",
+            "br;q=1.0, gzip;q=0.5",
+            "*",
+            "x-gzip",
+            "gzip;q=abc, *",
+        ] {
+            let r = fetch(path, Some(accept));
+            assert_eq!(r.status, 200, "{path} {accept}");
+            assert_eq!(r.header("content-encoding"), Some("gzip"), "{path} {accept}");
+            assert_eq!(r.header("vary"), Some("accept-encoding"), "{path} {accept}");
+            assert_eq!(
+                r.header("content-length").map(|l| l.parse::<usize>().unwrap()),
+                Some(r.body.len()),
+                "{path} {accept}"
+            );
+            assert!(r.body.len() * 2 < plain.body.len(), "{path} {accept}: {}", r.body.len());
+            assert_eq!(gunzip(&r.body), plain.body, "{path} {accept}");
+        }
+        for accept in [
+            "gzip;q=0",
+            "*, gzip;q=0",
+            "*;q=0",
+            "br, deflate",
+            "identity",
+            "gzip;q=2",
+        ] {
+            let r = fetch(path, Some(accept));
+            assert_eq!(r.status, 200, "{path} {accept}");
+            assert_eq!(r.header("content-encoding"), None, "{path} {accept}");
+            assert_eq!(r.body, plain.body, "{path} {accept}");
+        }
+    }
+    // Small answers are not worth it, whatever the client takes.
+    let health = fetch("/healthz", Some("gzip"));
+    assert_eq!((health.status, health.header("content-encoding")), (200, None));
+    let missing = fetch("/v1/nothing", Some("gzip"));
+    assert_eq!((missing.status, missing.header("content-encoding")), (404, None));
+    assert_eq!(missing.json()["error"]["code"], "not_found");
+    // A download is a stream: it goes out as written, chunk by chunk.
+    let download = fetch("/v1/logs/download?format=ndjson", Some("gzip"));
+    assert_eq!(download.status, 200, "{}", String::from_utf8_lossy(&download.body));
+    assert_eq!(download.header("content-encoding"), None);
+    assert_eq!(download.header("transfer-encoding"), Some("chunked"));
+    d.stop();
+}
+
 /// The `flowd_session` cookie a sign-in answer sets, and the whole header.
 fn signed_in(d: &Daemon, token: &str) -> (String, String, Value) {
     let r = http_request(

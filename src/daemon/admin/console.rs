@@ -2,13 +2,17 @@
 //! compile time (see `console/build_console.rs`). `index.html` is never cached and answers
 //! every client-side route; hashed files under `/assets/` are cached for a year. Every
 //! answer carries a Content-Security-Policy that allows only the console's own scripts
-//! and styles and only same-origin requests: payloads it shows are untrusted.
+//! and styles and only same-origin requests: payloads it shows are untrusted. Each file is
+//! gzipped once, when the console is first asked for, and sent so to browsers that take it.
 
-use super::{AdminBody, boxed};
+use super::{AdminBody, boxed, compress};
 use bytes::Bytes;
 use http_body_util::Full;
-use hyper::header::{CACHE_CONTROL, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, X_CONTENT_TYPE_OPTIONS};
+use hyper::header::{
+    CACHE_CONTROL, CONTENT_ENCODING, CONTENT_SECURITY_POLICY, CONTENT_TYPE, HeaderValue, VARY, X_CONTENT_TYPE_OPTIONS,
+};
 use hyper::{Response, StatusCode};
+use std::sync::LazyLock;
 
 include!(concat!(env!("OUT_DIR"), "/console.rs"));
 
@@ -38,14 +42,48 @@ fn content_type(path: &str) -> &'static str {
     }
 }
 
-fn file(path: &str) -> Option<&'static [u8]> {
-    FILES.iter().find(|(p, _)| *p == path).map(|(_, bytes)| *bytes)
+/// Each of [`FILES`] gzipped, where it is [`compress::MIN_SIZE`] or more and that makes it
+/// smaller.
+static GZIPPED: LazyLock<Vec<Option<Bytes>>> = LazyLock::new(|| {
+    FILES
+        .iter()
+        .map(|(_, bytes)| {
+            (bytes.len() >= compress::MIN_SIZE)
+                .then(|| compress::gzip(bytes))
+                .flatten()
+        })
+        .collect()
+});
+
+/// A built file's bytes as the client takes them, and whether they are gzipped.
+fn file(path: &str, gzip_ok: bool) -> Option<(Bytes, bool)> {
+    let i = FILES.iter().position(|(p, _)| *p == path)?;
+    Some(match &GZIPPED[i] {
+        Some(packed) if gzip_ok => (packed.clone(), true),
+        _ => (Bytes::from_static(FILES[i].1), false),
+    })
 }
 
 fn answer(status: StatusCode, content_type: &'static str, cache: &'static str, body: Bytes) -> Response<AdminBody> {
+    encoded_answer(status, content_type, cache, (body, false))
+}
+
+fn encoded_answer(
+    status: StatusCode,
+    content_type: &'static str,
+    cache: &'static str,
+    (body, gzipped): (Bytes, bool),
+) -> Response<AdminBody> {
     let mut r = Response::new(Full::new(body));
     *r.status_mut() = status;
     let h = r.headers_mut();
+    if gzipped {
+        h.insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    }
+    // Every built file may be sent either way, so caches keep the two apart.
+    if status == StatusCode::OK {
+        h.insert(VARY, HeaderValue::from_static("accept-encoding"));
+    }
     h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     h.insert(CACHE_CONTROL, HeaderValue::from_static(cache));
     h.insert(CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
@@ -54,8 +92,9 @@ fn answer(status: StatusCode, content_type: &'static str, cache: &'static str, b
     boxed(r)
 }
 
-/// The answer to `GET path` for a path [`owns`] gives the console.
-pub fn serve(path: &str) -> Response<AdminBody> {
+/// The answer to `GET path` for a path [`owns`] gives the console, gzipped for a client
+/// that takes it (`gzip_ok`).
+pub fn serve(path: &str, gzip_ok: bool) -> Response<AdminBody> {
     if let Some(reason) = MISSING {
         let page = format!(
             "<!doctype html><meta charset=\"utf-8\"><title>flowd: no console</title><h1>This flowd has no web console</h1><p>{}</p><p>The admin API answers as usual under <code>/v1</code>.</p>\n",
@@ -69,12 +108,12 @@ pub fn serve(path: &str) -> Response<AdminBody> {
         );
     }
     if path.starts_with("/assets/") {
-        return match file(path) {
-            Some(bytes) => answer(
+        return match file(path, gzip_ok) {
+            Some(body) => encoded_answer(
                 StatusCode::OK,
                 content_type(path),
                 "public, max-age=31536000, immutable",
-                Bytes::from_static(bytes),
+                body,
             ),
             None => answer(
                 StatusCode::NOT_FOUND,
@@ -84,13 +123,8 @@ pub fn serve(path: &str) -> Response<AdminBody> {
             ),
         };
     }
-    let index = file("/index.html").expect("the console build has an index.html");
-    answer(
-        StatusCode::OK,
-        "text/html; charset=utf-8",
-        "no-cache",
-        Bytes::from_static(index),
-    )
+    let index = file("/index.html", gzip_ok).expect("the console build has an index.html");
+    encoded_answer(StatusCode::OK, "text/html; charset=utf-8", "no-cache", index)
 }
 
 fn escape(text: &str) -> String {

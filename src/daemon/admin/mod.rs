@@ -5,6 +5,7 @@
 
 mod audit;
 mod auth;
+mod compress;
 pub mod console;
 mod executions;
 mod flows;
@@ -153,14 +154,32 @@ fn ok(value: &impl serde::Serialize) -> Answer {
 
 /// Answers one admin request.
 pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Response<AdminBody> {
-    route(&shared, req).await.unwrap_or_else(ApiError::into_response)
+    let gzip_ok = compress::accepts_gzip(req.headers());
+    let answer = route(&shared, req).await.unwrap_or_else(ApiError::into_response);
+    compressed(answer, gzip_ok).await
+}
+
+/// `answer` gzipped for a client that takes it, when it is a whole document (a stream
+/// has no exact size) of [`compress::MIN_SIZE`] or more.
+async fn compressed(answer: Response<AdminBody>, gzip_ok: bool) -> Response<AdminBody> {
+    match hyper::body::Body::size_hint(answer.body()).exact() {
+        Some(len) if len >= compress::MIN_SIZE as u64 => {}
+        _ => return answer,
+    }
+    let (mut parts, body) = answer.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    let bytes = compress::encode(&mut parts.headers, bytes, gzip_ok).await;
+    Response::from_parts(parts, http_body_util::Full::new(bytes).boxed_unsync())
 }
 
 async fn route(shared: &Arc<Shared>, req: Request<Incoming>) -> Answer {
     use routes::{Access, Endpoint as E, Miss};
     let path = req.uri().path().to_string();
     if req.method() == hyper::Method::GET && console::owns(&path) {
-        return Ok(console::serve(&path));
+        return Ok(console::serve(&path, compress::accepts_gzip(req.headers())));
     }
     let trimmed = match path.trim_end_matches('/') {
         "" => "/",
