@@ -5,7 +5,8 @@
 # transform steps and a respond), one after the other on this machine, under the same wrk
 # load (2 threads, each response checked by check.lua) at 10 and 50 keep-alive connections.
 # Prints for both: executions/s, p50/p99, CPU per execution (user + system of the process
-# tree, from /proc), bytes on disk per execution, peak RSS, and the ratios.
+# tree, from /proc), bytes on disk per execution (growth of the files' sizes and of the
+# blocks the file system allocated to them), peak RSS, and the ratios.
 #
 # n8n is installed from the npm registry into a cache directory outside the repo (as
 # pinned by n8n/package-lock.json; native modules built from source against the system's
@@ -103,6 +104,15 @@ bytes_of() {
     echo "$total"
 }
 
+# Sum of the bytes the file system allocated to the files given (as du counts): redb grows
+# its file in steps (doubling up to 4 GiB) by extending it, so the size runs ahead of the
+# blocks written.
+allocated_of() {
+    local total=0 f
+    for f in "$@"; do [ -f "$f" ] && total=$((total + $(stat -c '%b * %B' "$f"))); done
+    echo "$total"
+}
+
 # Waits until a POST of the body to $1 is answered 200 with the flow's result (up to $2
 # seconds): n8n answers 200 "n8n is starting up. Please wait" before its webhooks are
 # registered.
@@ -126,13 +136,14 @@ declare -A R
 # Loads the daemon $2 (pid) at URL $3, then stops it; its database files are $4...
 measure() {
     local name=$1 pid=$2 url=$3; shift 3
-    local files=("$@") before start out c0 c1 n executions
+    local files=("$@") before before_allocated start out c0 c1 n executions
     say "$name: checking the response and warming up"
     curl -sS -X POST -H 'content-type: application/json' --data-binary "@$body" "$url" >"$run/$name.response"
     say "  response: $(cat "$run/$name.response")"
     sample_rss "$pid" "$run/$name.rss" &
     local sampler=$!
     before=$(bytes_of "${files[@]}")
+    before_allocated=$(allocated_of "${files[@]}")
     out=$(load "$url" 10 3s)
     [ "$(field bad "$out")" = 0 ] || die "$name: bad responses in the warm-up: $out"
     executions=$(field requests "$out")
@@ -163,6 +174,7 @@ measure() {
     local after
     after=$(bytes_of "${files[@]}")
     R[$name,disk]=$(((after - before) / executions))
+    R[$name,allocated]=$((($(allocated_of "${files[@]}") - before_allocated) / executions))
     R[$name,file]=$after
     R[$name,whole]=$((after / executions))
 }
@@ -220,6 +232,7 @@ for c in $connections; do
     printf '%-34s %14s %14s   %s\n' "$c connections: CPU us per execution" "${R[n8n,$c,cpu]}" "${R[flowd,$c,cpu]}" "n8n $(ratio "${R[n8n,$c,cpu]}" "${R[flowd,$c,cpu]}") flowd's"
 done
 printf '%-34s %14s %14s   %s\n' "disk bytes per execution (growth)" "${R[n8n,disk]}" "${R[flowd,disk]}" "n8n $(ratio "${R[n8n,disk]}" "${R[flowd,disk]}") flowd's"
+printf '%-34s %14s %14s   %s\n' "disk bytes per execution (blocks)" "${R[n8n,allocated]}" "${R[flowd,allocated]}" "n8n $(ratio "${R[n8n,allocated]}" "${R[flowd,allocated]}") flowd's"
 printf '%-34s %14s %14s   %s\n' "disk bytes per execution (file)" "${R[n8n,whole]}" "${R[flowd,whole]}" "n8n $(ratio "${R[n8n,whole]}" "${R[flowd,whole]}") flowd's"
 printf '%-34s %14s %14s   %s\n' "peak RSS MB (process tree, sampled)" "$(mb "${R[n8n,rss]}")" "$(mb "${R[flowd,rss]}")" "n8n $(ratio "${R[n8n,rss]}" "${R[flowd,rss]}") flowd's"
 printf '%-34s %14s %14s\n' "peak RSS MB (main process VmHWM)" "$(mb "${R[n8n,hwm]}")" "$(mb "${R[flowd,hwm]}")"
