@@ -38,11 +38,28 @@ pub(crate) fn parse(source: &SourceFile) -> Result<Spanned<DeTable<'_>>, ConfigE
             errors.push(error);
         } else if !other {
             other = true;
-            errors.push(source.error(span, message));
+            errors.push(match message {
+                TOO_DEEP => source
+                    .error(
+                        span,
+                        format!(
+                            "values nest more than {MAX_NESTING} levels deep here, deeper than the TOML reader goes"
+                        ),
+                    )
+                    .with_help("flatten the value: nested inline tables and arrays count a level each"),
+                _ => source.error(span, message),
+            });
         }
     }
     Err(errors)
 }
+
+/// What the TOML reader says past its nesting limit.
+const TOO_DEEP: &str = "cannot recurse further; max recursion depth met";
+
+/// The most inline tables and arrays the TOML reader nests (toml 1.2's `LIMIT`; the
+/// `flows-bad/too-deep` fixture holds it to that).
+const MAX_NESTING: u32 = 80;
 
 fn unquote(key: &str) -> String {
     let k = key.trim();
