@@ -635,10 +635,10 @@ fn reshape_filters_and_reshapes_the_event() {
     assert_eq!(step(&r, "see")["status"], "skipped");
     assert_eq!(
         r["trigger"]["call"]["logs"][0]["message"],
-        "event dropped: filter `body.event == 'paid'` is false for it"
+        "filter `body.event == 'paid'` is false for the event"
     );
     assert_eq!(
-        r["trigger"]["note"], "event dropped: filter `body.event == 'paid'` is false for it",
+        r["trigger"]["note"], "filter `body.event == 'paid'` is false for the event",
         "the connector's last record is the reason"
     );
 }

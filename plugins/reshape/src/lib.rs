@@ -100,7 +100,7 @@ impl Guest for Reshape {
                 log(
                     Level::Info,
                     "reshape",
-                    &format!("event dropped: filter `{}` is false for it", filter.text()),
+                    &format!("filter `{}` is false for the event", filter.text()),
                 );
                 return Ok(None);
             }
