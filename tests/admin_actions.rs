@@ -720,6 +720,12 @@ fn bodies_over_the_limit_and_bad_parameters_of_every_kind_are_refused() {
     assert_eq!((status, v["error"]["code"].clone()), (413, json!("body_too_large")));
     let (status, v) = post_op(&d, "/v1/flows/by-hand/run", b"[1, 2");
     assert_eq!((status, v["error"]["code"].clone()), (400, json!("bad_body")));
+    // A byte order mark before the JSON is ignored (RFC 8259 §8.1), a second one is not.
+    let (status, v) = post_op(&d, "/v1/flows/by-hand/run", b"\xEF\xBB\xBF{\"n\": 1}");
+    assert_eq!(status, 202, "{v}");
+    assert!(v["job_id"].is_string(), "{v}");
+    let (status, v) = post_op(&d, "/v1/flows/by-hand/run", b"\xEF\xBB\xBF\xEF\xBB\xBF{}");
+    assert_eq!((status, v["error"]["code"].clone()), (400, json!("bad_body")));
     // Only a manual flow takes a manual run: the others' steps read a request or a tick.
     let (status, v) = post_op(&d, "/v1/flows/nightly/run", b"{}");
     assert_eq!((status, v["error"]["code"].clone()), (409, json!("not_manual")));

@@ -182,6 +182,11 @@ fn bad_input_and_unknown_files_are_reported() {
         err.contains("bad.json: not JSON: trailing comma at line 1 column 9"),
         "{err}"
     );
+    assert!(!err.contains("(at line"), "the place is said once: {err}");
+    // A byte order mark (a Windows editor's) is not an error (RFC 8259 §8.1).
+    let (code, r) = setup.run_text(&flow, "\u{feff}{\"a\": 1}");
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["trigger"]["payload"]["body"], json!({"a": 1}), "{r}");
 
     let out = support::flowd()
         .arg("run")

@@ -493,6 +493,39 @@ fn bodies_that_are_not_the_json_they_claim_get_400_with_line_and_column_and_noth
         &m,
         "flowd_webhook_requests_total{flow=\"loose\",outcome=\"accepted\"} 2",
     );
+
+    // A byte order mark before JSON is ignored (RFC 8259 §8.1 allows it; .NET and
+    // PowerShell senders write one); before text it is the text's.
+    let bom = |body: &[u8]| [&b"\xEF\xBB\xBF"[..], body].concat();
+    let order = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/config/examples/order.json")).unwrap();
+    let r = d.request("POST", "/hooks/orders", &json_type, &bom(&order));
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"accepted": "A-1001", "total": 16.5})),
+        "{r:?}"
+    );
+    let r = d.request("POST", "/loose", &json_type, &bom(br#"{"a": [1]}"#));
+    assert_eq!(r.status, 202, "{r:?}");
+    let job = r.json()["job_id"].as_str().unwrap().to_string();
+    ended(&d, &job, 1);
+    assert_eq!(
+        get(&d, &format!("/v1/executions/{job}/trigger"))["body"],
+        json!({"a": [1]})
+    );
+    let r = d.request("POST", "/loose", &[("content-type", "text/plain")], &bom(b"hi"));
+    assert_eq!(r.status, 202, "{r:?}");
+    let job = r.json()["job_id"].as_str().unwrap().to_string();
+    ended(&d, &job, 1);
+    assert_eq!(get(&d, &format!("/v1/executions/{job}/trigger"))["body"], "\u{feff}hi");
+    // Only one, and only at the start.
+    for body in [bom(&bom(b"{}")), [&b"{} "[..], &bom(b"")].concat()] {
+        let r = d.request("POST", "/loose", &json_type, &body);
+        assert_eq!(
+            (r.status, error_of(&r)["code"].as_str()),
+            (400, Some("invalid_json")),
+            "{r:?}"
+        );
+    }
     d.stop();
 }
 
@@ -517,7 +550,7 @@ fn a_dropped_event_gets_the_flows_status_and_leaves_a_log_record_and_a_count() {
     // The example flow refuses valid JSON that is not an order: its caller must know.
     let r = d.request("POST", "/hooks/orders", &[], b"[1,2,3]");
     assert_eq!(r.status, 422, "{r:?}");
-    let reason = "event dropped: filter `body.order` is false for it";
+    let reason = "filter `body.order` is false for the event";
     assert_eq!(
         r.json()["error"],
         json!({ "code": "event_dropped", "message": format!("the event was dropped: {reason}") })
@@ -530,10 +563,7 @@ fn a_dropped_event_gets_the_flows_status_and_leaves_a_log_record_and_a_count() {
     let v = r.json();
     assert_eq!(
         (&v["dropped"], &v["reason"]),
-        (
-            &json!(true),
-            &json!("event dropped: filter `body.keep` is false for it")
-        )
+        (&json!(true), &json!("filter `body.keep` is false for the event"))
     );
     let default_job = v["job_id"].as_str().unwrap().to_string();
     let r = d.request("POST", "/quiet", &[], br#"{"keep": false}"#);

@@ -84,13 +84,10 @@ fn read_input(arg: &Option<String>) -> Result<Value, String> {
             std::fs::read_to_string(path).map_err(|e| format!("--input {path}: cannot read: {e}"))?,
         ),
     };
-    serde_json::from_str(&text).map_err(|e| {
-        format!(
-            "--input {what}: not JSON: {e} (at line {}, column {})",
-            e.line(),
-            e.column()
-        )
-    })
+    // RFC 8259 §8.1: a byte order mark may be ignored (Windows editors write one).
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    // serde_json's message ends with the line and column.
+    serde_json::from_str(text).map_err(|e| format!("--input {what}: not JSON: {e}"))
 }
 
 pub async fn run(args: RunArgs) -> u8 {

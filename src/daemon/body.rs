@@ -202,6 +202,15 @@ pub fn check_json(body: &[u8]) -> Result<(), serde_json::Error> {
     de.end()
 }
 
+/// `body` without a leading UTF-8 byte order mark: RFC 8259 §8.1 lets a JSON parser
+/// ignore one, and some senders (.NET, PowerShell) write it.
+pub fn without_bom(body: Bytes) -> Bytes {
+    match body.strip_prefix(b"\xEF\xBB\xBF".as_slice()) {
+        Some(rest) => body.slice(body.len() - rest.len()..),
+        None => body,
+    }
+}
+
 /// What a message about too deep a body starts with.
 pub const TOO_DEEP: &str = "nested deeper than";
 

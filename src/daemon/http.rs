@@ -141,6 +141,11 @@ async fn handle_flow(shared: &Shared, flow: Arc<Flow>, req: Request<Incoming>) -
     };
     // Sent as JSON, or to a flow that takes JSON: it must be JSON, or nothing is recorded.
     let must_be_json = *body_kind == BodyKind::Json || (sent_as_json && !body.is_empty());
+    let body = if must_be_json {
+        super::body::without_bom(body)
+    } else {
+        body
+    };
     if must_be_json && let Err(e) = super::body::check_json(&body) {
         let why = if *body_kind == BodyKind::Json {
             format!("flow \"{}\" takes a JSON body", flow.name)

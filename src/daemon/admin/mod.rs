@@ -293,7 +293,8 @@ async fn read_json(shared: &Shared, req: Request<Incoming>) -> Result<Value, Api
         .map_err(refused)?;
     let bytes = crate::daemon::body::decode(codings, bytes, MAX_BODY as u64)
         .await
-        .map_err(refused)?;
+        .map_err(refused)
+        .map(crate::daemon::body::without_bom)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(json!({}));
     }
