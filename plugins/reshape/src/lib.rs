@@ -94,16 +94,16 @@ impl Guest for Reshape {
             )
         })?;
         let doc = document(&event)?;
-        if let Some(filter) = &s.filter {
-            if !filter.truthy(&doc).map_err(|m| fail("filter", m, false))? {
-                // The last record before a drop is the reason the host reports.
-                log(
-                    Level::Info,
-                    "reshape",
-                    &format!("filter `{}` is false for the event", filter.text()),
-                );
-                return Ok(None);
-            }
+        if let Some(filter) = &s.filter
+            && !filter.truthy(&doc).map_err(|m| fail("filter", m, false))?
+        {
+            // The last record before a drop is the reason the host reports.
+            log(
+                Level::Info,
+                "reshape",
+                &format!("filter `{}` is false for the event", filter.text()),
+            );
+            return Ok(None);
         }
         let payload = s.spec.apply(&doc).map_err(|m| fail("expression", m, false))?;
         serde_json::to_string(&payload)
