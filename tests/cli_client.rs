@@ -436,6 +436,30 @@ fn downloads_in_every_format_parse_back_to_the_searched_records() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert!(!names.iter().any(|n| n.ends_with(".part")), "{names:?}");
+
+    // Piped into a reader that stops early (`| head -1`), the client ends as `cat` does,
+    // by SIGPIPE, and says nothing: it panicked on the first print to the closed pipe.
+    for args in [&["logs", "--limit", "1000"][..], &["logs", "--limit", "1000", "--json"]] {
+        let mut child = client(&d, Some(VIEWER), args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert!(!first.is_empty(), "{args:?}");
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            std::os::unix::process::ExitStatusExt::signal(&out.status),
+            Some(13),
+            "{args:?}: {:?}, {err}",
+            out.status
+        );
+        assert_eq!(err, "", "{args:?}");
+    }
     d.stop();
 }
 

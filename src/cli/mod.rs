@@ -155,6 +155,9 @@ pub fn main() -> ExitCode {
             .with_target(false)
             .init();
     }
+    if !matches!(cli.command, Command::Serve(_) | Command::Store { .. }) {
+        end_quietly_on_a_closed_pipe();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
@@ -184,6 +187,17 @@ pub fn main() -> ExitCode {
         }
     });
     ExitCode::from(code)
+}
+
+/// Output piped into a reader that stops early (`flowd logs | head`) ends the command as
+/// it ends `cat`, by SIGPIPE: Rust ignores the signal, and every print to the closed pipe
+/// would panic. The daemon and store copies keep ignoring it: a closed peer or pipe is an
+/// error they handle. Sockets are not affected (Rust sends with `MSG_NOSIGNAL`).
+fn end_quietly_on_a_closed_pipe() {
+    // SAFETY: sets the disposition of one signal before any thread starts; no handler runs.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// Prints every config error as cargo prints diagnostics, then a count.
