@@ -160,7 +160,14 @@ impl RedbStore {
             }
             create_atomically(dir, &path).map_err(|e| open_err(e.to_string()))?;
         }
-        let db = open_repairing(&path, cache_size).map_err(|e| open_err(e.to_string()))?;
+        let db = open_repairing(&path, cache_size).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => open_err(
+                "it is in use: a running `flowd serve` or an offline command has it open; \
+                 stop it, or ask the running daemon through its admin API instead"
+                    .into(),
+            ),
+            e => open_err(e.to_string()),
+        })?;
         let names = create_tables(&db).map_err(|e| open_err(e.to_string()))?;
         let wal = open_wal(&db, &names, &wal_path).map_err(open_err)?;
         let db = Arc::new(Db {
