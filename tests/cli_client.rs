@@ -688,3 +688,88 @@ fn reloads_print_every_config_error() {
     );
     d.stop();
 }
+
+#[test]
+fn an_offline_command_on_a_data_directory_a_daemon_holds_says_who_holds_it() {
+    let setup = Setup::embedded("", TOKENS);
+    let d = start(&setup);
+    for args in [
+        &["executions", "list"][..],
+        &["logs"],
+        &["executions", "show", "01a25189-4f7b-74c5-b2fd-6561ed2ad7b4"],
+    ] {
+        let out = support::flowd()
+            .args(args)
+            .arg("--data-dir")
+            .arg(setup.path("data"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert!(
+            err.contains("it is in use: a running `flowd serve` or an offline command has it open"),
+            "{args:?}: {err}"
+        );
+    }
+    // The daemon did not notice.
+    assert_eq!(d.admin("GET", "/healthz", None, b"").status, 200);
+    d.stop();
+}
+
+#[test]
+fn a_csv_download_keeps_spreadsheets_from_running_what_senders_wrote() {
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow(
+        "say",
+        "[flow]\nname = \"say\"\n[trigger.http]\npath = \"/say\"\n\n[[steps]]\nname = \"say\"\nconnector = \"log\"\nconfig = { message = \"{{ trigger.body.m }}\" }\n",
+    );
+    let d = start(&setup);
+    // Each starts a formula in a spreadsheet but the last three.
+    let said = [
+        "=HYPERLINK(\"http://example.com\",\"open\")",
+        "+1+2",
+        "-2+3",
+        "@SUM(A1)",
+        "\tcmd",
+        "\r=1",
+        "a = b",
+        "'quoted",
+        "",
+    ];
+    for m in said {
+        let job = hook(&d, "/say", &json!({ "m": m }).to_string());
+        ended(&d, &job, 1);
+    }
+    let get = |format: &str| {
+        let r = d.admin(
+            "GET",
+            &format!("/v1/logs/download?format={format}&flow=say&step=say"),
+            Some(VIEWER),
+            b"",
+        );
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        r.body
+    };
+    let exact: Vec<String> = String::from_utf8(get("ndjson"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["message"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(exact, said, "NDJSON keeps each message exactly");
+    let csv = get("csv");
+    let mut reader = csv::Reader::from_reader(&csv[..]);
+    let at = reader.headers().unwrap().iter().position(|h| h == "message").unwrap();
+    let cells: Vec<String> = reader.records().map(|r| r.unwrap()[at].to_string()).collect();
+    let guarded: Vec<String> = said
+        .iter()
+        .enumerate()
+        .map(|(i, m)| if i < 6 { format!("'{m}") } else { m.to_string() })
+        .collect();
+    assert_eq!(cells, guarded);
+    d.stop();
+}

@@ -108,16 +108,16 @@ fn encode(format: Format, rows: &[(LogKey, LogRow)], header: bool) -> Bytes {
                     crate::time_format::rfc3339(r.time).as_str(),
                     r.level.as_str(),
                     &r.job_id.to_string(),
-                    &r.project,
-                    &r.flow,
-                    &r.flow_version,
+                    &cell(&r.project),
+                    &cell(&r.flow),
+                    &cell(&r.flow_version),
                     &r.attempt.to_string(),
-                    r.step.as_deref().unwrap_or(""),
-                    r.connector.as_deref().unwrap_or(""),
-                    &r.action,
-                    &r.category,
-                    &r.environment,
-                    &r.message,
+                    &cell(r.step.as_deref().unwrap_or("")),
+                    &cell(r.connector.as_deref().unwrap_or("")),
+                    &cell(&r.action),
+                    &cell(&r.category),
+                    &cell(&r.environment),
+                    &cell(&r.message),
                 ])
                 .expect("writes to memory");
             }
@@ -126,6 +126,17 @@ fn encode(format: Format, rows: &[(LogKey, LogRow)], header: bool) -> Bytes {
         }
     }
     Bytes::from(out)
+}
+
+/// A text field as a CSV cell a spreadsheet shows as text: one that starts with `=`, `+`,
+/// `-`, `@`, a tab or a carriage return gets a `'` before it (OWASP's guard against CSV
+/// injection: a log message holds what senders sent, and a spreadsheet would run
+/// `=HYPERLINK(…)` as a formula). NDJSON keeps every field exactly.
+fn cell(text: &str) -> std::borrow::Cow<'_, str> {
+    match text.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{text}").into(),
+        _ => text.into(),
+    }
 }
 
 fn streaming(body: Channel<Bytes>, content_type: &'static str) -> Response<AdminBody> {
