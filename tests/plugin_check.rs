@@ -149,6 +149,24 @@ fn malformed_components_are_refused_with_a_reason() {
         "{text}"
     );
 
+    // A file that is not WebAssembly at all is told so in one line, with what it looks like.
+    for (bytes, says) in [
+        (&b""[..], "can run:  no: not WebAssembly: the file is empty\n"),
+        (
+            b"hello\n",
+            "can run:  no: not WebAssembly: it starts with text, \"hello\", where a component starts with \\0asm\n",
+        ),
+        (
+            b"(component)",
+            "can run:  no: not WebAssembly: it starts with text, \"(component)\", where a component starts with \\0asm (WebAssembly text: turn it into a binary with `wasm-tools parse`)\n",
+        ),
+    ] {
+        std::fs::write(&junk, bytes).unwrap();
+        let (code, text) = check(&junk, Some(dir.path()));
+        assert_eq!(code, 1, "{text}");
+        assert!(text.contains(says), "{text}");
+    }
+
     let (code, text) = check(&dir.path().join("absent.wasm"), Some(dir.path()));
     assert_eq!(code, 2);
     assert!(text.contains("cannot read"), "{text}");

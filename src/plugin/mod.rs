@@ -79,6 +79,8 @@ pub struct Runtime {
 pub enum LoadError {
     #[error("cannot read {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
+    #[error("not WebAssembly: {0}")]
+    NotWasm(String),
     #[error("not a valid WebAssembly component: {0}")]
     Compile(String),
     #[error(

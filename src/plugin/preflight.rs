@@ -26,12 +26,52 @@ impl Preflight {
     }
 }
 
+/// What a file that does not start as WebAssembly (`\0asm`) looks like instead.
+fn what_it_is(bytes: &[u8]) -> String {
+    if bytes.is_empty() {
+        return "the file is empty".into();
+    }
+    let head = &bytes[..bytes.len().min(64)];
+    // Text cut inside a character at 64 bytes is still text.
+    let valid = match std::str::from_utf8(head) {
+        Ok(t) => t,
+        Err(e) => std::str::from_utf8(&head[..e.valid_up_to()]).expect("valid up to there"),
+    };
+    let text = Some(valid)
+        .filter(|t| t.len() + 4 > head.len() && t.chars().all(|c| !c.is_control() || c.is_ascii_whitespace()));
+    let hint = match text.map(str::trim_start) {
+        Some(t) if t.starts_with("(component") || t.starts_with("(module") => {
+            " (WebAssembly text: turn it into a binary with `wasm-tools parse`)"
+        }
+        Some(t) if t.starts_with('<') => " (HTML or XML: a web page saved in place of the file?)",
+        Some(_) => "",
+        None if bytes.starts_with(b"\x7fELF") => " (an ELF executable: a native program, not WebAssembly)",
+        None if bytes.starts_with(&[0x1f, 0x8b]) => " (gzip-compressed: unpack it first)",
+        None if bytes.starts_with(b"PK") => " (a zip archive: unpack it first)",
+        None => "",
+    };
+    let shown = match text {
+        Some(t) => format!(
+            "text, {:?}",
+            t.lines().next().unwrap_or("").chars().take(40).collect::<String>()
+        ),
+        None => {
+            let hex: Vec<String> = bytes.iter().take(4).map(|b| format!("{b:02x}")).collect();
+            format!("bytes {}", hex.join(" "))
+        }
+    };
+    format!("it starts with {shown}, where a component starts with \\0asm{hint}")
+}
+
 /// What a component built by componentize-js is told about wasi:http without a grant.
 pub const HTTP_DEFAULT_HINT: &str = "componentize-js includes wasi:http unless told not to: rebuild with `--disable http fetch-event` (or, if it does call out, grant the origins in grants.http.allow)";
 
 /// Reads `bytes`; `Ok(None)` when they are not a component wasmparser can read (the
 /// compiler then says what is wrong).
 pub fn read(bytes: &[u8]) -> Result<Option<Preflight>, LoadError> {
+    if !bytes.starts_with(b"\0asm") {
+        return Err(LoadError::NotWasm(what_it_is(bytes)));
+    }
     if Parser::is_core_wasm(bytes) {
         return Err(LoadError::CoreModule);
     }
@@ -140,6 +180,33 @@ mod tests {
     #[test]
     fn a_core_module_is_named_before_compiling() {
         assert!(matches!(read(b"\0asm\x01\0\0\0"), Err(LoadError::CoreModule)));
-        assert!(matches!(read(b"junk"), Ok(None)));
+        assert!(matches!(read(b"\0asm\x99\0\0\0"), Ok(None)));
+    }
+
+    #[test]
+    fn a_file_that_is_not_webassembly_says_what_it_looks_like() {
+        let said = |bytes: &[u8]| match read(bytes) {
+            Err(LoadError::NotWasm(why)) => why,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(said(b""), "the file is empty");
+        assert_eq!(
+            said(b"hello\nworld"),
+            "it starts with text, \"hello\", where a component starts with \\0asm"
+        );
+        assert!(
+            said(b"(component\n  (core module))")
+                .ends_with("(WebAssembly text: turn it into a binary with `wasm-tools parse`)")
+        );
+        assert!(said(b"<!DOCTYPE html><html>").contains("a web page saved in place of the file?"));
+        assert!(said(b"\x7fELF\x02\x01\x01\0").starts_with("it starts with bytes 7f 45 4c 46,"));
+        assert!(said(b"\x1f\x8b\x08\0rest").ends_with("(gzip-compressed: unpack it first)"));
+        // Text cut inside a character at 64 bytes is text still.
+        let long = format!("{}é and more", "a".repeat(63));
+        assert!(
+            said(long.as_bytes()).starts_with("it starts with text, \"aaaa"),
+            "{}",
+            said(long.as_bytes())
+        );
     }
 }
