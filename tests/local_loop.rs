@@ -35,7 +35,7 @@ fn run_sends_an_http_event_with_method_headers_query_and_a_raw_body() {
         &[
             "--json",
             "--method",
-            "put",
+            "post",
             "--header",
             "X-Signature: sha256=abc",
             "--header",
@@ -58,7 +58,7 @@ fn run_sends_an_http_event_with_method_headers_query_and_a_raw_body() {
         report["trigger"]["payload"]["event"],
         json!({
             "kind": "http",
-            "method": "PUT",
+            "method": "POST",
             "path": "/hooks/signed",
             "query": "a=1&b=2",
             "headers": [["x-signature", "sha256=abc"], ["content-type", "application/x-www-form-urlencoded"]],
@@ -90,6 +90,80 @@ fn http_event_flags_need_an_http_trigger_and_well_formed_headers() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("cannot be used with"), "{err}");
+
+    // A method the trigger does not take never reaches it from the daemon (405): nor here.
+    let out = setup.run_raw(&hook, None, &["--method", "PUT"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--method PUT: flow \"hook\" takes POST requests (the daemon answers any other method 405)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn input_is_the_body_of_an_http_event_the_flags_describe_once_or_count_times() {
+    let setup = Setup::new("");
+    let hook = setup.flow("hook", HTTP_FLOW);
+    let event = |args: &[&str]| {
+        let out = setup.run_raw(&hook, Some(&json!({"id": 7})), args);
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{stdout}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        stdout
+    };
+    // --input's JSON went nowhere once a flag described the request: the body was empty.
+    let report: serde_json::Value = serde_json::from_str(&event(&["--json", "--query", "a=1"])).unwrap();
+    assert_eq!(
+        report["trigger"]["payload"]["event"],
+        json!({
+            "kind": "http",
+            "method": "POST",
+            "path": "/hooks/signed",
+            "query": "a=1",
+            "headers": [["content-type", "application/json"]],
+            "body": "{\"id\":7}",
+        }),
+        "{report:#}"
+    );
+    // A content type given is kept.
+    let report: serde_json::Value =
+        serde_json::from_str(&event(&["--json", "--header", "Content-Type: application/vnd.x+json"])).unwrap();
+    assert_eq!(
+        report["trigger"]["payload"]["event"]["headers"],
+        json!([["content-type", "application/vnd.x+json"]])
+    );
+    // --count runs the event the flags describe, each time (it ran the trigger's default).
+    let dir = setup.path("data");
+    let out = event(&["--count", "3", "--query", "n=3", "--data-dir", dir.to_str().unwrap()]);
+    assert_eq!(out.lines().filter(|l| l.starts_with("finished ")).count(), 3, "{out}");
+    let offline = |args: &[&str]| -> serde_json::Value {
+        let out = support::flowd()
+            .args(args)
+            .arg("--json")
+            .arg("--data-dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let listed = offline(&["executions", "list"]);
+    let jobs: Vec<&str> = listed["executions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["job_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(jobs.len(), 3, "{listed}");
+    for job in jobs {
+        let shown = offline(&["executions", "show", job]);
+        assert_eq!(shown["trigger"]["event"]["query"], "n=3", "{shown}");
+    }
 }
 
 #[test]

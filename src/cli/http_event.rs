@@ -9,7 +9,8 @@ use std::io::Read;
 
 #[derive(Args, Default)]
 pub struct HttpEventArgs {
-    /// The HTTP method of the event (default: the trigger's). Needs an http trigger.
+    /// The HTTP method of the event: the trigger's (checked, as the daemon checks it).
+    /// Needs an http trigger.
     #[arg(long, value_name = "METHOD")]
     method: Option<String>,
     /// A request header, `Name: value` (repeatable). Needs an http trigger.
@@ -53,8 +54,9 @@ impl HttpEventArgs {
         }
     }
 
-    /// The event these flags describe for `flow`, or `None` when none was given.
-    pub fn event(&self, flow: &Flow) -> Result<Option<TriggerEvent>, String> {
+    /// The event these flags describe for `flow`, or `None` when none was given. Without
+    /// `--body`, `input` (`--input`'s JSON, `null` without it) is the body, sent as JSON.
+    pub fn event(&self, flow: &Flow, input: &serde_json::Value) -> Result<Option<TriggerEvent>, String> {
         let Some(flag) = self.given() else { return Ok(None) };
         let TriggerKind::Http { path, method, .. } = &flow.trigger.kind else {
             return Err(format!(
@@ -62,8 +64,23 @@ impl HttpEventArgs {
                 flow.name
             ));
         };
+        if let Some(asked) = &self.method
+            && !asked.eq_ignore_ascii_case(method)
+        {
+            return Err(format!(
+                "--method {asked}: flow \"{}\" takes {method} requests (the daemon answers any other method 405)",
+                flow.name
+            ));
+        }
+        let mut headers = self.headers.clone();
         let body = match self.body.as_deref() {
-            None => Vec::new(),
+            None if input.is_null() => Vec::new(),
+            None => {
+                if !headers.iter().any(|(name, _)| name == "content-type") {
+                    headers.push(("content-type".into(), "application/json".into()));
+                }
+                input.to_string().into_bytes()
+            }
             Some("-") => {
                 let mut b = Vec::new();
                 std::io::stdin()
@@ -74,14 +91,10 @@ impl HttpEventArgs {
             Some(file) => std::fs::read(file).map_err(|e| format!("--body {file}: cannot read: {e}"))?,
         };
         Ok(Some(TriggerEvent::Http {
-            method: self
-                .method
-                .clone()
-                .unwrap_or_else(|| method.clone())
-                .to_ascii_uppercase(),
+            method: method.clone(),
             path: path.clone(),
             query: self.query.clone().unwrap_or_default(),
-            headers: self.headers.clone(),
+            headers,
             body,
         }))
     }

@@ -146,7 +146,7 @@ pub async fn run(args: RunArgs) -> u8 {
             name: offline.name,
         }));
     }
-    let event = match args.http.event(&flow) {
+    let event = match args.http.event(&flow, &input) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("error: {e}");
@@ -162,7 +162,7 @@ pub async fn run(args: RunArgs) -> u8 {
         }
     }
     let code = if args.count != 1 {
-        batch(executor, flow, input, args.count, recording.clone()).await
+        batch(executor, flow, input, event, args.count, recording.clone()).await
     } else {
         single(&executor, &flow, input, event, args.json, recording.as_deref()).await
     };
@@ -310,14 +310,16 @@ async fn batch(
     executor: Arc<Executor>,
     flow: Arc<Flow>,
     input: Value,
+    event: Option<crate::plugin::TriggerEvent>,
     count: usize,
     recording: Option<Arc<Recording>>,
 ) -> u8 {
     let mut tasks = Vec::new();
     for _ in 0..count {
         let (executor, flow, input, recording) = (executor.clone(), flow.clone(), input.clone(), recording.clone());
+        let event = event.clone();
         tasks.push(tokio::spawn(async move {
-            let event = local_event(&flow.trigger.kind, input);
+            let event = event.unwrap_or_else(|| local_event(&flow.trigger.kind, input));
             execute(&executor, &flow, event, recording.as_deref()).await
         }));
     }
