@@ -15,6 +15,21 @@ pub fn duration(e: &Execution) -> Option<f64> {
     f.duration_since(s).ok().map(|d| d.as_secs_f64())
 }
 
+/// A page of the executions list as the admin API answers it and `executions list
+/// --json` prints it, online or offline: each row with its duration in seconds, and the
+/// cursor of the next page when this one is full (`limit` rows).
+pub fn execution_page(rows: &[Execution], limit: usize) -> Value {
+    let next = (rows.len() == limit).then(|| rows.last().map(|e| e.job_id.to_string()));
+    serde_json::json!({
+        "executions": rows.iter().map(|e| {
+            let mut v = serde_json::to_value(e).expect("serializes");
+            v["duration"] = serde_json::json!(duration(e));
+            v
+        }).collect::<Vec<_>>(),
+        "next_cursor": next.flatten(),
+    })
+}
+
 /// Whether a manual retry is possible now, and if not, what a retry request would get.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct RetryView {

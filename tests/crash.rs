@@ -40,7 +40,8 @@ fn list(setup: &Setup) -> Vec<Value> {
     }
     let (code, out, err) = data_cli(setup, &["executions", "list", "--json", "--limit", "100000"]);
     assert_eq!(code, 0, "the database must open after a kill: {err}");
-    serde_json::from_str(&out).unwrap()
+    let page: Value = serde_json::from_str(&out).unwrap();
+    serde_json::from_value(page["executions"].clone()).unwrap()
 }
 
 fn steps(setup: &Setup, job: &str) -> Vec<Value> {

@@ -46,8 +46,15 @@ config = { from = "{{ steps.second.x }}" }
 
     let (code, out, err) = cli(&setup, &["executions", "list", "--json"]);
     assert_eq!(code, 0, "{err}");
-    let rows: Vec<Value> = serde_json::from_str(&out).unwrap();
+    // The admin API's page: the rows, with their durations, and the next page's cursor.
+    let page: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(page["next_cursor"], Value::Null, "{page}");
+    let rows = page["executions"].as_array().unwrap();
     assert_eq!(rows.len(), 2);
+    assert!(
+        rows.iter().all(|r| r["duration"].as_f64().is_some_and(|d| d >= 0.0)),
+        "{page}"
+    );
     assert_eq!(rows[0]["job_id"], r2["job_id"], "newest first");
     assert_eq!(rows[1]["job_id"], r1["job_id"]);
     let row = &rows[0];
@@ -64,11 +71,21 @@ config = { from = "{{ steps.second.x }}" }
     // Paging: everything older than the newest is the other one.
     let job2 = r2["job_id"].as_str().unwrap();
     let (_, out, _) = cli(&setup, &["executions", "list", "--json", "--before", job2]);
-    let older: Vec<Value> = serde_json::from_str(&out).unwrap();
-    assert_eq!(older.len(), 1);
-    assert_eq!(older[0]["job_id"], r1["job_id"]);
+    let older: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(older["executions"].as_array().unwrap().len(), 1);
+    assert_eq!(older["executions"][0]["job_id"], r1["job_id"]);
+    // A full page names the next one's cursor, in JSON and under the table.
+    let (_, out, _) = cli(&setup, &["executions", "list", "--json", "--limit", "1"]);
+    let first: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(first["next_cursor"], r2["job_id"], "{first}");
+    let (_, out, _) = cli(&setup, &["executions", "list", "--limit", "1"]);
+    assert!(
+        out.ends_with(&format!("more: add --cursor {job2} for the next page\n")),
+        "{out}"
+    );
     let (_, out, _) = cli(&setup, &["executions", "list", "--json", "--status", "success"]);
-    assert_eq!(serde_json::from_str::<Vec<Value>>(&out).unwrap().len(), 0);
+    let none: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(none["executions"].as_array().unwrap().len(), 0);
 
     let (code, out, err) = cli(&setup, &["executions", "show", job2, "--json"]);
     assert_eq!(code, 0, "{err}");

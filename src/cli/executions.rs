@@ -246,6 +246,7 @@ async fn list(source: &Source, a: ListArgs) -> u8 {
         Ok(s) => s.store,
         Err(c) => return c,
     };
+    let limit = a.limit.map_or(50, |n| n as usize);
     let q = ListQuery {
         flow: a.flow,
         project: a.project,
@@ -254,7 +255,7 @@ async fn list(source: &Source, a: ListArgs) -> u8 {
         from: a.time.from,
         to: a.time.to,
         before: a.cursor,
-        limit: a.limit.map_or(50, |n| n as usize),
+        limit,
     };
     let rows = match store.list(&q).await {
         Ok(r) => r,
@@ -263,10 +264,15 @@ async fn list(source: &Source, a: ListArgs) -> u8 {
             return 1;
         }
     };
+    // The same page as the admin API's, so a script reads either.
+    let page = crate::detail::execution_page(&rows, limit);
     if a.json {
-        println!("{}", serde_json::to_string_pretty(&rows).expect("serializes"));
+        print_json(&page);
     } else {
         print!("{}", super::render::executions_table(&rows));
+        if let Some(next) = page["next_cursor"].as_str() {
+            println!("more: add --cursor {next} for the next page");
+        }
     }
     0
 }

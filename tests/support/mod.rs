@@ -336,7 +336,8 @@ pub fn list_executions(setup: &Setup, flow: Option<&str>) -> Vec<Value> {
     }
     let (code, out, err) = data_cli(setup, &args);
     assert_eq!(code, 0, "{err}");
-    let mut all: Vec<Value> = serde_json::from_str(&out).unwrap();
+    let page: Value = serde_json::from_str(&out).unwrap();
+    let mut all: Vec<Value> = serde_json::from_value(page["executions"].clone()).unwrap();
     all.reverse();
     all
 }

@@ -15,13 +15,6 @@ fn list_params() -> Vec<&'static str> {
     [EXECUTION_FILTERS, &["limit", "cursor"]].concat()
 }
 
-/// A row of the list: the stored execution with its duration in seconds.
-fn row(e: &crate::store::Execution) -> Value {
-    let mut v = serde_json::to_value(e).expect("serializes");
-    v["duration"] = json!(crate::detail::duration(e));
-    v
-}
-
 pub async fn list(shared: &Shared, query: Option<&str>) -> Answer {
     let p = Params::parse(query, &list_params())?;
     let limit = p.limit("limit", 50, 1000)?;
@@ -36,11 +29,7 @@ pub async fn list(shared: &Shared, query: Option<&str>) -> Answer {
         Some(id) => one(shared, id, &q).await?,
         None => shared.store.list(&q).await.map_err(ApiError::store)?,
     };
-    let next = (rows.len() == limit).then(|| rows.last().map(|e| e.job_id.to_string()));
-    ok(&json!({
-        "executions": rows.iter().map(row).collect::<Vec<_>>(),
-        "next_cursor": next.flatten(),
-    }))
+    ok(&crate::detail::execution_page(&rows, limit))
 }
 
 /// The execution `id` if it passes the other filters of `q`.
