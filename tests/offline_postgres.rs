@@ -110,7 +110,8 @@ fn offline_commands_on_postgres_print_what_they_print_for_a_data_directory() {
     let (code, out, err) = flowd(&["executions", "resume", &jobs[2], "--config", &pg], &env);
     assert_eq!(code, 0, "{out}{err}");
     let (_, rows, _) = flowd(&["executions", "list", "--json", "--config", &pg], &env);
-    let rows: Vec<Value> = serde_json::from_str(&rows).unwrap();
+    let page: Value = serde_json::from_str(&rows).unwrap();
+    let rows = page["executions"].as_array().unwrap();
     let row = |j: &str| rows.iter().find(|r| r["job_id"] == j).unwrap().clone();
     assert_eq!(
         (row(&jobs[1])["attempt"].clone(), row(&jobs[1])["status"].clone()),
