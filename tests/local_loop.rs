@@ -71,30 +71,29 @@ fn run_sends_an_http_event_with_method_headers_query_and_a_raw_body() {
 #[test]
 fn http_event_flags_need_an_http_trigger_and_well_formed_headers() {
     let setup = Setup::new("");
+    // `flowd run` must refuse (exit 2); what it said.
+    let refused = |flow: &std::path::Path, input: Option<&serde_json::Value>, args: &[&str]| {
+        let out = setup.run_raw(flow, input, args);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        err
+    };
     let manual = setup.flow("m", &support::one_step("echo", "{}", ""));
-    let out = setup.run_raw(&manual, None, &["--query", "a=1"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused(&manual, None, &["--query", "a=1"]);
     assert!(
         err.contains("--query needs a flow with an http trigger; \"t\" has none"),
         "{err}"
     );
 
     let hook = setup.flow("hook", HTTP_FLOW);
-    let out = setup.run_raw(&hook, None, &["--header", "no colon"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused(&hook, None, &["--header", "no colon"]);
     assert!(err.contains("expected `Name: value`"), "{err}");
 
-    let out = setup.run_raw(&hook, Some(&json!({})), &["--body", "-"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused(&hook, Some(&json!({})), &["--body", "-"]);
     assert!(err.contains("cannot be used with"), "{err}");
 
     // A method the trigger does not take never reaches it from the daemon (405): nor here.
-    let out = setup.run_raw(&hook, None, &["--method", "PUT"]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = refused(&hook, None, &["--method", "PUT"]);
     assert!(
         err.contains("--method PUT: flow \"hook\" takes POST requests (the daemon answers any other method 405)"),
         "{err}"
