@@ -205,9 +205,10 @@ pub fn check_json(body: &[u8]) -> Result<(), serde_json::Error> {
 /// `body` without a leading UTF-8 byte order mark: RFC 8259 §8.1 lets a JSON parser
 /// ignore one, and some senders (.NET, PowerShell) write it.
 pub fn without_bom(body: Bytes) -> Bytes {
-    match body.strip_prefix(b"\xEF\xBB\xBF".as_slice()) {
-        Some(rest) => body.slice(body.len() - rest.len()..),
-        None => body,
+    if body.starts_with(b"\xEF\xBB\xBF") {
+        body.slice(3..)
+    } else {
+        body
     }
 }
 
