@@ -6,7 +6,8 @@
 //! refused), dropped events (the flow's status, a log record with the
 //! trigger connector's reason, a counter), a body the listener takes but whose payload
 //! would not fit the store (413 before anything is recorded), repeated headers and query
-//! keys and binary bodies kept whole, and credentials redacted from what is stored and
+//! keys and binary bodies kept whole, a U+0000 in JSON kept in every record (PostgreSQL's
+//! text holds none) and found by a filter, and credentials redacted from what is stored and
 //! shown (the trigger connector still seeing them).
 
 mod support;
@@ -716,6 +717,67 @@ fn repeated_headers_and_query_keys_and_binary_bodies_are_kept_whole() {
     let p = get(&d, &format!("/v1/executions/{job}/trigger"));
     assert_eq!(p["body"], "héllo\u{0}");
     assert!(p.get("body_encoding").is_none(), "{p}");
+    d.stop();
+}
+
+#[test]
+fn a_nul_character_is_kept_in_every_record_and_a_filter_may_name_it() {
+    // PostgreSQL's text holds no U+0000, in a column or a jsonb string; JSON does, and so
+    // does every record here (run on both backends). U+E000 is the escape PostgreSQL's
+    // records use, so it must come back as sent too.
+    let setup = Setup::with_server("", TOKENS);
+    setup.flow(
+        "nul",
+        "[flow]\nname = \"nul\"\n[trigger.http]\npath = \"/nul\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n\
+         [[steps]]\nname = \"say\"\nconnector = \"log\"\n\
+         config = { level = \"warn\", category = \"c\", message = \"name {{ trigger.body.name }}\" }\n",
+    );
+    let d = start(&setup);
+    let name = "a\0b\u{E000}c\u{E000}\u{E001}";
+    let body = serde_json::to_vec(&json!({ "name": name, name: 1 })).unwrap();
+    let r = d.request("POST", "/nul", &[("content-type", "application/json")], &body);
+    assert_eq!(r.status, 202, "{r:?}");
+    let job = r.json()["job_id"].as_str().unwrap().to_string();
+    assert_eq!(ended(&d, &job, 1)["status"], "success");
+    let trigger = get(&d, &format!("/v1/executions/{job}/trigger"));
+    assert_eq!(trigger["body"], json!({ "name": name, name: 1 }));
+    let detail = get(&d, &format!("/v1/executions/{job}"));
+    assert_eq!(
+        detail["steps"][1]["output"]["message"],
+        format!("name {name}"),
+        "{detail}"
+    );
+    let message = |v: &Value| -> Vec<String> {
+        v["logs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["message"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let ours = vec![format!("name {name}")];
+    assert_eq!(message(&get(&d, &format!("/v1/logs?job_id={job}&category=c"))), ours);
+    assert_eq!(message(&get(&d, "/v1/logs?contains=%00")), ours, "the character itself");
+    assert_eq!(
+        message(&get(&d, "/v1/logs?contains=b%EE%80%80c")),
+        ours,
+        "the escape as text"
+    );
+    assert_eq!(
+        message(&get(&d, "/v1/logs?contains=%00b%EE%80%80c%EE%80%80%EE%80%81")),
+        ours
+    );
+    for nothing in [
+        "/v1/logs?contains=0",
+        "/v1/logs?contains=%00%00",
+        "/v1/logs?category=%00",
+    ] {
+        assert_eq!(message(&get(&d, nothing)), Vec::<String>::new(), "{nothing}");
+    }
+    for filter in ["flow=a%00b", "project=%00"] {
+        let page = get(&d, &format!("/v1/executions?{filter}"));
+        assert_eq!(page["executions"], json!([]), "{filter}");
+    }
     d.stop();
 }
 

@@ -8,10 +8,12 @@
 //! - `query`: reads: one execution, the list, the logs, what recovery asks.
 //! - `lease`: renewing leases and taking over expired ones.
 //! - `throttle`: a throttled flow's places and rate, across daemons.
+//! - `text`: U+0000, which PostgreSQL's text cannot hold, escaped and read back.
 
 mod lease;
 mod query;
 mod schema;
+mod text;
 mod throttle;
 mod write;
 
@@ -128,9 +130,18 @@ pub(super) fn write_err(e: tokio_postgres::Error) -> WriteError {
     WriteError::Backend(describe(&e))
 }
 
-pub(super) fn decode<T: serde::de::DeserializeOwned>(table: &'static str, text: &str) -> Result<T, ReadError> {
-    serde_json::from_str(text).map_err(|e| ReadError::Corrupt {
+/// The record a `jsonb` column holds (see `text`).
+pub(super) fn decode<T: serde::de::DeserializeOwned>(table: &'static str, doc: &str) -> Result<T, ReadError> {
+    text::from_doc(doc).map_err(|e| ReadError::Corrupt {
         table,
+        detail: e.to_string(),
+    })
+}
+
+/// A payload, as its `json` column keeps it: exactly as written.
+pub(super) fn decode_payload(doc: &str) -> Result<Value, ReadError> {
+    serde_json::from_str(doc).map_err(|e| ReadError::Corrupt {
+        table: "payloads",
         detail: e.to_string(),
     })
 }

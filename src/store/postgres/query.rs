@@ -3,8 +3,9 @@
 //! the cursor a bound on that key and the page a `LIMIT`, so a page costs what it
 //! returns; nothing is counted.
 
+use super::text;
 use super::write::{kind_code, level_code};
-use super::{PostgresStore, UNFINISHED, decode, from_id, id, nanos, read_err, status_code, time};
+use super::{PostgresStore, UNFINISHED, decode, decode_payload, from_id, id, nanos, read_err, status_code, time};
 use crate::store::{Execution, JobId, ListQuery, LogKey, LogQuery, LogRow, PayloadKey, ReadError};
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -93,7 +94,7 @@ pub(super) async fn payload(store: &PostgresStore, key: PayloadKey) -> Result<Op
         &kind_code(key.kind),
     ];
     match c.query_opt(&st, &params).await.map_err(read_err)? {
-        Some(row) => Ok(Some(decode("payloads", row.get(0))?)),
+        Some(row) => Ok(Some(decode_payload(row.get(0))?)),
         None => Ok(None),
     }
 }
@@ -134,17 +135,17 @@ fn list_filter(q: &ListQuery, lo: Option<u128>, hi: Option<u128>) -> Filter {
         f.add("job_id < $", id(hi));
     }
     if let Some(flow) = &q.flow {
-        f.add("flow = $", flow.clone());
+        f.add("flow = $", text::escape(flow).into_owned());
     }
     if !q.statuses.is_empty() {
         let codes: Vec<i16> = q.statuses.iter().map(|s| status_code(*s)).collect();
         f.add("status = ANY($)", codes);
     }
     if let Some(p) = &q.project {
-        f.add("project = $", p.clone());
+        f.add("project = $", text::escape(p).into_owned());
     }
     if let Some(k) = &q.trigger_kind {
-        f.add("trigger_kind = $", k.clone());
+        f.add("trigger_kind = $", text::escape(k).into_owned());
     }
     f
 }
@@ -213,7 +214,7 @@ pub(super) async fn logs(store: &PostgresStore, q: &LogQuery) -> Result<Vec<(Log
         ("category", &q.category),
     ] {
         if let Some(v) = value {
-            f.add(&format!("{column} = $"), v.clone());
+            f.add(&format!("{column} = $"), text::escape(v).into_owned());
         }
     }
     if let Some(level) = q.level {
@@ -224,7 +225,7 @@ pub(super) async fn logs(store: &PostgresStore, q: &LogQuery) -> Result<Vec<(Log
         f.add("level = ANY($)", codes);
     }
     if let Some(needle) = &q.contains {
-        f.add("strpos(message, $) > 0", needle.clone());
+        f.add("strpos(message, $) > 0", text::escape(needle).into_owned());
     }
     // The cursor is exclusive: the next page starts past it in the query's order.
     if let Some(c) = q.after {

@@ -4,7 +4,7 @@
 //! log records of their own, skipping rows another daemon is deleting.
 
 use super::lease::{NOW_NS, ttl_ns};
-use super::{PostgresStore, UNFINISHED, describe, from_id, id, nanos, status_code, write_err};
+use super::{PostgresStore, UNFINISHED, describe, from_id, id, nanos, status_code, text, write_err};
 use crate::plugin::Level;
 use crate::store::{JobId, PayloadKind, Pruned, SHARED_ATTEMPT, Write, WriteError};
 
@@ -116,7 +116,7 @@ pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(
                         &e.project,
                         &status_code(e.status),
                         &e.trigger_kind,
-                        &json(e),
+                        &text::doc(e),
                     ],
                 )
                 .await
@@ -130,7 +130,7 @@ pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(
                     )
                     .await
                     .map_err(write_err)?;
-                tx.execute(&st, &[&id(job_id.0), &i64::from(row.attempt), &json(row)])
+                tx.execute(&st, &[&id(job_id.0), &i64::from(row.attempt), &text::doc(row)])
                     .await
                     .map_err(write_err)?;
             }
@@ -148,7 +148,7 @@ pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(
                         &id(job_id.0),
                         &i64::from(row.attempt),
                         &i64::from(row.index),
-                        &json(row),
+                        &text::doc(row),
                     ],
                 )
                 .await
@@ -198,9 +198,12 @@ pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(
                     )
                     .await
                     .map_err(write_err)?;
-                let col = |f: &dyn Fn(&crate::store::LogRow) -> String| rows.iter().map(f).collect::<Vec<String>>();
-                let opt = |f: &dyn Fn(&crate::store::LogRow) -> Option<String>| {
-                    rows.iter().map(f).collect::<Vec<Option<String>>>()
+                // Each text column escaped as `text` has it: a message may carry U+0000.
+                let col = |f: &dyn Fn(&crate::store::LogRow) -> &str| {
+                    rows.iter().map(|r| text::escape(f(r))).collect::<Vec<_>>()
+                };
+                let opt = |f: &dyn Fn(&crate::store::LogRow) -> Option<&str>| {
+                    rows.iter().map(|r| f(r).map(text::escape)).collect::<Vec<_>>()
                 };
                 let times: Vec<i64> = rows.iter().map(|r| nanos(r.time)).collect();
                 let jobs: Vec<Vec<u8>> = rows.iter().map(|r| id(r.job_id.0)).collect();
@@ -211,16 +214,16 @@ pub(super) async fn write(store: &PostgresStore, writes: Vec<Write>) -> Result<(
                         &times,
                         &jobs,
                         &levels,
-                        &col(&|r| r.project.clone()),
-                        &col(&|r| r.flow.clone()),
-                        &col(&|r| r.flow_version.clone()),
-                        &col(&|r| r.environment.clone()),
-                        &opt(&|r| r.step.clone()),
-                        &opt(&|r| r.connector.clone()),
-                        &col(&|r| r.action.clone()),
-                        &col(&|r| r.category.clone()),
-                        &col(&|r| r.message.clone()),
-                        &col(&json),
+                        &col(&|r| &r.project),
+                        &col(&|r| &r.flow),
+                        &col(&|r| &r.flow_version),
+                        &col(&|r| &r.environment),
+                        &opt(&|r| r.step.as_deref()),
+                        &opt(&|r| r.connector.as_deref()),
+                        &col(&|r| &r.action),
+                        &col(&|r| &r.category),
+                        &col(&|r| &r.message),
+                        &rows.iter().map(text::doc).collect::<Vec<_>>(),
                     ],
                 )
                 .await
