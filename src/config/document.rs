@@ -5,7 +5,7 @@
 //! the end with the closest known key as a `help`.
 
 use super::diag::{ConfigError, ConfigErrors, Place, SourceFile, did_you_mean};
-use super::units::{format_bound, format_bytes, parse_duration};
+use super::units::{format_bound, format_bytes};
 use serde::Deserialize;
 use std::ops::{Range, RangeInclusive};
 use std::time::Duration;
@@ -559,8 +559,15 @@ const UNITS: &[&str] = &[
 
 /// Parses a duration and checks it is in `range`.
 pub(crate) fn duration_in(text: &str, range: &RangeInclusive<Duration>) -> Result<Duration, DurationError> {
-    let d = match parse_duration(text) {
+    let d = match humantime::parse_duration(text.trim()) {
         Ok(d) => d,
+        // A number and a unit too long for any duration: out of range, not malformed.
+        Err(humantime::DurationError::NumberOverflow) => {
+            return Err(DurationError::Range {
+                text: text.to_string(),
+                range: range.clone(),
+            });
+        }
         Err(_) => {
             return Err(DurationError::Invalid {
                 text: text.to_string(),
@@ -685,6 +692,21 @@ mod tests {
                 "t.toml:4:1: unknown key `timout` in the top level (help: did you mean `timeout`?)",
             ]
         );
+    }
+
+    #[test]
+    fn a_duration_too_long_for_any_clock_is_out_of_range_not_malformed() {
+        let range = Duration::from_millis(10)..=Duration::from_secs(600);
+        for text in ["584942417355y", "99999999999999999999s", "18446744073709551615d"] {
+            assert!(
+                matches!(duration_in(text, &range), Err(DurationError::Range { .. })),
+                "{text}"
+            );
+        }
+        assert!(matches!(
+            duration_in("5 parsecs", &range),
+            Err(DurationError::Invalid { .. })
+        ));
     }
 
     #[test]
