@@ -1,7 +1,9 @@
 //! Recovery of stored work that cannot go on as it is, through the real daemon: an
 //! execution whose records cannot be read ends `failed` with a clear error (instead of
 //! being met again at every start), a damaged record that still reads does not stop
-//! recovery, and the daemon serves everything else meanwhile.
+//! recovery, and the daemon serves everything else meanwhile. A full disk (files limited
+//! in size) refuses what it cannot store with 503 and no job id, warns once rather than in
+//! a loop, and loses nothing it answered: a restart with room applies the log again.
 
 mod support;
 
@@ -10,7 +12,7 @@ use flowd::store::{Attempt, Execution, JobId, PayloadKey, StepRow, Write};
 use serde_json::{Value, json};
 use std::time::{Duration, SystemTime};
 use support::Setup;
-use support::admin::{TOKENS, ended, get, hook, start};
+use support::admin::{OPERATOR, TOKENS, VIEWER, ended, get, hook, start};
 
 const VICTIM: &str = "[flow]\nname = \"victim\"\n[trigger.manual]\n[[steps]]\nname = \"first\"\nconnector = \"echo\"\n[[steps]]\nname = \"second\"\nconnector = \"echo\"\n";
 const STEADY: &str =
@@ -138,5 +140,85 @@ fn a_stored_duration_no_duration_holds_does_not_stop_recovery() {
     assert_eq!(row["status"], "success", "{row}");
     let detail = get(&d, &format!("/v1/executions/{job}"));
     assert_eq!(detail["steps"][1]["status"], "success", "{detail:#}");
+    d.stop();
+}
+
+#[test]
+fn a_full_disk_refuses_what_it_cannot_store_and_loses_nothing_it_answered() {
+    // The daemon's files may not grow past 12 MiB, as on a full disk: the database's file
+    // fills, a checkpoint fails, and redb refuses every write after that I/O error.
+    let setup = Setup::embedded("", TOKENS);
+    setup.flow(
+        "held",
+        "[flow]\nname = \"held\"\n[trigger.http]\npath = \"/held\"\n[[steps]]\nname = \"s\"\nconnector = \"echo\"\n\
+         [[steps]]\nname = \"r\"\nrespond = { status = 200, body = \"{{ trigger.body.n }}\" }\n",
+    );
+    setup.flow("steady", STEADY);
+    let tokens = [("FLOWD_TEST_VIEWER", VIEWER), ("FLOWD_TEST_OPERATOR", OPERATOR)];
+    let d = support::Daemon::start_file_limited(&setup, 12 << 20, &tokens);
+    // Payloads are compressed: hex from a linear congruential generator does not shrink
+    // much.
+    let mut x: u64 = 1;
+    let pad: String = (0..100_000)
+        .map(|_| {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            char::from_digit((x >> 60) as u32, 16).unwrap()
+        })
+        .collect();
+    let mut answered = Vec::new();
+    let mut refused = [0, 0];
+    for n in 0..600 {
+        let path = ["/held", "/steady"][n % 2];
+        let body = serde_json::to_vec(&json!({ "n": n, "pad": pad })).unwrap();
+        let r = d.request("POST", path, &[("content-type", "application/json")], &body);
+        match r.status {
+            200 => {
+                assert_eq!(r.body, n.to_string().as_bytes(), "{path}: {r:?}");
+                answered.push(r.header("x-flowd-job-id").unwrap().to_string());
+            }
+            202 => answered.push(r.json()["job_id"].as_str().unwrap().to_string()),
+            503 => {
+                // Nothing of it is stored: no job id to look up (a held webhook got
+                // `502 no_response` with the id of an execution that did not exist).
+                let v = r.json();
+                assert_eq!(v["error"]["code"], "store_unavailable", "{path}: {v}");
+                assert!(v.get("job_id").is_none(), "{path}: {v}");
+                refused[n % 2] += 1;
+            }
+            _ => panic!("{path}: {r:?}\n{}", d.log_tail(4000)),
+        }
+        if refused.iter().all(|&r| r >= 3) {
+            break;
+        }
+    }
+    assert!(
+        refused.iter().all(|&r| r >= 3),
+        "the limit was never reached: {refused:?}"
+    );
+    assert!(answered.len() >= 10, "{answered:?}");
+    // A failed checkpoint is tried again as often as one is due, and warned about once:
+    // it was retried in a loop, a warning each time (gigabytes of log on a full disk).
+    std::thread::sleep(Duration::from_secs(2));
+    let log = d.log_tail(usize::MAX);
+    let warned = log.matches("a checkpoint of the database failed").count();
+    assert_eq!(warned, 1, "{}", d.log_tail(4000));
+    assert!(
+        log.contains("make room (or mend the disk) and restart flowd"),
+        "{}",
+        d.log_tail(4000)
+    );
+    let mut d = d;
+    d.signal("TERM");
+    assert!(d.wait(30).is_some(), "{}", d.log_tail(4000));
+    // Room again: every execution answered is there and ends, and nothing refused is.
+    let d = start(&setup);
+    for job in &answered {
+        assert_eq!(ended(&d, job, 1)["status"], "success", "{job}");
+    }
+    let listed = get(&d, "/v1/executions?limit=1000")["executions"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert_eq!(listed, answered.len());
     d.stop();
 }

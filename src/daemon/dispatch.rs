@@ -641,6 +641,11 @@ impl Dispatcher {
         .await;
         match ended {
             Ok(Ok(_)) => tracing::warn!(job = %job, "execution ended failed: flowd could not run it on"),
+            // A held webhook's acceptance goes out with a later write: when that is the
+            // one refused, nothing of the execution is stored and there is nothing to end.
+            Ok(Err(ContinueError::NotFound(_))) => {
+                tracing::warn!(job = %job, "the stopped execution is not in the store, so it was not ended failed: its first write was refused, or the store cannot show its last writes")
+            }
             Ok(Err(e)) => {
                 tracing::error!(job = %job, error = %e, "the stopped execution could not be recorded as failed")
             }

@@ -9,7 +9,7 @@
 use super::Shared;
 use super::respond::{Body, error, json};
 use crate::config::{BodyKind, Flow, Signature, TriggerKind};
-use crate::engine::{Admission, Responded};
+use crate::engine::{Admission, Reply, Responded};
 use crate::plugin::TriggerEvent;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -220,20 +220,9 @@ async fn accept(
     };
     let admission = match admitted {
         Ok(a) => a,
-        Err(e) => {
-            // Nothing was stored (the database is unreachable, or refused the write):
-            // the sender keeps the event and sends it again later.
-            let mut r = error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "store_unavailable",
-                format!(
-                    "the request could not be stored, so nothing was recorded ({e}); try again in {STORE_RETRY_AFTER}s"
-                ),
-            );
-            r.headers_mut()
-                .insert(RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER));
-            return ("store_unavailable", r);
-        }
+        // Nothing was stored (the database is unreachable, or refused the write): the
+        // sender keeps the event and sends it again later.
+        Err(e) => return not_stored(&e),
     };
     let accepted = match admission {
         Admission::Dropped(r) => return ("dropped", dropped(drop_status, &r)),
@@ -269,7 +258,10 @@ async fn accept(
     accepted.respond_to(tx);
     shared.dispatcher.submit(reservation, *accepted);
     let r = match tokio::time::timeout(respond_timeout, rx).await {
-        Ok(Ok(out)) => respond(&out, &job),
+        Ok(Ok(Reply::Responded(out))) => respond(&out, &job),
+        // Its acceptance was to be written with its first durable transition, which the
+        // store refused: there is no execution to show, so no job id either.
+        Ok(Ok(Reply::NotRecorded(e))) => return not_stored(&e),
         Ok(Err(_)) => json(
             StatusCode::BAD_GATEWAY,
             &json!({ "error": { "code": "no_response", "message": "the execution ended before its respond step answered (a step before it, or the respond step itself, did not succeed): see the execution" }, "job_id": job }),
@@ -280,6 +272,18 @@ async fn accept(
         ),
     };
     ("accepted", r)
+}
+
+/// The answer to a request of which nothing could be stored: 503, to be sent again.
+fn not_stored(e: &dyn std::fmt::Display) -> (&'static str, Response<Body>) {
+    let mut r = error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "store_unavailable",
+        format!("the request could not be stored, so nothing was recorded ({e}); try again in {STORE_RETRY_AFTER}s"),
+    );
+    r.headers_mut()
+        .insert(RETRY_AFTER, HeaderValue::from(STORE_RETRY_AFTER));
+    ("store_unavailable", r)
 }
 
 /// The answer to a dropped event: the flow's `drop_status`, with the reason (the trigger

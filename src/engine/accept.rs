@@ -44,7 +44,7 @@ impl Accepted {
     }
 
     /// Sends the output of the flow's `respond` step to `tx` when it has run.
-    pub fn respond_to(&self, tx: tokio::sync::oneshot::Sender<super::Responded>) {
+    pub fn respond_to(&self, tx: tokio::sync::oneshot::Sender<super::Reply>) {
         self.recorder.respond_to(tx);
     }
 }

@@ -37,7 +37,7 @@ pub use hold::Hold;
 pub use observer::Observer;
 pub use pauses::Pauses;
 pub use redact::REDACTED;
-pub use report::{Call, ExecutionReport, Responded, StepReport, TriggerReport};
+pub use report::{Call, ExecutionReport, Reply, Responded, StepReport, TriggerReport};
 pub use resume::{ContinueError, MAX_MANUAL_RETRIES, Resumed, RetryFrom, RetryRefusal, retries_left, retry_refusal};
 pub use trigger::{default_payload, local_event};
 

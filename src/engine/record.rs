@@ -4,7 +4,7 @@
 //! Transitions nobody outside can act on yet (a step's end, the start of a step that
 //! cannot reach outside its sandbox) travel with the next one that must be durable.
 
-use super::report::{Call, ExecutionReport, Responded, StepReport};
+use super::report::{Call, ExecutionReport, Reply, Responded, StepReport};
 use crate::plugin::LogRecord;
 use crate::status::StepStatus;
 use crate::store::{
@@ -26,7 +26,9 @@ pub(crate) struct Recorder {
     /// The first step the current attempt runs.
     from_step: u32,
     /// Who waits for the `respond` step's output (a held-open webhook).
-    responder: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<Responded>>>,
+    responder: std::sync::Mutex<Option<tokio::sync::oneshot::Sender<Reply>>>,
+    /// The acceptance waits in `deferred`: nothing of the execution is stored yet.
+    unrecorded: std::sync::atomic::AtomicBool,
     /// Transitions that go out with the next durable write: a step's end, the start of a
     /// step that cannot reach outside its sandbox, a held webhook's acceptance. Each is
     /// durable before anything outside can see its effect (the next step that can reach
@@ -53,23 +55,24 @@ impl Recorder {
             created_at,
             from_step,
             responder: Default::default(),
+            unrecorded: Default::default(),
             deferred: Default::default(),
             ended: Default::default(),
         }
     }
 
     /// Whoever waits for the `respond` step's output (a held-open webhook) gets it on `tx`.
-    pub(crate) fn respond_to(&self, tx: tokio::sync::oneshot::Sender<Responded>) {
+    pub(crate) fn respond_to(&self, tx: tokio::sync::oneshot::Sender<Reply>) {
         *self.responder.locked() = Some(tx);
     }
 
     /// Hands a `respond` step's output to whoever waits for it (at most once).
     pub(crate) fn respond(&self, output: &Arc<serde_json::Value>, body_text: Option<Arc<str>>) {
         if let Some(tx) = self.responder.locked().take() {
-            let _ = tx.send(Responded {
+            let _ = tx.send(Reply::Responded(Responded {
                 output: output.clone(),
                 body_text,
-            });
+            }));
         }
     }
 
@@ -78,7 +81,15 @@ impl Recorder {
         let mut all = std::mem::take(&mut *self.deferred.locked());
         merge(&mut all, writes);
         all.extend(super::hold::fence(self.job_id));
-        Ok(store.write(all).await?)
+        let written = store.write(all).await;
+        let unrecorded = self.unrecorded.swap(false, std::sync::atomic::Ordering::Relaxed);
+        if let Err(e) = &written
+            && unrecorded
+            && let Some(tx) = self.responder.locked().take()
+        {
+            let _ = tx.send(Reply::NotRecorded(e.clone().into()));
+        }
+        Ok(written?)
     }
 
     fn defer(&self, writes: Vec<Write>) {
@@ -214,6 +225,7 @@ impl Recorder {
         if self.store.is_some() {
             let writes = self.acceptance(r, extra);
             self.defer(writes);
+            self.unrecorded.store(true, std::sync::atomic::Ordering::Relaxed);
         }
     }
 

@@ -52,6 +52,15 @@ pub struct Responded {
     pub body_text: Option<Arc<str>>,
 }
 
+/// What a held-open webhook hears from its execution.
+pub enum Reply {
+    /// The `respond` step's output, durable with everything before it.
+    Responded(Responded),
+    /// The store refused the execution's first write, which would have recorded its
+    /// acceptance: nothing of it is stored, so there is no execution to look at.
+    NotRecorded(crate::store::StoreError),
+}
+
 /// The JSON text a value was made from (a component's output as it gave it), kept beside
 /// it so that it is passed on and stored without being written out again. It belongs to
 /// one value: a report's value replaced since (a resumed pause, an output reused by a

@@ -413,6 +413,20 @@ impl Daemon {
         Daemon::spawn(cmd)
     }
 
+    /// Starts the daemon with files it writes limited to `bytes` (`RLIMIT_FSIZE`), as a
+    /// full disk would: a write past it fails (EFBIG; SIGXFSZ is ignored).
+    pub fn start_file_limited(setup: &Setup, bytes: u64, env: &[(&str, &str)]) -> Daemon {
+        let mut cmd = Command::new("sh");
+        cmd.arg("-c")
+            .arg(format!("trap '' XFSZ; ulimit -f {} && exec \"$0\" \"$@\"", bytes / 512))
+            .arg(env!("CARGO_BIN_EXE_flowd"))
+            .env("XDG_CACHE_HOME", cache_dir())
+            .stdin(Stdio::null());
+        cmd.args(["serve", "--config"]).arg(setup.config()).envs(setup.env());
+        cmd.envs(env.iter().copied());
+        Daemon::spawn(cmd)
+    }
+
     /// Runs `cmd` (a `flowd serve`) and waits until it listens.
     fn spawn(cmd: Command) -> Daemon {
         Daemon::try_spawn(cmd).unwrap_or_else(|log| panic!("flowd serve did not start:\n{log}"))

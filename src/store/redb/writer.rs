@@ -161,7 +161,20 @@ struct Open<'c> {
     txn: Option<redb::WriteTransaction>,
     batches: Vec<Vec<u8>>,
     counters: &'c Counters,
+    /// Checkpoints fail (a full disk fails every try until space is freed).
+    failing: Option<Failing>,
 }
+
+/// Checkpoints that keep failing: warned about once when they start, then once every
+/// [`WARN_EVERY`], not once a try.
+struct Failing {
+    since: Instant,
+    tries: u64,
+    warned: Instant,
+}
+
+/// How often checkpoints that keep failing are warned about again.
+const WARN_EVERY: Duration = Duration::from_secs(30);
 
 impl<'c> Open<'c> {
     fn new(counters: &'c Counters) -> Open<'c> {
@@ -169,6 +182,34 @@ impl<'c> Open<'c> {
             txn: None,
             batches: Vec::new(),
             counters,
+            failing: None,
+        }
+    }
+
+    fn checkpoint_failed(&mut self, e: &WriteError, every: Duration) {
+        let now = Instant::now();
+        match &mut self.failing {
+            None => {
+                tracing::warn!(error = %e, "a checkpoint of the database failed; the write-ahead log keeps its batches, and a checkpoint is tried again every {}{}", crate::config::units::format_duration(every), reopen_hint(e));
+                self.failing = Some(Failing {
+                    since: now,
+                    tries: 1,
+                    warned: now,
+                });
+            }
+            Some(f) => {
+                f.tries += 1;
+                if now.duration_since(f.warned) >= WARN_EVERY {
+                    f.warned = now;
+                    tracing::warn!(error = %e, tries = f.tries, "checkpoints of the database still fail, for {}; the write-ahead log keeps their batches{}", crate::config::units::format_duration(Duration::from_secs(now.duration_since(f.since).as_secs())), reopen_hint(e));
+                }
+            }
+        }
+    }
+
+    fn checkpoint_done(&mut self) {
+        if let Some(f) = self.failing.take() {
+            tracing::info!(tries = f.tries, "a checkpoint of the database succeeded again");
         }
     }
 
@@ -361,12 +402,29 @@ fn checkpoint(db: &Db, wal: &mut Wal, checkpointed: &mut Instant, open: &mut Ope
         Ok(()) => {
             wal.checkpointed(seq);
             *checkpointed = Instant::now();
+            open.checkpoint_done();
             true
         }
         Err(e) => {
-            tracing::warn!(error = %e, "a checkpoint of the database failed; the write-ahead log keeps its batches");
+            // The next try waits as long as the next checkpoint would: a failure that
+            // repeats (a full disk) is not retried in a loop.
+            *checkpointed = Instant::now();
+            open.checkpoint_failed(&e, CHECKPOINT_AFTER);
             false
         }
+    }
+}
+
+/// What to do about `e`: after an I/O error (its own, or the one before it that it
+/// reports) redb refuses every write until it is opened again.
+fn reopen_hint(e: &WriteError) -> &'static str {
+    let text = e.to_string();
+    if text.contains("I/O error") {
+        ". The database refuses every write after an I/O error until it is opened again: \
+         make room (or mend the disk) and restart flowd; every acknowledged write is in the \
+         write-ahead log and is applied again at start"
+    } else {
+        ""
     }
 }
 
