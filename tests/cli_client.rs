@@ -773,3 +773,69 @@ fn a_csv_download_keeps_spreadsheets_from_running_what_senders_wrote() {
     assert_eq!(cells, guarded);
     d.stop();
 }
+
+#[test]
+fn a_listener_that_never_answers_is_reported_after_the_timeout() {
+    // One listener takes requests and never answers; the other sends an answer's head and
+    // then nothing of its body. Each connection is kept open until the test ends.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let stalling = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let urls = [silent.local_addr().unwrap(), stalling.local_addr().unwrap()].map(|a| format!("http://{a}"));
+    for (listener, head) in [
+        (silent, &b""[..]),
+        (stalling, b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n{"),
+    ] {
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for mut s in listener.incoming().map_while(Result::ok) {
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut s, &mut buf);
+                let _ = std::io::Write::write_all(&mut s, head);
+                held.push(s);
+            }
+        });
+    }
+    let run = |args: &[&str]| {
+        let mut child = support::flowd()
+            .env("FLOWD_TOKEN", "t")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // It used to wait without end: a guard, not a measurement.
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > end {
+                let _ = child.kill();
+                panic!("{args:?} still waits");
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let out = child.wait_with_output().unwrap();
+        (out.status.code().unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    for url in &urls {
+        for (args, path) in [
+            (&["executions", "list"][..], "/v1/executions"),
+            (&["flows", "list"], "/v1/flows"),
+            (&["flows", "reload"], "/v1/reload"),
+            (&["logs", "--follow"], "/v1/logs/follow"),
+        ] {
+            if url == &urls[1] && path == "/v1/logs/follow" {
+                continue; // a stream's body takes as long as it takes
+            }
+            let mut all = args.to_vec();
+            all.extend(["--url", url, "--timeout", "1s"]);
+            let (code, err) = run(&all);
+            assert_eq!(code, 1, "{all:?}: {err}");
+            assert!(
+                err.contains(&format!("error: the daemon at {url} did not answer {path} within 1s")),
+                "{all:?}: {err}"
+            );
+        }
+    }
+    let (code, err) = run(&["executions", "list", "--url", &urls[0], "--timeout", "0s"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("out of range: from 100ms to 1d"), "{err}");
+}

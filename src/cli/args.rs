@@ -8,7 +8,7 @@ use crate::plugin::Level;
 use clap::Args;
 use serde_json::Value;
 use std::path::PathBuf;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 /// Offline mode with `--data-dir` or `--config`, client mode with neither.
 #[derive(Args, Clone)]
@@ -67,16 +67,32 @@ pub struct Remote {
     /// environment variable FLOWD_TOKEN.
     #[arg(long, value_name = "URL", env = "FLOWD_URL", default_value = DEFAULT_URL)]
     pub url: String,
+    /// How long to wait for each answer of the daemon (1m; `flows reload`, which may
+    /// compile connectors, 10m); client mode.
+    #[arg(long, value_name = "DURATION", value_parser = parse_timeout)]
+    pub timeout: Option<Duration>,
 }
 
 impl Remote {
     /// The client of `--url` with the token of `FLOWD_TOKEN`; a message and exit code 2
     /// when either is unusable.
     pub fn client(&self) -> Result<Client, u8> {
-        Client::from_env(&self.url).map_err(|m| {
-            eprintln!("error: {m}");
-            2
-        })
+        Client::from_env(&self.url)
+            .map(|c| c.answering_within(self.timeout.unwrap_or(super::client::ANSWER_TIMEOUT)))
+            .map_err(|m| {
+                eprintln!("error: {m}");
+                2
+            })
+    }
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = crate::config::units::parse_duration(s)?;
+    let range = Duration::from_millis(100)..=Duration::from_secs(24 * 3600);
+    if range.contains(&d) {
+        Ok(d)
+    } else {
+        Err(format!("{s:?} is out of range: from 100ms to 1d"))
     }
 }
 

@@ -19,6 +19,10 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:8081";
 /// A daemon that does not accept within this is reported unreachable, rather than the
 /// command hanging on a black-holed address.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an answer may take (its head; for JSON its whole body) unless `--timeout`
+/// says otherwise: a listener that takes the request and never answers (not a flowd, or
+/// a stopped process) is reported rather than waited for without end.
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Where the admin API is, and the token to show it. No `Debug`: it holds the token.
 pub struct Client {
@@ -26,6 +30,8 @@ pub struct Client {
     url: String,
     /// `host:port` to connect to.
     addr: String,
+    /// How long an answer may take.
+    answer_within: Duration,
     /// The `Host` header.
     authority: String,
     /// A path prefix (a daemon behind a proxy at `/flowd`), without a trailing slash.
@@ -81,14 +87,33 @@ impl Client {
         Ok(Client {
             url: url.trim_end_matches('/').to_string(),
             addr,
+            answer_within: ANSWER_TIMEOUT,
             authority,
             base,
             token,
         })
     }
 
+    /// The same client, waiting `d` for each answer.
+    pub fn answering_within(mut self, d: Duration) -> Client {
+        self.answer_within = d;
+        self
+    }
+
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// What a request gets when no answer came in time.
+    fn too_slow(&self, path: &str) -> ClientError {
+        let path = path.split('?').next().unwrap_or(path);
+        ClientError::Protocol {
+            url: self.url.clone(),
+            what: format!(
+                "did not answer {path} within {} (a daemon this slow needs a longer --timeout)",
+                crate::config::units::format_duration(self.answer_within)
+            ),
+        }
     }
 
     /// Sends one request; `path` starts with `/v1/` and may carry a query string.
@@ -134,7 +159,10 @@ impl Client {
             url: self.url.clone(),
             what: format!("cannot be asked for {path}: {e}"),
         })?;
-        sender.send_request(req).await.map_err(|e| self.broke(e))
+        match tokio::time::timeout(self.answer_within, sender.send_request(req)).await {
+            Ok(answer) => answer.map_err(|e| self.broke(e)),
+            Err(_) => Err(self.too_slow(path)),
+        }
     }
 
     /// Sends one request and reads its JSON answer: the status and body of a success,
@@ -145,9 +173,15 @@ impl Client {
         path: &str,
         body: Option<&Value>,
     ) -> Result<(StatusCode, Value), ClientError> {
-        let resp = self.send(method, path, body).await?;
-        let status = resp.status();
-        let bytes = resp.into_body().collect().await.map_err(|e| self.broke(e))?.to_bytes();
+        let whole = async {
+            let resp = self.send(method, path, body).await?;
+            let status = resp.status();
+            let bytes = resp.into_body().collect().await.map_err(|e| self.broke(e))?.to_bytes();
+            Ok::<_, ClientError>((status, bytes))
+        };
+        let (status, bytes) = tokio::time::timeout(self.answer_within, whole)
+            .await
+            .map_err(|_| self.too_slow(path))??;
         if !status.is_success() {
             return Err(api_error(status, &bytes));
         }

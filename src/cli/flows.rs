@@ -132,8 +132,15 @@ async fn set_active_remote(a: FlowArgs, active: bool) -> u8 {
     .await
 }
 
+/// How long a reload may take unless `--timeout` says: it may compile connectors.
+const RELOAD_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
 async fn reload(a: ReloadArgs) -> u8 {
     with_client(&a.remote, async |c| {
+        let c = match a.remote.timeout {
+            Some(_) => c,
+            None => c.answering_within(RELOAD_TIMEOUT),
+        };
         match c.json(Method::POST, "/v1/reload", None).await {
             Ok((_, v)) => {
                 if a.json {
