@@ -839,3 +839,55 @@ fn a_listener_that_never_answers_is_reported_after_the_timeout() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("out of range: from 100ms to 1d"), "{err}");
 }
+
+#[test]
+fn a_download_or_tail_answered_by_something_else_keeps_nothing_of_it() {
+    // A server that is not flowd (here: a web page for every request).
+    let web = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", web.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut s in web.incoming().map_while(Result::ok) {
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let page = b"HTTP/1.1 200 OK\r\ncontent-type: text/html\r\ncontent-length: 15\r\nconnection: close\r\n\r\n<html>hi</html>";
+            let _ = std::io::Write::write_all(&mut s, page);
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    for (format, media) in [
+        ("ndjson", "application/x-ndjson"),
+        ("csv", "text/csv"),
+        ("text", "text/plain"),
+    ] {
+        let file = dir.path().join(format!("logs.{format}"));
+        let out = support::flowd()
+            .env("FLOWD_TOKEN", "t")
+            .args(["logs", "--url", &url, "--download"])
+            .arg(&file)
+            .args(["--format", format])
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains(&format!("answered /v1/logs/download with text/html, not {media}")),
+            "{err}"
+        );
+        assert!(!file.exists(), "{format}: nothing of the page is kept");
+    }
+    let out = support::flowd()
+        .env("FLOWD_TOKEN", "t")
+        .args(["logs", "--follow", "--url", &url])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("answered /v1/logs/follow with text/html, not application/x-ndjson"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+        "no partial file left"
+    );
+}

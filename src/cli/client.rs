@@ -192,11 +192,27 @@ impl Client {
         Ok((status, value))
     }
 
-    /// `GET path` whose successful answer is read as a stream (downloads, live tail).
-    pub async fn stream(&self, path: &str) -> Result<Incoming, ClientError> {
+    /// `GET path` whose successful answer, of media type `media` (`text/csv`), is read as
+    /// a stream (downloads, live tail). An answer of another type (a proxy's page, a
+    /// server that is not flowd) is refused before anything of it is kept.
+    pub async fn stream(&self, path: &str, media: &str) -> Result<Incoming, ClientError> {
         let resp = self.send(Method::GET, path, None).await?;
         let status = resp.status();
         if status.is_success() {
+            let given = resp
+                .headers()
+                .get(CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            let essence = given.split(';').next().unwrap_or("").trim();
+            if !essence.eq_ignore_ascii_case(media) {
+                let path = path.split('?').next().unwrap_or(path);
+                let given = if given.is_empty() { "no content type" } else { given };
+                return Err(ClientError::Protocol {
+                    url: self.url.clone(),
+                    what: format!("answered {path} with {given}, not {media}: is it a flowd admin API?"),
+                });
+            }
             return Ok(resp.into_body());
         }
         let bytes = resp.into_body().collect().await.map_err(|e| self.broke(e))?.to_bytes();

@@ -155,6 +155,15 @@ impl DownloadFormat {
             DownloadFormat::Text => "text",
         }
     }
+
+    /// The media type the admin API sends it as.
+    fn media(self) -> &'static str {
+        match self {
+            DownloadFormat::Ndjson => "application/x-ndjson",
+            DownloadFormat::Csv => "text/csv",
+            DownloadFormat::Text => "text/plain",
+        }
+    }
 }
 
 /// The filters of a log search, follow or download.
@@ -212,7 +221,7 @@ async fn logs_remote(a: LogsArgs) -> u8 {
 /// Prints each record of the live tail as it arrives, until the daemon ends the stream
 /// (or Ctrl-C ends the process).
 async fn follow(c: &Client, path: String, json: bool) -> Outcome {
-    let mut body = c.stream(&path).await?;
+    let mut body = c.stream(&path, "application/x-ndjson").await?;
     // Said once the daemon answered: records stored from here on are sent.
     eprintln!("following new log records from {} (Ctrl-C stops)", c.url());
     let mut pending: Vec<u8> = Vec::new();
@@ -290,7 +299,7 @@ async fn download(c: &Client, path: String, file: &Path, format: DownloadFormat)
         )));
     };
     let partial = file.with_file_name(format!(".{}.{}.part", name.to_string_lossy(), std::process::id()));
-    let body = c.stream(&path).await?;
+    let body = c.stream(&path, format.media()).await?;
     let mut tally = Tally {
         csv: format == DownloadFormat::Csv,
         in_quotes: false,
