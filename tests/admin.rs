@@ -481,6 +481,81 @@ fn follow_mode_delivers_new_records_as_they_are_stored() {
 }
 
 #[test]
+fn many_live_tails_share_one_reader_of_the_store_and_each_keeps_its_filter() {
+    let setup = ok_bad_nightly();
+    setup.flow("noisy", NOISY);
+    let d = start(&setup);
+    let gauge = |name: &str| -> u64 {
+        let r = d.admin("GET", "/metrics", Some(VIEWER), b"");
+        let text = String::from_utf8(r.body).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap()
+            .to_string();
+        line[name.len() + 1..].parse().unwrap()
+    };
+    let until = |what: &str, holds: &dyn Fn() -> bool| {
+        let end = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !holds() {
+            assert!(std::time::Instant::now() < end, "{what}");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    };
+    assert_eq!(
+        (gauge("flowd_live_tail_followers"), gauge("flowd_live_tail_readers")),
+        (0, 0)
+    );
+    let filters = [
+        "flow=noisy",
+        "flow=noisy&level=warn",
+        "category=a",
+        "contains=order%207%20",
+        "flow=ok",
+    ];
+    // Each filter followed by four clients: twenty, and one reader of the store for all
+    // (it was one each, every one re-reading the last minute five times a second).
+    let mut tails: Vec<(&str, Follow)> = filters
+        .iter()
+        .flat_map(|f| (0..4).map(move |_| *f))
+        .map(|f| (f, Follow::open(&d, f)))
+        .collect();
+    until("twenty followers", &|| gauge("flowd_live_tail_followers") == 20);
+    assert_eq!(gauge("flowd_live_tail_readers"), 1);
+    let jobs: Vec<String> = (0..10)
+        .map(|id| hook(&d, "/noisy", &format!("{{\"id\": {id}}}")))
+        .collect();
+    for job in &jobs {
+        ended(&d, job, 1);
+    }
+    // What each got is what a search with its filter finds, in the same order.
+    let messages =
+        |v: &[Value]| -> Vec<String> { v.iter().map(|l| l["message"].as_str().unwrap().to_string()).collect() };
+    for (filter, tail) in &mut tails {
+        let mut found = get_logs(&d, filter);
+        found.reverse();
+        let want = messages(&found);
+        if let Some(last) = want.last() {
+            tail.wait_for(last);
+        }
+        assert_eq!(messages(&tail.records()), want, "{filter}");
+    }
+    assert_eq!(get_logs(&d, "contains=order%207%20").len(), 2);
+    drop(tails);
+    until("the reader stops after the last follower", &|| {
+        gauge("flowd_live_tail_followers") == 0 && gauge("flowd_live_tail_readers") == 0
+    });
+    d.stop();
+}
+
+/// A log search's records (newest first).
+fn get_logs(d: &Daemon, filter: &str) -> Vec<Value> {
+    let r = d.admin("GET", &format!("/v1/logs?{filter}&limit=1000"), Some(VIEWER), b"");
+    assert_eq!(r.status, 200);
+    r.json()["logs"].as_array().unwrap().clone()
+}
+
+#[test]
 fn scheduled_tasks_next_fires_enable_disable_and_run_now() {
     let setup = ok_bad_nightly();
     setup.flow("by-hand", BY_HAND);

@@ -60,6 +60,8 @@ pub struct Shared {
     seen_reloads: std::sync::atomic::AtomicU64,
     /// The web console's sign-ins.
     pub sessions: admin::session::Sessions,
+    /// The live tail's one reader of the store and its followers.
+    pub tail: admin::tail::Hub,
     /// The operator token made at start (see [`admin::session::local_token`]), which
     /// `config.server.tokens` holds beside the configured ones.
     local_token: Option<String>,
@@ -179,6 +181,7 @@ impl Daemon {
             reloading: tokio::sync::Mutex::new(()),
             seen_reloads: Default::default(),
             sessions: admin::session::Sessions::default(),
+            tail: admin::tail::Hub::default(),
             local_token,
         });
         let beating = CancellationToken::new();

@@ -53,6 +53,12 @@ pub fn render(shared: &Shared, query: Option<&str>) -> Answer {
     out.push_str("# HELP flowd_workers The most executions that run at once (server.workers).\n");
     out.push_str("# TYPE flowd_workers gauge\n");
     let _ = writeln!(out, "flowd_workers {}", load.workers);
+    out.push_str("# HELP flowd_live_tail_followers Clients following the logs (GET /v1/logs/follow).\n");
+    out.push_str("# TYPE flowd_live_tail_followers gauge\n");
+    let _ = writeln!(out, "flowd_live_tail_followers {}", shared.tail.followers());
+    out.push_str("# HELP flowd_live_tail_readers Readers of the store for them: one, however many follow.\n");
+    out.push_str("# TYPE flowd_live_tail_readers gauge\n");
+    let _ = writeln!(out, "flowd_live_tail_readers {}", shared.tail.readers());
     shared.store.render_metrics(&mut out);
     shared.leases.render(&mut out);
     let mut r = Response::new(Full::new(Bytes::from(out)));

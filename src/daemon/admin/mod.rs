@@ -20,6 +20,7 @@ mod schedules;
 pub mod session;
 mod signin;
 mod stream;
+pub mod tail;
 
 pub use presets::NAMES as PRESETS;
 

@@ -13,19 +13,13 @@ use http_body_util::BodyExt;
 use http_body_util::channel::{Channel, Sender};
 use hyper::header::{CONTENT_DISPOSITION, CONTENT_TYPE, HeaderValue};
 use hyper::{Response, StatusCode};
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+use tokio::sync::broadcast;
 
 /// Records read from the store and sent per chunk.
 const PAGE: usize = 1000;
-/// How often follow mode looks for new records.
-const POLL: Duration = Duration::from_millis(200);
-/// Records can become visible after later ones (an execution's deferred writes land
-/// together); follow mode looks back this far and skips what it already sent.
-const LOOKBACK: Duration = Duration::from_secs(60);
-/// A quiet live tail sends an empty line this often: it keeps proxies from closing the
-/// connection, and a failed send is how a client that left is noticed.
+/// A quiet live tail sends an empty line this often.
 const HEARTBEAT: Duration = Duration::from_secs(15);
 
 #[derive(Clone, Copy)]
@@ -224,56 +218,53 @@ pub fn follow(shared: &Arc<Shared>, q: Option<&str>) -> Answer {
     Ok(streaming(body, Format::Ndjson.content_type()))
 }
 
-async fn tail(shared: Arc<Shared>, mut query: LogQuery, mut tx: Sender<Bytes>, start: SystemTime) {
-    let mut sent: BTreeSet<LogKey> = BTreeSet::new();
+/// Sends what the live tail's reader hands on that `query` keeps and that was written
+/// at or after `start`, until the client leaves, the reader ends or the daemon stops.
+async fn tail(shared: Arc<Shared>, query: LogQuery, mut tx: Sender<Bytes>, start: SystemTime) {
+    let mut new = shared.tail.follow(&shared);
+    let start = start
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64);
     // A first (empty) chunk so the client sees the answer's head at once.
     if tx.send_data(Bytes::new()).await.is_err() {
         return;
     }
-    let mut last_send = std::time::Instant::now();
+    let mut beat = tokio::time::Instant::now() + HEARTBEAT;
     loop {
-        let now = SystemTime::now();
-        let since = start.max(now.checked_sub(LOOKBACK).unwrap_or(start));
-        query.from = Some(since);
-        query.after = None;
-        let floor = LogKey {
-            time: since
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos() as u64),
-            job: 0,
-            seq: 0,
-        };
-        sent = sent.split_off(&floor);
-        loop {
-            let page = match read(&shared, &query).await {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading log records to follow failed; the live tail ends");
+        let batch = tokio::select! {
+            b = new.recv() => b,
+            // A quiet live tail sends an empty line: it keeps proxies from closing the
+            // connection, and a failed send is how a client that left is noticed.
+            _ = tokio::time::sleep_until(beat) => {
+                if tx.send_data(Bytes::from_static(b"\n")).await.is_err() {
                     return;
                 }
-            };
-            let full = page.len() == PAGE;
-            query.after = page.last().map(|(k, _)| *k);
-            let new: Vec<_> = page.into_iter().filter(|(k, _)| sent.insert(*k)).collect();
-            if !new.is_empty() {
-                if tx.send_data(encode(Format::Ndjson, &new, false)).await.is_err() {
-                    return; // the client left
-                }
-                last_send = std::time::Instant::now();
+                beat = tokio::time::Instant::now() + HEARTBEAT;
+                continue;
             }
-            if !full {
-                break;
-            }
-        }
-        if last_send.elapsed() >= HEARTBEAT {
-            if tx.send_data(Bytes::from_static(b"\n")).await.is_err() {
+            _ = shared.stopping.cancelled() => return,
+        };
+        let batch = match batch {
+            Ok(b) => b,
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(
+                    missed = n,
+                    "a live tail's client reads too slowly to keep up; its stream ends"
+                );
                 return;
             }
-            last_send = std::time::Instant::now();
-        }
-        tokio::select! {
-            _ = tokio::time::sleep(POLL) => {}
-            _ = shared.stopping.cancelled() => return,
+            Err(broadcast::error::RecvError::Closed) => return,
+        };
+        let kept: Vec<_> = batch
+            .iter()
+            .filter(|(k, l)| k.time >= start && query.keeps(l))
+            .cloned()
+            .collect();
+        for page in kept.chunks(PAGE) {
+            if tx.send_data(encode(Format::Ndjson, page, false)).await.is_err() {
+                return; // the client left
+            }
+            beat = tokio::time::Instant::now() + HEARTBEAT;
         }
     }
 }
