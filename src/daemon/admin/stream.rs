@@ -5,6 +5,7 @@
 
 use super::logs::{PARAMS, query};
 use super::params::Params;
+use super::tail::Batch;
 use super::{AdminBody, Answer, ApiError};
 use crate::daemon::Shared;
 use crate::store::{LogKey, LogQuery, LogRow};
@@ -214,14 +215,21 @@ pub fn follow(shared: &Arc<Shared>, q: Option<&str>) -> Answer {
     let mut query = query(shared, &p, PAGE)?;
     query.newest_first = false;
     let (tx, body) = Channel::new(4);
-    tokio::spawn(tail(shared.clone(), query, tx, SystemTime::now()));
+    // Following first, then the start: a record timed at or after it is handed on after.
+    let new = shared.tail.follow(shared);
+    tokio::spawn(tail(shared.clone(), query, new, tx, SystemTime::now()));
     Ok(streaming(body, Format::Ndjson.content_type()))
 }
 
 /// Sends what the live tail's reader hands on that `query` keeps and that was written
 /// at or after `start`, until the client leaves, the reader ends or the daemon stops.
-async fn tail(shared: Arc<Shared>, query: LogQuery, mut tx: Sender<Bytes>, start: SystemTime) {
-    let mut new = shared.tail.follow(&shared);
+async fn tail(
+    shared: Arc<Shared>,
+    query: LogQuery,
+    mut new: broadcast::Receiver<Batch>,
+    mut tx: Sender<Bytes>,
+    start: SystemTime,
+) {
     let start = start
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64);

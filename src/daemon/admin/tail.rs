@@ -19,9 +19,10 @@ pub const POLL: Duration = Duration::from_millis(200);
 const LOOKBACK: Duration = Duration::from_secs(60);
 /// Records read from the store at a time.
 const PAGE: usize = 1000;
-/// Pages a follower may fall behind before it is let go (about a minute of a busy
-/// daemon's records): a client that does not read cannot hold the rest back.
-const BACKLOG: usize = 256;
+/// Pages a follower may fall behind before it is let go (ten seconds or more of a busy
+/// daemon's records, and what holds them in memory): a client that does not read cannot
+/// hold the rest back.
+const BACKLOG: usize = 64;
 
 /// New records, in the order the store holds them.
 pub type Batch = Arc<Vec<(LogKey, LogRow)>>;
