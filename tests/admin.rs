@@ -7,7 +7,7 @@ mod support;
 
 use serde_json::{Value, json};
 use support::admin::{
-    BY_HAND, Follow, NOISY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, hook, ids, ok_and_bad,
+    BY_HAND, Follow, NOISY, OPERATOR, TOKENS, VIEWER, assert_bad_parameter, ended, hook, ids, log_messages, ok_and_bad,
     ok_bad_nightly, start, text_line,
 };
 use support::{Daemon, Setup};
@@ -215,14 +215,7 @@ fn log_search_filters_and_pages_newest_first() {
         assert_eq!(r.status, 200, "{q}: {}", String::from_utf8_lossy(&r.body));
         r.json()
     };
-    let messages = |v: &Value| -> Vec<String> {
-        v["logs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["message"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let messages = log_messages;
     let all = logs("");
     assert_eq!(
         messages(&all),

@@ -13,7 +13,7 @@
 mod support;
 
 use serde_json::{Value, json};
-use support::admin::{BY_HAND, OPERATOR, TOKENS, VIEWER, ended, get, start};
+use support::admin::{BY_HAND, OPERATOR, TOKENS, VIEWER, ended, get, log_messages, start};
 use support::{Daemon, HttpResponse, Setup, gzip, raw_deflate, zlib};
 
 /// The example config's `order-intake` flow, as shipped.
@@ -747,14 +747,7 @@ fn a_nul_character_is_kept_in_every_record_and_a_filter_may_name_it() {
         format!("name {name}"),
         "{detail}"
     );
-    let message = |v: &Value| -> Vec<String> {
-        v["logs"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["message"].as_str().unwrap().to_string())
-            .collect()
-    };
+    let message = log_messages;
     let ours = vec![format!("name {name}")];
     assert_eq!(message(&get(&d, &format!("/v1/logs?job_id={job}&category=c"))), ours);
     assert_eq!(message(&get(&d, "/v1/logs?contains=%00")), ours, "the character itself");

@@ -30,6 +30,16 @@ pub fn start(setup: &Setup) -> Daemon {
     )
 }
 
+/// The messages of a log search's page (`{"logs": [...]}`), in its order.
+pub fn log_messages(page: &Value) -> Vec<String> {
+    page["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["message"].as_str().unwrap().to_string())
+        .collect()
+}
+
 /// A log record (as the JSON search gives it) as one line of the text download.
 pub fn text_line(l: &Value) -> String {
     format!(
