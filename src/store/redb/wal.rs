@@ -113,6 +113,33 @@ impl Wal {
             })?;
             records.push(Record { seq, writes });
         }
+        // Reading stopped at `offset`: at a crash's torn tail, at records older than the
+        // last checkpoint, or at damage, which shows as intact records numbered on past
+        // one that is not. Those batches were acknowledged and cannot be applied in order:
+        // said loudly, with the log kept as it was before it is written over.
+        if let Some(l) = last {
+            let intact = intact_after(&file, offset, allocated, l + 1).map_err(io)?;
+            if intact > 0 {
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let copy = path.with_file_name(format!(
+                    "{}.damaged-{stamp}",
+                    path.file_name().map_or("flowd.wal".into(), |n| n.to_string_lossy())
+                ));
+                let kept = match std::fs::copy(path, &copy) {
+                    Ok(_) => format!("the log as it was is kept in {}", copy.display()),
+                    Err(e) => format!("the log could not be kept aside ({}: {e})", copy.display()),
+                };
+                tracing::error!(
+                    path = %path.display(),
+                    "batch {} of the write-ahead log is damaged (its checksum or length fails), yet the {intact} batches after it are intact: the log is corrupt, not cut short by a crash. Batches up to {l} are applied; {} to {}, acknowledged when they were written, are not; {kept}",
+                    l + 1,
+                    l + 1,
+                    l + 1 + intact
+                );
+            }
+        }
         let next = records.last().map_or(applied, |r| r.seq) + 1;
         let direct = match Direct::open(path) {
             Ok(direct) => Some(direct),
@@ -303,6 +330,29 @@ fn read_at(file: &File, offset: u64, size: u64) -> std::io::Result<Option<(u64, 
         return Ok(None);
     }
     Ok(Some((seq, body, HEADER + len)))
+}
+
+/// How many intact records numbered `damaged + 1`, `damaged + 2`, … follow the record at
+/// `offset` (numbered `damaged`, which did not read), where its length can be trusted.
+fn intact_after(file: &File, offset: u64, size: u64, damaged: u64) -> std::io::Result<u64> {
+    if offset + HEADER > size {
+        return Ok(0);
+    }
+    let mut len = [0u8; 4];
+    file.read_exact_at(&mut len, offset)?;
+    let len = u64::from(u32::from_le_bytes(len));
+    if len == 0 || len > MAX_BYTES {
+        return Ok(0);
+    }
+    let (mut at, mut intact) = (offset + HEADER + len, 0);
+    while let Some((seq, _, len)) = read_at(file, at, size)? {
+        if seq != damaged + 1 + intact {
+            break;
+        }
+        intact += 1;
+        at += len;
+    }
+    Ok(intact)
 }
 
 // Tags of the writes in a record's body. They are on disk: never renumber them.
@@ -678,10 +728,25 @@ mod tests {
         file.write_all_at(&[0xAA], 3 * record + HEADER + 3).unwrap();
         let (_, records) = Wal::open(&path, 0).unwrap();
         assert_eq!(seqs(&records), [1, 2, 3]);
+        // Record 5 is intact after it: damage, not a crash's tail, so the log is kept aside.
+        let kept = |dir: &Path| {
+            std::fs::read_dir(dir)
+                .unwrap()
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .starts_with("flowd.wal.damaged-")
+                })
+                .count()
+        };
+        assert_eq!(kept(dir.path()), 1);
         // Record 3 torn by a crash mid-write: it ends before it.
         file.set_len(2 * record + HEADER + 5).unwrap();
         let (_, records) = Wal::open(&path, 1).unwrap();
         assert_eq!(seqs(&records), [2]);
+        assert_eq!(kept(dir.path()), 1, "a torn tail is no damage: nothing more kept");
     }
 
     #[test]
