@@ -106,11 +106,11 @@ impl Client {
 
     /// What a request gets when no answer came in time.
     fn too_slow(&self, path: &str) -> ClientError {
-        let path = path.split('?').next().unwrap_or(path);
         ClientError::Protocol {
             url: self.url.clone(),
             what: format!(
-                "did not answer {path} within {} (a daemon this slow needs a longer --timeout)",
+                "did not answer {} within {} (a daemon this slow needs a longer --timeout)",
+                route(path),
                 crate::config::units::format_duration(self.answer_within)
             ),
         }
@@ -206,11 +206,13 @@ impl Client {
                 .unwrap_or("");
             let essence = given.split(';').next().unwrap_or("").trim();
             if !essence.eq_ignore_ascii_case(media) {
-                let path = path.split('?').next().unwrap_or(path);
                 let given = if given.is_empty() { "no content type" } else { given };
                 return Err(ClientError::Protocol {
                     url: self.url.clone(),
-                    what: format!("answered {path} with {given}, not {media}: is it a flowd admin API?"),
+                    what: format!(
+                        "answered {} with {given}, not {media}: is it a flowd admin API?",
+                        route(path)
+                    ),
                 });
             }
             return Ok(resp.into_body());
@@ -226,6 +228,11 @@ impl Client {
             what: format!("broke the connection: {e}"),
         }
     }
+}
+
+/// A request's path without its query, for messages (filters can be long).
+fn route(path: &str) -> &str {
+    path.split('?').next().unwrap_or(path)
 }
 
 /// The API's `{"error": {"code", "message"}}`, or what can be said of another body (a
