@@ -42,7 +42,7 @@ impl Lane {
 
     /// Runs `work` (see [`Lane::run`]) and drops what it hands back held here, on the
     /// caller's lane.
-    pub(crate) async fn run_then_release<F, T, H>(self, work: F) -> T
+    pub(crate) async fn run_then_release<F, T, H>(self, work: Pin<Box<F>>) -> T
     where
         F: Future<Output = (T, H)> + Send + 'static,
         T: Send + 'static,
@@ -53,13 +53,14 @@ impl Lane {
         out
     }
 
-    /// Runs `work` here until it is demoted, then on the slow lane to its end.
-    pub(crate) async fn run<F>(self, work: F) -> F::Output
+    /// Runs `work` here until it is demoted, then on the slow lane to its end. It comes
+    /// boxed, so that it can move there, and so that the futures awaiting this one hold a
+    /// pointer rather than the invocation's whole state machine (copied at every move).
+    pub(crate) async fn run<F>(self, mut work: Pin<Box<F>>) -> F::Output
     where
         F: Future + Send + 'static,
         F::Output: Send + 'static,
     {
-        let mut work: Pin<Box<F>> = Box::pin(work);
         let here = std::future::poll_fn(|cx| match work.as_mut().poll(cx) {
             Poll::Ready(out) => Poll::Ready(Some(out)),
             // A demoted invocation yields at its next tick: that is where it moves.
@@ -140,7 +141,7 @@ mod tests {
         let flag = lane.clone();
         let main_thread = std::thread::current().id();
         let (thread, nice) = lane
-            .run(async move {
+            .run(Box::pin(async move {
                 flag.ticked(DEMOTE_AFTER / 2);
                 tokio::task::yield_now().await;
                 flag.ticked(DEMOTE_AFTER);
@@ -148,7 +149,7 @@ mod tests {
                 let nice =
                     unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::syscall(libc::SYS_gettid) as libc::id_t) };
                 (std::thread::current().id(), nice)
-            })
+            }))
             .await;
         assert_ne!(thread, main_thread, "it moved");
         assert_eq!(nice, SLOW_NICE);
@@ -159,10 +160,10 @@ mod tests {
     async fn a_short_invocation_stays_where_it_started() {
         let main_thread = std::thread::current().id();
         let thread = Lane::default()
-            .run(async {
+            .run(Box::pin(async {
                 tokio::task::yield_now().await;
                 std::thread::current().id()
-            })
+            }))
             .await;
         assert_eq!(thread, main_thread);
     }

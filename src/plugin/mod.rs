@@ -435,7 +435,7 @@ impl Connector {
     pub async fn validate(self: &Arc<Self>, rt: &Arc<Runtime>, config: &Value) -> Result<Vec<ConfigProblem>, Failure> {
         let (this, rt, text) = (self.clone(), rt.clone(), config.to_string());
         let lane = Lane::default();
-        let work = {
+        let work = Box::pin({
             let lane = lane.clone();
             async move {
                 let limits = rt.limits.step;
@@ -458,7 +458,7 @@ impl Connector {
                     }
                 }
             }
-        };
+        });
         match lane.run_then_release(work).await.result? {
             Ok(()) => Ok(Vec::new()),
             Err(errors) => Ok(errors
@@ -488,7 +488,7 @@ impl Connector {
         let (this, rt, limits) = (self.clone(), rt.clone(), *limits);
         let ctx = wit_context(ctx);
         let lane = Lane::default();
-        let work = {
+        let work = Box::pin({
             let lane = lane.clone();
             async move {
                 let Pre::Action(pre) = &this.pre else {
@@ -508,7 +508,7 @@ impl Connector {
                 })
                 .await
             }
-        };
+        });
         lane.run_then_release(work).await
     }
 
@@ -549,7 +549,7 @@ impl Connector {
             TriggerEvent::Manual(v) => wit_trigger::Event::Manual(v.to_string()),
         };
         let lane = Lane::default();
-        let work = {
+        let work = Box::pin({
             let lane = lane.clone();
             async move {
                 let Pre::Trigger(pre) = &this.pre else {
@@ -570,7 +570,7 @@ impl Connector {
                 })
                 .await
             }
-        };
+        });
         lane.run_then_release(work).await
     }
 }

@@ -367,6 +367,22 @@ const PAYLOAD: u8 = 8;
 const BUNDLE: u8 = 9;
 const LOG: u8 = 10;
 
+/// The bytes [`encode`] appends for `w`, so a body is allocated once for its batch.
+pub(super) fn encoded_len(w: &Encoded) -> usize {
+    const LEN: usize = 4;
+    const PAYLOAD_KEY: usize = 16 + 4 + 4 + 1;
+    1 + match w {
+        Encoded::Name((_, value)) => 4 + LEN + value.len(),
+        Encoded::Execution { flow, bytes, .. } => 16 + LEN + flow.len() + 1 + LEN + bytes.len(),
+        Encoded::FlowActive { flow, .. } => LEN + flow.len() + 1,
+        Encoded::LastFire { flow, .. } | Encoded::Fire { flow, .. } => LEN + flow.len() + 8,
+        Encoded::Attempt { bytes, .. } => 16 + 4 + LEN + bytes.len(),
+        Encoded::Step { bytes, .. } => 16 + 4 + 4 + LEN + bytes.len(),
+        Encoded::Payload { bytes, .. } | Encoded::Bundle { bytes, .. } => PAYLOAD_KEY + LEN + bytes.len(),
+        Encoded::Log { bytes, .. } => 8 + 16 + 4 + LEN + bytes.len(),
+    }
+}
+
 /// Appends `w` to a record's body.
 pub(super) fn encode(body: &mut Vec<u8>, w: &Encoded) {
     fn bytes(body: &mut Vec<u8>, b: &[u8]) {
@@ -617,6 +633,9 @@ mod tests {
             assert!(decode(&b[..cut]).is_err(), "cut at {cut}");
         }
         assert!(decode(&[200]).err().unwrap().contains("unknown write tag 200"));
+        for (i, w) in writes.iter().enumerate() {
+            assert_eq!(body(std::slice::from_ref(w)).len(), encoded_len(w), "write {i}");
+        }
     }
 
     fn appended(wal: &mut Wal, n: u64) {

@@ -462,7 +462,11 @@ fn commit(
     // before it are applied again to the next one.
     let txn = open.take(db)?;
     let mut results = Vec::with_capacity(batch.len());
-    let mut body = Vec::new();
+    let mut body = Vec::with_capacity(if due {
+        0
+    } else {
+        batch.iter().flat_map(|r| &r.writes).map(wal::encoded_len).sum()
+    });
     {
         let mut tables = Tables::new(&txn);
         for request in batch {
