@@ -161,19 +161,55 @@ struct Open<'c> {
     txn: Option<redb::WriteTransaction>,
     batches: Vec<Vec<u8>>,
     counters: &'c Counters,
-    /// Checkpoints fail (a full disk fails every try until space is freed).
-    failing: Option<Failing>,
+    /// Checkpoints that fail (a full disk fails every try until space is freed).
+    checkpoints_failing: Failures,
+    /// Batches refused whole (the database cannot take their writes).
+    batches_failing: Failures,
 }
 
-/// Checkpoints that keep failing: warned about once when they start, then once every
-/// [`WARN_EVERY`], not once a try.
-struct Failing {
-    since: Instant,
+/// Failures of one kind of database write: warned about when they start, then at most
+/// once every [`WARN_EVERY`] (across runs of failures too), not once a try.
+#[derive(Default)]
+struct Failures {
+    /// Since when they fail, and how many tries; `None` while they succeed.
+    since: Option<(Instant, u64)>,
+    warned: Option<Instant>,
+}
+
+/// A warning due about failures: whether they just started, how many tries failed and
+/// for how long.
+struct Due {
+    first: bool,
     tries: u64,
-    warned: Instant,
+    lasting: Duration,
 }
 
-/// How often checkpoints that keep failing are warned about again.
+impl Failures {
+    /// One more failure; a warning when one is due.
+    fn failed(&mut self) -> Option<Due> {
+        let now = Instant::now();
+        let first = self.since.is_none();
+        let (since, tries) = self.since.get_or_insert((now, 0));
+        *tries += 1;
+        let due = Due {
+            first,
+            tries: *tries,
+            lasting: Duration::from_secs(now.duration_since(*since).as_secs()),
+        };
+        if self.warned.is_some_and(|w| now.duration_since(w) < WARN_EVERY) {
+            return None;
+        }
+        self.warned = Some(now);
+        Some(due)
+    }
+
+    /// A success: the tries that failed before it, if any did.
+    fn succeeded(&mut self) -> Option<u64> {
+        self.since.take().map(|(_, tries)| tries)
+    }
+}
+
+/// How often writes that keep failing are warned about again.
 const WARN_EVERY: Duration = Duration::from_secs(30);
 
 impl<'c> Open<'c> {
@@ -182,34 +218,43 @@ impl<'c> Open<'c> {
             txn: None,
             batches: Vec::new(),
             counters,
-            failing: None,
+            checkpoints_failing: Failures::default(),
+            batches_failing: Failures::default(),
         }
     }
 
-    fn checkpoint_failed(&mut self, e: &WriteError, every: Duration) {
-        let now = Instant::now();
-        match &mut self.failing {
-            None => {
-                tracing::warn!(error = %e, "a checkpoint of the database failed; the write-ahead log keeps its batches, and a checkpoint is tried again every {}{}", crate::config::units::format_duration(every), reopen_hint(e));
-                self.failing = Some(Failing {
-                    since: now,
-                    tries: 1,
-                    warned: now,
-                });
-            }
-            Some(f) => {
-                f.tries += 1;
-                if now.duration_since(f.warned) >= WARN_EVERY {
-                    f.warned = now;
-                    tracing::warn!(error = %e, tries = f.tries, "checkpoints of the database still fail, for {}; the write-ahead log keeps their batches{}", crate::config::units::format_duration(Duration::from_secs(now.duration_since(f.since).as_secs())), reopen_hint(e));
-                }
-            }
+    fn checkpoint_failed(&mut self, e: &WriteError) {
+        let Some(due) = self.checkpoints_failing.failed() else {
+            return;
+        };
+        if due.first {
+            tracing::warn!(error = %e, "a checkpoint of the database failed; the write-ahead log keeps its batches, and a checkpoint is tried again every {}{}", crate::config::units::format_duration(CHECKPOINT_AFTER), reopen_hint(e));
+        } else {
+            tracing::warn!(error = %e, tries = due.tries, "checkpoints of the database still fail, for {}; the write-ahead log keeps their batches{}", crate::config::units::format_duration(due.lasting), reopen_hint(e));
         }
     }
 
     fn checkpoint_done(&mut self) {
-        if let Some(f) = self.failing.take() {
-            tracing::info!(tries = f.tries, "a checkpoint of the database succeeded again");
+        if let Some(tries) = self.checkpoints_failing.succeeded() {
+            tracing::info!(tries, "a checkpoint of the database succeeded again");
+        }
+    }
+
+    /// A batch was refused whole: its requests were answered with `e`.
+    fn batch_failed(&mut self, e: &WriteError) {
+        let Some(due) = self.batches_failing.failed() else {
+            return;
+        };
+        if due.first {
+            tracing::warn!(error = %e, "a write to the database failed: its requests were refused, and nothing of them is stored{}", reopen_hint(e));
+        } else {
+            tracing::warn!(error = %e, tries = due.tries, "writes to the database still fail, for {}: their requests are refused{}", crate::config::units::format_duration(due.lasting), reopen_hint(e));
+        }
+    }
+
+    fn batch_done(&mut self) {
+        if let Some(tries) = self.batches_failing.succeeded() {
+            tracing::info!(tries, "writes to the database succeed again");
         }
     }
 
@@ -346,6 +391,10 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
             }
         }
         let results = commit(db, &mut wal, &batch, (&mut checkpointed, every), &mut open);
+        match &results {
+            Ok(_) => open.batch_done(),
+            Err(e) => open.batch_failed(e),
+        }
         // Only an applied request's names were inserted: a refused one's stay pending,
         // carried again by the next write that refers to them.
         if let Ok(each) = &results {
@@ -409,7 +458,7 @@ fn checkpoint(db: &Db, wal: &mut Wal, checkpointed: &mut Instant, open: &mut Ope
             // The next try waits as long as the next checkpoint would: a failure that
             // repeats (a full disk) is not retried in a loop.
             *checkpointed = Instant::now();
-            open.checkpoint_failed(&e, CHECKPOINT_AFTER);
+            open.checkpoint_failed(&e);
             false
         }
     }
@@ -642,6 +691,22 @@ mod tests {
     use crate::status::ExecutionStatus;
     use crate::store::{JobId, Write};
     use redb::ReadableDatabase as _;
+
+    #[test]
+    fn failures_are_warned_about_when_they_start_and_not_again_within_warn_every() {
+        let mut f = Failures::default();
+        let due = f.failed().expect("the first failure is warned about");
+        assert!(due.first && due.tries == 1);
+        assert!(f.failed().is_none(), "not the second");
+        assert_eq!(f.succeeded(), Some(2));
+        assert_eq!(f.succeeded(), None);
+        // Failures that stop and start again within WARN_EVERY are counted, not warned
+        // about again: a disk that takes every other write would warn at each.
+        assert!(f.failed().is_none());
+        f.warned = Some(Instant::now() - WARN_EVERY);
+        let due = f.failed().expect("due again after WARN_EVERY");
+        assert!(!due.first && due.tries == 2);
+    }
 
     /// A database and its log in `dir`, as the store opens them, without the thread.
     fn parts(dir: &std::path::Path) -> (Db, Wal) {
