@@ -169,48 +169,60 @@ struct Open<'c> {
 
 /// Failures of one kind of database write: warned about when they start, then at most
 /// once every [`WARN_EVERY`] (across runs of failures too), not once a try.
-#[derive(Default)]
 struct Failures {
+    /// What is said when they start, while they last, and when one succeeds again.
+    started: &'static str,
+    still: &'static str,
+    recovered: &'static str,
     /// Since when they fail, and how many tries; `None` while they succeed.
     since: Option<(Instant, u64)>,
     warned: Option<Instant>,
 }
 
-/// A warning due about failures: whether they just started, how many tries failed and
-/// for how long.
-struct Due {
-    first: bool,
-    tries: u64,
-    lasting: Duration,
-}
-
 impl Failures {
-    /// One more failure; a warning when one is due.
-    fn failed(&mut self) -> Option<Due> {
+    fn new(started: &'static str, still: &'static str, recovered: &'static str) -> Failures {
+        Failures {
+            started,
+            still,
+            recovered,
+            since: None,
+            warned: None,
+        }
+    }
+
+    /// One more failure, `e`: warned about when it starts a run, or [`WARN_EVERY`] after
+    /// the last warning.
+    fn failed(&mut self, e: &WriteError) {
         let now = Instant::now();
         let first = self.since.is_none();
         let (since, tries) = self.since.get_or_insert((now, 0));
         *tries += 1;
-        let due = Due {
-            first,
-            tries: *tries,
-            lasting: Duration::from_secs(now.duration_since(*since).as_secs()),
-        };
+        let (tries, lasting) = (*tries, Duration::from_secs(now.duration_since(*since).as_secs()));
         if self.warned.is_some_and(|w| now.duration_since(w) < WARN_EVERY) {
-            return None;
+            return;
         }
         self.warned = Some(now);
-        Some(due)
+        if first {
+            tracing::warn!(error = %e, "{}{}", self.started, reopen_hint(e));
+        } else {
+            let lasting = crate::config::units::format_duration(lasting);
+            tracing::warn!(error = %e, tries, "{} (failing for {lasting}){}", self.still, reopen_hint(e));
+        }
     }
 
-    /// A success: the tries that failed before it, if any did.
-    fn succeeded(&mut self) -> Option<u64> {
-        self.since.take().map(|(_, tries)| tries)
+    /// A success: said if failures came before it.
+    fn succeeded(&mut self) {
+        if let Some((_, tries)) = self.since.take() {
+            tracing::info!(tries, "{}", self.recovered);
+        }
     }
 }
 
 /// How often writes that keep failing are warned about again.
 const WARN_EVERY: Duration = Duration::from_secs(30);
+
+// A failing checkpoint's warning names how often it is tried again.
+const _: () = assert!(CHECKPOINT_AFTER.as_millis() == 50);
 
 impl<'c> Open<'c> {
     fn new(counters: &'c Counters) -> Open<'c> {
@@ -218,43 +230,16 @@ impl<'c> Open<'c> {
             txn: None,
             batches: Vec::new(),
             counters,
-            checkpoints_failing: Failures::default(),
-            batches_failing: Failures::default(),
-        }
-    }
-
-    fn checkpoint_failed(&mut self, e: &WriteError) {
-        let Some(due) = self.checkpoints_failing.failed() else {
-            return;
-        };
-        if due.first {
-            tracing::warn!(error = %e, "a checkpoint of the database failed; the write-ahead log keeps its batches, and a checkpoint is tried again every {}{}", crate::config::units::format_duration(CHECKPOINT_AFTER), reopen_hint(e));
-        } else {
-            tracing::warn!(error = %e, tries = due.tries, "checkpoints of the database still fail, for {}; the write-ahead log keeps their batches{}", crate::config::units::format_duration(due.lasting), reopen_hint(e));
-        }
-    }
-
-    fn checkpoint_done(&mut self) {
-        if let Some(tries) = self.checkpoints_failing.succeeded() {
-            tracing::info!(tries, "a checkpoint of the database succeeded again");
-        }
-    }
-
-    /// A batch was refused whole: its requests were answered with `e`.
-    fn batch_failed(&mut self, e: &WriteError) {
-        let Some(due) = self.batches_failing.failed() else {
-            return;
-        };
-        if due.first {
-            tracing::warn!(error = %e, "a write to the database failed: its requests were refused, and nothing of them is stored{}", reopen_hint(e));
-        } else {
-            tracing::warn!(error = %e, tries = due.tries, "writes to the database still fail, for {}: their requests are refused{}", crate::config::units::format_duration(due.lasting), reopen_hint(e));
-        }
-    }
-
-    fn batch_done(&mut self) {
-        if let Some(tries) = self.batches_failing.succeeded() {
-            tracing::info!(tries, "writes to the database succeed again");
+            checkpoints_failing: Failures::new(
+                "a checkpoint of the database failed; the write-ahead log keeps its batches, and a checkpoint is tried again every 50ms",
+                "checkpoints of the database still fail; the write-ahead log keeps their batches",
+                "a checkpoint of the database succeeded again",
+            ),
+            batches_failing: Failures::new(
+                "a write to the database failed: its requests were refused, and nothing of them is stored",
+                "writes to the database still fail: their requests are refused",
+                "writes to the database succeed again",
+            ),
         }
     }
 
@@ -392,8 +377,8 @@ pub(super) fn writer_loop(db: &Db, mut wal: Wal, rx: mpsc::Receiver<Request>, co
         }
         let results = commit(db, &mut wal, &batch, (&mut checkpointed, every), &mut open);
         match &results {
-            Ok(_) => open.batch_done(),
-            Err(e) => open.batch_failed(e),
+            Ok(_) => open.batches_failing.succeeded(),
+            Err(e) => open.batches_failing.failed(e),
         }
         // Only an applied request's names were inserted: a refused one's stay pending,
         // carried again by the next write that refers to them.
@@ -451,14 +436,14 @@ fn checkpoint(db: &Db, wal: &mut Wal, checkpointed: &mut Instant, open: &mut Ope
         Ok(()) => {
             wal.checkpointed(seq);
             *checkpointed = Instant::now();
-            open.checkpoint_done();
+            open.checkpoints_failing.succeeded();
             true
         }
         Err(e) => {
             // The next try waits as long as the next checkpoint would: a failure that
             // repeats (a full disk) is not retried in a loop.
             *checkpointed = Instant::now();
-            open.checkpoint_failed(&e);
+            open.checkpoints_failing.failed(&e);
             false
         }
     }
@@ -694,18 +679,23 @@ mod tests {
 
     #[test]
     fn failures_are_warned_about_when_they_start_and_not_again_within_warn_every() {
-        let mut f = Failures::default();
-        let due = f.failed().expect("the first failure is warned about");
-        assert!(due.first && due.tries == 1);
-        assert!(f.failed().is_none(), "not the second");
-        assert_eq!(f.succeeded(), Some(2));
-        assert_eq!(f.succeeded(), None);
+        let e = WriteError::Backend("disk full".into());
+        let mut f = Failures::new("started", "still", "recovered");
+        f.failed(&e);
+        let first = f.warned.expect("the first failure is warned about");
+        f.failed(&e);
+        assert_eq!(f.warned, Some(first), "not the second");
+        assert_eq!(f.since.map(|(_, tries)| tries), Some(2));
+        f.succeeded();
+        assert!(f.since.is_none());
         // Failures that stop and start again within WARN_EVERY are counted, not warned
         // about again: a disk that takes every other write would warn at each.
-        assert!(f.failed().is_none());
+        f.failed(&e);
+        assert_eq!(f.warned, Some(first));
         f.warned = Some(Instant::now() - WARN_EVERY);
-        let due = f.failed().expect("due again after WARN_EVERY");
-        assert!(!due.first && due.tries == 2);
+        f.failed(&e);
+        assert!(f.warned.is_some_and(|w| w > first), "due again after WARN_EVERY");
+        assert_eq!(f.since.map(|(_, tries)| tries), Some(2));
     }
 
     /// A database and its log in `dir`, as the store opens them, without the thread.
