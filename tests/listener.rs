@@ -1,7 +1,7 @@
 //! Both listeners against hostile and broken clients, over raw sockets to the real daemon:
 //! a request head sent a byte at a time, an idle connection, a body shorter than its
 //! Content-Length, requests hyper refuses (answered in the JSON error shape), a missing,
-//! repeated or invalid `Host`, running out of file descriptors (a lowered
+//! repeated or invalid `Host`, a client speaking HTTP/2, running out of file descriptors (a lowered
 //! `RLIMIT_NOFILE`), and the connection cap.
 
 mod support;
@@ -189,6 +189,71 @@ fn requests_hyper_refuses_get_the_json_error_shape() {
             (400, Some("bad_request")),
             "{addr}"
         );
+    }
+}
+
+/// A client that opens with HTTP/2's preface (prior knowledge) is answered in HTTP/2 on
+/// both listeners: the server's preface (an empty SETTINGS frame), then GOAWAY with error
+/// HTTP_1_1_REQUIRED (RFC 9113 §3.4, §7) saying why, and the connection closed; however
+/// the preface arrives, and only at the start of a connection. A request whose method
+/// happens to be `PRI` is HTTP/1.1 as any other.
+#[test]
+fn an_http2_client_is_told_to_use_http_1_1() {
+    let (_setup, d) = daemon("");
+    let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    let client_settings = [0u8, 0, 0, 0x4, 0, 0, 0, 0, 0];
+    for addr in [d.addr, d.admin] {
+        for split in [0, 1, 5, 16] {
+            let mut s = TcpStream::connect(addr).unwrap();
+            s.set_nodelay(true).unwrap();
+            if split == 1 {
+                // The server closes once the request line is in: later writes may fail.
+                for b in preface {
+                    if s.write_all(&[*b]).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            } else {
+                let at = if split == 0 { preface.len() } else { split };
+                s.write_all(&preface[..at]).unwrap();
+                std::thread::sleep(Duration::from_millis(20));
+                let _ = s.write_all(&preface[at..]);
+            }
+            let _ = s.write_all(&client_settings);
+            let (got, closed) = read_until_closed(&mut s, 10);
+            assert!(closed, "{addr} split {split}: left open");
+            assert!(got.len() > 17, "{addr} split {split}: {got:?}");
+            // SETTINGS: length 0, type 4, no flags, stream 0.
+            assert_eq!(got[..9], [0, 0, 0, 0x4, 0, 0, 0, 0, 0], "{addr} split {split}");
+            // GOAWAY: its length, type 7, stream 0; last stream 0, error 0xd.
+            let frame = &got[9..];
+            let len = u32::from_be_bytes([0, frame[0], frame[1], frame[2]]) as usize;
+            assert_eq!(frame[3..9], [0x7, 0, 0, 0, 0, 0], "{addr} split {split}");
+            assert_eq!(
+                frame.len(),
+                9 + len,
+                "{addr} split {split}: one GOAWAY and nothing after"
+            );
+            assert_eq!(frame[9..13], [0, 0, 0, 0], "{addr} split {split}");
+            assert_eq!(frame[13..17], [0, 0, 0, 0xd], "{addr} split {split}: HTTP_1_1_REQUIRED");
+            let why = String::from_utf8_lossy(&frame[17..]);
+            assert!(why.contains("HTTP/1.1 only"), "{addr} split {split}: {why}");
+        }
+        // `PRI` as an HTTP/1.1 method: an ordinary request, answered in HTTP/1.1.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"PRI /hook HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let (got, _) = read_until_closed(&mut s, 10);
+        let (status, json, _) = parse(&got);
+        assert!(matches!(status, 401 | 404 | 405), "{addr}: {status} {json}");
+        assert!(json["error"]["code"].is_string(), "{addr}: {json}");
+        // The listener goes on serving.
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let (got, _) = read_until_closed(&mut s, 10);
+        assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 "), "{addr}");
     }
 }
 

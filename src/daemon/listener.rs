@@ -7,7 +7,8 @@
 //! `500` with the JSON error shape, and so are the requests hyper itself refuses (a
 //! malformed request, a path with bytes a URI may not hold, conflicting lengths, an
 //! oversized head), where the connection allows it. A request whose `Host` is missing
-//! (HTTP/1.1), repeated or not a host is answered `400` before any handler sees it.
+//! (HTTP/1.1), repeated or not a host is answered `400` before any handler sees it, and
+//! a client that opens with HTTP/2's preface is answered in HTTP/2: GOAWAY, use HTTP/1.1.
 
 use crate::sync::Lock as _;
 use bytes::Bytes;
@@ -349,7 +350,8 @@ impl Body for Tracked {
 }
 
 /// The socket of one connection: reads time out while a head is late or the connection
-/// idles too long, and hyper's own error answers are rewritten in the JSON shape.
+/// idles too long, hyper's own error answers are rewritten in the JSON shape, and a
+/// client that opens with HTTP/2's preface is told in HTTP/2 to use HTTP/1.1.
 struct Watched {
     stream: TcpStream,
     conn: Arc<Conn>,
@@ -359,6 +361,8 @@ struct Watched {
     timer: Pin<Box<Sleep>>,
     /// hyper's error answer being replaced: its head so far, then the bytes sent instead.
     rewrite: Option<Rewrite>,
+    /// How many of the connection's first bytes match HTTP/2's preface, until one does not.
+    preface: Option<usize>,
 }
 
 struct Rewrite {
@@ -376,7 +380,21 @@ impl Watched {
             head_since: None,
             timer: Box::pin(tokio::time::sleep(limits.idle_timeout)),
             rewrite: None,
+            preface: Some(0),
         }
+    }
+
+    /// Whether `read`, the next bytes of the connection, completes the request line of
+    /// HTTP/2's preface (RFC 9113 §3.4), which no HTTP/1 request has.
+    fn opens_http2(&mut self, read: &[u8]) -> bool {
+        let Some(n) = self.preface else { return false };
+        let take = read.len().min(H2_PREFACE.len() - n);
+        if read[..take] != H2_PREFACE[n..n + take] {
+            self.preface = None;
+            return false;
+        }
+        self.preface = Some(n + take);
+        n + take == H2_PREFACE.len()
     }
 
     /// When the read now waiting must have given something, if anything bounds it.
@@ -416,6 +434,23 @@ impl AsyncRead for Watched {
             Poll::Ready(Ok(())) => {
                 if buf.filled().len() > before && self.head_since.is_none() && !self.conn.busy() {
                     self.head_since = Some(Instant::now());
+                }
+                if self.preface.is_some() && self.opens_http2(&buf.filled()[before..]) {
+                    // hyper would close without a word: the client is answered in its own
+                    // protocol (a server preface, then GOAWAY with HTTP_1_1_REQUIRED), and
+                    // what hyper writes after is dropped.
+                    self.rewrite = Some(Rewrite {
+                        head: Vec::new(),
+                        out: http2_refusal(),
+                        sent: 0,
+                    });
+                    return match self.drain(cx) {
+                        Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+                        _ => Poll::Ready(Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            "the client opened with HTTP/2's preface; it was told to use HTTP/1.1",
+                        ))),
+                    };
                 }
                 Poll::Ready(Ok(()))
             }
@@ -492,6 +527,23 @@ impl AsyncWrite for Watched {
             other => other,
         }
     }
+}
+
+/// The request line HTTP/2's connection preface starts with.
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n";
+
+/// What an HTTP/2 client is sent (RFC 9113 §3.4, §6.5, §6.8): the server's preface (an
+/// empty SETTINGS frame), then GOAWAY with error HTTP_1_1_REQUIRED and why.
+fn http2_refusal() -> Vec<u8> {
+    let why = b"flowd serves HTTP/1.1 only (http:// without HTTP/2 prior knowledge)";
+    let mut out = vec![0, 0, 0, 0x4, 0, 0, 0, 0, 0];
+    let len = (8 + why.len()) as u32;
+    out.extend_from_slice(&len.to_be_bytes()[1..]);
+    out.extend_from_slice(&[0x7, 0, 0, 0, 0, 0]);
+    out.extend_from_slice(&0u32.to_be_bytes());
+    out.extend_from_slice(&0xdu32.to_be_bytes());
+    out.extend_from_slice(why);
+    out
 }
 
 /// flowd's answer in place of hyper's automatic one (whose head is `head`).
