@@ -101,6 +101,14 @@ fn bad_parameters_get_a_400_naming_them() {
         let r = d.admin("GET", &format!("/v1/executions{query}"), Some(VIEWER), b"");
         assert_bad_parameter(&r, name, says, query);
     }
+    // An endpoint that takes none says so, rather than listing nothing.
+    let r = d.admin("GET", "/v1/flows?verbose=1", Some(VIEWER), b"");
+    assert_bad_parameter(
+        &r,
+        "verbose",
+        "unknown; this endpoint takes no query parameters",
+        "/v1/flows",
+    );
     d.stop();
 }
 

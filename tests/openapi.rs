@@ -421,6 +421,9 @@ fn conforms(doc: &Value, op: &Value, status: u16, body: &[u8], what: &str) {
 
 /// The names a 400 for an unknown query parameter says the endpoint accepts.
 fn accepted(message: &str) -> BTreeSet<String> {
+    if message.ends_with("unknown; this endpoint takes no query parameters") {
+        return BTreeSet::new();
+    }
     let list = message
         .split_once("this endpoint accepts:")
         .unwrap_or_else(|| panic!("not an unknown-parameter message: {message}"))

@@ -39,7 +39,14 @@ impl Params {
         let mut values = BTreeMap::new();
         for (k, v) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
             if !known.contains(&k.as_ref()) {
-                return Err(bad(&k, format!("unknown; this endpoint accepts: {}", known.join(", "))));
+                return Err(bad(
+                    &k,
+                    if known.is_empty() {
+                        "unknown; this endpoint takes no query parameters".into()
+                    } else {
+                        format!("unknown; this endpoint accepts: {}", known.join(", "))
+                    },
+                ));
             }
             if values.insert(k.to_string(), v.to_string()).is_some() {
                 return Err(bad(
