@@ -1,14 +1,20 @@
-//! Builds a workspace of WebAssembly guests for `wasm32-wasip2` from a build script.
-//! Shared (via `#[path]`) by flowd's build script and by the test fixtures' one, so the
-//! components are always compiled from the sources in the repository.
+//! Builds a workspace of WebAssembly guests from a build script: the test fixtures for
+//! `wasm32-wasip2`, the bundled connectors as core modules for `wasm32-unknown-unknown`
+//! (flowd's build script makes them components). Shared (via `#[path]`) by both build
+//! scripts, so the guests are always compiled from the sources in the repository.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// The target of guests that use WASI through the standard library.
 pub const TARGET: &str = "wasm32-wasip2";
 
-/// Fails the build with a message that says exactly what to do when the target is absent.
-pub fn require_target() {
+/// The target of guests that import only what their WIT world names: no WASI comes with
+/// the standard library, so each instance of their component is one core module.
+pub const CORE_TARGET: &str = "wasm32-unknown-unknown";
+
+/// Fails the build with a message that says exactly what to do when `target` is absent.
+pub fn require_target(target: &str) {
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());
     let sysroot = Command::new(&rustc)
         .args(["--print", "sysroot"])
@@ -17,12 +23,12 @@ pub fn require_target() {
         .filter(|o| o.status.success())
         .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
     let installed = sysroot
-        .map(|s| s.join("lib/rustlib").join(TARGET).join("lib").is_dir())
+        .map(|s| s.join("lib/rustlib").join(target).join("lib").is_dir())
         .unwrap_or(false);
     if !installed {
         eprintln!(
-            "\nerror: the `{TARGET}` Rust target is not installed, and flowd's connectors are \
-             built for it.\n       Run `rustup target add {TARGET}` and build again.\n"
+            "\nerror: the `{target}` Rust target is not installed, and flowd's connectors are \
+             built for it.\n       Run `rustup target add {TARGET} {CORE_TARGET}` and build again.\n"
         );
         std::process::exit(1);
     }
@@ -39,9 +45,9 @@ pub fn guest_target_dir() -> PathBuf {
         .join("wasm-guests")
 }
 
-/// Builds every member of the workspace at `manifest` in release mode and returns the
-/// directory holding the `.wasm` files.
-pub fn build_workspace(manifest: &Path) -> PathBuf {
+/// Builds every member of the workspace at `manifest` in release mode for `target` and
+/// returns the directory holding the `.wasm` files.
+pub fn build_workspace(manifest: &Path, target: &str) -> PathBuf {
     let target_dir = guest_target_dir();
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut cmd = Command::new(cargo);
@@ -49,7 +55,7 @@ pub fn build_workspace(manifest: &Path) -> PathBuf {
         .arg("--release")
         .arg("--locked")
         .arg("--workspace")
-        .args(["--target", TARGET])
+        .args(["--target", target])
         .arg("--manifest-path")
         .arg(manifest)
         .arg("--target-dir")
@@ -74,7 +80,7 @@ pub fn build_workspace(manifest: &Path) -> PathBuf {
             manifest.display()
         );
     }
-    target_dir.join(TARGET).join("release")
+    target_dir.join(target).join("release")
 }
 
 /// Makes cargo rerun the build script when anything under `dir` changes.

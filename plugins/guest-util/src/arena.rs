@@ -26,7 +26,7 @@ pub struct Arena {
     last: Cell<usize>,
 }
 
-// SAFETY: the guests are single-threaded (wasm32-wasip2 without threads).
+// SAFETY: the guests are single-threaded (wasm32 without threads).
 unsafe impl Sync for Arena {}
 
 impl Arena {
