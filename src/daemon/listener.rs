@@ -435,10 +435,11 @@ impl AsyncRead for Watched {
                 if buf.filled().len() > before && self.head_since.is_none() && !self.conn.busy() {
                     self.head_since = Some(Instant::now());
                 }
-                if self.preface.is_some() && self.opens_http2(&buf.filled()[before..]) {
+                if self.opens_http2(&buf.filled()[before..]) {
                     // hyper would close without a word: the client is answered in its own
                     // protocol (a server preface, then GOAWAY with HTTP_1_1_REQUIRED), and
-                    // what hyper writes after is dropped.
+                    // what hyper writes after is dropped. Best effort: its 84 bytes fit any
+                    // fresh socket's buffer, and the connection is never held to send them.
                     self.rewrite = Some(Rewrite {
                         head: Vec::new(),
                         out: http2_refusal(),
